@@ -1,0 +1,153 @@
+// Package c2s runs client sessions (RFC 6120): stream negotiation
+// (STARTTLS §5, SASL §6, resource binding §7, the legacy session feature of
+// RFC 3921 §3), then the read loop that stamps 'from' and hands each stanza
+// to the router, and the single writer that drains the session's bounded
+// outbound queue. It is transport-agnostic: it serves any net.Conn.
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/auth"
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/router"
+	"github.com/starling-xmpp/starling/storage"
+	"github.com/starling-xmpp/starling/stream"
+	"github.com/starling-xmpp/starling/tlsconf"
+	"github.com/starling-xmpp/starling/xep/register"
+)
+
+// Server holds what every client session shares.
+type Server struct {
+	Log      *slog.Logger
+	TLS      *tlsconf.Store
+	Accounts storage.Accounts
+	Router   *router.Router
+	Register *register.Service
+
+	cfg atomic.Pointer[config.Config]
+
+	// Failed logins, throttled per source address and per account
+	// (RFC 6120 §13.9.4 suggests limiting attempts).
+	ipThrottle      *auth.Throttle
+	accountThrottle *auth.Throttle
+
+	mu       sync.Mutex // guards sessions and closing
+	sessions map[*session]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+}
+
+// NewServer returns a Server using cfg.
+func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, accounts storage.Accounts, r *router.Router, reg *register.Service) *Server {
+	s := &Server{
+		Log: log, TLS: tlsStore, Accounts: accounts, Router: r, Register: reg,
+		ipThrottle:      auth.NewThrottle(10, 5*time.Minute, time.Now),
+		accountThrottle: auth.NewThrottle(10, 5*time.Minute, time.Now),
+		sessions:        make(map[*session]struct{}),
+	}
+	s.cfg.Store(cfg)
+	return s
+}
+
+// SetConfig applies a reloaded configuration to new and current sessions
+// (limits are read when they are used).
+func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
+
+func (s *Server) config() *config.Config { return s.cfg.Load() }
+
+// Serve accepts connections on ln until ctx is done or ln is closed.
+// directTLS makes it a XEP-0368 listener: TLS from the first byte, with
+// ALPN "xmpp-client".
+func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		sess := s.newSession(conn)
+		if sess == nil {
+			conn.Close()
+			continue
+		}
+		go sess.run(ctx, directTLS)
+	}
+}
+
+func (s *Server) newSession(conn net.Conn) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil
+	}
+	sess := newSession(s, conn)
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	return sess
+}
+
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown ends every session with <system-shutdown/> (RFC 6120 §4.9.3.22)
+// and waits for them to finish, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	all := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.close(&stream.Error{Condition: stream.SystemShutdown})
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// directTLSConfig is the XEP-0368 TLS configuration.
+func (s *Server) directTLSConfig() *tls.Config { return s.TLS.ServerConfig("xmpp-client") }
+
+// EndSessions closes every bound session of the account bare with err
+// (used when the account is deleted).
+func (s *Server) EndSessions(bare jid.JID, err *stream.Error) {
+	for _, sess := range s.Router.Sessions(bare) {
+		if cs, ok := sess.(*session); ok {
+			cs.close(err)
+		}
+	}
+}

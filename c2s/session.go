@@ -1,0 +1,772 @@
+package c2s
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/auth"
+	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/storage"
+	"github.com/starling-xmpp/starling/stream"
+)
+
+// Namespaces of the stream features (RFC 6120 §5, §6, §7; RFC 3921 §3;
+// XEP-0440; XEP-0077 §8).
+const (
+	nsClient   = "jabber:client"
+	nsStreams  = "http://etherx.jabber.org/streams"
+	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind     = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession  = "urn:ietf:params:xml:ns:xmpp-session"
+	nsSASLCB   = "urn:xmpp:sasl-cb:0"
+	nsRegister = "jabber:iq:register"
+	nsRegFeat  = "http://jabber.org/features/iq-register"
+)
+
+// writeTimeout bounds one flush to the client: a recipient that does not
+// read for this long ends its own stream, nobody else's.
+const writeTimeout = 30 * time.Second
+
+// closeGrace is how long the server waits for the client's
+// </stream:stream> after sending its own (RFC 6120 §4.4).
+const closeGrace = 2 * time.Second
+
+// session is one client connection. The reader goroutine (run) owns the
+// negotiation state; after bind, the writer goroutine (writeLoop) is the
+// only one that writes to conn.
+type session struct {
+	srv *Server
+	raw net.Conn // the TCP connection
+
+	writeMu sync.Mutex // guards conn and writes before the writer starts
+	conn    net.Conn   // raw, or the TLS connection over it
+
+	r        *stream.Reader
+	host     string
+	tls      bool
+	cb       auth.ChannelBinding
+	username string  // set by SASL success
+	full     jid.JID // set once at bind, read-only afterwards
+	bound    atomic.Bool
+
+	// available and priority are the session's broadcast presence state
+	// (RFC 6121 §4.7.2.3), written by the reader, read by the router.
+	available atomic.Bool
+	priority  atomic.Int32
+
+	lastRead atomic.Int64 // unix nanoseconds of the last byte received
+
+	out      chan []byte   // outbound queue, drained by writeLoop
+	quit     chan struct{} // closed by close()
+	quitOnce sync.Once
+	quitErr  *stream.Error // set before quit is closed
+	written  chan struct{} // closed when the writer has finished
+}
+
+func newSession(srv *Server, conn net.Conn) *session {
+	s := &session{
+		srv:     srv,
+		raw:     conn,
+		quit:    make(chan struct{}),
+		written: make(chan struct{}),
+	}
+	s.conn = &activityConn{Conn: conn, last: &s.lastRead}
+	s.lastRead.Store(time.Now().UnixNano())
+	return s
+}
+
+// activityConn records when bytes last arrived (for the idle ping).
+type activityConn struct {
+	net.Conn
+	last *atomic.Int64
+}
+
+func (c *activityConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// JID implements router.Session.
+func (s *session) JID() jid.JID { return s.full }
+
+// Available implements router.Session.
+func (s *session) Available() (bool, int) {
+	return s.available.Load(), int(s.priority.Load())
+}
+
+// Deliver implements router.Session: it queues raw without blocking. A full
+// queue means the client does not read fast enough: its stream ends.
+func (s *session) Deliver(raw []byte) bool {
+	select {
+	case <-s.quit:
+		return false
+	default:
+	}
+	select {
+	case s.out <- raw:
+		return true
+	default:
+		s.srv.Log.Warn("outbound queue full, closing session", "jid", s.full.String())
+		s.close(&stream.Error{Condition: stream.PolicyViolation, Text: "outbound queue full"})
+		return false
+	}
+}
+
+// Replace implements router.Session (RFC 6120 §7.7.2.2).
+func (s *session) Replace() {
+	s.close(&stream.Error{Condition: stream.Conflict, Text: "replaced by a new session"})
+}
+
+// close ends the session with err (nil: a plain </stream:stream>). Safe to
+// call from any goroutine, any number of times.
+func (s *session) close(err *stream.Error) {
+	s.quitOnce.Do(func() {
+		s.quitErr = err
+		// bind sets bound under writeMu: either the writer exists and
+		// sees quit, or it never will and the end is written here.
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+		close(s.quit)
+		if !s.bound.Load() {
+			s.writeEnd(s.conn)
+		}
+	})
+}
+
+// writeEnd sends the stream error, if any, and the closing tag, then waits
+// briefly for the client's own closing tag.
+func (s *session) writeEnd(w net.Conn) {
+	var b []byte
+	if s.quitErr != nil {
+		b = append(b, s.quitErr.Bytes()...)
+	}
+	b = append(b, stream.Close...)
+	w.SetWriteDeadline(time.Now().Add(closeGrace))
+	w.Write(b)
+	w.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// run is the reader goroutine: negotiation, then the stanza loop.
+func (s *session) run(ctx context.Context, directTLS bool) {
+	defer s.srv.forget(s)
+	defer s.conn.Close()
+	cfg := s.srv.config()
+	log := s.srv.Log.With("conn", s.raw.RemoteAddr().String())
+
+	// Connect and auth timeouts (RFC 6120 §13.? leaves them to policy).
+	authTimer := time.AfterFunc(cfg.Limits.AuthTimeout.Duration, func() {
+		if !s.bound.Load() {
+			s.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "authentication took too long"})
+		}
+	})
+	defer authTimer.Stop()
+
+	if directTLS {
+		if err := s.startTLS(ctx, s.srv.directTLSConfig()); err != nil {
+			log.Debug("direct TLS handshake failed", "err", err)
+			return
+		}
+	}
+	s.r = stream.NewReader(s.conn, stream.Limits{MaxElementBytes: cfg.Limits.MaxStanzaBytes, MaxDepth: stream.DefaultLimits().MaxDepth})
+
+	err := s.negotiate(ctx)
+	if err == nil {
+		log = log.With("jid", s.full.String())
+		log.Info("session bound", "tls", s.tls)
+		authTimer.Stop()
+		err = s.serve(ctx)
+	}
+	s.finish(log, err)
+}
+
+// finish reports why the session ended and tears it down.
+func (s *session) finish(log interface {
+	Debug(string, ...any)
+	Info(string, ...any)
+}, err error) {
+	var se *stream.Error
+	switch {
+	case errors.As(err, &se):
+		log.Info("stream error", "condition", se.Condition, "text", se.Text)
+		s.close(se)
+	case errors.Is(err, stream.ErrClosed):
+		log.Debug("client closed the stream")
+		s.close(nil)
+	default:
+		select {
+		case <-s.quit:
+		default:
+			log.Debug("connection ended", "err", err)
+		}
+		s.close(nil)
+	}
+	if !s.full.Equal(jid.JID{}) {
+		s.srv.Router.Unbind(s)
+	}
+	if s.bound.Load() {
+		<-s.written
+		log.Info("session ended")
+	}
+}
+
+// negotiate runs the stream negotiation up to a bound resource.
+func (s *session) negotiate(ctx context.Context) error {
+	cfg := s.srv.config()
+	headerTimer := time.AfterFunc(cfg.Limits.ConnectTimeout.Duration, func() {
+		s.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "no stream header"})
+	})
+	defer headerTimer.Stop()
+	attempts := 0
+	for {
+		if err := s.openStream(); err != nil {
+			return err
+		}
+		headerTimer.Stop()
+		restart := false
+		for !restart {
+			el, err := s.r.Next()
+			if err != nil {
+				return err
+			}
+			switch {
+			case el.Name.Space == nsTLS && el.Name.Local == "starttls" && !s.tls:
+				if err := s.write([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+					return err
+				}
+				if err := s.startTLS(ctx, s.srv.TLS.ServerConfig()); err != nil {
+					return err
+				}
+				s.r.Reset(s.conn)
+				restart = true
+			case el.Name.Space == nsSASL && el.Name.Local == "auth" && s.username == "":
+				ok, err := s.authenticate(ctx, el)
+				if err != nil {
+					return err
+				}
+				if ok {
+					s.r.Reset(s.conn)
+					restart = true
+					continue
+				}
+				attempts++
+				if attempts >= cfg.Limits.MaxAuthAttempts {
+					return &stream.Error{Condition: stream.PolicyViolation, Text: "too many failed authentication attempts"}
+				}
+			case el.Name.Space == nsClient && el.Name.Local == "iq":
+				done, err := s.negotiationIQ(ctx, el)
+				if err != nil || done {
+					return err
+				}
+			case el.Name.Space == nsClient:
+				// RFC 6120 §4.9.3.12: stanzas before authentication.
+				return &stream.Error{Condition: stream.NotAuthorized}
+			default:
+				return &stream.Error{Condition: stream.UnsupportedStanzaType}
+			}
+		}
+	}
+}
+
+// openStream reads the client's stream header and answers with ours and
+// the features for the current state (RFC 6120 §4.3).
+func (s *session) openStream() error {
+	h, err := s.r.ReadHeader()
+	resp := stream.Header{ID: newID(), Version: "1.0", Lang: "en", NS: nsClient, From: s.host}
+	if err == nil {
+		if h.NS != nsClient {
+			err = &stream.Error{Condition: stream.InvalidNamespace, Text: "the content namespace must be jabber:client"}
+		} else if host, perr := jid.Parse(h.To); perr != nil || h.To == "" || !s.srv.Router.IsLocal(host.Domainpart()) || host.Localpart() != "" || host.Resourcepart() != "" {
+			err = &stream.Error{Condition: stream.HostUnknown}
+		} else if s.host != "" && host.Domainpart() != s.host {
+			err = &stream.Error{Condition: stream.HostUnknown, Text: "the host changed between stream restarts"}
+		} else {
+			s.host = host.Domainpart()
+			resp.From = s.host
+		}
+		if h.Lang != "" {
+			resp.Lang = h.Lang
+		}
+	}
+	if resp.From == "" {
+		resp.From = s.srv.config().Server.Hosts[0]
+	}
+	var se *stream.Error
+	if err != nil && !errors.As(err, &se) {
+		return err // transport failure: nothing to answer
+	}
+	// RFC 6120 §4.9.1.2: even when the header is bad, open our stream
+	// first so that the error can be sent.
+	b := stream.AppendHeader(nil, resp)
+	if err != nil {
+		s.writeMu.Lock()
+		s.conn.Write(b)
+		s.writeMu.Unlock()
+		return err
+	}
+	b = append(b, s.features()...)
+	return s.write(b)
+}
+
+// features builds <stream:features/> for the current negotiation state.
+func (s *session) features() []byte {
+	cfg := s.srv.config()
+	var b bytes.Buffer
+	b.WriteString("<stream:features>")
+	switch {
+	case s.username != "":
+		b.WriteString("<bind xmlns='" + nsBind + "'/>")
+		b.WriteString("<session xmlns='" + nsSession + "'><optional/></session>")
+	default:
+		if !s.tls {
+			b.WriteString("<starttls xmlns='" + nsTLS + "'>")
+			if cfg.C2S.RequireTLS {
+				b.WriteString("<required/>")
+			}
+			b.WriteString("</starttls>")
+		}
+		if s.tls || !cfg.C2S.RequireTLS {
+			b.WriteString("<mechanisms xmlns='" + nsSASL + "'>")
+			for _, m := range auth.Mechanisms(s.cb, s.tls) {
+				b.WriteString("<mechanism>" + m + "</mechanism>")
+			}
+			b.WriteString("</mechanisms>")
+			if types := s.cb.Types(); len(types) > 0 {
+				b.WriteString("<sasl-channel-binding xmlns='" + nsSASLCB + "'>")
+				for _, t := range types {
+					b.WriteString("<channel-binding type='" + t + "'/>")
+				}
+				b.WriteString("</sasl-channel-binding>")
+			}
+			if s.tls && cfg.RegistrationEnabled(s.host) {
+				b.WriteString("<register xmlns='" + nsRegFeat + "'/>")
+			}
+		}
+	}
+	b.WriteString("</stream:features>")
+	return b.Bytes()
+}
+
+// startTLS runs the server side of a TLS handshake on the connection
+// (RFC 6120 §5.4.3.3; XEP-0368 for direct TLS).
+func (s *session) startTLS(ctx context.Context, cfg *tls.Config) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	tc := tls.Server(s.conn, cfg)
+	hctx, cancel := context.WithTimeout(ctx, s.srv.config().Limits.ConnectTimeout.Duration)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return err
+	}
+	cs := tc.ConnectionState()
+	s.conn = tc
+	s.tls = true
+	s.cb = auth.ChannelBindingFromTLS(cs, s.srv.TLS.Leaf(cs.ServerName))
+	if s.host == "" && s.srv.Router.IsLocal(cs.ServerName) {
+		s.host = cs.ServerName
+	}
+	return nil
+}
+
+// write sends b during negotiation, when the reader is the only writer
+// besides close().
+func (s *session) write(b []byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	select {
+	case <-s.quit:
+		return io.ErrClosedPipe
+	default:
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := s.conn.Write(b)
+	return err
+}
+
+// authenticate runs one SASL exchange starting with <auth/> (RFC 6120
+// §6.4). ok reports success; a failure has been answered already.
+func (s *session) authenticate(ctx context.Context, el *stream.Element) (ok bool, err error) {
+	mech := attr(el, "mechanism")
+	ip := hostOf(s.raw.RemoteAddr())
+	fail := func(f *auth.Failure) (bool, error) {
+		return false, s.write(f.Bytes())
+	}
+	if !s.tls && s.srv.config().C2S.RequireTLS {
+		return fail(&auth.Failure{Condition: auth.EncryptionRequired})
+	}
+	if !s.srv.ipThrottle.Allowed(ip) {
+		return fail(&auth.Failure{Condition: auth.TemporaryAuthFailure, Text: "too many failed attempts, try again later"})
+	}
+	server, err := auth.NewServer(mech, s.cb, s.tls, s.lookup)
+	if err != nil {
+		var f *auth.Failure
+		if errors.As(err, &f) {
+			return fail(f)
+		}
+		return false, err
+	}
+	in, ferr := decodeSASL(innerText(el))
+	for {
+		if ferr != nil {
+			s.srv.ipThrottle.Failed(ip)
+			return fail(ferr)
+		}
+		out, done, err := server.Step(ctx, in)
+		if err != nil {
+			var f *auth.Failure
+			if !errors.As(err, &f) {
+				return false, err
+			}
+			s.srv.ipThrottle.Failed(ip)
+			if u := server.Username(); u != "" {
+				s.srv.accountThrottle.Failed(u + "@" + s.host)
+			}
+			return fail(f)
+		}
+		if done {
+			user := server.Username()
+			bare := user + "@" + s.host
+			if !s.srv.accountThrottle.Allowed(bare) {
+				return fail(&auth.Failure{Condition: auth.TemporaryAuthFailure, Text: "too many failed attempts, try again later"})
+			}
+			if az := server.Authzid(); az != "" && az != bare {
+				return fail(&auth.Failure{Condition: auth.InvalidAuthzid})
+			}
+			s.srv.ipThrottle.Succeeded(ip)
+			s.srv.accountThrottle.Succeeded(bare)
+			s.username = user
+			return true, s.write(saslElement("success", out))
+		}
+		if err := s.write(saslElement("challenge", out)); err != nil {
+			return false, err
+		}
+		resp, err := s.r.Next()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case resp.Name.Space == nsSASL && resp.Name.Local == "response":
+			in, ferr = decodeSASL(innerText(resp))
+		case resp.Name.Space == nsSASL && resp.Name.Local == "abort":
+			return fail(&auth.Failure{Condition: auth.Aborted})
+		default:
+			return false, &stream.Error{Condition: stream.NotAuthorized, Text: "SASL negotiation interrupted"}
+		}
+	}
+}
+
+// lookup finds the credentials of username on this session's host.
+func (s *session) lookup(ctx context.Context, username string) (map[storage.Hash]storage.SCRAMKeys, error) {
+	a, err := s.srv.Accounts.Account(ctx, s.host, username)
+	if err != nil {
+		return nil, err
+	}
+	return a.Keys, nil
+}
+
+// saslElement builds <success/> or <challenge/> with base64 data
+// (RFC 6120 §6.4.3: "=" stands for empty data in a challenge).
+func saslElement(name string, data []byte) []byte {
+	b := []byte("<" + name + " xmlns='" + nsSASL + "'>")
+	if len(data) > 0 {
+		b = base64.StdEncoding.AppendEncode(b, data)
+	} else if name == "challenge" {
+		b = append(b, '=')
+	}
+	return append(b, "</"+name+">"...)
+}
+
+// decodeSASL decodes the base64 content of <auth/> or <response/>; "="
+// means an empty response (RFC 6120 §6.4.2).
+func decodeSASL(text string) ([]byte, *auth.Failure) {
+	if text == "" || text == "=" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return nil, &auth.Failure{Condition: auth.IncorrectEncoding}
+	}
+	return b, nil
+}
+
+// negotiationIQ handles an IQ before binding: in-band registration before
+// authentication (XEP-0077 §3.1), resource binding and the legacy session
+// after it. done reports a bound session.
+func (s *session) negotiationIQ(ctx context.Context, el *stream.Element) (done bool, err error) {
+	st, perr := stanza.Parse(el.Raw, el.StartLen)
+	if perr != nil && st == nil {
+		return false, &stream.Error{Condition: stream.NotWellFormed}
+	}
+	name, _, _ := st.Payload()
+	if s.username == "" {
+		if name.Space == nsRegister && s.tls && st.IsRequest() {
+			return false, s.write(s.srv.Register.PreAuth(ctx, s.host, st))
+		}
+		return false, &stream.Error{Condition: stream.NotAuthorized}
+	}
+	if name.Space == nsBind && name.Local == "bind" && st.Type == "set" {
+		return s.bind(ctx, st)
+	}
+	return false, &stream.Error{Condition: stream.NotAuthorized, Text: "bind a resource first"}
+}
+
+// bind binds a resource (RFC 6120 §7.6): the client's, after PRECIS
+// preparation, or a generated one. The JID comes from the SASL identity.
+func (s *session) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
+	var req struct {
+		Resource string `xml:"resource"`
+	}
+	_, payload, _ := st.Payload()
+	if err := stanza.Decode(payload, &req); err != nil {
+		return false, s.write(stanza.ErrorReply(st, jid.JID{}, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}))
+	}
+	res := req.Resource
+	if res == "" {
+		res = newResource()
+	}
+	full, err := jid.New(s.username, s.host, res)
+	if err != nil {
+		// §7.7.2.1: a resource that cannot be prepared.
+		return false, s.write(stanza.ErrorReply(st, jid.JID{}, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "invalid resource"}))
+	}
+	s.full = full
+	cfg := s.srv.config()
+	s.out = make(chan []byte, cfg.Limits.OutboundQueue)
+	if err := s.srv.Router.Bind(s, cfg.Limits.MaxSessionsPerAccount); err != nil {
+		// §7.6.2.1: too many resources.
+		var se *stanza.Error
+		errors.As(err, &se)
+		s.full = jid.JID{}
+		return false, s.write(stanza.ErrorReply(st, jid.JID{}, se))
+	}
+	// From here on the writer goroutine owns the connection.
+	s.writeMu.Lock()
+	select {
+	case <-s.quit:
+		s.writeMu.Unlock()
+		return false, io.ErrClosedPipe
+	default:
+	}
+	s.bound.Store(true)
+	conn := s.conn
+	s.writeMu.Unlock()
+	go s.writeLoop(conn)
+	s.startIdleTimer()
+	s.Deliver(stanza.Result(st, jid.JID{}, []byte("<bind xmlns='"+nsBind+"'><jid>"+stanza.Escape(full.String())+"</jid></bind>")))
+	return true, nil
+}
+
+// writeLoop is the session's single writer: it drains the outbound queue,
+// flushing when the queue is momentarily empty, and writes the stream's
+// end when the session closes.
+func (s *session) writeLoop(conn net.Conn) {
+	defer close(s.written)
+	w := bufio.NewWriterSize(conn, 8192)
+	flush := func() bool {
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return w.Flush() == nil
+	}
+	for {
+		select {
+		case b := <-s.out:
+			w.Write(b)
+			for more := true; more; {
+				select {
+				case b := <-s.out:
+					w.Write(b)
+				default:
+					more = false
+				}
+			}
+			if !flush() {
+				s.close(nil)
+				conn.Close()
+				return
+			}
+		case <-s.quit:
+			// Send what was already queued, then the end of the stream.
+			for more := true; more; {
+				select {
+				case b := <-s.out:
+					w.Write(b)
+				default:
+					more = false
+				}
+			}
+			flush()
+			s.writeEnd(conn)
+			return
+		}
+	}
+}
+
+// serve is the stanza loop of a bound session.
+func (s *session) serve(ctx context.Context) error {
+	for {
+		el, err := s.r.Next()
+		if err != nil {
+			return err
+		}
+		if el.Name.Space != nsClient || stanza.KindOf(el.Name.Local) == 0 {
+			// RFC 6120 §4.9.3.23.
+			return &stream.Error{Condition: stream.UnsupportedStanzaType}
+		}
+		st, perr := stanza.Parse(el.Raw, el.StartLen)
+		if perr != nil {
+			var se *stanza.Error
+			if errors.As(perr, &se) && !st.IsError() {
+				s.Deliver(stanza.ErrorReply(st.WithAddresses(s.full, jid.JID{}), jid.JID{}, se))
+			}
+			continue
+		}
+		s.handle(ctx, st)
+	}
+}
+
+// handle stamps the sender's full JID on a stanza (RFC 6120 §8.1.2.1: a
+// 'from' set by the client is overridden) and routes it.
+func (s *session) handle(ctx context.Context, st *stanza.Stanza) {
+	if st.Kind == stanza.Presence && st.To.Domainpart() == "" {
+		s.broadcastPresence(st)
+		return
+	}
+	to := st.To
+	if to.Domainpart() == "" && st.Kind == stanza.Message {
+		to = s.full.Bare() // RFC 6120 §10.3.1
+	}
+	if st.Kind == stanza.IQ && st.ID == "" {
+		// RFC 6120 §8.2.3: an IQ must have an id.
+		if st.IsRequest() {
+			s.Deliver(stanza.ErrorReply(st.WithAddresses(s.full, jid.JID{}), jid.JID{}, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "missing id"}))
+		}
+		return
+	}
+	s.srv.Router.Route(ctx, st.WithAddresses(s.full, to))
+}
+
+// broadcastPresence records the session's own availability and priority
+// (RFC 6121 §4.2, §4.5). Broadcast to contacts needs the roster (RFC 6121
+// §4.2.2) and is not built yet.
+func (s *session) broadcastPresence(st *stanza.Stanza) {
+	switch st.Type {
+	case "":
+		prio := 0
+		if raw, ok := st.Child(nsClient, "priority"); ok {
+			prio = parsePriority(raw)
+		} else if raw, ok := st.Child("", "priority"); ok {
+			prio = parsePriority(raw)
+		}
+		s.priority.Store(int32(prio))
+		s.available.Store(true)
+	case "unavailable":
+		s.available.Store(false)
+	}
+}
+
+// parsePriority reads <priority/>: an integer from -128 to 127
+// (RFC 6121 §4.7.2.3); anything else counts as 0.
+func parsePriority(raw []byte) int {
+	var v string
+	if err := stanza.Decode(raw, &v); err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < -128 || n > 127 {
+		return 0
+	}
+	return n
+}
+
+// startIdleTimer pings a client that has been silent for the idle timeout
+// and closes the stream when the ping goes unanswered (XEP-0199 §4.1).
+func (s *session) startIdleTimer() {
+	var t *time.Timer
+	var pingSent int64
+	check := func() {
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		cfg := s.srv.config()
+		idle, wait := cfg.Limits.IdleTimeout.Duration, cfg.Limits.PingTimeout.Duration
+		last := s.lastRead.Load()
+		now := time.Now().UnixNano()
+		switch {
+		case pingSent != 0 && last > pingSent:
+			pingSent = 0
+			t.Reset(idle - time.Duration(now-last))
+		case pingSent != 0:
+			s.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "no answer to ping"})
+		case time.Duration(now-last) >= idle:
+			pingSent = now
+			s.Deliver([]byte("<iq type='get' id='" + newID() + "' from='" + stanza.Escape(s.host) + "' to='" + stanza.Escape(s.full.String()) + "'><ping xmlns='urn:xmpp:ping'/></iq>"))
+			t.Reset(wait)
+		default:
+			t.Reset(idle - time.Duration(now-last))
+		}
+	}
+	// The timer's function runs on its own goroutine, one at a time
+	// (each run re-arms it), so pingSent needs no lock.
+	t = time.AfterFunc(s.srv.config().Limits.IdleTimeout.Duration, check)
+	go func() {
+		<-s.quit
+		t.Stop()
+	}()
+}
+
+func attr(el *stream.Element, name string) string {
+	for _, a := range el.Attr {
+		if a.Name.Space == "" && a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// innerText returns the character data of a simple element such as
+// <auth>base64</auth>.
+func innerText(el *stream.Element) string {
+	var v string
+	stanza.Decode(el.Raw, &v)
+	return v
+}
+
+func hostOf(a net.Addr) string {
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// newResource generates a resourcepart for a client that asked for none
+// (RFC 6120 §7.6.2.1).
+func newResource() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "starling-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,155 @@
+// Package dispatch answers the IQs that the server handles itself: those
+// addressed to a local domain, to an account's bare JID on its behalf, or
+// with no 'to' (RFC 6120 §10.3.3, §10.5.3.1). Modules register a handler per
+// payload namespace and the disco features they provide, so that service
+// discovery (XEP-0030) is built from what is registered. Every IQ get or set
+// gets exactly one answer: service-unavailable when nothing handles it
+// (RFC 6120 §8.2.3, §8.3.3.19).
+package dispatch
+
+import (
+	"context"
+	"encoding/xml"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/stanza"
+)
+
+// Request is one IQ get or set for the server.
+type Request struct {
+	// Stanza is the whole IQ; its From is the sender's full JID, stamped.
+	Stanza *stanza.Stanza
+	// To is the address the IQ was for: a domain, a bare JID, or the
+	// sender's bare JID when the IQ had no 'to'.
+	To jid.JID
+	// Name and Payload are the IQ's child element.
+	Name    xml.Name
+	Payload []byte
+
+	// after holds what AfterReply registered.
+	after *[]func()
+}
+
+// AfterReply runs f once the reply has been queued for the sender: for
+// effects that must follow the answer, such as ending the sessions of an
+// account that was just removed (XEP-0077 §3.2).
+func (r Request) AfterReply(f func()) { *r.after = append(*r.after, f) }
+
+// Set reports whether the request is an IQ set.
+func (r Request) Set() bool { return r.Stanza.Type == "set" }
+
+// ForServer reports whether the request is addressed to the domain itself.
+func (r Request) ForServer() bool { return r.To.Localpart() == "" }
+
+// Handler answers one request: the payload of the result (nil for an empty
+// result) or a *stanza.Error.
+type Handler func(ctx context.Context, req Request) ([]byte, error)
+
+// Sender delivers a reply to a local full JID.
+type Sender interface {
+	DeliverTo(full jid.JID, raw []byte) bool
+}
+
+// Mux routes server IQs by payload namespace.
+type Mux struct {
+	log *slog.Logger
+
+	mu       sync.RWMutex // guards the fields below; written at start-up
+	handlers map[xml.Name]Handler
+	features []string
+	out      Sender
+}
+
+// New returns an empty Mux.
+func New(log *slog.Logger) *Mux {
+	return &Mux{log: log, handlers: make(map[xml.Name]Handler)}
+}
+
+// SetSender sets where replies go (the router).
+func (m *Mux) SetSender(s Sender) {
+	m.mu.Lock()
+	m.out = s
+	m.mu.Unlock()
+}
+
+// Handle registers h for IQs whose payload is {space}local.
+func (m *Mux) Handle(space, local string, h Handler) {
+	m.mu.Lock()
+	m.handlers[xml.Name{Space: space, Local: local}] = h
+	m.mu.Unlock()
+}
+
+// AddFeatures lists disco#info features (XEP-0030 §3.1) a module provides.
+func (m *Mux) AddFeatures(vars ...string) {
+	m.mu.Lock()
+	for _, v := range vars {
+		if !slices.Contains(m.features, v) {
+			m.features = append(m.features, v)
+		}
+	}
+	m.mu.Unlock()
+}
+
+// Features returns the registered features, sorted.
+func (m *Mux) Features() []string {
+	m.mu.RLock()
+	f := slices.Clone(m.features)
+	m.mu.RUnlock()
+	slices.Sort(f)
+	return f
+}
+
+// HandleServer answers an IQ request addressed to the server or to an
+// account on its behalf. Other stanzas addressed to the server are
+// dropped; an IQ result or error addressed to it ends here.
+func (m *Mux) HandleServer(ctx context.Context, s *stanza.Stanza) {
+	if !s.IsRequest() {
+		return
+	}
+	// A reply to an IQ without 'to' carries no 'from' either (RFC 6120
+	// §10.3.3: the server answers on behalf of the account).
+	to, from := s.To, s.To
+	if to.Domainpart() == "" {
+		to = s.From.Bare()
+	}
+	var after []func()
+	reply := m.answer(ctx, s, to, from, &after)
+	m.mu.RLock()
+	out := m.out
+	m.mu.RUnlock()
+	if out != nil {
+		out.DeliverTo(s.From, reply)
+	}
+	for _, f := range after {
+		f()
+	}
+}
+
+func (m *Mux) answer(ctx context.Context, s *stanza.Stanza, to, from jid.JID, after *[]func()) []byte {
+	name, payload, ok := s.Payload()
+	if !ok {
+		// RFC 6120 §8.2.3: a get or set must contain exactly one child.
+		return stanza.ErrorReply(s, from, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+	}
+	m.mu.RLock()
+	h := m.handlers[name]
+	m.mu.RUnlock()
+	// Nothing here answers yet for another account's bare JID.
+	if h == nil || (to.Localpart() != "" && !to.Equal(s.From.Bare())) {
+		return stanza.ErrorReply(s, from, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	}
+	res, err := h(ctx, Request{Stanza: s, To: to, Name: name, Payload: payload, after: after})
+	if err != nil {
+		se, ok := err.(*stanza.Error)
+		if !ok {
+			m.log.Error("iq handler failed", "ns", name.Space, "jid", s.From.String(), "err", err)
+			se = &stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
+		}
+		return stanza.ErrorReply(s, from, se)
+	}
+	return stanza.Result(s, from, res)
+}

@@ -1,0 +1,206 @@
+// Package server builds a running Starling from its configuration: storage,
+// certificates, the router, the server-handled IQs and the client
+// listeners; it reloads on demand and stops gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/c2s"
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/router"
+	"github.com/starling-xmpp/starling/storage"
+	"github.com/starling-xmpp/starling/storage/postgres"
+	"github.com/starling-xmpp/starling/storage/sqlite"
+	"github.com/starling-xmpp/starling/stream"
+	"github.com/starling-xmpp/starling/tlsconf"
+	"github.com/starling-xmpp/starling/xep/disco"
+	"github.com/starling-xmpp/starling/xep/entitytime"
+	"github.com/starling-xmpp/starling/xep/ping"
+	"github.com/starling-xmpp/starling/xep/register"
+	"github.com/starling-xmpp/starling/xep/version"
+)
+
+// Version is the software version reported over XEP-0092.
+var Version = "0.1.0-dev"
+
+// Server is one running Starling.
+type Server struct {
+	log   *slog.Logger
+	store storage.Store
+	tls   *tlsconf.Store
+	c2s   *c2s.Server
+
+	mu  sync.Mutex // guards cfg
+	cfg *config.Config
+
+	// Listeners, bound by New so that their addresses are known (port 0
+	// in tests) before Run.
+	starttls  []net.Listener
+	directTLS []net.Listener
+}
+
+// OpenStore opens the configured storage backend (migrations applied).
+func OpenStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
+	switch cfg.Storage.Driver {
+	case "postgres":
+		return postgres.Open(ctx, cfg.Storage.DSN)
+	default:
+		path := cfg.Storage.DSN
+		if path == "" {
+			path = filepath.Join(cfg.Server.DataDir, "starling.db")
+		}
+		return sqlite.Open(ctx, path)
+	}
+}
+
+// New opens storage and certificates and binds the listeners.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	store, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	tlsStore, err := tlsconf.New(cfg)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	s := &Server{log: log, store: store, tls: tlsStore, cfg: cfg}
+
+	mux := dispatch.New(log.With("module", "dispatch"))
+	exists := func(ctx context.Context, bare jid.JID) bool {
+		_, err := store.Account(ctx, bare.Domainpart(), bare.Localpart())
+		return err == nil
+	}
+	r := router.New(cfg.Server.Hosts, exists, mux)
+	mux.SetSender(r)
+	reg := &register.Service{
+		Accounts: store,
+		Log:      log.With("module", "register"),
+		Enabled:  func(host string) bool { return s.config().RegistrationEnabled(host) },
+	}
+	s.c2s = c2s.NewServer(cfg, log, tlsStore, store, r, reg)
+	reg.EndSessions = func(bare jid.JID) {
+		s.c2s.EndSessions(bare, &stream.Error{Condition: stream.NotAuthorized, Text: "account removed"})
+	}
+	disco.Register(mux)
+	ping.Register(mux)
+	version.Register(mux, "Starling", Version)
+	entitytime.Register(mux, time.Now)
+	reg.Register(mux)
+
+	if err := s.listen(cfg); err != nil {
+		s.closeListeners()
+		store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) listen(cfg *config.Config) error {
+	for _, addr := range cfg.C2S.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("c2s.listen: %w", err)
+		}
+		s.starttls = append(s.starttls, ln)
+	}
+	for _, addr := range cfg.C2S.DirectTLSListen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("c2s.direct_tls_listen: %w", err)
+		}
+		s.directTLS = append(s.directTLS, ln)
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range append(s.starttls, s.directTLS...) {
+		ln.Close()
+	}
+}
+
+func (s *Server) config() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// Store is the server's storage (for tests and the CLI).
+func (s *Server) Store() storage.Store { return s.store }
+
+// Addrs returns the bound STARTTLS and direct TLS addresses.
+func (s *Server) Addrs() (starttls, directTLS []net.Addr) {
+	for _, ln := range s.starttls {
+		starttls = append(starttls, ln.Addr())
+	}
+	for _, ln := range s.directTLS {
+		directTLS = append(directTLS, ln.Addr())
+	}
+	return starttls, directTLS
+}
+
+// Run serves until ctx is done, then stops gracefully: listeners close,
+// every stream gets <system-shutdown/>, storage closes.
+func (s *Server) Run(ctx context.Context) error {
+	for _, a := range s.starttls {
+		s.log.Info("listening", "kind", "c2s starttls", "addr", a.Addr().String())
+	}
+	for _, a := range s.directTLS {
+		s.log.Info("listening", "kind", "c2s direct tls", "addr", a.Addr().String())
+	}
+	serveCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, len(s.starttls)+len(s.directTLS))
+	for _, ln := range s.starttls {
+		go func() { errc <- s.c2s.Serve(serveCtx, ln, false) }()
+	}
+	for _, ln := range s.directTLS {
+		go func() { errc <- s.c2s.Serve(serveCtx, ln, true) }()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("shutting down")
+	s.closeListeners()
+	cancel()
+	stopCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	if err := s.c2s.Shutdown(stopCtx); err != nil {
+		s.log.Warn("sessions did not end in time", "err", err)
+	}
+	return errors.Join(runErr, s.store.Close())
+}
+
+// Reload applies a new configuration without dropping sessions: TLS
+// certificates, limits, registration switches and log settings. Hosts,
+// listeners and storage need a restart; changing them is refused.
+func (s *Server) Reload(cfg *config.Config) error {
+	old := s.config()
+	if !slices.Equal(old.Server.Hosts, cfg.Server.Hosts) || !slices.Equal(old.C2S.Listen, cfg.C2S.Listen) ||
+		!slices.Equal(old.C2S.DirectTLSListen, cfg.C2S.DirectTLSListen) || old.Storage != cfg.Storage || old.Server.DataDir != cfg.Server.DataDir {
+		return errors.New("hosts, listeners, data_dir and storage change only with a restart")
+	}
+	if err := s.tls.Reload(cfg); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cfg = cfg
+	s.mu.Unlock()
+	s.c2s.SetConfig(cfg)
+	return nil
+}
