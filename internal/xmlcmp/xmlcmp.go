@@ -1,0 +1,143 @@
+// Package xmlcmp compares XML elements canonically for tests: attribute
+// order, namespace prefixes, namespace declarations and whitespace between
+// elements do not matter. In the expected element, an attribute value or a
+// text of "*" matches anything (ids, timestamps), a lone <ANY/> child matches
+// any children, and "{host}"-style
+// placeholders are substituted by the caller beforehand.
+package xmlcmp
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Node is a parsed element.
+type Node struct {
+	Name     xml.Name
+	Attr     map[xml.Name]string
+	Text     string
+	Children []*Node
+}
+
+// Parse reads one element. ns is the default namespace in effect around it
+// (for example "jabber:client" for a stanza read off a client stream).
+func Parse(raw []byte, ns string) (*Node, error) {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	d.DefaultSpace = ns
+	var stack []*Node
+	var root *Node
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			if root != nil && len(stack) == 0 {
+				return root, nil
+			}
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			n := &Node{Name: t.Name, Attr: map[xml.Name]string{}}
+			for _, a := range t.Attr {
+				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+					continue
+				}
+				n.Attr[a.Name] = a.Value
+			}
+			if len(stack) > 0 {
+				p := stack[len(stack)-1]
+				p.Children = append(p.Children, n)
+			} else {
+				root = n
+			}
+			stack = append(stack, n)
+		case xml.EndElement:
+			n := stack[len(stack)-1]
+			if len(n.Children) > 0 {
+				n.Text = strings.TrimSpace(n.Text)
+			}
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return root, nil
+			}
+		case xml.CharData:
+			if len(stack) > 0 {
+				stack[len(stack)-1].Text += string(t)
+			}
+		}
+	}
+}
+
+// Match reports whether got matches the expected pattern; the error says
+// where they differ.
+func Match(want, got *Node) error {
+	return match(want, got, "/")
+}
+
+func match(want, got *Node, path string) error {
+	path += want.Name.Local
+	if want.Name != got.Name {
+		return fmt.Errorf("%s: element %s, got %s", path, fmtName(want.Name), fmtName(got.Name))
+	}
+	for k, v := range want.Attr {
+		g, ok := got.Attr[k]
+		if !ok {
+			return fmt.Errorf("%s: missing attribute %s", path, k.Local)
+		}
+		if v != "*" && v != g {
+			return fmt.Errorf("%s: attribute %s=%q, got %q", path, k.Local, v, g)
+		}
+	}
+	for k, g := range got.Attr {
+		if _, ok := want.Attr[k]; !ok {
+			return fmt.Errorf("%s: unexpected attribute %s=%q", path, k.Local, g)
+		}
+	}
+	if want.Text != "*" && strings.TrimSpace(want.Text) != strings.TrimSpace(got.Text) {
+		return fmt.Errorf("%s: text %q, got %q", path, strings.TrimSpace(want.Text), strings.TrimSpace(got.Text))
+	}
+	// A lone <ANY/> child in the pattern matches any children.
+	if len(want.Children) == 1 && want.Children[0].Name.Local == "ANY" {
+		return nil
+	}
+	if len(want.Children) != len(got.Children) {
+		return fmt.Errorf("%s: %d children %v, got %d %v", path, len(want.Children), names(want.Children), len(got.Children), names(got.Children))
+	}
+	for i := range want.Children {
+		if err := match(want.Children[i], got.Children[i], path+"/"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func names(ns []*Node) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, fmtName(n.Name))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func fmtName(n xml.Name) string {
+	if n.Space == "" {
+		return n.Local
+	}
+	return "{" + n.Space + "}" + n.Local
+}
+
+// Equal parses both and matches them, for one-line use in tests.
+func Equal(want, got []byte, ns string) error {
+	w, err := Parse(want, ns)
+	if err != nil {
+		return fmt.Errorf("expected XML: %w", err)
+	}
+	g, err := Parse(got, ns)
+	if err != nil {
+		return fmt.Errorf("received XML: %w", err)
+	}
+	return Match(w, g)
+}

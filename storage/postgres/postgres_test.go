@@ -1,0 +1,17 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/starling-xmpp/starling/internal/pgtest"
+	"github.com/starling-xmpp/starling/storage"
+	"github.com/starling-xmpp/starling/storage/postgres"
+	"github.com/starling-xmpp/starling/storage/storagetest"
+)
+
+func TestStore(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) func() (storage.Store, error) {
+		dsn := pgtest.DSN(t)
+		return func() (storage.Store, error) { return postgres.Open(t.Context(), dsn) }
+	})
+}

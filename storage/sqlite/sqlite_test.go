@@ -1,0 +1,17 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/starling-xmpp/starling/storage"
+	"github.com/starling-xmpp/starling/storage/sqlite"
+	"github.com/starling-xmpp/starling/storage/storagetest"
+)
+
+func TestStore(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) func() (storage.Store, error) {
+		path := filepath.Join(t.TempDir(), "data", "starling.db")
+		return func() (storage.Store, error) { return sqlite.Open(t.Context(), path) }
+	})
+}
