@@ -1,0 +1,224 @@
+// Package config owns Starling's configuration: the TOML file operators
+// edit, its defaults and its validation.
+//
+// The file is strict (DESIGN.md, "Conventions"): a key the server does not
+// know is an error naming its full path, a value of the wrong type or out of
+// range is an error, and every problem is reported at once, one per line, as
+// *Problems. Nothing is silently clamped. config.example.toml at the
+// repository root documents every option with its default; a test keeps it
+// equal to Default.
+//
+// Relative paths (data_dir, certificate files) are relative to the working
+// directory of the process.
+package config
+
+import (
+	"fmt"
+	"maps"
+	"time"
+)
+
+// Config is the whole configuration. Each table of the TOML file is one
+// field; see config.example.toml for every key and its default.
+type Config struct {
+	Server       Server       `toml:"server"`
+	C2S          C2S          `toml:"c2s"`
+	TLS          TLS          `toml:"tls"`
+	Storage      Storage      `toml:"storage"`
+	Registration Registration `toml:"registration"`
+	Limits       Limits       `toml:"limits"`
+	Log          Log          `toml:"log"`
+	// Hosts holds per-host overrides, keyed by a name listed in
+	// Server.Hosts: [hosts."example.org".tls] and
+	// [hosts."example.org".registration]. A setting left out of an
+	// override falls back to the global table.
+	Hosts map[string]Host `toml:"hosts"`
+}
+
+// Server is the [server] table.
+type Server struct {
+	// Hosts are the virtual hosts (JID domainparts, RFC 7622 §3.2) served,
+	// in canonical form: lowercase, U-labels for internationalized names,
+	// no trailing dot. The first is the default for clients that send no
+	// SNI and no stream 'to' it knows.
+	Hosts []string `toml:"hosts"`
+	// DataDir holds the SQLite database, generated certificates and other
+	// server state.
+	DataDir string `toml:"data_dir"`
+}
+
+// C2S is the [c2s] table: client-to-server listeners.
+type C2S struct {
+	// Listen are host:port addresses for streams that negotiate STARTTLS
+	// (RFC 6120 §5).
+	Listen []string `toml:"listen"`
+	// DirectTLSListen are host:port addresses where TLS starts at once,
+	// with ALPN "xmpp-client" (XEP-0368).
+	DirectTLSListen []string `toml:"direct_tls_listen"`
+	// RequireTLS makes STARTTLS mandatory-to-negotiate on Listen
+	// (RFC 6120 §5.3.1): no SASL or binding before TLS.
+	RequireTLS bool `toml:"require_tls"`
+}
+
+// TLS is a certificate and its private key, both PEM files. Both empty
+// means a self-signed certificate generated per host under
+// DataDir/certs.
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// IsZero reports whether neither file is set.
+func (t TLS) IsZero() bool { return t.Cert == "" && t.Key == "" }
+
+// Storage is the [storage] table. It must stay comparable: the server
+// compares the old and new values on reload.
+type Storage struct {
+	// Driver is "sqlite" (embedded, the default) or "postgres".
+	Driver string `toml:"driver"`
+	// DSN is the data source: for sqlite a file path (empty means
+	// DataDir/starling.db), for postgres a URL or keyword/value string
+	// (required).
+	DSN string `toml:"dsn"`
+}
+
+// Registration is the [registration] table.
+type Registration struct {
+	// Enabled allows in-band registration of new accounts (XEP-0077).
+	Enabled bool `toml:"enabled"`
+}
+
+// Limits is the [limits] table.
+type Limits struct {
+	// MaxStanzaBytes bounds one top-level element. RFC 6120 §13.12 asks
+	// for at least 10000 bytes.
+	MaxStanzaBytes int `toml:"max_stanza_bytes"`
+	// ConnectTimeout is the time a new connection has to send its stream
+	// header, and to finish a TLS handshake.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// AuthTimeout is the time a connection has, from accept, to
+	// authenticate and bind a resource.
+	AuthTimeout Duration `toml:"auth_timeout"`
+	// IdleTimeout is the silence after which the server pings a client
+	// (XEP-0199 §4.2).
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// PingTimeout is how long the server waits for the answer to that
+	// ping before closing the stream.
+	PingTimeout Duration `toml:"ping_timeout"`
+	// MaxSessionsPerAccount bounds concurrently bound resources per
+	// account (RFC 6120 §7.7.2.2 resource-constraint beyond it).
+	MaxSessionsPerAccount int `toml:"max_sessions_per_account"`
+	// MaxAuthAttempts is the number of failed SASL attempts allowed on one
+	// connection (RFC 6120 §6.4.5 lets the server bound retries).
+	MaxAuthAttempts int `toml:"max_auth_attempts"`
+	// OutboundQueue is the number of stanzas queued for one session
+	// before it is closed as too slow.
+	OutboundQueue int `toml:"outbound_queue"`
+}
+
+// Log is the [log] table.
+type Log struct {
+	// Level is "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+	// Format is "text" or "json".
+	Format string `toml:"format"`
+}
+
+// Host is one [hosts."domain"] override table.
+type Host struct {
+	// TLS replaces the global [tls] certificate for this host when set.
+	TLS TLS `toml:"tls"`
+	// Registration replaces the global [registration] switch for this
+	// host when its Enabled is set.
+	Registration HostRegistration `toml:"registration"`
+}
+
+// HostRegistration is [hosts."domain".registration]; a nil Enabled
+// means "as the global [registration] says".
+type HostRegistration struct {
+	Enabled *bool `toml:"enabled"`
+}
+
+// Duration is a time.Duration written in TOML as a string in Go syntax:
+// "30s", "5m", "1h30m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: write a number with a unit, like \"30s\", \"5m\" or \"1h\"", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the built-in configuration: what `starling serve` runs
+// without --config, and the base every file is decoded on top of.
+func Default() *Config {
+	return &Config{
+		Server: Server{
+			Hosts:   []string{"localhost"},
+			DataDir: "./data",
+		},
+		C2S: C2S{
+			Listen:          []string{"0.0.0.0:5222"},
+			DirectTLSListen: []string{"0.0.0.0:5223"},
+			RequireTLS:      true,
+		},
+		Storage: Storage{Driver: "sqlite"},
+		Limits: Limits{
+			MaxStanzaBytes:        262144,
+			ConnectTimeout:        Duration{30 * time.Second},
+			AuthTimeout:           Duration{60 * time.Second},
+			IdleTimeout:           Duration{5 * time.Minute},
+			PingTimeout:           Duration{60 * time.Second},
+			MaxSessionsPerAccount: 10,
+			MaxAuthAttempts:       5,
+			OutboundQueue:         1000,
+		},
+		Log:   Log{Level: "info", Format: "text"},
+		Hosts: map[string]Host{},
+	}
+}
+
+// Clone returns a deep copy, so a caller can edit it while the original
+// is in use by running sessions.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.Server.Hosts = append([]string(nil), c.Server.Hosts...)
+	n.C2S.Listen = append([]string(nil), c.C2S.Listen...)
+	n.C2S.DirectTLSListen = append([]string(nil), c.C2S.DirectTLSListen...)
+	n.Hosts = maps.Clone(c.Hosts)
+	for k, h := range n.Hosts {
+		if h.Registration.Enabled != nil {
+			v := *h.Registration.Enabled
+			h.Registration.Enabled = &v
+			n.Hosts[k] = h
+		}
+	}
+	return &n
+}
+
+// RegistrationEnabled reports whether in-band registration (XEP-0077) is
+// open on host: its [hosts."host".registration] override if set, else the
+// global [registration] switch.
+func (c *Config) RegistrationEnabled(host string) bool {
+	if h, ok := c.Hosts[host]; ok && h.Registration.Enabled != nil {
+		return *h.Registration.Enabled
+	}
+	return c.Registration.Enabled
+}
+
+// HostTLS returns the certificate files for host: its
+// [hosts."host".tls] override if set, else the global [tls]. A zero
+// result means a generated self-signed certificate.
+func (c *Config) HostTLS(host string) TLS {
+	if h, ok := c.Hosts[host]; ok && !h.TLS.IsZero() {
+		return h.TLS
+	}
+	return c.TLS
+}

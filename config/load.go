@@ -1,0 +1,326 @@
+package config
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Path is the TOML key path, like `limits.max_stanza_bytes` or
+	// `hosts."example.org".tls.cert`; for a syntax error it is "line N".
+	Path    string
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.Path == "" {
+		return p.Message
+	}
+	return p.Path + ": " + p.Message
+}
+
+// Problems is every problem found in a configuration. It is the error
+// returned by Parse, Load and Validate.
+type Problems struct {
+	// File is the configuration file, when known (Load).
+	File string
+	List []Problem
+}
+
+// Error lists the problems one per line, each prefixed with the file
+// name when known.
+func (p *Problems) Error() string {
+	var b strings.Builder
+	for i, pr := range p.List {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if p.File != "" {
+			b.WriteString(p.File)
+			b.WriteString(": ")
+		}
+		b.WriteString(pr.String())
+	}
+	return b.String()
+}
+
+func (p *Problems) add(path, format string, args ...any) {
+	p.List = append(p.List, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// has reports whether a problem was already recorded at path or under or
+// above it, so that one mistake is not reported twice.
+func (p *Problems) has(path string) bool {
+	for _, pr := range p.List {
+		if pr.Path == path || strings.HasPrefix(path, pr.Path+".") || strings.HasPrefix(pr.Path, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Problems) err() error {
+	if p == nil || len(p.List) == 0 {
+		return nil
+	}
+	return p
+}
+
+// Load reads and parses the file at path (see Parse). Problems in the
+// file are returned as *Problems with File set.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if p, ok := errors.AsType[*Problems](err); ok {
+		p.File = path
+	}
+	return cfg, err
+}
+
+// Parse decodes TOML data on top of Default and validates the result.
+// Unknown keys (matched exactly, case-sensitively), values of the wrong
+// type and invalid values are all reported together as *Problems; the
+// returned Config is nil then.
+func Parse(data []byte) (*Config, error) {
+	cfg, _, probs := decode(data)
+	if len(probs.List) == 0 {
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	}
+	if v, ok := errors.AsType[*Problems](cfg.Validate()); ok {
+		// Fields that failed to decode kept their default; report what
+		// else is wrong without repeating those paths.
+		for _, pr := range v.List {
+			if !probs.has(pr.Path) {
+				probs.List = append(probs.List, pr)
+			}
+		}
+	}
+	return nil, probs
+}
+
+// decode reads data on top of Default. It walks the TOML document with
+// toml.Primitive values so that it can keep going after an error: every
+// unknown key and every value of the wrong type is reported, with its
+// path. Decoding is exact: BurntSushi/toml would match `Max_Stanza_Bytes`
+// to a field case-insensitively; we do not.
+func decode(data []byte) (*Config, toml.MetaData, *Problems) {
+	cfg := Default()
+	probs := &Problems{}
+	var doc map[string]toml.Primitive
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&doc)
+	if err != nil {
+		if pe, ok := errors.AsType[toml.ParseError](err); ok {
+			probs.add(fmt.Sprintf("line %d", pe.Position.Line), "%s", pe.Message)
+		} else {
+			probs.add("", "%v", err)
+		}
+		return cfg, md, probs
+	}
+	d := &decoder{md: &md, probs: probs}
+	d.table(doc, reflect.ValueOf(cfg).Elem(), nil)
+	// Safety net: anything the walk did not consume is unknown.
+	for _, k := range md.Undecoded() {
+		if p := k.String(); !probs.has(p) {
+			probs.add(p, "unknown key")
+		}
+	}
+	return cfg, md, probs
+}
+
+type decoder struct {
+	md    *toml.MetaData
+	probs *Problems
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// value decodes prim into rv (addressable), recording problems at path.
+func (d *decoder) value(prim toml.Primitive, rv reflect.Value, path toml.Key) {
+	t := rv.Type()
+	isText := reflect.PointerTo(t).Implements(textUnmarshaler)
+	switch {
+	case t.Kind() == reflect.Struct && !isText, t.Kind() == reflect.Map:
+		var tbl map[string]toml.Primitive
+		if err := d.md.PrimitiveDecode(prim, &tbl); err != nil {
+			d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
+			return
+		}
+		if t.Kind() == reflect.Struct {
+			d.table(tbl, rv, path)
+			return
+		}
+		if rv.IsNil() {
+			rv.Set(reflect.MakeMap(t))
+		}
+		for _, k := range slices.Sorted(maps.Keys(tbl)) {
+			ev := reflect.New(t.Elem()).Elem()
+			if old := rv.MapIndex(reflect.ValueOf(k)); old.IsValid() {
+				ev.Set(old)
+			}
+			d.value(tbl[k], ev, sub(path, k))
+			rv.SetMapIndex(reflect.ValueOf(k), ev)
+		}
+	default:
+		want := expected(t, isText)
+		if got := d.tomlType(path); want != "" && !strings.HasPrefix(want, "an array") && got != want {
+			d.probs.add(path.String(), "expected %s, got %s", want, got)
+			return
+		}
+		nv := reflect.New(t)
+		if err := d.md.PrimitiveDecode(prim, nv.Interface()); err != nil {
+			d.probs.add(path.String(), "%s", decodeMessage(err))
+			return
+		}
+		rv.Set(nv.Elem())
+	}
+}
+
+// table decodes the keys of one TOML table into the struct rv.
+func (d *decoder) table(tbl map[string]toml.Primitive, rv reflect.Value, path toml.Key) {
+	fields := tomlFields(rv.Type())
+	for _, k := range slices.Sorted(maps.Keys(tbl)) {
+		p := sub(path, k)
+		i, ok := fields[k]
+		if !ok {
+			msg := "unknown key"
+			if s := suggest(k, fields); s != "" {
+				msg += " (did you mean " + s + "?)"
+			}
+			d.probs.add(p.String(), "%s", msg)
+			continue
+		}
+		d.value(tbl[k], rv.Field(i), p)
+	}
+}
+
+// tomlType names the TOML type of the value at path, for messages.
+func (d *decoder) tomlType(path toml.Key) string {
+	switch d.md.Type(path...) {
+	case "String":
+		return "a string"
+	case "Integer":
+		return "an integer"
+	case "Float":
+		return "a float"
+	case "Bool":
+		return "a boolean"
+	case "Datetime":
+		return "a date-time"
+	case "Array":
+		return "an array"
+	case "Hash":
+		return "a table"
+	case "ArrayHash":
+		return "an array of tables"
+	}
+	return "something else"
+}
+
+// expected names the TOML type a Go field needs, in tomlType's words.
+func expected(t reflect.Type, isText bool) string {
+	if isText {
+		return "a string"
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32:
+		return "an integer"
+	case reflect.Slice:
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(expected(t.Elem(), false), "a "), "an ") + "s"
+	}
+	return ""
+}
+
+// decodeMessage strips BurntSushi/toml's "toml: line N (last key ...): "
+// prefix: our Problem carries the path already.
+func decodeMessage(err error) string {
+	if pe, ok := errors.AsType[toml.ParseError](err); ok {
+		return pe.Message
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "toml: ") {
+		msg = strings.TrimPrefix(msg, "toml: ")
+		if i := strings.Index(msg, "): "); i >= 0 && strings.Contains(msg[:i], "last key") {
+			msg = msg[i+3:]
+		}
+	}
+	return msg
+}
+
+// tomlFields maps the toml tag names of struct type t to field indexes.
+func tomlFields(t reflect.Type) map[string]int {
+	m := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[name] = i
+	}
+	return m
+}
+
+// suggest returns the known key closest to k, if it is close enough to
+// be a typo.
+func suggest(k string, fields map[string]int) string {
+	best, bestD := "", 3
+	for name := range fields {
+		if dist := levenshtein(strings.ToLower(k), name); dist < bestD || dist == bestD && name < best {
+			best, bestD = name, dist
+		}
+	}
+	if bestD > 2 {
+		return ""
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func sub(path toml.Key, k string) toml.Key {
+	return append(path[:len(path):len(path)], k)
+}
