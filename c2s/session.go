@@ -53,8 +53,9 @@ type session struct {
 	srv *Server
 	raw net.Conn // the TCP connection
 
-	writeMu sync.Mutex // guards conn and writes before the writer starts
+	writeMu sync.Mutex // guards conn, opened and writes before the writer starts
 	conn    net.Conn   // raw, or the TLS connection over it
+	opened  bool       // our stream header for the current stream is sent
 
 	r        *stream.Reader
 	host     string
@@ -155,6 +156,10 @@ func (s *session) close(err *stream.Error) {
 // briefly for the client's own closing tag.
 func (s *session) writeEnd(w net.Conn) {
 	var b []byte
+	if !s.opened {
+		// RFC 6120 §4.9.1.2: open the stream before sending the error.
+		b = stream.AppendHeader(b, stream.Header{ID: newID(), Version: "1.0", Lang: "en", NS: nsClient, From: s.srv.config().Server.Hosts[0]})
+	}
 	if s.quitErr != nil {
 		b = append(b, s.quitErr.Bytes()...)
 	}
@@ -202,6 +207,11 @@ func (s *session) finish(log interface {
 	Debug(string, ...any)
 	Info(string, ...any)
 }, err error) {
+	// Leave the router first, so that once the client sees the end of the
+	// stream, nothing is routed to this session any more.
+	if !s.full.Equal(jid.JID{}) {
+		s.srv.Router.Unbind(s)
+	}
 	var se *stream.Error
 	switch {
 	case errors.As(err, &se):
@@ -217,9 +227,6 @@ func (s *session) finish(log interface {
 			log.Debug("connection ended", "err", err)
 		}
 		s.close(nil)
-	}
-	if !s.full.Equal(jid.JID{}) {
-		s.srv.Router.Unbind(s)
 	}
 	if s.bound.Load() {
 		<-s.written
@@ -254,7 +261,7 @@ func (s *session) negotiate(ctx context.Context) error {
 				if err := s.startTLS(ctx, s.srv.TLS.ServerConfig()); err != nil {
 					return err
 				}
-				s.r.Reset(s.conn)
+				s.restart()
 				restart = true
 			case el.Name.Space == nsSASL && el.Name.Local == "auth" && s.username == "":
 				ok, err := s.authenticate(ctx, el)
@@ -262,7 +269,7 @@ func (s *session) negotiate(ctx context.Context) error {
 					return err
 				}
 				if ok {
-					s.r.Reset(s.conn)
+					s.restart()
 					restart = true
 					continue
 				}
@@ -283,6 +290,15 @@ func (s *session) negotiate(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// restart prepares a stream restart after TLS or SASL (RFC 6120 §4.3.3): a
+// new header is read from the client, and ours is to be sent again.
+func (s *session) restart() {
+	s.writeMu.Lock()
+	s.opened = false
+	s.writeMu.Unlock()
+	s.r.Reset(s.conn)
 }
 
 // openStream reads the client's stream header and answers with ours and
@@ -315,14 +331,13 @@ func (s *session) openStream() error {
 	// RFC 6120 §4.9.1.2: even when the header is bad, open our stream
 	// first so that the error can be sent.
 	b := stream.AppendHeader(nil, resp)
-	if err != nil {
-		s.writeMu.Lock()
-		s.conn.Write(b)
-		s.writeMu.Unlock()
-		return err
+	if err == nil {
+		b = append(b, s.features()...)
 	}
-	b = append(b, s.features()...)
-	return s.write(b)
+	if werr := s.send(b, true); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // features builds <stream:features/> for the current negotiation state.
@@ -387,9 +402,13 @@ func (s *session) startTLS(ctx context.Context, cfg *tls.Config) error {
 
 // write sends b during negotiation, when the reader is the only writer
 // besides close().
-func (s *session) write(b []byte) error {
+func (s *session) write(b []byte) error { return s.send(b, false) }
+
+// send writes b during negotiation; header reports that b opens our stream.
+func (s *session) send(b []byte, header bool) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	s.opened = s.opened || header
 	select {
 	case <-s.quit:
 		return io.ErrClosedPipe

@@ -156,7 +156,13 @@ func (d *decoder) value(prim toml.Primitive, rv reflect.Value, path toml.Key) {
 	isText := reflect.PointerTo(t).Implements(textUnmarshaler)
 	switch {
 	case t.Kind() == reflect.Struct && !isText, t.Kind() == reflect.Map:
+		// PrimitiveDecode into a map silently accepts a non-table value,
+		// so the TOML type is checked first ("" is an implicit table).
 		var tbl map[string]toml.Primitive
+		if typ := d.md.Type(path...); typ != "Hash" && typ != "" {
+			d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
+			return
+		}
 		if err := d.md.PrimitiveDecode(prim, &tbl); err != nil {
 			d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
 			return
@@ -178,13 +184,18 @@ func (d *decoder) value(prim toml.Primitive, rv reflect.Value, path toml.Key) {
 		}
 	default:
 		want := expected(t, isText)
-		if got := d.tomlType(path); want != "" && !strings.HasPrefix(want, "an array") && got != want {
+		isArray := strings.HasPrefix(want, "an array")
+		if got := d.tomlType(path); want != "" && got != want && !(isArray && got == "an array") {
 			d.probs.add(path.String(), "expected %s, got %s", want, got)
 			return
 		}
 		nv := reflect.New(t)
 		if err := d.md.PrimitiveDecode(prim, nv.Interface()); err != nil {
-			d.probs.add(path.String(), "%s", decodeMessage(err))
+			if isArray {
+				d.probs.add(path.String(), "expected %s", want)
+			} else {
+				d.probs.add(path.String(), "%s", decodeMessage(err))
+			}
 			return
 		}
 		rv.Set(nv.Elem())

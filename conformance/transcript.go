@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/internal/testserver"
@@ -91,23 +94,51 @@ func runTranscript(t *testing.T, path string) {
 	}
 }
 
-// configEdit understands the few server settings transcripts change.
+// configEdit understands the server settings transcripts change:
+// "config registration enabled", "config tls optional" and
+// "config SETTING VALUE" for the limits below.
 func configEdit(t *testing.T, s step) func(*config.Config) {
 	switch s.verb {
 	case "registration enabled":
 		return func(c *config.Config) { c.Registration.Enabled = true }
-	case "max sessions per account 2":
-		return func(c *config.Config) { c.Limits.MaxSessionsPerAccount = 2 }
-	case "max stanza bytes 10000":
-		return func(c *config.Config) { c.Limits.MaxStanzaBytes = 10000 }
 	case "tls optional":
 		return func(c *config.Config) { c.C2S.RequireTLS = false }
 	}
-	t.Fatalf("line %d: unknown config %q", s.line, s.verb)
-	return nil
+	i := strings.LastIndexByte(s.verb, ' ')
+	name, value := s.verb[:max(i, 0)], s.verb[i+1:]
+	n, nerr := strconv.Atoi(value)
+	d, derr := time.ParseDuration(value)
+	ints := map[string]*int{}
+	durations := map[string]*time.Duration{}
+	edit := func(c *config.Config) {
+		ints["max sessions per account"] = &c.Limits.MaxSessionsPerAccount
+		ints["max stanza bytes"] = &c.Limits.MaxStanzaBytes
+		ints["max auth attempts"] = &c.Limits.MaxAuthAttempts
+		ints["outbound queue"] = &c.Limits.OutboundQueue
+		durations["connect timeout"] = &c.Limits.ConnectTimeout.Duration
+		durations["auth timeout"] = &c.Limits.AuthTimeout.Duration
+		durations["idle timeout"] = &c.Limits.IdleTimeout.Duration
+		durations["ping timeout"] = &c.Limits.PingTimeout.Duration
+		if p, ok := ints[name]; ok && nerr == nil {
+			*p = n
+		} else if p, ok := durations[name]; ok && derr == nil {
+			*p = d
+		} else {
+			t.Fatalf("line %d: unknown config %q", s.line, s.verb)
+		}
+	}
+	return edit
 }
 
+// bytesPattern is "{bytes N}" in a block: N filler characters, for size
+// limits.
+var bytesPattern = regexp.MustCompile(`\{bytes (\d+)\}`)
+
 func (r *runner) expand(s string) string {
+	s = bytesPattern.ReplaceAllStringFunc(s, func(m string) string {
+		n, _ := strconv.Atoi(bytesPattern.FindStringSubmatch(m)[1])
+		return strings.Repeat("x", n)
+	})
 	s = strings.ReplaceAll(s, "{domain}", r.srv.Domain)
 	for name, c := range r.clients {
 		if c.JID != "" {
@@ -147,7 +178,7 @@ func (r *runner) run(s step) {
 	case strings.HasPrefix(s.verb, "logs in"):
 		// "alice logs in [as RESOURCE] [with MECH] [user NAME] [password PW]"
 		res, mech, user := s.actor, "SCRAM-SHA-256", s.actor
-		pw := 
+		pw := ""
 		for i := 2; i+1 < len(words); i += 2 {
 			switch words[i] {
 			case "as":
@@ -168,7 +199,7 @@ func (r *runner) run(s step) {
 		// "eve fails to log in [with MECH] [user NAME] [password PW]": the
 		// server answers <failure><not-authorized/></failure>.
 		mech, user, pw := "SCRAM-SHA-256", s.actor, "wrong"
-		for i := 3; i+1 < len(words); i += 2 {
+		for i := 4; i+1 < len(words); i += 2 {
 			switch words[i] {
 			case "with":
 				mech = words[i+1]
@@ -188,11 +219,23 @@ func (r *runner) run(s step) {
 		r.add(s.actor, c)
 	case s.verb == "connects":
 		r.add(s.actor, xmpptest.Dial(t, r.srv.Addr, r.srv.Domain))
+	case s.verb == "connects with direct tls":
+		r.add(s.actor, xmpptest.DialTLS(t, r.srv.DirectTLSAddr, r.srv.Domain))
+	case s.verb == "disconnects":
+		r.client(s).Conn.Close()
+		delete(r.clients, s.actor)
+	case s.verb == "receives stream header":
+		h := r.client(s).ReadHeader()
+		if h.From != r.srv.Domain || h.Version != "1.0" || h.ID == "" || h.NS != "jabber:client" {
+			t.Fatalf("line %d: unexpected stream header %+v", s.line, h)
+		}
 	case s.verb == "connects with tls":
 		c := xmpptest.Dial(t, r.srv.Addr, r.srv.Domain)
 		c.OpenStream()
 		c.StartTLS(0)
 		r.add(s.actor, c)
+	case s.verb == "sends whitespace":
+		r.client(s).Send(" \n\t \r\n")
 	case s.verb == "sends":
 		r.client(s).Send(r.expand(strings.TrimRight(s.block, "\n")))
 	case s.verb == "receives":
@@ -223,8 +266,8 @@ func (r *runner) run(s step) {
 func (r *runner) quiet(s step) {
 	for round := 0; round < 2; round++ {
 		for _, name := range r.order {
-			c := r.clients[name]
-			if c.JID == "" {
+			c, ok := r.clients[name]
+			if !ok || c.JID == "" {
 				continue
 			}
 			r.barrier++

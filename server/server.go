@@ -99,6 +99,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	version.Register(mux, "Starling", Version)
 	entitytime.Register(mux, time.Now)
 	reg.Register(mux)
+	// Old clients still establish a session after binding (RFC 3921 §3);
+	// RFC 6121 Appendix E keeps it as a no-op, offered as <optional/>.
+	mux.Handle("urn:ietf:params:xml:ns:xmpp-session", "session", func(context.Context, dispatch.Request) ([]byte, error) {
+		return nil, nil
+	})
 
 	if err := s.listen(cfg); err != nil {
 		s.closeListeners()

@@ -4,7 +4,6 @@ package testserver
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
 
@@ -39,10 +38,8 @@ func Start(t testing.TB, edit func(*config.Config)) *Server {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	// The server's log is shown with the test's output when it fails.
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {

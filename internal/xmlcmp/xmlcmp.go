@@ -23,10 +23,20 @@ type Node struct {
 }
 
 // Parse reads one element. ns is the default namespace in effect around it
-// (for example "jabber:client" for a stanza read off a client stream).
+// (for example "jabber:client" for a stanza read off a client stream); the
+// "stream" prefix is declared as on a stream header, so <stream:features/>
+// parses on its own.
 func Parse(raw []byte, ns string) (*Node, error) {
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	d.DefaultSpace = ns
+	var b bytes.Buffer
+	b.WriteString("<wrapper xmlns='")
+	xml.EscapeText(&b, []byte(ns))
+	b.WriteString("' xmlns:stream='http://etherx.jabber.org/streams'>")
+	b.Write(raw)
+	b.WriteString("</wrapper>")
+	d := xml.NewDecoder(&b)
+	if _, err := d.Token(); err != nil { // the wrapper
+		return nil, err
+	}
 	var stack []*Node
 	var root *Node
 	for {

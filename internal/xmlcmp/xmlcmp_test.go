@@ -20,6 +20,9 @@ func TestEqual(t *testing.T) {
 		{`<a><ANY/></a>`, `<a><b/><c/></a>`, true},
 		{`<a><b/></a>`, `<a><b/><c/></a>`, false},
 		{`<message xmlns='jabber:client'/>`, `<message/>`, true},
+		{`<stream:features/>`, `<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>`, true},
+		{`<stream:features/>`, `<s:features xmlns:s='http://etherx.jabber.org/streams'/>`, true},
+		{`<stream:features/>`, `<features/>`, false},
 	} {
 		err := Equal([]byte(tc.want), []byte(tc.got), "jabber:client")
 		if (err == nil) != tc.ok {

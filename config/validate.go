@@ -1,0 +1,211 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/net/idna"
+	"mellium.im/xmpp/jid"
+)
+
+// Ranges accepted by Validate.
+const (
+	// MinStanzaBytes is the smallest max_stanza_bytes: RFC 6120 §13.12
+	// (item 4) requires servers to accept stanzas of at least 10000 bytes.
+	MinStanzaBytes = 10000
+	MaxStanzaBytes = 16 << 20
+
+	maxTimeout     = 24 * time.Hour
+	maxSessions    = 10000
+	maxAuthTries   = 100
+	maxQueueLength = 1000000
+)
+
+// Validate checks every setting and returns all problems found as
+// *Problems, or nil.
+func (c *Config) Validate() error {
+	p := &Problems{}
+
+	// [server]
+	if len(c.Server.Hosts) == 0 {
+		p.add("server.hosts", "at least one host is required")
+	}
+	for i, h := range c.Server.Hosts {
+		if err := checkHost(h); err != nil {
+			p.add("server.hosts", "%q: %v", h, err)
+		} else if slices.Index(c.Server.Hosts, h) != i {
+			p.add("server.hosts", "%q is listed twice", h)
+		}
+	}
+	if c.Server.DataDir == "" {
+		p.add("server.data_dir", "must not be empty")
+	}
+
+	// [c2s]
+	if len(c.C2S.Listen)+len(c.C2S.DirectTLSListen) == 0 {
+		p.add("c2s", "no listener: set c2s.listen or c2s.direct_tls_listen")
+	}
+	seen := map[string]bool{}
+	for _, l := range []struct {
+		path  string
+		addrs []string
+	}{{"c2s.listen", c.C2S.Listen}, {"c2s.direct_tls_listen", c.C2S.DirectTLSListen}} {
+		for _, a := range l.addrs {
+			if err := checkListen(a); err != nil {
+				p.add(l.path, "%q: %v", a, err)
+				continue
+			}
+			if _, port, _ := net.SplitHostPort(a); port != "0" && seen[a] {
+				p.add(l.path, "%q is listed twice", a)
+			}
+			seen[a] = true
+		}
+	}
+
+	// [tls] and [hosts."x".tls]
+	checkTLS(p, "tls", c.TLS)
+	for _, h := range slices.Sorted(maps.Keys(c.Hosts)) {
+		if !slices.Contains(c.Server.Hosts, h) {
+			p.add(toml.Key{"hosts", h}.String(), "not listed in server.hosts")
+			continue
+		}
+		checkTLS(p, toml.Key{"hosts", h, "tls"}.String(), c.Hosts[h].TLS)
+	}
+
+	// [storage]
+	switch c.Storage.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.Storage.DSN == "" {
+			p.add("storage.dsn", `required when storage.driver is "postgres"`)
+		}
+	default:
+		p.add("storage.driver", `must be "sqlite" or "postgres", not %q`, c.Storage.Driver)
+	}
+
+	// [limits]
+	l := c.Limits
+	intRange(p, "limits.max_stanza_bytes", l.MaxStanzaBytes, MinStanzaBytes, MaxStanzaBytes)
+	durRange(p, "limits.connect_timeout", l.ConnectTimeout)
+	durRange(p, "limits.auth_timeout", l.AuthTimeout)
+	durRange(p, "limits.idle_timeout", l.IdleTimeout)
+	durRange(p, "limits.ping_timeout", l.PingTimeout)
+	intRange(p, "limits.max_sessions_per_account", l.MaxSessionsPerAccount, 1, maxSessions)
+	intRange(p, "limits.max_auth_attempts", l.MaxAuthAttempts, 1, maxAuthTries)
+	intRange(p, "limits.outbound_queue", l.OutboundQueue, 1, maxQueueLength)
+
+	// [log]
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		p.add("log.level", `must be "debug", "info", "warn" or "error", not %q`, c.Log.Level)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		p.add("log.format", `must be "text" or "json", not %q`, c.Log.Format)
+	}
+	return p.err()
+}
+
+// domainProfile enforces DNS rules on a host name: LDH labels (STD3),
+// label and name lengths, and IDNA2008 for internationalized names.
+var domainProfile = idna.New(idna.MapForLookup(), idna.StrictDomainName(true), idna.VerifyDNSLength(true), idna.BidiRule())
+
+// checkHost accepts a domain name in the canonical form of a JID
+// domainpart (RFC 7622 §3.2): lowercase, U-labels, no trailing dot. IP
+// literals are refused: a virtual host needs a name for SNI and
+// certificates.
+func checkHost(h string) error {
+	if h == "" {
+		return fmt.Errorf("empty host name")
+	}
+	if net.ParseIP(h) != nil || len(h) > 1 && h[0] == '[' {
+		return fmt.Errorf("an IP address is not a host name")
+	}
+	j, err := jid.New("", h, "")
+	if err != nil {
+		return fmt.Errorf("not a valid domain name: %v", err)
+	}
+	if _, err := domainProfile.ToASCII(h); err != nil {
+		return fmt.Errorf("not a valid domain name: %v", err)
+	}
+	if c := j.Domainpart(); c != h {
+		return fmt.Errorf("not in canonical form: write %q", c)
+	}
+	return nil
+}
+
+// checkListen accepts host:port with a numeric port; an empty host means
+// every interface.
+func checkListen(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("not a host:port address (%v)", err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port must be a number from 0 to 65535")
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		if _, err := domainProfile.ToASCII(host); err != nil {
+			return fmt.Errorf("invalid host: %v", err)
+		}
+	}
+	return nil
+}
+
+// checkTLS checks a cert/key pair at path ("tls" or `hosts."x".tls`):
+// both or neither set, both readable, and they load as a pair.
+func checkTLS(p *Problems, path string, t TLS) {
+	switch {
+	case t.IsZero():
+		return
+	case t.Cert == "":
+		p.add(path+".cert", "required when %s.key is set", path)
+		return
+	case t.Key == "":
+		p.add(path+".key", "required when %s.cert is set", path)
+		return
+	}
+	ok := checkFile(p, path+".cert", t.Cert)
+	ok = checkFile(p, path+".key", t.Key) && ok
+	if !ok {
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+		p.add(path+".cert", "cannot load %s with key %s: %v", t.Cert, t.Key, err)
+	}
+}
+
+func checkFile(p *Problems, path, name string) bool {
+	fi, err := os.Stat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		p.add(path, "%s does not exist", name)
+		return false
+	case err != nil:
+		p.add(path, "%v", err)
+		return false
+	case fi.IsDir():
+		p.add(path, "%s is a directory", name)
+		return false
+	}
+	return true
+}
+
+func intRange(p *Problems, path string, v, lo, hi int) {
+	if v < lo || v > hi {
+		p.add(path, "must be between %d and %d, not %d", lo, hi, v)
+	}
+}
+
+func durRange(p *Problems, path string, d Duration) {
+	if d.Duration <= 0 || d.Duration > maxTimeout {
+		p.add(path, "must be positive and at most %v, not %v", maxTimeout, d.Duration)
+	}
+}
