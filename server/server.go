@@ -49,6 +49,7 @@ type Server struct {
 	// in tests) before Run.
 	starttls  []net.Listener
 	directTLS []net.Listener
+	admin     net.Listener // see admin.go
 }
 
 // OpenStore opens the configured storage backend (migrations applied).
@@ -110,6 +111,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		store.Close()
 		return nil, err
 	}
+	if s.admin, err = listenAdmin(AdminSocket(cfg)); err != nil {
+		s.closeListeners()
+		store.Close()
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
 	return s, nil
 }
 
@@ -134,6 +140,9 @@ func (s *Server) listen(cfg *config.Config) error {
 func (s *Server) closeListeners() {
 	for _, ln := range append(s.starttls, s.directTLS...) {
 		ln.Close()
+	}
+	if s.admin != nil {
+		s.admin.Close() // also removes the socket file
 	}
 }
 
@@ -175,6 +184,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, ln := range s.directTLS {
 		go func() { errc <- s.c2s.Serve(serveCtx, ln, true) }()
 	}
+	go s.serveAdmin(s.admin)
 	var runErr error
 	select {
 	case <-ctx.Done():

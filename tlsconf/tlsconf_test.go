@@ -240,6 +240,9 @@ func TestTLSVersions(t *testing.T) {
 			cli := clientConfig("a.example")
 			cli.MinVersion, cli.MaxVersion = tc.min, tc.max
 			st, err := handshake(t, s.ServerConfig(), cli)
+			if err != nil {
+				t.Log(err)
+			}
 			switch {
 			case tc.want == 0 && err == nil:
 				t.Errorf("handshake succeeded with version %x", st.Version)

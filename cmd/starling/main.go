@@ -210,6 +210,12 @@ func user(args []string) error {
 			return fmt.Errorf("%s: %w", j, err)
 		}
 		fmt.Printf("%s: deleted\n", j)
+		// A running server ends the account's sessions.
+		if running, err := server.EndSessions(ctx, cfg, j); err != nil {
+			return fmt.Errorf("%s was deleted, but the running server did not end its sessions: %w", j, err)
+		} else if running {
+			fmt.Printf("%s: sessions ended\n", j)
+		}
 		return nil
 	}
 	return fmt.Errorf("unknown user command %q", cmd)

@@ -1,0 +1,52 @@
+# Starling. `make` (= `make check`) installs what the full test suite needs
+# and runs all of it with STARLING_REQUIRE_ALL=1, under which a test whose
+# prerequisite is missing fails instead of skipping.
+
+# Debian packages the tests drive; PostgreSQL is added below if absent.
+DEB_PACKAGES := python3-slixmpp go-sendxmpp
+# The PostgreSQL server the tests create throwaway databases on.
+TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+FUZZTIME ?= 30s
+
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+GO ?= go
+
+.DEFAULT_GOAL := check
+.PHONY: check deps postgres lint test fuzz bench
+
+check: deps postgres lint
+	STARLING_REQUIRE_ALL=1 STARLING_TEST_POSTGRES='$(TEST_POSTGRES)' \
+		$(GO) test -race -count=1 -timeout 20m ./...
+
+# Installs only what is missing; `apt-get update` only when something is.
+deps:
+	@missing=; \
+	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	[ -d /etc/postgresql ] || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+postgres: deps
+	@pg_isready -q -h 127.0.0.1 || \
+		$(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@psql '$(TEST_POSTGRES)' -qAtc 'select 1' >/dev/null || { \
+		echo "cannot connect to $(TEST_POSTGRES): the tests need it (set TEST_POSTGRES=... to use another server)"; \
+		exit 1; }
+
+lint:
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# Everything that needs only Go; the rest skips with a reason.
+test:
+	$(GO) test ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./stream
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

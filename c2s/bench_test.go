@@ -1,0 +1,61 @@
+package c2s_test
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/starling-xmpp/starling/internal/testserver"
+	"github.com/starling-xmpp/starling/internal/xmpptest"
+)
+
+// BenchmarkChatMessage measures the hot path for one-to-one chat: the
+// server reads a message from alice's TLS stream, stamps 'from', routes it
+// to bob's session and writes it to bob's TLS stream. The clients send
+// prebuilt bytes and only count what arrives, so the allocations reported
+// are essentially the server's.
+func BenchmarkChatMessage(b *testing.B) {
+	srv := testserver.Start(b, nil)
+	srv.AddUser(b, "alice", "alice-secret")
+	srv.AddUser(b, "bob", "bob-secret")
+	alice := xmpptest.Login(b, srv.Addr, srv.Domain, "alice", "alice-secret", "SCRAM-SHA-256", "laptop")
+	bob := xmpptest.Login(b, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "phone")
+
+	msg := []byte(fmt.Sprintf("<message to='%s' type='chat' id='m1'><body>Hello Bob, this is a typical short chat message of a realistic length.</body><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='8a7d2e1c-7f4b-4c39-9b1e-3c0f5c2f9d11'/></message>", bob.JID))
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.ResetTimer()
+
+	sent := make(chan error, 1)
+	go func() {
+		// Write in batches, as a busy client's TLS stream would.
+		var batch []byte
+		for i := 0; i < b.N; i++ {
+			batch = append(batch, msg...)
+			if len(batch) >= 16<<10 || i == b.N-1 {
+				if _, err := alice.Conn.Write(batch); err != nil {
+					sent <- err
+					return
+				}
+				batch = batch[:0]
+			}
+		}
+		sent <- nil
+	}()
+	end := []byte("</message>")
+	buf := make([]byte, 64<<10)
+	var carry []byte
+	for got := 0; got < b.N; {
+		n, err := bob.Conn.Read(buf)
+		if err != nil {
+			b.Fatalf("bob read after %d messages: %v", got, err)
+		}
+		data := append(carry, buf[:n]...)
+		got += bytes.Count(data, end)
+		carry = append(carry[:0], data[max(0, len(data)-len(end)+1):]...)
+	}
+	b.StopTimer()
+	if err := <-sent; err != nil {
+		b.Fatal(err)
+	}
+}

@@ -1,0 +1,109 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/stream"
+)
+
+// The admin socket lets `starling user del`, which changes storage
+// directly, tell a running server to end the sessions of the account it
+// removed (as prosodyctl does through Prosody's admin socket). It is a Unix
+// socket in the data directory, readable only by the server's user; the
+// protocol is one line, "end-sessions BAREJID", answered "ok" or
+// "error: TEXT".
+
+// AdminSocket is the path of the admin socket for cfg.
+func AdminSocket(cfg *config.Config) string {
+	return filepath.Join(cfg.Server.DataDir, "admin.sock")
+}
+
+// listenAdmin opens the admin socket, replacing a stale one left by a
+// server that did not stop cleanly.
+func listenAdmin(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: another server is running on this data directory", path)
+	}
+	os.Remove(path)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// serveAdmin answers admin commands until ln is closed.
+func (s *Server) serveAdmin(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(conn, s.adminCommand(strings.TrimSpace(line)))
+		}()
+	}
+}
+
+func (s *Server) adminCommand(line string) string {
+	cmd, arg, _ := strings.Cut(line, " ")
+	switch cmd {
+	case "end-sessions":
+		j, err := jid.Parse(arg)
+		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+			return "error: not a bare JID"
+		}
+		s.log.Info("ending sessions of a removed account", "jid", j.String())
+		s.c2s.EndSessions(j, &stream.Error{Condition: stream.NotAuthorized, Text: "account removed"})
+		return "ok"
+	}
+	return "error: unknown command"
+}
+
+// EndSessions asks the server running on cfg's data directory, if any, to
+// end every session of bare. It reports false when no server is running.
+func EndSessions(ctx context.Context, cfg *config.Config, bare jid.JID) (bool, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", AdminSocket(cfg))
+	if err != nil {
+		return false, nil
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(conn, "end-sessions %s\n", bare); err != nil {
+		return true, err
+	}
+	answer, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return true, err
+	}
+	if answer = strings.TrimSpace(answer); answer != "ok" {
+		return true, errors.New(answer)
+	}
+	return true, nil
+}
