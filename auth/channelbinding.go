@@ -2,10 +2,10 @@ package auth
 
 import (
 	"crypto"
-	"crypto/tls"
-	"crypto/x509"
 	_ "crypto/sha256" // hashes for tls-server-end-point
 	_ "crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
 )
 
 // Channel-binding type names (XEP-0440, RFC 9266 §2, RFC 5929 §4).
