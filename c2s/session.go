@@ -465,8 +465,12 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (ok bool
 			if !s.srv.accountThrottle.Allowed(bare) {
 				return fail(&auth.Failure{Condition: auth.TemporaryAuthFailure, Text: "too many failed attempts, try again later"})
 			}
-			if az := server.Authzid(); az != "" && az != bare {
-				return fail(&auth.Failure{Condition: auth.InvalidAuthzid})
+			// RFC 6120 §6.3.8: the only identity a client may act
+			// as is its own bare JID.
+			if az := server.Authzid(); az != "" {
+				if j, err := jid.Parse(az); err != nil || j.String() != bare {
+					return fail(&auth.Failure{Condition: auth.InvalidAuthzid})
+				}
 			}
 			s.srv.ipThrottle.Succeeded(ip)
 			s.srv.accountThrottle.Succeeded(bare)

@@ -3,11 +3,13 @@
 
 Logs in as --jid over STARTTLS (default) or direct TLS (--direct-tls), with
 the SASL mechanism forced by --mech, then optionally sends one chat message
-(--send-to/--body) and/or waits for one (--receive). Everything observable is
+(--send-to/--body) and/or waits for one whose body contains --expect (other
+messages, such as a late one from an earlier run, are printed too). Everything observable is
 printed to stdout as JSON lines, one object per event:
 
   {"event": "session", "jid": "...", "mechanism": "SCRAM-SHA-1", "tls": "TLSv1.3", "cipher": "..."}
   {"event": "message", "from": "...", "to": "...", "type": "chat", "body": "..."}
+  {"event": "sasl-failure", "error": "<failure .../>"}  (slixmpp may then try another mechanism)
   {"event": "error", "error": "..."}
 
 The process exits 0 only when every requested step succeeded, and 1 after
@@ -39,7 +41,7 @@ def main():
     p.add_argument("--ca-file", help="trust only this certificate (PEM); without it, verification is off")
     p.add_argument("--send-to", help="JID to send one chat message to")
     p.add_argument("--body", help="body of that message")
-    p.add_argument("--receive", action="store_true", help="wait for one message with a body")
+    p.add_argument("--expect", help="wait for a message whose body contains this")
     p.add_argument("--timeout", type=float, default=20.0)
     p.add_argument("--no-channel-binding", action="store_true",
                    help="hide the TLS channel binding from SCRAM, so it sends gs2 flag 'n' instead of 'y'")
@@ -54,10 +56,11 @@ def main():
     done = loop.create_future()
 
     def finish(ok, error=None):
+        if done.done():
+            return  # e.g. the "disconnected" of the final disconnect
         if error is not None:
             emit(event="error", error=error)
-        if not done.done():
-            done.set_result(ok)
+        done.set_result(ok)
 
     if args.no_channel_binding:
         # slixmpp 1.8 knows only tls-unique and hands it to SCRAM whenever
@@ -90,7 +93,7 @@ def main():
         xmpp.send_presence()
         if args.send_to:
             xmpp.send_message(mto=args.send_to, mbody=args.body, mtype="chat")
-        if not args.receive:
+        if args.expect is None:
             finish(True)
 
     def message(msg):
@@ -98,12 +101,12 @@ def main():
             return  # chat states and the like
         emit(event="message", **{"from": str(msg["from"]), "to": str(msg["to"]),
                                  "type": msg["type"], "body": msg["body"]})
-        if args.receive:
+        if args.expect is not None and args.expect in msg["body"]:
             finish(True)
 
     xmpp.add_event_handler("session_start", session_start)
     xmpp.add_event_handler("message", message)
-    xmpp.add_event_handler("failed_auth", lambda stanza: emit(event="error", error="SASL failure: " + str(stanza)))
+    xmpp.add_event_handler("failed_auth", lambda stanza: emit(event="sasl-failure", error=str(stanza)))
     xmpp.add_event_handler("failed_all_auth", lambda _: finish(False, "authentication failed"))
     xmpp.add_event_handler("no_auth", lambda _: finish(False, "no usable SASL mechanism"))
     xmpp.add_event_handler("ssl_invalid_chain", lambda e: finish(False, "TLS certificate rejected: %s" % e))
