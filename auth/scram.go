@@ -154,7 +154,7 @@ func (s *Server) scramFirst(ctx context.Context, msg string) ([]byte, error) {
 	case flag == 'y' && s.cb.any():
 		// The client supports channel binding but believes we do not,
 		// although we offered -PLUS: a downgrade (RFC 5802 §6).
-		return nil, fail(NotAuthorized, "channel binding downgrade detected")
+		return nil, fail(MalformedRequest, "channel binding downgrade detected")
 	case flag == 'p':
 		if cbData = s.cb.data(cbName); cbData == nil {
 			return nil, fail(MalformedRequest, "unsupported channel-binding type")

@@ -57,13 +57,14 @@ type session struct {
 	conn    net.Conn   // raw, or the TLS connection over it
 	opened  bool       // our stream header for the current stream is sent
 
-	r        *stream.Reader
-	host     string
-	tls      bool
-	cb       auth.ChannelBinding
-	username string  // set by SASL success
-	full     jid.JID // set once at bind, read-only afterwards
-	bound    atomic.Bool
+	r         *stream.Reader
+	host      string
+	tls       bool
+	cb        auth.ChannelBinding
+	username  string  // set by SASL success
+	mechanism string  // the SASL mechanism that succeeded
+	full      jid.JID // set once at bind, read-only afterwards
+	bound     atomic.Bool
 
 	// available and priority are the session's broadcast presence state
 	// (RFC 6121 §4.7.2.3), written by the reader, read by the router.
@@ -195,7 +196,7 @@ func (s *session) run(ctx context.Context, directTLS bool) {
 	err := s.negotiate(ctx)
 	if err == nil {
 		log = log.With("jid", s.full.String())
-		log.Info("session bound", "tls", s.tls)
+		log.Info("session bound", "tls", s.tls, "direct_tls", directTLS, "mechanism", s.mechanism)
 		authTimer.Stop()
 		err = s.serve(ctx)
 	}
@@ -241,7 +242,13 @@ func (s *session) negotiate(ctx context.Context) error {
 		s.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "no stream header"})
 	})
 	defer headerTimer.Stop()
-	attempts := 0
+	// RFC 6120 §6.4.5 lets the server bound the retries. Rejected
+	// credentials count against MaxAuthAttempts; protocol failures (an
+	// unsupported channel binding, a mechanism tried and abandoned, as
+	// clients do when probing) only against a looser bound, so that a
+	// client falling back through its mechanisms still reaches one that
+	// works.
+	rejected, failed := 0, 0
 	for {
 		if err := s.openStream(); err != nil {
 			return err
@@ -264,17 +271,20 @@ func (s *session) negotiate(ctx context.Context) error {
 				s.restart()
 				restart = true
 			case el.Name.Space == nsSASL && el.Name.Local == "auth" && s.username == "":
-				ok, err := s.authenticate(ctx, el)
+				f, err := s.authenticate(ctx, el)
 				if err != nil {
 					return err
 				}
-				if ok {
+				if f == nil {
 					s.restart()
 					restart = true
 					continue
 				}
-				attempts++
-				if attempts >= cfg.Limits.MaxAuthAttempts {
+				failed++
+				if f.Condition == auth.NotAuthorized {
+					rejected++
+				}
+				if rejected >= cfg.Limits.MaxAuthAttempts || failed >= 3*cfg.Limits.MaxAuthAttempts {
 					return &stream.Error{Condition: stream.PolicyViolation, Text: "too many failed authentication attempts"}
 				}
 			case el.Name.Space == nsClient && el.Name.Local == "iq":
@@ -420,12 +430,17 @@ func (s *session) send(b []byte, header bool) error {
 }
 
 // authenticate runs one SASL exchange starting with <auth/> (RFC 6120
-// §6.4). ok reports success; a failure has been answered already.
-func (s *session) authenticate(ctx context.Context, el *stream.Element) (ok bool, err error) {
+// §6.4). It returns nil on success, or the failure, which has been
+// answered already. Only rejected credentials count against the failed-login
+// throttles.
+func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.Failure, error) {
 	mech := attr(el, "mechanism")
 	ip := hostOf(s.raw.RemoteAddr())
-	fail := func(f *auth.Failure) (bool, error) {
-		return false, s.write(f.Bytes())
+	fail := func(f *auth.Failure) (*auth.Failure, error) {
+		if f.Condition == auth.NotAuthorized {
+			s.srv.ipThrottle.Failed(ip)
+		}
+		return f, s.write(f.Bytes())
 	}
 	if !s.tls && s.srv.config().C2S.RequireTLS {
 		return fail(&auth.Failure{Condition: auth.EncryptionRequired})
@@ -439,22 +454,20 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (ok bool
 		if errors.As(err, &f) {
 			return fail(f)
 		}
-		return false, err
+		return nil, err
 	}
 	in, ferr := decodeSASL(innerText(el))
 	for {
 		if ferr != nil {
-			s.srv.ipThrottle.Failed(ip)
 			return fail(ferr)
 		}
 		out, done, err := server.Step(ctx, in)
 		if err != nil {
 			var f *auth.Failure
 			if !errors.As(err, &f) {
-				return false, err
+				return nil, err
 			}
-			s.srv.ipThrottle.Failed(ip)
-			if u := server.Username(); u != "" {
+			if u := server.Username(); u != "" && f.Condition == auth.NotAuthorized {
 				s.srv.accountThrottle.Failed(u + "@" + s.host)
 			}
 			return fail(f)
@@ -475,14 +488,15 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (ok bool
 			s.srv.ipThrottle.Succeeded(ip)
 			s.srv.accountThrottle.Succeeded(bare)
 			s.username = user
-			return true, s.write(saslElement("success", out))
+			s.mechanism = mech
+			return nil, s.write(saslElement("success", out))
 		}
 		if err := s.write(saslElement("challenge", out)); err != nil {
-			return false, err
+			return nil, err
 		}
 		resp, err := s.r.Next()
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		switch {
 		case resp.Name.Space == nsSASL && resp.Name.Local == "response":
@@ -490,7 +504,7 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (ok bool
 		case resp.Name.Space == nsSASL && resp.Name.Local == "abort":
 			return fail(&auth.Failure{Condition: auth.Aborted})
 		default:
-			return false, &stream.Error{Condition: stream.NotAuthorized, Text: "SASL negotiation interrupted"}
+			return nil, &stream.Error{Condition: stream.NotAuthorized, Text: "SASL negotiation interrupted"}
 		}
 	}
 }
@@ -677,7 +691,7 @@ func (s *session) handle(ctx context.Context, st *stanza.Stanza) {
 	if st.Kind == stanza.IQ && st.ID == "" {
 		// RFC 6120 §8.2.3: an IQ must have an id.
 		if st.IsRequest() {
-			s.Deliver(stanza.ErrorReply(st.WithAddresses(s.full, jid.JID{}), jid.JID{}, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "missing id"}))
+			s.Deliver(stanza.ErrorReply(st.WithAddresses(s.full, st.To), st.To, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "missing id"}))
 		}
 		return
 	}
@@ -720,38 +734,35 @@ func parsePriority(raw []byte) int {
 // startIdleTimer pings a client that has been silent for the idle timeout
 // and closes the stream when the ping goes unanswered (XEP-0199 §4.1).
 func (s *session) startIdleTimer() {
-	var t *time.Timer
-	var pingSent int64
-	check := func() {
-		select {
-		case <-s.quit:
-			return
-		default:
-		}
-		cfg := s.srv.config()
-		idle, wait := cfg.Limits.IdleTimeout.Duration, cfg.Limits.PingTimeout.Duration
-		last := s.lastRead.Load()
-		now := time.Now().UnixNano()
-		switch {
-		case pingSent != 0 && last > pingSent:
-			pingSent = 0
-			t.Reset(idle - time.Duration(now-last))
-		case pingSent != 0:
-			s.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "no answer to ping"})
-		case time.Duration(now-last) >= idle:
-			pingSent = now
-			s.Deliver([]byte("<iq type='get' id='" + newID() + "' from='" + stanza.Escape(s.host) + "' to='" + stanza.Escape(s.full.String()) + "'><ping xmlns='urn:xmpp:ping'/></iq>"))
-			t.Reset(wait)
-		default:
-			t.Reset(idle - time.Duration(now-last))
-		}
-	}
-	// The timer's function runs on its own goroutine, one at a time
-	// (each run re-arms it), so pingSent needs no lock.
-	t = time.AfterFunc(s.srv.config().Limits.IdleTimeout.Duration, check)
 	go func() {
-		<-s.quit
-		t.Stop()
+		t := time.NewTimer(s.srv.config().Limits.IdleTimeout.Duration)
+		defer t.Stop()
+		var pingSent int64 // unix nanoseconds, 0 when no ping is pending
+		for {
+			select {
+			case <-s.quit:
+				return
+			case <-t.C:
+			}
+			cfg := s.srv.config()
+			idle, wait := cfg.Limits.IdleTimeout.Duration, cfg.Limits.PingTimeout.Duration
+			last := s.lastRead.Load()
+			now := time.Now().UnixNano()
+			switch {
+			case pingSent != 0 && last > pingSent:
+				pingSent = 0
+				t.Reset(idle - time.Duration(now-last))
+			case pingSent != 0:
+				s.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "no answer to ping"})
+				return
+			case time.Duration(now-last) >= idle:
+				pingSent = now
+				s.Deliver([]byte("<iq type='get' id='" + newID() + "' from='" + stanza.Escape(s.host) + "' to='" + stanza.Escape(s.full.String()) + "'><ping xmlns='urn:xmpp:ping'/></iq>"))
+				t.Reset(wait)
+			default:
+				t.Reset(idle - time.Duration(now-last))
+			}
+		}
 	}()
 }
 

@@ -250,8 +250,10 @@ func (r *runner) run(s step) {
 		}
 	case strings.HasPrefix(s.verb, "receives stream error "):
 		r.client(s).ExpectStreamError(words[len(words)-1])
+		delete(r.clients, s.actor)
 	case s.verb == "is disconnected":
 		r.client(s).ExpectClosed()
+		delete(r.clients, s.actor)
 	case s.actor == "nobody" && s.verb == "receives anything":
 		r.quiet(s)
 	default:

@@ -23,6 +23,9 @@ func TestEqual(t *testing.T) {
 		{`<stream:features/>`, `<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>`, true},
 		{`<stream:features/>`, `<s:features xmlns:s='http://etherx.jabber.org/streams'/>`, true},
 		{`<stream:features/>`, `<features/>`, false},
+		{`<error><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>`, `<error><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>why</text></error>`, true},
+		{`<error><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>why</text></error>`, `<error><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>`, false},
+		{`<a/>`, `<a><text/></a>`, false},
 	} {
 		err := Equal([]byte(tc.want), []byte(tc.got), "jabber:client")
 		if (err == nil) != tc.ok {

@@ -163,6 +163,15 @@ func (c *Client) Auth(mech, user, password string) error {
 	if tc, ok := c.Conn.(*tls.Conn); ok {
 		opts = append(opts, sasl.TLSState(tc.ConnectionState()))
 	}
+	// The advertised mechanisms tell the client whether the server supports
+	// channel binding (the GS2 'y' versus 'p=' choice, RFC 5802 §6).
+	if c.Features != nil {
+		var f struct {
+			Mechanisms []string `xml:"mechanisms>mechanism"`
+		}
+		xml.Unmarshal(c.Features.Raw, &f)
+		opts = append(opts, sasl.RemoteMechanisms(f.Mechanisms...))
+	}
 	neg := sasl.NewClient(m, opts...)
 	_, resp, err := neg.Step(nil)
 	if err != nil {
