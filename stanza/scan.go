@@ -6,23 +6,30 @@ import (
 )
 
 // rawAttr is one attribute of a start tag: its qualified name as written,
-// its unescaped value, and its raw bytes (name='value').
+// its value still escaped, and its raw bytes (name='value'). All three are
+// slices of the tag, so scanning allocates nothing.
 type rawAttr struct {
-	name  string
-	value string
+	name  []byte
+	value []byte
 	raw   []byte
 }
 
+// is reports whether the attribute's qualified name is name.
+func (a rawAttr) is(name string) bool { return string(a.name) == name }
+
+// text returns the attribute's unescaped value.
+func (a rawAttr) text() string { return unescape(a.value) }
+
 // scanStartTag splits a well-formed start tag ("<name a='1' b=\"2\">" or
-// "<name/>") into its qualified name and attributes. It trusts that the
+// "<name/>") into its qualified name and attributes, appended to attrs
+// (pass a stack array's slice to avoid allocating). It trusts that the
 // stream reader already checked well-formedness.
-func scanStartTag(tag []byte) (string, []rawAttr) {
+func scanStartTag(tag []byte, attrs []rawAttr) ([]byte, []rawAttr) {
 	i := 1
 	for i < len(tag) && !isSpace(tag[i]) && tag[i] != '>' && tag[i] != '/' {
 		i++
 	}
-	name := string(tag[1:i])
-	var attrs []rawAttr
+	name := tag[1:i]
 	for {
 		for i < len(tag) && isSpace(tag[i]) {
 			i++
@@ -34,7 +41,7 @@ func scanStartTag(tag []byte) (string, []rawAttr) {
 		for i < len(tag) && tag[i] != '=' && !isSpace(tag[i]) {
 			i++
 		}
-		aname := string(tag[start:i])
+		aname := tag[start:i]
 		for i < len(tag) && tag[i] != '\'' && tag[i] != '"' {
 			i++
 		}
@@ -52,7 +59,7 @@ func scanStartTag(tag []byte) (string, []rawAttr) {
 		}
 		value := tag[vstart:i]
 		i++
-		attrs = append(attrs, rawAttr{name: aname, value: unescape(value), raw: tag[start:i]})
+		attrs = append(attrs, rawAttr{name: aname, value: value, raw: tag[start:i]})
 	}
 }
 

@@ -74,30 +74,31 @@ var ErrNotStanza = errors.New("stanza: not a stanza")
 // *Error with condition jid-malformed (RFC 6120 §8.3.3.8), together with
 // the Stanza so that the caller can reply to it.
 func Parse(raw []byte, startLen int) (*Stanza, error) {
-	name, attrs := scanStartTag(raw[:startLen])
-	s := &Stanza{Kind: KindOf(name), Raw: raw, startLen: startLen}
+	var buf [8]rawAttr
+	name, attrs := scanStartTag(raw[:startLen], buf[:0])
+	s := &Stanza{Kind: KindOf(string(name)), Raw: raw, startLen: startLen}
 	if s.Kind == 0 {
 		return nil, ErrNotStanza
 	}
 	var badJID bool
 	for _, a := range attrs {
-		switch a.name {
+		switch string(a.name) {
 		case "type":
-			s.Type = a.value
+			s.Type = a.text()
 		case "id":
-			s.ID = a.value
+			s.ID = a.text()
 		case "xml:lang":
-			s.Lang = a.value
+			s.Lang = a.text()
 		case "to", "from":
-			if a.value == "" {
+			if len(a.value) == 0 {
 				continue
 			}
-			j, err := jid.Parse(a.value)
+			j, err := jid.Parse(a.text())
 			if err != nil {
 				badJID = true
 				continue
 			}
-			if a.name == "to" {
+			if a.is("to") {
 				s.To = j
 			} else {
 				s.From = j
@@ -126,11 +127,12 @@ func (s *Stanza) IsRequest() bool {
 // (RFC 6120 §8.1.2.1) so that a client can never spoof it.
 func (s *Stanza) WithAddresses(from, to jid.JID) *Stanza {
 	start := s.Raw[:s.startLen]
-	name, attrs := scanStartTag(start)
+	var buf [8]rawAttr
+	name, attrs := scanStartTag(start, buf[:0])
 	var b bytes.Buffer
 	b.Grow(len(s.Raw) + 64)
 	b.WriteByte('<')
-	b.WriteString(name)
+	b.Write(name)
 	if !from.Equal(jid.JID{}) {
 		writeAttr(&b, "from", from.String())
 	}
@@ -138,7 +140,7 @@ func (s *Stanza) WithAddresses(from, to jid.JID) *Stanza {
 		writeAttr(&b, "to", to.String())
 	}
 	for _, a := range attrs {
-		if a.name == "from" || a.name == "to" {
+		if a.is("from") || a.is("to") {
 			continue
 		}
 		b.WriteByte(' ')

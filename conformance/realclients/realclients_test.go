@@ -7,25 +7,32 @@
 // free loopback ports, and accounts alice and bob with random passwords.
 // Each case of the matrix
 //
-//	client ∈ {slixmpp, go-sendxmpp} × transport ∈ {starttls, directtls} × mechanism ∈ {SCRAM-SHA-1, SCRAM-SHA-256, PLAIN}
+//	client ∈ {slixmpp, nbxmpp, go-sendxmpp} × transport ∈ {starttls, directtls} × mechanism ∈ {SCRAM-SHA-1, SCRAM-SHA-256, PLAIN}
 //
 // logs in as alice with that client, transport and mechanism and sends a
 // chat message with a unique body to bob@localhost/<resource>, where a
 // slixmpp receiver logged in as bob must get exactly that body from
 // alice@localhost/<alice's resource>. Clients verify the server's
 // self-signed certificate against data_dir/certs/localhost.crt, not with
-// verification turned off.
+// verification turned off. The mechanism used is checked twice: by the
+// client (slixmpp's chosen mechanism; for nbxmpp, the one in the <auth/> it
+// sent) and by the server's "session bound" log line, which must also say
+// whether the stream was direct TLS.
 //
 // Where a client cannot do a combination (go-sendxmpp has no SCRAM), the
-// case is skipped with the reason. Two more checks per backend:
-// go-sendxmpp-receives (go-sendxmpp --listen as bob gets slixmpp's message)
-// and slixmpp-defaults (slixmpp with no forced mechanism; see
-// slixmppDefaults for its known failure). slixmpp runs its SCRAM with its
-// channel binding hidden; see slixmppMech for why.
+// case is skipped with the reason. More checks per backend, for the
+// receiving side of the other clients: go-sendxmpp-receives
+// (go-sendxmpp --listen as bob gets slixmpp's message) and
+// nbxmpp-receives (nbxmpp as bob gets slixmpp's message), per transport;
+// nbxmpp-defaults (nbxmpp with no forced mechanism must log in) and
+// slixmpp-defaults (slixmpp with no forced mechanism; see slixmppDefaults
+// for its known failure). slixmpp runs its SCRAM with its channel binding
+// hidden; see slixmppMech for why. nbxmpp needs no such help: it never
+// tries -PLUS and its plain SCRAMs send the gs2 flag "n".
 //
-// Prerequisites (python3-slixmpp run by /usr/bin/python3, go-sendxmpp) are
-// checked with testbin.Require: a skip, or a failure under
-// STARLING_REQUIRE_ALL=1.
+// Prerequisites (python3-slixmpp and python3-nbxmpp run by
+// /usr/bin/python3, go-sendxmpp) are checked with testbin.Require: a skip,
+// or a failure under STARLING_REQUIRE_ALL=1.
 package realclients
 
 import (
@@ -59,7 +66,7 @@ const (
 	// timeout is a little shorter so they can report what they saw.
 	clientTimeout = 30 * time.Second
 	scriptTimeout = 25 * time.Second
-	python        = "/usr/bin/python3" // Debian's, which has python3-slixmpp
+	python        = "/usr/bin/python3" // Debian's, which has python3-slixmpp and python3-nbxmpp
 )
 
 var (
@@ -90,7 +97,7 @@ func TestRealClients(t *testing.T) {
 				dsn = pgtest.Database(t)
 			}
 			srv := startServer(t, backend, dsn)
-			for _, client := range []string{"slixmpp", "go-sendxmpp"} {
+			for _, client := range []string{"slixmpp", "nbxmpp", "go-sendxmpp"} {
 				for _, transport := range transports {
 					for _, mech := range mechanisms {
 						t.Run(client+"/"+transport+"/"+mech, func(t *testing.T) {
@@ -105,6 +112,15 @@ func TestRealClients(t *testing.T) {
 					goSendxmppReceives(t, srv, transport)
 				})
 			}
+			// The other direction: nbxmpp receives.
+			for _, transport := range transports {
+				t.Run("nbxmpp-receives/"+transport, func(t *testing.T) {
+					nbxmppReceives(t, srv, transport)
+				})
+			}
+			t.Run("nbxmpp-defaults", func(t *testing.T) {
+				nbxmppDefaults(t, srv)
+			})
 			// Last, because failed attempts count towards the per-address
 			// login throttle that every case shares.
 			t.Run("slixmpp-defaults", func(t *testing.T) {
@@ -160,7 +176,10 @@ level = "debug"
 // runCase is one cell of the matrix.
 func runCase(t *testing.T, srv *server, client, transport, mech string) {
 	requireSlixmpp(t) // the receiver
-	if client == "go-sendxmpp" {
+	switch client {
+	case "nbxmpp":
+		requireNbxmpp(t)
+	case "go-sendxmpp":
 		requireGoSendxmpp(t)
 		if mech != "PLAIN" {
 			// go-sendxmpp 0.5.6 (Debian bookworm) is built on a
@@ -185,24 +204,18 @@ func runCase(t *testing.T, srv *server, client, transport, mech string) {
 	if srv.proc != nil {
 		logStart = len(srv.proc.Log())
 	}
-	recv := startSlixmpp(t, "receiver", srv, bob, srv.passwords["bob"], "starttls", slixmppMech("SCRAM-SHA-256", "--expect", tag)...)
+	recv := startScript(t, "slixmpp", "receiver", srv, bob, srv.passwords["bob"], "starttls", slixmppMech("SCRAM-SHA-256", "--expect", tag)...)
 	sess := recv.waitEvent(t, "session")
 	t.Logf("receiver bound as %s with %s over %s", sess.JID, sess.Mechanism, sess.TLS)
 
 	switch client {
-	case "slixmpp":
-		send := startSlixmpp(t, "sender", srv, alice, srv.passwords["alice"], transport, slixmppMech(mech, "--send-to", bob, "--body", body)...)
-		s := send.waitEvent(t, "session")
-		if s.JID != alice {
-			t.Errorf("slixmpp sender bound as %q, want %q", s.JID, alice)
+	case "slixmpp", "nbxmpp":
+		extra := []string{"--mech", mech}
+		if client == "slixmpp" {
+			extra = slixmppMech(mech)
 		}
-		if s.Mechanism != mech {
-			t.Errorf("slixmpp sender authenticated with %q, want %q", s.Mechanism, mech)
-		}
-		if s.TLS == "" {
-			t.Errorf("slixmpp sender's stream is not TLS")
-		}
-		t.Logf("sender bound as %s with %s over %s (%s)", s.JID, s.Mechanism, s.TLS, s.Cipher)
+		send := startScript(t, client, "sender", srv, alice, srv.passwords["alice"], transport, append(extra, "--send-to", bob, "--body", body)...)
+		send.checkSession(t, alice, mech)
 		send.wait(t)
 	case "go-sendxmpp":
 		runGoSendxmpp(t, srv, transport, "alice@"+domain, srv.passwords["alice"], aliceRes, bob, body)
@@ -222,17 +235,87 @@ func runCase(t *testing.T, srv *server, client, transport, mech string) {
 		t.Errorf("bob received a message of type %q, want chat", msg.Type)
 	}
 	recv.wait(t)
+	checkServerLogin(t, srv, logStart, alice, transport, mech)
+}
 
+// checkServerLogin checks the server's side of jid's login, from its log
+// line index logStart on: bound, with mech, over transport. (A server not
+// started here has no log to check.)
+func checkServerLogin(t *testing.T, srv *server, logStart int, jid, transport, mech string) {
+	t.Helper()
 	if srv.proc == nil {
-		return // not a Starling: no log to check
+		return
 	}
-	// The server's side of the sender's login. If it names the SASL
-	// mechanism, it must be the forced one.
-	line, _ := srv.proc.WaitLog(t, logStart, 5*time.Second, "session bound for "+alice, func(l string) bool {
-		return strings.Contains(l, `msg="session bound"`) && strings.Contains(l, "jid="+alice)
+	line, _ := srv.proc.WaitLog(t, logStart, 5*time.Second, "session bound for "+jid, func(l string) bool {
+		return strings.Contains(l, `msg="session bound"`) && strings.Contains(l, " jid="+jid+" ")
 	})
-	if m := logValue(line, "mechanism"); m != "" && m != mech {
-		t.Errorf("server says %s authenticated with %s, want %s", alice, m, mech)
+	if m := logValue(line, "mechanism"); m != mech {
+		t.Errorf("server says %s authenticated with %q, want %s", jid, m, mech)
+	}
+	want := strconv.FormatBool(transport == "directtls")
+	if d := logValue(line, "direct_tls"); d != want {
+		t.Errorf("server says %s has direct_tls=%q, want %s (%s)", jid, d, want, transport)
+	}
+	if tls := logValue(line, "tls"); tls != "true" {
+		t.Errorf("server says %s has tls=%q, want true", jid, tls)
+	}
+}
+
+// nbxmppReceives has nbxmpp log in as bob over transport with SCRAM-SHA-256
+// and checks the message slixmpp sends it as alice.
+func nbxmppReceives(t *testing.T, srv *server, transport string) {
+	requireSlixmpp(t)
+	requireNbxmpp(t)
+	const mech = "SCRAM-SHA-256"
+	tag := randomHex(8)
+	alice := "alice@" + domain + "/send-" + tag
+	bob := "bob@" + domain + "/nbxmpp-recv-" + tag
+	body := fmt.Sprintf("to nbxmpp over %s <&> \"quoted\" 'apos' héllo ☃ %s", transport, tag)
+
+	logStart := 0
+	if srv.proc != nil {
+		logStart = len(srv.proc.Log())
+	}
+	recv := startScript(t, "nbxmpp", "receiver", srv, bob, srv.passwords["bob"], transport, "--mech", mech, "--expect", tag)
+	recv.checkSession(t, bob, mech)
+
+	send := startScript(t, "slixmpp", "sender", srv, alice, srv.passwords["alice"], "starttls", slixmppMech("SCRAM-SHA-256", "--send-to", bob, "--body", body)...)
+	send.waitEvent(t, "session")
+	send.wait(t)
+
+	msg := recv.waitMessage(t, tag)
+	if msg.Body != body {
+		t.Errorf("nbxmpp received body %q, want %q", msg.Body, body)
+	}
+	if msg.From != alice {
+		t.Errorf("nbxmpp received the message from %q, want %q", msg.From, alice)
+	}
+	if msg.To != bob {
+		t.Errorf("nbxmpp received the message addressed to %q, want %q", msg.To, bob)
+	}
+	if msg.Type != "chat" {
+		t.Errorf("nbxmpp received a message of type %q, want chat", msg.Type)
+	}
+	recv.wait(t)
+	checkServerLogin(t, srv, logStart, bob, transport, mech)
+}
+
+// nbxmppDefaults logs in with nbxmpp as it comes, over both transports: no
+// forced mechanism, so it picks its favourite of what Starling offers
+// (never a -PLUS: nbxmpp 4.2 cannot get channel-binding data from GIO).
+// Unlike slixmpp, it must get in.
+func nbxmppDefaults(t *testing.T, srv *server) {
+	requireNbxmpp(t)
+	for _, transport := range transports {
+		alice := "alice@" + domain + "/nbxmpp-defaults-" + randomHex(4)
+		logStart := 0
+		if srv.proc != nil {
+			logStart = len(srv.proc.Log())
+		}
+		p := startScript(t, "nbxmpp", "defaults-"+transport, srv, alice, srv.passwords["alice"], transport)
+		e := p.checkSession(t, alice, "")
+		p.wait(t)
+		checkServerLogin(t, srv, logStart, alice, transport, e.Mechanism)
 	}
 }
 
@@ -295,7 +378,7 @@ func goSendxmppReceives(t *testing.T, srv *server, transport string) {
 		return strings.Contains(l, `msg="session bound"`) && strings.Contains(l, "jid="+bob)
 	})
 
-	send := startSlixmpp(t, "sender", srv, alice, srv.passwords["alice"], "starttls", slixmppMech("SCRAM-SHA-256", "--send-to", bob, "--body", body)...)
+	send := startScript(t, "slixmpp", "sender", srv, alice, srv.passwords["alice"], "starttls", slixmppMech("SCRAM-SHA-256", "--send-to", bob, "--body", body)...)
 	send.waitEvent(t, "session")
 	send.wait(t)
 
@@ -338,7 +421,7 @@ func goSendxmppReceives(t *testing.T, srv *server, transport string) {
 func slixmppDefaults(t *testing.T, srv *server) {
 	requireSlixmpp(t)
 	alice := "alice@" + domain + "/defaults-" + randomHex(4)
-	p := startSlixmpp(t, "defaults", srv, alice, srv.passwords["alice"], "starttls")
+	p := startScript(t, "slixmpp", "defaults", srv, alice, srv.passwords["alice"], "starttls")
 	var failures []string
 	timer := time.NewTimer(clientTimeout)
 	defer timer.Stop()
@@ -385,7 +468,34 @@ func requireSlixmpp(t *testing.T) {
 	testbin.Require(t, fmt.Sprintf("python3-slixmpp for %s (apt-get install python3-slixmpp): %v", python, slixmpp.err), slixmpp.err == nil)
 }
 
-// event is one JSON line printed by testdata/slixmpp_client.py.
+// --- nbxmpp ---
+
+var nbxmpp struct {
+	once    sync.Once
+	version string
+	err     error
+}
+
+// requireNbxmpp checks that Debian's python3 can import nbxmpp, whose
+// GObject dependencies (python3-gi, the GLib and Soup 3 typelibs) load on
+// import, and that GIO has a TLS backend (glib-networking).
+func requireNbxmpp(t *testing.T) {
+	t.Helper()
+	nbxmpp.once.Do(func() {
+		out, err := exec.Command(python, "-c", `import nbxmpp
+from gi.repository import Gio
+assert Gio.TlsBackend.get_default().supports_tls(), "GIO has no TLS backend (glib-networking)"
+print(nbxmpp.__version__)`).CombinedOutput()
+		nbxmpp.version = strings.TrimSpace(string(out))
+		if err != nil {
+			nbxmpp.err = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	testbin.Require(t, fmt.Sprintf("python3-nbxmpp for %s (apt-get install python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking): %v", python, nbxmpp.err), nbxmpp.err == nil)
+}
+
+// event is one JSON line printed by testdata/slixmpp_client.py or
+// testdata/nbxmpp_client.py.
 type event struct {
 	Event     string `json:"event"`
 	JID       string `json:"jid"`
@@ -399,9 +509,10 @@ type event struct {
 	Error     string `json:"error"`
 }
 
-// clientProc is a running slixmpp script whose stdout is a stream of
-// events.
+// clientProc is a running slixmpp or nbxmpp script whose stdout is a
+// stream of events.
 type clientProc struct {
+	client string // "slixmpp" or "nbxmpp"
 	name   string
 	cmd    *exec.Cmd
 	events chan event    // closed at EOF of stdout
@@ -430,9 +541,11 @@ func slixmppMech(mech string, extra ...string) []string {
 	return append(args, extra...)
 }
 
-func startSlixmpp(t *testing.T, name string, srv *server, jid, password, transport string, extra ...string) *clientProc {
+// startScript runs testdata/<client>_client.py (client is "slixmpp" or
+// "nbxmpp") as jid over transport, trusting the server's certificate.
+func startScript(t *testing.T, client, name string, srv *server, jid, password, transport string, extra ...string) *clientProc {
 	t.Helper()
-	args := []string{filepath.Join("testdata", "slixmpp_client.py"),
+	args := []string{filepath.Join("testdata", client+"_client.py"),
 		"--jid", jid, "--password", password,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(srv.port(transport)),
 		"--ca-file", srv.cert,
@@ -445,6 +558,7 @@ func startSlixmpp(t *testing.T, name string, srv *server, jid, password, transpo
 	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	p := &clientProc{
+		client: client,
 		name:   name,
 		cmd:    exec.CommandContext(ctx, python, args...),
 		events: make(chan event, 64),
@@ -461,7 +575,7 @@ func startSlixmpp(t *testing.T, name string, srv *server, jid, password, transpo
 	t.Logf("%s: %s %s", name, python, strings.Join(redact(args, password), " "))
 	if err := p.cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("start slixmpp %s: %v", name, err)
+		t.Fatalf("start %s %s: %v", client, name, err)
 	}
 	go func() {
 		defer close(p.pumped)
@@ -487,7 +601,11 @@ func startSlixmpp(t *testing.T, name string, srv *server, jid, password, transpo
 	t.Cleanup(func() {
 		p.cmd.Process.Kill() // no-op if it has exited
 		<-p.done
-		t.Logf("%s (slixmpp %s) stderr:\n%s", p.name, slixmpp.version, p.stderr.Bytes())
+		version := slixmpp.version
+		if client == "nbxmpp" {
+			version = nbxmpp.version
+		}
+		t.Logf("%s (%s %s) stderr:\n%s", p.name, client, version, p.stderr.Bytes())
 	})
 	return p
 }
@@ -504,18 +622,36 @@ func (p *clientProc) waitEvent(t *testing.T, kind string) event {
 			switch {
 			case !ok:
 				<-p.done
-				t.Fatalf("slixmpp %s exited (%v) before reporting %q", p.name, p.err, kind)
+				t.Fatalf("%s %s exited (%v) before reporting %q", p.client, p.name, p.err, kind)
 			case e.Event == kind:
 				return e
 			case e.Event == "error" || e.Event == "garbage":
-				t.Fatalf("slixmpp %s, waiting for %q: %s: %s", p.name, kind, e.Event, e.Error)
+				t.Fatalf("%s %s, waiting for %q: %s: %s", p.client, p.name, kind, e.Event, e.Error)
 			default:
-				t.Logf("slixmpp %s, waiting for %q: ignoring %+v", p.name, kind, e)
+				t.Logf("%s %s, waiting for %q: ignoring %+v", p.client, p.name, kind, e)
 			}
 		case <-timer.C:
-			t.Fatalf("slixmpp %s did not report %q within %v", p.name, kind, clientTimeout)
+			t.Fatalf("%s %s did not report %q within %v", p.client, p.name, kind, clientTimeout)
 		}
 	}
+}
+
+// checkSession waits for the "session" event and checks that the client is
+// bound as jid, over TLS, and, unless mech is "", authenticated with mech.
+func (p *clientProc) checkSession(t *testing.T, jid, mech string) event {
+	t.Helper()
+	s := p.waitEvent(t, "session")
+	if s.JID != jid {
+		t.Errorf("%s %s bound as %q, want %q", p.client, p.name, s.JID, jid)
+	}
+	if s.Mechanism == "" || mech != "" && s.Mechanism != mech {
+		t.Errorf("%s %s authenticated with %q, want %q", p.client, p.name, s.Mechanism, mech)
+	}
+	if s.TLS == "" {
+		t.Errorf("%s %s's stream is not TLS", p.client, p.name)
+	}
+	t.Logf("%s %s bound as %s with %s over %s (%s)", p.client, p.name, s.JID, s.Mechanism, s.TLS, s.Cipher)
+	return s
 }
 
 // waitMessage returns the first message whose body contains tag, logging
@@ -527,7 +663,7 @@ func (p *clientProc) waitMessage(t *testing.T, tag string) event {
 		if strings.Contains(e.Body, tag) {
 			return e
 		}
-		t.Logf("slixmpp %s: ignoring a message not from this case: %+v", p.name, e)
+		t.Logf("%s %s: ignoring a message not from this case: %+v", p.client, p.name, e)
 	}
 }
 
@@ -537,12 +673,12 @@ func (p *clientProc) wait(t *testing.T) {
 	t.Helper()
 	for e := range p.events {
 		if e.Event == "error" || e.Event == "garbage" {
-			t.Errorf("slixmpp %s: %s: %s", p.name, e.Event, e.Error)
+			t.Errorf("%s %s: %s: %s", p.client, p.name, e.Event, e.Error)
 		}
 	}
 	<-p.done
 	if p.err != nil {
-		t.Errorf("slixmpp %s: %v", p.name, p.err)
+		t.Errorf("%s %s: %v", p.client, p.name, p.err)
 	}
 }
 
