@@ -141,6 +141,12 @@ func (s *session) Replace() {
 // call from any goroutine, any number of times.
 func (s *session) close(err *stream.Error) {
 	s.quitOnce.Do(func() {
+		// Leave the router at once: a session whose writer is stuck on
+		// a client that stopped reading must not keep swallowing what
+		// is sent to it.
+		if s.bound.Load() {
+			s.srv.Router.Unbind(s)
+		}
 		s.quitErr = err
 		// bind sets bound under writeMu: either the writer exists and
 		// sees quit, or it never will and the end is written here.

@@ -155,7 +155,7 @@ def main():
 
     def describe_error():
         domain, error, text = client.get_error()
-        cert, errors = client.peer_certificate
+        _cert, errors = client.peer_certificate
         s = "%s: %s%s" % (domain, error, " (%s)" % text if text else "")
         if errors:
             s += "; certificate errors: %s" % sorted(str(e) for e in errors)

@@ -1,0 +1,61 @@
+package conformance
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/internal/testserver"
+	"github.com/starling-xmpp/starling/internal/xmpptest"
+)
+
+// TestStuckRecipient: a recipient that stops reading fills its bounded
+// outbound queue; its own stream ends with <policy-violation/>, and the
+// sender and everyone else keep being served (issue 2 part 7; the router
+// never blocks on a slow recipient).
+func TestStuckRecipient(t *testing.T) {
+	srv := testserver.Start(t, func(c *config.Config) { c.Limits.OutboundQueue = 16 })
+	srv.AddUser(t, "alice", "alice-secret")
+	srv.AddUser(t, "bob", "bob-secret")
+	srv.AddUser(t, "carol", "carol-secret")
+	alice := xmpptest.Login(t, srv.Addr, srv.Domain, "alice", "alice-secret", "SCRAM-SHA-256", "laptop")
+	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "stuck")
+	carol := xmpptest.Login(t, srv.Addr, srv.Domain, "carol", "carol-secret", "SCRAM-SHA-256", "phone")
+
+	// bob reads nothing while alice sends more than the socket buffers and
+	// his queue hold, until what she sends him bounces because his session
+	// is gone; each round ends with a ping, so alice's own stream is known
+	// to be served throughout.
+	body := strings.Repeat("x", 8000)
+	bounced := 0
+	for round := 0; bounced == 0; round++ {
+		if round == 2000 {
+			t.Fatal("bob's session survived 256 MB he did not read")
+		}
+		var batch strings.Builder
+		for i := 0; i < 16; i++ {
+			fmt.Fprintf(&batch, "<message to='%s' type='chat'><body>%s</body></message>", bob.JID, body)
+		}
+		fmt.Fprintf(&batch, "<iq type='get' id='r%d'><ping xmlns='urn:xmpp:ping'/></iq>", round)
+		alice.Send(batch.String())
+		// Once bob's session is gone, what is sent to him bounces
+		// (RFC 6121 §8.5.3.2.1, §8.5.2.2.1: no offline storage yet).
+		for {
+			el := alice.MustNext()
+			if strings.Contains(string(el.Raw), fmt.Sprintf("'r%d'", round)) {
+				break
+			}
+			if !strings.Contains(string(el.Raw), "service-unavailable") {
+				t.Fatalf("alice, round %d: %s", round, el.Raw)
+			}
+			bounced++
+		}
+	}
+	bob.ExpectStreamError("policy-violation")
+
+	alice.Send("<message to='" + carol.JID + "' type='chat' id='after'><body>still here</body></message>")
+	if el := carol.MustNext(); !strings.Contains(string(el.Raw), "still here") {
+		t.Fatalf("carol: %s", el.Raw)
+	}
+}
