@@ -1,0 +1,89 @@
+package main_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/starling-xmpp/starling/internal/testbin"
+	"github.com/starling-xmpp/starling/internal/xmpptest"
+)
+
+func TestMain(m *testing.M) { testbin.Main(m) }
+
+// starling runs the built binary with stdin and returns its combined
+// output and whether it succeeded.
+func starling(t *testing.T, stdin string, args ...string) (string, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testbin.CLITimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testbin.Build(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+// TestCheckConfig: `starling check-config` accepts the example file and
+// lists every problem of a bad one with its key path (issue 2 part 2).
+func TestCheckConfig(t *testing.T) {
+	if out, ok := starling(t, "", "check-config", "../../config.example.toml"); !ok {
+		t.Fatalf("config.example.toml: %s", out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("[server]\nhosts = []\n[limits]\nmax_stanzas_bytes = 1\nidle_timeout = \"soon\"\n"), 0o600)
+	out, ok := starling(t, "", "check-config", bad)
+	if ok {
+		t.Fatalf("a bad file passed: %s", out)
+	}
+	for _, want := range []string{"server.hosts", "limits.max_stanzas_bytes", "limits.idle_timeout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report does not name %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestUserCommands: add, list, passwd and del, with the password read from
+// stdin; `user del` ends the sessions of the account on a running server
+// (issue 2 part 9).
+func TestUserCommands(t *testing.T) {
+	dir := t.TempDir()
+	addr, direct := testbin.FreeAddr(t), testbin.FreeAddr(t)
+	cfg := filepath.Join(dir, "starling.toml")
+	os.WriteFile(cfg, []byte("[server]\nhosts = [\"localhost\"]\ndata_dir = \""+dir+"\"\n[c2s]\nlisten = [\""+addr+"\"]\ndirect_tls_listen = [\""+direct+"\"]\n"), 0o600)
+
+	if out, ok := starling(t, "first-secret\n", "user", "add", "--config", cfg, "alice@localhost"); !ok {
+		t.Fatalf("user add: %s", out)
+	}
+	if out, ok := starling(t, "other\n", "user", "add", "--config", cfg, "alice@localhost"); ok {
+		t.Fatalf("adding alice twice succeeded: %s", out)
+	}
+	if out, ok := starling(t, "x\n", "user", "add", "--config", cfg, "bob@elsewhere.example"); ok {
+		t.Fatalf("a user on a host not served was added: %s", out)
+	}
+	if out, ok := starling(t, "", "user", "list", "--config", cfg); !ok || strings.TrimSpace(out) != "alice@localhost" {
+		t.Fatalf("user list: %q", out)
+	}
+	if out, ok := starling(t, "second-secret\n", "user", "passwd", "--config", cfg, "alice@localhost"); !ok {
+		t.Fatalf("user passwd: %s", out)
+	}
+
+	testbin.Start(t, testbin.Build(t), cfg)
+	c := xmpptest.Dial(t, addr, "localhost")
+	c.OpenStream()
+	c.StartTLS(0)
+	if err := c.Auth("SCRAM-SHA-1", "alice", "first-secret"); err == nil {
+		t.Fatal("the old password still works")
+	}
+	alice := xmpptest.Login(t, addr, "localhost", "alice", "second-secret", "SCRAM-SHA-256", "laptop")
+
+	if out, ok := starling(t, "", "user", "del", "--config", cfg, "alice@localhost"); !ok || !strings.Contains(out, "sessions ended") {
+		t.Fatalf("user del: %s", out)
+	}
+	alice.ExpectStreamError("not-authorized")
+	if out, ok := starling(t, "", "user", "list", "--config", cfg); !ok || strings.TrimSpace(out) != "" {
+		t.Fatalf("user list after del: %q", out)
+	}
+}
