@@ -694,12 +694,21 @@ func (s *session) handle(ctx context.Context, st *stanza.Stanza) {
 	if to.Domainpart() == "" && st.Kind == stanza.Message {
 		to = s.full.Bare() // RFC 6120 §10.3.1
 	}
-	if st.Kind == stanza.IQ && st.ID == "" {
-		// RFC 6120 §8.2.3: an IQ must have an id.
-		if st.IsRequest() {
-			s.Deliver(stanza.ErrorReply(st.WithAddresses(s.full, st.To), st.To, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "missing id"}))
+	if st.Kind == stanza.IQ {
+		// RFC 6120 §8.2.3: an IQ has an id and one of four types.
+		text := ""
+		switch {
+		case st.Type != "get" && st.Type != "set" && st.Type != "result" && st.Type != "error":
+			text = "missing or unknown IQ type"
+		case st.ID == "":
+			text = "missing id"
 		}
-		return
+		if text != "" {
+			if !st.IsError() {
+				s.Deliver(stanza.ErrorReply(st.WithAddresses(s.full, st.To), st.To, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: text}))
+			}
+			return
+		}
 	}
 	s.srv.Router.Route(ctx, st.WithAddresses(s.full, to))
 }
