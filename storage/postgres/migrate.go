@@ -4,13 +4,11 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/starling-xmpp/starling/storage/internal/migration"
 )
 
 //go:embed migrations/*.sql
@@ -20,36 +18,9 @@ var migrationFS embed.FS
 // starters ("starling" in ASCII).
 const migrationLock = 0x737461726c696e67
 
-// migration is one embedded schema change; versions run 1..n without gaps.
-type migration struct {
-	version int
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql") // sorted
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		num, _, _ := strings.Cut(path.Base(name), "_")
-		v, err := strconv.Atoi(num)
-		if err != nil || v != len(ms)+1 {
-			return nil, fmt.Errorf("migration %s: want version %d", name, len(ms)+1)
-		}
-		b, err := migrationFS.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, sql: string(b)})
-	}
-	return ms, nil
-}
-
 // migrate applies every pending migration, each in its own transaction.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	ms, err := loadMigrations()
+	ms, err := migration.Load(migrationFS, "migrations")
 	if err != nil {
 		return err
 	}
@@ -63,7 +34,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // migrateStep applies the first pending migration and reports whether there
 // was one. It fails if the database records a version this build lacks.
-func migrateStep(ctx context.Context, pool *pgxpool.Pool, ms []migration) (applied bool, err error) {
+func migrateStep(ctx context.Context, pool *pgxpool.Pool, ms []migration.Migration) (applied bool, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 			return fmt.Errorf("lock: %w", err)
@@ -84,14 +55,14 @@ func migrateStep(ctx context.Context, pool *pgxpool.Pool, ms []migration) (appli
 			done[v] = true
 		}
 		for _, m := range ms {
-			if done[m.version] {
+			if done[m.Version] {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %d: %w", m.version, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %d: %w", m.Version, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version); err != nil {
-				return fmt.Errorf("migration %d: %w", m.version, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.Version); err != nil {
+				return fmt.Errorf("migration %d: %w", m.Version, err)
 			}
 			applied = true
 			return nil

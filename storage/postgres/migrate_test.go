@@ -8,17 +8,19 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/starling-xmpp/starling/internal/pgtest"
+	"github.com/starling-xmpp/starling/storage/internal/migration"
 )
 
 func TestMigrate(t *testing.T) {
-	ms, err := loadMigrations()
+	ms, err := migration.Load(migrationFS, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var all []int
 	for _, m := range ms {
-		all = append(all, m.version)
+		all = append(all, m.Version)
 	}
 	dsn := pgtest.DSN(t)
 

@@ -5,46 +5,17 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
+
+	"github.com/starling-xmpp/starling/storage/internal/migration"
 )
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// migration is one embedded schema change; versions run 1..n without gaps.
-type migration struct {
-	version int
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql") // sorted
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		num, _, _ := strings.Cut(path.Base(name), "_")
-		v, err := strconv.Atoi(num)
-		if err != nil || v != len(ms)+1 {
-			return nil, fmt.Errorf("migration %s: want version %d", name, len(ms)+1)
-		}
-		b, err := migrationFS.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, sql: string(b)})
-	}
-	return ms, nil
-}
-
 // migrate applies every pending migration, each in its own transaction.
 // Write transactions begin IMMEDIATE, so concurrent starters serialize.
 func migrate(ctx context.Context, db *sql.DB) error {
-	ms, err := loadMigrations()
+	ms, err := migration.Load(migrationFS, "migrations")
 	if err != nil {
 		return err
 	}
@@ -58,7 +29,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 
 // migrateStep applies the first pending migration and reports whether there
 // was one. It fails if the database records a version this build lacks.
-func migrateStep(ctx context.Context, db *sql.DB, ms []migration) (applied bool, err error) {
+func migrateStep(ctx context.Context, db *sql.DB, ms []migration.Migration) (applied bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
@@ -88,17 +59,17 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migration) (applied bool,
 		return false, err
 	}
 	for _, m := range ms {
-		if done[m.version] {
+		if done[m.Version] {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return false, fmt.Errorf("migration %d: %w", m.version, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return false, fmt.Errorf("migration %d: %w", m.Version, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, m.version); err != nil {
-			return false, fmt.Errorf("migration %d: %w", m.version, err)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, m.Version); err != nil {
+			return false, fmt.Errorf("migration %d: %w", m.Version, err)
 		}
 		if err := tx.Commit(); err != nil {
-			return false, fmt.Errorf("migration %d: %w", m.version, err)
+			return false, fmt.Errorf("migration %d: %w", m.Version, err)
 		}
 		return true, nil
 	}

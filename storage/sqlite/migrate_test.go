@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/starling-xmpp/starling/storage/internal/migration"
 )
 
 func versions(t *testing.T, s *Store) []int {
@@ -33,13 +35,13 @@ func versions(t *testing.T, s *Store) []int {
 }
 
 func TestMigrate(t *testing.T) {
-	ms, err := loadMigrations()
+	ms, err := migration.Load(migrationFS, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var all []int
 	for _, m := range ms {
-		all = append(all, m.version)
+		all = append(all, m.Version)
 	}
 	path := filepath.Join(t.TempDir(), "new", "dir", "starling.db")
 
