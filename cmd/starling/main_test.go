@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/starling-xmpp/starling/internal/testbin"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
@@ -86,4 +88,39 @@ func TestUserCommands(t *testing.T) {
 	if out, ok := starling(t, "", "user", "list", "--config", cfg); !ok || strings.TrimSpace(out) != "" {
 		t.Fatalf("user list after del: %q", out)
 	}
+}
+
+// TestSignals: SIGHUP reloads the configuration without dropping sessions;
+// SIGTERM sends <system-shutdown/> on every stream and exits with code 0
+// (issue 2 part 11).
+func TestSignals(t *testing.T) {
+	dir := t.TempDir()
+	addr, direct := testbin.FreeAddr(t), testbin.FreeAddr(t)
+	cfg := filepath.Join(dir, "starling.toml")
+	write := func(level string) {
+		os.WriteFile(cfg, []byte("[server]\nhosts = [\"localhost\"]\ndata_dir = \""+dir+"\"\n[c2s]\nlisten = [\""+addr+"\"]\ndirect_tls_listen = [\""+direct+"\"]\n[log]\nlevel = \""+level+"\"\n"), 0o600)
+	}
+	write("info")
+	if out, ok := starling(t, "alice-secret\n", "user", "add", "--config", cfg, "alice@localhost"); !ok {
+		t.Fatalf("user add: %s", out)
+	}
+	p := testbin.Start(t, testbin.Build(t), cfg)
+	alice := xmpptest.Login(t, addr, "localhost", "alice", "alice-secret", "SCRAM-SHA-256", "laptop")
+
+	write("debug")
+	from := len(p.Log())
+	p.Cmd.Process.Signal(syscall.SIGHUP)
+	p.WaitLog(t, from, 10*time.Second, "the reload", func(l string) bool { return strings.Contains(l, "configuration reloaded") })
+	alice.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if el := alice.MustNext(); !strings.Contains(string(el.Raw), "result") {
+		t.Fatalf("after SIGHUP: %s", el.Raw)
+	}
+
+	stopped := make(chan struct{})
+	go func() {
+		p.Stop()
+		close(stopped)
+	}()
+	alice.ExpectStreamError("system-shutdown")
+	<-stopped
 }

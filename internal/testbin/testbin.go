@@ -164,6 +164,8 @@ type Proc struct {
 	err    error         // Wait's result; read after exited is closed
 	logged chan struct{} // closed when stderr reached EOF
 
+	stopOnce sync.Once
+
 	mu      sync.Mutex
 	lines   []string      // every stderr line so far
 	changed chan struct{} // closed and replaced whenever a line arrives
@@ -207,7 +209,7 @@ func Start(t testing.TB, binary, configPath string) *Proc {
 		p.err = p.Cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(p.stop)
+	t.Cleanup(func() { p.stopOnce.Do(p.stop) })
 
 	deadline := time.Now().Add(StartTimeout)
 	for _, a := range addrs {
@@ -323,7 +325,11 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// stop sends SIGTERM and checks for a clean exit.
+// Stop sends SIGTERM and checks for a clean exit (exit code 0 within
+// StopTimeout, no race or panic in the log); the test's end does the same
+// if Stop was not called.
+func (p *Proc) Stop() { p.stopOnce.Do(p.stop) }
+
 func (p *Proc) stop() {
 	t := p.t
 	if !p.Exited() {
