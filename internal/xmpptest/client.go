@@ -41,7 +41,18 @@ type Client struct {
 // Dial opens a TCP connection to addr for domain; nothing is sent.
 func Dial(t testing.TB, addr, domain string) *Client {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, Timeout)
+	return DialFrom(t, "", addr, domain)
+}
+
+// DialFrom is Dial from the local IP address from ("" for any), such as
+// 127.0.0.2 to appear as another client.
+func DialFrom(t testing.TB, from, addr, domain string) *Client {
+	t.Helper()
+	d := net.Dialer{Timeout: Timeout}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
