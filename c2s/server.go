@@ -113,7 +113,7 @@ func (s *Server) forget(sess *session) {
 	s.wg.Done()
 }
 
-// Shutdown ends every session with <system-shutdown/> (RFC 6120 §4.9.3.22)
+// Shutdown ends every session with <system-shutdown/> (RFC 6120 §4.9.3.20)
 // and waits for them to finish, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()

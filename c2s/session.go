@@ -183,7 +183,7 @@ func (s *session) run(ctx context.Context, directTLS bool) {
 	cfg := s.srv.config()
 	log := s.srv.Log.With("conn", s.raw.RemoteAddr().String())
 
-	// Connect and auth timeouts (RFC 6120 §13.? leaves them to policy).
+	// Connect and auth timeouts (RFC 6120 §4.6 leaves their values to policy).
 	authTimer := time.AfterFunc(cfg.Limits.AuthTimeout.Duration, func() {
 		if !s.bound.Load() {
 			s.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "authentication took too long"})
@@ -668,7 +668,7 @@ func (s *session) serve(ctx context.Context) error {
 			return err
 		}
 		if el.Name.Space != nsClient || stanza.KindOf(el.Name.Local) == 0 {
-			// RFC 6120 §4.9.3.23.
+			// RFC 6120 §4.9.3.24: not a stanza of jabber:client.
 			return &stream.Error{Condition: stream.UnsupportedStanzaType}
 		}
 		st, perr := stanza.Parse(el.Raw, el.StartLen)

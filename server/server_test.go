@@ -50,7 +50,7 @@ func addr(srv *server.Server) string {
 }
 
 // TestShutdown: on stop, every stream gets <system-shutdown/> (RFC 6120
-// §4.9.3.22), Run returns cleanly and the listeners are closed.
+// §4.9.3.20), Run returns cleanly and the listeners are closed.
 func TestShutdown(t *testing.T) {
 	srv, _, stop := start(t)
 	ts := &testserver.Server{Server: srv, Domain: "localhost"}
