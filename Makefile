@@ -7,6 +7,7 @@ DEB_PACKAGES := python3-slixmpp go-sendxmpp python3-nbxmpp python3-gi gir1.2-gli
 # The PostgreSQL server the tests create throwaway databases on.
 TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME ?= 30s
+XMPPJS := conformance/xmppjs/testdata
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GO ?= go
@@ -23,11 +24,15 @@ deps:
 	@missing=; \
 	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	[ -d /etc/postgresql ] || missing="$$missing postgresql"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+	@# xmpp.js for conformance/xmppjs, at the version its package-lock.json pins.
+	@[ -f $(XMPPJS)/node_modules/@xmpp/client/package.json ] || \
+		npm ci --prefix $(XMPPJS) --no-audit --no-fund
 
 postgres: deps
 	@pg_isready -q -h 127.0.0.1 || \
