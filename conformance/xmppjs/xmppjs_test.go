@@ -146,7 +146,7 @@ func TestXMPPJS(t *testing.T) {
 					Type string `xml:"type,attr"`
 					Body string `xml:"body"`
 				}
-				if err := xmlUnmarshal(el.Raw, &msg); err != nil || msg.From != alice || msg.Type != "chat" || msg.Body != body {
+				if err := xml.Unmarshal(el.Raw, &msg); err != nil || msg.From != alice || msg.Type != "chat" || msg.Body != body {
 					t.Fatalf("bob received %s (%v)", el.Raw, err)
 				}
 
@@ -165,5 +165,3 @@ func TestXMPPJS(t *testing.T) {
 		}
 	}
 }
-
-func xmlUnmarshal(b []byte, v any) error { return xml.Unmarshal(b, v) }
