@@ -3,7 +3,7 @@
 # prerequisite is missing fails instead of skipping.
 
 # Debian packages the tests drive; PostgreSQL is added below if absent.
-DEB_PACKAGES := python3-slixmpp go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking
+DEB_PACKAGES := python3-slixmpp go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux
 # The PostgreSQL server the tests create throwaway databases on.
 TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME ?= 30s
