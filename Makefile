@@ -13,7 +13,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GO ?= go
 
 .DEFAULT_GOAL := check
-.PHONY: check deps postgres lint test fuzz bench
+.PHONY: check deps postgres lint test fuzz bench conformance-anchors
 
 check: deps postgres lint
 	STARLING_REQUIRE_ALL=1 STARLING_TEST_POSTGRES='$(TEST_POSTGRES)' \
@@ -55,3 +55,10 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The real-client suite against Starling and against Prosody and ejabberd
+# (installed from Debian packages if missing, run on 127.0.0.2 and
+# 127.0.0.3, stopped at the end); prints the table check × server and
+# writes it to docs/conformance-anchors.md. See conformance/anchors.
+conformance-anchors: deps postgres
+	$(SUDO) env "PATH=$$PATH" STARLING_TEST_POSTGRES='$(TEST_POSTGRES)' $(GO) run ./conformance/anchors

@@ -30,6 +30,11 @@
 // hidden; see slixmppMech for why. nbxmpp needs no such help: it never
 // tries -PLUS and its plain SCRAMs send the gs2 flag "n".
 //
+// With STARLING_ANCHOR set, the same checks run against a server this test
+// did not start, such as Prosody or ejabberd (anchor_test.go; `make
+// conformance-anchors`). The cross-checks against Starling's log are the
+// "server-log" subtests, skipped there with the reason.
+//
 // Prerequisites (python3-slixmpp and python3-nbxmpp run by
 // /usr/bin/python3, go-sendxmpp) are checked with testbin.Require: a skip,
 // or a failure under STARLING_REQUIRE_ALL=1.
@@ -43,6 +48,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +67,7 @@ import (
 func TestMain(m *testing.M) { testbin.Main(m) }
 
 const (
-	domain = "localhost"
+	starlingDomain = "localhost" // the domain Starling serves here
 	// clientTimeout bounds every client process; the scripts' own
 	// timeout is a little shorter so they can report what they saw.
 	clientTimeout = 30 * time.Second
@@ -74,12 +80,20 @@ var (
 	mechanisms = []string{"SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"}
 )
 
-// server is one running Starling with its accounts.
+// server is one running server under test with its accounts: Starling
+// started here, or an anchor (see anchor.go).
 type server struct {
 	proc                *testbin.Proc // nil for a server not started here
-	cert                string        // the generated self-signed certificate (PEM)
+	anchor              string        // the anchor's name ("prosody", "ejabberd"); "" for Starling
+	host                string        // IP address the clients connect to
+	domain              string        // the XMPP domain of the accounts
+	cert                string        // the certificate (PEM) clients trust: self-signed, so also the CA
 	starttls, directTLS int           // ports
 	passwords           map[string]string
+	// offered lists, per transport, the SASL mechanisms an anchor offers
+	// once the stream is encrypted (nil for Starling, which must offer
+	// every mechanism of the matrix).
+	offered map[string][]string
 }
 
 func (s *server) port(transport string) int {
@@ -89,45 +103,60 @@ func (s *server) port(transport string) int {
 	return s.starttls
 }
 
+// TestRealClients runs every check against Starling on each storage
+// backend or, when STARLING_ANCHOR is set, against that external server
+// only (see anchor.go).
 func TestRealClients(t *testing.T) {
+	if name := os.Getenv(envAnchor); name != "" {
+		t.Run(name, func(t *testing.T) {
+			runChecks(t, anchorFromEnv(t, name))
+		})
+		return
+	}
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			dsn := ""
 			if backend == "postgres" {
 				dsn = pgtest.Database(t)
 			}
-			srv := startServer(t, backend, dsn)
-			for _, client := range []string{"slixmpp", "nbxmpp", "go-sendxmpp"} {
-				for _, transport := range transports {
-					for _, mech := range mechanisms {
-						t.Run(client+"/"+transport+"/"+mech, func(t *testing.T) {
-							runCase(t, srv, client, transport, mech)
-						})
-					}
-				}
-			}
-			// The other direction: go-sendxmpp receives.
-			for _, transport := range transports {
-				t.Run("go-sendxmpp-receives/"+transport, func(t *testing.T) {
-					goSendxmppReceives(t, srv, transport)
-				})
-			}
-			// The other direction: nbxmpp receives.
-			for _, transport := range transports {
-				t.Run("nbxmpp-receives/"+transport, func(t *testing.T) {
-					nbxmppReceives(t, srv, transport)
-				})
-			}
-			t.Run("nbxmpp-defaults", func(t *testing.T) {
-				nbxmppDefaults(t, srv)
-			})
-			// Last, because failed attempts count towards the per-address
-			// login throttle that every case shares.
-			t.Run("slixmpp-defaults", func(t *testing.T) {
-				slixmppDefaults(t, srv)
-			})
+			runChecks(t, startServer(t, backend, dsn))
 		})
 	}
+}
+
+// runChecks runs every check against srv, each as a subtest.
+func runChecks(t *testing.T, srv *server) {
+	for _, client := range []string{"slixmpp", "nbxmpp", "go-sendxmpp"} {
+		for _, transport := range transports {
+			for _, mech := range mechanisms {
+				t.Run(client+"/"+transport+"/"+mech, func(t *testing.T) {
+					runCase(t, srv, client, transport, mech)
+				})
+			}
+		}
+	}
+	// The other direction: go-sendxmpp receives.
+	for _, transport := range transports {
+		t.Run("go-sendxmpp-receives/"+transport, func(t *testing.T) {
+			goSendxmppReceives(t, srv, transport)
+		})
+	}
+	// The other direction: nbxmpp receives.
+	for _, transport := range transports {
+		t.Run("nbxmpp-receives/"+transport, func(t *testing.T) {
+			nbxmppReceives(t, srv, transport)
+		})
+	}
+	for _, transport := range transports {
+		t.Run("nbxmpp-defaults/"+transport, func(t *testing.T) {
+			nbxmppDefaults(t, srv, transport)
+		})
+	}
+	// Last, because failed attempts count towards the per-address
+	// login throttle that every case shares.
+	t.Run("slixmpp-defaults", func(t *testing.T) {
+		slixmppDefaults(t, srv)
+	})
 }
 
 // startServer writes a config for backend, starts Starling and adds alice
@@ -137,7 +166,9 @@ func startServer(t *testing.T, backend, dsn string) *server {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	s := &server{
-		cert:      filepath.Join(data, "certs", domain+".crt"),
+		host:      "127.0.0.1",
+		domain:    starlingDomain,
+		cert:      filepath.Join(data, "certs", starlingDomain+".crt"),
 		starttls:  testbin.FreePort(t),
 		directTLS: testbin.FreePort(t),
 		passwords: map[string]string{"alice": randomHex(12), "bob": randomHex(12)},
@@ -156,7 +187,7 @@ dsn = %q
 
 [log]
 level = "debug"
-`, domain, data, s.starttls, s.directTLS, backend, dsn)
+`, s.domain, data, s.starttls, s.directTLS, backend, dsn)
 	path := filepath.Join(dir, "starling.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -165,7 +196,7 @@ level = "debug"
 	s.proc = testbin.Start(t, bin, path)
 	// Accounts are added while the server runs, as an operator would.
 	for _, user := range []string{"alice", "bob"} {
-		testbin.AddUser(t, bin, path, user+"@"+domain, s.passwords[user])
+		testbin.AddUser(t, bin, path, user+"@"+s.domain, s.passwords[user])
 	}
 	if _, err := os.Stat(s.cert); err != nil {
 		t.Fatalf("generated certificate: %v", err)
@@ -189,11 +220,12 @@ func runCase(t *testing.T, srv *server, client, transport, mech string) {
 			t.Skipf("go-sendxmpp %s cannot do %s: its go-xmpp speaks only PLAIN (and DIGEST-MD5, X-OAUTH2, ANONYMOUS)", goSendxmppVersion, mech)
 		}
 	}
+	srv.requireOffered(t, transport, mech)
 	tag := randomHex(8)
 	aliceRes := "rc-" + client + "-" + transport + "-" + tag
 	bobRes := "recv-" + tag
-	alice := "alice@" + domain + "/" + aliceRes
-	bob := "bob@" + domain + "/" + bobRes
+	alice := "alice@" + srv.domain + "/" + aliceRes
+	bob := "bob@" + srv.domain + "/" + bobRes
 	// Unique, and with characters that must be escaped in XML and that
 	// are outside ASCII, so the check covers the escaping on both sides.
 	body := fmt.Sprintf("starling %s %s <&> \"quoted\" 'apos' héllo ☃ %s", client, transport, tag)
@@ -204,7 +236,7 @@ func runCase(t *testing.T, srv *server, client, transport, mech string) {
 	if srv.proc != nil {
 		logStart = len(srv.proc.Log())
 	}
-	recv := startScript(t, "slixmpp", "receiver", srv, bob, srv.passwords["bob"], "starttls", slixmppMech("SCRAM-SHA-256", "--expect", tag)...)
+	recv := startScript(t, "slixmpp", "receiver", srv, bob, srv.passwords["bob"], "starttls", slixmppMech(srv.scram(t, "starttls"), "--expect", tag)...)
 	sess := recv.waitEvent(t, "session")
 	t.Logf("receiver bound as %s with %s over %s", sess.JID, sess.Mechanism, sess.TLS)
 
@@ -218,7 +250,7 @@ func runCase(t *testing.T, srv *server, client, transport, mech string) {
 		send.checkSession(t, alice, mech)
 		send.wait(t)
 	case "go-sendxmpp":
-		runGoSendxmpp(t, srv, transport, "alice@"+domain, srv.passwords["alice"], aliceRes, bob, body)
+		runGoSendxmpp(t, srv, transport, "alice@"+srv.domain, srv.passwords["alice"], aliceRes, bob, body)
 	}
 
 	msg := recv.waitMessage(t, tag)
@@ -239,13 +271,20 @@ func runCase(t *testing.T, srv *server, client, transport, mech string) {
 }
 
 // checkServerLogin checks the server's side of jid's login, from its log
-// line index logStart on: bound, with mech, over transport. (A server not
-// started here has no log to check.)
+// line index logStart on: bound, with mech, over transport. It is a
+// subtest of its own, "server-log", skipped for a server not started here,
+// which has no log to check.
 func checkServerLogin(t *testing.T, srv *server, logStart int, jid, transport, mech string) {
 	t.Helper()
-	if srv.proc == nil {
-		return
-	}
+	t.Run("server-log", func(t *testing.T) {
+		if srv.proc == nil {
+			t.Skip("cross-checks the mechanism and transport in Starling's \"session bound\" log line; the log of a server not started by the test is not read")
+		}
+		checkStarlingLog(t, srv, logStart, jid, transport, mech)
+	})
+}
+
+func checkStarlingLog(t *testing.T, srv *server, logStart int, jid, transport, mech string) {
 	line, _ := srv.proc.WaitLog(t, logStart, 5*time.Second, "session bound for "+jid, func(l string) bool {
 		return strings.Contains(l, `msg="session bound"`) && strings.Contains(l, " jid="+jid+" ")
 	})
@@ -266,10 +305,10 @@ func checkServerLogin(t *testing.T, srv *server, logStart int, jid, transport, m
 func nbxmppReceives(t *testing.T, srv *server, transport string) {
 	requireSlixmpp(t)
 	requireNbxmpp(t)
-	const mech = "SCRAM-SHA-256"
+	mech := srv.scram(t, transport)
 	tag := randomHex(8)
-	alice := "alice@" + domain + "/send-" + tag
-	bob := "bob@" + domain + "/nbxmpp-recv-" + tag
+	alice := "alice@" + srv.domain + "/send-" + tag
+	bob := "bob@" + srv.domain + "/nbxmpp-recv-" + tag
 	body := fmt.Sprintf("to nbxmpp over %s <&> \"quoted\" 'apos' héllo ☃ %s", transport, tag)
 
 	logStart := 0
@@ -279,7 +318,7 @@ func nbxmppReceives(t *testing.T, srv *server, transport string) {
 	recv := startScript(t, "nbxmpp", "receiver", srv, bob, srv.passwords["bob"], transport, "--mech", mech, "--expect", tag)
 	recv.checkSession(t, bob, mech)
 
-	send := startScript(t, "slixmpp", "sender", srv, alice, srv.passwords["alice"], "starttls", slixmppMech("SCRAM-SHA-256", "--send-to", bob, "--body", body)...)
+	send := startScript(t, "slixmpp", "sender", srv, alice, srv.passwords["alice"], "starttls", slixmppMech(srv.scram(t, "starttls"), "--send-to", bob, "--body", body)...)
 	send.waitEvent(t, "session")
 	send.wait(t)
 
@@ -303,44 +342,50 @@ func nbxmppReceives(t *testing.T, srv *server, transport string) {
 // nbxmppDefaults logs in with nbxmpp as it comes, over both transports: no
 // forced mechanism, so it picks its favourite of what Starling offers
 // (never a -PLUS: nbxmpp 4.2 cannot get channel-binding data from GIO).
-// Unlike slixmpp, it must get in.
-func nbxmppDefaults(t *testing.T, srv *server) {
+// It must get in.
+func nbxmppDefaults(t *testing.T, srv *server, transport string) {
 	requireNbxmpp(t)
-	for _, transport := range transports {
-		alice := "alice@" + domain + "/nbxmpp-defaults-" + randomHex(4)
-		logStart := 0
-		if srv.proc != nil {
-			logStart = len(srv.proc.Log())
-		}
-		p := startScript(t, "nbxmpp", "defaults-"+transport, srv, alice, srv.passwords["alice"], transport)
-		e := p.checkSession(t, alice, "")
-		p.wait(t)
-		checkServerLogin(t, srv, logStart, alice, transport, e.Mechanism)
+	alice := "alice@" + srv.domain + "/nbxmpp-defaults-" + randomHex(4)
+	logStart := 0
+	if srv.proc != nil {
+		logStart = len(srv.proc.Log())
 	}
+	p := startScript(t, "nbxmpp", "defaults-"+transport, srv, alice, srv.passwords["alice"], transport)
+	e := p.checkSession(t, alice, "")
+	p.wait(t)
+	checkServerLogin(t, srv, logStart, alice, transport, e.Mechanism)
 }
 
 // goSendxmppReceives runs `go-sendxmpp --listen` as bob over transport and
 // has slixmpp send to it as alice.
+//
+// go-sendxmpp says nothing on stdout when it is ready. On Starling the
+// server's log tells when it is bound; on an anchor, whose log is not read,
+// its --debug output does (it prints on stderr what it receives, among
+// which the bind result holding the bound JID).
 func goSendxmppReceives(t *testing.T, srv *server, transport string) {
 	requireSlixmpp(t)
 	requireGoSendxmpp(t)
-	if srv.proc == nil {
-		t.Skip("needs the server's log to know when go-sendxmpp is bound")
-	}
 	tag := randomHex(8)
-	alice := "alice@" + domain + "/send-" + tag
+	alice := "alice@" + srv.domain + "/send-" + tag
 	bobRes := "gsx-listen-" + tag
-	bob := "bob@" + domain + "/" + bobRes
+	bob := "bob@" + srv.domain + "/" + bobRes
 	body := fmt.Sprintf("to go-sendxmpp over %s <&> héllo ☃ %s", transport, tag)
 
-	logStart := len(srv.proc.Log())
+	logStart := 0
+	if srv.proc != nil {
+		logStart = len(srv.proc.Log())
+	}
 	args := []string{
-		"--username", "bob@" + domain, "--password", srv.passwords["bob"],
-		"--jserver", "127.0.0.1:" + strconv.Itoa(srv.port(transport)),
+		"--username", "bob@" + srv.domain, "--password", srv.passwords["bob"],
+		"--jserver", net.JoinHostPort(srv.host, strconv.Itoa(srv.port(transport))),
 		"--resource", bobRes, "--listen",
 	}
 	if transport == "directtls" {
 		args = append(args, "--tls")
+	}
+	if srv.proc == nil {
+		args = append(args, "--debug")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
@@ -350,8 +395,8 @@ func goSendxmppReceives(t *testing.T, srv *server, transport string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &boundWriter{want: "<jid>" + bob + "</jid>", bound: make(chan struct{})}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -371,19 +416,26 @@ func goSendxmppReceives(t *testing.T, srv *server, transport string) {
 		for range lines {
 		}
 		cmd.Wait()
-		t.Logf("go-sendxmpp --listen stderr:\n%s", stderr.Bytes())
+		t.Logf("go-sendxmpp --listen stderr:\n%s", stderr.bytes())
 	}()
-	// go-sendxmpp says nothing when it is ready: the server's log does.
-	srv.proc.WaitLog(t, logStart, clientTimeout, "session bound for "+bob, func(l string) bool {
-		return strings.Contains(l, `msg="session bound"`) && strings.Contains(l, "jid="+bob)
-	})
+	if srv.proc != nil {
+		srv.proc.WaitLog(t, logStart, clientTimeout, "session bound for "+bob, func(l string) bool {
+			return strings.Contains(l, `msg="session bound"`) && strings.Contains(l, "jid="+bob)
+		})
+	} else {
+		select {
+		case <-stderr.bound:
+		case <-time.After(clientTimeout):
+			t.Fatalf("go-sendxmpp --listen --debug did not show a bind result for %s within %v", bob, clientTimeout)
+		}
+	}
 
-	send := startScript(t, "slixmpp", "sender", srv, alice, srv.passwords["alice"], "starttls", slixmppMech("SCRAM-SHA-256", "--send-to", bob, "--body", body)...)
+	send := startScript(t, "slixmpp", "sender", srv, alice, srv.passwords["alice"], "starttls", slixmppMech(srv.scram(t, "starttls"), "--send-to", bob, "--body", body)...)
 	send.waitEvent(t, "session")
 	send.wait(t)
 
 	// It prints "TIMESTAMP BARE-FROM: BODY" per message.
-	want := "alice@" + domain + ": " + body
+	want := "alice@" + srv.domain + ": " + body
 	timer := time.NewTimer(clientTimeout)
 	defer timer.Stop()
 	for {
@@ -419,7 +471,7 @@ func goSendxmppReceives(t *testing.T, srv *server, transport string) {
 // the failed-login throttles, and slixmpp gets in.
 func slixmppDefaults(t *testing.T, srv *server) {
 	requireSlixmpp(t)
-	alice := "alice@" + domain + "/defaults-" + randomHex(4)
+	alice := "alice@" + srv.domain + "/defaults-" + randomHex(4)
 	p := startScript(t, "slixmpp", "defaults", srv, alice, srv.passwords["alice"], "starttls")
 	var failures []string
 	timer := time.NewTimer(clientTimeout)
@@ -542,7 +594,7 @@ func startScript(t *testing.T, client, name string, srv *server, jid, password, 
 	t.Helper()
 	args := []string{filepath.Join("testdata", client+"_client.py"),
 		"--jid", jid, "--password", password,
-		"--host", "127.0.0.1", "--port", strconv.Itoa(srv.port(transport)),
+		"--host", srv.host, "--port", strconv.Itoa(srv.port(transport)),
 		"--ca-file", srv.cert,
 		"--timeout", strconv.Itoa(int(scriptTimeout / time.Second)),
 		"--debug",
@@ -715,7 +767,7 @@ func runGoSendxmpp(t *testing.T, srv *server, transport, user, password, resourc
 	t.Helper()
 	args := []string{
 		"--username", user, "--password", password,
-		"--jserver", "127.0.0.1:" + strconv.Itoa(srv.port(transport)),
+		"--jserver", net.JoinHostPort(srv.host, strconv.Itoa(srv.port(transport))),
 		"--resource", resource,
 		"--timeout", strconv.Itoa(int(scriptTimeout / time.Second)),
 		"--debug",
@@ -766,6 +818,32 @@ func offeredMechanisms(transcript string) []string {
 }
 
 // --- helpers ---
+
+// boundWriter keeps what a process writes and closes bound once it has
+// written want.
+type boundWriter struct {
+	want  string
+	bound chan struct{}
+	mu    sync.Mutex
+	buf   bytes.Buffer
+}
+
+func (w *boundWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := bytes.Contains(w.buf.Bytes(), []byte(w.want))
+	w.buf.Write(b)
+	if !seen && bytes.Contains(w.buf.Bytes(), []byte(w.want)) {
+		close(w.bound)
+	}
+	return len(b), nil
+}
+
+func (w *boundWriter) bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Clone(w.buf.Bytes())
+}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
