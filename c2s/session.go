@@ -239,6 +239,12 @@ func (s *session) finish(log interface {
 		<-s.written
 		log.Info("session ended")
 	}
+	// RFC 6120 §4.4: give the client a moment to close its side, reading
+	// what is still in flight (its </stream:stream>, a TLS close_notify),
+	// so that closing the socket with unread data does not reset the
+	// connection under the client's feet.
+	s.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	io.Copy(io.Discard, io.LimitReader(s.conn, 64<<10))
 }
 
 // negotiate runs the stream negotiation up to a bound resource.
