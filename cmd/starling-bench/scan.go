@@ -271,7 +271,14 @@ func is(el []byte, local string) bool {
 // child returns the text content of the first <local ...>…</local> inside
 // el (raw, not unescaped), and whether it was found.
 func child(el []byte, local string) ([]byte, bool) {
-	open := []byte("<" + local)
+	return childOf(el, []byte("<"+local), []byte("</"+local+">"))
+}
+
+// The body of every incoming message is looked up without allocating.
+var bodyOpen, bodyClose = []byte("<body"), []byte("</body>")
+
+// childOf is child with the tags given: open is "<name", end "</name>".
+func childOf(el, open, end []byte) ([]byte, bool) {
 	for off := 1; ; {
 		i := bytes.Index(el[off:], open)
 		if i < 0 {
@@ -292,7 +299,7 @@ func child(el []byte, local string) ([]byte, bool) {
 		if el[e-2] == '/' {
 			return nil, true
 		}
-		c := bytes.Index(el[e:], []byte("</"+local+">"))
+		c := bytes.Index(el[e:], end)
 		if c < 0 {
 			return nil, false
 		}

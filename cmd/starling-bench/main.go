@@ -1,0 +1,261 @@
+// Command starling-bench is a load generator that speaks plain XMPP
+// (RFC 6120/6121) to any server — Starling, Prosody, ejabberd — so they
+// can be measured side by side on the same machine.
+//
+// It is lean on purpose, since it shares the CPUs with the server under
+// test: stanzas are written from byte templates and incoming elements are
+// only split at their boundaries (no XML decoding on the hot path). It
+// reports its own CPU time next to the server's, which it reads from
+// /proc/PID/stat (utime+stime) and /proc/PID/status (VmRSS) for --pid.
+//
+// Scenarios:
+//
+//	login     N × (connect, STARTTLS or direct TLS, SASL, bind, initial
+//	          presence, roster get); logins/s, latency p50/p99
+//	idle      N authenticated sessions held open; server RSS before/after,
+//	          bytes per session
+//	messages  N pairs of sessions, each side sending --count messages (or
+//	          for --duration) to its partner's full JID with at most
+//	          --window in flight; delivered messages/s, latency
+//	          p50/p99/p999, exactly-once delivery checked for every message
+//
+// Accounts PREFIX1…PREFIXk (--users, --password) must exist. --create
+// registers them first by in-band registration (XEP-0077) when the server
+// allows it; otherwise create them with the server's tool:
+//
+//	printf 'pw\n' | starling user add --config starling.toml user1@localhost
+//	prosodyctl --config prosody.cfg.lua register user1 localhost pw
+//	ejabberdctl register user1 localhost pw
+//
+// Servers under load (see README.md in this directory): raise the
+// server's open-file limit (`ulimit -n`; Prosody and ejabberd started
+// through su get 1024), give ejabberd a listen backlog above its default
+// of 5, and remove Debian Prosody's c2s rate limit. This tool raises its
+// own limit to the hard one.
+//
+// Example:
+//
+//	starling-bench --addr 127.0.0.1:5222 --domain localhost --insecure \
+//	    --pid $(pidof starling) --scenario messages --n 10 --count 2000 --json
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+type config struct {
+	addr, domain      string
+	directTLS         bool
+	insecure          bool
+	roots             *x509.CertPool
+	users, password   string
+	mech              string
+	scenario          string
+	n, count          int
+	accounts          int
+	duration          time.Duration
+	concurrency       int
+	window            int
+	batch             int
+	timeout           time.Duration
+	settle            time.Duration
+	pid               int
+	create            bool
+	json              bool
+	label             string
+	source            func() net.IP
+	stderr            io.Writer
+	progressEvery     time.Duration
+	createConcurrency int
+	cpuProfile        string
+	scramCache        bool
+	pq                bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "starling-bench:", err)
+		return 2
+	}
+	raiseFileLimit()
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "starling-bench:", err)
+			return 2
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if cfg.create {
+		if err := createAccounts(ctx, cfg); err != nil {
+			fmt.Fprintln(stderr, "starling-bench: --create:", err)
+			fmt.Fprintln(stderr, "create the accounts with the server's own tool instead (see -help)")
+			return 1
+		}
+	}
+	var res *result
+	switch cfg.scenario {
+	case "login":
+		res, err = runLogin(ctx, cfg)
+	case "idle":
+		res, err = runIdle(ctx, cfg)
+	case "messages":
+		res, err = runMessages(ctx, cfg)
+	}
+	if res != nil {
+		if cfg.json {
+			res.writeJSON(stdout)
+		} else {
+			res.writeTable(stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "starling-bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	cfg := &config{stderr: stderr}
+	fs := flag.NewFlagSet("starling-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages [flags]")
+		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
+		fmt.Fprintln(stderr, "  printf 'pw\\n' | starling user add --config F user1@DOMAIN")
+		fmt.Fprintln(stderr, "  prosodyctl --config F register user1 DOMAIN pw")
+		fmt.Fprintln(stderr, "  ejabberdctl register user1 DOMAIN pw")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5222", "server `host:port` (the STARTTLS port, or the direct TLS one with --directtls)")
+	fs.StringVar(&cfg.domain, "domain", "localhost", "XMPP domain (stream 'to', TLS server name, account domain)")
+	fs.BoolVar(&cfg.directTLS, "directtls", false, "connect with direct TLS (XEP-0368, ALPN xmpp-client) instead of STARTTLS")
+	fs.BoolVar(&cfg.insecure, "insecure", false, "do not verify the server's certificate (needed for self-signed test certificates)")
+	ca := fs.String("ca", "", "PEM `file` of CA certificates to trust instead of the system's")
+	fs.StringVar(&cfg.users, "users", "user", "account name `prefix`: accounts are PREFIX1..PREFIXk")
+	fs.StringVar(&cfg.password, "password", "pw", "password of every account")
+	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
+	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
+	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle or messages")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages: pairs (default 10)")
+	fs.IntVar(&cfg.count, "count", 1000, "messages: messages each session sends (ignored with --duration)")
+	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n)")
+	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages: send for this long instead of --count")
+	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
+	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender")
+	fs.IntVar(&cfg.batch, "batch", 1, "messages: write up to this many messages at once when the window allows (1: one stanza per write, like a real client)")
+	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "bound on one login, and on waiting for outstanding messages")
+	fs.DurationVar(&cfg.settle, "settle", time.Second, "idle: wait this long after the last login before reading the server's RSS")
+	fs.IntVar(&cfg.pid, "pid", 0, "`PID` of the server process to measure (CPU, RSS); 0: none")
+	fs.BoolVar(&cfg.create, "create", false, "first register the accounts by in-band registration (XEP-0077); an existing account is fine")
+	fs.BoolVar(&cfg.json, "json", false, "print one JSON line instead of a table")
+	fs.StringVar(&cfg.label, "label", "", "server name to put in the output (e.g. starling, prosody)")
+	srcs := fs.String("source-ips", "", "comma-separated local `addresses` to connect from, in turn (ejabberd throttles registrations per IP)")
+	fs.DurationVar(&cfg.progressEvery, "progress", 0, "print progress to stderr this often (0: never)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write this tool's own CPU profile to `file`")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if _, ok := mechanisms[cfg.mech]; !ok {
+		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
+	}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10}
+	def, ok := defaults[cfg.scenario]
+	if !ok {
+		return nil, fmt.Errorf("--scenario %q: want login, idle or messages", cfg.scenario)
+	}
+	if cfg.n == 0 {
+		cfg.n = def
+	}
+	if cfg.n < 0 || cfg.count < 1 || cfg.concurrency < 1 || cfg.window < 1 || cfg.batch < 1 || cfg.accounts < 0 {
+		return nil, errors.New("--n, --count, --concurrency, --window, --batch and --accounts must be positive")
+	}
+	if cfg.accounts == 0 {
+		switch cfg.scenario {
+		case "login":
+			cfg.accounts = min(cfg.concurrency, cfg.n)
+		case "idle":
+			cfg.accounts = cfg.n
+		case "messages":
+			cfg.accounts = 2 * cfg.n
+		}
+	}
+	if cfg.scenario == "messages" && cfg.accounts < 2*cfg.n {
+		return nil, fmt.Errorf("messages needs one account per session: --accounts %d < 2×--n", cfg.accounts)
+	}
+	if *ca != "" {
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			return nil, err
+		}
+		cfg.roots = x509.NewCertPool()
+		if !cfg.roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no certificates", *ca)
+		}
+	}
+	if *srcs != "" {
+		var ips []net.IP
+		for _, s := range strings.Split(*srcs, ",") {
+			ip := net.ParseIP(strings.TrimSpace(s))
+			if ip == nil {
+				return nil, fmt.Errorf("--source-ips: bad address %q", s)
+			}
+			ips = append(ips, ip)
+		}
+		var next atomic.Uint64
+		cfg.source = func() net.IP { return ips[(next.Add(1)-1)%uint64(len(ips))] }
+	}
+	if cfg.pid > 0 {
+		if _, err := procCPU(cfg.pid); err != nil {
+			return nil, fmt.Errorf("--pid: %w", err)
+		}
+	}
+	cfg.createConcurrency = min(cfg.concurrency, 8)
+	return cfg, nil
+}
+
+// createAccounts registers PREFIX1..PREFIXk in parallel.
+func createAccounts(ctx context.Context, cfg *config) error {
+	var created, existed atomic.Int64
+	err := parallel(ctx, cfg.accounts, cfg.createConcurrency, func(i int) error {
+		ok, err := register(ctx, cfg, cfg.account(i+1))
+		if ok {
+			created.Add(1)
+		} else if err == nil {
+			existed.Add(1)
+		}
+		return err
+	})
+	fmt.Fprintf(cfg.stderr, "accounts: %d created, %d already existed\n", created.Load(), existed.Load())
+	return err
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// result is what a scenario measured. Fields that do not apply to a
+// scenario are left zero and omitted from the JSON.
+type result struct {
+	Scenario    string  `json:"scenario"`
+	Label       string  `json:"label,omitempty"`
+	Addr        string  `json:"addr"`
+	Domain      string  `json:"domain"`
+	TLS         string  `json:"tls"`
+	Mech        string  `json:"mech"`
+	N           int     `json:"n"`
+	Concurrency int     `json:"concurrency"`
+	Ops         int64   `json:"ops"` // logins, sessions or delivered messages
+	Errors      int64   `json:"errors"`
+	FirstError  string  `json:"first_error,omitempty"`
+	ElapsedS    float64 `json:"elapsed_s"`
+	RatePerS    float64 `json:"rate_per_s"`
+
+	LatP50Ms  float64 `json:"lat_p50_ms,omitempty"`
+	LatP99Ms  float64 `json:"lat_p99_ms,omitempty"`
+	LatP999Ms float64 `json:"lat_p999_ms,omitempty"`
+	LatMaxMs  float64 `json:"lat_max_ms,omitempty"`
+
+	ServerPID        int     `json:"server_pid,omitempty"`
+	ServerCPUS       float64 `json:"server_cpu_s,omitempty"`
+	ServerCPUUsPerOp float64 `json:"server_cpu_us_per_op,omitempty"`
+	BenchCPUS        float64 `json:"bench_cpu_s"`
+	BenchCPUUsPerOp  float64 `json:"bench_cpu_us_per_op"`
+
+	RosterErrors int64 `json:"roster_errors,omitempty"`
+
+	RSSBefore         int64 `json:"server_rss_before,omitempty"`
+	RSSAfter          int64 `json:"server_rss_after,omitempty"`
+	RSSAfterHold      int64 `json:"server_rss_after_hold,omitempty"`
+	RSSBytesPerSess   int64 `json:"server_rss_bytes_per_session,omitempty"`
+	SessionsAliveHold int64 `json:"sessions_alive_after_hold,omitempty"`
+
+	// Delivery is the messages scenario's exactly-once check.
+	*Delivery `json:",omitempty"`
+	Date      string `json:"date"`
+}
+
+// Delivery counts what the receivers saw, every message identified by
+// its sender and sequence number.
+type Delivery struct {
+	Window      int   `json:"window"`
+	Batch       int   `json:"batch"`
+	Sent        int64 `json:"sent"`
+	Delivered   int64 `json:"delivered"`
+	Lost        int64 `json:"lost"`
+	Duplicates  int64 `json:"duplicates"`
+	Misrouted   int64 `json:"misrouted"`
+	Bounced     int64 `json:"bounced"`
+	OutOfOrder  int64 `json:"out_of_order"`
+	ExactlyOnce bool  `json:"exactly_once"`
+}
+
+func newResult(cfg *config) *result {
+	r := &result{Scenario: cfg.scenario, Label: cfg.label, Addr: cfg.addr, Domain: cfg.domain, Mech: cfg.mech,
+		N: cfg.n, Concurrency: cfg.concurrency, TLS: "starttls", Date: time.Now().UTC().Format(time.RFC3339)}
+	if cfg.directTLS {
+		r.TLS = "direct"
+	}
+	if cfg.pid > 0 {
+		r.ServerPID = cfg.pid
+	}
+	return r
+}
+
+// measured fills the elapsed time, rate and CPU figures between a and b
+// for ops operations.
+func (r *result) measured(a, b probe, ops int64) {
+	r.Ops = ops
+	el := b.wall.Sub(a.wall)
+	r.ElapsedS = el.Seconds()
+	if el > 0 {
+		r.RatePerS = float64(ops) / el.Seconds()
+	}
+	r.BenchCPUS = (b.selfCPU - a.selfCPU).Seconds()
+	if a.pid > 0 && a.err == nil && b.err == nil {
+		r.ServerCPUS = (b.srvCPU - a.srvCPU).Seconds()
+	}
+	if ops > 0 {
+		r.BenchCPUUsPerOp = r.BenchCPUS * 1e6 / float64(ops)
+		r.ServerCPUUsPerOp = r.ServerCPUS * 1e6 / float64(ops)
+	}
+}
+
+// latencies sets the percentiles from samples in nanoseconds (sorted in
+// place).
+func (r *result) latencies(ns []int64) {
+	if len(ns) == 0 {
+		return
+	}
+	slices.Sort(ns)
+	q := func(p float64) float64 {
+		i := int(p*float64(len(ns))+0.999999) - 1 // nearest rank
+		i = max(0, min(i, len(ns)-1))
+		return float64(ns[i]) / 1e6
+	}
+	r.LatP50Ms, r.LatP99Ms, r.LatP999Ms = q(0.50), q(0.99), q(0.999)
+	r.LatMaxMs = float64(ns[len(ns)-1]) / 1e6
+}
+
+func (r *result) fail(err error) {
+	r.Errors++
+	if r.FirstError == "" && err != nil {
+		r.FirstError = err.Error()
+	}
+}
+
+func (r *result) writeJSON(w io.Writer) {
+	b, _ := json.Marshal(r)
+	w.Write(append(b, '\n'))
+}
+
+func (r *result) writeTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, f string, v ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, v...)...) }
+	title := r.Scenario
+	if r.Label != "" {
+		title += " @ " + r.Label
+	}
+	row("scenario", "%s (%s, %s, %s)", title, r.Addr, r.TLS, r.Mech)
+	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered"}[r.Scenario]
+	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
+	if r.LatP50Ms > 0 {
+		if r.Scenario == "messages" {
+			row("latency", "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatP999Ms, r.LatMaxMs)
+		} else {
+			row("login latency", "p50 %.2f ms  p99 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatMaxMs)
+		}
+	}
+	if r.ServerPID > 0 {
+		row("server CPU", "%.3f s = %.1f µs per op (pid %d)", r.ServerCPUS, r.ServerCPUUsPerOp, r.ServerPID)
+	}
+	row("bench CPU", "%.3f s = %.1f µs per op", r.BenchCPUS, r.BenchCPUUsPerOp)
+	if r.Scenario == "login" {
+		row("roster errors", "%d (an error answer still counts as answered)", r.RosterErrors)
+	}
+	if r.RSSAfter > 0 {
+		row("server RSS", "%.1f MiB before, %.1f MiB with %d sessions = %d bytes/session", mib(r.RSSBefore), mib(r.RSSAfter), r.Ops, r.RSSBytesPerSess)
+		if r.RSSAfterHold > 0 {
+			row("after hold", "%.1f MiB, %d sessions still up", mib(r.RSSAfterHold), r.SessionsAliveHold)
+		}
+	}
+	if r.Delivery != nil {
+		row("delivery", "sent %d, delivered %d, lost %d, duplicates %d, misrouted %d, bounced %d, out of order %d (window %d, batch %d)",
+			r.Sent, r.Delivered, r.Lost, r.Duplicates, r.Misrouted, r.Bounced, r.OutOfOrder, r.Window, r.Batch)
+		v := "NO"
+		if r.ExactlyOnce {
+			v = "yes"
+		}
+		row("exactly once", "%s", v)
+	}
+	row("errors", "%d %s", r.Errors, r.FirstError)
+	tw.Flush()
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -1,0 +1,571 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// epoch is the origin of the send timestamps carried in message bodies
+// (monotonic, same process).
+var epoch = time.Now()
+
+// parallel runs fn(0..n-1) on workers goroutines and returns the first
+// error (all calls still run unless ctx ends); a worker whose call returns
+// errStop takes no more.
+func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for range min(workers, max(n, 1)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				err := fn(i)
+				if err == errStop {
+					return
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// progress prints f() to stderr every cfg.progressEvery until stop is
+// called.
+func progress(cfg *config, f func() string) (stop func()) {
+	if cfg.progressEvery <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(cfg.progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintln(cfg.stderr, f())
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// runLogin measures complete logins: connect, TLS, SASL, bind, initial
+// presence and roster get, until the roster answer arrives.
+func runLogin(ctx context.Context, cfg *config) (*result, error) {
+	r := newResult(cfg)
+	var mu sync.Mutex
+	lat := make([]int64, 0, cfg.n)
+	var ok, rosterErrs atomic.Int64
+	n := cfg.n
+	var deadline time.Time
+	if cfg.duration > 0 {
+		n = 1 << 40
+		deadline = time.Now().Add(cfg.duration)
+	}
+	stop := progress(cfg, func() string { return fmt.Sprintf("logins: %d", ok.Load()) })
+	a := sample(cfg.pid)
+	parallel(ctx, n, cfg.concurrency, func(i int) error {
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			return errStop
+		}
+		t0 := time.Now()
+		c, err := login(ctx, cfg, cfg.account(i%cfg.accounts+1), "b"+strconv.Itoa(i))
+		if err == nil {
+			var rerr bool
+			rerr, err = c.presenceAndRoster()
+			if rerr {
+				rosterErrs.Add(1)
+			}
+			if err != nil {
+				c.c.Close()
+			}
+		}
+		d := time.Since(t0)
+		if err != nil {
+			mu.Lock()
+			r.fail(err)
+			mu.Unlock()
+			return err
+		}
+		ok.Add(1)
+		mu.Lock()
+		lat = append(lat, int64(d))
+		mu.Unlock()
+		c.close()
+		return nil
+	})
+	b := sample(cfg.pid)
+	stop()
+	r.measured(a, b, ok.Load())
+	r.latencies(lat)
+	r.RosterErrors = rosterErrs.Load()
+	return r, r.err()
+}
+
+var errStop = errors.New("stop")
+
+func (r *result) err() error {
+	if r.Errors > 0 {
+		return fmt.Errorf("%d errors, first: %s", r.Errors, r.FirstError)
+	}
+	return nil
+}
+
+// session is a logged-in connection whose reads are owned by its reader
+// goroutine.
+type session struct {
+	*conn
+	done chan struct{} // closed when the reader returns
+	// end is why the reader returned (a stream error's XML, or the read
+	// error); read it only after done is closed.
+	end string
+}
+
+// ended returns why the first session that ended did, if one has.
+func ended(sess []*session) string {
+	for _, s := range sess {
+		if s == nil {
+			continue
+		}
+		select {
+		case <-s.done:
+			return s.jid + ": " + s.end
+		default:
+		}
+	}
+	return ""
+}
+
+// serve reads until the stream ends, answering pings; onMessage (if not
+// nil) sees every <message/>.
+func (s *session) serve(onMessage func(el []byte)) {
+	defer close(s.done)
+	for {
+		el, _, err := s.sc.next()
+		if err != nil {
+			s.end = err.Error()
+			return
+		}
+		switch {
+		case is(el, "error") && bytes.HasPrefix(el, []byte("<stream:")):
+			s.end = string(el)
+		case onMessage != nil && is(el, "message"):
+			onMessage(el)
+		case is(el, "iq"):
+			s.answerIQ(el)
+		}
+	}
+}
+
+// openSessions logs in n sessions with presence and roster, starting a
+// reader on each; the slice has nil for sessions that failed.
+func openSessions(ctx context.Context, cfg *config, r *result, n int, account func(i int) string, resource func(i int) string, onMessage func(i int) func([]byte)) ([]*session, []int64) {
+	sess := make([]*session, n)
+	lat := make([]int64, n)
+	var mu sync.Mutex
+	var up atomic.Int64
+	stop := progress(cfg, func() string { return fmt.Sprintf("sessions: %d/%d", up.Load(), n) })
+	defer stop()
+	parallel(ctx, n, cfg.concurrency, func(i int) error {
+		t0 := time.Now()
+		c, err := login(ctx, cfg, account(i), resource(i))
+		if err == nil {
+			_, err = c.presenceAndRoster()
+			if err != nil {
+				c.c.Close()
+			}
+		}
+		if err != nil {
+			mu.Lock()
+			r.fail(fmt.Errorf("session %d: %w", i, err))
+			mu.Unlock()
+			return err
+		}
+		lat[i] = int64(time.Since(t0))
+		s := &session{conn: c, done: make(chan struct{})}
+		var f func([]byte)
+		if onMessage != nil {
+			f = onMessage(i)
+		}
+		go s.serve(f)
+		sess[i] = s
+		up.Add(1)
+		return nil
+	})
+	return sess, lat
+}
+
+// closeAll ends every session politely and waits for the readers.
+func closeAll(sess []*session, timeout time.Duration) {
+	var wg sync.WaitGroup
+	for _, s := range sess {
+		if s == nil {
+			continue
+		}
+		wg.Go(func() {
+			s.c.SetWriteDeadline(time.Now().Add(timeout))
+			s.send("</stream:stream>")
+			select {
+			case <-s.done:
+			case <-time.After(timeout):
+			}
+			s.c.Close()
+			<-s.done
+		})
+	}
+	wg.Wait()
+}
+
+// runIdle holds N authenticated sessions and reports the server's memory.
+func runIdle(ctx context.Context, cfg *config) (*result, error) {
+	r := newResult(cfg)
+	var before int64
+	if cfg.pid > 0 {
+		var err error
+		if before, err = procRSS(cfg.pid); err != nil {
+			return nil, err
+		}
+	}
+	a := sample(cfg.pid)
+	sess, lat := openSessions(ctx, cfg, r, cfg.n,
+		func(i int) string { return cfg.account(i%cfg.accounts + 1) },
+		func(i int) string { return "idle" + strconv.Itoa(i) }, nil)
+	b := sample(cfg.pid)
+	var up int64
+	ok := lat[:0]
+	for i, s := range sess {
+		if s != nil {
+			up++
+			ok = append(ok, lat[i])
+		}
+	}
+	r.measured(a, b, up)
+	r.latencies(ok)
+	if cfg.settle > 0 {
+		wait(ctx, cfg.settle)
+	}
+	if cfg.pid > 0 {
+		r.RSSBefore = before
+		r.RSSAfter, _ = procRSS(cfg.pid)
+		if up > 0 {
+			r.RSSBytesPerSess = (r.RSSAfter - before) / up
+		}
+	}
+	if cfg.duration > 0 {
+		wait(ctx, cfg.duration)
+		for _, s := range sess {
+			if s != nil {
+				select {
+				case <-s.done:
+				default:
+					r.SessionsAliveHold++
+				}
+			}
+		}
+		if cfg.pid > 0 {
+			r.RSSAfterHold, _ = procRSS(cfg.pid)
+		}
+		if r.SessionsAliveHold < up {
+			r.fail(fmt.Errorf("%d sessions ended during the hold, first %s", up-r.SessionsAliveHold, ended(sess)))
+		}
+	}
+	closeAll(sess, 5*time.Second)
+	return r, r.err()
+}
+
+func wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// peer is one side of a messages pair. Its receive-side fields are owned
+// by its reader goroutine until the reader has returned.
+type peer struct {
+	idx     int
+	s       *session
+	partner *peer
+	win     chan struct{} // one token per message of ours in flight
+	sent    atomic.Int64  // written by the sender goroutine
+
+	// Receive side: messages from partner.
+	seen       []uint64 // bitset of sequence numbers
+	uniq       atomic.Int64
+	dups       int64
+	misrouted  int64
+	bounced    int64
+	outOfOrder int64
+	last       int64
+	lat        []int64
+}
+
+// runMessages runs pairs of sessions sending to each other's full JID and
+// checks that each message arrives exactly once.
+func runMessages(ctx context.Context, cfg *config) (*result, error) {
+	r := newResult(cfg)
+	r.Delivery = &Delivery{Window: cfg.window, Batch: cfg.batch}
+	np := 2 * cfg.n
+	peers := make([]*peer, np)
+	for i := range peers {
+		peers[i] = &peer{idx: i, win: make(chan struct{}, cfg.window), last: -1}
+		if cfg.duration == 0 {
+			peers[i].seen = make([]uint64, (cfg.count+63)/64)
+			peers[i].lat = make([]int64, 0, cfg.count)
+		}
+	}
+	for i := 0; i < np; i += 2 {
+		peers[i].partner, peers[i+1].partner = peers[i+1], peers[i]
+	}
+	var delivered, target atomic.Int64
+	allIn := make(chan struct{})
+	var allInOnce sync.Once
+	checkDone := func() {
+		if t := target.Load(); t > 0 && delivered.Load() >= t {
+			allInOnce.Do(func() { close(allIn) })
+		}
+	}
+	receive := func(i int) func([]byte) {
+		p := peers[i]
+		from := p.partner
+		return func(el []byte) {
+			if string(attr(el, "type")) == "error" {
+				p.bounced++
+				return
+			}
+			body, ok := childOf(el, bodyOpen, bodyClose)
+			if !ok {
+				return // chat states, receipts, anything not ours
+			}
+			src, seq, ts, ok := parseBody(body)
+			if !ok {
+				return
+			}
+			if !p.record(src, seq, int64(time.Since(epoch))-ts) {
+				return
+			}
+			select {
+			case <-from.win:
+			default:
+			}
+			p.uniq.Add(1)
+			delivered.Add(1)
+			checkDone()
+		}
+	}
+	sess, _ := openSessions(ctx, cfg, r, np,
+		func(i int) string { return cfg.account(i + 1) },
+		func(i int) string { return "bench" },
+		receive)
+	defer closeAll(sess, 5*time.Second)
+	for i, s := range sess {
+		if s == nil {
+			return r, r.err()
+		}
+		peers[i].s = s
+	}
+	// Each session's roster answer has arrived, so the server has processed
+	// its initial presence (a session's stanzas are handled in order): every
+	// partner is online and available before the first message.
+
+	var deadline time.Time
+	if cfg.duration > 0 {
+		deadline = time.Now().Add(cfg.duration)
+	}
+	stop := progress(cfg, func() string { return fmt.Sprintf("delivered: %d", delivered.Load()) })
+	a := sample(cfg.pid)
+	var wg sync.WaitGroup
+	var stalls atomic.Int64
+	var sendErr atomic.Pointer[error]
+	for _, p := range peers {
+		wg.Go(func() {
+			if err := p.send(cfg, deadline); err != nil {
+				if errors.Is(err, errStall) {
+					stalls.Add(1)
+				}
+				sendErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	var sent int64
+	for _, p := range peers {
+		sent += p.sent.Load()
+	}
+	target.Store(max(sent, 1))
+	checkDone()
+	t := time.NewTimer(cfg.timeout)
+	select {
+	case <-allIn:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	b := sample(cfg.pid)
+	stop()
+	early := ended(sess)
+	// Close the streams and let the readers drain whatever the server still
+	// sends before its closing tag, so a late duplicate is counted.
+	closeAll(sess, 5*time.Second)
+	var lat []int64
+	r.Sent = sent
+	for _, p := range peers {
+		r.Delivered += p.uniq.Load()
+		r.Duplicates += p.dups
+		r.Misrouted += p.misrouted
+		r.Bounced += p.bounced
+		r.OutOfOrder += p.outOfOrder
+		lat = append(lat, p.lat...)
+	}
+	r.Lost = r.Sent - r.Delivered
+	r.measured(a, b, r.Delivered)
+	r.latencies(lat)
+	exact := r.Lost == 0 && r.Duplicates == 0 && r.Misrouted == 0 && r.Bounced == 0 && r.Sent > 0
+	r.ExactlyOnce = exact
+	if e := sendErr.Load(); e != nil {
+		r.fail(fmt.Errorf("send: %w (%d senders stalled)", *e, stalls.Load()))
+	}
+	if !exact {
+		r.fail(fmt.Errorf("delivery not exactly once: lost %d, duplicates %d, misrouted %d, bounced %d", r.Lost, r.Duplicates, r.Misrouted, r.Bounced))
+	}
+	if early != "" {
+		r.fail(fmt.Errorf("a session ended during the run: %s", early))
+	}
+	return r, r.err()
+}
+
+// record checks off message seq from sender src with its latency and
+// reports whether it is a first delivery from the partner.
+func (p *peer) record(src int, seq, lat int64) bool {
+	if src != p.partner.idx || seq < 0 {
+		p.misrouted++
+		return false
+	}
+	w, bit := seq/64, uint64(1)<<(seq%64)
+	for int(w) >= len(p.seen) {
+		p.seen = append(p.seen, 0)
+	}
+	if p.seen[w]&bit != 0 {
+		p.dups++
+		return false
+	}
+	p.seen[w] |= bit
+	if seq < p.last {
+		p.outOfOrder++
+	}
+	p.last = seq
+	p.lat = append(p.lat, lat)
+	return true
+}
+
+var errStall = errors.New("no delivery progress within --timeout")
+
+// send writes messages to the partner's full JID, at most cap(win) in
+// flight, up to --batch of them per write when the window allows. The body is "SRC:SEQ:SENTNS", digits only.
+func (p *peer) send(cfg *config, deadline time.Time) error {
+	prefix := []byte("<message type='chat' to='" + xmlEscape(p.partner.s.jid) + "' id='m")
+	buf := make([]byte, 0, 256)
+	src := strconv.AppendInt(nil, int64(p.idx), 10)
+	var timer *time.Timer
+	pending := int64(0) // messages in buf, not yet written
+	flush := func() error {
+		if pending == 0 {
+			return nil
+		}
+		err := p.s.write(buf)
+		p.sent.Add(pending)
+		buf, pending = buf[:0], 0
+		return err
+	}
+	for seq := int64(0); ; seq++ {
+		if deadline.IsZero() {
+			if seq >= int64(cfg.count) {
+				return flush()
+			}
+		} else if time.Now().After(deadline) {
+			return flush()
+		}
+		select {
+		case p.win <- struct{}{}:
+		default:
+			// The window is full: write what is batched before waiting.
+			if err := flush(); err != nil {
+				return err
+			}
+			if timer == nil {
+				timer = time.NewTimer(cfg.timeout)
+			} else {
+				timer.Reset(cfg.timeout)
+			}
+			select {
+			case p.win <- struct{}{}:
+				timer.Stop()
+			case <-timer.C:
+				return errStall
+			}
+		}
+		buf = append(buf, prefix...)
+		buf = append(buf, src...)
+		buf = append(buf, '-')
+		buf = strconv.AppendInt(buf, seq, 10)
+		buf = append(buf, "'><body>"...)
+		buf = append(buf, src...)
+		buf = append(buf, ':')
+		buf = strconv.AppendInt(buf, seq, 10)
+		buf = append(buf, ':')
+		buf = strconv.AppendInt(buf, int64(time.Since(epoch)), 10)
+		buf = append(buf, "</body></message>"...)
+		pending++
+		if pending >= int64(cfg.batch) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// parseBody reads "SRC:SEQ:SENTNS".
+func parseBody(b []byte) (src int, seq, ts int64, ok bool) {
+	var f [3]int64
+	k := 0
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			f[k] = f[k]*10 + int64(c-'0')
+		case c == ':' && k < 2:
+			k++
+		default:
+			return 0, 0, 0, false
+		}
+	}
+	if k != 2 {
+		return 0, 0, 0, false
+	}
+	return int(f[0]), f[1], f[2], true
+}
