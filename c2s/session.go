@@ -73,7 +73,7 @@ type session struct {
 
 	lastRead atomic.Int64 // unix nanoseconds of the last byte received
 
-	out      chan []byte   // outbound queue, drained by writeLoop
+	out      *queue        // outbound queue, drained by writeLoop
 	quit     chan struct{} // closed by close()
 	quitOnce sync.Once
 	quitErr  *stream.Error // set before quit is closed
@@ -122,14 +122,12 @@ func (s *session) Deliver(raw []byte) bool {
 		return false
 	default:
 	}
-	select {
-	case s.out <- raw:
+	if s.out.push(raw) {
 		return true
-	default:
-		s.srv.Log.Warn("outbound queue full, closing session", "jid", s.full.String())
-		s.close(&stream.Error{Condition: stream.PolicyViolation, Text: "outbound queue full"})
-		return false
 	}
+	s.srv.Log.Warn("outbound queue full, closing session", "jid", s.full.String())
+	s.close(&stream.Error{Condition: stream.PolicyViolation, Text: "outbound queue full"})
+	return false
 }
 
 // Replace implements router.Session (RFC 6120 §7.7.2.2).
@@ -597,7 +595,7 @@ func (s *session) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
 	}
 	s.full = full
 	cfg := s.srv.config()
-	s.out = make(chan []byte, cfg.Limits.OutboundQueue)
+	s.out = newQueue(cfg.Limits.OutboundQueue)
 	if err := s.srv.Router.Bind(s, cfg.Limits.MaxSessionsPerAccount); err != nil {
 		// §7.6.2.1: too many resources.
 		var se *stanza.Error
@@ -622,49 +620,45 @@ func (s *session) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
 	return true, nil
 }
 
-// writeLoop is the session's single writer: it drains the outbound queue,
-// flushing when the queue is momentarily empty, and writes the stream's
-// end when the session closes.
+// writeLoop is the session's single writer: it takes everything queued,
+// writes it through a buffer borrowed for the batch (so that an idle
+// session holds none) and flushes; when the session closes it sends what
+// is left and the end of the stream.
 func (s *session) writeLoop(conn net.Conn) {
 	defer close(s.written)
-	w := bufio.NewWriterSize(conn, 8192)
-	flush := func() bool {
+	var batch [][]byte
+	write := func() bool {
+		batch = s.out.take(batch)
+		w := writers.Get().(*bufio.Writer)
+		w.Reset(conn)
+		for _, b := range batch {
+			w.Write(b)
+		}
+		clear(batch)
 		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		return w.Flush() == nil
+		err := w.Flush()
+		w.Reset(nil)
+		writers.Put(w)
+		return err == nil
 	}
 	for {
 		select {
-		case b := <-s.out:
-			w.Write(b)
-			for more := true; more; {
-				select {
-				case b := <-s.out:
-					w.Write(b)
-				default:
-					more = false
-				}
-			}
-			if !flush() {
+		case <-s.out.ready:
+			if !write() {
 				s.close(nil)
 				conn.Close()
 				return
 			}
 		case <-s.quit:
-			// Send what was already queued, then the end of the stream.
-			for more := true; more; {
-				select {
-				case b := <-s.out:
-					w.Write(b)
-				default:
-					more = false
-				}
-			}
-			flush()
+			write()
 			s.writeEnd(conn)
 			return
 		}
 	}
 }
+
+// writers are the write buffers sessions borrow for one batch.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) }}
 
 // serve is the stanza loop of a bound session.
 func (s *session) serve(ctx context.Context) error {
