@@ -51,10 +51,8 @@ func TestCheckConfig(t *testing.T) {
 // stdin; `user del` ends the sessions of the account on a running server
 // (issue 2 part 9).
 func TestUserCommands(t *testing.T) {
-	dir := t.TempDir()
-	addr, direct := testbin.FreeAddr(t), testbin.FreeAddr(t)
-	cfg := filepath.Join(dir, "starling.toml")
-	os.WriteFile(cfg, []byte("[server]\nhosts = [\"localhost\"]\ndata_dir = \""+dir+"\"\n[c2s]\nlisten = [\""+addr+"\"]\ndirect_tls_listen = [\""+direct+"\"]\n"), 0o600)
+	setup := testbin.NewSetup(t, "")
+	cfg, addr := setup.Config, setup.StartTLS
 
 	if out, ok := starling(t, "first-secret\n", "user", "add", "--config", cfg, "alice@localhost"); !ok {
 		t.Fatalf("user add: %s", out)
@@ -94,20 +92,15 @@ func TestUserCommands(t *testing.T) {
 // SIGTERM sends <system-shutdown/> on every stream and exits with code 0
 // (issue 2 part 11).
 func TestSignals(t *testing.T) {
-	dir := t.TempDir()
-	addr, direct := testbin.FreeAddr(t), testbin.FreeAddr(t)
-	cfg := filepath.Join(dir, "starling.toml")
-	write := func(level string) {
-		os.WriteFile(cfg, []byte("[server]\nhosts = [\"localhost\"]\ndata_dir = \""+dir+"\"\n[c2s]\nlisten = [\""+addr+"\"]\ndirect_tls_listen = [\""+direct+"\"]\n[log]\nlevel = \""+level+"\"\n"), 0o600)
-	}
-	write("info")
+	setup := testbin.NewSetup(t, "[log]\nlevel = \"info\"\n")
+	cfg, addr := setup.Config, setup.StartTLS
 	if out, ok := starling(t, "alice-secret\n", "user", "add", "--config", cfg, "alice@localhost"); !ok {
 		t.Fatalf("user add: %s", out)
 	}
 	p := testbin.Start(t, testbin.Build(t), cfg)
 	alice := xmpptest.Login(t, addr, "localhost", "alice", "alice-secret", "SCRAM-SHA-256", "laptop")
 
-	write("debug")
+	setup.Write(t, "[log]\nlevel = \"debug\"\n")
 	from := len(p.Log())
 	p.Cmd.Process.Signal(syscall.SIGHUP)
 	p.WaitLog(t, from, 10*time.Second, "the reload", func(l string) bool { return strings.Contains(l, "configuration reloaded") })

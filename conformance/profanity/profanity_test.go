@@ -81,10 +81,8 @@ func TestProfanity(t *testing.T) {
 	_, terr := exec.LookPath("tmux")
 	testbin.Require(t, "profanity and tmux (Debian packages)", perr == nil && terr == nil)
 
-	dir := t.TempDir()
-	addr, direct := testbin.FreeAddr(t), testbin.FreeAddr(t)
-	cfg := filepath.Join(dir, "starling.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("[server]\nhosts = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [%q]\ndirect_tls_listen = [%q]\n", dir, addr, direct)), 0o600)
+	setup := testbin.NewSetup(t, "")
+	cfg, dir, addr := setup.Config, setup.DataDir, setup.StartTLS
 	bin := testbin.Build(t)
 	testbin.AddUser(t, bin, cfg, "alice@localhost", "alice-secret")
 	testbin.AddUser(t, bin, cfg, "bob@localhost", "bob-secret")

@@ -111,10 +111,8 @@ func TestXMPPJS(t *testing.T) {
 	_, nodeErr := exec.LookPath("node")
 	testbin.Require(t, "node and testdata/node_modules/@xmpp/client (npm ci --prefix conformance/xmppjs/testdata)", err == nil && nodeErr == nil)
 
-	dir := t.TempDir()
-	starttls, direct := testbin.FreeAddr(t), testbin.FreeAddr(t)
-	cfg := filepath.Join(dir, "starling.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("[server]\nhosts = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [%q]\ndirect_tls_listen = [%q]\n[log]\nlevel = \"debug\"\n", dir, starttls, direct)), 0o600)
+	setup := testbin.NewSetup(t, "[log]\nlevel = \"debug\"\n")
+	cfg, dir, starttls, direct := setup.Config, setup.DataDir, setup.StartTLS, setup.DirectTLS
 	bin := testbin.Build(t)
 	testbin.AddUser(t, bin, cfg, "alice@localhost", "alice-secret")
 	testbin.AddUser(t, bin, cfg, "bob@localhost", "bob-secret")

@@ -387,3 +387,30 @@ func listenAddrs(path string) ([]string, error) {
 	walk(doc)
 	return addrs, nil
 }
+
+// Setup is a server configuration for one test: host localhost, a data
+// directory in t.TempDir(), STARTTLS and direct TLS listeners on free
+// loopback ports.
+type Setup struct {
+	Config, DataDir     string // the config file and the data directory
+	StartTLS, DirectTLS string // listener addresses
+}
+
+// NewSetup writes a config file; extra TOML is appended to it (e.g. a
+// [log] table).
+func NewSetup(t testing.TB, extra string) Setup {
+	t.Helper()
+	dir := t.TempDir()
+	s := Setup{Config: filepath.Join(dir, "starling.toml"), DataDir: dir, StartTLS: FreeAddr(t), DirectTLS: FreeAddr(t)}
+	s.Write(t, extra)
+	return s
+}
+
+// Write rewrites the config file with other extra TOML (for reloads).
+func (s Setup) Write(t testing.TB, extra string) {
+	t.Helper()
+	toml := fmt.Sprintf("[server]\nhosts = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [%q]\ndirect_tls_listen = [%q]\n%s", s.DataDir, s.StartTLS, s.DirectTLS, extra)
+	if err := os.WriteFile(s.Config, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
