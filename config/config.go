@@ -108,8 +108,9 @@ type Limits struct {
 	// MaxSessionsPerAccount bounds concurrently bound resources per
 	// account (RFC 6120 §7.7.2.2 resource-constraint beyond it).
 	MaxSessionsPerAccount int `toml:"max_sessions_per_account"`
-	// MaxAuthAttempts is the number of failed SASL attempts allowed on one
-	// connection (RFC 6120 §6.4.5 lets the server bound retries).
+	// MaxAuthAttempts is the number of rejected credentials allowed on one
+	// connection, other SASL failures three times as many (RFC 6120 §6.4.5
+	// lets the server bound retries).
 	MaxAuthAttempts int `toml:"max_auth_attempts"`
 	// OutboundQueue is the number of stanzas queued for one session
 	// before it is closed as too slow.
