@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/starling-xmpp/starling/internal/anchor"
 )
 
 // The command each run uses; the anchors' runs add STARLING_ANCHOR_*.
@@ -286,7 +288,7 @@ const (
 
 // writeDoc puts the generated section between the markers of path,
 // creating the file if needed.
-func writeDoc(path string, res *results, anchors []*anchor, table string) error {
+func writeDoc(path string, res *results, anchors []*anchor.Server, table string) error {
 	var g strings.Builder
 	g.WriteString(beginMarker + "\n\n")
 	fmt.Fprintf(&g, "Run on %s with `make conformance-anchors` (`go run ./conformance/anchors`), which runs\n`go %s` once per server.\n\n",
@@ -294,7 +296,7 @@ func writeDoc(path string, res *results, anchors []*anchor, table string) error 
 	g.WriteString("| server | version | address | SASL mechanisms offered after TLS |\n|---|---|---|---|\n")
 	g.WriteString("| Starling | this working tree, on SQLite and on PostgreSQL | 127.0.0.1, free ports | not probed: every mechanism of the matrix must work |\n")
 	for _, a := range anchors {
-		fmt.Fprintf(&g, "| %s | %s (Debian) | %s:5222 STARTTLS, :5223 direct TLS | %s |\n", columnTitle(a.name), a.version, a.addr, strings.Join(res.offers[a.name], "; "))
+		fmt.Fprintf(&g, "| %s | %s (Debian) | %s:5222 STARTTLS, :5223 direct TLS | %s |\n", columnTitle(a.Name), a.Version, a.Addr, strings.Join(res.offers[a.Name], "; "))
 	}
 	g.WriteString("\n" + table + "\n")
 	g.WriteString("pass/fail/skip is go test's verdict; [n] is the skip's or failure's message; — means the check did not run\n" +
