@@ -13,7 +13,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GO ?= go
 
 .DEFAULT_GOAL := check
-.PHONY: check deps postgres lint test fuzz bench conformance-anchors
+.PHONY: check deps postgres lint test fuzz bench conformance-anchors bench-compare compliance
 
 check: deps postgres lint
 	STARLING_REQUIRE_ALL=1 STARLING_TEST_POSTGRES='$(TEST_POSTGRES)' \
@@ -62,3 +62,13 @@ bench:
 # writes it to docs/conformance-anchors.md. See conformance/anchors.
 conformance-anchors: deps postgres
 	$(SUDO) env "PATH=$$PATH" STARLING_TEST_POSTGRES='$(TEST_POSTGRES)' $(GO) run ./conformance/anchors
+
+# docs/compliance.md: XEP-0479 requirements × the checks that prove them.
+compliance: deps postgres
+	STARLING_REQUIRE_ALL=1 STARLING_TEST_POSTGRES='$(TEST_POSTGRES)' $(GO) run ./conformance/compliance
+
+# cmd/starling-bench's standard suite against Starling, Prosody and ejabberd
+# (one at a time, on 127.0.0.1, .2 and .3; the anchors as above); writes
+# the figures and ratios to docs/benchmarks.md. See bench/compare.
+bench-compare: deps
+	$(SUDO) env "PATH=$$PATH" $(GO) run ./bench/compare

@@ -1,0 +1,260 @@
+package main
+
+// The server requirements of XEP-0479 (XMPP Compliance Suites 2023,
+// v0.1.0; its tables are identical to XEP-0459's), one row per provider
+// specification, and the checks that prove each.
+//
+// A check is "PACKAGE TEST": a package directory relative to the
+// repository root and a go test name, whose "/"-separated parts are
+// matched one by one ("*" matches any one part); it stands for that test
+// and every subtest below it. Transcript tests are
+// "./conformance TestTranscripts/<file name without .txt>".
+//
+// Every row has checks, or says why not: notImplemented names the issue
+// that will implement it (or says that no issue is filed yet). A row whose
+// checks cover only part of the specification says so in partial.
+
+type level int
+
+const (
+	server   level = iota // required at the Server level, so at the Advanced one too
+	advanced              // required only of an Advanced Server
+	ofNote                // not required: listed by XEP-0479 as a specification of note
+)
+
+func (l level) String() string {
+	return [...]string{"Server", "Advanced Server", "Of note"}[l]
+}
+
+type requirement struct {
+	category string // Core, Web, IM, Mobile, A/V
+	level    level
+	feature  string // the row of XEP-0479's table
+	spec     string // one provider of that row
+	note     string // a footnote of XEP-0479 that matters for a server
+
+	checks         []string
+	partial        string // why the checks prove only part of spec
+	notImplemented string // "issue N", or notFiled and what it comes with
+}
+
+// Checks shared by several rows.
+var (
+	realClients = []string{
+		"./conformance/realclients TestRealClients/sqlite",
+		"./conformance/realclients TestRealClients/postgres",
+		"./conformance/xmppjs TestXMPPJS/sqlite",
+		"./conformance/profanity TestProfanity",
+	}
+	notFiled = "no issue yet"
+)
+
+// categories in the order of XEP-0479; A/V Calling is the fifth category of
+// the XEP, with one server requirement.
+var categories = []string{"Core", "Web", "IM", "Mobile", "A/V"}
+
+var requirements = []requirement{
+	// Core Compliance Suite (XEP-0479 §2.1).
+	{
+		category: "Core", level: server, feature: "Core features", spec: "RFC 6120 XMPP Core",
+		note: "RFC 7622 is deliberately not listed (PRECIS vs stringprep)",
+		checks: append([]string{
+			"./conformance TestTranscripts/rfc6120-04-streams",
+			"./conformance TestTranscripts/rfc6120-04-limits",
+			"./conformance TestTranscripts/rfc6120-06-sasl",
+			"./conformance TestTranscripts/rfc6120-07-bind",
+			"./conformance TestTranscripts/rfc6120-08-stanzas",
+			"./conformance TestTranscripts/rfc6120-13-timeouts",
+			"./conformance TestTranscripts/xep-0199-ping",
+			"./conformance TestThrottle",
+			"./conformance TestStuckRecipient",
+			"./stream TestReadHeader",
+			"./stream TestNext",
+			"./stream TestLimits",
+			"./auth TestRFCVectors",
+			"./auth TestSCRAMBadInput",
+			"./auth TestUnknownUserIndistinguishable",
+			"./auth TestPLAIN",
+			"./server TestShutdown",
+		}, realClients...),
+		partial: "client-to-server only; server-to-server streams (federation) are not implemented (no issue yet)",
+	},
+	{
+		category: "Core", level: server, feature: "TLS", spec: "RFC 7590 Use of TLS in XMPP",
+		checks: []string{
+			"./conformance TestTranscripts/rfc6120-04-streams",
+			"./conformance TestTranscripts/rfc6120-06-sasl",
+			"./conformance TestTLSVersions",
+			"./conformance TestSNI",
+			"./tlsconf TestTLSVersions",
+			"./tlsconf TestSNISelectsHostCertificate",
+			"./tlsconf TestReload",
+			"./auth TestChannelBindingTLS13",
+			"./auth TestChannelBindingTLS12",
+			"./conformance/realclients TestRealClients/*/slixmpp/starttls",
+			"./conformance/realclients TestRealClients/*/nbxmpp/starttls",
+			"./conformance/xmppjs TestXMPPJS/sqlite/starttls",
+		},
+		partial: "client-to-server only; TLS and certificate checks on server-to-server streams come with federation (no issue yet)",
+	},
+	{
+		category: "Core", level: advanced, feature: "Direct TLS", spec: "XEP-0368 SRV records for XMPP over TLS",
+		note: "for a server: accepting direct TLS connections (the SRV records are the operator's DNS)",
+		checks: []string{
+			"./conformance TestDirectTLS",
+			"./conformance TestSNI",
+			"./tlsconf TestALPN",
+			"./conformance/realclients TestRealClients/*/slixmpp/directtls",
+			"./conformance/realclients TestRealClients/*/nbxmpp/directtls",
+			"./conformance/realclients TestRealClients/*/go-sendxmpp/directtls",
+			"./conformance/xmppjs TestXMPPJS/sqlite/directtls",
+		},
+	},
+	{
+		category: "Core", level: server, feature: "Feature discovery", spec: "XEP-0030 Service Discovery",
+		checks: []string{"./conformance TestTranscripts/xep-0030-disco"},
+	},
+	{
+		category: "Core", level: advanced, feature: "Feature broadcasts", spec: "XEP-0115 Entity Capabilities",
+		notImplemented: "issue 4",
+	},
+	{
+		category: "Core", level: server, feature: "Server extensibility", spec: "XEP-0114 Jabber Component Protocol",
+		notImplemented: notFiled,
+	},
+	{
+		category: "Core", level: advanced, feature: "Event publishing", spec: "XEP-0163 Personal Eventing Protocol",
+		note:           "full pubsub on account JIDs is desirable and expected by future suites",
+		notImplemented: notFiled + ": PEP/pubsub",
+	},
+
+	// Web Compliance Suite (§2.2). The "only one of the providers" note is
+	// on the client columns only: a server needs both. Connection
+	// Mechanism Discovery (XEP-0156) is not required of servers.
+	{
+		category: "Web", level: server, feature: "Web connection mechanisms", spec: "RFC 7395 XMPP over WebSocket",
+		note:           "may be provided by a component or module; a server needs both providers",
+		notImplemented: "issue 5",
+	},
+	{
+		category: "Web", level: server, feature: "Web connection mechanisms", spec: "XEP-0206 XMPP over BOSH (XEP-0124 BOSH)",
+		note:           "may be provided by a component or module; a server needs both providers",
+		notImplemented: "issue 5",
+	},
+
+	// IM Compliance Suite (§2.3).
+	{
+		category: "IM", level: server, feature: "Core features", spec: "RFC 6121 XMPP IM",
+		checks: append([]string{
+			"./conformance TestTranscripts/rfc6120-08-stanzas",
+			"./conformance TestTranscripts/rfc6121-08-priority",
+		}, realClients...),
+		partial: "delivery of messages and IQs between local sessions (§8) and initial presence priorities (§4.7.2.3) only; rosters, subscriptions, presence broadcast and probes, and offline storage are issue 4",
+	},
+	{
+		category: "IM", level: server, feature: "vcard-temp", spec: "XEP-0054 vcard-temp",
+		notImplemented: "issue 4",
+	},
+	{
+		category: "IM", level: server, feature: "Outbound message synchronization", spec: "XEP-0280 Message Carbons",
+		notImplemented: notFiled,
+	},
+	{
+		category: "IM", level: server, feature: "Group chat", spec: "XEP-0045 Multi-User Chat",
+		note:           "may be provided by a component; future suites may require XEP-0369 MIX instead",
+		notImplemented: notFiled,
+	},
+	{
+		category: "IM", level: server, feature: "Group chat", spec: "XEP-0249 Direct MUC Invitations",
+		note:           "an invitation is a message the server routes; there are no rooms to invite to before MUC",
+		notImplemented: notFiled + ": comes with MUC",
+	},
+	{
+		category: "IM", level: server, feature: "File upload", spec: "XEP-0363 HTTP File Upload",
+		note:           "may be provided by a component",
+		notImplemented: notFiled,
+	},
+	{
+		category: "IM", level: advanced, feature: "User avatar compatibility", spec: "XEP-0398 User Avatar to vCard-Based Avatars Conversion",
+		notImplemented: notFiled + ": needs PEP, and vCard from issue 4",
+	},
+	{
+		category: "IM", level: advanced, feature: "User avatar compatibility", spec: "XEP-0153 vCard-Based Avatars",
+		notImplemented: "issue 4",
+	},
+	{
+		category: "IM", level: advanced, feature: "User blocking", spec: "XEP-0191 Blocking Command",
+		notImplemented: "issue 4",
+	},
+	{
+		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0048 Bookmarks",
+		note:           "may be provided by a component",
+		notImplemented: "issue 4 for private storage, " + notFiled + " for PEP",
+	},
+	{
+		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0313 Message Archive Management (MUC archives)",
+		note:           "history requested from the room's archive, not the account's",
+		notImplemented: notFiled + ": comes with MUC and MAM",
+	},
+	{
+		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0402 PEP Native Bookmarks",
+		note:           "clients use it only when the server exposes urn:xmpp:bookmarks:1#compat, else XEP-0049",
+		notImplemented: notFiled + ": comes with PEP",
+	},
+	{
+		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0410 MUC Self-Ping",
+		notImplemented: notFiled + ": comes with MUC",
+	},
+	{
+		category: "IM", level: advanced, feature: "Persistent storage of private data via PubSub", spec: "XEP-0223 Persistent Storage of Private Data via PubSub",
+		notImplemented: notFiled + ": comes with PEP",
+	},
+	{
+		category: "IM", level: advanced, feature: "Private XML storage", spec: "XEP-0049 Private XML Storage",
+		note:           "only recommended for legacy bookmarks",
+		notImplemented: "issue 4",
+	},
+	{
+		category: "IM", level: advanced, feature: "Stream management", spec: "XEP-0198 Stream Management",
+		notImplemented: notFiled,
+	},
+	{
+		category: "IM", level: advanced, feature: "History storage / retrieval", spec: "XEP-0313 Message Archive Management",
+		notImplemented: notFiled,
+	},
+
+	// Mobile Compliance Suite (§2.4).
+	{
+		category: "Mobile", level: server, feature: "Stream management", spec: "XEP-0198 Stream Management",
+		notImplemented: notFiled,
+	},
+	{
+		category: "Mobile", level: server, feature: "Client state indication", spec: "XEP-0352 Client State Indication",
+		notImplemented: notFiled,
+	},
+	{
+		category: "Mobile", level: advanced, feature: "Third-party push notifications", spec: "XEP-0357 Push Notifications",
+		note:           "may be provided by a component",
+		notImplemented: notFiled,
+	},
+
+	// A/V Calling Compliance Suite (§2.5): its only server row.
+	{
+		category: "A/V", level: server, feature: "STUN/TURN server discovery", spec: "XEP-0215 External Service Discovery",
+		notImplemented: notFiled,
+	},
+
+	// Specifications of note for public IM networks (§2.3), not required.
+	{
+		category: "IM", level: ofNote, feature: "In-band registration", spec: "XEP-0077 In-Band Registration",
+		note: "should be supported but off in the default configuration",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0077-register",
+			"./conformance TestTranscripts/xep-0077-register-disabled",
+		},
+	},
+	{
+		category: "IM", level: ofNote, feature: "Contact addresses", spec: "XEP-0157 Contact Addresses for XMPP Services",
+		notImplemented: notFiled,
+	},
+}
