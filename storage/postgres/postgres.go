@@ -46,6 +46,31 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &e) && e.Code == "23505"
 }
 
+func isForeignKeyViolation(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == "23503"
+}
+
+// lockAccount locks an account's row for the rest of tx (mode "KEY SHARE"
+// or "NO KEY UPDATE"); ErrNotFound if there is no such account. Write
+// transactions that take more than one lock take this one first, so that
+// they and DeleteAccount (whose cascade locks the rows they write) always
+// lock in the same order and cannot deadlock.
+func lockAccount(ctx context.Context, tx pgx.Tx, host, username, mode string) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM accounts WHERE host = $1 AND username = $2 FOR `+mode, host, username).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return err
+}
+
+// readTx runs f in a read-only transaction whose statements all see one
+// snapshot.
+func (s *Store) readTx(ctx context.Context, f func(tx pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, f)
+}
+
 func insertKeys(ctx context.Context, tx pgx.Tx, host, username string, keys map[storage.Hash]storage.SCRAMKeys) error {
 	for h, k := range keys {
 		_, err := tx.Exec(ctx,
@@ -147,7 +172,8 @@ func (s *Store) SetKeys(ctx context.Context, host, username string, keys map[sto
 	return nil
 }
 
-// DeleteAccount implements storage.Accounts.
+// DeleteAccount implements storage.Accounts. Everything else stored for the
+// account goes with it, by ON DELETE CASCADE.
 func (s *Store) DeleteAccount(ctx context.Context, host, username string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM accounts WHERE host = $1 AND username = $2`, host, username)
 	if err == nil && tag.RowsAffected() == 0 {

@@ -113,6 +113,11 @@ func isUniqueViolation(err error) bool {
 		(e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
 }
 
+func isForeignKeyViolation(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
 func insertKeys(ctx context.Context, tx *sql.Tx, host, username string, keys map[storage.Hash]storage.SCRAMKeys) error {
 	for h, k := range keys {
 		_, err := tx.ExecContext(ctx,
@@ -213,7 +218,8 @@ func (s *Store) SetKeys(ctx context.Context, host, username string, keys map[sto
 	return nil
 }
 
-// DeleteAccount implements storage.Accounts.
+// DeleteAccount implements storage.Accounts. Everything else stored for the
+// account goes with it, by ON DELETE CASCADE.
 func (s *Store) DeleteAccount(ctx context.Context, host, username string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM accounts WHERE host = ? AND username = ?`, host, username)
 	var n int64

@@ -36,6 +36,20 @@ func Run(t *testing.T, newDB NewDB) {
 		{"ConcurrentSameCreate", testConcurrentSameCreate},
 		{"Reopen", testReopen},
 		{"Cancel", testCancel},
+		{"RosterRoundTrip", testRosterRoundTrip},
+		{"RosterNotFound", testRosterNotFound},
+		{"RosterChanges", testRosterChanges},
+		{"SubscriptionRequests", testSubscriptionRequests},
+		{"Offline", testOffline},
+		{"Blocklist", testBlocklist},
+		{"Documents", testDocuments},
+		{"LastActivity", testLastActivity},
+		{"DeleteAccountData", testDeleteAccountData},
+		{"DeleteAccountRace", testDeleteAccountRace},
+		{"ReopenData", testReopenData},
+		{"ConcurrentRoster", testConcurrentRoster},
+		{"ConcurrentOffline", testConcurrentOffline},
+		{"CancelIM", testCancelIM},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
