@@ -20,11 +20,21 @@ import (
 	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/router"
+	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 	"github.com/starling-xmpp/starling/stream"
 	"github.com/starling-xmpp/starling/tlsconf"
 	"github.com/starling-xmpp/starling/xep/register"
 )
+
+// Presence is the presence module as sessions see it (RFC 6121 §4).
+type Presence interface {
+	// FromClient handles a presence stanza the session sent, its 'from'
+	// stamped; the session has already recorded its availability.
+	FromClient(ctx context.Context, sess router.Session, st *stanza.Stanza)
+	// SessionEnded runs once a bound session has left the router.
+	SessionEnded(ctx context.Context, sess router.Session)
+}
 
 // Server holds what every client session shares.
 type Server struct {
@@ -33,6 +43,15 @@ type Server struct {
 	Accounts storage.Accounts
 	Router   *router.Router
 	Register *register.Service
+	// Presence, when set, gets every presence stanza and session end;
+	// without it presence is only routed (tests of the core alone).
+	Presence Presence
+	// BoundFeatures are the modules' stream features offered with bind,
+	// such as roster versioning (RFC 6121 §2.6.1).
+	BoundFeatures []byte
+	// Caps returns the server's entity capabilities <c/> element, offered
+	// with bind (XEP-0115 §6.3); nil offers none.
+	Caps func() []byte
 
 	cfg atomic.Pointer[config.Config]
 

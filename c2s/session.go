@@ -216,6 +216,9 @@ func (s *session) finish(log interface {
 	// stream, nothing is routed to this session any more.
 	if !s.full.Equal(jid.JID{}) {
 		s.srv.Router.Unbind(s)
+		if s.srv.Presence != nil {
+			s.srv.Presence.SessionEnded(context.Background(), s)
+		}
 	}
 	var se *stream.Error
 	switch {
@@ -369,6 +372,10 @@ func (s *session) features() []byte {
 	case s.username != "":
 		b.WriteString("<bind xmlns='" + nsBind + "'/>")
 		b.WriteString("<session xmlns='" + nsSession + "'><optional/></session>")
+		b.Write(s.srv.BoundFeatures)
+		if s.srv.Caps != nil {
+			b.Write(s.srv.Caps())
+		}
 	default:
 		if !s.tls {
 			b.WriteString("<starttls xmlns='" + nsTLS + "'>")
@@ -688,6 +695,12 @@ func (s *session) serve(ctx context.Context) error {
 func (s *session) handle(ctx context.Context, st *stanza.Stanza) {
 	if st.Kind == stanza.Presence && st.To.Domainpart() == "" {
 		s.broadcastPresence(st)
+	}
+	if st.Kind == stanza.Presence && s.srv.Presence != nil {
+		s.srv.Presence.FromClient(ctx, s, st.WithAddresses(s.full, st.To))
+		return
+	}
+	if st.Kind == stanza.Presence && st.To.Domainpart() == "" {
 		return
 	}
 	to := st.To
@@ -714,8 +727,8 @@ func (s *session) handle(ctx context.Context, st *stanza.Stanza) {
 }
 
 // broadcastPresence records the session's own availability and priority
-// (RFC 6121 §4.2, §4.5). Broadcast to contacts needs the roster (RFC 6121
-// §4.2.2) and is not built yet.
+// (RFC 6121 §4.2, §4.5), which the router reads; the presence module does
+// the broadcast.
 func (s *session) broadcastPresence(st *stanza.Stanza) {
 	switch st.Type {
 	case "":

@@ -115,6 +115,12 @@ type Limits struct {
 	// OutboundQueue is the number of stanzas queued for one session
 	// before it is closed as too slow.
 	OutboundQueue int `toml:"outbound_queue"`
+	// MaxRosterItems bounds one roster (RFC 6121 §2.3.3 lets the server
+	// refuse more).
+	MaxRosterItems int `toml:"max_roster_items"`
+	// MaxOfflineMessages bounds the messages stored for one offline
+	// account (XEP-0160 §2).
+	MaxOfflineMessages int `toml:"max_offline_messages"`
 }
 
 // Log is the [log] table.
@@ -180,6 +186,8 @@ func Default() *Config {
 			MaxSessionsPerAccount: 10,
 			MaxAuthAttempts:       5,
 			OutboundQueue:         1000,
+			MaxRosterItems:        1000,
+			MaxOfflineMessages:    1000,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		Hosts: map[string]Host{},

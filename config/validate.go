@@ -102,6 +102,8 @@ func (c *Config) Validate() error {
 	intRange(p, "limits.max_sessions_per_account", l.MaxSessionsPerAccount, 1, maxSessions)
 	intRange(p, "limits.max_auth_attempts", l.MaxAuthAttempts, 1, maxAuthTries)
 	intRange(p, "limits.outbound_queue", l.OutboundQueue, 1, maxQueueLength)
+	intRange(p, "limits.max_roster_items", l.MaxRosterItems, 1, 100000)
+	intRange(p, "limits.max_offline_messages", l.MaxOfflineMessages, 1, 100000)
 
 	// [log]
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

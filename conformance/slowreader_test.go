@@ -15,7 +15,10 @@ import (
 // sender and everyone else keep being served (issue 2 part 7; the router
 // never blocks on a slow recipient).
 func TestStuckRecipient(t *testing.T) {
-	srv := testserver.Start(t, func(c *config.Config) { c.Limits.OutboundQueue = 16 })
+	srv := testserver.Start(t, func(c *config.Config) {
+		c.Limits.OutboundQueue = 16
+		c.Limits.MaxOfflineMessages = 1
+	})
 	srv.AddUser(t, "alice", "alice-secret")
 	srv.AddUser(t, "bob", "bob-secret")
 	srv.AddUser(t, "carol", "carol-secret")
@@ -39,8 +42,9 @@ func TestStuckRecipient(t *testing.T) {
 		}
 		fmt.Fprintf(&batch, "<iq type='get' id='r%d'><ping xmlns='urn:xmpp:ping'/></iq>", round)
 		alice.Send(batch.String())
-		// Once bob's session is gone, what is sent to him bounces
-		// (RFC 6121 §8.5.3.2.1, §8.5.2.2.1: no offline storage yet).
+		// Once bob's session is gone, what is sent to him is stored
+		// offline (RFC 6121 §8.5.3.2.1, §8.5.2.2.1) up to the limit of
+		// one message, and then bounces (XEP-0160 §2).
 		for {
 			el := alice.MustNext()
 			if strings.Contains(string(el.Raw), fmt.Sprintf("'r%d'", round)) {

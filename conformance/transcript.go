@@ -115,6 +115,8 @@ func configEdit(t *testing.T, s step) func(*config.Config) {
 		ints["max stanza bytes"] = &c.Limits.MaxStanzaBytes
 		ints["max auth attempts"] = &c.Limits.MaxAuthAttempts
 		ints["outbound queue"] = &c.Limits.OutboundQueue
+		ints["max roster items"] = &c.Limits.MaxRosterItems
+		ints["max offline messages"] = &c.Limits.MaxOfflineMessages
 		durations["connect timeout"] = &c.Limits.ConnectTimeout.Duration
 		durations["auth timeout"] = &c.Limits.AuthTimeout.Duration
 		durations["idle timeout"] = &c.Limits.IdleTimeout.Duration

@@ -5,6 +5,12 @@
 // discovery (XEP-0030) is built from what is registered. Every IQ get or set
 // gets exactly one answer: service-unavailable when nothing handles it
 // (RFC 6120 §8.2.3, §8.3.3.19).
+//
+// An IQ to another local account's bare JID reaches only handlers
+// registered with HandleForAccounts (vCard, XEP-0054 §3.3; last activity,
+// XEP-0012 §3), and only when that account exists; otherwise the answer is
+// service-unavailable, as for an account that does not exist (RFC 6121
+// §8.5.1). Such a handler checks the sender's permission itself.
 package dispatch
 
 import (
@@ -54,19 +60,30 @@ type Sender interface {
 	DeliverTo(full jid.JID, raw []byte) bool
 }
 
+// AccountExists tells whether a local account exists.
+type AccountExists func(ctx context.Context, bare jid.JID) bool
+
 // Mux routes server IQs by payload namespace.
 type Mux struct {
 	log *slog.Logger
 
 	mu       sync.RWMutex // guards the fields below; written at start-up
-	handlers map[xml.Name]Handler
+	handlers map[xml.Name]entry
 	features []string
 	out      Sender
+	exists   AccountExists
+}
+
+// entry is one registered handler.
+type entry struct {
+	h Handler
+	// accounts: h also answers IQs to other local accounts' bare JIDs.
+	accounts bool
 }
 
 // New returns an empty Mux.
 func New(log *slog.Logger) *Mux {
-	return &Mux{log: log, handlers: make(map[xml.Name]Handler)}
+	return &Mux{log: log, handlers: make(map[xml.Name]entry)}
 }
 
 // SetSender sets where replies go (the router).
@@ -76,10 +93,32 @@ func (m *Mux) SetSender(s Sender) {
 	m.mu.Unlock()
 }
 
-// Handle registers h for IQs whose payload is {space}local.
-func (m *Mux) Handle(space, local string, h Handler) {
+// SetAccountExists sets how the Mux learns whether a local account exists,
+// for IQs addressed to another account's bare JID. Until it is set, such
+// IQs are answered service-unavailable.
+func (m *Mux) SetAccountExists(f AccountExists) {
 	m.mu.Lock()
-	m.handlers[xml.Name{Space: space, Local: local}] = h
+	m.exists = f
+	m.mu.Unlock()
+}
+
+// Handle registers h for IQs whose payload is {space}local, addressed to a
+// local domain or to the sender's own account.
+func (m *Mux) Handle(space, local string, h Handler) {
+	m.handle(space, local, entry{h: h})
+}
+
+// HandleForAccounts registers h like Handle, and also for IQs addressed to
+// the bare JID of another existing local account, which the server answers
+// on that account's behalf (RFC 6120 §10.5.3.1). h decides whether the
+// sender may have an answer (req.To is then not the sender's bare JID).
+func (m *Mux) HandleForAccounts(space, local string, h Handler) {
+	m.handle(space, local, entry{h: h, accounts: true})
+}
+
+func (m *Mux) handle(space, local string, e entry) {
+	m.mu.Lock()
+	m.handlers[xml.Name{Space: space, Local: local}] = e
 	m.mu.Unlock()
 }
 
@@ -136,13 +175,19 @@ func (m *Mux) answer(ctx context.Context, s *stanza.Stanza, to, from jid.JID, af
 		return stanza.ErrorReply(s, from, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 	}
 	m.mu.RLock()
-	h := m.handlers[name]
+	e, exists := m.handlers[name], m.exists
 	m.mu.RUnlock()
-	// Nothing here answers yet for another account's bare JID.
-	if h == nil || (to.Localpart() != "" && !to.Equal(s.From.Bare())) {
+	unavailable := e.h == nil
+	if !unavailable && to.Localpart() != "" && !to.Equal(s.From.Bare()) {
+		// Another account's bare JID: only for handlers that answer on
+		// behalf of accounts, and only if the account exists (RFC 6121
+		// §8.5.1: otherwise as if nothing were there).
+		unavailable = !e.accounts || exists == nil || !exists(ctx, to)
+	}
+	if unavailable {
 		return stanza.ErrorReply(s, from, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}
-	res, err := h(ctx, Request{Stanza: s, To: to, Name: name, Payload: payload, after: after})
+	res, err := e.h(ctx, Request{Stanza: s, To: to, Name: name, Payload: payload, after: after})
 	if err != nil {
 		se, ok := err.(*stanza.Error)
 		if !ok {

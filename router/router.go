@@ -38,11 +38,29 @@ type Server interface {
 // when the recipient has no session online.
 type AccountExists func(ctx context.Context, bare jid.JID) bool
 
+// Hooks connect delivery to the instant-messaging modules. They are set
+// once, before the router serves (SetHooks); a nil hook is skipped.
+type Hooks struct {
+	// Blocked reports whether stanzas between the local account user (a
+	// bare JID) and other are stopped by user's blocklist (XEP-0191).
+	Blocked func(ctx context.Context, user, other jid.JID) bool
+	// Presence handles presence of the subscription types and probes
+	// addressed to a local domain's account, whether or not it exists
+	// (RFC 6121 §3, §4.3): the roster and presence modules own them.
+	Presence func(ctx context.Context, s *stanza.Stanza)
+	// Offline takes a chat or normal message for an existing account that
+	// has no available resource with non-negative priority (XEP-0160,
+	// RFC 6121 §8.5.2.2.1). It returns nil when the message was stored or
+	// deliberately dropped, or the error to bounce to the sender.
+	Offline func(ctx context.Context, s *stanza.Stanza) *stanza.Error
+}
+
 // Router delivers stanzas between the sessions of the local hosts.
 type Router struct {
 	hosts  map[string]bool
 	exists AccountExists
 	server Server
+	hooks  Hooks
 
 	mu sync.RWMutex // guards users
 	// users maps a bare JID string to its sessions by resourcepart.
@@ -57,6 +75,9 @@ func New(hosts []string, exists AccountExists, server Server) *Router {
 	}
 	return &Router{hosts: h, exists: exists, server: server, users: make(map[string]map[string]Session)}
 }
+
+// SetHooks installs the IM modules' hooks; call it before serving.
+func (r *Router) SetHooks(h Hooks) { r.hooks = h }
 
 // IsLocal reports whether domain is served here.
 func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
@@ -142,6 +163,18 @@ func (r *Router) All() []Session {
 // back to the sender through the router itself.
 func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
 	to := s.To
+	if r.blocked(ctx, s) {
+		return
+	}
+	if s.Kind == stanza.Presence && r.hooks.Presence != nil && to.Localpart() != "" && r.hosts[to.Domainpart()] {
+		switch s.Type {
+		case "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe":
+			// RFC 6121 §3.1.3, §4.3.2: handled by the account's server
+			// at its bare JID, even when sent to a full JID.
+			r.hooks.Presence(ctx, s)
+			return
+		}
+	}
 	switch {
 	case to.Domainpart() == "":
 		// RFC 6120 §10.3.3: no 'to' — handled by the server on behalf of
@@ -246,10 +279,18 @@ func (r *Router) messageToBare(ctx context.Context, s *stanza.Stanza, sessions [
 		}
 	}
 	if len(targets) == 0 {
-		// §8.5.2.2.1: no available resource. Offline storage is not built
-		// yet, so chat and normal messages are refused; headlines dropped.
-		if s.Type != "headline" {
-			r.bounce(ctx, s, s.To, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+		// §8.5.2.2.1: no available resource. Chat and normal messages are
+		// stored offline, or refused where there is no offline storage;
+		// headlines are dropped.
+		if s.Type == "headline" {
+			return
+		}
+		e := &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+		if r.hooks.Offline != nil {
+			e = r.hooks.Offline(ctx, s)
+		}
+		if e != nil {
+			r.bounce(ctx, s, s.To, e)
 		}
 		return
 	}
@@ -257,6 +298,36 @@ func (r *Router) messageToBare(ctx context.Context, s *stanza.Stanza, sessions [
 		sess.Deliver(s.Raw)
 	}
 }
+
+// blocked applies XEP-0191 §3.3: a stanza from a local account to a JID
+// it blocks is refused with <not-acceptable/> and the blocking error
+// (presence and errors are dropped); a stanza to a local account from a
+// JID it blocks is dropped, or refused with <service-unavailable/> if it
+// is a chat or normal message or an IQ request, as if the account did not
+// exist.
+func (r *Router) blocked(ctx context.Context, s *stanza.Stanza) bool {
+	if r.hooks.Blocked == nil {
+		return false
+	}
+	from, to := s.From, s.To
+	if from.Localpart() != "" && r.hosts[from.Domainpart()] && to.Domainpart() != "" && r.hooks.Blocked(ctx, from.Bare(), to) {
+		if s.Kind != stanza.Presence {
+			r.bounce(ctx, s, to, &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, App: blockedError})
+		}
+		return true
+	}
+	if to.Localpart() != "" && r.hosts[to.Domainpart()] && from.Domainpart() != "" && r.hooks.Blocked(ctx, to.Bare(), from) {
+		chat := s.Kind == stanza.Message && (s.Type == "" || s.Type == "normal" || s.Type == "chat")
+		if chat || s.IsRequest() {
+			r.bounce(ctx, s, to, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+		}
+		return true
+	}
+	return false
+}
+
+// blockedError is XEP-0191 §3.5's application condition.
+var blockedError = []byte(`<blocked xmlns='urn:xmpp:blocking:errors'/>`)
 
 // noAccount applies RFC 6121 §8.5.1: IQs and messages (but not errors)
 // get service-unavailable; presence is silently dropped.
@@ -284,6 +355,19 @@ func (r *Router) Reply(_ context.Context, s *stanza.Stanza, raw []byte) {
 	if sess := r.Session(s.From); sess != nil {
 		sess.Deliver(raw)
 	}
+}
+
+// DeliverAvailable hands raw to every available resource of bare (RFC 6121
+// §4.2.2, §3.1.3: presence and subscription requests for an account go to
+// its available resources). It reports how many got it.
+func (r *Router) DeliverAvailable(bare jid.JID, raw []byte) int {
+	n := 0
+	for _, sess := range r.Sessions(bare) {
+		if ok, _ := sess.Available(); ok && sess.Deliver(raw) {
+			n++
+		}
+	}
+	return n
 }
 
 // DeliverTo hands raw to the session bound to full, if any.

@@ -19,16 +19,23 @@ import (
 	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/presence"
+	"github.com/starling-xmpp/starling/roster"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/storage"
 	"github.com/starling-xmpp/starling/storage/postgres"
 	"github.com/starling-xmpp/starling/storage/sqlite"
 	"github.com/starling-xmpp/starling/stream"
 	"github.com/starling-xmpp/starling/tlsconf"
+	"github.com/starling-xmpp/starling/xep/blocking"
 	"github.com/starling-xmpp/starling/xep/disco"
 	"github.com/starling-xmpp/starling/xep/entitytime"
+	"github.com/starling-xmpp/starling/xep/last"
+	"github.com/starling-xmpp/starling/xep/offline"
 	"github.com/starling-xmpp/starling/xep/ping"
+	"github.com/starling-xmpp/starling/xep/private"
 	"github.com/starling-xmpp/starling/xep/register"
+	"github.com/starling-xmpp/starling/xep/vcard"
 	"github.com/starling-xmpp/starling/xep/version"
 )
 
@@ -95,11 +102,88 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	reg.EndSessions = func(bare jid.JID) {
 		s.c2s.EndSessions(bare, &stream.Error{Condition: stream.NotAuthorized, Text: "account removed"})
 	}
+	// Instant messaging and presence (RFC 6121).
+	rost := &roster.Service{
+		Store: store, Router: r, Exists: exists, Log: log.With("module", "roster"),
+		MaxItems: func() int { return s.config().Limits.MaxRosterItems },
+	}
+	rost.Register(mux)
+	pres := &presence.Service{Router: r, Roster: rost, Exists: exists, Log: log.With("module", "presence")}
+	rost.Presence = pres
+	s.c2s.Presence = pres
+	// RFC 6121 §2.6.1 roster versioning, §3.4 subscription pre-approval.
+	s.c2s.BoundFeatures = append(s.c2s.BoundFeatures,
+		"<ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>"...)
+	// Blocking (XEP-0191): a newly blocked contact stops seeing the
+	// user's presence (§3.3), an unblocked one sees it again (§3.4).
+	blk := &blocking.Service{Store: store, Sessions: r.Sessions, Log: log.With("module", "blocking"),
+		OnBlock: func(ctx context.Context, user, blocked jid.JID) {
+			for _, c := range rost.Contacts(ctx, user, roster.SeesPresence) {
+				if blocking.Matches(blocked, c) {
+					pres.SendUnavailable(ctx, user, c)
+				}
+			}
+		},
+		OnUnblock: func(ctx context.Context, user, unblocked jid.JID) {
+			for _, c := range rost.Contacts(ctx, user, roster.SeesPresence) {
+				if blocking.Matches(unblocked, c) {
+					pres.SendCurrent(ctx, user, c)
+				}
+			}
+		},
+	}
+	blk.Register(mux)
+	pres.Ended = blk.SessionEnded
+	// Offline messages (XEP-0160), delivered when a resource becomes
+	// available with a non-negative priority.
+	off := &offline.Service{Storage: store, Blocked: blk.Blocked, Log: log.With("module", "offline"),
+		Max: func(string) int { return s.config().Limits.MaxOfflineMessages },
+	}
+	off.Register(mux)
+	pres.Available = func(ctx context.Context, sess router.Session, prio int) {
+		if prio < 0 {
+			return
+		}
+		if err := off.Deliver(ctx, sess.JID().Bare(), sess.Deliver); err != nil {
+			log.Error("offline delivery failed", "jid", sess.JID().String(), "err", err)
+		}
+	}
+	r.SetHooks(router.Hooks{Presence: pres.Inbound, Blocked: blk.Blocked, Offline: off.Store})
+
 	disco.Register(mux)
 	ping.Register(mux)
 	version.Register(mux, "Starling", Version)
 	entitytime.Register(mux, time.Now)
 	reg.Register(mux)
+	// vCard (XEP-0054), private XML storage (XEP-0049) and last activity
+	// (XEP-0012) answer IQs to other local accounts too (private storage
+	// to refuse them); dispatch asks whether those accounts exist.
+	mux.SetAccountExists(exists)
+	(&vcard.Service{Store: store}).Register(mux)
+	(&private.Service{Store: store}).Register(mux)
+	lastActivity := &last.Service{
+		Store: store, Start: time.Now(),
+		Subscribed: func(ctx context.Context, contact, requester jid.JID) bool {
+			sub, err := rost.Subscription(ctx, contact, requester)
+			return err == nil && roster.SeesPresence(sub)
+		},
+		Online: func(bare jid.JID) bool {
+			for _, sess := range r.Sessions(bare) {
+				if ok, _ := sess.Available(); ok {
+					return true
+				}
+			}
+			return false
+		},
+	}
+	lastActivity.Register(mux)
+	pres.LastResourceGone = func(ctx context.Context, user jid.JID, status string) {
+		if err := lastActivity.SessionEnded(ctx, user, status, time.Now()); err != nil {
+			log.Error("recording last activity failed", "jid", user.String(), "err", err)
+		}
+	}
+	// XEP-0115 §6.3: the verification string of whatever is registered.
+	s.c2s.Caps = func() []byte { return disco.Caps(mux) }
 	// Old clients still establish a session after binding (RFC 3921 §3);
 	// RFC 6121 Appendix E keeps it as a no-op, offered as <optional/>.
 	mux.Handle("urn:ietf:params:xml:ns:xmpp-session", "session", func(context.Context, dispatch.Request) ([]byte, error) {

@@ -49,6 +49,9 @@ type Error struct {
 	Type      ErrorType
 	Condition string
 	Text      string
+	// App is an application-specific condition element, written after
+	// the text (RFC 6120 §8.3.2), e.g. XEP-0191's <blocked/>.
+	App []byte
 }
 
 func (e *Error) Error() string {
@@ -70,6 +73,7 @@ func (e *Error) appendTo(b *bytes.Buffer) {
 		EscapeAttr(b, e.Text)
 		b.WriteString("</text>")
 	}
+	b.Write(e.App)
 	b.WriteString("</error>")
 }
 

@@ -1,21 +1,85 @@
 // Package disco answers service discovery for the server and for accounts
 // (XEP-0030 §3 info, §4 items). The feature list is whatever the modules
-// registered on the dispatch.Mux.
+// registered on the dispatch.Mux. It also computes the server's entity
+// capabilities (XEP-0115): the verification string of its disco#info
+// (§5.1), advertised as a stream feature (§6.3), and answers disco#info for
+// the caps node 'node#ver' with the same identity and features (§6.2).
 package disco
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"slices"
+	"strings"
 
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/stanza"
 )
 
-// Namespaces of XEP-0030.
+// Namespaces of XEP-0030 and XEP-0115.
 const (
 	NSInfo  = "http://jabber.org/protocol/disco#info"
 	NSItems = "http://jabber.org/protocol/disco#items"
+	NSCaps  = "http://jabber.org/protocol/caps"
 )
+
+// CapsNode identifies the software in the server's caps (XEP-0115 §4: a URL
+// about the software).
+const CapsNode = "https://starling.im"
+
+// Identity is a service discovery identity (XEP-0030 §3.1).
+type Identity struct {
+	Category, Type, Lang, Name string
+}
+
+// serverIdentity is the server's identity: category "server", type "im" in
+// the Service Discovery Identities registry.
+var serverIdentity = Identity{Category: "server", Type: "im", Name: "Starling"}
+
+// Ver computes the XEP-0115 verification string (§5.1) for an entity with
+// these identities and features and no extended information forms:
+// identities sorted by category, type and xml:lang, each appended as
+// "category/type/lang/name<", then the sorted features, each followed by
+// "<", hashed with SHA-1 and encoded in base64 (the 'hash' is "sha-1").
+func Ver(identities []Identity, features []string) string {
+	ids := slices.Clone(identities)
+	slices.SortFunc(ids, func(a, b Identity) int {
+		if c := strings.Compare(a.Category, b.Category); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Type, b.Type); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Lang, b.Lang); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	fs := slices.Clone(features)
+	slices.Sort(fs) // "i;octet" collation: byte order
+	var s strings.Builder
+	for _, id := range ids {
+		s.WriteString(id.Category + "/" + id.Type + "/" + id.Lang + "/" + id.Name + "<")
+	}
+	for _, f := range fs {
+		s.WriteString(f + "<")
+	}
+	sum := sha1.Sum([]byte(s.String()))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// ServerVer is the verification string of the server's disco#info on m.
+func ServerVer(m *dispatch.Mux) string {
+	return Ver([]Identity{serverIdentity}, m.Features())
+}
+
+// Caps returns the <c/> element a server advertises in its stream features
+// (XEP-0115 §6.3) for the features registered on m.
+func Caps(m *dispatch.Mux) []byte {
+	return []byte("<c xmlns='" + NSCaps + "' hash='sha-1' node='" + CapsNode + "' ver='" + ServerVer(m) + "'/>")
+}
 
 // Register adds disco#info and disco#items to m. The server's identity is
 // server/im (XEP-0030 §3.1, registry category "server"); an account's own
@@ -26,13 +90,23 @@ func Register(m *dispatch.Mux) {
 		if req.Set() {
 			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
 		}
-		if node := queryNode(req.Payload); node != "" {
+		node := queryNode(req.Payload)
+		// XEP-0115 §6.2: the caps node of the server's current
+		// verification string is the server's disco#info itself.
+		caps := req.ForServer() && node == CapsNode+"#"+ServerVer(m)
+		if node != "" && !caps {
 			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
 		}
 		var b bytes.Buffer
-		b.WriteString("<query xmlns='" + NSInfo + "'>")
+		b.WriteString("<query xmlns='" + NSInfo + "'")
+		if caps {
+			b.WriteString(" node='")
+			stanza.EscapeAttr(&b, node)
+			b.WriteString("'")
+		}
+		b.WriteString(">")
 		if req.ForServer() {
-			b.WriteString("<identity category='server' type='im' name='Starling'/>")
+			b.WriteString("<identity category='" + serverIdentity.Category + "' type='" + serverIdentity.Type + "' name='" + serverIdentity.Name + "'/>")
 			for _, f := range m.Features() {
 				b.WriteString("<feature var='")
 				stanza.EscapeAttr(&b, f)

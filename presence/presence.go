@@ -1,0 +1,356 @@
+// Package presence owns what a session has told the world about its
+// availability (RFC 6121 §4): initial presence with its probes and
+// broadcast, later broadcasts, unavailable presence (also when a session
+// ends without saying so), directed presence and its cleanup, and the
+// answers to presence probes. Subscription stanzas go to the roster
+// module; availability and priority, which the router reads for
+// delivery, stay with the session.
+package presence
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/roster"
+	"github.com/starling-xmpp/starling/router"
+	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/storage"
+)
+
+// Service is the presence module. Set its fields before serving.
+type Service struct {
+	Router *router.Router
+	Roster *roster.Service
+	// Exists reports whether a local account exists.
+	Exists func(ctx context.Context, bare jid.JID) bool
+	// Available runs after a session's initial presence, once probes and
+	// broadcast are out, with its priority, and again when an available
+	// session's priority goes from negative to zero or more: offline
+	// messages are delivered there (XEP-0160 §2). nil: nothing.
+	Available func(ctx context.Context, sess router.Session, priority int)
+	// Ended runs last when a session has ended, for modules that keep
+	// per-session state (the blocklist's interested resources). nil: nothing.
+	Ended func(full jid.JID)
+	// LastResourceGone runs when an account's last available resource
+	// becomes unavailable, with its status text (XEP-0012 §4). nil: nothing.
+	LastResourceGone func(ctx context.Context, user jid.JID, status string)
+	Log              *slog.Logger
+
+	mu       sync.Mutex                     // guards sessions
+	sessions map[string]map[string]*session // bare JID → resource → state
+}
+
+// session is what presence keeps about one session.
+type session struct {
+	sess     router.Session
+	last     *stanza.Stanza     // last available broadcast presence (from the full JID, no 'to'); nil when unavailable
+	priority int                // of last
+	directed map[string]jid.JID // where directed presence went and must be cleaned up (§4.6.3)
+}
+
+func (p *Service) state(sess router.Session) *session {
+	full := sess.JID()
+	bare, res := full.Bare().String(), full.Resourcepart()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sessions == nil {
+		p.sessions = make(map[string]map[string]*session)
+	}
+	m := p.sessions[bare]
+	if m == nil {
+		m = make(map[string]*session)
+		p.sessions[bare] = m
+	}
+	st := m[res]
+	if st == nil || st.sess != sess {
+		st = &session{sess: sess}
+		m[res] = st
+	}
+	return st
+}
+
+// available returns the last presence of each available resource of user.
+func (p *Service) available(user jid.JID) []*stanza.Stanza {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*stanza.Stanza
+	for _, st := range p.sessions[user.String()] {
+		if st.last != nil {
+			out = append(out, st.last)
+		}
+	}
+	return out
+}
+
+// FromClient handles a presence stanza a session sent, its 'from' already
+// stamped with the session's full JID. The session has already recorded
+// its own availability and priority.
+func (p *Service) FromClient(ctx context.Context, sess router.Session, st *stanza.Stanza) {
+	switch {
+	case st.To.Domainpart() == "" && (st.Type == "" || st.Type == "unavailable"):
+		p.broadcast(ctx, sess, st)
+	case st.To.Domainpart() == "":
+		// Subscription types and probes need a 'to' (RFC 6121 §3, §4.3).
+		if st.Type != "error" {
+			sess.Deliver(stanza.ErrorReply(st, jid.JID{}, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}))
+		}
+	case st.Type == "subscribe" || st.Type == "subscribed" || st.Type == "unsubscribe" || st.Type == "unsubscribed":
+		p.Roster.Outbound(ctx, st)
+	case st.Type == "probe":
+		// Clients should not probe (§4.3), but the answer is the same as
+		// for a server's probe: from the user's bare JID.
+		p.Router.Route(ctx, st.WithAddresses(st.From.Bare(), st.To.Bare()))
+	case st.Type == "" || st.Type == "unavailable":
+		p.directed(ctx, sess, st)
+	case st.Type == "error":
+		p.Router.Route(ctx, st)
+	default:
+		sess.Deliver(stanza.ErrorReply(st, st.To, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "unknown presence type"}))
+	}
+}
+
+// broadcast handles presence with no 'to' (§4.2 initial, §4.4 update,
+// §4.5 unavailable).
+func (p *Service) broadcast(ctx context.Context, sess router.Session, st *stanza.Stanza) {
+	full := sess.JID()
+	user := full.Bare()
+	s := p.state(sess)
+	p.mu.Lock()
+	initial := s.last == nil && st.Type == ""
+	wasAvailable := s.last != nil
+	var directed []jid.JID
+	var siblings []*stanza.Stanza
+	_, prio := sess.Available()
+	nowNonNegative := wasAvailable && s.priority < 0 && prio >= 0 && st.Type == ""
+	s.priority = prio
+	if st.Type == "" {
+		s.last = st
+		if initial {
+			// Taken with the new presence recorded, so that a sibling
+			// becoming available meanwhile is seen once: here or from its
+			// own broadcast.
+			siblings = p.siblings(user, full)
+		}
+	} else {
+		s.last = nil
+		for _, j := range s.directed {
+			directed = append(directed, j)
+		}
+		s.directed = nil
+	}
+	p.mu.Unlock()
+
+	subscribers := p.Roster.Contacts(ctx, user, roster.SeesPresence)
+	for _, c := range subscribers {
+		p.Router.Route(ctx, st.WithAddresses(full, c))
+	}
+	// §4.6.3: unavailable also goes where directed presence went.
+	for _, j := range directed {
+		if !containsBare(subscribers, j) {
+			p.Router.Route(ctx, st.WithAddresses(full, j))
+		}
+	}
+	// §4.2.2, §4.4.2, §4.5.2: and to each of the user's own available
+	// resources, the sender included.
+	for _, other := range p.Router.Sessions(user) {
+		if ok, _ := other.Available(); ok || other == sess {
+			other.Deliver(st.WithAddresses(full, other.JID()).Raw)
+		}
+	}
+	if initial {
+		p.initial(ctx, sess, user, siblings)
+		return
+	}
+	if nowNonNegative && p.Available != nil {
+		p.Available(ctx, sess, prio)
+	}
+	if st.Type == "unavailable" && wasAvailable && len(p.available(user)) == 0 && p.LastResourceGone != nil {
+		p.LastResourceGone(ctx, user, statusText(st))
+	}
+}
+
+// initial does what only initial presence does (§4.2.2): probe the
+// contacts the user is subscribed to, show the new resource its siblings'
+// presence, and hand it the pending subscription requests and offline
+// messages.
+func (p *Service) initial(ctx context.Context, sess router.Session, user jid.JID, siblings []*stanza.Stanza) {
+	for _, c := range p.Roster.Contacts(ctx, user, roster.ReceivesPresence) {
+		p.Router.Route(ctx, probe(user, c))
+	}
+	full := sess.JID()
+	for _, s := range siblings {
+		sess.Deliver(s.WithAddresses(s.From, full).Raw)
+	}
+	p.Roster.DeliverPending(ctx, user, sess.Deliver)
+	if p.Available != nil {
+		_, prio := sess.Available()
+		p.Available(ctx, sess, prio)
+	}
+}
+
+// siblings returns the last presence of user's other available
+// resources, in resource order so that what a client sees does not vary.
+// p.mu is held.
+func (p *Service) siblings(user, full jid.JID) []*stanza.Stanza {
+	var out []*stanza.Stanza
+	for res, st := range p.sessions[user.String()] {
+		if res != full.Resourcepart() && st.last != nil {
+			out = append(out, st.last)
+		}
+	}
+	slices.SortFunc(out, func(a, b *stanza.Stanza) int {
+		return strings.Compare(a.From.Resourcepart(), b.From.Resourcepart())
+	})
+	return out
+}
+
+// directed handles presence to a specific JID (§4.6): routed as is, and
+// remembered, when it is available presence to someone who would not
+// otherwise see it, so that it can be withdrawn when the session goes
+// unavailable.
+func (p *Service) directed(ctx context.Context, sess router.Session, st *stanza.Stanza) {
+	user := st.From.Bare()
+	to := st.To
+	if !to.Bare().Equal(user) {
+		s := p.state(sess)
+		key := to.String()
+		if st.Type == "unavailable" {
+			p.mu.Lock()
+			delete(s.directed, key)
+			p.mu.Unlock()
+		} else if sub, err := p.Roster.Subscription(ctx, user, to); err == nil && !roster.SeesPresence(sub) {
+			p.mu.Lock()
+			if s.directed == nil {
+				s.directed = make(map[string]jid.JID)
+			}
+			s.directed[key] = to
+			p.mu.Unlock()
+		}
+	}
+	p.Router.Route(ctx, st)
+}
+
+// SessionEnded broadcasts unavailable presence for a session that ended
+// while available, or that had sent directed presence (§4.5.2: the server
+// acts as if the client had sent it), then forgets the session.
+func (p *Service) SessionEnded(ctx context.Context, sess router.Session) {
+	full := sess.JID()
+	p.mu.Lock()
+	m := p.sessions[full.Bare().String()]
+	s := m[full.Resourcepart()]
+	p.mu.Unlock()
+	if s != nil && s.sess == sess && (s.last != nil || len(s.directed) > 0) {
+		raw := []byte("<presence type='unavailable'/>")
+		st, _ := stanza.Parse(raw, len(raw))
+		p.broadcast(ctx, sess, st.WithAddresses(full, jid.JID{}))
+	}
+	p.mu.Lock()
+	if m := p.sessions[full.Bare().String()]; m != nil && m[full.Resourcepart()] == s {
+		delete(m, full.Resourcepart())
+		if len(m) == 0 {
+			delete(p.sessions, full.Bare().String())
+		}
+	}
+	p.mu.Unlock()
+	p.Roster.SessionEnded(full)
+	if p.Ended != nil {
+		p.Ended(full)
+	}
+}
+
+// Inbound is the router's hook for presence of the subscription types and
+// probes addressed to a local account.
+func (p *Service) Inbound(ctx context.Context, st *stanza.Stanza) {
+	if st.Type == "probe" {
+		p.probe(ctx, st)
+		return
+	}
+	p.Roster.Inbound(ctx, st)
+}
+
+// probe answers a presence probe to a local account (§4.3.2): with the
+// last presence of each available resource if the prober may see it,
+// unavailable presence if none is available, and "unsubscribed" if the
+// prober has no subscription (also for an account that does not exist,
+// which RFC 6121 §8.5.1 allows).
+func (p *Service) probe(ctx context.Context, st *stanza.Stanza) {
+	user, prober := st.To.Bare(), st.From
+	if prober.Domainpart() == "" || prober.Bare().Equal(user) {
+		return
+	}
+	sub := p.subscriptionOf(ctx, user, prober)
+	if !roster.SeesPresence(sub) {
+		p.Router.Route(ctx, typed(user, prober.Bare(), "unsubscribed"))
+		return
+	}
+	last := p.available(user)
+	if len(last) == 0 {
+		p.Router.Route(ctx, typed(user, prober, "unavailable"))
+		return
+	}
+	for _, s := range last {
+		p.Router.Route(ctx, s.WithAddresses(s.From, prober))
+	}
+}
+
+func (p *Service) subscriptionOf(ctx context.Context, user, contact jid.JID) storage.Subscription {
+	if !p.Exists(ctx, user) {
+		return storage.SubNone
+	}
+	sub, err := p.Roster.Subscription(ctx, user, contact)
+	if err != nil {
+		p.Log.Error("reading roster failed", "jid", user.String(), "err", err)
+		return storage.SubNone
+	}
+	return sub
+}
+
+// SendCurrent implements roster.Notifier.
+func (p *Service) SendCurrent(ctx context.Context, user, contact jid.JID) {
+	for _, s := range p.available(user) {
+		p.Router.Route(ctx, s.WithAddresses(s.From, contact))
+	}
+}
+
+// SendUnavailable implements roster.Notifier.
+func (p *Service) SendUnavailable(ctx context.Context, user, contact jid.JID) {
+	for _, s := range p.available(user) {
+		p.Router.Route(ctx, typed(s.From, contact, "unavailable"))
+	}
+}
+
+func probe(from, to jid.JID) *stanza.Stanza { return typed(from, to, "probe") }
+
+// typed is an empty presence of the given type.
+func typed(from, to jid.JID, typ string) *stanza.Stanza {
+	raw := []byte("<presence type='" + typ + "'/>")
+	st, _ := stanza.Parse(raw, len(raw))
+	return st.WithAddresses(from, to)
+}
+
+// statusText is the text of a presence's <status/>, if any.
+func statusText(st *stanza.Stanza) string {
+	var status string
+	raw, ok := st.Child("jabber:client", "status")
+	if !ok {
+		raw, ok = st.Child("", "status") // the stream's default namespace
+	}
+	if ok {
+		stanza.Decode(raw, &status)
+	}
+	return status
+}
+
+func containsBare(list []jid.JID, j jid.JID) bool {
+	for _, c := range list {
+		if c.Equal(j.Bare()) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,363 @@
+// Package roster owns each account's contact list and the presence
+// subscription state machine (RFC 6121 §2, §3): roster get, set and remove
+// with pushes to every interested resource, roster versioning (RFC 6121
+// §2.6, XEP-0237), outbound and inbound subscription stanzas with
+// pre-approval (§3.4), and the pending inbound requests that are delivered
+// again at each login until answered.
+package roster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/router"
+	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/storage"
+)
+
+// NS is the roster namespace (RFC 6121 §2.1).
+const NS = "jabber:iq:roster"
+
+// Limits on what a client may store (RFC 6121 §2.3.3 lets the server
+// refuse names and groups that are too long).
+const (
+	maxNameBytes = 1023
+	maxGroups    = 64
+)
+
+// Notifier sends an account's current presence where a subscription
+// change requires it; the presence module implements it.
+type Notifier interface {
+	// SendCurrent sends the last presence of each of user's available
+	// resources to contact (RFC 6121 §3.1.5, once contact may see it).
+	SendCurrent(ctx context.Context, user, contact jid.JID)
+	// SendUnavailable sends unavailable presence from each of user's
+	// available resources to contact (RFC 6121 §3.2.2, §3.3.3, once
+	// contact may no longer see it).
+	SendUnavailable(ctx context.Context, user, contact jid.JID)
+}
+
+// Service is the roster module. Set its fields, then Register it.
+type Service struct {
+	Store  storage.Roster
+	Router *router.Router
+	// Exists reports whether a local account exists.
+	Exists func(ctx context.Context, bare jid.JID) bool
+	// Presence is told about subscription changes; nil sends nothing.
+	Presence Notifier
+	// MaxItems bounds a roster's size (0: no limit); read at each use, so
+	// that a reload applies.
+	MaxItems func() int
+	Log      *slog.Logger
+
+	mu         sync.Mutex      // guards interested
+	interested map[string]bool // full JIDs that requested the roster (§2.2)
+
+	// locks serialise the read-modify-write of one account's subscription
+	// states; an account always maps to the same lock. No lock is held
+	// while stanzas are routed, so that two accounts on one lock cannot
+	// deadlock.
+	locks [64]sync.Mutex
+	seed  maphash.Seed
+}
+
+// Register adds the roster IQ handler to m.
+func (s *Service) Register(m *dispatch.Mux) {
+	s.seed = maphash.MakeSeed()
+	s.interested = make(map[string]bool)
+	m.Handle(NS, "query", s.handleIQ)
+}
+
+func (s *Service) lock(user jid.JID) func() {
+	l := &s.locks[maphash.String(s.seed, user.String())%uint64(len(s.locks))]
+	l.Lock()
+	return l.Unlock
+}
+
+// SessionEnded forgets that a session was interested in pushes.
+func (s *Service) SessionEnded(full jid.JID) {
+	s.mu.Lock()
+	delete(s.interested, full.String())
+	s.mu.Unlock()
+}
+
+// --- roster IQs (§2) ---
+
+type itemXML struct {
+	JID          string   `xml:"jid,attr"`
+	Name         *string  `xml:"name,attr"`
+	Subscription string   `xml:"subscription,attr"`
+	Groups       []string `xml:"group"`
+}
+
+type queryXML struct {
+	Ver   *string   `xml:"ver,attr"`
+	Items []itemXML `xml:"item"`
+}
+
+func (s *Service) handleIQ(ctx context.Context, req dispatch.Request) ([]byte, error) {
+	user := req.Stanza.From.Bare()
+	if !req.To.Equal(user) {
+		// §2.1.5/§2.3.3: only the account itself reads or changes its roster.
+		return nil, &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden}
+	}
+	var q queryXML
+	if err := stanza.Decode(req.Payload, &q); err != nil {
+		return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+	}
+	if req.Set() {
+		return nil, s.set(ctx, req, user, q)
+	}
+	return s.get(ctx, req, user, q)
+}
+
+// get answers a roster get (§2.2), incrementally when the client's version
+// allows it (§2.6.3): an empty result, then one push per changed item.
+func (s *Service) get(ctx context.Context, req dispatch.Request, user jid.JID, q queryXML) ([]byte, error) {
+	if len(q.Items) > 0 {
+		return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "a roster get has no items"}
+	}
+	full := req.Stanza.From
+	s.mu.Lock()
+	s.interested[full.String()] = true
+	s.mu.Unlock()
+	if q.Ver != nil && *q.Ver != "" {
+		if since, err := strconv.ParseInt(*q.Ver, 10, 64); err == nil {
+			changed, removed, _, ok, err := s.Store.RosterChanges(ctx, user.Domainpart(), user.Localpart(), since)
+			if err != nil {
+				return nil, err
+			}
+			// Removals carry no version of their own, so a client that
+			// missed one gets the whole roster instead.
+			if ok && len(removed) == 0 {
+				req.AfterReply(func() {
+					for _, it := range changed {
+						s.Router.DeliverTo(full, push(full, it, it.Version))
+					}
+				})
+				return nil, nil
+			}
+		}
+	}
+	items, ver, err := s.Store.RosterItems(ctx, user.Domainpart(), user.Localpart())
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString("<query xmlns='" + NS + "'")
+	if q.Ver != nil {
+		b.WriteString(" ver='" + strconv.FormatInt(ver, 10) + "'")
+	}
+	b.WriteByte('>')
+	for _, it := range items {
+		writeItem(&b, it)
+	}
+	b.WriteString("</query>")
+	return b.Bytes(), nil
+}
+
+// set applies a roster set (§2.3 add or update, §2.5 remove).
+func (s *Service) set(ctx context.Context, req dispatch.Request, user jid.JID, q queryXML) error {
+	if len(q.Items) != 1 {
+		return &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "a roster set has exactly one item"}
+	}
+	x := q.Items[0]
+	contact, err := jid.Parse(x.JID)
+	if err != nil || x.JID == "" {
+		return &stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed}
+	}
+	if contact.Resourcepart() != "" {
+		return &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "roster items are bare JIDs"}
+	}
+	if x.Subscription == "remove" {
+		return s.remove(ctx, req, user, contact)
+	}
+	// §2.3.3: a too long name, an empty or too long group, duplicate groups.
+	if x.Name != nil && len(*x.Name) > maxNameBytes {
+		return &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "name too long"}
+	}
+	if len(x.Groups) > maxGroups {
+		return &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "too many groups"}
+	}
+	for i, g := range x.Groups {
+		switch {
+		case g == "":
+			return &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "empty group name"}
+		case len(g) > maxNameBytes:
+			return &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "group name too long"}
+		case slices.Contains(x.Groups[:i], g):
+			return &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "duplicate group"}
+		}
+	}
+	unlock := s.lock(user)
+	defer unlock()
+	host, name := user.Domainpart(), user.Localpart()
+	it, err := s.Store.RosterItem(ctx, host, name, contact.String())
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if limit := s.MaxItems(); limit > 0 {
+			n, err := s.Store.RosterCount(ctx, host, name)
+			if err != nil {
+				return err
+			}
+			if n >= limit {
+				return &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: fmt.Sprintf("the roster is full (%d items)", limit)}
+			}
+		}
+		it = storage.RosterItem{Contact: contact.String(), Subscription: storage.SubNone}
+	case err != nil:
+		return err
+	}
+	// §2.1.2.5: subscription and ask in a roster set are ignored.
+	it.Name = ""
+	if x.Name != nil {
+		it.Name = *x.Name
+	}
+	it.Groups = x.Groups
+	ver, err := s.Store.PutRosterItem(ctx, host, name, it)
+	if err != nil {
+		return err
+	}
+	it.Version = ver
+	req.AfterReply(func() { s.pushAll(user, it) })
+	return nil
+}
+
+// remove deletes an item (§2.5.2), cancelling the subscriptions both ways
+// and refusing a pending request first.
+func (s *Service) remove(ctx context.Context, req dispatch.Request, user, contact jid.JID) error {
+	unlock := s.lock(user)
+	host, name := user.Domainpart(), user.Localpart()
+	it, err := s.Store.RosterItem(ctx, host, name, contact.String())
+	if errors.Is(err, storage.ErrNotFound) {
+		unlock()
+		return &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
+	}
+	if err != nil {
+		unlock()
+		return err
+	}
+	st, err := s.state(ctx, user, contact, &it)
+	if err != nil {
+		unlock()
+		return err
+	}
+	ver, err := s.Store.DeleteRosterItem(ctx, host, name, contact.String())
+	if err == nil && st.in {
+		err = s.Store.DeleteSubscriptionRequest(ctx, host, name, contact.String())
+	}
+	unlock()
+	if err != nil {
+		return err
+	}
+	req.AfterReply(func() {
+		if st.to() || st.out {
+			s.Router.Route(ctx, subscriptionStanza(user, contact, "unsubscribe"))
+		}
+		if st.from() || st.in {
+			if st.from() && s.Presence != nil {
+				s.Presence.SendUnavailable(ctx, user, contact)
+			}
+			s.Router.Route(ctx, subscriptionStanza(user, contact, "unsubscribed"))
+		}
+		s.pushAll(user, storage.RosterItem{Contact: contact.String(), Subscription: "remove", Version: ver})
+	})
+	return nil
+}
+
+// state reads a contact's subscription state; item is the stored item or
+// nil when there is none (then the state is None, possibly Pending In).
+func (s *Service) state(ctx context.Context, user, contact jid.JID, item *storage.RosterItem) (state, error) {
+	st := state{sub: storage.SubNone}
+	if item != nil {
+		st = state{sub: item.Subscription, out: item.Ask, approved: item.Approved}
+	}
+	reqs, err := s.Store.SubscriptionRequests(ctx, user.Domainpart(), user.Localpart())
+	if err != nil {
+		return st, err
+	}
+	st.in = slices.ContainsFunc(reqs, func(r storage.SubscriptionRequest) bool { return r.Contact == contact.String() })
+	return st, nil
+}
+
+// --- pushes ---
+
+// pushAll sends a roster push for it to every interested resource of user
+// (§2.1.6).
+func (s *Service) pushAll(user jid.JID, it storage.RosterItem) {
+	for _, sess := range s.Router.Sessions(user) {
+		full := sess.JID()
+		s.mu.Lock()
+		ok := s.interested[full.String()]
+		s.mu.Unlock()
+		if ok {
+			sess.Deliver(push(full, it, it.Version))
+		}
+	}
+}
+
+// push is a roster push: an IQ set with no 'from', which clients must
+// accept only from their own server (§2.1.6).
+func push(to jid.JID, it storage.RosterItem, ver int64) []byte {
+	var b bytes.Buffer
+	b.WriteString("<iq type='set' id='push")
+	b.WriteString(strconv.FormatInt(ver, 10))
+	b.WriteString("' to='")
+	stanza.EscapeAttr(&b, to.String())
+	b.WriteString("'><query xmlns='" + NS + "' ver='")
+	b.WriteString(strconv.FormatInt(ver, 10))
+	b.WriteString("'>")
+	writeItem(&b, it)
+	b.WriteString("</query></iq>")
+	return b.Bytes()
+}
+
+// writeItem writes an <item/> (§2.1.2); a removed item has subscription
+// "remove" and nothing else.
+func writeItem(b *bytes.Buffer, it storage.RosterItem) {
+	b.WriteString("<item jid='")
+	stanza.EscapeAttr(b, it.Contact)
+	b.WriteString("' subscription='")
+	b.WriteString(string(it.Subscription))
+	b.WriteByte('\'')
+	if it.Name != "" {
+		b.WriteString(" name='")
+		stanza.EscapeAttr(b, it.Name)
+		b.WriteByte('\'')
+	}
+	if it.Ask {
+		b.WriteString(" ask='subscribe'")
+	}
+	if it.Approved {
+		b.WriteString(" approved='true'")
+	}
+	if len(it.Groups) == 0 {
+		b.WriteString("/>")
+		return
+	}
+	b.WriteByte('>')
+	for _, g := range it.Groups {
+		b.WriteString("<group>")
+		stanza.EscapeAttr(b, g)
+		b.WriteString("</group>")
+	}
+	b.WriteString("</item>")
+}
+
+// subscriptionStanza is a presence of a subscription type from one bare
+// JID to another.
+func subscriptionStanza(from, to jid.JID, typ string) *stanza.Stanza {
+	raw := []byte("<presence type='" + typ + "'/>")
+	st, _ := stanza.Parse(raw, len(raw))
+	return st.WithAddresses(from, to)
+}

@@ -1,0 +1,156 @@
+package disco
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/internal/xmlcmp"
+	"github.com/starling-xmpp/starling/stanza"
+)
+
+// TestVer checks the verification string against XEP-0115 §5.2 (simple
+// generation example), whatever order identities and features come in.
+func TestVer(t *testing.T) {
+	exodus := []Identity{{Category: "client", Type: "pc", Name: "Exodus 0.9.1"}}
+	tests := []struct {
+		name       string
+		identities []Identity
+		features   []string
+		want       string
+	}{
+		{
+			name:       "XEP-0115 §5.2",
+			identities: exodus,
+			features: []string{"http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#info",
+				"http://jabber.org/protocol/disco#items", "http://jabber.org/protocol/muc"},
+			want: "QgayPKawpkPSDYmwT/WM94uAlu0=",
+		},
+		{
+			name:       "XEP-0115 §5.2, features unsorted",
+			identities: exodus,
+			features: []string{"http://jabber.org/protocol/muc", "http://jabber.org/protocol/disco#items",
+				"http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#info"},
+			want: "QgayPKawpkPSDYmwT/WM94uAlu0=",
+		},
+		{
+			// S = "client/pc/el/Ψ 0.11<client/pc/en/Psi 0.11<" (§5.3's
+			// identities, without its features and form), computed with
+			// `printf %s "$S" | openssl dgst -binary -sha1 | base64`.
+			name: "identities sorted by xml:lang",
+			identities: []Identity{
+				{Category: "client", Type: "pc", Lang: "en", Name: "Psi 0.11"},
+				{Category: "client", Type: "pc", Lang: "el", Name: "Ψ 0.11"},
+			},
+			want: "w2/nbx8akAKAbBLRbxPes1t3R1w=",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Ver(tt.identities, tt.features); got != tt.want {
+				t.Errorf("Ver = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// sender records replies.
+type sender struct{ replies [][]byte }
+
+func (s *sender) DeliverTo(_ jid.JID, raw []byte) bool {
+	s.replies = append(s.replies, raw)
+	return true
+}
+
+func newMux(t *testing.T) (*dispatch.Mux, *sender) {
+	t.Helper()
+	m := dispatch.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := &sender{}
+	m.SetSender(out)
+	Register(m)
+	m.AddFeatures("urn:xmpp:ping", "jabber:iq:version")
+	return m, out
+}
+
+func ask(t *testing.T, m *dispatch.Mux, out *sender, raw string) []byte {
+	t.Helper()
+	s, err := stanza.Parse([]byte(raw), bytes.IndexByte([]byte(raw), '>')+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.replies = nil
+	m.HandleServer(context.Background(), s)
+	if len(out.replies) != 1 {
+		t.Fatalf("got %d replies to %s", len(out.replies), raw)
+	}
+	return out.replies[0]
+}
+
+// TestCaps: the stream feature carries the verification string of the
+// server's own disco#info (XEP-0115 §6.3), and disco#info for the node
+// 'node#ver' answers the same identity and features (§6.2).
+func TestCaps(t *testing.T) {
+	m, out := newMux(t)
+	ver := Ver([]Identity{{Category: "server", Type: "im", Name: "Starling"}},
+		[]string{NSInfo, NSItems, "urn:xmpp:ping", "jabber:iq:version"})
+	if got := ServerVer(m); got != ver {
+		t.Fatalf("ServerVer = %s, want %s", got, ver)
+	}
+	wantC := "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://starling.im' ver='" + ver + "'/>"
+	if err := xmlcmp.Equal([]byte(wantC), Caps(m), ""); err != nil {
+		t.Errorf("Caps = %s: %v", Caps(m), err)
+	}
+	features := `<identity category='server' type='im' name='Starling'/>
+		<feature var='http://jabber.org/protocol/disco#info'/>
+		<feature var='http://jabber.org/protocol/disco#items'/>
+		<feature var='jabber:iq:version'/>
+		<feature var='urn:xmpp:ping'/>`
+	tests := []struct {
+		name, in, want string
+	}{
+		{
+			name: "server, no node",
+			in:   `<iq from='a@example.org/r' to='example.org' type='get' id='1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			want: `<iq from='example.org' to='a@example.org/r' type='result' id='1'><query xmlns='http://jabber.org/protocol/disco#info'>` + features + `</query></iq>`,
+		},
+		{
+			name: "server, caps node",
+			in:   `<iq from='a@example.org/r' to='example.org' type='get' id='2'><query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.im#` + ver + `'/></iq>`,
+			want: `<iq from='example.org' to='a@example.org/r' type='result' id='2'><query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.im#` + ver + `'>` + features + `</query></iq>`,
+		},
+		{
+			name: "server, stale caps node",
+			in:   `<iq from='a@example.org/r' to='example.org' type='get' id='3'><query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.im#QgayPKawpkPSDYmwT/WM94uAlu0='/></iq>`,
+			want: `<iq from='example.org' to='a@example.org/r' type='error' id='3'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
+		},
+		{
+			name: "own account, caps node is not the account's",
+			in:   `<iq from='a@example.org/r' type='get' id='4'><query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.im#` + ver + `'/></iq>`,
+			want: `<iq to='a@example.org/r' type='error' id='4'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ask(t, m, out, tt.in)
+			if err := xmlcmp.Equal([]byte(tt.want), got, "jabber:client"); err != nil {
+				t.Errorf("got %s\nwant %s\n%v", got, tt.want, err)
+			}
+		})
+	}
+}
+
+// TestCapsFollowsFeatures: a newly registered feature changes the
+// verification string, and the old caps node is no longer answered.
+func TestCapsFollowsFeatures(t *testing.T) {
+	m, _ := newMux(t)
+	before := ServerVer(m)
+	m.AddFeatures("vcard-temp")
+	if after := ServerVer(m); after == before {
+		t.Errorf("ver %s unchanged after a new feature", after)
+	}
+}

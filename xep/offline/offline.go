@@ -1,0 +1,294 @@
+// Package offline stores the messages of accounts that have no available
+// resource and delivers them when the account comes back: Best Practices
+// for Handling Offline Messages (XEP-0160 §2 process flow, §3 handling of
+// message types, §4 the "msgoffline" disco feature), each delivered
+// message carrying a Delayed Delivery stamp (XEP-0203 §4; XEP-0160 §2
+// recommends it), and the storage hints of Message Processing Hints
+// (XEP-0334 §4.2 no-store, §4.4 store).
+//
+// The router decides when a message is "offline" (RFC 6121 §8.5.2.2.1: a
+// chat or normal message for an existing account with no available
+// resource of non-negative priority) and calls Store; groupchat, headline
+// and error messages never get here (XEP-0160 §3). Choices where the XEPs
+// leave room, with ejabberd's mod_offline as the reference (Prosody's
+// mod_offline stores everything it is given and has no limit):
+//   - a message with no content worth keeping — nothing but chat states
+//     (XEP-0085), <thread/>, delays, legacy message events and hints — is
+//     dropped silently (XEP-0160 §3 says so for chat states; ejabberd's
+//     default store_empty_body: unless_chat_state does the same);
+//   - <no-store/> (and its 0.1 spelling <no-storage/>) drops the message
+//     silently (XEP-0334 §4.2: not even stored temporarily); <store/>
+//     keeps one that would otherwise be dropped and wins over <no-store/>
+//     (XEP-0334 §4.4; ejabberd checks it first). <no-permanent-store/>
+//     allows offline storage, which is temporary (XEP-0334 §4.1);
+//   - a full queue bounces the message with <service-unavailable/>, as
+//     XEP-0160 §2 prescribes (ejabberd answers <resource-constraint/>
+//     instead), with a text saying why;
+//   - a storage failure bounces it with <internal-server-error/>, type
+//     wait, and is logged (ejabberd: "Database failure");
+//   - a message whose sender the user has blocked since it was stored is
+//     dropped at delivery (XEP-0191 §3.3; ejabberd applies privacy lists
+//     there too).
+package offline
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/storage"
+)
+
+// Feature is the disco#info feature of offline storage (XEP-0160 §4).
+const Feature = "msgoffline"
+
+// Namespaces that decide whether a message is worth storing.
+const (
+	nsDelay      = "urn:xmpp:delay"                        // XEP-0203
+	nsHints      = "urn:xmpp:hints"                        // XEP-0334
+	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
+	nsEvent      = "jabber:x:event"                        // XEP-0022
+	nsClient     = "jabber:client"
+)
+
+// stampFormat is a XEP-0082 DateTime in UTC with milliseconds.
+const stampFormat = "2006-01-02T15:04:05.000Z"
+
+// Errors bounced to the sender.
+var (
+	errQueueFull = &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable, Text: "offline message queue is full"}
+	errNoAccount = &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	errStorage   = &stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
+)
+
+// Service stores and delivers offline messages. Set its fields before use.
+type Service struct {
+	// Storage keeps the messages. (Not "Store": that is the method the
+	// router calls.)
+	Storage storage.Offline
+	// Max returns the most messages kept for one account of host; 0 or
+	// less means no limit. nil: no limit.
+	Max func(host string) int
+	// Now is the clock for the delay stamps; nil means time.Now.
+	Now func() time.Time
+	// Blocked reports whether user blocks other (XEP-0191): a message
+	// stored before its sender was blocked is dropped instead of
+	// delivered (§3.3: no stanza from a blocked JID is delivered once the
+	// block is in force; ejabberd's mod_offline checks the same). nil:
+	// every message is delivered.
+	Blocked func(ctx context.Context, user, other jid.JID) bool
+	Log     *slog.Logger
+
+	// locks serialise Deliver per account, so that two resources coming
+	// online together do not both get the same messages; an account
+	// always maps to the same lock.
+	locks [64]sync.Mutex
+}
+
+// Register advertises offline storage (XEP-0160 §4).
+func (s *Service) Register(m *dispatch.Mux) {
+	m.AddFeatures(Feature)
+}
+
+// Store keeps m, a message for an account with no available resource
+// (its 'to' is that account's bare JID, or a full JID of it), for later
+// delivery. It has the signature of router.Hooks.Offline: nil when the
+// message was stored or deliberately dropped, otherwise the error to
+// bounce to the sender.
+func (s *Service) Store(ctx context.Context, m *stanza.Stanza) *stanza.Error {
+	user := m.To.Bare()
+	if !worthStoring(m.Raw) {
+		s.Log.Debug("offline message not stored", "jid", user.String(), "from", m.From.String(), "id", m.ID)
+		return nil
+	}
+	limit := 0
+	if s.Max != nil {
+		limit = s.Max(user.Domainpart())
+	}
+	err := s.Storage.StoreOffline(ctx, user.Domainpart(), user.Localpart(), m.Raw, s.now().UTC(), limit)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrQuota):
+		s.Log.Debug("offline message queue full", "jid", user.String(), "max", limit)
+		return errQueueFull
+	case errors.Is(err, storage.ErrNotFound):
+		// Removed since the router looked: as for any unknown account
+		// (RFC 6121 §8.5.1).
+		return errNoAccount
+	default:
+		s.Log.Error("storing offline message failed", "jid", user.String(), "err", err)
+		return errStorage
+	}
+}
+
+// Deliver hands the stored messages of user (a bare JID) to deliver, in
+// the order they were stored, each with a XEP-0203 delay as its last
+// child, then removes those delivered (and those from senders user has
+// blocked since, which are dropped). It is meant for a resource that has
+// just sent available presence with non-negative priority (XEP-0160 §2).
+//
+// When deliver returns false (the session's queue is full or closed),
+// Deliver stops there: that message and the later ones stay stored for
+// the next time. Calls for the same account run one at a time, so the
+// second of two resources coming online together finds nothing left.
+// What remains possible: a message the router has decided to store while
+// a resource was coming online can be stored just after Deliver read the
+// queue; it is then kept (never lost) until the next available presence.
+func (s *Service) Deliver(ctx context.Context, user jid.JID, deliver func(raw []byte) bool) error {
+	l := s.lock(user)
+	l.Lock()
+	defer l.Unlock()
+	host, name := user.Domainpart(), user.Localpart()
+	msgs, err := s.Storage.OfflineMessages(ctx, host, name)
+	if err != nil {
+		return fmt.Errorf("reading offline messages of %s: %w", user, err)
+	}
+	n := 0
+	for _, m := range msgs {
+		if s.fromBlocked(ctx, user, m.Stanza) {
+			n++ // dropped: removed with those delivered
+			continue
+		}
+		if !deliver(withDelay(m.Stanza, host, m.Stored)) {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if n < len(msgs) {
+		s.Log.Debug("offline delivery stopped", "jid", user.String(), "delivered", n, "kept", len(msgs)-n)
+	}
+	// Everything up to the last one delivered: later messages, stored
+	// meanwhile, have higher IDs and stay.
+	if err := s.Storage.DeleteOffline(ctx, host, name, msgs[n-1].ID); err != nil {
+		return fmt.Errorf("deleting delivered offline messages of %s: %w", user, err)
+	}
+	return nil
+}
+
+// fromBlocked reports whether user now blocks the sender of the stored
+// message raw.
+func (s *Service) fromBlocked(ctx context.Context, user jid.JID, raw []byte) bool {
+	if s.Blocked == nil {
+		return false
+	}
+	tok, err := xml.NewDecoder(bytes.NewReader(raw)).RawToken()
+	start, ok := tok.(xml.StartElement)
+	if err != nil || !ok {
+		return false
+	}
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "from" {
+			from, err := jid.Parse(a.Value)
+			return err == nil && s.Blocked(ctx, user, from)
+		}
+	}
+	return false
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// lock returns the lock of user's account (FNV-1a of the bare JID).
+func (s *Service) lock(user jid.JID) *sync.Mutex {
+	key := user.String()
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return &s.locks[h%uint32(len(s.locks))]
+}
+
+// worthStoring applies XEP-0334 and XEP-0160 §3 to a message's children:
+// a <store/> hint keeps it, a <no-store/> hint drops it, and otherwise it
+// is kept if it carries anything besides chat states, <thread/>, delays,
+// legacy message events and hints. A message that cannot be read is kept.
+func worthStoring(raw []byte) bool {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	var store, noStore, content bool
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return true // a stored message is never lost to a parsing quirk
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth != 2 {
+				continue
+			}
+			switch n := t.Name; {
+			case n.Space == nsHints && n.Local == "store":
+				store = true
+			case n.Space == nsHints && (n.Local == "no-store" || n.Local == "no-storage"):
+				noStore = true
+			case n.Space == nsHints || n.Space == nsChatStates || n.Space == nsDelay || n.Space == nsEvent:
+			case n.Local == "thread" && (n.Space == "" || n.Space == nsClient):
+			default:
+				content = true
+			}
+			if err := d.Skip(); err != nil {
+				return true
+			}
+			depth--
+		case xml.EndElement:
+			depth--
+			if depth == 0 {
+				return store || (!noStore && content)
+			}
+		}
+	}
+}
+
+// withDelay returns a copy of raw, one complete <message/> element, with
+// <delay xmlns='urn:xmpp:delay' from='from' stamp='...'>Offline
+// Storage</delay> as its last child (XEP-0203 §4, the example of XEP-0160
+// §2). raw is either "<message ...>...</message>" or "<message .../>".
+func withDelay(raw []byte, from string, stored time.Time) []byte {
+	raw = bytes.TrimRight(raw, " \t\r\n")
+	var delay bytes.Buffer
+	delay.WriteString("<delay xmlns='" + nsDelay + "' from='")
+	stanza.EscapeAttr(&delay, from)
+	delay.WriteString("' stamp='")
+	delay.WriteString(stored.UTC().Format(stampFormat))
+	delay.WriteString("'>Offline Storage</delay>")
+
+	out := make([]byte, 0, len(raw)+delay.Len()+16)
+	// The last markup of a complete element is its end tag, or, for an
+	// empty one written "<name/>", its start tag ('<' cannot appear in an
+	// attribute value, so the last '<' starts that markup).
+	last := bytes.LastIndexByte(raw, '<')
+	if last >= 0 && last+1 < len(raw) && raw[last+1] == '/' {
+		out = append(out, raw[:last]...)
+		out = append(out, delay.Bytes()...)
+		return append(out, raw[last:]...)
+	}
+	name := raw[1:]
+	if i := bytes.IndexAny(name, " \t\r\n/>"); i >= 0 {
+		name = name[:i]
+	}
+	out = append(out, bytes.TrimSuffix(raw, []byte("/>"))...)
+	out = append(out, '>')
+	out = append(out, delay.Bytes()...)
+	out = append(out, "</"...)
+	out = append(out, name...)
+	return append(out, '>')
+}
