@@ -1,4 +1,5 @@
-// Command anchors runs the real-client suite (conformance/realclients)
+// Command anchors runs every real-client check (the suites
+// conformance/realclients, conformance/xmppjs and conformance/profanity)
 // against Starling and against the two "anchors", Prosody and ejabberd from
 // Debian packages, and prints a table check × server (issue 3 part 3).
 // `make conformance-anchors` runs it from the repository root:
@@ -12,10 +13,11 @@
 //  2. internal/anchor starts Prosody on 127.0.0.2 and ejabberd on
 //     127.0.0.3 (5222 STARTTLS, 5223 direct TLS) in a temporary directory,
 //     with accounts alice and bob with random passwords, the same on both.
-//  3. go test -json ./conformance/realclients/ three times: as usual
-//     (Starling on SQLite and PostgreSQL), then with STARLING_ANCHOR=prosody
-//     and STARLING_ANCHOR=ejabberd and the STARLING_ANCHOR_* variables that
-//     point the same checks at that server.
+//  3. go test -json of the three suites' packages three times: as usual
+//     (Starling on SQLite and PostgreSQL for realclients, on SQLite for
+//     xmppjs and profanity), then with STARLING_ANCHOR=prosody and
+//     STARLING_ANCHOR=ejabberd and the STARLING_ANCHOR_* variables
+//     (internal/anchorenv) that point the same checks at that server.
 //  4. Prints the table and writes it, with the date, the command, the
 //     versions and the mechanisms each server offers, between the markers
 //     of the -doc file (text outside the markers, such as hand-written
@@ -142,7 +144,7 @@ func run(ctx context.Context, docPath, logDir string, servers []string) error {
 	fmt.Println()
 	fmt.Println(table)
 	if docPath != "" {
-		if err := writeDoc(docPath, res, anchors, table); err != nil {
+		if err := writeDoc(docPath, res, runs, anchors, table); err != nil {
 			return err
 		}
 		log.Printf("wrote %s", docPath)
@@ -150,6 +152,11 @@ func run(ctx context.Context, docPath, logDir string, servers []string) error {
 	log.Printf("go test output kept in %s", logDir)
 	if n := res.failures(); n > 0 {
 		return fmt.Errorf("%d check×server cells failed (see the table and %s)", n, logDir)
+	}
+	for _, r := range runs {
+		if r.err != nil { // no failed cell says why: go test's output must
+			return fmt.Errorf("go test against %s failed (%v) with no failed check: see %s", r.name, r.err, logDir)
+		}
 	}
 	return nil
 }

@@ -18,29 +18,54 @@ import (
 	"github.com/starling-xmpp/starling/internal/anchor"
 )
 
-// The command each run uses; the anchors' runs add STARLING_ANCHOR_*.
-var goTestArgs = []string{"test", "-race", "-count=1", "-timeout", "20m", "-json", "-run", "^TestRealClients$", "./conformance/realclients/"}
+// suite is one package of real-client checks and its top-level test. The
+// test's subtests are <column>/<check>: a column is a server (an anchor's
+// name, or Starling's storage backend), a check is a row of the table.
+type suite struct{ pkg, test string }
 
-// testRun is one go test of the suite. Its top-level subtests
-// (TestRealClients/<column>) are the table's columns.
+var suites = []suite{
+	{"realclients", "TestRealClients"},
+	{"xmppjs", "TestXMPPJS"},
+	{"profanity", "TestProfanity"},
+}
+
+// goTestArgs is the command each run uses; the anchors' runs add
+// STARLING_ANCHOR_*. With -p 1 the packages run one after the other: on an
+// anchor they share the accounts alice and bob, and a message one suite
+// sends to bob's bare JID must not reach another suite's bob.
+var goTestArgs = func() []string {
+	var tests, pkgs []string
+	for _, s := range suites {
+		tests = append(tests, s.test)
+		pkgs = append(pkgs, "./conformance/"+s.pkg+"/")
+	}
+	return append([]string{"test", "-race", "-count=1", "-p", "1", "-timeout", "20m", "-json",
+		"-run", "^(" + strings.Join(tests, "|") + ")$"}, pkgs...)
+}()
+
+// testRun is one go test of the suites against one server: Starling, whose
+// columns are its storage backends, or an anchor, the column named after
+// it.
 type testRun struct {
 	name    string
 	columns []string
 	env     []string
 	events  []testEvent
 	err     error // go test's exit status
+	took    time.Duration
 }
 
 // testEvent is a line of go test -json (cmd/test2json).
 type testEvent struct {
-	Action string
-	Test   string
-	Output string
+	Action  string
+	Package string
+	Test    string
+	Output  string
 }
 
 func (r *testRun) run(ctx context.Context, logDir string) error {
 	logPath := filepath.Join(logDir, r.name+".json")
-	log.Printf("running the suite against %s: %s go %s  (output: %s)", r.name, strings.Join(redactEnv(r.env), " "), strings.Join(goTestArgs, " "), logPath)
+	log.Printf("running the suites against %s: %s go %s  (output: %s)", r.name, strings.Join(redactEnv(r.env), " "), strings.Join(goTestArgs, " "), logPath)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "go", goTestArgs...)
 	cmd.Env = append(append(os.Environ(), "STARLING_REQUIRE_ALL=1"), r.env...)
@@ -66,7 +91,8 @@ func (r *testRun) run(ctx context.Context, logDir string) error {
 	if err != nil {
 		status = fmt.Sprintf("%v", err)
 	}
-	log.Printf("%s: %s after %v", r.name, status, time.Since(start).Round(time.Second))
+	r.took = time.Since(start)
+	log.Printf("%s: %s after %v", r.name, status, r.took.Round(time.Second))
 	if len(r.events) == 0 {
 		return fmt.Errorf("go test against %s produced no results: %v\n%s", r.name, err, stderr.Bytes())
 	}
@@ -90,93 +116,136 @@ type cell struct {
 	reason string // a skip's or a failure's message
 }
 
+// row is a check of a suite.
+type row struct{ suite, check string }
+
 type results struct {
 	columns []string
-	checks  []string                    // in the order they first start
-	cells   map[string]map[string]*cell // check → column → cell
-	offers  map[string][]string         // column → "transport: mechanisms" lines, anchors only
+	rows    []row                    // in the order they first start
+	cells   map[row]map[string]*cell // row → column → cell
+	offers  map[string][]string      // column → "transport: mechanisms" lines, anchors only
 }
 
 var (
 	// A t.Log/t.Skip/t.Error line in go test output: "    file_test.go:123: message".
-	testLineRE = regexp.MustCompile(`^\s+(\w+_test\.go):\d+: (.*)$`)
+	testLineRE = regexp.MustCompile(`^\s+(\w+\.go):\d+: (.*)$`)
 	offersRE   = regexp.MustCompile(`offers over (\w+): \[(.*)\]`)
 )
 
 func collect(runs []*testRun) *results {
-	res := &results{cells: map[string]map[string]*cell{}, offers: map[string][]string{}}
+	res := &results{cells: map[row]map[string]*cell{}, offers: map[string][]string{}}
 	const setup = "(setup of the server)"
-	setupFailed := map[string]*cell{} // column → its top-level test's failure
+	// What failed above the checks: a column's subtest, a suite's
+	// top-level test or its whole package (a build failure, a panic).
+	// They fail with any of their checks; a row of its own shows them only
+	// when no check did.
+	type scope struct{ suite, column string }
+	setupFailed := map[scope]*cell{}
 	for _, r := range runs {
 		res.columns = append(res.columns, r.columns...)
-		outputs := map[string][]string{}
+		outputs := map[string][]string{} // by package and test
 		for _, e := range r.events {
-			column, check, ok := splitTest(e.Test)
+			key := e.Package + " " + e.Test
+			if e.Action == "output" {
+				outputs[key] = append(outputs[key], e.Output)
+			}
+			if e.Test == "" {
+				if e.Action == "fail" {
+					for _, s := range suites {
+						if strings.HasSuffix(e.Package, "/conformance/"+s.pkg) {
+							for _, column := range r.columns {
+								setupFailed[scope{s.pkg, column}] = &cell{status: "fail", reason: e.Package + " failed: " + reason("fail", outputs[key])}
+							}
+						}
+					}
+				}
+				continue
+			}
+			s, column, check, ok := splitTest(e.Test)
 			if !ok {
 				continue
 			}
-			if check == "" {
+			if column != "" && check == "" {
 				if m := offersRE.FindStringSubmatch(e.Output); m != nil {
-					res.offers[column] = append(res.offers[column], m[1]+": "+strings.ReplaceAll(m[2], " ", ", "))
+					offer := m[1] + ": " + strings.ReplaceAll(m[2], " ", ", ")
+					if !slices.Contains(res.offers[column], offer) {
+						res.offers[column] = append(res.offers[column], offer)
+					}
 				}
 			}
+			rw := row{s.pkg, check}
 			switch e.Action {
 			case "run": // rows in the order the checks start
-				if check != "" && !slices.Contains(res.checks, check) {
-					res.checks = append(res.checks, check)
+				if check != "" && !slices.Contains(res.rows, rw) {
+					res.rows = append(res.rows, rw)
 				}
-			case "output":
-				outputs[e.Test] = append(outputs[e.Test], e.Output)
 			case "pass", "fail", "skip":
-				if check == "" {
-					if e.Action == "fail" {
-						setupFailed[column] = &cell{status: e.Action, reason: reason(e.Action, outputs[e.Test])}
+				c := &cell{status: e.Action, reason: reason(e.Action, outputs[key])}
+				switch {
+				case check != "":
+					if res.cells[rw] == nil {
+						res.cells[rw] = map[string]*cell{}
 					}
-					continue
+					res.cells[rw][column] = c
+				case e.Action == "fail" && column != "":
+					setupFailed[scope{s.pkg, column}] = c
+				case e.Action == "fail": // the top-level test, e.g. a missing prerequisite
+					for _, column := range r.columns {
+						if setupFailed[scope{s.pkg, column}] == nil {
+							setupFailed[scope{s.pkg, column}] = c
+						}
+					}
 				}
-				if res.cells[check] == nil {
-					res.cells[check] = map[string]*cell{}
-				}
-				res.cells[check][column] = &cell{status: e.Action, reason: reason(e.Action, outputs[e.Test])}
 			}
 		}
 	}
-	// A top-level test fails with any of its checks: show it only when
-	// none did, which means the server's setup failed.
-	for column, c := range setupFailed {
-		if res.failed(column) {
-			continue
+	for _, s := range suites {
+		for _, column := range res.columns {
+			c := setupFailed[scope{s.pkg, column}]
+			if c == nil || res.failed(s.pkg, column) {
+				continue
+			}
+			rw := row{s.pkg, setup}
+			if res.cells[rw] == nil {
+				res.rows = append(res.rows, rw)
+				res.cells[rw] = map[string]*cell{}
+			}
+			res.cells[rw][column] = c
 		}
-		if res.cells[setup] == nil {
-			res.checks = append(res.checks, setup)
-			res.cells[setup] = map[string]*cell{}
-		}
-		res.cells[setup][column] = c
 	}
+	// Each suite's rows together, in the order of suites.
+	slices.SortStableFunc(res.rows, func(a, b row) int {
+		return slices.IndexFunc(suites, func(s suite) bool { return s.pkg == a.suite }) -
+			slices.IndexFunc(suites, func(s suite) bool { return s.pkg == b.suite })
+	})
 	return res
 }
 
-func (r *results) failed(column string) bool {
-	for _, byCol := range r.cells {
-		if c := byCol[column]; c != nil && c.status == "fail" {
+// failed reports whether a check of suite failed in column.
+func (r *results) failed(suite, column string) bool {
+	for rw, byCol := range r.cells {
+		if c := byCol[column]; rw.suite == suite && c != nil && c.status == "fail" {
 			return true
 		}
 	}
 	return false
 }
 
-// splitTest splits "TestRealClients/<column>/<check...>".
-func splitTest(name string) (column, check string, ok bool) {
-	rest, ok := strings.CutPrefix(name, "TestRealClients/")
-	if !ok {
-		return "", "", false
+// splitTest splits "<suite's test>/<column>/<check...>"; column and check
+// are "" for the suite's top-level test, check for a column's subtest.
+func splitTest(name string) (s suite, column, check string, ok bool) {
+	top, rest, _ := strings.Cut(name, "/")
+	i := slices.IndexFunc(suites, func(s suite) bool { return s.test == top })
+	if i < 0 {
+		return suite{}, "", "", false
 	}
 	column, check, _ = strings.Cut(rest, "/")
-	return column, check, true
+	return suites[i], column, check, true
 }
 
 // reason picks the message of a skip (its last test line) or of a failure
-// (its first test line that is not a log of a client's output).
+// (its first test line that is not a log of a client's output, else its
+// last).
 func reason(action string, output []string) string {
 	var msgs []string
 	for _, o := range output {
@@ -196,6 +265,9 @@ func reason(action string, output []string) string {
 			if failureLine(m) {
 				return m
 			}
+		}
+		if len(msgs) > 0 { // a t.Fatal in words failureLine does not know
+			return msgs[len(msgs)-1]
 		}
 		return "see the go test output"
 	}
@@ -236,19 +308,19 @@ func (r *results) markdown() string {
 		notes = append(notes, s)
 		return len(notes)
 	}
-	b.WriteString("| check |")
+	b.WriteString("| suite | check |")
 	for _, c := range r.columns {
 		b.WriteString(" " + columnTitle(c) + " |")
 	}
-	b.WriteString("\n|---|")
+	b.WriteString("\n|---|---|")
 	for range r.columns {
 		b.WriteString("---|")
 	}
 	b.WriteString("\n")
-	for _, check := range r.checks {
-		b.WriteString("| " + check + " |")
+	for _, rw := range r.rows {
+		b.WriteString("| " + rw.suite + " | " + rw.check + " |")
 		for _, col := range r.columns {
-			c := r.cells[check][col]
+			c := r.cells[rw][col]
 			switch {
 			case c == nil:
 				b.WriteString(" — |")
@@ -273,6 +345,8 @@ func columnTitle(c string) string {
 	switch c {
 	case "sqlite", "postgres":
 		return "Starling (" + c + ")"
+	case "starling":
+		return "Starling"
 	case "prosody":
 		return "Prosody"
 	case "ejabberd":
@@ -288,20 +362,26 @@ const (
 
 // writeDoc puts the generated section between the markers of path,
 // creating the file if needed.
-func writeDoc(path string, res *results, anchors []*anchor.Server, table string) error {
+func writeDoc(path string, res *results, runs []*testRun, anchors []*anchor.Server, table string) error {
 	var g strings.Builder
 	g.WriteString(beginMarker + "\n\n")
-	fmt.Fprintf(&g, "Run on %s with `make conformance-anchors` (`go run ./conformance/anchors`), which runs\n`go %s` once per server.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(goTestArgs, " "))
+	var took []string
+	for _, r := range runs {
+		took = append(took, fmt.Sprintf("%s %v", columnTitle(r.name), r.took.Round(time.Second)))
+	}
+	fmt.Fprintf(&g, "Run on %s with `make conformance-anchors` (`go run ./conformance/anchors`), which runs\n`go %s`\nonce per server (it took %s).\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(goTestArgs, " "), strings.Join(took, ", "))
 	g.WriteString("| server | version | address | SASL mechanisms offered after TLS |\n|---|---|---|---|\n")
 	g.WriteString("| Starling | this working tree, on SQLite and on PostgreSQL | 127.0.0.1, free ports | not probed: every mechanism of the matrix must work |\n")
 	for _, a := range anchors {
 		fmt.Fprintf(&g, "| %s | %s (Debian) | %s:5222 STARTTLS, :5223 direct TLS | %s |\n", columnTitle(a.Name), a.Version, a.Addr, strings.Join(res.offers[a.Name], "; "))
 	}
 	g.WriteString("\n" + table + "\n")
-	g.WriteString("pass/fail/skip is go test's verdict; [n] is the skip's or failure's message; — means the check did not run\n" +
-		"because the case it belongs to was skipped first. A `…/server-log` row is the cross-check of a case against\n" +
-		"Starling's own log, which only a Starling run can do.\n\n" + endMarker + "\n")
+	g.WriteString("A suite is a package of conformance/: realclients (slixmpp, nbxmpp, go-sendxmpp), xmppjs (xmpp.js in Node),\n" +
+		"profanity (Profanity in tmux); xmppjs and profanity run Starling on SQLite only. pass/fail/skip is go test's\n" +
+		"verdict; [n] is the skip's or failure's message; — means the check did not run there: the case it belongs to\n" +
+		"was skipped first, or the suite does not run on that storage. A `…/server-log` row is the cross-check of a\n" +
+		"check against Starling's own log, which only a Starling run can do.\n\n" + endMarker + "\n")
 
 	old, err := os.ReadFile(path)
 	var doc string

@@ -60,6 +60,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starling-xmpp/starling/internal/anchorenv"
 	"github.com/starling-xmpp/starling/internal/pgtest"
 	"github.com/starling-xmpp/starling/internal/testbin"
 )
@@ -76,24 +77,20 @@ const (
 )
 
 var (
-	transports = []string{"starttls", "directtls"}
+	transports = anchorenv.Transports
 	mechanisms = []string{"SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"}
 )
 
 // server is one running server under test with its accounts: Starling
-// started here, or an anchor (see anchor.go).
+// started here, or an anchor (see anchor_test.go).
 type server struct {
-	proc                *testbin.Proc // nil for a server not started here
-	anchor              string        // the anchor's name ("prosody", "ejabberd"); "" for Starling
-	host                string        // IP address the clients connect to
-	domain              string        // the XMPP domain of the accounts
-	cert                string        // the certificate (PEM) clients trust: self-signed, so also the CA
-	starttls, directTLS int           // ports
+	proc                *testbin.Proc     // nil for a server not started here
+	anchor              *anchorenv.Server // the anchor, with the mechanisms it offers; nil for Starling
+	host                string            // IP address the clients connect to
+	domain              string            // the XMPP domain of the accounts
+	cert                string            // the certificate (PEM) clients trust: self-signed, so also the CA
+	starttls, directTLS int               // ports
 	passwords           map[string]string
-	// offered lists, per transport, the SASL mechanisms an anchor offers
-	// once the stream is encrypted (nil for Starling, which must offer
-	// every mechanism of the matrix).
-	offered map[string][]string
 }
 
 func (s *server) port(transport string) int {
@@ -105,11 +102,11 @@ func (s *server) port(transport string) int {
 
 // TestRealClients runs every check against Starling on each storage
 // backend or, when STARLING_ANCHOR is set, against that external server
-// only (see anchor.go).
+// only (see anchor_test.go).
 func TestRealClients(t *testing.T) {
-	if name := os.Getenv(envAnchor); name != "" {
+	if name := anchorenv.Name(); name != "" {
 		t.Run(name, func(t *testing.T) {
-			runChecks(t, anchorFromEnv(t, name))
+			runChecks(t, anchorServer(t))
 		})
 		return
 	}

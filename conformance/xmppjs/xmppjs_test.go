@@ -1,8 +1,14 @@
 // Package xmppjs checks Starling with xmpp.js (@xmpp/client from npm, in
 // Node), a client stack nobody here wrote: it logs in to the built binary
 // over STARTTLS and direct TLS (XEP-0368) with SCRAM-SHA-1 and PLAIN (the
-// mechanisms xmpp.js has), and a message is checked on arrival both ways.
+// mechanisms xmpp.js has), a message is checked on arrival both ways, and
+// xmpp.js must close its stream without an error (checkClose).
 // `make check` installs the npm package into testdata/node_modules.
+//
+// With STARLING_ANCHOR set (internal/anchorenv; `make conformance-anchors`)
+// the same checks run against that server instead, such as Prosody or
+// ejabberd; a mechanism it does not offer is skipped with the list it
+// offers.
 package xmppjs
 
 import (
@@ -18,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starling-xmpp/starling/internal/anchorenv"
 	"github.com/starling-xmpp/starling/internal/testbin"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
 )
@@ -93,17 +100,22 @@ func (n *node) next(t *testing.T) event {
 	return e
 }
 
-// wait checks that the client closed its stream and exited cleanly.
-func (n *node) wait(t *testing.T) {
+// wait checks that the client exited cleanly, and returns the errors it
+// met while closing its stream (close-error events), for checkClose.
+func (n *node) wait(t *testing.T) (closeErrs []string) {
 	t.Helper()
 	for e := range n.events {
-		if e.Event == "error" || e.Event == "garbage" {
+		switch e.Event {
+		case "close-error":
+			closeErrs = append(closeErrs, e.Error)
+		case "error", "garbage":
 			t.Errorf("xmpp.js: %+v", e)
 		}
 	}
 	if err := <-n.done; err != nil {
 		t.Errorf("xmpp.js exited: %v", err)
 	}
+	return closeErrs
 }
 
 func TestXMPPJS(t *testing.T) {
@@ -111,33 +123,73 @@ func TestXMPPJS(t *testing.T) {
 	_, nodeErr := exec.LookPath("node")
 	testbin.Require(t, "node and testdata/node_modules/@xmpp/client (npm ci --prefix conformance/xmppjs/testdata)", err == nil && nodeErr == nil)
 
-	setup := testbin.NewSetup(t, "[log]\nlevel = \"debug\"\n")
-	cfg, dir, starttls, direct := setup.Config, setup.DataDir, setup.StartTLS, setup.DirectTLS
-	bin := testbin.Build(t)
-	testbin.AddUser(t, bin, cfg, "alice@localhost", "alice-secret")
-	testbin.AddUser(t, bin, cfg, "bob@localhost", "bob-secret")
-	testbin.Start(t, bin, cfg)
-	cert := filepath.Join(dir, "certs", "localhost.crt")
-	bob := xmpptest.Login(t, starttls, "localhost", "bob", "bob-secret", "SCRAM-SHA-256", "go")
+	if name := anchorenv.Name(); name != "" {
+		t.Run(name, func(t *testing.T) {
+			a := anchorenv.FromEnv(t)
+			runChecks(t, &server{anchor: a, domain: a.Domain, cert: a.CA,
+				starttls: a.Addr("starttls"), directTLS: a.Addr("directtls"), passwords: a.Passwords})
+		})
+		return
+	}
+	// Starling on its default storage, SQLite: the subtest is named after
+	// it, as in conformance/realclients, for conformance/anchors' table.
+	t.Run("sqlite", func(t *testing.T) {
+		setup := testbin.NewSetup(t, "[log]\nlevel = \"debug\"\n")
+		bin := testbin.Build(t)
+		srv := &server{domain: "localhost", cert: filepath.Join(setup.DataDir, "certs", "localhost.crt"),
+			starttls: setup.StartTLS, directTLS: setup.DirectTLS,
+			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}}
+		for _, user := range []string{"alice", "bob"} {
+			testbin.AddUser(t, bin, setup.Config, user+"@"+srv.domain, srv.passwords[user])
+		}
+		testbin.Start(t, bin, setup.Config)
+		runChecks(t, srv)
+	})
+}
+
+// server is the server under test: Starling started by the test, or an
+// anchor (internal/anchorenv).
+type server struct {
+	anchor              *anchorenv.Server // nil for Starling
+	domain              string
+	cert                string // the self-signed certificate (PEM) xmpp.js trusts
+	starttls, directTLS string // host:port
+	passwords           map[string]string
+}
+
+// runChecks logs in with xmpp.js as alice over each transport with each
+// of its mechanisms, sends a message to bob and receives one from him.
+// bob is a test client that logs in with SCRAM-SHA-256 (on an anchor, the
+// strongest plain SCRAM it offers).
+func runChecks(t *testing.T, srv *server) {
+	mech := "SCRAM-SHA-256"
+	if srv.anchor != nil {
+		mech = srv.anchor.SCRAM(t, "starttls")
+	}
+	bob := xmpptest.Login(t, srv.starttls, srv.domain, "bob", srv.passwords["bob"], mech, "xmppjs-peer")
 
 	for _, transport := range []struct{ name, service string }{
-		{"starttls", "xmpp://" + starttls},
-		// xmpp.js checks the certificate against the host of the URL.
-		{"directtls", "xmpps://localhost:" + direct[strings.LastIndexByte(direct, ':')+1:]},
+		{"starttls", "xmpp://" + srv.starttls},
+		// client.mjs checks the certificate against --domain, not the
+		// address in the URL.
+		{"directtls", "xmpps://" + srv.directTLS},
 	} {
 		for _, mech := range []string{"SCRAM-SHA-1", "PLAIN"} {
 			t.Run(transport.name+"/"+mech, func(t *testing.T) {
+				if srv.anchor != nil {
+					srv.anchor.RequireOffered(t, transport.name, mech)
+				}
 				res := "js-" + transport.name + "-" + mech
-				alice := "alice@localhost/" + res
-				common := []string{"--service", transport.service, "--domain", "localhost", "--username", "alice", "--password", "alice-secret", "--resource", res, "--mechanism", mech}
+				alice := "alice@" + srv.domain + "/" + res
+				common := []string{"--service", transport.service, "--domain", srv.domain, "--username", "alice", "--password", srv.passwords["alice"], "--resource", res, "--mechanism", mech}
 
 				// xmpp.js sends; the message arrives at bob, stamped.
 				body := fmt.Sprintf("from xmpp.js over %s with %s <&> ☃", transport.name, mech)
-				n := startNode(t, cert, append(common, "--send-to", bob.JID, "--body", body)...)
+				n := startNode(t, srv.cert, append(common, "--send-to", bob.JID, "--body", body)...)
 				if e := n.next(t); e.Event != "online" || e.JID != alice || e.Mechanism != mech {
 					t.Fatalf("xmpp.js login: %+v", e)
 				}
-				n.wait(t)
+				closeErrs := n.wait(t)
 				el := bob.MustNext()
 				var msg struct {
 					From string `xml:"from,attr"`
@@ -149,7 +201,7 @@ func TestXMPPJS(t *testing.T) {
 				}
 
 				// xmpp.js receives what bob sends.
-				n = startNode(t, cert, append(common, "--expect-from", bob.JID)...)
+				n = startNode(t, srv.cert, append(common, "--expect-from", bob.JID)...)
 				if e := n.next(t); e.Event != "online" || e.JID != alice {
 					t.Fatalf("xmpp.js login: %+v", e)
 				}
@@ -158,8 +210,30 @@ func TestXMPPJS(t *testing.T) {
 				if e := n.next(t); e.Event != "message" || e.From != bob.JID || e.To != alice || e.Type != "chat" || e.Body != reply {
 					t.Fatalf("xmpp.js received %+v", e)
 				}
-				n.wait(t)
+				closeErrs = append(closeErrs, n.wait(t)...)
+				t.Run("close", func(t *testing.T) {
+					checkClose(t, srv, closeErrs)
+				})
 			})
 		}
 	}
+}
+
+// checkClose checks that both runs of xmpp.js closed their streams without
+// an error. Such an error comes after the exchange, typically a connection
+// reset: the server closed its socket as soon as it had sent its own
+// closing tag, and the client's TLS close_notify, which RFC 6120 §4.4 has
+// it send before it ends the connection, met a closed socket. Starling
+// reads what the client still sends after the end of the stream before it
+// closes (c2s), so on Starling it is a failure; §4.4 asks no such wait of
+// the side that answers a closing tag, so on an anchor it is a skip that
+// says what happened.
+func checkClose(t *testing.T, srv *server, errs []string) {
+	if len(errs) == 0 {
+		return
+	}
+	if srv.anchor == nil {
+		t.Fatalf("xmpp.js met %q while closing its stream", errs)
+	}
+	t.Skipf("xmpp.js met %q while closing its stream, after the exchange: %s closed the connection without waiting for the client's side of the close, which RFC 6120 §4.4 does not require of it (Starling is held to it)", errs, srv.anchor.Name)
 }

@@ -3,14 +3,16 @@
 //   {"event":"online","jid":"...","mechanism":"..."}
 //   {"event":"message","from":"...","to":"...","type":"...","body":"..."}
 //   {"event":"error","error":"..."}
+//   {"event":"close-error","error":"..."}  an error once it is closing the stream
 // It sends one chat message when --send-to is given, and waits for one
 // message when --expect-from is given, then closes the stream.
 //
-// usage: node client.mjs --service xmpp://127.0.0.1:5222 --domain localhost
+// usage: node client.mjs --service xmpp[s]://127.0.0.1:5222 --domain localhost
 //          --username alice --password pw --resource r --mechanism SCRAM-SHA-1
 //          [--send-to JID --body TEXT] [--expect-from JID]
 import { parseArgs } from "node:util";
 import { client, xml } from "@xmpp/client";
+import ConnectionTLS from "@xmpp/tls/lib/Connection.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -43,12 +45,41 @@ const xmpp = client({
   },
 });
 
+// Direct TLS (XEP-0368): xmpp.js takes the TLS server name (SNI, and the
+// name the certificate is checked against) from the host of the xmpps://
+// URL. XEP-0368 wants the XMPP domain, which is what matters when the URL
+// names an address, such as 127.0.0.2 for a server whose domain is
+// localhost: this transport connects to the URL's host and port, and asks
+// TLS for --domain.
+class DirectTLS extends ConnectionTLS {
+  socketParameters(service) {
+    const params = super.socketParameters(service);
+    return params && { ...params, servername: opt.domain };
+  }
+}
+const tlsTransport = xmpp.transports.indexOf(ConnectionTLS);
+if (tlsTransport < 0) {
+  report({ event: "error", error: "xmpp.js has no direct TLS transport to adjust" });
+  process.exit(1);
+}
+xmpp.transports[tlsTransport] = DirectTLS;
+
+let closing = false;
 const done = (code) => {
+  closing = true;
   xmpp.stop().finally(() => process.exit(code));
 };
 
+// An error once the exchange is over and the client closes its stream
+// (such as a connection reset under its TLS close_notify) is reported
+// apart: the test decides what it means.
 xmpp.on("error", (err) => {
-  report({ event: "error", error: String(err && (err.condition || err.message) || err) });
+  const error = String(err && (err.condition || err.message) || err);
+  if (closing) {
+    report({ event: "close-error", error });
+    return;
+  }
+  report({ event: "error", error });
   process.exit(1);
 });
 
