@@ -7,9 +7,9 @@
 // close to its Debian default (the modules a client expects at login, no
 // rate limits, no archive), the given accounts, and listens on
 // Addr:5222 (STARTTLS, required) and Addr:5223 (direct TLS). Both are
-// started as root in the foreground as children of the caller, with the
-// caller's open-file limit (RaiseOpenFiles); ejabberdctl runs ejabberd as
-// its own user. Everything here needs root.
+// started in the foreground as children of the caller, with the caller's
+// open-file limit (RaiseOpenFiles): Prosody as root, ejabberd as its own
+// user. Everything here needs root.
 package anchor
 
 import (
@@ -27,6 +27,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -184,16 +185,19 @@ func (s *Server) PID() (int, error) {
 	return 0, fmt.Errorf("no beam.smp in ejabberd's process group %d", pgid)
 }
 
-// start runs a foreground server in its own process group, its output
-// going to s.logFile.
-func (s *Server) start(name string, args ...string) error {
+// start runs cmd, a foreground server, in its own process group, its
+// output going to s.logFile.
+func (s *Server) start(cmd *exec.Cmd) error {
 	out, err := os.Create(s.logFile)
 	if err != nil {
 		return err
 	}
-	s.cmd = exec.Command(name, args...)
+	s.cmd = cmd
 	s.cmd.Stdout, s.cmd.Stderr = out, out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if s.cmd.SysProcAttr == nil {
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	s.cmd.SysProcAttr.Setpgid = true
 	if err := s.cmd.Start(); err != nil {
 		out.Close()
 		s.cmd = nil
@@ -305,7 +309,7 @@ VirtualHost %[7]q
 			return err
 		}
 	}
-	if err := a.start("prosody", "--config", cfg, "-F"); err != nil {
+	if err := a.start(exec.Command("prosody", "--config", cfg, "-F")); err != nil {
 		return err
 	}
 	return a.waitListening()
@@ -323,8 +327,9 @@ func (a *Server) startEjabberd(ctx context.Context, passwords map[string]string)
 	}
 	// Close to Debian's ejabberd.yml (its TLS options, PLAIN allowed over
 	// TLS, DIGEST-MD5 and X-OAUTH2 disabled, stored SCRAM keys), with only
-	// the two c2s listeners, SCRAM-SHA-256 keys instead of SHA-1, and the
-	// modules a client expects at login.
+	// the two c2s listeners (their accept backlog raised from ejabberd's
+	// default of 5, which refuses bursts of connections), SCRAM-SHA-256 keys
+	// instead of SHA-1, and the modules a client expects at login.
 	conf := fmt.Sprintf(`# written by internal/anchor
 hosts:
   - %[1]s
@@ -344,6 +349,7 @@ listen:
   -
     port: 5222
     ip: %[3]q
+    backlog: 1024
     module: ejabberd_c2s
     max_stanza_size: 262144
     access: c2s
@@ -351,6 +357,7 @@ listen:
   -
     port: 5223
     ip: %[3]q
+    backlog: 1024
     module: ejabberd_c2s
     max_stanza_size: 262144
     access: c2s
@@ -417,7 +424,28 @@ modules:
 	// epmd (Erlang's port mapper) is started by the first Erlang node and
 	// outlives it: stop it afterwards unless it was already running.
 	epmdWasRunning := exec.Command("epmd", "-names").Run() == nil
-	if err := a.start("ejabberdctl", ctl("foreground")...); err != nil {
+	// Started as root, ejabberdctl would run the node through su, whose
+	// PAM session resets the open-file limit to 1024 (a few thousand
+	// sessions then fail). So it runs as the ejabberd user directly, in
+	// the environment su would give it: HOME holds the Erlang cookie that
+	// `ejabberdctl stop`, run as root through su, uses too.
+	u, err := user.Lookup("ejabberd")
+	if err != nil {
+		return err
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return err
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return err
+	}
+	node := exec.Command("ejabberdctl", ctl("foreground")...)
+	node.Dir = filepath.Join(a.Dir, "spool")
+	node.Env = append(os.Environ(), "HOME="+u.HomeDir, "USER="+u.Username, "LOGNAME="+u.Username)
+	node.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if err := a.start(node); err != nil {
 		return err
 	}
 	a.graceful = func() {
@@ -431,10 +459,57 @@ modules:
 	if err := a.waitListening(); err != nil {
 		return err
 	}
-	for _, user := range sortedKeys(passwords) {
-		if err := runCmd(ctx, nil, "ejabberdctl", ctl("register", user, Domain, passwords[user])...); err != nil {
-			return err
+	return a.registerEjabberd(ctx, node.Env, node.SysProcAttr.Credential, passwords)
+}
+
+// registerEjabberd creates the accounts on the running node from one
+// hidden Erlang node (ejabberd_auth:try_register over rpc), which takes
+// a second where `ejabberdctl register`, an Erlang VM per account, takes
+// a second each. The list goes through a file, not the command line; the
+// node runs as the ejabberd user, whose HOME holds the cookie.
+func (a *Server) registerEjabberd(ctx context.Context, env []string, cred *syscall.Credential, passwords map[string]string) error {
+	if len(passwords) == 0 {
+		return nil
+	}
+	// Each name and password as a binary of byte values: nothing to quote.
+	bin := func(s string) string {
+		b := make([]string, len(s))
+		for i := range len(s) {
+			b[i] = strconv.Itoa(int(s[i]))
 		}
+		return "<<" + strings.Join(b, ",") + ">>"
+	}
+	var terms strings.Builder
+	for _, user := range sortedKeys(passwords) {
+		fmt.Fprintf(&terms, "{%s,%s}.\n", bin(user), bin(passwords[user]))
+	}
+	list := filepath.Join(a.Dir, "accounts.eterm")
+	if err := os.WriteFile(list, []byte(terms.String()), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(list)
+	if err := os.Chown(list, int(cred.Uid), int(cred.Gid)); err != nil {
+		return err
+	}
+	// The listeners are up before the application has finished starting
+	// (and created its tables): wait for it first, as ejabberdctl does.
+	eval := fmt.Sprintf(`N = '%s',
+Started = fun() -> case rpc:call(N, application, which_applications, []) of
+	Apps when is_list(Apps) -> lists:keymember(ejabberd, 1, Apps); _ -> false end end,
+Wait = fun W(0) -> io:format("ejabberd has not started~n"), halt(1);
+	W(I) -> case Started() of true -> ok; false -> timer:sleep(100), W(I - 1) end end,
+Wait(%d),
+{ok, L} = file:consult(%q),
+Bad = [{U, R} || {U, P} <- L, (R = rpc:call(N, ejabberd_auth, try_register, [U, %s, P])) =/= ok],
+io:format("~p~n", [Bad]),
+halt(case Bad of [] -> 0; _ -> 1 end).`, ejabberdNode, startTimeout/(100*time.Millisecond), list, bin(Domain))
+	cmd := exec.CommandContext(ctx, "erl", "-sname", fmt.Sprintf("anchor-register-%d@localhost", os.Getpid()),
+		"-hidden", "-noinput", "-eval", eval)
+	cmd.Dir = filepath.Join(a.Dir, "spool")
+	cmd.Env = append(env, "ERL_INETRC="+filepath.Join(a.Dir, "inetrc"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("registering %d accounts: %v: %s", len(passwords), err, out)
 	}
 	return nil
 }
