@@ -116,7 +116,13 @@ var requirements = []requirement{
 	},
 	{
 		category: "Core", level: advanced, feature: "Feature broadcasts", spec: "XEP-0115 Entity Capabilities",
-		notImplemented: "issue 4",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0115-caps",
+			"./xep/disco TestVer",
+			"./xep/disco TestCaps",
+			"./xep/disco TestCapsFollowsFeatures",
+		},
+		partial: "the server advertises its own capabilities (§6.3 stream feature, §6.2 disco#info by node); it does not cache clients' capabilities, which PEP notifications will need",
 	},
 	{
 		category: "Core", level: server, feature: "Server extensibility", spec: "XEP-0114 Jabber Component Protocol",
@@ -147,13 +153,25 @@ var requirements = []requirement{
 		category: "IM", level: server, feature: "Core features", spec: "RFC 6121 XMPP IM",
 		checks: append([]string{
 			"./conformance TestTranscripts/rfc6120-08-stanzas",
+			"./conformance TestTranscripts/rfc6121-02-roster",
+			"./conformance TestTranscripts/rfc6121-03-subscriptions",
+			"./conformance TestTranscripts/rfc6121-04-presence",
 			"./conformance TestTranscripts/rfc6121-08-priority",
+			"./conformance TestTranscripts/xep-0160-offline",
+			"./roster TestOutboundSubscribe",
+			"./roster TestOutboundUnsubscribe",
+			"./roster TestOutboundSubscribed",
+			"./roster TestOutboundUnsubscribed",
+			"./roster TestInboundSubscribe",
+			"./roster TestInboundUnsubscribe",
+			"./roster TestInboundSubscribed",
+			"./roster TestInboundUnsubscribed",
 		}, realClients...),
-		partial: "delivery of messages and IQs between local sessions (§8) and initial presence priorities (§4.7.2.3) only; rosters, subscriptions, presence broadcast and probes, and offline storage are issue 4",
+		partial: "between accounts of this server: subscriptions and presence with contacts on other servers need federation (no issue yet)",
 	},
 	{
 		category: "IM", level: server, feature: "vcard-temp", spec: "XEP-0054 vcard-temp",
-		notImplemented: "issue 4",
+		checks: []string{"./conformance TestTranscripts/xep-0054-vcard", "./xep/vcard TestVCard"},
 	},
 	{
 		category: "IM", level: server, feature: "Outbound message synchronization", spec: "XEP-0280 Message Carbons",
@@ -180,16 +198,24 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "User avatar compatibility", spec: "XEP-0153 vCard-Based Avatars",
-		notImplemented: "issue 4",
+		checks:  []string{"./conformance TestTranscripts/xep-0054-vcard", "./xep/vcard TestVCard"},
+		partial: "the vCard with its photo is stored and served; the server does not add the photo's hash to presence (ejabberd's mod_vcard_xupdate does), clients do",
 	},
 	{
 		category: "IM", level: advanced, feature: "User blocking", spec: "XEP-0191 Blocking Command",
-		notImplemented: "issue 4",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0191-blocking",
+			"./xep/blocking TestMatches",
+			"./xep/blocking TestBlocked",
+			"./xep/blocking TestCommands",
+			"./xep/blocking TestErrors",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0048 Bookmarks",
-		note:           "may be provided by a component",
-		notImplemented: "issue 4 for private storage, " + notFiled + " for PEP",
+		note:    "may be provided by a component",
+		checks:  []string{"./conformance TestTranscripts/xep-0049-private", "./xep/private TestPrivate"},
+		partial: "bookmarks in private XML storage (XEP-0049) only; in PEP (XEP-0223, XEP-0402) they need PEP (no issue yet)",
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0313 Message Archive Management (MUC archives)",
@@ -211,8 +237,8 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "Private XML storage", spec: "XEP-0049 Private XML Storage",
-		note:           "only recommended for legacy bookmarks",
-		notImplemented: "issue 4",
+		note:   "only recommended for legacy bookmarks",
+		checks: []string{"./conformance TestTranscripts/xep-0049-private", "./xep/private TestPrivate"},
 	},
 	{
 		category: "IM", level: advanced, feature: "Stream management", spec: "XEP-0198 Stream Management",
