@@ -1,0 +1,686 @@
+// Command compare runs the standard cmd/starling-bench suite against
+// Starling, Prosody and ejabberd on this machine, one server at a time, and
+// writes the figures with Starling's ratios to the other two into
+// docs/benchmarks.md (issue 3 part 5). `make bench-compare` runs it from the
+// repository root, as root:
+//
+//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-quick] [-doc docs/benchmarks.md]
+//
+// Steps:
+//  1. Raises the open-file limit, which the servers inherit, and apt-get
+//     installs prosody and ejabberd if missing (internal/anchor).
+//  2. Builds ./cmd/starling and ./cmd/starling-bench into a temporary
+//     directory.
+//  3. For each server in turn — Starling on 127.0.0.1, Prosody on 127.0.0.2,
+//     ejabberd on 127.0.0.3, each on 5222 (STARTTLS) and 5223 (direct TLS),
+//     domain localhost — starts it fresh with the accounts user1…userK
+//     (password "pw") the suite needs, runs every case with
+//     `starling-bench --json --pid`, and stops it before the next one
+//     starts, so no two servers ever share the CPUs. Starling runs on
+//     SQLite with a generated certificate; Prosody and ejabberd with
+//     internal/anchor's configuration (no archive, no rate limits).
+//  4. Prints the table case × server and writes it, with the date, the
+//     machine, the commit, the versions and the exact commands, between the
+//     markers of -doc (text outside them, such as hand-written notes, is
+//     kept).
+//
+// A case that fails on a server is recorded in its cell (with the error
+// below the table) and the run goes on; the exit status is 1 if any cell
+// failed. Every server is stopped on error and on interrupt. Each
+// starling-bench run's JSON line and stderr, and the servers' logs, are
+// kept in -logs. -quick runs the same cases at tiny sizes, to try it out,
+// and only prints the table unless -doc is given.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/starling-xmpp/starling/internal/anchor"
+)
+
+// The servers, in the order they run, with the address each listens on
+// and the SCRAM mechanisms it offers (the first is used where the case
+// does not name one): Prosody stores SCRAM-SHA-1 keys, ejabberd
+// SCRAM-SHA-256 ones (internal/anchor).
+var servers = []serverInfo{
+	{name: "starling", title: "Starling", addr: "127.0.0.1", mechs: []string{"SCRAM-SHA-1", "SCRAM-SHA-256"}},
+	{name: "prosody", title: "Prosody", addr: "127.0.0.2", mechs: []string{"SCRAM-SHA-1"}},
+	{name: "ejabberd", title: "ejabberd", addr: "127.0.0.3", mechs: []string{"SCRAM-SHA-256"}},
+}
+
+type serverInfo struct {
+	name, title, addr string
+	mechs             []string
+}
+
+const (
+	password     = "pw"
+	starlingStop = 30 * time.Second
+	startTimeout = time.Minute
+)
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("bench-compare: ")
+	doc := flag.String("doc", "docs/benchmarks.md", "Markdown file to write the results into (empty: none)")
+	logs := flag.String("logs", filepath.Join(os.TempDir(), "starling-bench-compare"), "directory for each run's output and the servers' logs (kept; a new run overwrites them)")
+	list := flag.String("servers", "starling,prosody,ejabberd", "comma-separated servers to measure, in this order")
+	quick := flag.Bool("quick", false, "tiny sizes, to try the command out (not a benchmark); writes no -doc unless given")
+	flag.Parse()
+	if *quick {
+		docGiven := false
+		flag.Visit(func(f *flag.Flag) { docGiven = docGiven || f.Name == "doc" })
+		if !docGiven {
+			*doc = ""
+		}
+	}
+	var chosen []serverInfo
+	for _, name := range strings.Split(*list, ",") {
+		i := slices.IndexFunc(servers, func(s serverInfo) bool { return s.name == strings.TrimSpace(name) })
+		if i < 0 {
+			log.Fatalf("-servers: unknown server %q (want starling, prosody, ejabberd)", name)
+		}
+		chosen = append(chosen, servers[i])
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *doc, *logs, chosen, *quick); err != nil {
+		if ctx.Err() != nil {
+			log.Fatal("interrupted; every server was stopped")
+		}
+		log.Fatal(err)
+	}
+}
+
+// cleanups run in reverse order when run returns, whatever happened.
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+func (c cleanups) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
+func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, quick bool) error {
+	began := time.Now()
+	if _, err := os.Stat("go.mod"); err != nil {
+		return errors.New("run from the repository root (go.mod not found)")
+	}
+	if os.Getuid() != 0 {
+		return errors.New("must run as root: it installs packages and starts Prosody and ejabberd")
+	}
+	if err := anchor.RaiseOpenFiles(); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(chosen, func(s serverInfo) bool { return s.name != "starling" }) {
+		if err := anchor.Install(ctx); err != nil {
+			return err
+		}
+	}
+	var cl cleanups
+	defer func() { cl.run() }()
+	dir, err := os.MkdirTemp("", "starling-bench-compare-")
+	if err != nil {
+		return err
+	}
+	os.Chmod(dir, 0o755) // ejabberd runs as its own user
+	cl.add(func() { os.RemoveAll(dir) })
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+
+	bin := filepath.Join(dir, "bin")
+	for _, pkg := range []string{"starling", "starling-bench"} {
+		log.Printf("go build ./cmd/%s", pkg)
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, pkg), "./cmd/"+pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/%s: %v\n%s", pkg, err, out)
+		}
+	}
+	cases := suite(quick)
+	rep := &report{
+		date: began.UTC(), quick: quick, cases: cases, servers: chosen,
+		machine: machine(), commit: commit(),
+		versions: map[string]string{}, cells: map[string]map[string]*cell{},
+	}
+	for _, c := range cases {
+		rep.cells[c.name] = map[string]*cell{}
+	}
+	accounts := map[string]string{}
+	for i := 1; i <= accountsNeeded(cases); i++ {
+		accounts["user"+strconv.Itoa(i)] = password
+	}
+
+	for _, s := range chosen {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Printf("%s: starting on %s with %d accounts", s.title, s.addr, len(accounts))
+		t0 := time.Now()
+		srv, err := startServer(ctx, s, filepath.Join(dir, s.name), filepath.Join(bin, "starling"), logDir, accounts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			log.Printf("%s did not start: %v", s.title, err)
+			for _, c := range cases {
+				rep.cells[c.name][s.name] = &cell{err: "did not start: " + err.Error(), skipped: mechFor(c, s) == ""}
+			}
+			continue
+		}
+		log.Printf("%s is up, %s (%.1f s)", s.title, srv.version, time.Since(t0).Seconds())
+		rep.versions[s.name] = srv.version
+		stopped := false
+		stopSrv := func() {
+			if !stopped {
+				stopped = true
+				srv.stop()
+			}
+		}
+		cl.add(stopSrv)
+		for _, c := range cases {
+			rep.cells[c.name][s.name] = runCase(ctx, filepath.Join(bin, "starling-bench"), logDir, s, srv, c, quick)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		stopSrv()
+	}
+	rep.took = time.Since(began)
+
+	fmt.Println()
+	fmt.Println(rep.table())
+	if docPath != "" {
+		if err := rep.writeDoc(docPath); err != nil {
+			return err
+		}
+		log.Printf("wrote %s", docPath)
+	}
+	log.Printf("took %s; each run's output and the servers' logs are in %s", rep.took.Round(time.Second), logDir)
+	if n := rep.failures(); n > 0 {
+		return fmt.Errorf("%d case×server cells failed (see the table and %s)", n, logDir)
+	}
+	return nil
+}
+
+// --- the suite ---
+
+// benchCase is one starling-bench command of the suite.
+type benchCase struct {
+	name     string   // short name: log file names, footnotes
+	scenario string   // login, messages or idle
+	title    string   // what it is, for the table's row labels
+	mech     string   // SASL mechanism; "" for the server's own SCRAM
+	args     []string // starling-bench arguments after the common ones
+}
+
+// suite is the standard suite, or tiny sizes for -quick. The sizes are
+// those of the first comparison, made by hand. Idle sessions are ten per
+// account, as Starling allows by default: with a hundred, each login's
+// presence goes to its account's hundred other resources and back
+// (RFC 6121 §4.2.2), and the case measures that fan-out more than idle
+// sessions (ejabberd then needs 25 ms of CPU and 400 KB per session).
+func suite(quick bool) []benchCase {
+	type sizes struct {
+		logins, pairs, count, manyPairs, manyCount, idle, idleAccounts, accounts, concurrency int
+		hold                                                                                  string
+	}
+	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20, hold: "3s"}
+	if quick {
+		z = sizes{logins: 100, pairs: 2, count: 500, manyPairs: 5, manyCount: 200, idle: 100, idleAccounts: 10, accounts: 5, concurrency: 5, hold: "1s"}
+	}
+	f := func(format string, a ...any) []string { return strings.Fields(fmt.Sprintf(format, a...)) }
+	var cases []benchCase
+	for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256"} {
+		cases = append(cases, benchCase{
+			name: "login-" + strings.ToLower(strings.TrimPrefix(mech, "SCRAM-")), scenario: "login", mech: mech,
+			title: fmt.Sprintf("%d logins, %d at a time, %s", z.logins, z.concurrency, mech),
+			args:  f("--scenario login --n %d --concurrency %d --accounts %d", z.logins, z.concurrency, z.accounts),
+		})
+	}
+	return append(cases,
+		benchCase{
+			name: "messages", scenario: "messages",
+			title: fmt.Sprintf("%d pairs, window 16", z.pairs),
+			args:  f("--scenario messages --n %d --count %d --window 16", z.pairs, z.count),
+		},
+		benchCase{
+			name: "messages-pairs", scenario: "messages",
+			title: fmt.Sprintf("%d pairs, window 16", z.manyPairs),
+			args:  f("--scenario messages --n %d --count %d --window 16 --concurrency %d", z.manyPairs, z.manyCount, z.concurrency),
+		},
+		benchCase{
+			name: "messages-batch", scenario: "messages",
+			title: fmt.Sprintf("%d pairs, window 16, 8 stanzas per write", z.pairs),
+			args:  f("--scenario messages --n %d --count %d --window 16 --batch 8", z.pairs, z.count),
+		},
+		benchCase{
+			name: "idle", scenario: "idle",
+			title: fmt.Sprintf("%d sessions on %d accounts", z.idle, z.idleAccounts),
+			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
+		},
+	)
+}
+
+// accountsNeeded is the highest account number a case uses: --accounts,
+// or one per session for messages (2 × --n).
+func accountsNeeded(cases []benchCase) int {
+	k := 0
+	for _, c := range cases {
+		for i := 0; i+1 < len(c.args); i++ {
+			v, _ := strconv.Atoi(c.args[i+1])
+			switch {
+			case c.args[i] == "--accounts":
+				k = max(k, v)
+			case c.args[i] == "--n" && c.scenario == "messages":
+				k = max(k, 2*v)
+			}
+		}
+	}
+	return k
+}
+
+// mechFor is the SASL mechanism c uses on s, or "" if s does not offer it.
+func mechFor(c benchCase, s serverInfo) string {
+	if c.mech == "" {
+		return s.mechs[0]
+	}
+	if slices.Contains(s.mechs, c.mech) {
+		return c.mech
+	}
+	return ""
+}
+
+// benchArgs are the arguments every run has before the case's own.
+func benchArgs(addr, pid, label string) []string {
+	return []string{"--addr", net.JoinHostPort(addr, anchor.StartTLSPort), "--domain", anchor.Domain, "--insecure",
+		"--password", password, "--pid", pid, "--label", label, "--json"}
+}
+
+// --- running a case ---
+
+// result is the part of starling-bench's JSON line used here.
+type result struct {
+	Ops             int64   `json:"ops"`
+	Errors          int64   `json:"errors"`
+	FirstError      string  `json:"first_error"`
+	RatePerS        float64 `json:"rate_per_s"`
+	LatP50Ms        float64 `json:"lat_p50_ms"`
+	LatP99Ms        float64 `json:"lat_p99_ms"`
+	ServerCPUUs     float64 `json:"server_cpu_us_per_op"`
+	RosterErrors    int64   `json:"roster_errors"`
+	RSSBytesPerSess int64   `json:"server_rss_bytes_per_session"`
+	Sent            int64   `json:"sent"`
+	Lost            int64   `json:"lost"`
+	Duplicates      int64   `json:"duplicates"`
+	Misrouted       int64   `json:"misrouted"`
+	Bounced         int64   `json:"bounced"`
+	OutOfOrder      int64   `json:"out_of_order"`
+	ExactlyOnce     bool    `json:"exactly_once"`
+}
+
+// cell is one case on one server: a result, a failure, or not applicable.
+type cell struct {
+	res     *result // the JSON line, if starling-bench printed one
+	err     string  // why the run failed; "" if it succeeded
+	skipped bool    // the server does not offer the case's mechanism
+
+	// While starling-bench ran: the machine's busy CPU time, and the part
+	// of it neither the server nor starling-bench used (other work on the
+	// machine, which skews the figures). Zero if it could not be read.
+	busy, other time.Duration
+}
+
+func (c *cell) ok() bool { return c != nil && !c.skipped && c.err == "" && c.res != nil }
+
+// runCase runs one starling-bench command against srv, keeping its output
+// in logDir.
+func runCase(ctx context.Context, bench, logDir string, s serverInfo, srv *server, c benchCase, quick bool) *cell {
+	mech := mechFor(c, s)
+	if mech == "" {
+		return &cell{skipped: true}
+	}
+	pid, err := srv.pid()
+	if err != nil {
+		return &cell{err: err.Error()}
+	}
+	args := append(benchArgs(s.addr, strconv.Itoa(pid), s.name), append([]string{"--mech", mech}, c.args...)...)
+	timeout := 5 * time.Minute
+	if quick {
+		timeout = time.Minute
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	log.Printf("%s: %s", s.title, c.name)
+	var stdout, stderr bytes.Buffer
+	base := filepath.Join(logDir, s.name+"-"+c.name)
+	cmd := exec.CommandContext(cctx, bench, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t0 := time.Now()
+	busy0, srv0 := machineBusy(), serverCPU(pid)
+	runErr := cmd.Run()
+	busy1, srv1 := machineBusy(), serverCPU(pid)
+	os.WriteFile(base+".json", stdout.Bytes(), 0o644)
+	os.WriteFile(base+".stderr", append([]byte("starling-bench "+strings.Join(args, " ")+"\n"), stderr.Bytes()...), 0o644)
+	out := &cell{}
+	if busy0 >= 0 && busy1 >= 0 && srv0 >= 0 && srv1 >= 0 && cmd.ProcessState != nil {
+		out.busy = busy1 - busy0
+		out.other = max(0, out.busy-(srv1-srv0)-cmd.ProcessState.UserTime()-cmd.ProcessState.SystemTime())
+	}
+	for line := range strings.Lines(stdout.String()) {
+		if strings.HasPrefix(line, "{") {
+			var r result
+			if err := json.Unmarshal([]byte(line), &r); err == nil {
+				out.res = &r
+			}
+		}
+	}
+	switch {
+	case cctx.Err() == context.DeadlineExceeded:
+		out.err = fmt.Sprintf("did not finish within %v", timeout)
+	case runErr != nil && out.res != nil && out.res.Errors > 0:
+		out.err = fmt.Sprintf("%d errors, first: %s", out.res.Errors, out.res.FirstError)
+	case runErr != nil:
+		out.err = fmt.Sprintf("%v: %s", runErr, lastLine(stderr.String()))
+	case out.res == nil:
+		out.err = "no JSON result: " + lastLine(stderr.String())
+	}
+	if out.err != "" {
+		log.Printf("%s: %s failed: %s", s.title, c.name, out.err)
+	} else {
+		log.Printf("%s: %s: %.0f/s (%.1f s)", s.title, c.name, out.res.RatePerS, time.Since(t0).Seconds())
+	}
+	return out
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// --- the servers ---
+
+// server is one running server under test.
+type server struct {
+	version string
+	pid     func() (int, error)
+	stop    func()
+}
+
+// startServer starts s in dir with the accounts; its logs end up in logDir
+// when it is stopped.
+func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string) (*server, error) {
+	if s.name == "starling" {
+		return startStarling(ctx, s, dir, starlingBin, logDir, accounts)
+	}
+	a, err := anchor.Start(ctx, anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts})
+	if err != nil {
+		return nil, err
+	}
+	return &server{version: a.Version + " (Debian)", pid: a.PID, stop: func() {
+		a.Stop()
+		// The anchor's directory is removed at the end: keep its logs.
+		for _, f := range []string{"prosody.out", "prosody.log", "ejabberd.out", "logs/ejabberd.log", "logs/error.log"} {
+			if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+				os.WriteFile(filepath.Join(logDir, s.name+"-"+filepath.Base(f)), b, 0o644)
+			}
+		}
+	}}, nil
+}
+
+// startStarling writes a configuration (SQLite and a generated certificate
+// in dir, c2s listeners at s.addr, no practical limit of sessions per
+// account, as the anchors have none), creates the accounts with `starling user add` and starts
+// `starling serve` in its own process group. It returns once both
+// listeners accept connections.
+func startStarling(ctx context.Context, s serverInfo, dir, bin, logDir string, accounts map[string]string) (*server, error) {
+	startTLS := net.JoinHostPort(s.addr, anchor.StartTLSPort)
+	directTLS := net.JoinHostPort(s.addr, anchor.DirectTLSPort)
+	for _, a := range []string{startTLS, directTLS} {
+		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("something already listens on %s, where Starling is to run", a)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "starling.toml")
+	conf := fmt.Sprintf(`# written by bench/compare
+[server]
+hosts = [%q]
+data_dir = %q
+[c2s]
+listen = [%q]
+direct_tls_listen = [%q]
+[limits]
+max_sessions_per_account = 10000
+`, anchor.Domain, filepath.Join(dir, "data"), startTLS, directTLS)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	users := make([]string, 0, len(accounts))
+	for u := range accounts {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	for _, u := range users {
+		cmd := exec.CommandContext(ctx, bin, "user", "add", "--config", cfg, u+"@"+anchor.Domain)
+		cmd.Stdin = strings.NewReader(accounts[u] + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("starling user add %s: %v\n%s", u, err, out)
+		}
+	}
+	logFile := filepath.Join(logDir, "starling.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // an interrupt at the terminal is ours to handle
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, err
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		out.Close()
+		close(exited)
+	}()
+	stop := func() {
+		select {
+		case <-exited:
+			log.Printf("Starling had already exited: %v", cmd.ProcessState)
+			return
+		default:
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+			log.Printf("Starling stopped")
+		case <-time.After(starlingStop):
+			log.Printf("Starling did not stop within %v: killing it", starlingStop)
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	srv := &server{version: "built with Go " + goVersion() + ", on SQLite", stop: stop, pid: func() (int, error) {
+		select {
+		case <-exited:
+			return 0, fmt.Errorf("starling has exited (%v); its log: %s", cmd.ProcessState, logFile)
+		default:
+			return cmd.Process.Pid, nil
+		}
+	}}
+	deadline := time.Now().Add(startTimeout)
+	for _, a := range []string{startTLS, directTLS} {
+		for {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				stop()
+				return nil, fmt.Errorf("not listening on %s within %v; its log: %s", a, startTimeout, logFile)
+			}
+			select {
+			case <-exited:
+				return nil, fmt.Errorf("exited before listening on %s (%v); its log %s:\n%s", a, cmd.ProcessState, logFile, tail(logFile))
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return srv, nil
+}
+
+// tail returns the last lines of a log file.
+func tail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > 20 {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// --- the machine ---
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/stat and
+// /proc/PID/stat, read from the auxiliary vector (AT_CLKTCK) since sysconf
+// needs cgo; 100 on every common Linux.
+var clockTicks = func() int64 {
+	b, err := os.ReadFile("/proc/self/auxv")
+	for i := 0; err == nil && i+16 <= len(b); i += 16 {
+		typ, val := binary.NativeEndian.Uint64(b[i:]), binary.NativeEndian.Uint64(b[i+8:])
+		if typ == 17 && val > 0 { // AT_CLKTCK
+			return int64(val)
+		}
+		if typ == 0 {
+			break
+		}
+	}
+	return 100
+}()
+
+func ticks(fields []string) time.Duration {
+	var n int64
+	for _, f := range fields {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		n += v
+	}
+	return time.Duration(n) * time.Second / time.Duration(clockTicks)
+}
+
+// machineBusy is the CPU time all CPUs have spent on anything but idling
+// since boot (/proc/stat: user, nice, system, irq, softirq, steal), or -1.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	return ticks([]string{f[1], f[2], f[3], f[6], f[7], f[8]})
+}
+
+// serverCPU is utime+stime of process pid (/proc/PID/stat), or -1.
+func serverCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// After the command name in parentheses (which may hold anything),
+	// utime and stime are the 12th and 13th fields.
+	i := strings.LastIndexByte(string(b), ')')
+	if f := strings.Fields(string(b[i+1:])); i >= 0 && len(f) >= 13 {
+		return ticks(f[11:13])
+	}
+	return -1
+}
+
+// machine describes this computer: CPUs, memory, kernel.
+func machine() string {
+	cpu := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = " (" + strings.TrimSpace(v) + ")"
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				mem = fmt.Sprintf(", %.1f GiB of memory", kb/(1<<20))
+			}
+		}
+	}
+	nproc := strings.TrimSpace(output("nproc"))
+	return fmt.Sprintf("%s CPUs%s%s, %s", nproc, cpu, mem, strings.TrimSpace(output("uname", "-srm")))
+}
+
+// commit is the checked-out commit, with "+dirty" if the working tree has
+// changes.
+func commit() string {
+	wd, _ := os.Getwd()
+	git := func(args ...string) string {
+		// Run as root in someone else's checkout, git wants it declared safe.
+		return strings.TrimSpace(output("git", append([]string{"-c", "safe.directory=" + wd}, args...)...))
+	}
+	c := git("rev-parse", "--short", "HEAD")
+	if c == "" {
+		return "unknown"
+	}
+	if git("status", "--porcelain") != "" {
+		c += "+dirty"
+	}
+	return c
+}
+
+func goVersion() string {
+	return strings.TrimPrefix(strings.TrimSpace(output("go", "env", "GOVERSION")), "go")
+}
+
+func output(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).Output()
+	return string(out)
+}
