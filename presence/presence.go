@@ -257,7 +257,7 @@ func (p *Service) SessionEnded(ctx context.Context, sess router.Session) {
 		}
 	}
 	p.mu.Unlock()
-	p.Roster.SessionEnded(full)
+	p.Roster.SessionEnded(sess)
 	if p.Ended != nil {
 		p.Ended(full)
 	}

@@ -60,8 +60,11 @@ type Service struct {
 	MaxItems func() int
 	Log      *slog.Logger
 
-	mu         sync.Mutex      // guards interested
-	interested map[string]bool // full JIDs that requested the roster (§2.2)
+	mu sync.Mutex // guards interested
+	// interested holds, by full JID, the sessions that requested the
+	// roster (§2.2); keeping the session tells a session that replaced
+	// another on the same full JID from the one it replaced.
+	interested map[string]router.Session
 
 	// locks serialise the read-modify-write of one account's subscription
 	// states; an account always maps to the same lock. No lock is held
@@ -74,7 +77,7 @@ type Service struct {
 // Register adds the roster IQ handler to m.
 func (s *Service) Register(m *dispatch.Mux) {
 	s.seed = maphash.MakeSeed()
-	s.interested = make(map[string]bool)
+	s.interested = make(map[string]router.Session)
 	m.Handle(NS, "query", s.handleIQ)
 }
 
@@ -85,9 +88,12 @@ func (s *Service) lock(user jid.JID) func() {
 }
 
 // SessionEnded forgets that a session was interested in pushes.
-func (s *Service) SessionEnded(full jid.JID) {
+func (s *Service) SessionEnded(sess router.Session) {
+	key := sess.JID().String()
 	s.mu.Lock()
-	delete(s.interested, full.String())
+	if s.interested[key] == sess {
+		delete(s.interested, key)
+	}
 	s.mu.Unlock()
 }
 
@@ -128,9 +134,11 @@ func (s *Service) get(ctx context.Context, req dispatch.Request, user jid.JID, q
 		return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "a roster get has no items"}
 	}
 	full := req.Stanza.From
-	s.mu.Lock()
-	s.interested[full.String()] = true
-	s.mu.Unlock()
+	if sess := s.Router.Session(full); sess != nil {
+		s.mu.Lock()
+		s.interested[full.String()] = sess
+		s.mu.Unlock()
+	}
 	if q.Ver != nil && *q.Ver != "" {
 		if since, err := strconv.ParseInt(*q.Ver, 10, 64); err == nil {
 			changed, removed, _, ok, err := s.Store.RosterChanges(ctx, user.Domainpart(), user.Localpart(), since)
@@ -298,7 +306,7 @@ func (s *Service) pushAll(user jid.JID, it storage.RosterItem) {
 	for _, sess := range s.Router.Sessions(user) {
 		full := sess.JID()
 		s.mu.Lock()
-		ok := s.interested[full.String()]
+		ok := s.interested[full.String()] == sess
 		s.mu.Unlock()
 		if ok {
 			sess.Deliver(push(full, it, it.Version))
