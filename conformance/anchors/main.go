@@ -1,5 +1,6 @@
 // Command anchors runs every real-client check (the suites
-// conformance/realclients, conformance/xmppjs and conformance/profanity)
+// conformance/realclients, conformance/xmppjs, conformance/profanity and
+// conformance/imclients)
 // against Starling and against the two "anchors", Prosody and ejabberd from
 // Debian packages, and prints a table check × server (issue 3 part 3).
 // `make conformance-anchors` runs it from the repository root:
@@ -12,10 +13,11 @@
 //     has none), and none is left running.
 //  2. internal/anchor starts Prosody on 127.0.0.2 and ejabberd on
 //     127.0.0.3 (5222 STARTTLS, 5223 direct TLS) in a temporary directory,
-//     with accounts alice and bob with random passwords, the same on both.
-//  3. go test -json of the three suites' packages three times: as usual
-//     (Starling on SQLite and PostgreSQL for realclients, on SQLite for
-//     xmppjs and profanity), then with STARLING_ANCHOR=prosody and
+//     with accounts alice, bob and carol with random passwords, the same
+//     on both.
+//  3. go test -json of the suites' packages three times: as usual
+//     (Starling on SQLite and PostgreSQL for realclients and imclients, on
+//     SQLite for xmppjs and profanity), then with STARLING_ANCHOR=prosody and
 //     STARLING_ANCHOR=ejabberd and the STARLING_ANCHOR_* variables
 //     (internal/anchorenv) that point the same checks at that server.
 //  4. Prints the table and writes it, with the date, the command, the
@@ -98,8 +100,8 @@ func run(ctx context.Context, docPath, logDir string, servers []string) error {
 		return err
 	}
 
-	passwords := map[string]string{"alice": randomHex(12), "bob": randomHex(12)}
-	accounts := "alice:" + passwords["alice"] + ",bob:" + passwords["bob"]
+	passwords := map[string]string{"alice": randomHex(12), "bob": randomHex(12), "carol": randomHex(12)}
+	accounts := "alice:" + passwords["alice"] + ",bob:" + passwords["bob"] + ",carol:" + passwords["carol"]
 	var anchors []*anchor.Server
 	for _, o := range []anchor.Options{
 		{Name: "prosody", Addr: prosodyAddr},

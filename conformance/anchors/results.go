@@ -27,6 +27,8 @@ var suites = []suite{
 	{"realclients", "TestRealClients"},
 	{"xmppjs", "TestXMPPJS"},
 	{"profanity", "TestProfanity"},
+	// Last: it leaves alice and bob subscribed to each other, with vCards.
+	{"imclients", "TestIMClients"},
 }
 
 // goTestArgs is the command each run uses; the anchors' runs add
@@ -103,7 +105,7 @@ func redactEnv(env []string) []string {
 	var out []string
 	for _, e := range env {
 		if k, _, _ := strings.Cut(e, "="); k == "STARLING_ANCHOR_ACCOUNTS" {
-			e = k + "=alice:…,bob:…"
+			e = k + "=alice:…,bob:…,carol:…"
 		}
 		out = append(out, e)
 	}

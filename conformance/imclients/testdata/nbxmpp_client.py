@@ -1,0 +1,267 @@
+#!/usr/bin/python3
+"""An IM client session on nbxmpp (Gajim's library; Debian python3-nbxmpp 4.2.x), driven line by line.
+
+Same commands, events and exit status as slixmpp_client.py. It logs in as
+--jid over STARTTLS with the SASL mechanism forced by --mech (set_mechs);
+--ca-file pins the server certificate: nbxmpp (through GIO) verifies the
+chain and the name of the JID's domain as usual and forgives only "unknown
+CA", and only for exactly that certificate (set_accepted_certificates,
+what Gajim stores when a user trusts a certificate). Each command goes
+through nbxmpp's own modules:
+
+  roster-get     Roster.request_roster()
+  roster-add     Roster.set_item()
+  roster-remove  Roster.delete_item()
+  subscribe      BasePresence.subscribe()
+  approve        BasePresence.subscribed()
+  presence       BasePresence.send()
+  send           Client.send_stanza(Message(...))   (nbxmpp has no higher-level chat API;
+                                                     Gajim builds the stanza the same way)
+  block          Blocking.block()
+  unblock        Blocking.unblock()
+  blocklist      Blocking.request_blocking_list()
+  vcard-set      VCardTemp.set_vcard()
+  vcard-get      VCardTemp.request_vcard()
+  quit           Client.disconnect(), then exit 0 once the server has closed too
+
+Events are read from the properties nbxmpp's modules parse (roster pushes,
+presence, messages with their errors and XEP-0203 delays). nbxmpp never
+answers a subscription request by itself. Its debug log goes to stderr.
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+import threading
+
+import gi
+gi.require_version('Gio', '2.0')
+gi.require_version('GLib', '2.0')
+from gi.repository import Gio, GLib  # noqa: E402
+
+from nbxmpp.client import Client  # noqa: E402
+from nbxmpp.const import ConnectionProtocol, ConnectionType, StreamState  # noqa: E402
+from nbxmpp.errors import StanzaError  # noqa: E402
+from nbxmpp.modules.delay import parse_delay  # noqa: E402
+from nbxmpp.modules.vcard_temp import VCard  # noqa: E402
+from nbxmpp.namespaces import Namespace  # noqa: E402
+from nbxmpp.protocol import JID, Message  # noqa: E402
+from nbxmpp.structs import StanzaHandler  # noqa: E402
+
+
+def emit(**obj):
+    print(json.dumps(obj), flush=True)
+
+
+def roster_item(item):
+    return {"jid": str(item.jid), "name": item.name or "", "subscription": item.subscription or "none",
+            "ask": item.ask or "", "groups": sorted(item.groups)}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--jid", required=True, help="full JID to log in as")
+    p.add_argument("--password", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mech", required=True, help="the only SASL mechanism nbxmpp may use")
+    p.add_argument("--ca-file", required=True, help="accept only this certificate (PEM)")
+    p.add_argument("--timeout", type=float, required=True, help="seconds before the process gives up")
+    args = p.parse_args()
+
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
+                        format="nbxmpp %(levelname)s %(name)s: %(message)s")
+
+    jid = JID.from_string(args.jid)
+    loop = GLib.MainLoop()
+    state = {"ok": None, "bound": False, "closing": False}
+
+    client = Client(log_context="nbxmpp-" + jid.resource)
+    client.set_username(jid.localpart)
+    client.set_domain(jid.domain)
+    client.set_resource(jid.resource)
+    client.set_password(args.password)
+    client.set_custom_host("%s:%d" % (args.host, args.port), ConnectionProtocol.TCP, ConnectionType.START_TLS)
+    client.set_mechs({args.mech})
+    client.set_accepted_certificates([Gio.TlsCertificate.new_from_file(args.ca_file)])
+
+    def finish(ok, error=None):
+        if state["ok"] is not None:
+            return
+        if error is not None:
+            emit(event="fatal", error=error)
+        state["ok"] = ok
+        if ok and state["bound"] and client.state != StreamState.DISCONNECTED:
+            # A clean close: nbxmpp sends </stream:stream> after anything
+            # still queued, and "disconnected" follows once the server has
+            # closed its side.
+            state["closing"] = True
+            client.disconnect()
+            return
+        if client.state != StreamState.DISCONNECTED:
+            client.disconnect(immediate=True)
+        loop.quit()
+
+    def guarded(fn):
+        # An exception in a GLib callback would only be printed; make it fail the run.
+        def wrapper(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except Exception as e:  # noqa: BLE001
+                logging.exception("in %s", fn.__name__)
+                finish(False, "exception in %s: %r" % (fn.__name__, e))
+        return wrapper
+
+    def sent(seq):
+        """Reports command seq done: a stanza sent that has no answer."""
+        emit(event="result", seq=seq)
+
+    def answer(seq, task, outcome):
+        """Reports the outcome of a module's request task as command seq's
+        result: outcome(its value), or the condition of a stanza error."""
+        @guarded
+        def done(task):
+            try:
+                out = outcome(task.finish())
+            except StanzaError as e:
+                out = {"error": e.condition}
+            emit(event="result", seq=seq, **out)
+        # weak=False: nbxmpp keeps only weak references to callbacks by default.
+        task.add_done_callback(done, weak=False)
+
+    @guarded
+    def command(line):
+        cmd = json.loads(line)
+        name, seq = cmd["cmd"], cmd["seq"]
+        roster = client.get_module("Roster")
+        presence = client.get_module("BasePresence")
+        blocking = client.get_module("Blocking")
+        vcard = client.get_module("VCardTemp")
+        if name == "roster-get":
+            answer(seq, roster.request_roster(), lambda r: {"roster": [roster_item(i) for i in r.items or []]})
+        elif name == "roster-add":
+            answer(seq, roster.set_item(cmd["jid"], cmd["name"], cmd["groups"]), lambda _: {})
+        elif name == "roster-remove":
+            answer(seq, roster.delete_item(cmd["jid"]), lambda _: {})
+        elif name == "subscribe":
+            presence.subscribe(cmd["jid"])
+            sent(seq)
+        elif name == "approve":
+            presence.subscribed(cmd["jid"])
+            sent(seq)
+        elif name == "presence":
+            presence.send(status=cmd["status"])
+            sent(seq)
+        elif name == "send":
+            msg = Message(to=cmd["to"], body=cmd["body"], typ="chat")
+            msg.setID(cmd["id"])
+            client.send_stanza(msg)
+            sent(seq)
+        elif name == "block":
+            answer(seq, blocking.block([JID.from_string(cmd["jid"])]), lambda _: {})
+        elif name == "unblock":
+            answer(seq, blocking.unblock([JID.from_string(cmd["jid"])]), lambda _: {})
+        elif name == "blocklist":
+            answer(seq, blocking.request_blocking_list(), lambda jids: {"blocklist": sorted(str(j) for j in jids)})
+        elif name == "vcard-set":
+            card = VCard(data={"FN": cmd["fn"], "NICKNAME": cmd["nickname"]})
+            answer(seq, vcard.set_vcard(card), lambda _: {})
+        elif name == "vcard-get":
+            answer(seq, vcard.request_vcard(JID.from_string(cmd["jid"])),
+                   lambda card: {"vcard": {"FN": card.data.get("FN") or "", "NICKNAME": card.data.get("NICKNAME") or ""}})
+        elif name == "quit":
+            sent(seq)
+            finish(True)
+        else:
+            raise ValueError("unknown command %r" % name)
+
+    def read_commands():
+        # stdin is read on its own thread; each line runs on the main loop.
+        def once(fn, *a):
+            fn(*a)
+            return False  # run once
+        for line in sys.stdin:
+            if line.strip():
+                GLib.idle_add(once, command, line)
+        GLib.idle_add(once, finish, True)  # end of input: quit
+
+    @guarded
+    def on_connected(_client, _signal):
+        state["bound"] = True
+        emit(event="session", jid=str(client.get_bound_jid()))
+        threading.Thread(target=read_commands, daemon=True).start()
+
+    @guarded
+    def on_roster_push(_client, _stanza, properties):
+        if properties.roster is not None:
+            emit(event="roster-push", item=roster_item(properties.roster.item))
+
+    @guarded
+    def on_presence(_client, stanza, properties):
+        emit(event="presence", **{"from": str(stanza.getFrom()), "to": str(stanza.getTo()),
+                                  "type": properties.type.value or "available",
+                                  "show": "" if properties.show.is_online else properties.show.value,
+                                  "status": properties.status or ""})
+
+    @guarded
+    def on_message(_client, stanza, properties):
+        out = {"from": str(stanza.getFrom()), "to": str(stanza.getTo()), "type": properties.type.value,
+               "id": properties.id or "", "body": properties.body or ""}
+        if properties.error is not None:
+            out["error"] = properties.error.condition
+        node = stanza.getTag("delay", namespace=Namespace.DELAY2)
+        if node is not None:
+            stamp = parse_delay(stanza)  # seconds since the epoch, or None if unparsable
+            out["delay"] = {"from": node.getAttr("from") or "",
+                            "stamp": datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).isoformat().replace("+00:00", "Z") if stamp is not None else ""}
+        emit(event="message", **out)
+
+    def describe_error():
+        domain, error, text = client.get_error()
+        _cert, errors = client.peer_certificate
+        s = "%s: %s%s" % (domain, error, " (%s)" % text if text else "")
+        if errors:
+            s += "; certificate errors: %s" % sorted(str(e) for e in errors)
+        return s
+
+    @guarded
+    def on_disconnected(_client, _signal):
+        if state["closing"]:
+            loop.quit()
+            return
+        finish(False, "disconnected: %s" % describe_error())
+        loop.quit()
+
+    @guarded
+    def on_connection_failed(_client, _signal):
+        finish(False, "connection failed: %s" % describe_error())
+        loop.quit()
+
+    def on_timeout():
+        if state["ok"] is None:
+            finish(False, "timeout after %gs" % args.timeout)
+        else:  # the clean close did not complete
+            emit(event="fatal", error="stream not closed within %gs" % args.timeout)
+            state["ok"] = False
+            loop.quit()
+        return False
+
+    client.subscribe("connected", on_connected)
+    client.subscribe("disconnected", on_disconnected)
+    client.subscribe("connection-failed", on_connection_failed)
+    # After the modules' own handlers (priority 15 and lower), which parse
+    # the stanza into properties and acknowledge roster pushes.
+    client.register_handler(StanzaHandler(name="iq", callback=on_roster_push, typ="set", ns=Namespace.ROSTER, priority=50))
+    client.register_handler(StanzaHandler(name="presence", callback=on_presence, priority=50))
+    client.register_handler(StanzaHandler(name="message", callback=on_message, priority=50))
+
+    GLib.timeout_add(int(args.timeout * 1000), on_timeout)
+    client.connect()
+    loop.run()
+    sys.exit(0 if state["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+"""An IM client session on slixmpp (Debian python3-slixmpp 1.8.x), driven line by line.
+
+Logs in as --jid over STARTTLS with the SASL mechanism forced by --mech,
+trusting only --ca-file (slixmpp verifies the chain and the name of the
+JID's domain), and then does what the commands on stdin say, one JSON
+object per line, each through slixmpp's own API:
+
+  {"seq": 1, "cmd": "roster-get"}                       get_roster()
+  {"seq": 2, "cmd": "roster-add", "jid": J, "name": N, "groups": [G]}   update_roster()
+  {"seq": 3, "cmd": "roster-remove", "jid": J}          del_roster_item()
+  {"seq": 4, "cmd": "subscribe", "jid": J}              client_roster.subscribe()
+  {"seq": 5, "cmd": "approve", "jid": J}                client_roster[J].authorize()
+  {"seq": 6, "cmd": "presence", "status": S}            send_presence()
+  {"seq": 7, "cmd": "send", "to": J, "body": B, "id": I}   make_message().send()
+  {"seq": 8, "cmd": "block", "jid": J}                  xep_0191 block()
+  {"seq": 9, "cmd": "unblock", "jid": J}                xep_0191 unblock()
+  {"seq": 10, "cmd": "blocklist"}                       xep_0191 get_blocked()
+  {"seq": 11, "cmd": "vcard-set", "fn": F, "nickname": N}   xep_0054 publish_vcard()
+  {"seq": 12, "cmd": "vcard-get", "jid": J}             xep_0054 get_vcard()
+  {"seq": 13, "cmd": "quit"}                            disconnect(), then exit 0
+
+Subscription requests are not answered automatically (auto_authorize is
+None): only "approve" answers them. Everything observable goes to stdout
+as JSON lines:
+
+  {"event": "session", "jid": FULL-JID}
+  {"event": "result", "seq": N, ...}            the command's outcome; "error" holds the
+                                                stanza error condition of a refused request,
+                                                "roster", "blocklist" or "vcard" what was asked
+  {"event": "roster-push", "item": {"jid", "name", "subscription", "ask", "groups"}}
+  {"event": "presence", "from", "to", "type", "show", "status"}
+  {"event": "message", "from", "to", "type", "id", "body", "error", "delay": {"from", "stamp"}}
+                                                (slixmpp reports messages with a <body/> or an <error/>)
+  {"event": "fatal", "error": "..."}            the session failed; the process exits 1
+
+The process exits 0 after "quit" (or the end of stdin) and a clean close
+(the server answers </stream:stream> with its own), and 1 on failure or
+after --timeout seconds. slixmpp's debug log goes to
+stderr.
+"""
+
+import argparse
+import asyncio
+import datetime
+import json
+import logging
+import sys
+import threading
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+
+def emit(**obj):
+    print(json.dumps(obj), flush=True)
+
+
+def utc(stamp):
+    """An aware datetime as RFC 3339 in UTC."""
+    return stamp.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--jid", required=True, help="full JID to log in as")
+    p.add_argument("--password", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mech", required=True, help="SASL mechanism to force (slixmpp's sasl_mech)")
+    p.add_argument("--ca-file", required=True, help="trust only this certificate (PEM)")
+    p.add_argument("--timeout", type=float, required=True, help="seconds before the process gives up")
+    args = p.parse_args()
+
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
+                        format="slixmpp %(levelname)s %(name)s: %(message)s")
+
+    xmpp = slixmpp.ClientXMPP(args.jid, args.password, sasl_mech=args.mech)
+    xmpp.register_plugin("xep_0054")  # vcard-temp
+    xmpp.register_plugin("xep_0191")  # blocking command
+    xmpp.register_plugin("xep_0203")  # delayed delivery
+    xmpp.auto_authorize = None  # subscription requests wait for "approve"
+    xmpp.auto_subscribe = False
+    xmpp.ca_certs = args.ca_file
+    loop = xmpp.loop
+    done = loop.create_future()
+    state = {"disconnected": None}  # why the stream ended, once it has
+
+    def finish(ok, error=None):
+        if done.done():
+            return
+        if error is not None:
+            emit(event="fatal", error=error)
+        done.set_result(ok)
+
+    # slixmpp 1.8 knows only the tls-unique channel binding and hands it to
+    # SCRAM whenever the socket is TLS, even on TLS 1.3 where RFC 9266 says
+    # it is undefined; a plain SCRAM then sends gs2 flag 'y', which a server
+    # that offered -PLUS must reject (RFC 5802 §6). Hidden, it sends 'n'.
+    mechanisms = xmpp["feature_mechanisms"]
+    credentials = mechanisms.sasl_callback
+
+    def without_channel_binding(required, optional):
+        values = credentials(required, optional)
+        if "channel_binding" in values:
+            values["channel_binding"] = None
+        return values
+    mechanisms.sasl_callback = without_channel_binding
+
+    def roster_item(jid, values):
+        return {"jid": str(jid), "name": values.get("name") or "",
+                "subscription": values.get("subscription") or "none",
+                "ask": values.get("ask") or "", "groups": sorted(values.get("groups") or [])}
+
+    async def run(cmd):
+        name = cmd["cmd"]
+        if name == "roster-get":
+            # No local cache: ask for the whole roster (RFC 6121 §2.6.2,
+            # an empty 'ver'), not for the changes since the last push.
+            xmpp.client_roster.version = ""
+            iq = await xmpp.get_roster()
+            return {"roster": [roster_item(j, v) for j, v in iq["roster"]["items"].items()]}
+        if name == "roster-add":
+            await xmpp.update_roster(cmd["jid"], name=cmd["name"], groups=cmd["groups"])
+        elif name == "roster-remove":
+            await xmpp.del_roster_item(cmd["jid"])
+        elif name == "subscribe":
+            xmpp.client_roster.subscribe(cmd["jid"])
+        elif name == "approve":
+            xmpp.client_roster[cmd["jid"]].authorize()
+        elif name == "presence":
+            xmpp.send_presence(pstatus=cmd["status"])
+        elif name == "send":
+            msg = xmpp.make_message(mto=cmd["to"], mbody=cmd["body"], mtype="chat")
+            msg["id"] = cmd["id"]
+            msg.send()
+        elif name == "block":
+            await xmpp.plugin["xep_0191"].block([cmd["jid"]])
+        elif name == "unblock":
+            await xmpp.plugin["xep_0191"].unblock([cmd["jid"]])
+        elif name == "blocklist":
+            iq = await xmpp.plugin["xep_0191"].get_blocked()
+            return {"blocklist": sorted(str(j) for j in iq["blocklist"]["items"])}
+        elif name == "vcard-set":
+            vcard = xmpp.plugin["xep_0054"].stanza.VCardTemp()
+            vcard["FN"] = cmd["fn"]
+            vcard["NICKNAME"] = cmd["nickname"]
+            await xmpp.plugin["xep_0054"].publish_vcard(vcard)
+        elif name == "vcard-get":
+            iq = await xmpp.plugin["xep_0054"].get_vcard(cmd["jid"])
+            vcard = iq["vcard_temp"]
+            # slixmpp reads NICKNAME as the comma-separated list vCard
+            # makes of it (RFC 2426 §3.1.3).
+            return {"vcard": {"FN": vcard["FN"], "NICKNAME": ",".join(vcard["NICKNAME"] or [])}}
+        elif name == "quit":
+            finish(True)
+        else:
+            raise ValueError("unknown command %r" % name)
+        return {}
+
+    async def command(line):
+        try:
+            cmd = json.loads(line)
+            try:
+                out = await run(cmd)
+            except IqError as e:
+                out = {"error": e.iq["error"]["condition"]}
+            emit(event="result", seq=cmd["seq"], **out)
+        except IqTimeout:
+            finish(False, "no answer to %s" % line.strip())
+        except Exception as e:  # noqa: BLE001
+            logging.exception("command %s", line.strip())
+            finish(False, "command %s: %r" % (line.strip(), e))
+
+    def read_commands():
+        # stdin is read on its own thread; each line runs on the event loop.
+        for line in sys.stdin:
+            if line.strip():
+                asyncio.run_coroutine_threadsafe(command(line), loop)
+        loop.call_soon_threadsafe(finish, True)  # end of input: quit
+
+    def session_start(_):
+        emit(event="session", jid=str(xmpp.boundjid))
+        threading.Thread(target=read_commands, daemon=True).start()
+
+    def roster_update(iq):
+        if iq["type"] != "set":
+            return  # the answer to get_roster(), reported as its result
+        for jid, values in iq["roster"]["items"].items():
+            emit(event="roster-push", item=roster_item(jid, values))
+
+    def presence(pres):
+        # slixmpp reports an available presence's <show/> as its type.
+        ptype = "available" if pres["type"] in pres.showtypes else pres["type"]
+        emit(event="presence", **{"from": str(pres["from"]), "to": str(pres["to"]), "type": ptype,
+                                  "show": pres["show"], "status": pres["status"]})
+
+    def message(msg):
+        out = {"from": str(msg["from"]), "to": str(msg["to"]), "type": msg["type"],
+               "id": msg["id"], "body": msg["body"]}
+        if msg["type"] == "error":
+            out["error"] = msg["error"]["condition"]
+        if msg.xml.find("{urn:xmpp:delay}delay") is not None:
+            delay = msg["delay"]
+            out["delay"] = {"from": str(delay["from"] or ""),
+                            "stamp": utc(delay["stamp"]) if delay["stamp"] else ""}
+        emit(event="message", **out)
+
+    def disconnected(reason):
+        state["disconnected"] = reason
+        finish(False, "disconnected: %s" % reason)
+
+    def message_with_body(msg):
+        # slixmpp raises "message" for any message with a <body/> and
+        # "message_error" for any with an <error/>: a bounce that carries
+        # the original body (as ejabberd's do) raises both; report it once.
+        if msg["type"] != "error":
+            message(msg)
+
+    xmpp.add_event_handler("session_start", session_start)
+    xmpp.add_event_handler("roster_update", roster_update)
+    xmpp.add_event_handler("presence", presence)
+    xmpp.add_event_handler("message", message_with_body)
+    xmpp.add_event_handler("message_error", message)
+    xmpp.add_event_handler("failed_all_auth", lambda _: finish(False, "authentication failed"))
+    xmpp.add_event_handler("no_auth", lambda _: finish(False, "no usable SASL mechanism"))
+    xmpp.add_event_handler("ssl_invalid_chain", lambda e: finish(False, "TLS certificate rejected: %s" % e))
+    xmpp.add_event_handler("connection_failed", lambda e: finish(False, "connection failed: %s" % e))
+    xmpp.add_event_handler("stream_error", lambda e: finish(False, "stream error: %s" % e))
+    xmpp.add_event_handler("disconnected", disconnected)
+
+    loop.call_later(args.timeout, lambda: finish(False, "timeout after %gs" % args.timeout))
+    xmpp.connect((args.host, args.port), use_ssl=False, force_starttls=True)
+    ok = loop.run_until_complete(done)
+    if ok:
+        # Flushes the send queue, sends </stream:stream> and waits (at most
+        # 5s) for the server's, after which slixmpp closes the connection
+        # anyway; only the server's </stream:stream> is a clean close.
+        loop.run_until_complete(xmpp.disconnect(wait=5))
+        if state["disconnected"] != "End of stream":
+            emit(event="fatal", error="the server did not close its stream within 5s of ours (%s)" % state["disconnected"])
+            ok = False
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
