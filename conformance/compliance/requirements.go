@@ -166,12 +166,17 @@ var requirements = []requirement{
 			"./roster TestInboundUnsubscribe",
 			"./roster TestInboundSubscribed",
 			"./roster TestInboundUnsubscribed",
+			"./conformance/imclients TestIMClients/*/*/roster",
+			"./conformance/imclients TestIMClients/*/*/subscription",
+			"./conformance/imclients TestIMClients/*/*/presence",
+			"./conformance/imclients TestIMClients/*/*/offline",
+			"./conformance/imclients TestIMClients/*/*/offline-restart",
 		}, realClients...),
 		partial: "between accounts of this server: subscriptions and presence with contacts on other servers need federation (no issue yet)",
 	},
 	{
 		category: "IM", level: server, feature: "vcard-temp", spec: "XEP-0054 vcard-temp",
-		checks: []string{"./conformance TestTranscripts/xep-0054-vcard", "./xep/vcard TestVCard"},
+		checks: []string{"./conformance TestTranscripts/xep-0054-vcard", "./xep/vcard TestVCard", "./conformance/imclients TestIMClients/*/*/vcard"},
 	},
 	{
 		category: "IM", level: server, feature: "Outbound message synchronization", spec: "XEP-0280 Message Carbons",
@@ -209,6 +214,7 @@ var requirements = []requirement{
 			"./xep/blocking TestBlocked",
 			"./xep/blocking TestCommands",
 			"./xep/blocking TestErrors",
+			"./conformance/imclients TestIMClients/*/*/blocking",
 		},
 	},
 	{
