@@ -3,11 +3,12 @@
 # prerequisite is missing fails instead of skipping.
 
 # Debian packages the tests drive; PostgreSQL is added below if absent.
-DEB_PACKAGES := python3-slixmpp go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux
+DEB_PACKAGES := python3-slixmpp go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux chromium
 # The PostgreSQL server the tests create throwaway databases on.
 TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME ?= 30s
 XMPPJS := conformance/xmppjs/testdata
+BROWSER := conformance/browser/testdata
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GO ?= go
@@ -33,6 +34,11 @@ deps:
 	@# xmpp.js for conformance/xmppjs, at the version its package-lock.json pins.
 	@[ -f $(XMPPJS)/node_modules/@xmpp/client/package.json ] || \
 		npm ci --prefix $(XMPPJS) --no-audit --no-fund
+	@# Converse.js and playwright-core for conformance/browser (which drives
+	@# Debian's chromium), at the versions its package-lock.json pins.
+	@[ -f $(BROWSER)/node_modules/converse.js/package.json ] && \
+		[ -f $(BROWSER)/node_modules/playwright-core/package.json ] || \
+		npm ci --prefix $(BROWSER) --no-audit --no-fund
 
 postgres: deps
 	@pg_isready -q -h 127.0.0.1 || \
@@ -52,6 +58,7 @@ test:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./stream
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./websocket
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

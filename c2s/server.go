@@ -2,7 +2,9 @@
 // (STARTTLS §5, SASL §6, resource binding §7, the legacy session feature of
 // RFC 3921 §3), then the read loop that stamps 'from' and hands each stanza
 // to the router, and the single writer that drains the session's bounded
-// outbound queue. It is transport-agnostic: it serves any net.Conn.
+// outbound queue. It is transport-agnostic: Serve takes the TCP listeners
+// (byte streams, RFC 6120 §4), ServeFramed a connection that carries each
+// top-level element on its own, such as XMPP over WebSocket (RFC 7395).
 package c2s
 
 import (
@@ -104,8 +106,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 			}
 			return err
 		}
-		sess := s.newSession(conn)
-		if sess == nil {
+		sess := newSession(s, conn)
+		if !s.register(sess) {
 			conn.Close()
 			continue
 		}
@@ -113,16 +115,52 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 	}
 }
 
-func (s *Server) newSession(conn net.Conn) *session {
+// Framed is a client connection that carries each top-level element in a
+// message of its own, the stream header and closing tag included: XMPP over
+// WebSocket, one element per WebSocket message (RFC 7395 §3.3.3). The
+// session reads the client's stream through ReadHeader and Next, which
+// behave as stream.Reader's (the client's stream header; then its
+// elements, stream.ErrClosed at its closing tag, stream errors for what
+// breaks the framing). It writes its own stream as on TCP, but with one
+// Write per top-level element, stream header (AppendHeader's bytes) or
+// closing tag (stream.Close), which the connection translates to its
+// framing: an element is written namespaced as in a stream whose header
+// declared the content namespace jabber:client and the prefix "stream".
+// Read is used only once the stream has ended, to let the client finish
+// closing its side; it returns io.EOF once the client has closed its
+// stream.
+type Framed interface {
+	net.Conn
+	ReadHeader() (stream.Header, error)
+	Next() (*stream.Element, error)
+}
+
+// ServeFramed runs one client session on conn and returns when it has
+// ended. secure reports that conn is encrypted below XMPP, by TLS the
+// session does not see (WebSocket over TLS, or a TLS-terminating proxy
+// that vouches for it): that allows SASL PLAIN and satisfies require_tls.
+// A framed transport cannot carry a TLS handshake, so STARTTLS is never
+// offered (RFC 7395 §3.9), and no channel binding either.
+func (s *Server) ServeFramed(ctx context.Context, conn Framed, secure bool) {
+	sess := newFramedSession(s, conn, secure)
+	if !s.register(sess) {
+		conn.Close()
+		return
+	}
+	sess.run(ctx, false)
+}
+
+// register adds sess to the sessions Shutdown ends, unless the server is
+// shutting down already.
+func (s *Server) register(sess *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return nil
+		return false
 	}
-	sess := newSession(s, conn)
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
-	return sess
+	return true
 }
 
 func (s *Server) forget(sess *session) {

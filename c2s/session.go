@@ -50,16 +50,17 @@ const closeGrace = 2 * time.Second
 // negotiation state; after bind, the writer goroutine (writeLoop) is the
 // only one that writes to conn.
 type session struct {
-	srv *Server
-	raw net.Conn // the TCP connection
+	srv    *Server
+	raw    net.Conn // the TCP connection, or the Framed one
+	framed bool     // raw is Framed: one Write per top-level element
 
 	writeMu sync.Mutex // guards conn, opened and writes before the writer starts
 	conn    net.Conn   // raw, or the TLS connection over it
 	opened  bool       // our stream header for the current stream is sent
 
-	r         *stream.Reader
+	r         elementReader
 	host      string
-	tls       bool
+	tls       bool // encrypted: TLS on conn, or below a secure Framed
 	cb        auth.ChannelBinding
 	username  string  // set by SASL success
 	mechanism string  // the SASL mechanism that succeeded
@@ -92,6 +93,29 @@ func newSession(srv *Server, conn net.Conn) *session {
 	return s
 }
 
+// newFramedSession is newSession for a framed connection (ServeFramed).
+func newFramedSession(srv *Server, conn Framed, secure bool) *session {
+	s := &session{
+		srv:     srv,
+		raw:     conn,
+		framed:  true,
+		conn:    conn,
+		tls:     secure,
+		quit:    make(chan struct{}),
+		written: make(chan struct{}),
+	}
+	s.r = framedActivity{Framed: conn, last: &s.lastRead}
+	s.lastRead.Store(time.Now().UnixNano())
+	return s
+}
+
+// elementReader reads the client's stream: a *stream.Reader over the
+// connection's bytes, or a Framed connection.
+type elementReader interface {
+	ReadHeader() (stream.Header, error)
+	Next() (*stream.Element, error)
+}
+
 // activityConn records when bytes last arrived (for the idle ping).
 type activityConn struct {
 	net.Conn
@@ -106,6 +130,18 @@ func (c *activityConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// framedActivity records when elements arrive on a Framed connection.
+type framedActivity struct {
+	Framed
+	last *atomic.Int64
+}
+
+func (f framedActivity) Next() (*stream.Element, error) {
+	el, err := f.Framed.Next()
+	f.last.Store(time.Now().UnixNano())
+	return el, err
+}
+
 // JID implements router.Session.
 func (s *session) JID() jid.JID { return s.full }
 
@@ -114,8 +150,9 @@ func (s *session) Available() (bool, int) {
 	return s.available.Load(), int(s.priority.Load())
 }
 
-// Deliver implements router.Session: it queues raw without blocking. A full
-// queue means the client does not read fast enough: its stream ends.
+// Deliver implements router.Session: it queues raw, one top-level element,
+// without blocking. A full queue means the client does not read fast
+// enough: its stream ends.
 func (s *session) Deliver(raw []byte) bool {
 	select {
 	case <-s.quit:
@@ -160,18 +197,44 @@ func (s *session) close(err *stream.Error) {
 // writeEnd sends the stream error, if any, and the closing tag, then waits
 // briefly for the client's own closing tag.
 func (s *session) writeEnd(w net.Conn) {
-	var b []byte
+	var hdr, errb []byte
 	if !s.opened {
 		// RFC 6120 §4.9.1.2: open the stream before sending the error.
-		b = stream.AppendHeader(b, stream.Header{ID: newID(), Version: "1.0", Lang: "en", NS: nsClient, From: s.srv.config().Server.Hosts[0]})
+		hdr = stream.AppendHeader(nil, stream.Header{ID: newID(), Version: "1.0", Lang: "en", NS: nsClient, From: s.srv.config().Server.Hosts[0]})
 	}
 	if s.quitErr != nil {
-		b = append(b, s.quitErr.Bytes()...)
+		errb = s.quitErr.Bytes()
 	}
-	b = append(b, stream.Close...)
 	w.SetWriteDeadline(time.Now().Add(closeGrace))
-	w.Write(b)
+	s.writeUnits(w, hdr, errb, []byte(stream.Close))
 	w.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// writeUnits writes top-level units (elements, our stream header, the
+// closing tag), skipping empty ones: together on a byte stream, with one
+// Write each on a Framed connection.
+func (s *session) writeUnits(w net.Conn, units ...[]byte) error {
+	if !s.framed && len(units) > 1 {
+		n := 0
+		for _, u := range units {
+			n += len(u)
+		}
+		b := make([]byte, 0, n)
+		for _, u := range units {
+			b = append(b, u...)
+		}
+		_, err := w.Write(b)
+		return err
+	}
+	for _, u := range units {
+		if len(u) == 0 {
+			continue
+		}
+		if _, err := w.Write(u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // run is the reader goroutine: negotiation, then the stanza loop.
@@ -195,12 +258,14 @@ func (s *session) run(ctx context.Context, directTLS bool) {
 			return
 		}
 	}
-	s.r = stream.NewReader(s.conn, stream.Limits{MaxElementBytes: cfg.Limits.MaxStanzaBytes, MaxDepth: stream.DefaultLimits().MaxDepth})
+	if !s.framed {
+		s.r = stream.NewReader(s.conn, stream.Limits{MaxElementBytes: cfg.Limits.MaxStanzaBytes, MaxDepth: stream.DefaultLimits().MaxDepth})
+	}
 
 	err := s.negotiate(ctx)
 	if err == nil {
 		log = log.With("jid", s.full.String())
-		log.Info("session bound", "tls", s.tls, "direct_tls", directTLS, "mechanism", s.mechanism)
+		log.Info("session bound", "tls", s.tls, "direct_tls", directTLS, "framed", s.framed, "mechanism", s.mechanism)
 		authTimer.Stop()
 		err = s.serve(ctx)
 	}
@@ -274,7 +339,7 @@ func (s *session) negotiate(ctx context.Context) error {
 				return err
 			}
 			switch {
-			case el.Name.Space == nsTLS && el.Name.Local == "starttls" && !s.tls:
+			case el.Name.Space == nsTLS && el.Name.Local == "starttls" && !s.tls && !s.framed:
 				if err := s.write([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
 					return err
 				}
@@ -316,12 +381,16 @@ func (s *session) negotiate(ctx context.Context) error {
 }
 
 // restart prepares a stream restart after TLS or SASL (RFC 6120 §4.3.3): a
-// new header is read from the client, and ours is to be sent again.
+// new header is read from the client, and ours is to be sent again. A
+// Framed connection has nothing buffered: its next message is the new
+// header (RFC 7395 §3.7).
 func (s *session) restart() {
 	s.writeMu.Lock()
 	s.opened = false
 	s.writeMu.Unlock()
-	s.r.Reset(s.conn)
+	if r, ok := s.r.(*stream.Reader); ok {
+		r.Reset(s.conn)
+	}
 }
 
 // openStream reads the client's stream header and answers with ours and
@@ -353,11 +422,11 @@ func (s *session) openStream() error {
 	}
 	// RFC 6120 §4.9.1.2: even when the header is bad, open our stream
 	// first so that the error can be sent.
-	b := stream.AppendHeader(nil, resp)
+	var features []byte
 	if err == nil {
-		b = append(b, s.features()...)
+		features = s.features()
 	}
-	if werr := s.send(b, true); werr != nil {
+	if werr := s.send(true, stream.AppendHeader(nil, resp), features); werr != nil {
 		return werr
 	}
 	return err
@@ -377,7 +446,7 @@ func (s *session) features() []byte {
 			b.Write(s.srv.Caps())
 		}
 	default:
-		if !s.tls {
+		if !s.tls && !s.framed {
 			b.WriteString("<starttls xmlns='" + nsTLS + "'>")
 			if cfg.C2S.RequireTLS {
 				b.WriteString("<required/>")
@@ -427,12 +496,13 @@ func (s *session) startTLS(ctx context.Context, cfg *tls.Config) error {
 	return nil
 }
 
-// write sends b during negotiation, when the reader is the only writer
-// besides close().
-func (s *session) write(b []byte) error { return s.send(b, false) }
+// write sends one element during negotiation, when the reader is the only
+// writer besides close().
+func (s *session) write(b []byte) error { return s.send(false, b) }
 
-// send writes b during negotiation; header reports that b opens our stream.
-func (s *session) send(b []byte, header bool) error {
+// send writes units (see writeUnits) during negotiation; header reports
+// that the first opens our stream.
+func (s *session) send(header bool, units ...[]byte) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.opened = s.opened || header
@@ -442,8 +512,7 @@ func (s *session) send(b []byte, header bool) error {
 	default:
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := s.conn.Write(b)
-	return err
+	return s.writeUnits(s.conn, units...)
 }
 
 // authenticate runs one SASL exchange starting with <auth/> (RFC 6120
@@ -636,16 +705,22 @@ func (s *session) writeLoop(conn net.Conn) {
 	var batch [][]byte
 	write := func() bool {
 		batch = s.out.take(batch)
-		w := writers.Get().(*bufio.Writer)
-		w.Reset(conn)
-		for _, b := range batch {
-			w.Write(b)
+		// Before the first byte: a large batch reaches conn before Flush.
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		var err error
+		if s.framed {
+			err = s.writeUnits(conn, batch...)
+		} else {
+			w := writers.Get().(*bufio.Writer)
+			w.Reset(conn)
+			for _, b := range batch {
+				w.Write(b)
+			}
+			err = w.Flush()
+			w.Reset(nil)
+			writers.Put(w)
 		}
 		clear(batch)
-		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		err := w.Flush()
-		w.Reset(nil)
-		writers.Put(w)
 		return err == nil
 	}
 	for {

@@ -15,6 +15,10 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,6 +27,7 @@ import (
 type Config struct {
 	Server       Server       `toml:"server"`
 	C2S          C2S          `toml:"c2s"`
+	HTTP         HTTP         `toml:"http"`
 	TLS          TLS          `toml:"tls"`
 	Storage      Storage      `toml:"storage"`
 	Registration Registration `toml:"registration"`
@@ -60,6 +65,34 @@ type C2S struct {
 	RequireTLS bool `toml:"require_tls"`
 }
 
+// HTTP is the [http] table: the listener for web clients, with XMPP over
+// WebSocket (RFC 7395) at /xmpp-websocket and its discovery (XEP-0156) at
+// /.well-known/host-meta. Both listener lists are empty by default: the
+// web listener is off until configured.
+type HTTP struct {
+	// Listen are host:port addresses for plain HTTP, meant for a reverse
+	// proxy that terminates TLS in front of the server. A session on it
+	// counts as encrypted only when a trusted proxy says the client used
+	// https (TrustedProxies).
+	Listen []string `toml:"listen"`
+	// TLSListen are host:port addresses for HTTPS, with each host's
+	// certificate chosen by SNI as on the client listeners.
+	TLSListen []string `toml:"tls_listen"`
+	// TrustedProxies are the IP addresses or CIDR prefixes of reverse
+	// proxies whose X-Forwarded-For, X-Forwarded-Proto and
+	// X-Forwarded-Host headers are believed.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// AllowedOrigins are the web origins ("https://chat.example.org")
+	// whose pages may open a WebSocket stream, besides pages of the
+	// server's own origin; "*" allows every origin. Clients that send no
+	// Origin header (anything but a browser) are always allowed.
+	AllowedOrigins []string `toml:"allowed_origins"`
+	// WebSocketPingInterval is how often the server sends a WebSocket
+	// ping (RFC 6455 §5.5.2) on each WebSocket stream; a client that does
+	// not answer within limits.ping_timeout is disconnected.
+	WebSocketPingInterval Duration `toml:"websocket_ping_interval"`
+}
+
 // TLS is a certificate and its private key, both PEM files. Both empty
 // means a self-signed certificate generated per host under
 // DataDir/certs.
@@ -90,11 +123,12 @@ type Registration struct {
 
 // Limits is the [limits] table.
 type Limits struct {
-	// MaxStanzaBytes bounds one top-level element. RFC 6120 §13.12 asks
-	// for at least 10000 bytes.
+	// MaxStanzaBytes bounds one top-level element, and one WebSocket
+	// message. RFC 6120 §13.12 asks for at least 10000 bytes.
 	MaxStanzaBytes int `toml:"max_stanza_bytes"`
 	// ConnectTimeout is the time a new connection has to send its stream
-	// header, and to finish a TLS handshake.
+	// header (on the web listener, its HTTP request), and to finish a TLS
+	// handshake; it also bounds an idle HTTP connection.
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	// AuthTimeout is the time a connection has, from accept, to
 	// authenticate and bind a resource.
@@ -103,7 +137,7 @@ type Limits struct {
 	// (XEP-0199 §4.2).
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// PingTimeout is how long the server waits for the answer to that
-	// ping before closing the stream.
+	// ping, or to a WebSocket ping, before closing the stream.
 	PingTimeout Duration `toml:"ping_timeout"`
 	// MaxSessionsPerAccount bounds concurrently bound resources per
 	// account (RFC 6120 §7.7.2.2 resource-constraint beyond it).
@@ -176,6 +210,13 @@ func Default() *Config {
 			DirectTLSListen: []string{"0.0.0.0:5223"},
 			RequireTLS:      true,
 		},
+		HTTP: HTTP{
+			Listen:                []string{},
+			TLSListen:             []string{},
+			TrustedProxies:        []string{"127.0.0.1", "::1"},
+			AllowedOrigins:        []string{},
+			WebSocketPingInterval: Duration{30 * time.Second},
+		},
 		Storage: Storage{Driver: "sqlite"},
 		Limits: Limits{
 			MaxStanzaBytes:        262144,
@@ -201,6 +242,10 @@ func (c *Config) Clone() *Config {
 	n.Server.Hosts = append([]string(nil), c.Server.Hosts...)
 	n.C2S.Listen = append([]string(nil), c.C2S.Listen...)
 	n.C2S.DirectTLSListen = append([]string(nil), c.C2S.DirectTLSListen...)
+	n.HTTP.Listen = slices.Clone(c.HTTP.Listen)
+	n.HTTP.TLSListen = slices.Clone(c.HTTP.TLSListen)
+	n.HTTP.TrustedProxies = slices.Clone(c.HTTP.TrustedProxies)
+	n.HTTP.AllowedOrigins = slices.Clone(c.HTTP.AllowedOrigins)
 	n.Hosts = maps.Clone(c.Hosts)
 	for k, h := range n.Hosts {
 		if h.Registration.Enabled != nil {
@@ -230,4 +275,58 @@ func (c *Config) HostTLS(host string) TLS {
 		return h.TLS
 	}
 	return c.TLS
+}
+
+// ParseProxy parses one entry of http.trusted_proxies: an IP address, or
+// a CIDR prefix such as "10.0.0.0/8".
+func ParseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("not an IP address or CIDR prefix")
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("not an IP address or CIDR prefix")
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Proxies returns http.trusted_proxies as prefixes; entries that do not
+// parse (which Validate reports) are left out.
+func (h HTTP) Proxies() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := ParseProxy(s); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// ParseOrigin checks one entry of http.allowed_origins: "*", or a web
+// origin (RFC 6454 §6.1) as browsers send it in the Origin header, such
+// as "https://chat.example.org" or "http://localhost:8080", and returns
+// it as browsers send it: in lowercase, without the scheme's default
+// port.
+func ParseOrigin(s string) (string, error) {
+	if s == "*" {
+		return s, nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf(`must start with "https://" or "http://" (or be "*")`)
+	case u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+		return "", fmt.Errorf(`must be scheme://host[:port] and nothing more, like "https://chat.example.org"`)
+	}
+	host := strings.ToLower(u.Host)
+	if port := u.Port(); u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80" {
+		host = strings.TrimSuffix(host, ":"+port) // browsers leave the default port out
+	}
+	return u.Scheme + "://" + host, nil
 }

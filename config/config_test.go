@@ -203,7 +203,14 @@ func TestValidationErrors(t *testing.T) {
 		{"IP host", func(c *Config) { c.Server.Hosts = []string{"192.0.2.1"} }, `server.hosts: "192.0.2.1": an IP address is not a host name`},
 		{"duplicate host", func(c *Config) { c.Server.Hosts = []string{"a.example", "b.example", "a.example"} }, `server.hosts: "a.example" is listed twice`},
 		{"empty data dir", func(c *Config) { c.Server.DataDir = "" }, "server.data_dir: must not be empty"},
-		{"no listener", func(c *Config) { c.C2S.Listen, c.C2S.DirectTLSListen = nil, nil }, "c2s: no listener: set c2s.listen or c2s.direct_tls_listen"},
+		{"no listener", func(c *Config) { c.C2S.Listen, c.C2S.DirectTLSListen = nil, nil }, "c2s: no listener: set c2s.listen or c2s.direct_tls_listen (or http.listen or http.tls_listen for web clients only)"},
+		{"HTTP listener on a client listener's address", func(c *Config) { c.HTTP.TLSListen = []string{"0.0.0.0:5223"} }, `http.tls_listen: "0.0.0.0:5223" is listed twice`},
+		{"bad HTTP listener", func(c *Config) { c.HTTP.Listen = []string{"localhost"} }, ""},
+		{"trusted proxy not an address", func(c *Config) { c.HTTP.TrustedProxies = []string{"proxy.example"} }, `http.trusted_proxies: "proxy.example": not an IP address or CIDR prefix`},
+		{"trusted proxy bad prefix", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/33"} }, `http.trusted_proxies: "10.0.0.0/33": not an IP address or CIDR prefix`},
+		{"origin without scheme", func(c *Config) { c.HTTP.AllowedOrigins = []string{"chat.example.org"} }, `http.allowed_origins: "chat.example.org": must start with "https://" or "http://" (or be "*")`},
+		{"origin with a path", func(c *Config) { c.HTTP.AllowedOrigins = []string{"https://example.org/chat"} }, `http.allowed_origins: "https://example.org/chat": must be scheme://host[:port] and nothing more, like "https://chat.example.org"`},
+		{"zero ping interval", func(c *Config) { c.HTTP.WebSocketPingInterval.Duration = 0 }, "http.websocket_ping_interval: must be positive and at most 24h0m0s, not 0s"},
 		{"listen without port", func(c *Config) { c.C2S.Listen = []string{"0.0.0.0"} }, ""},
 		{"listen port too big", func(c *Config) { c.C2S.Listen = []string{"0.0.0.0:70000"} }, `c2s.listen: "0.0.0.0:70000": port must be a number from 0 to 65535`},
 		{"listen named port", func(c *Config) { c.C2S.DirectTLSListen = []string{"[::1]:xmpps"} }, `c2s.direct_tls_listen: "[::1]:xmpps": port must be a number from 0 to 65535`},
@@ -265,6 +272,14 @@ func TestValidConfigs(t *testing.T) {
 		{"certificate files", func(c *Config) { c.TLS = TLS{Cert: cert, Key: key} }},
 		{"postgres", func(c *Config) { c.Storage = Storage{Driver: "postgres", DSN: "postgres://localhost/starling"} }},
 		{"smallest stanza limit", func(c *Config) { c.Limits.MaxStanzaBytes = 10000 }},
+		{"web clients only", func(c *Config) {
+			c.C2S.Listen, c.C2S.DirectTLSListen = nil, nil
+			c.HTTP.Listen, c.HTTP.TLSListen = []string{"127.0.0.1:5280"}, []string{"[::]:5443"}
+		}},
+		{"trusted proxies and origins", func(c *Config) {
+			c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}
+			c.HTTP.AllowedOrigins = []string{"*", "https://chat.example.org", "http://localhost:8080", "https://[2001:db8::1]:8443"}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Default()
@@ -421,8 +436,36 @@ func TestClone(t *testing.T) {
 	b.Server.Hosts[0] = "b.example"
 	*b.Hosts["a.example"].Registration.Enabled = false
 	b.C2S.Listen[0] = "127.0.0.1:1"
-	if a.Server.Hosts[0] != "a.example" || !*a.Hosts["a.example"].Registration.Enabled || a.C2S.Listen[0] != "0.0.0.0:5222" {
+	b.HTTP.TrustedProxies[0] = "192.0.2.1"
+	if a.Server.Hosts[0] != "a.example" || !*a.Hosts["a.example"].Registration.Enabled || a.C2S.Listen[0] != "0.0.0.0:5222" || a.HTTP.TrustedProxies[0] != "127.0.0.1" {
 		t.Error("editing the clone changed the original")
+	}
+}
+
+func TestParseOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"*":                         "*",
+		"https://Chat.Example.org":  "https://chat.example.org",
+		"https://example.org:443":   "https://example.org",
+		"http://example.org:80":     "http://example.org",
+		"http://localhost:8080":     "http://localhost:8080",
+		"https://[2001:DB8::1]:443": "https://[2001:db8::1]",
+		"https://example.org:8443":  "https://example.org:8443",
+	} {
+		if got, err := ParseOrigin(in); err != nil || got != want {
+			t.Errorf("ParseOrigin(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestProxies(t *testing.T) {
+	h := HTTP{TrustedProxies: []string{"127.0.0.1", "::1", "10.1.2.3/8"}}
+	var got []string
+	for _, p := range h.Proxies() {
+		got = append(got, p.String())
+	}
+	if want := []string{"127.0.0.1/32", "::1/128", "10.0.0.0/8"}; !slices.Equal(got, want) {
+		t.Errorf("Proxies() = %v, want %v", got, want)
 	}
 }
 

@@ -51,14 +51,17 @@ func (c *Config) Validate() error {
 	}
 
 	// [c2s]
-	if len(c.C2S.Listen)+len(c.C2S.DirectTLSListen) == 0 {
-		p.add("c2s", "no listener: set c2s.listen or c2s.direct_tls_listen")
+	if len(c.C2S.Listen)+len(c.C2S.DirectTLSListen)+len(c.HTTP.Listen)+len(c.HTTP.TLSListen) == 0 {
+		p.add("c2s", "no listener: set c2s.listen or c2s.direct_tls_listen (or http.listen or http.tls_listen for web clients only)")
 	}
 	seen := map[string]bool{}
 	for _, l := range []struct {
 		path  string
 		addrs []string
-	}{{"c2s.listen", c.C2S.Listen}, {"c2s.direct_tls_listen", c.C2S.DirectTLSListen}} {
+	}{
+		{"c2s.listen", c.C2S.Listen}, {"c2s.direct_tls_listen", c.C2S.DirectTLSListen},
+		{"http.listen", c.HTTP.Listen}, {"http.tls_listen", c.HTTP.TLSListen},
+	} {
 		for _, a := range l.addrs {
 			if err := checkListen(a); err != nil {
 				p.add(l.path, "%q: %v", a, err)
@@ -70,6 +73,19 @@ func (c *Config) Validate() error {
 			seen[a] = true
 		}
 	}
+
+	// [http] (its listeners are checked with the others above)
+	for _, pr := range c.HTTP.TrustedProxies {
+		if _, err := ParseProxy(pr); err != nil {
+			p.add("http.trusted_proxies", "%q: %v", pr, err)
+		}
+	}
+	for _, o := range c.HTTP.AllowedOrigins {
+		if _, err := ParseOrigin(o); err != nil {
+			p.add("http.allowed_origins", "%q: %v", o, err)
+		}
+	}
+	durRange(p, "http.websocket_ping_interval", c.HTTP.WebSocketPingInterval)
 
 	// [tls] and [hosts."x".tls]
 	checkTLS(p, "tls", c.TLS)

@@ -1,14 +1,17 @@
 // Package server builds a running Starling from its configuration: storage,
-// certificates, the router, the server-handled IQs and the client
-// listeners; it reloads on demand and stops gracefully.
+// certificates, the router, the server-handled IQs, the client listeners
+// and the web listener (XMPP over WebSocket); it reloads on demand and
+// stops gracefully.
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -27,6 +30,7 @@ import (
 	"github.com/starling-xmpp/starling/storage/sqlite"
 	"github.com/starling-xmpp/starling/stream"
 	"github.com/starling-xmpp/starling/tlsconf"
+	"github.com/starling-xmpp/starling/websocket"
 	"github.com/starling-xmpp/starling/xep/blocking"
 	"github.com/starling-xmpp/starling/xep/disco"
 	"github.com/starling-xmpp/starling/xep/entitytime"
@@ -48,6 +52,7 @@ type Server struct {
 	store storage.Store
 	tls   *tlsconf.Store
 	c2s   *c2s.Server
+	web   *websocket.Handler
 
 	mu  sync.Mutex // guards cfg
 	cfg *config.Config
@@ -56,7 +61,9 @@ type Server struct {
 	// in tests) before Run.
 	starttls  []net.Listener
 	directTLS []net.Listener
-	admin     net.Listener // see admin.go
+	httpPlain []net.Listener
+	httpTLS   []net.Listener // raw TCP: TLS is added by Run
+	admin     net.Listener   // see admin.go
 }
 
 // OpenStore opens the configured storage backend (migrations applied).
@@ -189,6 +196,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	mux.Handle("urn:ietf:params:xml:ns:xmpp-session", "session", func(context.Context, dispatch.Request) ([]byte, error) {
 		return nil, nil
 	})
+	// Web clients: each WebSocket stream is a c2s session (RFC 7395).
+	s.web = websocket.NewHandler(cfg, log.With("module", "websocket"), func(ctx context.Context, conn *websocket.Conn, secure bool) {
+		s.c2s.ServeFramed(ctx, conn, secure)
+	})
 
 	if err := s.listen(cfg); err != nil {
 		s.closeListeners()
@@ -218,11 +229,25 @@ func (s *Server) listen(cfg *config.Config) error {
 		}
 		s.directTLS = append(s.directTLS, ln)
 	}
+	for _, addr := range cfg.HTTP.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("http.listen: %w", err)
+		}
+		s.httpPlain = append(s.httpPlain, ln)
+	}
+	for _, addr := range cfg.HTTP.TLSListen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("http.tls_listen: %w", err)
+		}
+		s.httpTLS = append(s.httpTLS, ln)
+	}
 	return nil
 }
 
 func (s *Server) closeListeners() {
-	for _, ln := range append(s.starttls, s.directTLS...) {
+	for _, ln := range slices.Concat(s.starttls, s.directTLS, s.httpPlain, s.httpTLS) {
 		ln.Close()
 	}
 	if s.admin != nil {
@@ -250,6 +275,33 @@ func (s *Server) Addrs() (starttls, directTLS []net.Addr) {
 	return starttls, directTLS
 }
 
+// HTTPAddrs returns the bound addresses of the web listener: plain HTTP
+// and HTTPS.
+func (s *Server) HTTPAddrs() (plain, tls []net.Addr) {
+	for _, ln := range s.httpPlain {
+		plain = append(plain, ln.Addr())
+	}
+	for _, ln := range s.httpTLS {
+		tls = append(tls, ln.Addr())
+	}
+	return plain, tls
+}
+
+// webSocketURL is the address to give clients for a web listener at addr:
+// the first host, which the certificate names, for HTTPS; for plain HTTP,
+// meant for a proxy on the same machine, the address itself.
+func webSocketURL(cfg *config.Config, addr net.Addr, secure bool) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); secure || ip == nil || ip.IsUnspecified() {
+		host = cfg.Server.Hosts[0]
+	}
+	scheme := "ws://"
+	if secure {
+		scheme = "wss://"
+	}
+	return scheme + net.JoinHostPort(host, port) + websocket.Path
+}
+
 // Run serves until ctx is done, then stops gracefully: listeners close,
 // every stream gets <system-shutdown/>, storage closes.
 func (s *Server) Run(ctx context.Context) error {
@@ -259,14 +311,42 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, a := range s.directTLS {
 		s.log.Info("listening", "kind", "c2s direct tls", "addr", a.Addr().String())
 	}
+	cfg := s.config()
+	for _, a := range s.httpPlain {
+		s.log.Info("listening", "kind", "http", "addr", a.Addr().String(), "websocket", webSocketURL(cfg, a.Addr(), false))
+	}
+	for _, a := range s.httpTLS {
+		s.log.Info("listening", "kind", "https", "addr", a.Addr().String(), "websocket", webSocketURL(cfg, a.Addr(), true))
+	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, len(s.starttls)+len(s.directTLS))
+	errc := make(chan error, len(s.starttls)+len(s.directTLS)+len(s.httpPlain)+len(s.httpTLS))
 	for _, ln := range s.starttls {
 		go func() { errc <- s.c2s.Serve(serveCtx, ln, false) }()
 	}
 	for _, ln := range s.directTLS {
 		go func() { errc <- s.c2s.Serve(serveCtx, ln, true) }()
+	}
+	web := &http.Server{
+		Handler:           s.web,
+		BaseContext:       func(net.Listener) context.Context { return serveCtx },
+		ReadHeaderTimeout: cfg.Limits.ConnectTimeout.Duration,
+		IdleTimeout:       cfg.Limits.ConnectTimeout.Duration,
+		MaxHeaderBytes:    64 << 10,
+		// TLS handshake failures and the like, which clients cause.
+		ErrorLog: slog.NewLogLogger(s.log.With("module", "http").Handler(), slog.LevelDebug),
+	}
+	serveHTTP := func(ln net.Listener) {
+		if err := web.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}
+	for _, ln := range s.httpPlain {
+		go serveHTTP(ln)
+	}
+	for _, ln := range s.httpTLS {
+		// WebSocket needs HTTP/1.1 (RFC 6455 §4.1): no h2 in ALPN.
+		go serveHTTP(tls.NewListener(ln, s.tls.ServerConfig("http/1.1")))
 	}
 	go s.serveAdmin(s.admin)
 	var runErr error
@@ -275,6 +355,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	s.log.Info("shutting down")
+	// Stop accepting; WebSocket streams, no longer HTTP's, end below with
+	// the other sessions.
+	web.Close()
 	s.closeListeners()
 	cancel()
 	stopCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
@@ -286,12 +369,14 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Reload applies a new configuration without dropping sessions: TLS
-// certificates, limits, registration switches and log settings. Hosts,
+// certificates, limits, registration switches, the web listener's proxies
+// and origins, and log settings. Hosts,
 // listeners and storage need a restart; changing them is refused.
 func (s *Server) Reload(cfg *config.Config) error {
 	old := s.config()
 	if !slices.Equal(old.Server.Hosts, cfg.Server.Hosts) || !slices.Equal(old.C2S.Listen, cfg.C2S.Listen) ||
-		!slices.Equal(old.C2S.DirectTLSListen, cfg.C2S.DirectTLSListen) || old.Storage != cfg.Storage || old.Server.DataDir != cfg.Server.DataDir {
+		!slices.Equal(old.C2S.DirectTLSListen, cfg.C2S.DirectTLSListen) || !slices.Equal(old.HTTP.Listen, cfg.HTTP.Listen) ||
+		!slices.Equal(old.HTTP.TLSListen, cfg.HTTP.TLSListen) || old.Storage != cfg.Storage || old.Server.DataDir != cfg.Server.DataDir {
 		return errors.New("hosts, listeners, data_dir and storage change only with a restart")
 	}
 	if err := s.tls.Reload(cfg); err != nil {
@@ -301,5 +386,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.cfg = cfg
 	s.mu.Unlock()
 	s.c2s.SetConfig(cfg)
+	s.web.SetConfig(cfg)
 	return nil
 }
+
+// A WebSocket stream is a c2s session.
+var _ c2s.Framed = (*websocket.Conn)(nil)

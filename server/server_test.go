@@ -107,6 +107,11 @@ func TestReload(t *testing.T) {
 	if err := srv.Reload(&moved); err == nil {
 		t.Fatal("Reload accepted a storage change")
 	}
+	web := next
+	web.HTTP.TLSListen = []string{"127.0.0.1:0"}
+	if err := srv.Reload(&web); err == nil {
+		t.Fatal("Reload accepted a new web listener")
+	}
 }
 
 // TestAdminEndSessions: `starling user del` removes the account from

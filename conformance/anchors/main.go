@@ -1,8 +1,8 @@
 // Command anchors runs every real-client check (the suites
-// conformance/realclients, conformance/xmppjs, conformance/profanity and
-// conformance/imclients)
-// against Starling and against the two "anchors", Prosody and ejabberd from
-// Debian packages, and prints a table check × server (issue 3 part 3).
+// conformance/realclients, conformance/xmppjs, conformance/profanity,
+// conformance/imclients and conformance/browser) against Starling and
+// against the two "anchors", Prosody and ejabberd from Debian packages,
+// and prints a table check × server (issue 3 part 3).
 // `make conformance-anchors` runs it from the repository root:
 //
 //	go run ./conformance/anchors [-doc docs/conformance-anchors.md]
@@ -12,14 +12,15 @@
 //     started by the install (a temporary policy-rc.d says no if the machine
 //     has none), and none is left running.
 //  2. internal/anchor starts Prosody on 127.0.0.2 and ejabberd on
-//     127.0.0.3 (5222 STARTTLS, 5223 direct TLS) in a temporary directory,
-//     with accounts alice, bob and carol with random passwords, the same
-//     on both.
+//     127.0.0.3 (5222 STARTTLS, 5223 direct TLS, 5281 HTTPS with WebSocket
+//     and BOSH) in a temporary directory, with accounts alice, bob and
+//     carol with random passwords, the same on both.
 //  3. go test -json of the suites' packages three times: as usual
 //     (Starling on SQLite and PostgreSQL for realclients and imclients, on
-//     SQLite for xmppjs and profanity), then with STARLING_ANCHOR=prosody and
-//     STARLING_ANCHOR=ejabberd and the STARLING_ANCHOR_* variables
-//     (internal/anchorenv) that point the same checks at that server.
+//     SQLite for xmppjs, profanity and browser), then with
+//     STARLING_ANCHOR=prosody and STARLING_ANCHOR=ejabberd and the
+//     STARLING_ANCHOR_* variables (internal/anchorenv) that point the same
+//     checks at that server.
 //  4. Prints the table and writes it, with the date, the command, the
 //     versions and the mechanisms each server offers, between the markers
 //     of the -doc file (text outside the markers, such as hand-written
@@ -117,7 +118,7 @@ func run(ctx context.Context, docPath, logDir string, servers []string) error {
 		}
 		cl.add(a.Stop)
 		anchors = append(anchors, a)
-		log.Printf("%s %s is up on %s:5222 (STARTTLS) and %s:5223 (direct TLS)", a.Name, a.Version, a.Addr, a.Addr)
+		log.Printf("%s %s is up on %s:5222 (STARTTLS) and %s:5223 (direct TLS), WebSocket at %s, BOSH at %s", a.Name, a.Version, a.Addr, a.Addr, a.WebSocketURL(true), a.BOSHURL(true))
 	}
 
 	// The runs. Starling's is the one `make check` does.
@@ -134,6 +135,8 @@ func run(ctx context.Context, docPath, logDir string, servers []string) error {
 			"STARLING_ANCHOR_DIRECTTLS_PORT=" + anchor.DirectTLSPort,
 			"STARLING_ANCHOR_CA=" + a.CAFile,
 			"STARLING_ANCHOR_ACCOUNTS=" + accounts,
+			"STARLING_ANCHOR_WEBSOCKET_URL=" + a.WebSocketURL(true),
+			"STARLING_ANCHOR_BOSH_URL=" + a.BOSHURL(true),
 		}})
 	}
 	for _, r := range runs {

@@ -27,6 +27,7 @@ var suites = []suite{
 	{"realclients", "TestRealClients"},
 	{"xmppjs", "TestXMPPJS"},
 	{"profanity", "TestProfanity"},
+	{"browser", "TestBrowser"},
 	// Last: it leaves alice and bob subscribed to each other, with vCards.
 	{"imclients", "TestIMClients"},
 }
@@ -376,11 +377,12 @@ func writeDoc(path string, res *results, runs []*testRun, anchors []*anchor.Serv
 	g.WriteString("| server | version | address | SASL mechanisms offered after TLS |\n|---|---|---|---|\n")
 	g.WriteString("| Starling | this working tree, on SQLite and on PostgreSQL | 127.0.0.1, free ports | not probed: every mechanism of the matrix must work |\n")
 	for _, a := range anchors {
-		fmt.Fprintf(&g, "| %s | %s (Debian) | %s:5222 STARTTLS, :5223 direct TLS | %s |\n", columnTitle(a.Name), a.Version, a.Addr, strings.Join(res.offers[a.Name], "; "))
+		fmt.Fprintf(&g, "| %s | %s (Debian) | %s:5222 STARTTLS, :5223 direct TLS, :5281 HTTPS (WebSocket, BOSH) | %s |\n", columnTitle(a.Name), a.Version, a.Addr, strings.Join(res.offers[a.Name], "; "))
 	}
 	g.WriteString("\n" + table + "\n")
 	g.WriteString("A suite is a package of conformance/: realclients (slixmpp, nbxmpp, go-sendxmpp), xmppjs (xmpp.js in Node),\n" +
-		"profanity (Profanity in tmux); xmppjs and profanity run Starling on SQLite only. pass/fail/skip is go test's\n" +
+		"profanity (Profanity in tmux), browser (Converse.js in headless Chromium over WebSocket and BOSH); xmppjs,\n" +
+		"profanity and browser run Starling on SQLite only. pass/fail/skip is go test's\n" +
 		"verdict; [n] is the skip's or failure's message; — means the check did not run there: the case it belongs to\n" +
 		"was skipped first, or the suite does not run on that storage. A `…/server-log` row is the cross-check of a\n" +
 		"check against Starling's own log, which only a Starling run can do.\n\n" + endMarker + "\n")

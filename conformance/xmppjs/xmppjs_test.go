@@ -1,14 +1,16 @@
 // Package xmppjs checks Starling with xmpp.js (@xmpp/client from npm, in
 // Node), a client stack nobody here wrote: it logs in to the built binary
-// over STARTTLS and direct TLS (XEP-0368) with SCRAM-SHA-1 and PLAIN (the
-// mechanisms xmpp.js has), a message is checked on arrival both ways, and
-// xmpp.js must close its stream without an error (checkClose).
-// `make check` installs the npm package into testdata/node_modules.
+// over STARTTLS, direct TLS (XEP-0368) and XMPP over WebSocket (RFC 7395,
+// wss://) with SCRAM-SHA-1 and PLAIN (the mechanisms xmpp.js has), a
+// message to and from a TCP client is checked on arrival, and xmpp.js
+// must close its stream without an error (checkClose). `make check`
+// installs the npm package into testdata/node_modules.
 //
 // With STARLING_ANCHOR set (internal/anchorenv; `make conformance-anchors`)
 // the same checks run against that server instead, such as Prosody or
 // ejabberd; a mechanism it does not offer is skipped with the list it
-// offers.
+// offers, and the WebSocket checks are skipped unless
+// STARLING_ANCHOR_WEBSOCKET_URL gives its endpoint.
 package xmppjs
 
 import (
@@ -20,7 +22,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,7 +59,7 @@ func startNode(t *testing.T, certFile string, args ...string) *node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, "node", append([]string{"client.mjs"}, args...)...)
+	cmd := exec.CommandContext(ctx, "node", append(append(nodeFlags(), "client.mjs"), args...)...)
 	cmd.Dir = "testdata"
 	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+certFile)
 	var stderr strings.Builder
@@ -86,6 +90,16 @@ func startNode(t *testing.T, certFile string, args ...string) *node {
 	}()
 	return n
 }
+
+// nodeFlags are the flags node needs for xmpp.js's WebSocket transport:
+// Node 20 has a global WebSocket only with --experimental-websocket; a
+// Node that does not know the flag has it without.
+var nodeFlags = sync.OnceValue(func() []string {
+	if exec.Command("node", "--experimental-websocket", "-e", "").Run() == nil {
+		return []string{"--experimental-websocket"}
+	}
+	return nil
+})
 
 // next returns the next event, failing the test if the client ended.
 func (n *node) next(t *testing.T) event {
@@ -127,17 +141,21 @@ func TestXMPPJS(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a := anchorenv.FromEnv(t)
 			runChecks(t, &server{anchor: a, domain: a.Domain, cert: a.CA,
-				starttls: a.Addr("starttls"), directTLS: a.Addr("directtls"), passwords: a.Passwords})
+				starttls: a.Addr("starttls"), directTLS: a.Addr("directtls"), websocket: a.WebSocketURL, passwords: a.Passwords})
 		})
 		return
 	}
 	// Starling on its default storage, SQLite: the subtest is named after
 	// it, as in conformance/realclients, for conformance/anchors' table.
 	t.Run("sqlite", func(t *testing.T) {
-		setup := testbin.NewSetup(t, "[log]\nlevel = \"debug\"\n")
+		// The web listener on HTTPS; the URL names the domain, which the
+		// certificate is for (client.mjs would ask TLS for it anyway).
+		https := testbin.FreePort(t)
+		setup := testbin.NewSetup(t, fmt.Sprintf("[log]\nlevel = \"debug\"\n[http]\ntls_listen = [\"127.0.0.1:%d\"]\n", https))
 		bin := testbin.Build(t)
 		srv := &server{domain: "localhost", cert: filepath.Join(setup.DataDir, "certs", "localhost.crt"),
 			starttls: setup.StartTLS, directTLS: setup.DirectTLS,
+			websocket: fmt.Sprintf("wss://localhost:%d/xmpp-websocket", https),
 			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}}
 		for _, user := range []string{"alice", "bob"} {
 			testbin.AddUser(t, bin, setup.Config, user+"@"+srv.domain, srv.passwords[user])
@@ -154,6 +172,7 @@ type server struct {
 	domain              string
 	cert                string // the self-signed certificate (PEM) xmpp.js trusts
 	starttls, directTLS string // host:port
+	websocket           string // wss:// URL; "" when unknown (an anchor)
 	passwords           map[string]string
 }
 
@@ -173,10 +192,22 @@ func runChecks(t *testing.T, srv *server) {
 		// client.mjs checks the certificate against --domain, not the
 		// address in the URL.
 		{"directtls", "xmpps://" + srv.directTLS},
+		{"websocket", srv.websocket},
 	} {
 		for _, mech := range []string{"SCRAM-SHA-1", "PLAIN"} {
 			t.Run(transport.name+"/"+mech, func(t *testing.T) {
-				if srv.anchor != nil {
+				if transport.service == "" {
+					t.Skipf("%s's WebSocket endpoint is unknown: %s_WEBSOCKET_URL is not set", srv.anchor.Name, anchorenv.Var)
+				}
+				switch {
+				case srv.anchor == nil:
+				case transport.name == "websocket":
+					// anchorenv probes the TCP transports only; a
+					// WebSocket stream is encrypted as direct TLS is.
+					if offered := srv.anchor.Offered["directtls"]; !slices.Contains(offered, mech) {
+						t.Skipf("%s does not offer %s on an encrypted stream (over direct TLS it offers %s)", srv.anchor.Name, mech, strings.Join(offered, " "))
+					}
+				default:
 					srv.anchor.RequireOffered(t, transport.name, mech)
 				}
 				res := "js-" + transport.name + "-" + mech

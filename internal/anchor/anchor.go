@@ -6,7 +6,10 @@
 // Each server gets a self-signed certificate for Domain, a configuration
 // close to its Debian default (the modules a client expects at login, no
 // rate limits, no archive), the given accounts, and listens on
-// Addr:5222 (STARTTLS, required) and Addr:5223 (direct TLS). Both are
+// Addr:5222 (STARTTLS, required) and Addr:5223 (direct TLS), and for web
+// clients on Addr:5280 (HTTP) and Addr:5281 (HTTPS), each with XMPP over
+// WebSocket (RFC 7395) at /xmpp-websocket and BOSH (XEP-0206) at
+// /http-bind: WebSocketURL and BOSHURL. Both are
 // started in the foreground as children of the caller, with the caller's
 // open-file limit (RaiseOpenFiles): Prosody as root, ejabberd as its own
 // user. Everything here needs root.
@@ -43,7 +46,19 @@ const Domain = "localhost"
 const (
 	StartTLSPort  = "5222"
 	DirectTLSPort = "5223"
+	HTTPPort      = "5280" // plain HTTP: WebSocket and BOSH, treated as secure (loopback only)
+	HTTPSPort     = "5281" // HTTPS with the same certificate as the XMPP ports
 )
+
+// The paths of the web transports on both HTTP ports: Prosody's defaults,
+// and ejabberd is configured to match.
+const (
+	WebSocketPath = "/xmpp-websocket"
+	BOSHPath      = "/http-bind"
+)
+
+// ports are every port an anchor listens on.
+var ports = []string{StartTLSPort, DirectTLSPort, HTTPPort, HTTPSPort}
 
 const (
 	ejabberdNode   = "ejabberd-anchor@localhost"
@@ -125,7 +140,7 @@ type Server struct {
 // of this process in its own process group. It returns once both ports
 // accept connections. On error nothing is left running.
 func Start(ctx context.Context, o Options) (*Server, error) {
-	for _, port := range []string{StartTLSPort, DirectTLSPort} {
+	for _, port := range ports {
 		if c, err := net.DialTimeout("tcp", net.JoinHostPort(o.Addr, port), time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("something already listens on %s:%s, where %s is to run", o.Addr, port, o.Name)
@@ -212,10 +227,28 @@ func (s *Server) start(cmd *exec.Cmd) error {
 	return nil
 }
 
-// waitListening waits until both ports accept connections.
+// WebSocketURL is the anchor's XMPP over WebSocket endpoint: wss:// on
+// HTTPSPort with tls, else ws:// on HTTPPort.
+func (s *Server) WebSocketURL(tls bool) string {
+	if tls {
+		return "wss://" + net.JoinHostPort(s.Addr, HTTPSPort) + WebSocketPath
+	}
+	return "ws://" + net.JoinHostPort(s.Addr, HTTPPort) + WebSocketPath
+}
+
+// BOSHURL is the anchor's BOSH endpoint: https:// on HTTPSPort with tls,
+// else http:// on HTTPPort.
+func (s *Server) BOSHURL(tls bool) string {
+	if tls {
+		return "https://" + net.JoinHostPort(s.Addr, HTTPSPort) + BOSHPath
+	}
+	return "http://" + net.JoinHostPort(s.Addr, HTTPPort) + BOSHPath
+}
+
+// waitListening waits until every port accepts connections.
 func (s *Server) waitListening() error {
 	deadline := time.Now().Add(startTimeout)
-	for _, port := range []string{StartTLSPort, DirectTLSPort} {
+	for _, port := range ports {
 		for {
 			c, err := net.DialTimeout("tcp", net.JoinHostPort(s.Addr, port), time.Second)
 			if err == nil {
@@ -277,9 +310,14 @@ func (a *Server) startProsody(ctx context.Context, passwords map[string]string) 
 	}
 	// Close to Debian's prosody.cfg.lua, minus what would reach outside the
 	// temporary directory (pidfile, syslog, posix daemonizing) and the
-	// c2s bandwidth limit, plus direct TLS. Passwords are stored hashed
-	// (internal_hashed, the default), so it offers SCRAM-SHA-1 only, beside
-	// PLAIN; with internal_plain it would offer SCRAM-SHA-256 too.
+	// c2s bandwidth limit, plus direct TLS, WebSocket and BOSH. Passwords
+	// are stored hashed (internal_hashed, the default), so it offers
+	// SCRAM-SHA-1 only, beside PLAIN; with internal_plain it would offer
+	// SCRAM-SHA-256 too. The web transports answer on HTTPS with the
+	// certificate of the XMPP ports, and on plain HTTP, which is on a
+	// loopback address only and so counts as secure (c2s_require_encryption
+	// holds for them); any Host header gets the one virtual host, and CORS
+	// (Prosody's default) lets a page of any origin use BOSH.
 	conf := fmt.Sprintf(`-- written by internal/anchor
 run_as_root = true -- started as root by the test harness, in a throwaway directory
 daemonize = false
@@ -289,6 +327,14 @@ c2s_ports = { 5222 }
 c2s_direct_tls_ports = { 5223 }
 s2s_ports = { }
 c2s_require_encryption = true
+http_ports = { %[8]s }
+http_interfaces = { %[2]q }
+https_ports = { %[9]s }
+https_interfaces = { %[2]q }
+https_ssl = { certificate = %[4]q; key = %[5]q }
+http_default_host = %[7]q
+consider_websocket_secure = true
+consider_bosh_secure = true
 allow_registration = false
 authentication = "internal_hashed"
 certificates = %[3]q
@@ -297,10 +343,11 @@ log = { { levels = { min = "info" }, to = "file", filename = %[6]q } }
 modules_enabled = {
 	"disco"; "roster"; "saslauth"; "tls"; "blocklist"; "carbons"; "pep"; "private";
 	"smacks"; "vcard4"; "vcard_legacy"; "csi_simple"; "ping"; "time"; "uptime"; "version";
+	"websocket"; "bosh";
 }
 VirtualHost %[7]q
 `, data, a.Addr, a.Dir, filepath.Join(a.Dir, Domain+".crt"), filepath.Join(a.Dir, Domain+".key"),
-		filepath.Join(a.Dir, "prosody.log"), Domain)
+		filepath.Join(a.Dir, "prosody.log"), Domain, HTTPPort, HTTPSPort)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -328,7 +375,8 @@ func (a *Server) startEjabberd(ctx context.Context, passwords map[string]string)
 	// Close to Debian's ejabberd.yml (its TLS options, PLAIN allowed over
 	// TLS, DIGEST-MD5 and X-OAUTH2 disabled, stored SCRAM keys), with only
 	// the two c2s listeners (their accept backlog raised from ejabberd's
-	// default of 5, which refuses bursts of connections), SCRAM-SHA-256 keys
+	// default of 5, which refuses bursts of connections) and the two HTTP
+	// ones with WebSocket and BOSH at Prosody's paths, SCRAM-SHA-256 keys
 	// instead of SHA-1, and the modules a client expects at login.
 	conf := fmt.Sprintf(`# written by internal/anchor
 hosts:
@@ -362,6 +410,23 @@ listen:
     max_stanza_size: 262144
     access: c2s
     tls: true
+  -
+    port: %[4]s
+    ip: %[3]q
+    backlog: 1024
+    module: ejabberd_http
+    request_handlers:
+      %[6]q: ejabberd_http_ws
+      %[7]q: mod_bosh
+  -
+    port: %[5]s
+    ip: %[3]q
+    backlog: 1024
+    module: ejabberd_http
+    tls: true
+    request_handlers:
+      %[6]q: ejabberd_http_ws
+      %[7]q: mod_bosh
 disable_sasl_mechanisms:
   - "digest-md5"
   - "X-OAUTH2"
@@ -382,6 +447,7 @@ api_permissions:
     who: all
     what: "*"
 modules:
+  mod_bosh: {}
   mod_caps: {}
   mod_carboncopy: {}
   mod_client_state: {}
@@ -400,7 +466,7 @@ modules:
     plugins:
       - flat
       - pep
-`, Domain, filepath.Join(a.Dir, Domain+".pem"), a.Addr)
+`, Domain, filepath.Join(a.Dir, Domain+".pem"), a.Addr, HTTPPort, HTTPSPort, WebSocketPath, BOSHPath)
 	if err := os.WriteFile(filepath.Join(a.Dir, "ejabberd.yml"), []byte(conf), 0o644); err != nil {
 		return err
 	}

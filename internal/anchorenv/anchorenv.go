@@ -1,10 +1,10 @@
 // Package anchorenv reads the variables that point the real-client checks
-// (conformance/realclients, conformance/xmppjs, conformance/profanity) at a
-// server the test did not start, an "anchor" such as Prosody or ejabberd
-// (issue 3 part 3; `make conformance-anchors`, whose conformance/anchors
-// sets them). When STARLING_ANCHOR is set, each of those tests runs its
-// checks against that server only, as the subtest named after it, instead
-// of starting Starling:
+// (conformance/realclients, conformance/xmppjs, conformance/profanity,
+// conformance/browser) at a server the test did not start, an "anchor"
+// such as Prosody or ejabberd (issue 3 part 3; `make conformance-anchors`,
+// whose conformance/anchors sets them). When STARLING_ANCHOR is set, each
+// of those tests runs its checks against that server only, as the subtest
+// named after it, instead of starting Starling:
 //
 //	STARLING_ANCHOR                 a name for the server, e.g. prosody or ejabberd
 //	STARLING_ANCHOR_HOST            the IP address to connect to, e.g. 127.0.0.2
@@ -13,6 +13,8 @@
 //	STARLING_ANCHOR_DIRECTTLS_PORT  direct TLS port (default 5223)
 //	STARLING_ANCHOR_CA              the server's self-signed certificate (PEM), which the clients trust
 //	STARLING_ANCHOR_ACCOUNTS        alice:PASSWORD,bob:PASSWORD (existing accounts)
+//	STARLING_ANCHOR_WEBSOCKET_URL   its XMPP over WebSocket endpoint, ws[s]://… (optional: for the web clients)
+//	STARLING_ANCHOR_BOSH_URL        its BOSH endpoint, http[s]://… (optional: for the web clients)
 //
 // It also reads, once, which SASL mechanisms the anchor offers on each
 // transport, so that a check of a mechanism the anchor does not offer is
@@ -50,6 +52,9 @@ type Server struct {
 	CA                  string // PEM file: the server's self-signed certificate
 	StartTLS, DirectTLS int    // ports
 	Passwords           map[string]string
+	// WebSocketURL and BOSHURL are the web transports' endpoints, "" when
+	// the variables do not give them (the suites that use them say so).
+	WebSocketURL, BOSHURL string
 	// Offered lists, per transport, the SASL mechanisms the server offers
 	// once the stream is encrypted.
 	Offered map[string][]string
@@ -90,6 +95,7 @@ func FromEnv(t *testing.T) *Server {
 		Passwords: map[string]string{},
 		Offered:   map[string][]string{},
 	}
+	s.WebSocketURL, s.BOSHURL = os.Getenv(Var+"_WEBSOCKET_URL"), os.Getenv(Var+"_BOSH_URL")
 	for _, acct := range strings.Split(env("ACCOUNTS", ""), ",") {
 		user, pass, ok := strings.Cut(acct, ":")
 		if !ok {

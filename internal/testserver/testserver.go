@@ -20,18 +20,24 @@ type Server struct {
 	Config *config.Config
 	// Addr is the STARTTLS listener, DirectTLSAddr the XEP-0368 one.
 	Addr, DirectTLSAddr string
+	// HTTPAddr and HTTPSAddr are the web listener's, plain and TLS
+	// (WebSocket at websocket.Path).
+	HTTPAddr, HTTPSAddr string
 	// Domain is the first host.
 	Domain string
 }
 
-// Start runs a server with config.Default() on loopback, adjusted by edit
-// (which may be nil), until the test ends.
+// Start runs a server with config.Default() on loopback, with every
+// listener on (HTTP included) and adjusted by edit (which may be nil),
+// until the test ends.
 func Start(t testing.TB, edit func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Server.DataDir = t.TempDir()
 	cfg.C2S.Listen = []string{"127.0.0.1:0"}
 	cfg.C2S.DirectTLSListen = []string{"127.0.0.1:0"}
+	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
+	cfg.HTTP.TLSListen = []string{"127.0.0.1:0"}
 	if edit != nil {
 		edit(cfg)
 	}
@@ -61,6 +67,13 @@ func Start(t testing.TB, edit func(*config.Config)) *Server {
 	}
 	if len(direct) > 0 {
 		s.DirectTLSAddr = direct[0].String()
+	}
+	plain, tls := srv.HTTPAddrs()
+	if len(plain) > 0 {
+		s.HTTPAddr = plain[0].String()
+	}
+	if len(tls) > 0 {
+		s.HTTPSAddr = tls[0].String()
 	}
 	return s
 }

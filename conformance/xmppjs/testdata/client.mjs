@@ -7,7 +7,11 @@
 // It sends one chat message when --send-to is given, and waits for one
 // message when --expect-from is given, then closes the stream.
 //
-// usage: node client.mjs --service xmpp[s]://127.0.0.1:5222 --domain localhost
+// The service may be an XMPP over WebSocket endpoint (RFC 7395), ws:// or
+// wss://, which needs a Node with a global WebSocket (Node 22, or Node 20
+// with --experimental-websocket).
+//
+// usage: node client.mjs --service xmpp[s]://127.0.0.1:5222|wss://…/xmpp-websocket --domain localhost
 //          --username alice --password pw --resource r --mechanism SCRAM-SHA-1
 //          [--send-to JID --body TEXT] [--expect-from JID]
 import { parseArgs } from "node:util";
@@ -63,6 +67,25 @@ if (tlsTransport < 0) {
   process.exit(1);
 }
 xmpp.transports[tlsTransport] = DirectTLS;
+
+// WebSocket over TLS: likewise, Node's WebSocket (undici) checks the
+// certificate against the URL's host. Its connections go through undici's
+// global dispatcher (set up by a first fetch), which is replaced by one
+// that asks TLS for --domain.
+if (opt.service.startsWith("wss://")) {
+  if (typeof WebSocket !== "function") {
+    report({ event: "error", error: "this Node has no global WebSocket (Node 20 needs --experimental-websocket)" });
+    process.exit(1);
+  }
+  const dispatcher = Symbol.for("undici.globalDispatcher.1");
+  await fetch("data:,");
+  const Agent = globalThis[dispatcher]?.constructor;
+  if (!Agent) {
+    report({ event: "error", error: "Node's fetch set up no global dispatcher to adjust" });
+    process.exit(1);
+  }
+  globalThis[dispatcher] = new Agent({ connect: { servername: opt.domain } });
+}
 
 let closing = false;
 const done = (code) => {

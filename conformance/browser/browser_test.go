@@ -1,0 +1,427 @@
+// Package browser checks Starling with Converse.js, a web client nobody
+// here wrote, running in a real browser: Debian's headless Chromium driven
+// by playwright-core (testdata/driver.mjs) opens a page (testdata/
+// index.html) that loads Converse.js from its npm package, served by the
+// test itself on loopback, so nothing comes from the network. For each web
+// transport, XMPP over WebSocket (RFC 7395) and BOSH (XEP-0124/0206),
+// Converse logs in as alice; a TCP client (bob, internal/xmpptest) sends
+// her a chat message, which must show in her chat; she types a reply into
+// the chat and presses Enter, and it must reach bob, stamped with her full
+// JID. A screenshot of the conversation is kept as the test's artifact,
+// in $STARLING_ARTIFACTS or else $TMPDIR/starling-browser-artifacts, named
+// after the subtest (issue 5).
+//
+// `make check` installs chromium (Debian) and the npm packages into
+// testdata/node_modules (npm ci from testdata/package-lock.json).
+//
+// With STARLING_ANCHOR set (internal/anchorenv; `make conformance-anchors`)
+// the same checks run against that server instead, at the URLs of
+// STARLING_ANCHOR_WEBSOCKET_URL and STARLING_ANCHOR_BOSH_URL.
+//
+// Against Starling the WebSocket check runs on the HTTPS listener
+// ([http] tls_listen, with the page's origin in allowed_origins); BOSH is
+// not checked on Starling yet: it has no BOSH (issue 5).
+package browser
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/starling-xmpp/starling/internal/anchorenv"
+	"github.com/starling-xmpp/starling/internal/testbin"
+	"github.com/starling-xmpp/starling/internal/xmpptest"
+)
+
+func TestMain(m *testing.M) { testbin.Main(m) }
+
+const (
+	// chromiumPath is Debian's chromium, the browser the checks drive.
+	chromiumPath = "/usr/bin/chromium"
+	// driverTimeout bounds one run of the driver, browser start included.
+	driverTimeout = 90 * time.Second
+	// stepTimeout bounds each step inside the driver (login, a message
+	// showing up) and the wait for each of its reports.
+	stepTimeout = 30 * time.Second
+	// maxLogLine bounds a line of the browser's console in the test log
+	// (Converse logs whole stanzas).
+	maxLogLine = 600
+	// artifactsVar names the directory the screenshots go to.
+	artifactsVar = "STARLING_ARTIFACTS"
+)
+
+// event is a line of the driver's output.
+type event struct {
+	Event     string `json:"event"`
+	JID       string `json:"jid"`
+	Transport string `json:"transport"`
+	Service   string `json:"service"`
+	From      string `json:"from"`
+	Type      string `json:"type"`
+	Body      string `json:"body"`
+	Path      string `json:"path"`
+	Text      string `json:"text"`
+	Error     string `json:"error"`
+}
+
+// server is the server under test: Starling started by the test, or an
+// anchor.
+type server struct {
+	name      string // for messages
+	domain    string
+	starttls  string            // host:port, for the TCP client
+	mech      string            // the TCP client's SASL mechanism
+	passwords map[string]string // alice, bob
+	// urls maps each web transport checked ("websocket", "bosh") to its
+	// endpoint.
+	urls map[string]string
+}
+
+func TestBrowser(t *testing.T) {
+	_, convErr := os.Stat("testdata/node_modules/converse.js/dist/converse.min.js")
+	_, pwErr := os.Stat("testdata/node_modules/playwright-core/package.json")
+	_, nodeErr := exec.LookPath("node")
+	testbin.Require(t, "node and testdata/node_modules/{converse.js,playwright-core} (npm ci --prefix conformance/browser/testdata)", convErr == nil && pwErr == nil && nodeErr == nil)
+	_, chromiumErr := os.Stat(chromiumPath)
+	testbin.Require(t, chromiumPath+" (Debian package chromium)", chromiumErr == nil)
+
+	page := servePage(t)
+
+	if name := anchorenv.Name(); name != "" {
+		t.Run(name, func(t *testing.T) {
+			a := anchorenv.FromEnv(t)
+			srv := &server{name: a.Name, domain: a.Domain, starttls: a.Addr("starttls"), mech: a.SCRAM(t, "starttls"),
+				passwords: a.Passwords, urls: map[string]string{"websocket": a.WebSocketURL, "bosh": a.BOSHURL}}
+			runChecks(t, page, srv)
+		})
+		return
+	}
+
+	// Starling on its default storage, SQLite: the subtest is named after
+	// it, as in the other real-client suites, for conformance/anchors'
+	// table.
+	t.Run("sqlite", func(t *testing.T) {
+		bin := testbin.Build(t)
+		httpAddr := testbin.FreeAddr(t)
+		setup := testbin.NewSetup(t, "[log]\nlevel = \"debug\"\n"+starlingHTTP(httpAddr, page))
+		if out, err := exec.Command(bin, "check-config", setup.Config).CombinedOutput(); err != nil {
+			testbin.Require(t, fmt.Sprintf("Starling has no WebSocket listener yet: its config does not take %q (check-config: %s)", starlingHTTP(httpAddr, page), bytes.TrimSpace(out)), false)
+		}
+		srv := &server{name: "Starling", domain: "localhost", starttls: setup.StartTLS, mech: "SCRAM-SHA-256",
+			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}}
+		for _, user := range []string{"alice", "bob"} {
+			testbin.AddUser(t, bin, setup.Config, user+"@"+srv.domain, srv.passwords[user])
+		}
+		testbin.Start(t, bin, setup.Config)
+		// No BOSH on Starling yet (issue 5): only WebSocket is checked.
+		srv.urls = map[string]string{"websocket": "wss://" + httpAddr + "/xmpp-websocket"}
+		runChecks(t, page, srv)
+	})
+}
+
+// starlingHTTP is the TOML of Starling's HTTPS listener at addr (with the
+// generated certificate, which the browser is told to accept), which lets
+// the test's page use WebSocket: its origin is allowed.
+func starlingHTTP(addr, page string) string {
+	u, err := url.Parse(page)
+	if err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("[http]\ntls_listen = [%q]\nallowed_origins = [%q]\n", addr, u.Scheme+"://"+u.Host)
+}
+
+// servePage serves testdata (index.html and node_modules, with Converse's
+// dist files) on a loopback port for the browser, and returns the page's
+// URL.
+func servePage(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.FileServer(http.Dir("testdata")))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/index.html"
+}
+
+// runChecks runs the browser check over each web transport srv has, in a
+// fixed order.
+func runChecks(t *testing.T, page string, srv *server) {
+	bob := xmpptest.Login(t, srv.starttls, srv.domain, "bob", srv.passwords["bob"], srv.mech, "browser-peer")
+	// Available, so that a reply to his bare JID reaches this session.
+	bob.Send("<presence/>")
+	for _, transport := range []string{"websocket", "bosh"} {
+		endpoint, ok := srv.urls[transport]
+		if !ok {
+			continue // not on this server: see the package comment
+		}
+		t.Run(transport, func(t *testing.T) {
+			if endpoint == "" {
+				t.Fatalf("no %s URL for %s: set %s_%s_URL", transport, srv.name, anchorenv.Var, strings.ToUpper(transport))
+			}
+			checkConverse(t, page, srv, bob, transport, endpoint)
+		})
+	}
+}
+
+// checkConverse is one login of Converse over transport at endpoint, a
+// message from bob shown in the chat and a reply typed back to him.
+func checkConverse(t *testing.T, page string, srv *server, bob *xmpptest.Client, transport, endpoint string) {
+	alice := "alice@" + srv.domain
+	tag := randomTag()
+	expect := fmt.Sprintf("Hello Converse over %s, from a TCP client <&> ☃ %s", transport, tag)
+	reply := fmt.Sprintf("Hi bob, Converse over %s here %s", transport, tag)
+	shot := artifactPath(t)
+
+	d := startDriver(t, "--page", page, "--transport", transport, "--url", endpoint,
+		"--jid", alice, "--password", srv.passwords["alice"], "--peer", bareJID(bob.JID),
+		"--expect", expect, "--reply", reply, "--screenshot", shot, "--timeout", fmt.Sprint(stepTimeout.Milliseconds()))
+
+	// 1. Logged in over the transport asked for, at the URL given.
+	e := d.next(t, "online")
+	if bareJID(e.JID) != alice || e.JID == alice || e.Transport != transport || e.Service != endpoint {
+		t.Fatalf("Converse online as %q over %q at %q; want a full JID of %s over %s at %s", e.JID, e.Transport, e.Service, alice, transport, endpoint)
+	}
+	t.Logf("Converse logged in as %s over %s at %s", e.JID, e.Transport, e.Service)
+	full := e.JID
+
+	// 2. bob's message, to alice's bare JID, shows up in her chat.
+	bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='browser-%s'><body>%s</body></message>", alice, tag, xmlEscape(expect)))
+	e = d.next(t, "received")
+	if e.From != bob.JID || e.Type != "chat" || e.Body != expect {
+		t.Fatalf("Converse shows a message from %q of type %q with body %q; want from %s, chat, %q", e.From, e.Type, e.Body, bob.JID, expect)
+	}
+
+	// 3. Her reply, typed into the chat, reaches bob from her full JID.
+	d.next(t, "sent")
+	msg := nextMessage(t, bob, reply)
+	if msg.From != full || msg.Type != "chat" {
+		t.Fatalf("bob received the reply from %q of type %q; want from %s, chat", msg.From, msg.Type, full)
+	}
+
+	// 4. The screenshot of the conversation.
+	e = d.next(t, "screenshot")
+	checkPNG(t, e.Path)
+	t.Logf("screenshot: %s", e.Path)
+
+	// 5. Log out; the browser closes.
+	d.quit(t)
+}
+
+// message is what bob checks of a message he receives.
+type message struct {
+	From string `xml:"from,attr"`
+	To   string `xml:"to,attr"`
+	Type string `xml:"type,attr"`
+	Body string `xml:"body"`
+}
+
+// nextMessage reads what bob receives until the message whose body is
+// body, passing over anything else: his own presence, and the chat states
+// Converse sends while alice types (messages without a body).
+func nextMessage(t *testing.T, bob *xmpptest.Client, body string) message {
+	t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for time.Now().Before(deadline) {
+		el, err := bob.Next()
+		if err != nil {
+			t.Fatalf("bob waiting for %q: %v", body, err)
+		}
+		if el.Name.Local != "message" {
+			continue
+		}
+		var m message
+		if err := xml.Unmarshal(el.Raw, &m); err != nil {
+			t.Fatalf("bob received %s: %v", el.Raw, err)
+		}
+		if m.Body == body {
+			return m
+		}
+		if m.Body != "" {
+			t.Logf("bob passes over %s", el.Raw)
+		}
+	}
+	t.Fatalf("bob did not receive %q within %v", body, stepTimeout)
+	return message{}
+}
+
+// artifactPath is where the subtest's screenshot goes: a file named after
+// it in $STARLING_ARTIFACTS, or else in $TMPDIR/starling-browser-artifacts
+// (t.TempDir would be removed with the test).
+func artifactPath(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv(artifactsVar)
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "starling-browser-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile(`[^A-Za-z0-9._-]+`).ReplaceAllString(t.Name(), "_")
+	path, err := filepath.Abs(filepath.Join(dir, name+".png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stale screenshot must not pass for this run's.
+	os.Remove(path)
+	os.Remove(strings.TrimSuffix(path, ".png") + "-failed.png")
+	return path
+}
+
+// checkPNG checks that path is a non-empty PNG image.
+func checkPNG(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if len(b) < 100 || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Fatalf("screenshot %s is not a PNG image (%d bytes)", path, len(b))
+	}
+}
+
+// driver is a run of testdata/driver.mjs.
+type driver struct {
+	events chan event
+	done   chan error
+	stdin  io.WriteCloser
+}
+
+func startDriver(t *testing.T, args ...string) *driver {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), driverTimeout)
+	cmd := exec.CommandContext(ctx, "node", append([]string{"driver.mjs", "--chromium", chromiumPath}, args...)...)
+	cmd.Dir = "testdata"
+	// In a process group of its own with the browser it starts, which a
+	// timeout kills whole.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &driver{events: make(chan event, 64), done: make(chan error, 1), stdin: stdin}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			var e event
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+				e = event{Event: "log", Text: "not JSON: " + sc.Text()}
+			}
+			d.events <- e
+		}
+		close(d.events)
+		err := cmd.Wait()
+		if err != nil {
+			err = fmt.Errorf("%v; stderr: %s", err, stderr.String())
+		}
+		d.done <- err
+	}()
+	// A test that ends early closes the driver's stdin, which makes it
+	// log out and close the browser; if it does not end by itself soon,
+	// its process group is killed.
+	t.Cleanup(func() {
+		defer cancel()
+		stdin.Close()
+		timeout := time.After(15 * time.Second)
+		for {
+			select {
+			case _, ok := <-d.events:
+				if !ok {
+					return
+				}
+			case <-timeout:
+				cancel()
+				for range d.events {
+				}
+				return
+			}
+		}
+	})
+	return d
+}
+
+// next returns the next report, which must be want, logging the browser's
+// output on the way; it fails the test if the driver reports an error,
+// ends, or is silent for stepTimeout.
+func (d *driver) next(t *testing.T, want string) event {
+	t.Helper()
+	timer := time.NewTimer(stepTimeout + 5*time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case e, ok := <-d.events:
+			switch {
+			case !ok:
+				t.Fatalf("the driver ended before %q: %v", want, <-d.done)
+			case e.Event == "log":
+				if len(e.Text) > maxLogLine {
+					e.Text = e.Text[:maxLogLine] + fmt.Sprintf("… (%d bytes)", len(e.Text))
+				}
+				t.Log("browser: " + e.Text)
+				continue
+			case e.Event == "error":
+				t.Fatalf("the driver failed waiting for %q: %s", want, e.Error)
+			case e.Event != want:
+				t.Fatalf("the driver reported %+v; want %q", e, want)
+			}
+			return e
+		case <-timer.C:
+			t.Fatalf("the driver reported no %q within %v", want, stepTimeout+5*time.Second)
+		}
+	}
+}
+
+// quit lets the driver log out and close the browser, and checks that it
+// exits cleanly.
+func (d *driver) quit(t *testing.T) {
+	t.Helper()
+	io.WriteString(d.stdin, "quit\n")
+	d.next(t, "closed")
+	for e := range d.events {
+		t.Logf("browser after closing: %+v", e)
+	}
+	if err := <-d.done; err != nil {
+		t.Fatalf("the driver exited: %v", err)
+	}
+}
+
+func randomTag() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func bareJID(jid string) string {
+	bare, _, _ := strings.Cut(jid, "/")
+	return bare
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}

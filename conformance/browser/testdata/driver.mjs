@@ -1,0 +1,220 @@
+// Drives Converse.js (index.html) in Debian's headless Chromium through
+// playwright-core, for conformance/browser, and reports what happens as
+// JSON lines on stdout:
+//   {"event":"online","jid":"...","transport":"websocket|bosh","service":"..."}
+//   {"event":"received","from":"...","type":"...","body":"..."}  the message shown in the chat
+//   {"event":"sent","body":"..."}                                 the reply, typed and shown as sent
+//   {"event":"screenshot","path":"..."}
+//   {"event":"closed"}                                            logged out, browser closed
+//   {"event":"error","error":"..."}                               then it exits 1
+//   {"event":"log","text":"..."}                                  browser console/page output, for the test log
+//
+// Steps: open the page (served by the test) with the transport, URL and
+// credentials; wait until Converse is connected and has sent its initial
+// presence and the server has handled it; wait until a chat message from
+// --peer whose text is --expect appears in the chat view (opening the chat
+// from the controlbox, as a user does, if Converse did not show it); type
+// --reply into that chat's text area and press Enter; wait until the reply
+// shows in the chat; save a screenshot to --screenshot; then wait for a
+// line "quit" on stdin, log out and close the browser. Any request to a
+// host other than the page's and the XMPP service's is refused and fails
+// the run: Converse must need nothing from the network.
+//
+// usage: node driver.mjs --page http://127.0.0.1:PORT/index.html
+//          --transport websocket|bosh --url ws[s]://…|http[s]://…
+//          --jid alice@localhost --password pw --peer bob@localhost
+//          --expect TEXT --reply TEXT --screenshot FILE.png
+import { parseArgs } from "node:util";
+import { createInterface } from "node:readline";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const { values: opt } = parseArgs({
+  options: {
+    page: { type: "string" },
+    transport: { type: "string" },
+    url: { type: "string" },
+    jid: { type: "string" },
+    password: { type: "string" },
+    peer: { type: "string" },
+    expect: { type: "string" },
+    reply: { type: "string" },
+    screenshot: { type: "string" },
+    chromium: { type: "string", default: "/usr/bin/chromium" },
+    timeout: { type: "string", default: "30000" },
+  },
+});
+const timeout = Number(opt.timeout);
+const report = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+
+// Lines from the test on stdin: "quit" ends the run.
+const stdin = createInterface({ input: process.stdin });
+const quit = new Promise((resolve) => {
+  stdin.on("line", (l) => l.trim() === "quit" && resolve());
+  stdin.on("close", resolve);
+});
+
+const userDataDir = mkdtempSync(join(tmpdir(), "starling-chromium-"));
+let context;
+
+async function main() {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: opt.chromium,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-default-apps",
+      "--no-first-run",
+      "--no-default-browser-check",
+      // The servers' certificates are self-signed: wss:// and https://
+      // connections to them are accepted (ignoreHTTPSErrors below too).
+      "--ignore-certificate-errors",
+    ],
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 800 },
+  });
+
+  // Only the page's own origin and the XMPP service may be reached: other
+  // requests are refused, and counted against the run.
+  const allowed = new Set([new URL(opt.page).origin]);
+  const service = new URL(opt.url);
+  allowed.add(service.origin);
+  const refused = [];
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    let origin = "";
+    try {
+      origin = new URL(url).origin;
+    } catch {}
+    if (allowed.has(origin)) {
+      return route.continue();
+    }
+    refused.push(url);
+    report({ event: "log", text: `refused request to ${url}` });
+    return route.abort("blockedbyclient");
+  });
+
+  const page = context.pages()[0] || (await context.newPage());
+  page.on("console", (m) => ["verbose", "debug"].includes(m.type()) || report({ event: "log", text: `console.${m.type()}: ${m.text()}` }));
+  page.on("pageerror", (e) => report({ event: "log", text: `page error: ${e.message}` }));
+  // WebSockets do not go through route(): checked here.
+  page.on("websocket", (ws) => {
+    report({ event: "log", text: `WebSocket opened: ${ws.url()}` });
+    if (new URL(ws.url()).origin !== service.origin) {
+      refused.push(ws.url());
+    }
+  });
+  page.on("response", (r) => r.status() >= 400 && report({ event: "log", text: `HTTP ${r.status()} for ${r.url()}` }));
+
+  const q = new URLSearchParams({ transport: opt.transport, url: opt.url, jid: opt.jid, password: opt.password });
+  await page.goto(`${opt.page}?${q}`, { timeout });
+
+  // 1. Logged in, initial presence sent and handled by the server.
+  // A failed login ends in the login form with an error ("Your XMPP
+  // address and/or password is incorrect"...): no need to wait longer.
+  const feedback = page.locator(".conn-feedback.alert-danger");
+  try {
+    await page.waitForFunction(
+      () => (window.starling && window.starling.connected && window.starling.ready) || document.querySelector(".conn-feedback.alert-danger:not(.d-none)"),
+      null,
+      { timeout },
+    );
+  } catch (e) {
+    const state = await page.evaluate(() => JSON.stringify(window.starling)).catch(() => "?");
+    throw new Error(`Converse did not log in within ${timeout} ms (state ${state})`);
+  }
+  if (await feedback.isVisible()) {
+    throw new Error(`Converse did not log in: it says "${(await feedback.innerText()).trim()}"`);
+  }
+  const state = await page.evaluate(() => window.starling);
+  report({ event: "online", jid: state.jid, transport: state.transport, service: state.service });
+
+  // 2. The peer's message shows up in its chat. In the fullscreen view
+  // Converse lists a new conversation in the controlbox, with its unread
+  // count, without opening it: a click on it, as a user does, opens the
+  // chat (if Converse has opened the chat itself, there is nothing to
+  // click).
+  const chat = page.locator("converse-chat").filter({ has: page.locator(`converse-chat-heading[jid="${opt.peer}"]`) });
+  const incoming = chat.locator(".chat-msg__text", { hasText: opt.expect }).first();
+  const listed = page.locator(`converse-controlbox a.open-chat[data-jid="${opt.peer}"]`).first();
+  try {
+    await incoming.or(listed).first().waitFor({ state: "visible", timeout });
+  } catch {
+    throw new Error(`no message from ${opt.peer} in the chat or the controlbox within ${timeout} ms`);
+  }
+  if (!(await incoming.isVisible())) {
+    await listed.click({ timeout });
+    await incoming.waitFor({ state: "visible", timeout });
+  }
+  // What Converse made of it: its message model.
+  const msg = await page.evaluate(
+    async ({ peer, expect }) => {
+      const box = await window.starlingAPI.chats.get(peer);
+      const m = box && box.messages.findWhere({ body: expect });
+      return m ? { from: m.get("from"), type: m.get("type"), body: m.get("body"), sender: m.get("sender") } : null;
+    },
+    { peer: opt.peer, expect: opt.expect },
+  );
+  if (!msg) {
+    throw new Error(`the chat with ${opt.peer} shows "${opt.expect}", but Converse has no such message`);
+  }
+  report({ event: "received", ...msg });
+
+  // 3. The reply, typed into that chat's text area; Enter sends it.
+  const textarea = chat.locator("textarea.chat-textarea");
+  await textarea.click({ timeout });
+  await page.keyboard.type(opt.reply);
+  await page.keyboard.press("Enter");
+  await chat.locator(".chat-msg__text", { hasText: opt.reply }).first().waitFor({ state: "visible", timeout });
+  report({ event: "sent", body: opt.reply });
+
+  // 4. The screenshot: the conversation, both ways.
+  await page.screenshot({ path: opt.screenshot, fullPage: true });
+  report({ event: "screenshot", path: opt.screenshot });
+
+  if (refused.length > 0) {
+    throw new Error(`Converse tried to reach other hosts: ${refused.join(" ")}`);
+  }
+
+  // 5. The test checks the reply's arrival, then lets the user log out.
+  await quit;
+  await page.evaluate(() => window.starlingAPI.user.logout()).catch((e) => report({ event: "log", text: `logout: ${e}` }));
+  await page.waitForFunction(() => !window.starling.connected, null, { timeout: 5000 }).catch(() => {
+    report({ event: "log", text: "still connected 5 s after logout" });
+  });
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  let error = String((e && e.message) || e);
+  // What the page showed when it failed, beside where the screenshot goes.
+  const page = context && context.pages()[0];
+  if (page && opt.screenshot) {
+    const path = opt.screenshot.replace(/\.png$/, "") + "-failed.png";
+    await page.screenshot({ path, fullPage: true }).then(
+      () => (error += ` (screenshot: ${path})`),
+      (e) => (error += ` (no screenshot: ${e})`),
+    );
+  }
+  report({ event: "error", error });
+  code = 1;
+} finally {
+  if (context) {
+    await context.close().catch(() => {});
+  }
+  rmSync(userDataDir, { recursive: true, force: true });
+  if (code === 0) {
+    report({ event: "closed" });
+  }
+  stdin.close();
+  process.exit(code);
+}

@@ -1,0 +1,335 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/starling-xmpp/starling/stream"
+)
+
+// keepBuffer is the largest message buffer kept between messages; a
+// larger one, grown for a large stanza, is dropped once used.
+const keepBuffer = 64 << 10
+
+// Conn is one XMPP over WebSocket stream as c2s sees it: a c2s.Framed. It
+// reads the client's messages as <open/>, elements and <close/>
+// (ReadHeader, Next), and translates what c2s writes, one top-level unit
+// per Write, from the TCP stream's form to RFC 7395's.
+//
+// Reading belongs to the session's reader goroutine; c2s serializes
+// writes. A ping goroutine keeps the connection alive (RFC 6455 §5.5.2).
+type Conn struct {
+	ws            *websocket.Conn
+	remote, local net.Addr
+	maxBytes      int // limits.max_stanza_bytes: the largest message read
+
+	// Owned by the reader goroutine.
+	readCtx    context.Context
+	frames     *frameParser
+	buf        []byte    // the last message read
+	cur        io.Reader // a message not read to its end
+	peerClosed bool      // the client sent <close/>
+	err        error     // what ended the stream, returned again
+
+	// Owned by the writer (c2s writes one unit at a time).
+	out     []byte // the message being written
+	headers headerParser
+
+	mu            sync.Mutex // guards readTimer and writeDeadline
+	readTimer     *time.Timer
+	writeDeadline time.Time
+
+	stopRead  context.CancelFunc // ends reading for good: a read deadline passed, or Close
+	stopPing  context.CancelFunc
+	closeOnce sync.Once
+}
+
+// newConn wraps an accepted WebSocket connection and starts pinging it.
+func newConn(ws *websocket.Conn, remote, local net.Addr, maxBytes int, pingInterval, pingTimeout time.Duration) *Conn {
+	ws.SetReadLimit(-1) // Conn enforces maxBytes itself, to answer with a stream error
+	c := &Conn{ws: ws, remote: remote, local: local, maxBytes: maxBytes, frames: newFrameParser(maxBytes)}
+	c.readCtx, c.stopRead = context.WithCancel(context.Background())
+	pingCtx, stopPing := context.WithCancel(context.Background())
+	c.stopPing = stopPing
+	go c.ping(pingCtx, pingInterval, pingTimeout)
+	return c
+}
+
+// ping sends a WebSocket ping every interval and closes the connection
+// when one is not answered within timeout (RFC 7395 §3.8 allows WebSocket
+// pings; they also keep proxies from closing an idle stream). Pongs are
+// read by the session's reader, which always waits for the next message.
+func (c *Conn) ping(ctx context.Context, interval, timeout time.Duration) {
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := c.ws.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.ws.CloseNow() // the reader sees the end of the connection
+			}
+			return
+		}
+		t.Reset(interval)
+	}
+}
+
+// readMessage reads the next message whole. A message that is binary
+// (§3.2 requires text) or larger than maxBytes is a stream error; what is
+// left of it is read by the next call of Read.
+func (c *Conn) readMessage() ([]byte, error) {
+	if c.cur != nil {
+		// The rest of a message refused before it was read whole.
+		if _, err := io.Copy(io.Discard, c.cur); err != nil {
+			return nil, err
+		}
+		c.cur = nil
+	}
+	typ, r, err := c.ws.Reader(c.readCtx)
+	if err != nil {
+		return nil, err
+	}
+	c.cur = r
+	if typ != websocket.MessageText {
+		return nil, &stream.Error{Condition: stream.UnsupportedEncoding, Text: "a binary WebSocket message: RFC 7395 §3.2 requires text messages"}
+	}
+	if cap(c.buf) > keepBuffer {
+		c.buf = nil
+	}
+	b := c.buf[:0]
+	limit := c.maxBytes + 1 // one byte more tells a message too large
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(max(4096, cap(b)), limit-len(b)))
+		}
+		n, err := r.Read(b[len(b):min(cap(b), limit)])
+		b = b[:len(b)+n]
+		if len(b) > c.maxBytes {
+			// RFC 6120 §13.12, as for an element too large on TCP.
+			return nil, &stream.Error{Condition: stream.PolicyViolation, Text: "element too large"}
+		}
+		if err == io.EOF {
+			c.cur, c.buf = nil, b
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// ReadHeader reads the client's <open/> (RFC 7395 §3.4) as the header of
+// a stream of jabber:client: the first message of the connection and of
+// each stream restart (§3.7).
+func (c *Conn) ReadHeader() (stream.Header, error) {
+	if c.err != nil {
+		return stream.Header{}, c.err
+	}
+	h, err := c.readHeader()
+	c.err = err
+	return h, err
+}
+
+func (c *Conn) readHeader() (stream.Header, error) {
+	msg, err := c.readMessage()
+	if err != nil {
+		return stream.Header{}, err
+	}
+	el, err := c.frames.parse(msg)
+	if err != nil {
+		return stream.Header{}, err
+	}
+	switch {
+	case el.Name.Space == NSFraming && el.Name.Local == "close":
+		c.peerClosed = true
+		return stream.Header{}, stream.ErrClosed
+	case el.Name.Local != "open":
+		return stream.Header{}, &stream.Error{Condition: stream.BadFormat, Text: "the stream must open with <open xmlns='" + NSFraming + "'/> (RFC 7395 §3.4)"}
+	case el.Name.Space != NSFraming:
+		return stream.Header{}, &stream.Error{Condition: stream.InvalidNamespace, Text: "<open/> must be qualified by " + NSFraming + " (RFC 7395 §3.3.2)"}
+	}
+	h := stream.Header{NS: nsClient}
+	for _, a := range el.Attr {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "to":
+			h.To = a.Value
+		case a.Name.Space == "" && a.Name.Local == "from":
+			h.From = a.Value
+		case a.Name.Space == "" && a.Name.Local == "id":
+			h.ID = a.Value
+		case a.Name.Space == "" && a.Name.Local == "version":
+			h.Version = a.Value
+		case a.Name.Space == "http://www.w3.org/XML/1998/namespace" && a.Name.Local == "lang":
+			h.Lang = a.Value
+		}
+	}
+	if !supportedVersion(h.Version) {
+		// RFC 6120 §4.7.5: no version means 0.9.
+		return h, &stream.Error{Condition: stream.UnsupportedVersion, Text: "version 1.0 is required"}
+	}
+	return h, nil
+}
+
+// supportedVersion reports whether v is "major.minor" with major 1
+// (RFC 6120 §4.7.5; leading zeros are ignored).
+func supportedVersion(v string) bool {
+	major, minor, ok := strings.Cut(v, ".")
+	if !ok || strings.TrimLeft(major, "0") != "1" || minor == "" {
+		return false
+	}
+	return strings.Trim(minor, "0123456789") == ""
+}
+
+// Next reads the client's next element; its <close/> is stream.ErrClosed
+// (RFC 7395 §3.6). An <open/> here is returned as an element, which c2s
+// refuses as it refuses any element it does not expect.
+func (c *Conn) Next() (*stream.Element, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	el, err := c.next()
+	c.err = err
+	return el, err
+}
+
+func (c *Conn) next() (*stream.Element, error) {
+	msg, err := c.readMessage()
+	if err != nil {
+		return nil, err
+	}
+	el, err := c.frames.parse(msg)
+	if err != nil {
+		return nil, err
+	}
+	if el.Name.Space == NSFraming && el.Name.Local == "close" {
+		c.peerClosed = true
+		return nil, stream.ErrClosed
+	}
+	return el, nil
+}
+
+// Read is for the end of the stream: c2s reads what the client still sends
+// after it, to let the client close its side (RFC 6120 §4.4). It returns
+// the client's messages (each cut to len(p)) up to its <close/>, then
+// io.EOF; the error that ended the connection, if it ends first.
+func (c *Conn) Read(p []byte) (int, error) {
+	for !c.peerClosed {
+		msg, err := c.readMessage()
+		if _, ok := errors.AsType[*stream.Error](err); ok {
+			continue // binary or oversized: discarded
+		} else if err != nil {
+			return 0, err
+		}
+		if el, err := c.frames.parse(msg); err == nil && el.Name.Space == NSFraming && el.Name.Local == "close" {
+			c.peerClosed = true
+			continue
+		}
+		return copy(p, msg), nil
+	}
+	return 0, io.EOF
+}
+
+// Write sends one top-level unit of the stream c2s writes as one message:
+// our stream header as <open/>, the closing tag as <close/>, an element
+// namespaced to stand alone (RFC 7395 §3.3.3, §3.4, §3.6).
+func (c *Conn) Write(b []byte) (int, error) {
+	var err error
+	switch {
+	case bytes.Equal(b, []byte(stream.Close)):
+		c.out = append(c.out[:0], closeFrame...)
+	case bytes.HasPrefix(b, []byte("<?xml")): // stream.AppendHeader's
+		c.out, err = c.headers.openFrame(c.out[:0], b)
+	default:
+		c.out = qualify(c.out[:0], b)
+	}
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	c.mu.Lock()
+	d := c.writeDeadline
+	c.mu.Unlock()
+	if !d.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
+	if err := c.ws.Write(ctx, websocket.MessageText, c.out); err != nil {
+		return 0, err
+	}
+	if cap(c.out) > keepBuffer {
+		c.out = nil
+	}
+	return len(b), nil
+}
+
+// Close ends the WebSocket connection with the closing handshake
+// (RFC 6455 §7), after c2s has closed the XMPP stream.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.stopPing()
+		c.mu.Lock()
+		if c.readTimer != nil {
+			c.readTimer.Stop()
+		}
+		c.mu.Unlock()
+		err = c.ws.Close(websocket.StatusNormalClosure, "")
+		c.stopRead()
+	})
+	return err
+}
+
+// LocalAddr implements net.Conn.
+func (c *Conn) LocalAddr() net.Addr { return c.local }
+
+// RemoteAddr is the client's address: the peer of the connection, or what
+// a trusted proxy reported.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// SetDeadline implements net.Conn.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline bounds reading. c2s sets it only to bound the wait for
+// the client at the end of the stream, so once it has passed, reading has
+// ended for good and the connection is closed.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readTimer != nil {
+		c.readTimer.Stop()
+		c.readTimer = nil
+	}
+	if !t.IsZero() {
+		c.readTimer = time.AfterFunc(time.Until(t), c.stopRead)
+	}
+	return nil
+}
+
+// SetWriteDeadline bounds the writes that start after it; a write still
+// running at the deadline closes the connection.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.writeDeadline = t
+	c.mu.Unlock()
+	return nil
+}

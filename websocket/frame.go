@@ -1,0 +1,223 @@
+package websocket
+
+import (
+	"bytes"
+	"errors"
+	"io"
+
+	"github.com/starling-xmpp/starling/stream"
+)
+
+// Namespaces of RFC 7395 and RFC 6120.
+const (
+	// NSFraming qualifies <open/> and <close/> (RFC 7395 §3.3.2).
+	NSFraming = "urn:ietf:params:xml:ns:xmpp-framing"
+	nsClient  = "jabber:client"
+)
+
+// closeFrame ends a stream (RFC 7395 §3.6).
+const closeFrame = "<close xmlns='" + NSFraming + "'/>"
+
+// The document every message is parsed in: a stream header like a TCP
+// client's, with the content namespace and the "stream" prefix. An element
+// that declares neither is read as on a TCP stream; every other
+// declaration it needs is its own.
+var (
+	wrapOpen  = []byte("<stream:stream xmlns='" + nsClient + "' xmlns:stream='" + stream.NS + "' version='1.0'>")
+	wrapClose = []byte(stream.Close)
+)
+
+// errFraming is a message that is not exactly one complete element.
+func errFraming(cond, what string) error {
+	return &stream.Error{Condition: cond, Text: what + ": each WebSocket message must hold exactly one complete XML element (RFC 7395 §3.3.3)"}
+}
+
+// frameParser parses each message of a stream as a standalone document
+// holding exactly one element (RFC 7395 §3.3.3), with the checks of
+// stream.Reader: well-formedness, restricted XML (RFC 6120 §11), depth.
+// It is used by one goroutine.
+type frameParser struct {
+	r   *stream.Reader
+	src parts
+}
+
+func newFrameParser(maxBytes int) *frameParser {
+	p := &frameParser{}
+	p.r = stream.NewReader(&p.src, stream.Limits{MaxElementBytes: maxBytes})
+	return p
+}
+
+// parse returns the one element of msg. Errors are stream errors:
+// not-well-formed for a message that does not start with '<' (§3.3.3) or
+// does not hold a complete element, bad-format for more than one element
+// or for text beside it, and whatever stream.Reader finds in the XML.
+func (p *frameParser) parse(msg []byte) (*stream.Element, error) {
+	if len(msg) == 0 || msg[0] != '<' {
+		return nil, errFraming(stream.NotWellFormed, "text before the element")
+	}
+	// An XML declaration is allowed, though not recommended (§3.3.3): it
+	// goes before the wrapper, where stream.Reader checks it.
+	var decl []byte
+	if bytes.HasPrefix(msg, []byte("<?xml")) {
+		if i := bytes.Index(msg, []byte("?>")); i >= 0 {
+			decl, msg = msg[:i+2], msg[i+2:]
+		}
+	}
+	p.src = parts{decl, wrapOpen, msg, wrapClose}
+	p.r.Reset(&p.src)
+	if _, err := p.r.ReadHeader(); err != nil {
+		return nil, asStreamError(err)
+	}
+	el, err := p.r.Next()
+	switch {
+	case errors.Is(err, stream.ErrClosed):
+		return nil, errFraming(stream.NotWellFormed, "no element")
+	case err != nil:
+		return nil, asStreamError(err)
+	}
+	switch _, err := p.r.Next(); {
+	case err == nil:
+		return nil, errFraming(stream.BadFormat, "more than one element")
+	case !errors.Is(err, stream.ErrClosed):
+		return nil, asStreamError(err)
+	}
+	return el, nil
+}
+
+// asStreamError keeps stream errors; anything else from parsing a message
+// (the message ended inside markup) is not-well-formed.
+func asStreamError(err error) error {
+	if se, ok := errors.AsType[*stream.Error](err); ok {
+		return se
+	}
+	return errFraming(stream.NotWellFormed, "incomplete XML")
+}
+
+// parts reads a few byte slices one after the other.
+type parts [4][]byte
+
+func (p *parts) Read(b []byte) (int, error) {
+	for i := range p {
+		if len(p[i]) > 0 {
+			n := copy(b, p[i])
+			p[i] = p[i][n:]
+			return n, nil
+		}
+	}
+	return 0, io.EOF
+}
+
+// headerParser reads the stream headers c2s writes.
+type headerParser struct {
+	r   *stream.Reader
+	src bytes.Reader
+}
+
+// openFrame translates our stream header, as stream.AppendHeader writes
+// it, to <open/> (RFC 7395 §3.4).
+func (h *headerParser) openFrame(dst, header []byte) ([]byte, error) {
+	if h.r == nil {
+		h.r = stream.NewReader(&h.src, stream.Limits{})
+	}
+	h.src.Reset(header)
+	h.r.Reset(&h.src)
+	hdr, err := h.r.ReadHeader()
+	if err != nil {
+		return nil, err
+	}
+	dst = append(dst, "<open xmlns='"+NSFraming+"'"...)
+	for _, a := range [...]struct{ name, value string }{
+		{"from", hdr.From}, {"to", hdr.To}, {"id", hdr.ID}, {"version", hdr.Version}, {"xml:lang", hdr.Lang},
+	} {
+		if a.value != "" {
+			dst = append(dst, ' ')
+			dst = append(dst, a.name...)
+			dst = append(dst, "='"...)
+			dst = appendEscaped(dst, a.value)
+			dst = append(dst, '\'')
+		}
+	}
+	return append(dst, "/>"...), nil
+}
+
+// qualify appends el, one top-level element written for a stream whose
+// header declared the content namespace jabber:client and the "stream"
+// prefix, as a standalone document (RFC 7395 §3.3.3): its start tag gets
+// those declarations unless it makes its own — the default namespace
+// always (a stanza, or the unprefixed children of <stream:features/>),
+// the prefix when the element is <stream:features/> or <stream:error/>
+// (§3.4, §3.5). Elements that came from a client's stream declare any
+// other prefix of its header already (stream.Element.Raw).
+func qualify(dst, el []byte) []byte {
+	nameEnd, hasDefault, hasStream := scanStartTag(el)
+	dst = append(dst, el[:nameEnd]...)
+	if !hasDefault {
+		dst = append(dst, " xmlns='"+nsClient+"'"...)
+	}
+	if !hasStream && bytes.HasPrefix(el[1:nameEnd], []byte("stream:")) {
+		dst = append(dst, " xmlns:stream='"+stream.NS+"'"...)
+	}
+	return append(dst, el[nameEnd:]...)
+}
+
+// scanStartTag finds, in the well-formed element el, the end of its name
+// and whether its start tag declares a default namespace or the "stream"
+// prefix.
+func scanStartTag(el []byte) (nameEnd int, hasDefault, hasStream bool) {
+	i := 1
+	for i < len(el) && !isSpace(el[i]) && el[i] != '/' && el[i] != '>' {
+		i++
+	}
+	nameEnd = i
+	for i < len(el) {
+		for i < len(el) && isSpace(el[i]) {
+			i++
+		}
+		if i == len(el) || el[i] == '/' || el[i] == '>' {
+			break
+		}
+		n0 := i
+		for i < len(el) && el[i] != '=' && !isSpace(el[i]) {
+			i++
+		}
+		switch string(el[n0:i]) {
+		case "xmlns":
+			hasDefault = true
+		case "xmlns:stream":
+			hasStream = true
+		}
+		// Skip '=', spaces and the quoted value.
+		q := bytes.IndexAny(el[i:], `'"`)
+		if q < 0 {
+			break
+		}
+		i += q
+		end := bytes.IndexByte(el[i+1:], el[i])
+		if end < 0 {
+			break
+		}
+		i += end + 2
+	}
+	return nameEnd, hasDefault, hasStream
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// appendEscaped escapes s as an attribute value in single quotes.
+func appendEscaped(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '&':
+			dst = append(dst, "&amp;"...)
+		case '<':
+			dst = append(dst, "&lt;"...)
+		case '\'':
+			dst = append(dst, "&apos;"...)
+		case '"':
+			dst = append(dst, "&quot;"...)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}

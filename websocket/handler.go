@@ -1,0 +1,220 @@
+// Package websocket serves web clients on the HTTP listener: XMPP over
+// WebSocket (RFC 7395) at /xmpp-websocket, on github.com/coder/websocket,
+// and the discovery of that endpoint (XEP-0156) at /.well-known/host-meta
+// and /.well-known/host-meta.json.
+//
+// The upgrade requires the subprotocol "xmpp" (RFC 7395 §3.1) and an
+// Origin the configuration allows. Each accepted stream is a Conn that
+// c2s runs like any client session (c2s.Server.ServeFramed): negotiation,
+// SASL, binding, routing and every module are c2s's. Conn only translates
+// the framing: each WebSocket message is one complete element, parsed as
+// a standalone document (§3.3.3); <open/> and <close/> stand for the
+// stream header and closing tag (§3.4, §3.6); what the server writes is
+// sent one element per message, however large, with the namespace
+// declarations it needs to stand alone. STARTTLS is never offered (§3.9):
+// a stream is encrypted when the connection is TLS, or when a trusted
+// reverse proxy says the client used https.
+package websocket
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/starling-xmpp/starling/config"
+)
+
+// Paths served.
+const (
+	// Path is the WebSocket endpoint, where Prosody and Converse.js have
+	// it too.
+	Path         = "/xmpp-websocket"
+	HostMeta     = "/.well-known/host-meta"      // XEP-0156 §3.1, XRD (RFC 6415)
+	HostMetaJSON = "/.well-known/host-meta.json" // XEP-0156 §3.1, JRD
+)
+
+// Subprotocol is the WebSocket subprotocol of XMPP (RFC 7395 §3.1).
+const Subprotocol = "xmpp"
+
+// relWebSocket is the link relation of the WebSocket endpoint
+// (XEP-0156 §3).
+const relWebSocket = "urn:xmpp:alt-connections:websocket"
+
+// Handler is the HTTP handler of the web listener.
+type Handler struct {
+	// Serve runs the session of an accepted stream until it ends:
+	// c2s.Server.ServeFramed, given the request's context.
+	Serve func(ctx context.Context, conn *Conn, secure bool)
+	Log   *slog.Logger
+
+	set atomic.Pointer[settings]
+	mux *http.ServeMux
+}
+
+// settings are what the handler reads of the configuration, prepared once
+// per (re)load.
+type settings struct {
+	proxies      []netip.Prefix
+	origins      []string // normalized by config.ParseOrigin
+	anyOrigin    bool
+	defaultHost  string
+	maxBytes     int
+	pingInterval time.Duration
+	pingTimeout  time.Duration
+}
+
+// NewHandler returns the handler for cfg; serve is Handler.Serve.
+func NewHandler(cfg *config.Config, log *slog.Logger, serve func(ctx context.Context, conn *Conn, secure bool)) *Handler {
+	h := &Handler{Serve: serve, Log: log, mux: http.NewServeMux()}
+	h.SetConfig(cfg)
+	h.mux.HandleFunc("GET "+Path, h.serveWebSocket)
+	h.mux.HandleFunc("GET "+HostMeta, h.hostMeta)
+	h.mux.HandleFunc("GET "+HostMetaJSON, h.hostMetaJSON)
+	return h
+}
+
+// SetConfig applies a (re)loaded configuration to the requests that
+// follow: trusted proxies, allowed origins, limits.
+func (h *Handler) SetConfig(cfg *config.Config) {
+	set := &settings{
+		proxies:      cfg.HTTP.Proxies(),
+		defaultHost:  cfg.Server.Hosts[0],
+		maxBytes:     cfg.Limits.MaxStanzaBytes,
+		pingInterval: cfg.HTTP.WebSocketPingInterval.Duration,
+		pingTimeout:  cfg.Limits.PingTimeout.Duration,
+	}
+	for _, o := range cfg.HTTP.AllowedOrigins {
+		o, err := config.ParseOrigin(o)
+		switch {
+		case err != nil: // refused by Validate
+		case o == "*":
+			set.anyOrigin = true
+		default:
+			set.origins = append(set.origins, o)
+		}
+	}
+	h.set.Store(set)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// serveWebSocket upgrades the request to an XMPP stream. Refusals come
+// before the upgrade, as HTTP errors: 403 for an Origin that is not
+// allowed, 400 without the subprotocol "xmpp" (RFC 7395 §3.1: without it
+// in the response no XMPP connection exists, so the server refuses rather
+// than accept a connection the client must close), and whatever
+// github.com/coder/websocket answers to a request that is not a valid
+// WebSocket handshake (RFC 6455 §4.2.1).
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	set := h.set.Load()
+	p := peerOf(r, set.proxies)
+	log := h.Log.With("conn", p.netAddr().String())
+	if hasToken(r.Header, "Upgrade", "websocket") {
+		if origin := r.Header.Get("Origin"); origin != "" && !set.allowOrigin(origin, p) {
+			log.Debug("WebSocket refused: origin not allowed", "origin", origin)
+			http.Error(w, "origin not allowed: see http.allowed_origins", http.StatusForbidden)
+			return
+		}
+		if !hasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) {
+			log.Debug("WebSocket refused: no xmpp subprotocol", "protocols", r.Header.Values("Sec-WebSocket-Protocol"))
+			http.Error(w, "the WebSocket subprotocol \"xmpp\" is required (RFC 7395 §3.1)", http.StatusBadRequest)
+			return
+		}
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols: []string{Subprotocol},
+		// The Origin was checked above, against http.allowed_origins.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		log.Debug("WebSocket handshake failed", "err", err)
+		return
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	conn := newConn(ws, p.netAddr(), local, set.maxBytes, set.pingInterval, set.pingTimeout)
+	log.Debug("WebSocket stream", "secure", p.secure)
+	h.Serve(r.Context(), conn, p.secure)
+}
+
+// allowOrigin reports whether a page of origin may open a stream: any
+// origin with "*", a listed one, or the server's own, the host the
+// client asked for.
+func (s *settings) allowOrigin(origin string, p peer) bool {
+	if s.anyOrigin {
+		return true
+	}
+	o, err := config.ParseOrigin(origin)
+	if err != nil {
+		return false // such as "null", from a sandboxed or file: page
+	}
+	if slices.Contains(s.origins, o) {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && strings.EqualFold(u.Host, p.hostWithoutDefaultPort())
+}
+
+// hostWithoutDefaultPort is the requested host as an origin has it.
+func (p peer) hostWithoutDefaultPort() string {
+	if p.secure {
+		return strings.TrimSuffix(p.host, ":443")
+	}
+	return strings.TrimSuffix(p.host, ":80")
+}
+
+// hasToken reports whether the comma-separated header name lists token
+// (case-insensitively).
+func hasToken(h http.Header, name, token string) bool {
+	return slices.ContainsFunc(headerList(h, name), func(v string) bool { return strings.EqualFold(v, token) })
+}
+
+// endpoint is the WebSocket URL as the client of r reaches it: wss:// when
+// it came over TLS (here or at a trusted proxy), at the host it asked for.
+func (s *settings) endpoint(r *http.Request) string {
+	p := peerOf(r, s.proxies)
+	u := url.URL{Scheme: "ws", Host: p.host, Path: Path}
+	if p.secure {
+		u.Scheme = "wss"
+	}
+	if u.Host == "" {
+		u.Host = s.defaultHost
+	}
+	return u.String()
+}
+
+// hostMeta serves the XRD host-meta document (XEP-0156 §3.1, RFC 6415)
+// listing the WebSocket endpoint, readable from any web page (CORS).
+func (h *Handler) hostMeta(w http.ResponseWriter, r *http.Request) {
+	href := h.set.Load().endpoint(r)
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Content-Type", "application/xrd+xml; charset=utf-8")
+	b := []byte("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='" + relWebSocket + "' href='")
+	b = appendEscaped(b, href)
+	b = append(b, "'/>\n</XRD>\n"...)
+	w.Write(b)
+}
+
+// hostMetaJSON serves the same as JSON (XEP-0156 §3.1, RFC 6415 Appendix A).
+func (h *Handler) hostMetaJSON(w http.ResponseWriter, r *http.Request) {
+	type link struct {
+		Rel  string `json:"rel"`
+		Href string `json:"href"`
+	}
+	doc := struct {
+		Links []link `json:"links"`
+	}{[]link{{Rel: relWebSocket, Href: h.set.Load().endpoint(r)}}}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(doc)
+}

@@ -1,0 +1,455 @@
+package websocket_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/internal/testserver"
+	"github.com/starling-xmpp/starling/internal/xmpptest"
+	"github.com/starling-xmpp/starling/server"
+	ws "github.com/starling-xmpp/starling/websocket"
+)
+
+// startServer runs a server with alice, bob and carol.
+func startServer(t *testing.T, edit func(*config.Config)) *testserver.Server {
+	t.Helper()
+	srv := testserver.Start(t, edit)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		srv.AddUser(t, u, u+"-secret")
+	}
+	return srv
+}
+
+type message struct {
+	From string `xml:"from,attr"`
+	To   string `xml:"to,attr"`
+	Type string `xml:"type,attr"`
+	Body string `xml:"body"`
+}
+
+// checkMessage checks a message received as raw XML.
+func checkMessage(t *testing.T, raw []byte, from, body string) {
+	t.Helper()
+	var m message
+	if err := xml.Unmarshal(raw, &m); err != nil || m.From != from || m.Body != body {
+		t.Fatalf("expected a message from %s with body of %d bytes, got %.300s (%v)", from, len(body), raw, err)
+	}
+}
+
+// A web client logs in over wss:// with each mechanism the server offers
+// there (PLAIN too: the stream is encrypted), with a stream restart after
+// SASL (RFC 7395 §3.7), and chats with a TCP client both ways; every
+// message it gets is a standalone element (§3.3.3). Closing the stream
+// closes the connection (§3.6).
+func TestLoginAndChat(t *testing.T) {
+	srv := startServer(t, nil)
+	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "tcp")
+	for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"} {
+		t.Run(mech, func(t *testing.T) {
+			c := dial(t, wssURL(srv), dialOptions(t, srv))
+			c.openStream()
+			if !strings.Contains(string(c.features.raw), "<mechanism>"+mech+"</mechanism>") || c.hasFeature("<starttls") || c.hasFeature("-PLUS<") {
+				t.Fatalf("features over wss: %s", c.features.raw)
+			}
+			if f := c.auth(mech, "alice", "alice-secret"); f != nil {
+				t.Fatalf("auth: %s", f.raw)
+			}
+			alice := c.bind("web-" + mech)
+
+			body := "from the web with " + mech + " <&> ☃"
+			c.send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat' id='m1'><body>%s</body></message>", bob.JID, xmlEscape(body)))
+			checkMessage(t, bob.MustNext().Raw, alice, body)
+
+			// bob's stanza carries no xmlns (his stream header gives it);
+			// the web client gets it declared.
+			reply := "to the web " + mech
+			bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='m2'><body>%s</body></message>", alice, reply))
+			f := c.expect("jabber:client", "message")
+			checkMessage(t, f.raw, bob.JID, reply)
+
+			c.send(closeEl)
+			c.expect(ws.NSFraming, "close")
+			c.expectClosed()
+		})
+	}
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// A stanza of any size travels in one WebSocket message, both ways (the
+// bug of mellium's websocket package: stanzas over 4 KiB split).
+func TestLargeStanzas(t *testing.T) {
+	srv := startServer(t, nil)
+	opts := dialOptions(t, srv)
+	alice := login(t, srv, wssURL(srv), opts, "SCRAM-SHA-1", "alice", "alice-secret", "web")
+	carol := login(t, srv, wssURL(srv), opts, "PLAIN", "carol", "carol-secret", "web")
+	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "tcp")
+	for _, size := range []int{4097, 70000, 200000} {
+		body := strings.Repeat("0123456789", size/10)
+		alice.send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body></message>", carol.jid, body))
+		checkMessage(t, carol.expect("jabber:client", "message").raw, alice.jid, body)
+		bob.Send(fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", carol.jid, body))
+		checkMessage(t, carol.expect("jabber:client", "message").raw, bob.JID, body)
+		carol.send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body></message>", bob.JID, body))
+		checkMessage(t, bob.MustNext().Raw, carol.jid, body)
+	}
+	// What follows is its own message.
+	alice.send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>small</body></message>", carol.jid))
+	checkMessage(t, carol.expect("jabber:client", "message").raw, alice.jid, "small")
+}
+
+// Each kind of bad input gets its stream error, after the server's <open/>
+// when it comes first (RFC 7395 §3.5, RFC 6120 §4.9.1.2), then <close/>
+// and the end of the connection; sessions of other clients, on WebSocket
+// and TCP, go on.
+func TestBadInput(t *testing.T) {
+	srv := startServer(t, func(c *config.Config) { c.Limits.MaxStanzaBytes = config.MinStanzaBytes })
+	opts := dialOptions(t, srv)
+	alice := login(t, srv, wssURL(srv), opts, "PLAIN", "alice", "alice-secret", "web")
+	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "tcp")
+	big := "<message xmlns='jabber:client' to='bob@localhost'><body>" + strings.Repeat("x", config.MinStanzaBytes) + "</body></message>"
+	for _, tc := range []struct {
+		name   string
+		opened bool // the stream is opened before the bad input
+		input  []string
+		binary bool
+		cond   string
+	}{
+		{"text before open", false, []string{"hello"}, false, "not-well-formed"},
+		{"stanza before open", false, []string{"<message xmlns='jabber:client' to='bob@localhost'/>"}, false, "bad-format"},
+		{"TCP stream header", false, []string{"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"}, false, "not-well-formed"},
+		{"open in another namespace", false, []string{"<open xmlns='jabber:client' to='localhost' version='1.0'/>"}, false, "invalid-namespace"},
+		{"open without version", false, []string{"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost'/>"}, false, "unsupported-version"},
+		{"open for another host", false, []string{"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.net' version='1.0'/>"}, false, "host-unknown"},
+		{"binary message", true, []string{"<presence xmlns='jabber:client'/>"}, true, "unsupported-encoding"},
+		{"partial element", true, []string{"<message xmlns='jabber:client' to='bob@localhost'><body>hi"}, false, "not-well-formed"},
+		{"element split over two messages", true, []string{"<message xmlns='jabber:client' to='bob@localhost'><body>hi", "</body></message>"}, false, "not-well-formed"},
+		{"two elements", true, []string{"<presence xmlns='jabber:client'/><presence xmlns='jabber:client'/>"}, false, "bad-format"},
+		{"text after the element", true, []string{"<presence xmlns='jabber:client'/>hello"}, false, "bad-format"},
+		{"whitespace keepalive", true, []string{" "}, false, "not-well-formed"},
+		{"comment", true, []string{"<!-- hello -->"}, false, "restricted-xml"},
+		{"oversized message", true, []string{big}, false, "policy-violation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, wssURL(srv), opts)
+			if tc.opened {
+				c.openStream()
+			}
+			for _, in := range tc.input {
+				if tc.binary {
+					c.sendType(websocket.MessageBinary, in)
+				} else {
+					c.send(in)
+				}
+			}
+			if !tc.opened {
+				c.expect(ws.NSFraming, "open")
+			}
+			c.expectStreamError(tc.cond)
+
+			// The other sessions are untouched.
+			alice.send("<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+			if f := alice.expect("jabber:client", "iq"); f.attr("type") != "result" || f.attr("id") != "p1" {
+				t.Fatalf("alice's ping: %s", f.raw)
+			}
+			bob.Send(fmt.Sprintf("<message to='%s' type='chat'><body>still here</body></message>", alice.jid))
+			checkMessage(t, alice.expect("jabber:client", "message").raw, bob.JID, "still here")
+		})
+	}
+}
+
+// Upgrades are refused before the WebSocket handshake: without the
+// subprotocol "xmpp" (RFC 7395 §3.1), from a page of an origin not
+// allowed, and when not a WebSocket handshake at all (RFC 6455 §4.2.1).
+func TestUpgradeRefused(t *testing.T) {
+	srv := startServer(t, func(c *config.Config) { c.HTTP.AllowedOrigins = []string{"https://chat.example.org"} })
+	status := func(t *testing.T, protocols []string, origin string) int {
+		t.Helper()
+		opts := dialOptions(t, srv)
+		opts.Subprotocols = protocols
+		if origin != "" {
+			opts.HTTPHeader.Set("Origin", origin)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		c, resp, err := websocket.Dial(ctx, wssURL(srv), opts)
+		if err == nil {
+			c.CloseNow()
+			return http.StatusSwitchingProtocols
+		}
+		if resp == nil {
+			t.Fatalf("dial: %v", err)
+		}
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name      string
+		protocols []string
+		origin    string
+		want      int
+	}{
+		{"no subprotocol", nil, "", http.StatusBadRequest},
+		{"another subprotocol", []string{"chat"}, "", http.StatusBadRequest},
+		{"xmpp among others", []string{"chat", "xmpp"}, "", http.StatusSwitchingProtocols},
+		{"origin not allowed", []string{"xmpp"}, "https://evil.example", http.StatusForbidden},
+		{"null origin", []string{"xmpp"}, "null", http.StatusForbidden},
+		{"allowed origin", []string{"xmpp"}, "https://chat.example.org", http.StatusSwitchingProtocols},
+		{"allowed origin with its default port", []string{"xmpp"}, "https://chat.example.org:443", http.StatusSwitchingProtocols},
+		{"allowed host, other scheme", []string{"xmpp"}, "http://chat.example.org", http.StatusForbidden},
+		{"the server's own origin", []string{"xmpp"}, "https://" + srv.HTTPSAddr, http.StatusSwitchingProtocols},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := status(t, tc.protocols, tc.origin); got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("any origin", func(t *testing.T) {
+		cfg := srv.Config.Clone()
+		cfg.HTTP.AllowedOrigins = []string{"*"}
+		if err := srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if got := status(t, []string{"xmpp"}, "https://evil.example"); got != http.StatusSwitchingProtocols {
+			t.Errorf("status %d after allowing any origin", got)
+		}
+	})
+
+	t.Run("not a WebSocket handshake", func(t *testing.T) {
+		for method, want := range map[string]int{http.MethodGet: http.StatusUpgradeRequired, http.MethodPost: http.StatusMethodNotAllowed} {
+			req, _ := http.NewRequest(method, "http://"+srv.HTTPAddr+ws.Path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s: status %d, want %d", method, resp.StatusCode, want)
+			}
+		}
+	})
+}
+
+// On plain HTTP a stream is encrypted only when a trusted proxy says the
+// client used https: only then is PLAIN offered, and with require_tls
+// nothing else is.
+func TestEncryptionBehindProxy(t *testing.T) {
+	srv := startServer(t, nil) // trusted_proxies: loopback
+	proto := func(p string) *websocket.DialOptions {
+		opts := &websocket.DialOptions{Subprotocols: []string{ws.Subprotocol}, HTTPHeader: http.Header{}}
+		if p != "" {
+			opts.HTTPHeader.Set("X-Forwarded-Proto", p)
+			opts.HTTPHeader.Set("X-Forwarded-For", "192.0.2.10")
+		}
+		return opts
+	}
+	mechs := func(t *testing.T, opts *websocket.DialOptions) *client {
+		t.Helper()
+		c := dial(t, wsURL(srv), opts)
+		c.openStream()
+		if c.hasFeature("<starttls") {
+			t.Fatalf("STARTTLS offered on a WebSocket: %s", c.features.raw)
+		}
+		return c
+	}
+
+	t.Run("not encrypted", func(t *testing.T) {
+		for _, p := range []string{"", "http"} {
+			c := mechs(t, proto(p))
+			if m := c.mechanisms(); len(m) != 0 {
+				t.Fatalf("X-Forwarded-Proto %q: mechanisms %v offered despite require_tls", p, m)
+			}
+			// PLAIN anyway: refused (RFC 6120 §6.4.5? encryption-required).
+			if f := c.auth("PLAIN", "alice", "alice-secret"); f == nil || !bytes.Contains(f.raw, []byte("<encryption-required")) {
+				t.Fatalf("PLAIN on an unencrypted stream was not refused")
+			}
+		}
+	})
+	t.Run("https at the proxy", func(t *testing.T) {
+		c := mechs(t, proto("https"))
+		if !c.hasFeature("<mechanism>PLAIN</mechanism>") {
+			t.Fatalf("no PLAIN: %s", c.features.raw)
+		}
+		if f := c.auth("PLAIN", "alice", "alice-secret"); f != nil {
+			t.Fatalf("PLAIN: %s", f.raw)
+		}
+		c.bind("proxied")
+	})
+	t.Run("untrusted proxy", func(t *testing.T) {
+		cfg := srv.Config.Clone()
+		cfg.HTTP.TrustedProxies = []string{}
+		if err := srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if m := mechs(t, proto("https")).mechanisms(); len(m) != 0 {
+			t.Fatalf("X-Forwarded-Proto believed from an untrusted peer: %v", m)
+		}
+	})
+	t.Run("require_tls off", func(t *testing.T) {
+		cfg := srv.Config.Clone()
+		cfg.C2S.RequireTLS = false
+		if err := srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		c := mechs(t, proto(""))
+		if c.hasFeature("<mechanism>PLAIN</mechanism>") || !c.hasFeature("<mechanism>SCRAM-SHA-1</mechanism>") {
+			t.Fatalf("features of an unencrypted stream: %s", c.features.raw)
+		}
+		if f := c.auth("SCRAM-SHA-1", "alice", "alice-secret"); f != nil {
+			t.Fatalf("SCRAM-SHA-1: %s", f.raw)
+		}
+		c.bind("plain")
+	})
+}
+
+// A stream the server ends gets the stream error and <close/>; the server
+// closes the connection once the client has answered with its own
+// <close/> (RFC 7395 §3.6).
+func TestServerCloses(t *testing.T) {
+	srv := startServer(t, nil)
+	opts := dialOptions(t, srv)
+	first := login(t, srv, wssURL(srv), opts, "PLAIN", "alice", "alice-secret", "same")
+	login(t, srv, wssURL(srv), opts, "PLAIN", "alice", "alice-secret", "same")
+	// RFC 6120 §7.7.2.2: the new session replaces the old one.
+	first.expectStreamError("conflict")
+}
+
+// When the server stops, WebSocket streams end as TCP ones do, with
+// <system-shutdown/> (RFC 6120 §4.9.3.20), and Run returns.
+func TestShutdown(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.DataDir = t.TempDir()
+	cfg.C2S.Listen, cfg.C2S.DirectTLSListen = []string{"127.0.0.1:0"}, nil
+	cfg.HTTP.TLSListen = []string{"127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	_, https := srv.HTTPAddrs()
+	ts := &testserver.Server{Server: srv, Config: cfg, Domain: "localhost", HTTPSAddr: https[0].String()}
+	ts.AddUser(t, "alice", "alice-secret")
+	opts := dialOptions(t, ts)
+	alice := login(t, ts, wssURL(ts), opts, "PLAIN", "alice", "alice-secret", "web")
+	pending := dial(t, wssURL(ts), opts)
+	pending.openStream()
+
+	cancel()
+	alice.expectStreamError("system-shutdown")
+	pending.expectStreamError("system-shutdown")
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// The server pings each stream (RFC 7395 §3.8); a client that answers
+// stays, one that does not is disconnected after limits.ping_timeout.
+func TestWebSocketPing(t *testing.T) {
+	srv := startServer(t, func(c *config.Config) {
+		c.HTTP.WebSocketPingInterval.Duration = 20 * time.Millisecond
+		c.Limits.PingTimeout.Duration = 300 * time.Millisecond
+	})
+	var pings atomic.Int32
+	opts := dialOptions(t, srv)
+	opts.OnPingReceived = func(context.Context, []byte) bool { pings.Add(1); return true }
+	alice := login(t, srv, wssURL(srv), opts, "PLAIN", "alice", "alice-secret", "web")
+	// Pings are answered while reading: read until several have come.
+	deadline := time.Now().Add(timeout)
+	for i := 0; pings.Load() < 5; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pings within %v", pings.Load(), timeout)
+		}
+		id := fmt.Sprint("p", i)
+		alice.send("<iq xmlns='jabber:client' type='get' id='" + id + "' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if f := alice.expect("jabber:client", "iq"); f.attr("id") != id || f.attr("type") != "result" {
+			t.Fatalf("ping %s: %s", id, f.raw)
+		}
+	}
+
+	silent := dialOptions(t, srv)
+	silent.OnPingReceived = func(context.Context, []byte) bool { return false } // no pong
+	c := dial(t, wssURL(srv), silent)
+	c.openStream()
+	if msg, err := c.read(); err == nil {
+		t.Fatalf("a client that does not answer pings got %q", msg)
+	}
+}
+
+// host-meta lists the WebSocket endpoint as clients reach it, wss:// over
+// TLS or behind a proxy that says https, readable from any page
+// (XEP-0156).
+func TestHostMeta(t *testing.T) {
+	srv := startServer(t, nil)
+	opts := dialOptions(t, srv)
+	get := func(t *testing.T, url string, header http.Header) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := opts.HTTPClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Fatalf("GET %s: %s %v", url, resp.Status, resp.Header)
+		}
+		return resp, body
+	}
+	type xrd struct {
+		XMLName xml.Name `xml:"http://docs.oasis-open.org/ns/xri/xrd-1.0 XRD"`
+		Links   []struct {
+			Rel  string `xml:"rel,attr"`
+			Href string `xml:"href,attr"`
+		} `xml:"Link"`
+	}
+	for _, tc := range []struct {
+		name, url string
+		header    http.Header
+		want      string
+	}{
+		{"https", "https://" + srv.HTTPSAddr, nil, wssURL(srv)},
+		{"http", "http://" + srv.HTTPAddr, nil, wsURL(srv)},
+		{"behind a proxy", "http://" + srv.HTTPAddr, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"example.org"}}, "wss://example.org/xmpp-websocket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := get(t, tc.url+ws.HostMeta, tc.header)
+			var doc xrd
+			if err := xml.Unmarshal(body, &doc); err != nil || len(doc.Links) != 1 || doc.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || doc.Links[0].Href != tc.want {
+				t.Fatalf("host-meta (%s): %s", resp.Header.Get("Content-Type"), body)
+			}
+			resp, body = get(t, tc.url+ws.HostMetaJSON, tc.header)
+			var jrd struct {
+				Links []struct{ Rel, Href string } `json:"links"`
+			}
+			if err := json.Unmarshal(body, &jrd); err != nil || len(jrd.Links) != 1 || jrd.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || jrd.Links[0].Href != tc.want || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("host-meta.json (%s): %s", resp.Header.Get("Content-Type"), body)
+			}
+		})
+	}
+	// The link advertised over TLS works.
+	login(t, srv, wssURL(srv), opts, "SCRAM-SHA-1", "alice", "alice-secret", "discovered")
+}
