@@ -139,8 +139,19 @@ var requirements = []requirement{
 	// Mechanism Discovery (XEP-0156) is not required of servers.
 	{
 		category: "Web", level: server, feature: "Web connection mechanisms", spec: "RFC 7395 XMPP over WebSocket",
-		note:           "may be provided by a component or module; a server needs both providers",
-		notImplemented: "issue 5",
+		note: "may be provided by a component or module; a server needs both providers",
+		checks: []string{
+			"./websocket TestLoginAndChat",
+			"./websocket TestLargeStanzas",
+			"./websocket TestBadInput",
+			"./websocket TestUpgradeRefused",
+			"./websocket TestEncryptionBehindProxy",
+			"./websocket TestServerCloses",
+			"./websocket TestWebSocketPing",
+			"./websocket TestHostMeta",
+			"./conformance/xmppjs TestXMPPJS/sqlite/websocket",
+			"./conformance/browser TestBrowser/sqlite/websocket",
+		},
 	},
 	{
 		category: "Web", level: server, feature: "Web connection mechanisms", spec: "XEP-0206 XMPP over BOSH (XEP-0124 BOSH)",
