@@ -14,7 +14,8 @@
 //  3. For each server in turn — Starling on 127.0.0.1, Prosody on 127.0.0.2,
 //     ejabberd on 127.0.0.3, each on 5222 (STARTTLS) and 5223 (direct TLS),
 //     domain localhost — starts it fresh with the accounts user1…userK
-//     (password "pw") the suite needs, runs every case with
+//     and, for presence, puser1…puserN (password "pw") the suite needs,
+//     runs every case with
 //     `starling-bench --json --pid`, and stops it before the next one
 //     starts, so no two servers ever share the CPUs. Starling runs on
 //     SQLite with a generated certificate; Prosody and ejabberd with
@@ -166,8 +167,10 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, quick
 		rep.cells[c.name] = map[string]*cell{}
 	}
 	accounts := map[string]string{}
-	for i := 1; i <= accountsNeeded(cases); i++ {
-		accounts["user"+strconv.Itoa(i)] = password
+	for _, a := range accountsNeeded(cases) {
+		for i := 1; i <= a.k; i++ {
+			accounts[a.prefix+strconv.Itoa(i)] = password
+		}
 	}
 
 	for _, s := range chosen {
@@ -227,7 +230,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, quick
 // benchCase is one starling-bench command of the suite.
 type benchCase struct {
 	name     string   // short name: log file names, footnotes
-	scenario string   // login, messages or idle
+	scenario string   // login, messages, idle or presence
 	title    string   // what it is, for the table's row labels
 	mech     string   // SASL mechanism; "" for the server's own SCRAM
 	args     []string // starling-bench arguments after the common ones
@@ -239,14 +242,19 @@ type benchCase struct {
 // presence goes to its account's hundred other resources and back
 // (RFC 6121 §4.2.2), and the case measures that fan-out more than idle
 // sessions (ejabberd then needs 25 ms of CPU and 400 KB per session).
+// Presence has accounts of its own (puser…), so that the rosters it
+// makes leave the other cases' logins as they are.
 func suite(quick bool) []benchCase {
 	type sizes struct {
 		logins, pairs, count, manyPairs, manyCount, idle, idleAccounts, accounts, concurrency int
+		users, contacts, updates                                                              int
 		hold                                                                                  string
 	}
-	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20, hold: "3s"}
+	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20,
+		users: 200, contacts: 20, updates: 50, hold: "3s"}
 	if quick {
-		z = sizes{logins: 100, pairs: 2, count: 500, manyPairs: 5, manyCount: 200, idle: 100, idleAccounts: 10, accounts: 5, concurrency: 5, hold: "1s"}
+		z = sizes{logins: 100, pairs: 2, count: 500, manyPairs: 5, manyCount: 200, idle: 100, idleAccounts: 10, accounts: 5, concurrency: 5,
+			users: 20, contacts: 4, updates: 20, hold: "1s"}
 	}
 	f := func(format string, a ...any) []string { return strings.Fields(fmt.Sprintf(format, a...)) }
 	var cases []benchCase
@@ -274,6 +282,12 @@ func suite(quick bool) []benchCase {
 			args:  f("--scenario messages --n %d --count %d --window 16 --batch 8", z.pairs, z.count),
 		},
 		benchCase{
+			name: "presence", scenario: "presence",
+			title: fmt.Sprintf("%d users, %d contacts each, %d updates each", z.users, z.contacts, z.updates),
+			args: f("--scenario presence --users puser --n %d --contacts %d --count %d --window 16 --concurrency %d",
+				z.users, z.contacts, z.updates, z.concurrency),
+		},
+		benchCase{
 			name: "idle", scenario: "idle",
 			title: fmt.Sprintf("%d sessions on %d accounts", z.idle, z.idleAccounts),
 			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
@@ -281,22 +295,39 @@ func suite(quick bool) []benchCase {
 	)
 }
 
-// accountsNeeded is the highest account number a case uses: --accounts,
-// or one per session for messages (2 × --n).
-func accountsNeeded(cases []benchCase) int {
-	k := 0
+// accounts are the accounts PREFIX1…PREFIXk.
+type accounts struct {
+	prefix string
+	k      int
+}
+
+// accountsNeeded are the accounts the cases use, per --users prefix
+// ("user" if not given), in order of appearance: up to --accounts, or one
+// per session for messages (2 × --n) and presence (--n).
+func accountsNeeded(cases []benchCase) []accounts {
+	var out []accounts
 	for _, c := range cases {
+		prefix, k := "user", 0
 		for i := 0; i+1 < len(c.args); i++ {
 			v, _ := strconv.Atoi(c.args[i+1])
 			switch {
+			case c.args[i] == "--users":
+				prefix = c.args[i+1]
 			case c.args[i] == "--accounts":
 				k = max(k, v)
 			case c.args[i] == "--n" && c.scenario == "messages":
 				k = max(k, 2*v)
+			case c.args[i] == "--n" && c.scenario == "presence":
+				k = max(k, v)
 			}
 		}
+		if i := slices.IndexFunc(out, func(a accounts) bool { return a.prefix == prefix }); i >= 0 {
+			out[i].k = max(out[i].k, k)
+		} else {
+			out = append(out, accounts{prefix, k})
+		}
 	}
-	return k
+	return out
 }
 
 // mechFor is the SASL mechanism c uses on s, or "" if s does not offer it.
@@ -329,6 +360,7 @@ type result struct {
 	ServerCPUUs     float64 `json:"server_cpu_us_per_op"`
 	RosterErrors    int64   `json:"roster_errors"`
 	RSSBytesPerSess int64   `json:"server_rss_bytes_per_session"`
+	Contacts        int     `json:"contacts"`
 	Sent            int64   `json:"sent"`
 	Lost            int64   `json:"lost"`
 	Duplicates      int64   `json:"duplicates"`

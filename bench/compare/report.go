@@ -52,6 +52,13 @@ var metrics = []metric{
 	{scenario: "messages", label: "server CPU per message (%s)",
 		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
 	{scenario: "messages", label: "delivered exactly once (%s)", text: exactlyOnce},
+	{scenario: "presence", label: "presence deliveries/s (%s)",
+		values: func(r *result) []float64 { return []float64{r.RatePerS} }, format: perSecond},
+	{scenario: "presence", label: "presence latency p50 / p99 (%s)",
+		values: func(r *result) []float64 { return []float64{r.LatP50Ms, r.LatP99Ms} }, format: millis},
+	{scenario: "presence", label: "server CPU per presence delivery (%s)",
+		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
+	{scenario: "presence", label: "presence delivered exactly once (%s)", text: exactlyOnce},
 	{scenario: "idle", label: "server memory per idle session (%s, VmRSS)",
 		values: func(r *result) []float64 { return []float64{float64(r.RSSBytesPerSess)} }, format: kib},
 }
@@ -86,12 +93,16 @@ func thousands(x float64) string {
 	return s
 }
 
+// expected is how many deliveries a run should have made: one per message,
+// one per contact for each presence update.
+func (r *result) expected() int64 { return r.Sent * int64(max(r.Contacts, 1)) }
+
 func exactlyOnce(r *result) string {
 	var s string
 	if r.ExactlyOnce {
-		s = "yes, " + thousands(float64(r.Sent))
+		s = "yes, " + thousands(float64(r.expected()))
 	} else {
-		s = fmt.Sprintf("NO: of %d, lost %d, duplicated %d, misrouted %d, bounced %d", r.Sent, r.Lost, r.Duplicates, r.Misrouted, r.Bounced)
+		s = fmt.Sprintf("NO: of %d, lost %d, duplicated %d, misrouted %d, bounced %d", r.expected(), r.Lost, r.Duplicates, r.Misrouted, r.Bounced)
 	}
 	if r.OutOfOrder > 0 {
 		s += fmt.Sprintf(" (%d out of order)", r.OutOfOrder)
@@ -271,9 +282,13 @@ func (r *report) generated() string {
 		}
 		fmt.Fprintf(&g, "| %s | %s | %s:%s STARTTLS | %s | %s |\n", s.title, v, s.addr, "5222", mech, r.otherCPU(s))
 	}
-	fmt.Fprintf(&g, "\nEach server was started fresh with the accounts user1…user%d, measured alone and stopped before the\n"+
-		"next one started. The commands, ADDR, PID and SERVER being those of the server under test and MECH its\n"+
-		"mechanism above:\n\n```\nB=\"%s\"\n", accountsNeeded(r.cases), "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
+	var accts []string
+	for _, a := range accountsNeeded(r.cases) {
+		accts = append(accts, fmt.Sprintf("%s1…%s%d", a.prefix, a.prefix, a.k))
+	}
+	fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
+		"the next one started. The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
+		"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, " and "), "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
 	for _, c := range r.cases {
 		mech, who := "MECH", ""
 		if c.mech != "" {
@@ -291,10 +306,10 @@ func (r *report) generated() string {
 	g.WriteString("```\n\n")
 	g.WriteString(r.table())
 
-	var sent int64
+	var messages, presences int64
 	checked, notOnce, noResult := 0, 0, 0
 	for _, c := range r.cases {
-		if c.scenario != "messages" {
+		if c.scenario != "messages" && c.scenario != "presence" {
 			continue
 		}
 		for _, s := range r.servers {
@@ -304,19 +319,26 @@ func (r *report) generated() string {
 				noResult++
 			case !cl.res.ExactlyOnce:
 				notOnce++
+			case c.scenario == "presence":
+				checked++
+				presences += cl.res.expected()
 			default:
 				checked++
-				sent += cl.res.Sent
+				messages += cl.res.Sent
 			}
 		}
 	}
+	what := thousands(float64(messages)) + " messages"
+	if presences > 0 {
+		what += " and " + thousands(float64(presences)) + " presence deliveries"
+	}
 	switch {
 	case notOnce > 0:
-		g.WriteString("\nExactly once: **not every message was delivered exactly once**, see the rows \"delivered exactly once\".\n")
+		g.WriteString("\nExactly once: **not every message or presence was delivered exactly once**, see the rows \"delivered exactly once\".\n")
 	case checked > 0 && noResult == 0:
-		fmt.Fprintf(&g, "\nExactly once: every one of the %s messages of these runs was delivered exactly once (starling-bench\nchecks each off at its receiver).\n", thousands(float64(sent)))
+		fmt.Fprintf(&g, "\nExactly once: every one of the %s of these runs was\ndelivered exactly once (starling-bench checks each off at its receiver).\n", what)
 	case checked > 0:
-		fmt.Fprintf(&g, "\nExactly once: the %s messages of the runs that finished were each delivered exactly once; %d runs\ngave no result (see the failures).\n", thousands(float64(sent)), noResult)
+		fmt.Fprintf(&g, "\nExactly once: the %s of the runs that finished were each delivered exactly once;\n%d runs gave no result (see the failures).\n", what, noResult)
 	}
 	for _, c := range r.cases {
 		for _, s := range r.servers {
@@ -370,16 +392,16 @@ const pageIntro = "# Benchmarks: Starling beside Prosody and ejabberd\n\n" +
 const pageHowToRead = `
 ## How to read it
 
-- A ratio is Starling's figure divided by the other server's. For logins/s and messages/s above 1 means
-  Starling is faster; for latency, CPU and memory below 1 means Starling needs less.
+- A ratio is Starling's figure divided by the other server's. For logins/s, messages/s and deliveries/s
+  above 1 means Starling is faster; for latency, CPU and memory below 1 means Starling needs less.
 - One run per cell, and the load tool shares the two CPUs with the server. The servers table says how much
   of the CPU time spent while each server was measured went to neither (/proc/stat): other work on the
   machine, which lowers that server's figures. Even on a quiet machine single figures move by about
   ±30 % from one run to the next (the same Starling messages case has given 63k to 114k messages/s); the
   ratios are the stable part. Read a difference as a result only when it is well beyond that.
 - "server CPU per …" is the server process's own utime+stime (ejabberd: its Erlang VM, beam.smp) divided by
-  the logins or messages; "memory per idle session" is the growth of its VmRSS with the sessions open,
-  divided by them. Prosody runs on one core (Lua); Starling and ejabberd can use both.
+  the logins, messages or presence deliveries; "memory per idle session" is the growth of its VmRSS with the
+  sessions open, divided by them. Prosody runs on one core (Lua); Starling and ejabberd can use both.
 - The servers are configured alike where it matters: STARTTLS, stored SCRAM keys, no message archive (MAM),
   no rate limits or traffic shapers, logging at info. Starling stores on SQLite, Prosody in its files,
   ejabberd in Mnesia. Prosody offers SCRAM-SHA-1 only and ejabberd (as set up by ` + "`internal/anchor`" + `)
@@ -392,4 +414,11 @@ const pageHowToRead = `
   theirs to it (RFC 6121 §4.2.2), so with many sessions per account the idle case measures that fan-out.
 - "delivered exactly once": starling-bench numbers every message and checks it off at its receiver; a lost,
   duplicated, misrouted or bounced message fails the case.
+- Presence: each user is a mutual contact ('both') of the K users nearest to it on a ring, K/2 on each side,
+  made through the protocol (subscribe, subscribed) before the measurement, on accounts of its own (puser…).
+  Each user then sends its updates, at most 16 outstanding to each contact; the server broadcasts each to the
+  K contacts (and back to the sender, which is not counted). A delivery is one update reaching one contact:
+  deliveries/s, latency from sending to that arrival, and server CPU per delivery (per update it is K times
+  that). Every delivery is checked off at its receiver, as messages are. With 200 users up to 64,000
+  deliveries may be in flight, so the latency is mostly time spent queued at the server's pace.
 `

@@ -345,9 +345,9 @@ func (c *conn) awaitIQ(id string) ([]byte, error) {
 	}
 }
 
-// answerIQ answers an iq get/set from the server: a ping with a result,
-// anything else with service-unavailable, as a client must (RFC 6120
-// §8.2.3).
+// answerIQ answers an iq get/set from the server: a ping and a roster
+// push (RFC 6121 §2.1.6) with a result, anything else with
+// service-unavailable, as a client must (RFC 6120 §8.2.3).
 func (c *conn) answerIQ(el []byte) {
 	t := string(attr(el, "type"))
 	if t != "get" && t != "set" {
@@ -358,7 +358,7 @@ func (c *conn) answerIQ(el []byte) {
 	if len(from) > 0 {
 		to = " to='" + string(from) + "'"
 	}
-	if bytes.Contains(el, []byte("urn:xmpp:ping")) {
+	if bytes.Contains(el, []byte("urn:xmpp:ping")) || t == "set" && bytes.Contains(el, []byte("jabber:iq:roster")) {
 		c.send("<iq type='result' id='" + string(id) + "'" + to + "/>")
 		return
 	}

@@ -18,6 +18,10 @@
 //	          for --duration) to its partner's full JID with at most
 //	          --window in flight; delivered messages/s, latency
 //	          p50/p99/p999, exactly-once delivery checked for every message
+//	presence  N users, each a mutual contact of its --contacts K nearest on
+//	          a ring (subscriptions made first, not measured); each sends
+//	          --count presence updates, broadcast to its K contacts;
+//	          deliveries/s, latency, exactly-once for every delivery
 //
 // Accounts PREFIX1…PREFIXk (--users, --password) must exist. --create
 // registers them first by in-band registration (XEP-0077) when the server
@@ -64,6 +68,7 @@ type config struct {
 	mech              string
 	scenario          string
 	n, count          int
+	contacts          int
 	accounts          int
 	duration          time.Duration
 	concurrency       int
@@ -125,6 +130,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = runIdle(ctx, cfg)
 	case "messages":
 		res, err = runMessages(ctx, cfg)
+	case "presence":
+		res, err = runPresence(ctx, cfg)
 	}
 	if res != nil {
 		if cfg.json {
@@ -145,7 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("starling-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages [flags]")
+		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence [flags]")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
 		fmt.Fprintln(stderr, "  printf 'pw\\n' | starling user add --config F user1@DOMAIN")
 		fmt.Fprintln(stderr, "  prosodyctl --config F register user1 DOMAIN pw")
@@ -163,15 +170,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
 	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
 	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
-	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle or messages")
-	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages: pairs (default 10)")
-	fs.IntVar(&cfg.count, "count", 1000, "messages: messages each session sends (ignored with --duration)")
-	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n)")
-	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages: send for this long instead of --count")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages or presence")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages: pairs (default 10); presence: users (default 100)")
+	fs.IntVar(&cfg.contacts, "contacts", 10, "presence: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
+	fs.IntVar(&cfg.count, "count", 1000, "messages: messages each session sends; presence: presence updates each user sends (ignored with --duration)")
+	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n)")
+	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages, presence: send for this long instead of --count")
 	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
-	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender")
-	fs.IntVar(&cfg.batch, "batch", 1, "messages: write up to this many messages at once when the window allows (1: one stanza per write, like a real client)")
-	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "bound on one login, and on waiting for outstanding messages")
+	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence: updates in flight from each user to each contact")
+	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
+	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "bound on one login, on waiting for outstanding messages or presence, and on the presence setup without a roster push")
 	fs.DurationVar(&cfg.settle, "settle", time.Second, "idle: wait this long after the last login before reading the server's RSS")
 	fs.IntVar(&cfg.pid, "pid", 0, "`PID` of the server process to measure (CPU, RSS); 0: none")
 	fs.BoolVar(&cfg.create, "create", false, "first register the accounts by in-band registration (XEP-0077); an existing account is fine")
@@ -189,10 +197,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, ok := mechanisms[cfg.mech]; !ok {
 		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
 	}
-	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100}
 	def, ok := defaults[cfg.scenario]
 	if !ok {
-		return nil, fmt.Errorf("--scenario %q: want login, idle or messages", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want login, idle, messages or presence", cfg.scenario)
 	}
 	if cfg.n == 0 {
 		cfg.n = def
@@ -208,10 +216,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.accounts = cfg.n
 		case "messages":
 			cfg.accounts = 2 * cfg.n
+		case "presence":
+			cfg.accounts = cfg.n
 		}
 	}
 	if cfg.scenario == "messages" && cfg.accounts < 2*cfg.n {
 		return nil, fmt.Errorf("messages needs one account per session: --accounts %d < 2×--n", cfg.accounts)
+	}
+	if cfg.scenario == "presence" {
+		if cfg.accounts < cfg.n {
+			return nil, fmt.Errorf("presence needs one account per user: --accounts %d < --n", cfg.accounts)
+		}
+		if cfg.contacts < 2 || cfg.contacts%2 != 0 || cfg.contacts >= cfg.n {
+			return nil, fmt.Errorf("--contacts %d: want an even number from 2 to --n - 1 (%d)", cfg.contacts, cfg.n-1)
+		}
 	}
 	if *ca != "" {
 		pem, err := os.ReadFile(*ca)

@@ -36,8 +36,9 @@ func bench(t *testing.T, wantCode int, args ...string) result {
 
 func TestScenarios(t *testing.T) {
 	srv := testserver.Start(t, nil)
-	for i := 1; i <= 4; i++ {
+	for i := 1; i <= 5; i++ {
 		srv.AddUser(t, "u"+strconv.Itoa(i), "secret")
+		srv.AddUser(t, "p"+strconv.Itoa(i), "secret")
 	}
 	common := []string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "u", "--password", "secret"}
 
@@ -100,6 +101,50 @@ func TestScenarios(t *testing.T) {
 			t.Fatalf("messages result: %+v", r)
 		}
 	})
+	t.Run("presence", func(t *testing.T) {
+		args := func(more ...string) []string {
+			return append([]string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "p", "--password", "secret",
+				"--scenario", "presence"}, more...)
+		}
+		check := func(r result, contacts int, requests int64) {
+			t.Helper()
+			if r.Delivery == nil || !r.ExactlyOnce || r.Sent < 1 || r.Contacts != contacts || r.Delivered != r.Sent*int64(contacts) ||
+				r.Ops != r.Delivered || r.Lost != 0 || r.Duplicates != 0 || r.Misrouted != 0 || r.OutOfOrder != 0 ||
+				r.LatP50Ms <= 0 || r.SetupS <= 0 || r.ServerCPUUsPerUpdate <= 0 || r.SubscriptionRequests != requests {
+				t.Fatalf("presence result: %+v, %+v", r, r.Delivery)
+			}
+		}
+		// Five users, each everyone's contact: first every user asks each
+		// of its four contacts.
+		r := bench(t, 0, args("--n", "5", "--contacts", "4", "--count", "100", "--window", "8")...)
+		check(r, 4, 20)
+		if r.Sent != 500 {
+			t.Fatalf("sent %d updates, want 500", r.Sent)
+		}
+		// Again: the subscriptions are in place already.
+		check(bench(t, 0, args("--n", "5", "--contacts", "4", "--count", "50", "--batch", "4")...), 4, 0)
+		// A sparser ring on the same accounts: users no longer contacts
+		// are removed from each other's rosters first, so each update
+		// reaches the two contacts only.
+		check(bench(t, 0, args("--n", "5", "--contacts", "2", "--count", "50")...), 2, 0)
+		// Three of them, for a duration: p1 and p3 are contacts again.
+		check(bench(t, 0, args("--n", "3", "--contacts", "2", "--duration", "100ms")...), 2, 2)
+	})
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--scenario", "presence", "--n", "5", "--contacts", "3"},
+		{"--scenario", "presence", "--n", "4", "--contacts", "4"},
+		{"--scenario", "presence", "--n", "5", "--accounts", "4"},
+		{"--scenario", "messages", "--n", "2", "--accounts", "3"},
+		{"--scenario", "nothing"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2; stderr %s", args, code, errb.String())
+		}
+	}
 }
 
 func TestCreate(t *testing.T) {
@@ -198,23 +243,45 @@ func TestScramVectors(t *testing.T) {
 	}
 }
 
-func TestRecord(t *testing.T) {
-	a, b := &peer{idx: 0, last: -1}, &peer{idx: 1, last: -1}
-	a.partner, b.partner = b, a
+func TestInbox(t *testing.T) {
+	b := inbox{last: -1}
 	for _, c := range []struct {
-		src      int
-		seq      int64
-		fresh    bool
-		dups, mr int64
+		seq   int64
+		fresh bool
+		dups  int64
 	}{
-		{1, 0, true, 0, 0}, {1, 200, true, 0, 0}, {1, 5, true, 0, 0}, {1, 200, false, 1, 0},
-		{0, 1, false, 1, 1}, {1, 0, false, 2, 1}, {1, 1, true, 2, 1},
+		{0, true, 0}, {200, true, 0}, {5, true, 0}, {200, false, 1}, {0, false, 2}, {1, true, 2},
 	} {
-		if got := a.record(c.src, c.seq, 7); got != c.fresh || a.dups != c.dups || a.misrouted != c.mr {
-			t.Fatalf("record(%d, %d) = %v, dups %d, misrouted %d; want %v, %d, %d", c.src, c.seq, got, a.dups, a.misrouted, c.fresh, c.dups, c.mr)
+		if got := b.record(c.seq); got != c.fresh || b.dups != c.dups {
+			t.Fatalf("record(%d) = %v, dups %d; want %v, %d", c.seq, got, b.dups, c.fresh, c.dups)
 		}
 	}
-	if a.outOfOrder != 2 || len(a.lat) != 4 { // 5 after 200, 1 after 5
-		t.Fatalf("out of order %d, %d latencies", a.outOfOrder, len(a.lat))
+	if b.outOfOrder != 2 { // 5 after 200, 1 after 5
+		t.Fatalf("out of order %d", b.outOfOrder)
+	}
+}
+
+// Every user's contacts are K distinct others, each of whom has the user
+// among its contacts; slot inverts contact.
+func TestRing(t *testing.T) {
+	for _, g := range []ring{{3, 2}, {5, 4}, {10, 4}, {200, 20}} {
+		for i := range g.n {
+			seen := map[int]bool{}
+			for slot := range g.k {
+				c := g.contact(i, slot)
+				if c == i || seen[c] || c < 0 || c >= g.n {
+					t.Fatalf("%+v: contact(%d, %d) = %d", g, i, slot, c)
+				}
+				seen[c] = true
+				if g.slot(i, c) != slot || g.slot(c, i) < 0 {
+					t.Fatalf("%+v: slot(%d, %d) = %d, slot(%d, %d) = %d; want %d, ≥ 0", g, i, c, g.slot(i, c), c, i, g.slot(c, i), slot)
+				}
+			}
+			for c := range g.n {
+				if !seen[c] && g.slot(i, c) >= 0 {
+					t.Fatalf("%+v: slot(%d, %d) = %d for a non-contact", g, i, c, g.slot(i, c))
+				}
+			}
+		}
 	}
 }

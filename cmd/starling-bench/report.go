@@ -20,7 +20,7 @@ type result struct {
 	Mech        string  `json:"mech"`
 	N           int     `json:"n"`
 	Concurrency int     `json:"concurrency"`
-	Ops         int64   `json:"ops"` // logins, sessions or delivered messages
+	Ops         int64   `json:"ops"` // logins, sessions, delivered messages or presence deliveries
 	Errors      int64   `json:"errors"`
 	FirstError  string  `json:"first_error,omitempty"`
 	ElapsedS    float64 `json:"elapsed_s"`
@@ -36,6 +36,15 @@ type result struct {
 	ServerCPUUsPerOp float64 `json:"server_cpu_us_per_op,omitempty"`
 	BenchCPUS        float64 `json:"bench_cpu_s"`
 	BenchCPUUsPerOp  float64 `json:"bench_cpu_us_per_op"`
+	// ServerCPUUsPerUpdate is presence's server CPU per update sent (the
+	// per-op figure is per delivery).
+	ServerCPUUsPerUpdate float64 `json:"server_cpu_us_per_update,omitempty"`
+
+	// The presence setup, not measured: logins and subscriptions until
+	// every user has all its contacts in 'both', and the subscription
+	// requests it took (0 when an earlier run had made them).
+	SetupS               float64 `json:"setup_s,omitempty"`
+	SubscriptionRequests int64   `json:"subscription_requests,omitempty"`
 
 	RosterErrors int64 `json:"roster_errors,omitempty"`
 
@@ -45,16 +54,19 @@ type result struct {
 	RSSBytesPerSess   int64 `json:"server_rss_bytes_per_session,omitempty"`
 	SessionsAliveHold int64 `json:"sessions_alive_after_hold,omitempty"`
 
-	// Delivery is the messages scenario's exactly-once check.
+	// Delivery is the messages and presence scenarios' exactly-once check.
 	*Delivery `json:",omitempty"`
 	Date      string `json:"date"`
 }
 
-// Delivery counts what the receivers saw, every message identified by
-// its sender and sequence number.
+// Delivery counts what the receivers saw, every message or presence
+// update identified by its sender and sequence number. For presence, Sent
+// counts updates and Delivered their arrivals at contacts: Contacts per
+// update are expected.
 type Delivery struct {
 	Window      int   `json:"window"`
 	Batch       int   `json:"batch"`
+	Contacts    int   `json:"contacts,omitempty"`
 	Sent        int64 `json:"sent"`
 	Delivered   int64 `json:"delivered"`
 	Lost        int64 `json:"lost"`
@@ -132,10 +144,13 @@ func (r *result) writeTable(w io.Writer) {
 		title += " @ " + r.Label
 	}
 	row("scenario", "%s (%s, %s, %s)", title, r.Addr, r.TLS, r.Mech)
-	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered"}[r.Scenario]
+	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "presence": "presence deliveries"}[r.Scenario]
 	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
+	if r.SetupS > 0 {
+		row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both'", r.SetupS, r.SubscriptionRequests)
+	}
 	if r.LatP50Ms > 0 {
-		if r.Scenario == "messages" {
+		if r.Delivery != nil {
 			row("latency", "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatP999Ms, r.LatMaxMs)
 		} else {
 			row("login latency", "p50 %.2f ms  p99 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatMaxMs)
@@ -143,6 +158,9 @@ func (r *result) writeTable(w io.Writer) {
 	}
 	if r.ServerPID > 0 {
 		row("server CPU", "%.3f s = %.1f µs per op (pid %d)", r.ServerCPUS, r.ServerCPUUsPerOp, r.ServerPID)
+		if r.ServerCPUUsPerUpdate > 0 {
+			row("", "%.1f µs per presence update sent", r.ServerCPUUsPerUpdate)
+		}
 	}
 	row("bench CPU", "%.3f s = %.1f µs per op", r.BenchCPUS, r.BenchCPUUsPerOp)
 	if r.Scenario == "login" {
@@ -155,8 +173,12 @@ func (r *result) writeTable(w io.Writer) {
 		}
 	}
 	if r.Delivery != nil {
-		row("delivery", "sent %d, delivered %d, lost %d, duplicates %d, misrouted %d, bounced %d, out of order %d (window %d, batch %d)",
-			r.Sent, r.Delivered, r.Lost, r.Duplicates, r.Misrouted, r.Bounced, r.OutOfOrder, r.Window, r.Batch)
+		sent := fmt.Sprintf("sent %d", r.Sent)
+		if r.Contacts > 0 {
+			sent = fmt.Sprintf("sent %d updates to %d contacts each", r.Sent, r.Contacts)
+		}
+		row("delivery", "%s, delivered %d, lost %d, duplicates %d, misrouted %d, bounced %d, out of order %d (window %d, batch %d)",
+			sent, r.Delivered, r.Lost, r.Duplicates, r.Misrouted, r.Bounced, r.OutOfOrder, r.Window, r.Batch)
 		v := "NO"
 		if r.ExactlyOnce {
 			v = "yes"

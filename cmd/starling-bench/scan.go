@@ -274,8 +274,12 @@ func child(el []byte, local string) ([]byte, bool) {
 	return childOf(el, []byte("<"+local), []byte("</"+local+">"))
 }
 
-// The body of every incoming message is looked up without allocating.
-var bodyOpen, bodyClose = []byte("<body"), []byte("</body>")
+// The body of every incoming message and the status of every presence
+// are looked up without allocating.
+var (
+	bodyOpen, bodyClose     = []byte("<body"), []byte("</body>")
+	statusOpen, statusClose = []byte("<status"), []byte("</status>")
+)
 
 // childOf is child with the tags given: open is "<name", end "</name>".
 func childOf(el, open, end []byte) ([]byte, bool) {

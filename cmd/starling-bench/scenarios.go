@@ -143,6 +143,10 @@ type session struct {
 	// end is why the reader returned (a stream error's XML, or the read
 	// error); read it only after done is closed.
 	end string
+	// rostered is closed when the answer to the roster get of announce
+	// has arrived; rosterErr (set before) says whether it was an error.
+	rostered  chan struct{}
+	rosterErr bool
 }
 
 // ended returns why the first session that ended did, if one has.
@@ -160,9 +164,10 @@ func ended(sess []*session) string {
 	return ""
 }
 
-// serve reads until the stream ends, answering pings; onMessage (if not
-// nil) sees every <message/>.
-func (s *session) serve(onMessage func(el []byte)) {
+// serve reads until the stream ends. handle (if not nil) sees every
+// stanza first and reports whether it dealt with it; serve notes the
+// answer to announce's roster get and answers the server's IQs.
+func (s *session) serve(handle func(el []byte) bool) {
 	defer close(s.done)
 	for {
 		el, _, err := s.sc.next()
@@ -173,17 +178,41 @@ func (s *session) serve(onMessage func(el []byte)) {
 		switch {
 		case is(el, "error") && bytes.HasPrefix(el, []byte("<stream:")):
 			s.end = string(el)
-		case onMessage != nil && is(el, "message"):
-			onMessage(el)
+		case handle != nil && handle(el):
 		case is(el, "iq"):
-			s.answerIQ(el)
+			if t := string(attr(el, "type")); string(attr(el, "id")) == "r1" && (t == "result" || t == "error") {
+				s.rosterErr = t == "error"
+				close(s.rostered)
+			} else {
+				s.answerIQ(el)
+			}
 		}
 	}
 }
 
-// openSessions logs in n sessions with presence and roster, starting a
-// reader on each; the slice has nil for sessions that failed.
-func openSessions(ctx context.Context, cfg *config, r *result, n int, account func(i int) string, resource func(i int) string, onMessage func(i int) func([]byte)) ([]*session, []int64) {
+// announce sends initial presence and a roster get and waits until the
+// reader has the roster answer.
+func (s *session) announce(timeout time.Duration) error {
+	if err := s.send("<presence/><iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"); err != nil {
+		return err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-s.rostered:
+		return nil
+	case <-s.done:
+		return fmt.Errorf("stream ended before the roster answer: %s", s.end)
+	case <-t.C:
+		return errors.New("no roster answer within --timeout")
+	}
+}
+
+// openSessions logs in n sessions, each with its reader (handler(i, s)
+// builds the reader's handle function, if handler is not nil), initial
+// presence and roster get; the slice has nil for sessions that failed.
+// The latencies run from connecting to the roster answer.
+func openSessions(ctx context.Context, cfg *config, r *result, n int, account func(i int) string, resource func(i int) string, handler func(i int, s *session) func([]byte) bool) ([]*session, []int64) {
 	sess := make([]*session, n)
 	lat := make([]int64, n)
 	var mu sync.Mutex
@@ -193,10 +222,20 @@ func openSessions(ctx context.Context, cfg *config, r *result, n int, account fu
 	parallel(ctx, n, cfg.concurrency, func(i int) error {
 		t0 := time.Now()
 		c, err := login(ctx, cfg, account(i), resource(i))
+		var s *session
 		if err == nil {
-			_, err = c.presenceAndRoster()
-			if err != nil {
+			// The reader starts before initial presence, so that nothing
+			// the server sends from then on (pending subscription
+			// requests, say) escapes the handler.
+			s = &session{conn: c, done: make(chan struct{}), rostered: make(chan struct{})}
+			var h func([]byte) bool
+			if handler != nil {
+				h = handler(i, s)
+			}
+			go s.serve(h)
+			if err = s.announce(cfg.timeout); err != nil {
 				c.c.Close()
+				<-s.done
 			}
 		}
 		if err != nil {
@@ -206,12 +245,6 @@ func openSessions(ctx context.Context, cfg *config, r *result, n int, account fu
 			return err
 		}
 		lat[i] = int64(time.Since(t0))
-		s := &session{conn: c, done: make(chan struct{})}
-		var f func([]byte)
-		if onMessage != nil {
-			f = onMessage(i)
-		}
-		go s.serve(f)
 		sess[i] = s
 		up.Add(1)
 		return nil
@@ -306,24 +339,22 @@ func wait(ctx context.Context, d time.Duration) {
 	}
 }
 
-// peer is one side of a messages pair. Its receive-side fields are owned
-// by its reader goroutine until the reader has returned.
+// peer is one side of a messages pair.
 type peer struct {
 	idx     int
 	s       *session
 	partner *peer
-	win     chan struct{} // one token per message of ours in flight
+	wake    chan struct{} // the partner received one of our messages
 	sent    atomic.Int64  // written by the sender goroutine
+	// uniq counts the messages from the partner received, once each:
+	// the partner's window is its sequence number minus uniq.
+	uniq atomic.Int64
 
-	// Receive side: messages from partner.
-	seen       []uint64 // bitset of sequence numbers
-	uniq       atomic.Int64
-	dups       int64
-	misrouted  int64
-	bounced    int64
-	outOfOrder int64
-	last       int64
-	lat        []int64
+	// Receive side, owned by the reader goroutine until it has returned.
+	in        inbox
+	misrouted int64
+	bounced   int64
+	lat       []int64
 }
 
 // runMessages runs pairs of sessions sending to each other's full JID and
@@ -334,9 +365,9 @@ func runMessages(ctx context.Context, cfg *config) (*result, error) {
 	np := 2 * cfg.n
 	peers := make([]*peer, np)
 	for i := range peers {
-		peers[i] = &peer{idx: i, win: make(chan struct{}, cfg.window), last: -1}
+		peers[i] = &peer{idx: i, wake: make(chan struct{}, 1), in: inbox{last: -1}}
 		if cfg.duration == 0 {
-			peers[i].seen = make([]uint64, (cfg.count+63)/64)
+			peers[i].in.seen = make([]uint64, (cfg.count+63)/64)
 			peers[i].lat = make([]int64, 0, cfg.count)
 		}
 	}
@@ -351,32 +382,38 @@ func runMessages(ctx context.Context, cfg *config) (*result, error) {
 			allInOnce.Do(func() { close(allIn) })
 		}
 	}
-	receive := func(i int) func([]byte) {
+	receive := func(i int, _ *session) func([]byte) bool {
 		p := peers[i]
 		from := p.partner
-		return func(el []byte) {
+		return func(el []byte) bool {
+			if !is(el, "message") {
+				return false
+			}
 			if string(attr(el, "type")) == "error" {
 				p.bounced++
-				return
+				return true
 			}
 			body, ok := childOf(el, bodyOpen, bodyClose)
 			if !ok {
-				return // chat states, receipts, anything not ours
+				return true // chat states, receipts, anything not ours
 			}
 			src, seq, ts, ok := parseBody(body)
 			if !ok {
-				return
+				return true
 			}
-			if !p.record(src, seq, int64(time.Since(epoch))-ts) {
-				return
+			if src != from.idx {
+				p.misrouted++
+				return true
 			}
-			select {
-			case <-from.win:
-			default:
+			if !p.in.record(seq) {
+				return true
 			}
+			p.lat = append(p.lat, int64(time.Since(epoch))-ts)
 			p.uniq.Add(1)
+			poke(from.wake)
 			delivered.Add(1)
 			checkDone()
+			return true
 		}
 	}
 	sess, _ := openSessions(ctx, cfg, r, np,
@@ -437,69 +474,117 @@ func runMessages(ctx context.Context, cfg *config) (*result, error) {
 	r.Sent = sent
 	for _, p := range peers {
 		r.Delivered += p.uniq.Load()
-		r.Duplicates += p.dups
+		r.Duplicates += p.in.dups
 		r.Misrouted += p.misrouted
 		r.Bounced += p.bounced
-		r.OutOfOrder += p.outOfOrder
+		r.OutOfOrder += p.in.outOfOrder
 		lat = append(lat, p.lat...)
 	}
 	r.Lost = r.Sent - r.Delivered
 	r.measured(a, b, r.Delivered)
 	r.latencies(lat)
-	exact := r.Lost == 0 && r.Duplicates == 0 && r.Misrouted == 0 && r.Bounced == 0 && r.Sent > 0
-	r.ExactlyOnce = exact
-	if e := sendErr.Load(); e != nil {
-		r.fail(fmt.Errorf("send: %w (%d senders stalled)", *e, stalls.Load()))
+	r.verdict(sendErr.Load(), stalls.Load(), early)
+	return r, r.err()
+}
+
+// verdict decides ExactlyOnce from the counts and records the failures:
+// a sender's error (and how many senders stalled), delivery not exactly
+// once, a session that ended early.
+func (r *result) verdict(sendErr *error, stalls int64, early string) {
+	d := r.Delivery
+	d.ExactlyOnce = d.Lost == 0 && d.Duplicates == 0 && d.Misrouted == 0 && d.Bounced == 0 && d.Sent > 0
+	if sendErr != nil {
+		r.fail(fmt.Errorf("send: %w (%d senders stalled)", *sendErr, stalls))
 	}
-	if !exact {
-		r.fail(fmt.Errorf("delivery not exactly once: lost %d, duplicates %d, misrouted %d, bounced %d", r.Lost, r.Duplicates, r.Misrouted, r.Bounced))
+	if !d.ExactlyOnce {
+		r.fail(fmt.Errorf("delivery not exactly once: lost %d, duplicates %d, misrouted %d, bounced %d", d.Lost, d.Duplicates, d.Misrouted, d.Bounced))
 	}
 	if early != "" {
 		r.fail(fmt.Errorf("a session ended during the run: %s", early))
 	}
-	return r, r.err()
 }
 
-// record checks off message seq from sender src with its latency and
-// reports whether it is a first delivery from the partner.
-func (p *peer) record(src int, seq, lat int64) bool {
-	if src != p.partner.idx || seq < 0 {
-		p.misrouted++
-		return false
-	}
+// inbox checks off the numbered stanzas of one sender at one receiver. It
+// is owned by the receiver's reader goroutine.
+type inbox struct {
+	seen       []uint64 // bitset of sequence numbers
+	last       int64    // the last sequence number checked off; -1 before the first
+	dups       int64
+	outOfOrder int64
+}
+
+// record checks off seq and reports whether it is its first delivery.
+func (b *inbox) record(seq int64) bool {
 	w, bit := seq/64, uint64(1)<<(seq%64)
-	for int(w) >= len(p.seen) {
-		p.seen = append(p.seen, 0)
+	for int(w) >= len(b.seen) {
+		b.seen = append(b.seen, 0)
 	}
-	if p.seen[w]&bit != 0 {
-		p.dups++
+	if b.seen[w]&bit != 0 {
+		b.dups++
 		return false
 	}
-	p.seen[w] |= bit
-	if seq < p.last {
-		p.outOfOrder++
+	b.seen[w] |= bit
+	if seq < b.last {
+		b.outOfOrder++
 	}
-	p.last = seq
-	p.lat = append(p.lat, lat)
+	b.last = seq
 	return true
+}
+
+// poke wakes a sender waiting in pump, or leaves a wake-up for its next
+// wait.
+func poke(wake chan struct{}) {
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
 }
 
 var errStall = errors.New("no delivery progress within --timeout")
 
-// send writes messages to the partner's full JID, at most cap(win) in
-// flight, up to --batch of them per write when the window allows. The body is "SRC:SEQ:SENTNS", digits only.
+// send writes messages to the partner's full JID, at most --window in
+// flight. The body is "SRC:SEQ:SENTNS", digits only.
 func (p *peer) send(cfg *config, deadline time.Time) error {
 	prefix := []byte("<message type='chat' to='" + xmlEscape(p.partner.s.jid) + "' id='m")
-	buf := make([]byte, 0, 256)
 	src := strconv.AppendInt(nil, int64(p.idx), 10)
+	room := func(seq int64) bool { return seq-p.partner.uniq.Load() < int64(cfg.window) }
+	return pump(cfg, p.s, &p.sent, deadline, room, p.wake, func(buf []byte, seq int64) []byte {
+		buf = append(buf, prefix...)
+		buf = append(buf, src...)
+		buf = append(buf, '-')
+		buf = strconv.AppendInt(buf, seq, 10)
+		buf = append(buf, "'><body>"...)
+		buf = appendStamp(buf, src, seq)
+		return append(buf, "</body></message>"...)
+	})
+}
+
+// appendStamp appends "SRC:SEQ:SENTNS", what identifies a numbered stanza
+// and when it was written.
+func appendStamp(buf, src []byte, seq int64) []byte {
+	buf = append(buf, src...)
+	buf = append(buf, ':')
+	buf = strconv.AppendInt(buf, seq, 10)
+	buf = append(buf, ':')
+	return strconv.AppendInt(buf, int64(time.Since(epoch)), 10)
+}
+
+// pump writes the stanzas stanza appends for seq = 0, 1, …: --count of
+// them, or until deadline if it is set, up to --batch per write; sent
+// counts those written. Before each, room(seq) tells whether the window
+// lets it go; when not, pump writes what it has batched and waits for a
+// wake-up (a receiver got one of ours), failing with errStall after
+// --timeout without one.
+func pump(cfg *config, s *session, sent *atomic.Int64, deadline time.Time, room func(seq int64) bool, wake <-chan struct{}, stanza func(buf []byte, seq int64) []byte) error {
+	buf := make([]byte, 0, 256)
 	var timer *time.Timer
-	pending := int64(0) // messages in buf, not yet written
+	pending := int64(0) // stanzas in buf, not yet written
 	flush := func() error {
 		if pending == 0 {
 			return nil
 		}
-		err := p.s.write(buf)
-		p.sent.Add(pending)
+		err := s.write(buf)
+		sent.Add(pending)
 		buf, pending = buf[:0], 0
 		return err
 	}
@@ -511,10 +596,7 @@ func (p *peer) send(cfg *config, deadline time.Time) error {
 		} else if time.Now().After(deadline) {
 			return flush()
 		}
-		select {
-		case p.win <- struct{}{}:
-		default:
-			// The window is full: write what is batched before waiting.
+		for !room(seq) {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -524,23 +606,13 @@ func (p *peer) send(cfg *config, deadline time.Time) error {
 				timer.Reset(cfg.timeout)
 			}
 			select {
-			case p.win <- struct{}{}:
+			case <-wake:
 				timer.Stop()
 			case <-timer.C:
 				return errStall
 			}
 		}
-		buf = append(buf, prefix...)
-		buf = append(buf, src...)
-		buf = append(buf, '-')
-		buf = strconv.AppendInt(buf, seq, 10)
-		buf = append(buf, "'><body>"...)
-		buf = append(buf, src...)
-		buf = append(buf, ':')
-		buf = strconv.AppendInt(buf, seq, 10)
-		buf = append(buf, ':')
-		buf = strconv.AppendInt(buf, int64(time.Since(epoch)), 10)
-		buf = append(buf, "</body></message>"...)
+		buf = stanza(buf, seq)
 		pending++
 		if pending >= int64(cfg.batch) {
 			if err := flush(); err != nil {
