@@ -66,8 +66,8 @@ type C2S struct {
 }
 
 // HTTP is the [http] table: the listener for web clients, with XMPP over
-// WebSocket (RFC 7395) at /xmpp-websocket and its discovery (XEP-0156) at
-// /.well-known/host-meta. Both listener lists are empty by default: the
+// WebSocket (RFC 7395) at /xmpp-websocket, BOSH (XEP-0124, XEP-0206) at
+// /http-bind and their discovery (XEP-0156) at /.well-known/host-meta. Both listener lists are empty by default: the
 // web listener is off until configured.
 type HTTP struct {
 	// Listen are host:port addresses for plain HTTP, meant for a reverse
@@ -83,7 +83,7 @@ type HTTP struct {
 	// X-Forwarded-Host headers are believed.
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// AllowedOrigins are the web origins ("https://chat.example.org")
-	// whose pages may open a WebSocket stream, besides pages of the
+	// whose pages may open a WebSocket stream or use BOSH, besides pages of the
 	// server's own origin; "*" allows every origin. Clients that send no
 	// Origin header (anything but a browser) are always allowed.
 	AllowedOrigins []string `toml:"allowed_origins"`
@@ -91,6 +91,14 @@ type HTTP struct {
 	// ping (RFC 6455 §5.5.2) on each WebSocket stream; a client that does
 	// not answer within limits.ping_timeout is disconnected.
 	WebSocketPingInterval Duration `toml:"websocket_ping_interval"`
+	// BOSHMaxWait is the longest a BOSH request is held waiting for
+	// something to send (XEP-0124 §7.1 'wait': a client asking for more
+	// gets this).
+	BOSHMaxWait Duration `toml:"bosh_max_wait"`
+	// BOSHInactivity is how long a BOSH session may have no request
+	// pending before it ends (XEP-0124 §7.1 'inactivity'): how long a
+	// vanished client keeps its session.
+	BOSHInactivity Duration `toml:"bosh_inactivity"`
 }
 
 // TLS is a certificate and its private key, both PEM files. Both empty
@@ -216,6 +224,8 @@ func Default() *Config {
 			TrustedProxies:        []string{"127.0.0.1", "::1"},
 			AllowedOrigins:        []string{},
 			WebSocketPingInterval: Duration{30 * time.Second},
+			BOSHMaxWait:           Duration{60 * time.Second},
+			BOSHInactivity:        Duration{60 * time.Second},
 		},
 		Storage: Storage{Driver: "sqlite"},
 		Limits: Limits{

@@ -211,6 +211,7 @@ func TestValidationErrors(t *testing.T) {
 		{"origin without scheme", func(c *Config) { c.HTTP.AllowedOrigins = []string{"chat.example.org"} }, `http.allowed_origins: "chat.example.org": must start with "https://" or "http://" (or be "*")`},
 		{"origin with a path", func(c *Config) { c.HTTP.AllowedOrigins = []string{"https://example.org/chat"} }, `http.allowed_origins: "https://example.org/chat": must be scheme://host[:port] and nothing more, like "https://chat.example.org"`},
 		{"zero ping interval", func(c *Config) { c.HTTP.WebSocketPingInterval.Duration = 0 }, "http.websocket_ping_interval: must be positive and at most 24h0m0s, not 0s"},
+		{"zero BOSH inactivity", func(c *Config) { c.HTTP.BOSHInactivity.Duration = 0 }, "http.bosh_inactivity: must be positive and at most 24h0m0s, not 0s"},
 		{"listen without port", func(c *Config) { c.C2S.Listen = []string{"0.0.0.0"} }, ""},
 		{"listen port too big", func(c *Config) { c.C2S.Listen = []string{"0.0.0.0:70000"} }, `c2s.listen: "0.0.0.0:70000": port must be a number from 0 to 65535`},
 		{"listen named port", func(c *Config) { c.C2S.DirectTLSListen = []string{"[::1]:xmpps"} }, `c2s.direct_tls_listen: "[::1]:xmpps": port must be a number from 0 to 65535`},

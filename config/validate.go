@@ -86,6 +86,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	durRange(p, "http.websocket_ping_interval", c.HTTP.WebSocketPingInterval)
+	durRange(p, "http.bosh_max_wait", c.HTTP.BOSHMaxWait)
+	durRange(p, "http.bosh_inactivity", c.HTTP.BOSHInactivity)
 
 	// [tls] and [hosts."x".tls]
 	checkTLS(p, "tls", c.TLS)

@@ -19,6 +19,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/bosh"
 	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
@@ -53,6 +54,7 @@ type Server struct {
 	tls   *tlsconf.Store
 	c2s   *c2s.Server
 	web   *websocket.Handler
+	bosh  *bosh.Handler
 
 	mu  sync.Mutex // guards cfg
 	cfg *config.Config
@@ -200,6 +202,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.web = websocket.NewHandler(cfg, log.With("module", "websocket"), func(ctx context.Context, conn *websocket.Conn, secure bool) {
 		s.c2s.ServeFramed(ctx, conn, secure)
 	})
+	// And each BOSH session too (XEP-0124, XEP-0206), on the same listener.
+	s.bosh = bosh.NewHandler(cfg, log.With("module", "bosh"), s.web.Client, func(ctx context.Context, conn *bosh.Conn, secure bool) {
+		s.c2s.ServeFramed(ctx, conn, secure)
+	})
+	s.web.HandleBOSH(bosh.Path, s.bosh)
 
 	if err := s.listen(cfg); err != nil {
 		s.closeListeners()
@@ -263,6 +270,10 @@ func (s *Server) config() *config.Config {
 
 // Store is the server's storage (for tests and the CLI).
 func (s *Server) Store() storage.Store { return s.store }
+
+// BOSH is the handler of the BOSH endpoint (for tests that watch its
+// sessions).
+func (s *Server) BOSH() *bosh.Handler { return s.bosh }
 
 // Addrs returns the bound STARTTLS and direct TLS addresses.
 func (s *Server) Addrs() (starttls, directTLS []net.Addr) {
@@ -387,8 +398,12 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Unlock()
 	s.c2s.SetConfig(cfg)
 	s.web.SetConfig(cfg)
+	s.bosh.SetConfig(cfg)
 	return nil
 }
 
-// A WebSocket stream is a c2s session.
-var _ c2s.Framed = (*websocket.Conn)(nil)
+// A WebSocket stream and a BOSH session are c2s sessions.
+var (
+	_ c2s.Framed = (*websocket.Conn)(nil)
+	_ c2s.Framed = (*bosh.Conn)(nil)
+)

@@ -1,7 +1,8 @@
 // Package websocket serves web clients on the HTTP listener: XMPP over
 // WebSocket (RFC 7395) at /xmpp-websocket, on github.com/coder/websocket,
-// and the discovery of that endpoint (XEP-0156) at /.well-known/host-meta
-// and /.well-known/host-meta.json.
+// the BOSH endpoint of package bosh beside it (HandleBOSH), and the
+// discovery of both (XEP-0156) at /.well-known/host-meta and
+// /.well-known/host-meta.json.
 //
 // The upgrade requires the subprotocol "xmpp" (RFC 7395 §3.1) and an
 // Origin the configuration allows. Each accepted stream is a Conn that
@@ -46,9 +47,11 @@ const (
 // Subprotocol is the WebSocket subprotocol of XMPP (RFC 7395 §3.1).
 const Subprotocol = "xmpp"
 
-// relWebSocket is the link relation of the WebSocket endpoint
-// (XEP-0156 §3).
-const relWebSocket = "urn:xmpp:alt-connections:websocket"
+// Link relations of the WebSocket and BOSH endpoints (XEP-0156 §3).
+const (
+	relWebSocket = "urn:xmpp:alt-connections:websocket"
+	relBOSH      = "urn:xmpp:alt-connections:xbosh"
+)
 
 // Handler is the HTTP handler of the web listener.
 type Handler struct {
@@ -57,8 +60,9 @@ type Handler struct {
 	Serve func(ctx context.Context, conn *Conn, secure bool)
 	Log   *slog.Logger
 
-	set atomic.Pointer[settings]
-	mux *http.ServeMux
+	set      atomic.Pointer[settings]
+	mux      *http.ServeMux
+	boshPath string // set by HandleBOSH before serving
 }
 
 // settings are what the handler reads of the configuration, prepared once
@@ -104,6 +108,26 @@ func (h *Handler) SetConfig(cfg *config.Config) {
 		}
 	}
 	h.set.Store(set)
+}
+
+// HandleBOSH serves bosh, the BOSH endpoint (XEP-0124, XEP-0206), at
+// path on the same listener, every method (bosh answers them), and lists
+// it in host-meta. It is called before the handler serves.
+func (h *Handler) HandleBOSH(path string, bosh http.Handler) {
+	h.boshPath = path
+	h.mux.Handle(path, bosh)
+}
+
+// Client tells what the handler believes of the client of r, for the
+// BOSH endpoint: its address (the connection's peer, or what trusted
+// proxies report), whether it reached the server over TLS (here or at a
+// trusted proxy), and whether a page of its Origin may use the endpoints,
+// by the WebSocket rule (allowOrigin); without an Origin, it may.
+func (h *Handler) Client(r *http.Request) (addr net.Addr, secure, originAllowed bool) {
+	set := h.set.Load()
+	p := peerOf(r, set.proxies)
+	origin := r.Header.Get("Origin")
+	return p.netAddr(), p.secure, origin == "" || set.allowOrigin(origin, p)
 }
 
 // ServeHTTP implements http.Handler.
@@ -179,41 +203,53 @@ func hasToken(h http.Header, name, token string) bool {
 	return slices.ContainsFunc(headerList(h, name), func(v string) bool { return strings.EqualFold(v, token) })
 }
 
-// endpoint is the WebSocket URL as the client of r reaches it: wss:// when
-// it came over TLS (here or at a trusted proxy), at the host it asked for.
-func (s *settings) endpoint(r *http.Request) string {
+// link is an endpoint listed in host-meta.
+type link struct {
+	Rel  string `json:"rel"`
+	Href string `json:"href"`
+}
+
+// links are the endpoints as the client of r reaches them: the WebSocket
+// URL, and the BOSH one when served; wss:// and https:// when the client
+// came over TLS (here or at a trusted proxy), at the host it asked for.
+func (h *Handler) links(r *http.Request) []link {
+	s := h.set.Load()
 	p := peerOf(r, s.proxies)
-	u := url.URL{Scheme: "ws", Host: p.host, Path: Path}
+	host := p.host
+	if host == "" {
+		host = s.defaultHost
+	}
+	ws, web := "ws", "http"
 	if p.secure {
-		u.Scheme = "wss"
+		ws, web = "wss", "https"
 	}
-	if u.Host == "" {
-		u.Host = s.defaultHost
+	l := []link{{Rel: relWebSocket, Href: (&url.URL{Scheme: ws, Host: host, Path: Path}).String()}}
+	if h.boshPath != "" {
+		l = append(l, link{Rel: relBOSH, Href: (&url.URL{Scheme: web, Host: host, Path: h.boshPath}).String()})
 	}
-	return u.String()
+	return l
 }
 
 // hostMeta serves the XRD host-meta document (XEP-0156 §3.1, RFC 6415)
-// listing the WebSocket endpoint, readable from any web page (CORS).
+// listing the endpoints, readable from any web page (CORS).
 func (h *Handler) hostMeta(w http.ResponseWriter, r *http.Request) {
-	href := h.set.Load().endpoint(r)
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Content-Type", "application/xrd+xml; charset=utf-8")
-	b := []byte("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='" + relWebSocket + "' href='")
-	b = appendEscaped(b, href)
-	b = append(b, "'/>\n</XRD>\n"...)
+	b := []byte("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n")
+	for _, l := range h.links(r) {
+		b = append(b, "  <Link rel='"+l.Rel+"' href='"...)
+		b = appendEscaped(b, l.Href)
+		b = append(b, "'/>\n"...)
+	}
+	b = append(b, "</XRD>\n"...)
 	w.Write(b)
 }
 
 // hostMetaJSON serves the same as JSON (XEP-0156 §3.1, RFC 6415 Appendix A).
 func (h *Handler) hostMetaJSON(w http.ResponseWriter, r *http.Request) {
-	type link struct {
-		Rel  string `json:"rel"`
-		Href string `json:"href"`
-	}
 	doc := struct {
 		Links []link `json:"links"`
-	}{[]link{{Rel: relWebSocket, Href: h.set.Load().endpoint(r)}}}
+	}{h.links(r)}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(doc)

@@ -396,9 +396,9 @@ func TestWebSocketPing(t *testing.T) {
 	}
 }
 
-// host-meta lists the WebSocket endpoint as clients reach it, wss:// over
-// TLS or behind a proxy that says https, readable from any page
-// (XEP-0156).
+// host-meta lists the WebSocket and BOSH endpoints as clients reach
+// them, wss:// and https:// over TLS or behind a proxy that says https,
+// readable from any page (XEP-0156).
 func TestHostMeta(t *testing.T) {
 	srv := startServer(t, nil)
 	opts := dialOptions(t, srv)
@@ -426,26 +426,27 @@ func TestHostMeta(t *testing.T) {
 			Href string `xml:"href,attr"`
 		} `xml:"Link"`
 	}
+	const relWS, relBOSH = "urn:xmpp:alt-connections:websocket", "urn:xmpp:alt-connections:xbosh"
 	for _, tc := range []struct {
-		name, url string
-		header    http.Header
-		want      string
+		name, url     string
+		header        http.Header
+		wantWS, wantB string
 	}{
-		{"https", "https://" + srv.HTTPSAddr, nil, wssURL(srv)},
-		{"http", "http://" + srv.HTTPAddr, nil, wsURL(srv)},
-		{"behind a proxy", "http://" + srv.HTTPAddr, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"example.org"}}, "wss://example.org/xmpp-websocket"},
+		{"https", "https://" + srv.HTTPSAddr, nil, wssURL(srv), "https://" + srv.HTTPSAddr + "/http-bind"},
+		{"http", "http://" + srv.HTTPAddr, nil, wsURL(srv), "http://" + srv.HTTPAddr + "/http-bind"},
+		{"behind a proxy", "http://" + srv.HTTPAddr, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"example.org"}}, "wss://example.org/xmpp-websocket", "https://example.org/http-bind"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := get(t, tc.url+ws.HostMeta, tc.header)
 			var doc xrd
-			if err := xml.Unmarshal(body, &doc); err != nil || len(doc.Links) != 1 || doc.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || doc.Links[0].Href != tc.want {
+			if err := xml.Unmarshal(body, &doc); err != nil || len(doc.Links) != 2 || doc.Links[0].Rel != relWS || doc.Links[0].Href != tc.wantWS || doc.Links[1].Rel != relBOSH || doc.Links[1].Href != tc.wantB {
 				t.Fatalf("host-meta (%s): %s", resp.Header.Get("Content-Type"), body)
 			}
 			resp, body = get(t, tc.url+ws.HostMetaJSON, tc.header)
 			var jrd struct {
 				Links []struct{ Rel, Href string } `json:"links"`
 			}
-			if err := json.Unmarshal(body, &jrd); err != nil || len(jrd.Links) != 1 || jrd.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || jrd.Links[0].Href != tc.want || resp.Header.Get("Content-Type") != "application/json" {
+			if err := json.Unmarshal(body, &jrd); err != nil || len(jrd.Links) != 2 || jrd.Links[0].Rel != relWS || jrd.Links[0].Href != tc.wantWS || jrd.Links[1].Rel != relBOSH || jrd.Links[1].Href != tc.wantB || resp.Header.Get("Content-Type") != "application/json" {
 				t.Fatalf("host-meta.json (%s): %s", resp.Header.Get("Content-Type"), body)
 			}
 		})

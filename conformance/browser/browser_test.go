@@ -18,9 +18,9 @@
 // the same checks run against that server instead, at the URLs of
 // STARLING_ANCHOR_WEBSOCKET_URL and STARLING_ANCHOR_BOSH_URL.
 //
-// Against Starling the WebSocket check runs on the HTTPS listener
-// ([http] tls_listen, with the page's origin in allowed_origins); BOSH is
-// not checked on Starling yet: it has no BOSH (issue 5).
+// Against Starling both checks run on the HTTPS listener ([http]
+// tls_listen, with the page's origin in allowed_origins): WebSocket at
+// /xmpp-websocket, BOSH at /http-bind.
 package browser
 
 import (
@@ -130,15 +130,14 @@ func TestBrowser(t *testing.T) {
 			testbin.AddUser(t, bin, setup.Config, user+"@"+srv.domain, srv.passwords[user])
 		}
 		testbin.Start(t, bin, setup.Config)
-		// No BOSH on Starling yet (issue 5): only WebSocket is checked.
-		srv.urls = map[string]string{"websocket": "wss://" + httpAddr + "/xmpp-websocket"}
+		srv.urls = map[string]string{"websocket": "wss://" + httpAddr + "/xmpp-websocket", "bosh": "https://" + httpAddr + "/http-bind"}
 		runChecks(t, page, srv)
 	})
 }
 
 // starlingHTTP is the TOML of Starling's HTTPS listener at addr (with the
 // generated certificate, which the browser is told to accept), which lets
-// the test's page use WebSocket: its origin is allowed.
+// the test's page use WebSocket and BOSH: its origin is allowed.
 func starlingHTTP(addr, page string) string {
 	u, err := url.Parse(page)
 	if err != nil {

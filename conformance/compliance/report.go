@@ -105,7 +105,7 @@ func (r *report) markdown() string {
 		if cat == "Web" {
 			p("")
 			p("Connection Mechanism Discovery (XEP-0156) is required of clients only (Server ✕, Advanced Server N/A);")
-			p("host-meta comes with WebSocket and BOSH in issue 5.")
+			p("Starling serves host-meta listing its WebSocket and BOSH endpoints all the same (./websocket TestHostMeta).")
 		}
 	}
 	p("")

@@ -155,8 +155,20 @@ var requirements = []requirement{
 	},
 	{
 		category: "Web", level: server, feature: "Web connection mechanisms", spec: "XEP-0206 XMPP over BOSH (XEP-0124 BOSH)",
-		note:           "may be provided by a component or module; a server needs both providers",
-		notImplemented: "issue 5",
+		note: "may be provided by a component or module; a server needs both providers",
+		checks: []string{
+			"./bosh TestLoginChatTerminate",
+			"./bosh TestRIDs",
+			"./bosh TestOldRID",
+			"./bosh TestRIDGap",
+			"./bosh TestHoldAndWait",
+			"./bosh TestBadRequests",
+			"./bosh TestInactivity",
+			"./bosh TestCORS",
+			"./bosh TestStreamError",
+			"./websocket TestHostMeta",
+			"./conformance/browser TestBrowser/sqlite/bosh",
+		},
 	},
 
 	// IM Compliance Suite (§2.3).

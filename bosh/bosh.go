@@ -1,0 +1,256 @@
+// Package bosh serves web clients that cannot use WebSocket: XMPP over
+// BOSH (XEP-0124, with XEP-0206 for XMPP) at /http-bind, on the HTTP
+// listener beside package websocket, which routes the requests here and
+// lists the endpoint in host-meta (XEP-0156).
+//
+// Each BOSH session is a Conn that c2s runs like any client session
+// (c2s.Server.ServeFramed): negotiation, SASL, binding, routing and every
+// module are c2s's. Conn only translates the transport: the payloads of
+// the client's requests, taken in 'rid' order, are the client's stream;
+// what c2s writes is sent in the responses of the requests the server
+// holds (long polling). Implemented: session creation (§7.1) with 'wait',
+// 'hold', 'requests', 'inactivity', 'polling', 'ver', 'from', 'secure' and
+// XEP-0206's xmpp:version and xmpp:restartlogic; 'rid' ordering within a
+// window of 'requests' rids, retransmission of recent responses (§14);
+// hold and wait (§10); stream restart (XEP-0206 §5); terminate from either
+// side with XEP-0124 §17's conditions; inactivity; bounded request bodies;
+// CORS. Not implemented: acknowledgements (§9; not offered in the creation
+// response, as §9.1 allows), 'pause' (§12; no 'maxpause'), enforcing
+// 'polling', key sequencing (§15, deprecated in favour of TLS) and
+// multiple streams (§19).
+package bosh
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/stream"
+)
+
+// Path is the BOSH endpoint, where Prosody, ejabberd and Converse.js have
+// it too.
+const Path = "/http-bind"
+
+// protocolVersion is the version of XEP-0124 implemented ('ver', §7.1).
+const protocolVersion = "1.11"
+
+// maxHold is the most requests the server holds at once ('hold', §7.1).
+const maxHold = 1
+
+// minPolling is the shortest polling interval advertised ('polling', §7.1).
+const minPolling = 2 * time.Second
+
+// bodyOverhead is what a request may hold besides its payload's largest
+// element: the <body/> wrapper.
+const bodyOverhead = 4096
+
+// Client is what the web listener believes of the client of a request
+// (websocket.Handler.Client): its address, after trusted proxies; whether
+// it reached the server over TLS; whether a page of its Origin may use
+// the endpoint (true without an Origin).
+type Client func(r *http.Request) (addr net.Addr, secure, originAllowed bool)
+
+// Handler serves the BOSH endpoint.
+type Handler struct {
+	// Serve runs the session of a new BOSH session until it ends:
+	// c2s.Server.ServeFramed.
+	Serve  func(ctx context.Context, conn *Conn, secure bool)
+	Client Client
+	Log    *slog.Logger
+
+	set atomic.Pointer[settings]
+
+	mu       sync.Mutex // guards sessions
+	sessions map[string]*Conn
+}
+
+// settings are what the handler reads of the configuration.
+type settings struct {
+	hosts      []string
+	maxBytes   int // limits.max_stanza_bytes
+	maxWait    time.Duration
+	inactivity time.Duration
+}
+
+// NewHandler returns the handler for cfg.
+func NewHandler(cfg *config.Config, log *slog.Logger, client Client, serve func(ctx context.Context, conn *Conn, secure bool)) *Handler {
+	h := &Handler{Serve: serve, Client: client, Log: log, sessions: make(map[string]*Conn)}
+	h.SetConfig(cfg)
+	return h
+}
+
+// SetConfig applies a (re)loaded configuration to the sessions created
+// after it.
+func (h *Handler) SetConfig(cfg *config.Config) {
+	h.set.Store(&settings{
+		hosts:      cfg.Server.Hosts,
+		maxBytes:   cfg.Limits.MaxStanzaBytes,
+		maxWait:    cfg.HTTP.BOSHMaxWait.Duration,
+		inactivity: cfg.HTTP.BOSHInactivity.Duration,
+	})
+}
+
+// ServeHTTP implements http.Handler: POST carries requests (XEP-0124
+// §4), OPTIONS is a CORS preflight; any other method is refused with 405.
+// A page whose Origin is not allowed is refused with 403; an allowed one
+// gets the CORS headers that let it read the responses.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	addr, secure, originOK := h.Client(r)
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !originOK {
+			h.Log.Debug("BOSH refused: origin not allowed", "conn", addr.String(), "origin", origin)
+			http.Error(w, "origin not allowed: see http.allowed_origins", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Add("Vary", "Origin")
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		w.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+		w.Header().Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodPost:
+		h.post(w, r, addr, secure)
+	default:
+		w.Header().Set("Allow", "POST, OPTIONS")
+		http.Error(w, "BOSH takes POST requests (XEP-0124 §4)", http.StatusMethodNotAllowed)
+	}
+}
+
+// post handles one request: session creation without a 'sid', else a
+// request of the session it names.
+func (h *Handler) post(w http.ResponseWriter, r *http.Request, addr net.Addr, secure bool) {
+	set := h.set.Load()
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(set.maxBytes+bodyOverhead)))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			h.Log.Debug("BOSH request too large", "conn", addr.String())
+			reply(w, http.StatusRequestEntityTooLarge, terminate(condPolicyViolation))
+		}
+		return
+	}
+	b, err := parseBody(raw, set.maxBytes)
+	if err != nil {
+		cond := condBadRequest
+		if !errors.Is(err, errBadRequest) {
+			cond = condPolicyViolation // an element too large
+		}
+		h.Log.Debug("BOSH request refused", "conn", addr.String(), "condition", cond)
+		reply(w, http.StatusOK, terminate(cond))
+		return
+	}
+	var conn *Conn
+	req := &request{body: b, resp: make(chan []byte, 1)}
+	if b.sid == "" {
+		conn = h.create(w, r, b, set, addr, secure)
+		if conn == nil {
+			return
+		}
+	} else {
+		h.mu.Lock()
+		conn = h.sessions[b.sid]
+		h.mu.Unlock()
+		if conn == nil {
+			// XEP-0124 §17.2: item-not-found for an unknown sid.
+			reply(w, http.StatusOK, terminate(condItemNotFound))
+			return
+		}
+	}
+	conn.accept(req)
+	select {
+	case resp := <-req.resp:
+		reply(w, http.StatusOK, resp)
+	case <-r.Context().Done():
+		conn.abandon(req)
+	}
+}
+
+// create starts a session (XEP-0124 §7.1, XEP-0206 §3) and returns it,
+// or answers the request with why not and returns nil.
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body, set *settings, addr net.Addr, secure bool) *Conn {
+	host := ""
+	for _, hst := range set.hosts {
+		if strings.EqualFold(hst, b.to) {
+			host = hst
+		}
+	}
+	if host == "" {
+		reply(w, http.StatusOK, terminate(condHostUnknown))
+		return nil
+	}
+	if b.wait < 0 || b.hold < 0 {
+		reply(w, http.StatusOK, terminate(condBadRequest)) // both are required (§7.1)
+		return nil
+	}
+	wait := min(time.Duration(b.wait)*time.Second, set.maxWait)
+	hold := min(int(b.hold), maxHold)
+	window := int64(hold + 1)
+	sid := newSID()
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	c := &Conn{
+		sid: sid, host: host, remote: addr, local: local,
+		wait: wait, hold: hold, inactivity: set.inactivity, window: window,
+		maxOut: 16 * set.maxBytes, maxIn: 16 * set.maxBytes,
+		next:    b.rid,
+		ahead:   make(map[int64]*request),
+		sent:    make(map[int64][]byte),
+		created: creationAttrs(sid, host, wait, hold, set.inactivity, window),
+		inReady: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	c.forget = func() {
+		h.mu.Lock()
+		delete(h.sessions, sid)
+		h.mu.Unlock()
+	}
+	c.idleSince = time.Now()
+	c.inactive = time.AfterFunc(set.inactivity, c.checkInactive)
+	c.mu.Lock()
+	c.push(item{hdr: &stream.Header{To: b.to, Lang: b.lang, Version: "1.0", NS: nsClient}})
+	c.mu.Unlock()
+	h.mu.Lock()
+	h.sessions[sid] = c
+	h.mu.Unlock()
+	h.Log.Debug("BOSH session", "conn", addr.String(), "sid", sid, "wait", wait, "hold", hold, "secure", secure)
+	// The session outlives this request; the server's shutdown ends it
+	// (c2s.Server.Shutdown).
+	go h.Serve(context.WithoutCancel(r.Context()), c, secure)
+	return c
+}
+
+// reply writes a response body.
+func reply(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// terminate is the response that ends a session, or refuses a request
+// that has none, with cond (XEP-0124 §17.2).
+func terminate(cond string) []byte {
+	b := []byte("<body xmlns='" + NSHTTPBind + "'")
+	b = appendAttr(b, "type", "terminate")
+	b = appendAttr(b, "condition", cond)
+	return append(b, "/>"...)
+}
+
+// newSID returns a session id: unique, and unpredictable, since knowing
+// it (and the rid) is what lets a request into a session (XEP-0124 §7.1).
+func newSID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
