@@ -180,7 +180,7 @@ func (p *Service) broadcast(ctx context.Context, sess router.Session, st *stanza
 // messages.
 func (p *Service) initial(ctx context.Context, sess router.Session, user jid.JID, siblings []*stanza.Stanza) {
 	for _, c := range p.Roster.Contacts(ctx, user, roster.ReceivesPresence) {
-		p.Router.Route(ctx, probe(user, c))
+		p.Router.Route(ctx, stanza.NewPresence(user, c, "probe"))
 	}
 	full := sess.JID()
 	for _, s := range siblings {
@@ -245,9 +245,7 @@ func (p *Service) SessionEnded(ctx context.Context, sess router.Session) {
 	s := m[full.Resourcepart()]
 	p.mu.Unlock()
 	if s != nil && s.sess == sess && (s.last != nil || len(s.directed) > 0) {
-		raw := []byte("<presence type='unavailable'/>")
-		st, _ := stanza.Parse(raw, len(raw))
-		p.broadcast(ctx, sess, st.WithAddresses(full, jid.JID{}))
+		p.broadcast(ctx, sess, stanza.NewPresence(full, jid.JID{}, "unavailable"))
 	}
 	p.mu.Lock()
 	if m := p.sessions[full.Bare().String()]; m != nil && m[full.Resourcepart()] == s {
@@ -285,12 +283,12 @@ func (p *Service) probe(ctx context.Context, st *stanza.Stanza) {
 	}
 	sub := p.subscriptionOf(ctx, user, prober)
 	if !roster.SeesPresence(sub) {
-		p.Router.Route(ctx, typed(user, prober.Bare(), "unsubscribed"))
+		p.Router.Route(ctx, stanza.NewPresence(user, prober.Bare(), "unsubscribed"))
 		return
 	}
 	last := p.available(user)
 	if len(last) == 0 {
-		p.Router.Route(ctx, typed(user, prober, "unavailable"))
+		p.Router.Route(ctx, stanza.NewPresence(user, prober, "unavailable"))
 		return
 	}
 	for _, s := range last {
@@ -320,17 +318,8 @@ func (p *Service) SendCurrent(ctx context.Context, user, contact jid.JID) {
 // SendUnavailable implements roster.Notifier.
 func (p *Service) SendUnavailable(ctx context.Context, user, contact jid.JID) {
 	for _, s := range p.available(user) {
-		p.Router.Route(ctx, typed(s.From, contact, "unavailable"))
+		p.Router.Route(ctx, stanza.NewPresence(s.From, contact, "unavailable"))
 	}
-}
-
-func probe(from, to jid.JID) *stanza.Stanza { return typed(from, to, "probe") }
-
-// typed is an empty presence of the given type.
-func typed(from, to jid.JID, typ string) *stanza.Stanza {
-	raw := []byte("<presence type='" + typ + "'/>")
-	st, _ := stanza.Parse(raw, len(raw))
-	return st.WithAddresses(from, to)
 }
 
 // statusText is the text of a presence's <status/>, if any.

@@ -270,13 +270,13 @@ func (s *Service) remove(ctx context.Context, req dispatch.Request, user, contac
 	}
 	req.AfterReply(func() {
 		if st.to() || st.out {
-			s.Router.Route(ctx, subscriptionStanza(user, contact, "unsubscribe"))
+			s.Router.Route(ctx, stanza.NewPresence(user, contact, "unsubscribe"))
 		}
 		if st.from() || st.in {
 			if st.from() && s.Presence != nil {
 				s.Presence.SendUnavailable(ctx, user, contact)
 			}
-			s.Router.Route(ctx, subscriptionStanza(user, contact, "unsubscribed"))
+			s.Router.Route(ctx, stanza.NewPresence(user, contact, "unsubscribed"))
 		}
 		s.pushAll(user, storage.RosterItem{Contact: contact.String(), Subscription: "remove", Version: ver})
 	})
@@ -360,12 +360,4 @@ func writeItem(b *bytes.Buffer, it storage.RosterItem) {
 		b.WriteString("</group>")
 	}
 	b.WriteString("</item>")
-}
-
-// subscriptionStanza is a presence of a subscription type from one bare
-// JID to another.
-func subscriptionStanza(from, to jid.JID, typ string) *stanza.Stanza {
-	raw := []byte("<presence type='" + typ + "'/>")
-	st, _ := stanza.Parse(raw, len(raw))
-	return st.WithAddresses(from, to)
 }

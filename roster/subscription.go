@@ -130,7 +130,7 @@ func (s *Service) Inbound(ctx context.Context, st *stanza.Stanza) {
 	}
 	if !s.Exists(ctx, user) {
 		if st.Type == "subscribe" {
-			s.Router.Route(ctx, subscriptionStanza(user, contact, "unsubscribed"))
+			s.Router.Route(ctx, stanza.NewPresence(user, contact, "unsubscribed"))
 		}
 		return
 	}
@@ -161,7 +161,7 @@ func (s *Service) Inbound(ctx context.Context, st *stanza.Stanza) {
 		s.pushAll(user, *c.item)
 	}
 	if autoApprove {
-		s.Router.Route(ctx, subscriptionStanza(user, contact, "subscribed"))
+		s.Router.Route(ctx, stanza.NewPresence(user, contact, "subscribed"))
 		if s.Presence != nil {
 			s.Presence.SendCurrent(ctx, user, contact)
 		}

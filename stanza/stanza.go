@@ -160,6 +160,18 @@ func (s *Stanza) WithAddresses(from, to jid.JID) *Stanza {
 	return &c
 }
 
+// NewPresence returns an empty presence stanza of the given type ("" for
+// available) from one address to another, as the server sends on a user's
+// behalf (RFC 6121 §3, §4).
+func NewPresence(from, to jid.JID, typ string) *Stanza {
+	raw := []byte("<presence/>")
+	if typ != "" {
+		raw = []byte("<presence type='" + typ + "'/>")
+	}
+	st, _ := Parse(raw, len(raw))
+	return st.WithAddresses(from, to)
+}
+
 // Payload returns the first child element of the stanza, as raw bytes, and
 // its name with the namespace resolved (for an IQ, the element that
 // qualifies the request, RFC 6120 §8.2.3). ok is false if there is none.
