@@ -60,11 +60,16 @@ type Service struct {
 	MaxItems func() int
 	Log      *slog.Logger
 
-	mu sync.Mutex // guards interested
+	mu sync.Mutex // guards interested and online
 	// interested holds, by full JID, the sessions that requested the
 	// roster (§2.2); keeping the session tells a session that replaced
 	// another on the same full JID from the one it replaced.
 	interested map[string]router.Session
+	// online caches, by bare JID, the roster of accounts with a session,
+	// which every presence broadcast reads; an item's change drops it
+	// (under the account's lock), and so does the end of the account's
+	// last session.
+	online map[string][]storage.RosterItem
 
 	// locks serialise the read-modify-write of one account's subscription
 	// states; an account always maps to the same lock. No lock is held
@@ -78,6 +83,7 @@ type Service struct {
 func (s *Service) Register(m *dispatch.Mux) {
 	s.seed = maphash.MakeSeed()
 	s.interested = make(map[string]router.Session)
+	s.online = make(map[string][]storage.RosterItem)
 	m.Handle(NS, "query", s.handleIQ)
 }
 
@@ -94,6 +100,41 @@ func (s *Service) SessionEnded(sess router.Session) {
 	if s.interested[key] == sess {
 		delete(s.interested, key)
 	}
+	s.mu.Unlock()
+	if user := sess.JID().Bare(); len(s.Router.Sessions(user)) == 0 {
+		s.forget(user)
+	}
+}
+
+// items returns user's roster, from the cache when the account is online.
+// It reads storage under the account's lock, so that a change made
+// meanwhile cannot be overwritten by what was read before it.
+func (s *Service) items(ctx context.Context, user jid.JID) ([]storage.RosterItem, error) {
+	key := user.String()
+	s.mu.Lock()
+	items, ok := s.online[key]
+	s.mu.Unlock()
+	if ok {
+		return items, nil
+	}
+	unlock := s.lock(user)
+	defer unlock()
+	items, _, err := s.Store.RosterItems(ctx, user.Domainpart(), user.Localpart())
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Router.Sessions(user)) > 0 {
+		s.mu.Lock()
+		s.online[key] = items
+		s.mu.Unlock()
+	}
+	return items, nil
+}
+
+// forget drops user's cached roster; callers that change it hold its lock.
+func (s *Service) forget(user jid.JID) {
+	s.mu.Lock()
+	delete(s.online, user.String())
 	s.mu.Unlock()
 }
 
@@ -233,6 +274,7 @@ func (s *Service) set(ctx context.Context, req dispatch.Request, user jid.JID, q
 	}
 	it.Groups = x.Groups
 	ver, err := s.Store.PutRosterItem(ctx, host, name, it)
+	s.forget(user)
 	if err != nil {
 		return err
 	}
@@ -261,6 +303,7 @@ func (s *Service) remove(ctx context.Context, req dispatch.Request, user, contac
 		return err
 	}
 	ver, err := s.Store.DeleteRosterItem(ctx, host, name, contact.String())
+	s.forget(user)
 	if err == nil && st.in {
 		err = s.Store.DeleteSubscriptionRequest(ctx, host, name, contact.String())
 	}

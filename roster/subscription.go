@@ -64,6 +64,7 @@ func (s *Service) apply(ctx context.Context, user, contact jid.JID, request []by
 	}
 	item.Subscription, item.Ask, item.Approved = after.sub, after.out, after.approved
 	ver, err := s.Store.PutRosterItem(ctx, host, name, *item)
+	s.forget(user)
 	if err != nil {
 		return c, err
 	}
@@ -191,7 +192,7 @@ func (s *Service) DeliverPending(ctx context.Context, user jid.JID, deliver func
 // Contacts returns user's contacts whose subscription state satisfies
 // keep, for presence broadcast (from/both) and probes (to/both).
 func (s *Service) Contacts(ctx context.Context, user jid.JID, keep func(storage.Subscription) bool) []jid.JID {
-	items, _, err := s.Store.RosterItems(ctx, user.Domainpart(), user.Localpart())
+	items, err := s.items(ctx, user)
 	if err != nil {
 		s.Log.Error("reading roster failed", "jid", user.String(), "err", err)
 		return nil
