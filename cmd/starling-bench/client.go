@@ -19,11 +19,34 @@ import (
 // writes are serialized by wmu.
 type conn struct {
 	cfg  *config
-	c    net.Conn
-	sc   *scanner
+	c    transport
+	sc   elements
+	tls  *tls.ConnectionState // for channel binding; nil without TLS
 	wmu  sync.Mutex
 	jid  string // bound full JID
 	feat []byte // last <stream:features/>, copied
+}
+
+// transport is what a stream is written to: a TCP connection (a net.Conn,
+// TLS after STARTTLS or from the start) or a WebSocket (wsConn). A Write
+// holds whole top-level units: the stream header, elements, the closing
+// tag.
+type transport interface {
+	Write(b []byte) (int, error)
+	SetDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+	Close() error
+}
+
+// elements is where a stream's elements are read from: the scanner over
+// TCP, the WebSocket's messages (wsConn).
+type elements interface {
+	// next returns the next top-level element, or the stream header
+	// while the stream is not open yet; the slice is valid until the
+	// next call.
+	next() ([]byte, int, error)
+	// restart begins a new stream after SASL.
+	restart()
 }
 
 var mechanisms = map[string]sasl.Mechanism{
@@ -49,8 +72,12 @@ func (cfg *config) tlsConfig() *tls.Config {
 }
 
 // connect opens a TCP connection and an encrypted XMPP stream (direct TLS
-// or STARTTLS) and returns it with the features offered after TLS.
+// or STARTTLS), or with --url a WebSocket, and returns it with the
+// features offered after TLS.
 func connect(ctx context.Context, cfg *config) (*conn, error) {
+	if cfg.url != "" {
+		return connectWS(ctx, cfg)
+	}
 	d := net.Dialer{Timeout: cfg.timeout}
 	if cfg.source != nil {
 		d.LocalAddr = &net.TCPAddr{IP: cfg.source()}
@@ -59,17 +86,19 @@ func connect(ctx context.Context, cfg *config) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{cfg: cfg, c: nc}
 	nc.SetDeadline(time.Now().Add(cfg.timeout))
+	rw := nc // what the stream is read from and written to
+	var st *tls.ConnectionState
 	if cfg.directTLS {
 		tc := tls.Client(nc, cfg.tlsConfig())
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("TLS handshake: %w", err)
 		}
-		c.c = tc
+		rw, st = tc, tlsState(tc)
 	}
-	c.sc = newScanner(c.c)
+	sc := newScanner(rw)
+	c := &conn{cfg: cfg, c: rw, sc: sc, tls: st}
 	if err := c.openStream(); err != nil {
 		c.c.Close()
 		return nil, err
@@ -93,8 +122,8 @@ func connect(ctx context.Context, cfg *config) (*conn, error) {
 			nc.Close()
 			return nil, fmt.Errorf("TLS handshake: %w", err)
 		}
-		c.c = tc
-		c.sc.reset(tc)
+		c.c, c.tls = tc, tlsState(tc)
+		sc.reset(tc)
 		if err := c.openStream(); err != nil {
 			c.c.Close()
 			return nil, err
@@ -122,6 +151,11 @@ func login(ctx context.Context, cfg *config, user, resource string) (*conn, erro
 	return c, nil
 }
 
+func tlsState(tc *tls.Conn) *tls.ConnectionState {
+	st := tc.ConnectionState()
+	return &st
+}
+
 func (c *conn) send(s string) error {
 	c.wmu.Lock()
 	_, err := c.c.Write([]byte(s))
@@ -142,7 +176,7 @@ func (c *conn) nextTop() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if is(el, "error") && bytes.HasPrefix(el, []byte("<stream:")) {
+	if isStreamError(el) {
 		return nil, fmt.Errorf("stream error: %s", el)
 	}
 	return el, nil
@@ -209,8 +243,8 @@ func (c *conn) auth(user string) error {
 		sasl.Credentials(func() ([]byte, []byte, []byte) { return []byte(user), []byte(c.cfg.password), nil }),
 		sasl.RemoteMechanisms(offered...),
 	}
-	if tc, ok := c.c.(*tls.Conn); ok {
-		opts = append(opts, sasl.TLSState(tc.ConnectionState()))
+	if c.tls != nil {
+		opts = append(opts, sasl.TLSState(*c.tls))
 	}
 	// first is the initial response; step answers a challenge; final
 	// checks the additional data of <success/> (or of a last challenge).
@@ -284,7 +318,7 @@ func (c *conn) auth(user string) error {
 			if err := final(data); err != nil {
 				return fmt.Errorf("server signature: %w", err)
 			}
-			c.sc.reset(c.c)
+			c.sc.restart()
 			return c.openStream()
 		case is(el, "failure"):
 			return fmt.Errorf("%w for %s: %s", errAuth, user, el)

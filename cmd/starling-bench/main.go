@@ -22,6 +22,14 @@
 //	          a ring (subscriptions made first, not measured); each sends
 //	          --count presence updates, broadcast to its K contacts;
 //	          deliveries/s, latency, exactly-once for every delivery
+//	websocket messages with every session over XMPP over WebSocket
+//	          (RFC 7395) at --url instead of TCP: the same figures and
+//	          the same exactly-once check
+//
+// --url wss://HOST:PORT/xmpp-websocket runs any scenario over WebSocket
+// (subprotocol xmpp, <open/> and <close/> framing, one element per
+// message, no STARTTLS: the TLS is wss's); --scenario websocket is
+// messages with it.
 //
 // Accounts PREFIX1…PREFIXk (--users, --password) must exist. --create
 // registers them first by in-band registration (XEP-0077) when the server
@@ -41,6 +49,8 @@
 //
 //	starling-bench --addr 127.0.0.1:5222 --domain localhost --insecure \
 //	    --pid $(pidof starling) --scenario messages --n 10 --count 2000 --json
+//	starling-bench --url wss://127.0.0.1:5443/xmpp-websocket --domain localhost \
+//	    --insecure --pid $(pidof starling) --scenario websocket --n 10 --count 2000
 package main
 
 import (
@@ -51,6 +61,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -61,6 +73,8 @@ import (
 
 type config struct {
 	addr, domain      string
+	url               string       // XMPP over WebSocket instead of TCP, if set
+	http              *http.Client // for the WebSocket upgrades, with url
 	directTLS         bool
 	insecure          bool
 	roots             *x509.CertPool
@@ -128,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = runLogin(ctx, cfg)
 	case "idle":
 		res, err = runIdle(ctx, cfg)
-	case "messages":
+	case "messages", "websocket":
 		res, err = runMessages(ctx, cfg)
 	case "presence":
 		res, err = runPresence(ctx, cfg)
@@ -153,6 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence [flags]")
+		fmt.Fprintln(stderr, "       starling-bench --url wss://HOST:PORT/xmpp-websocket --domain DOMAIN [--insecure] --scenario websocket|login|idle|presence [flags]")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
 		fmt.Fprintln(stderr, "  printf 'pw\\n' | starling user add --config F user1@DOMAIN")
 		fmt.Fprintln(stderr, "  prosodyctl --config F register user1 DOMAIN pw")
@@ -162,6 +177,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5222", "server `host:port` (the STARTTLS port, or the direct TLS one with --directtls)")
 	fs.StringVar(&cfg.domain, "domain", "localhost", "XMPP domain (stream 'to', TLS server name, account domain)")
+	fs.StringVar(&cfg.url, "url", "", "connect every session by XMPP over WebSocket (RFC 7395) to this `ws:// or wss:// URL` instead of --addr, e.g. wss://HOST:5443/xmpp-websocket")
 	fs.BoolVar(&cfg.directTLS, "directtls", false, "connect with direct TLS (XEP-0368, ALPN xmpp-client) instead of STARTTLS")
 	fs.BoolVar(&cfg.insecure, "insecure", false, "do not verify the server's certificate (needed for self-signed test certificates)")
 	ca := fs.String("ca", "", "PEM `file` of CA certificates to trust instead of the system's")
@@ -170,8 +186,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
 	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
 	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
-	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages or presence")
-	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages: pairs (default 10); presence: users (default 100)")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, or websocket (messages over --url)")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket: pairs (default 10); presence: users (default 100)")
 	fs.IntVar(&cfg.contacts, "contacts", 10, "presence: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
 	fs.IntVar(&cfg.count, "count", 1000, "messages: messages each session sends; presence: presence updates each user sends (ignored with --duration)")
 	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n)")
@@ -197,10 +213,21 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, ok := mechanisms[cfg.mech]; !ok {
 		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
 	}
-	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "websocket": 10}
 	def, ok := defaults[cfg.scenario]
 	if !ok {
-		return nil, fmt.Errorf("--scenario %q: want login, idle, messages or presence", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence or websocket", cfg.scenario)
+	}
+	if cfg.url != "" {
+		u, err := url.Parse(cfg.url)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return nil, fmt.Errorf("--url %q: want ws://HOST:PORT/PATH or wss://HOST:PORT/PATH", cfg.url)
+		}
+		if cfg.directTLS {
+			return nil, errors.New("--url and --directtls exclude each other")
+		}
+	} else if cfg.scenario == "websocket" {
+		return nil, errors.New("--scenario websocket needs --url wss://HOST:PORT/xmpp-websocket")
 	}
 	if cfg.n == 0 {
 		cfg.n = def
@@ -214,14 +241,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.accounts = min(cfg.concurrency, cfg.n)
 		case "idle":
 			cfg.accounts = cfg.n
-		case "messages":
+		case "messages", "websocket":
 			cfg.accounts = 2 * cfg.n
 		case "presence":
 			cfg.accounts = cfg.n
 		}
 	}
-	if cfg.scenario == "messages" && cfg.accounts < 2*cfg.n {
-		return nil, fmt.Errorf("messages needs one account per session: --accounts %d < 2×--n", cfg.accounts)
+	if (cfg.scenario == "messages" || cfg.scenario == "websocket") && cfg.accounts < 2*cfg.n {
+		return nil, fmt.Errorf("%s needs one account per session: --accounts %d < 2×--n", cfg.scenario, cfg.accounts)
 	}
 	if cfg.scenario == "presence" {
 		if cfg.accounts < cfg.n {
@@ -257,6 +284,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		if _, err := procCPU(cfg.pid); err != nil {
 			return nil, fmt.Errorf("--pid: %w", err)
 		}
+	}
+	if cfg.url != "" {
+		cfg.http = cfg.httpClient()
 	}
 	cfg.createConcurrency = min(cfg.concurrency, 8)
 	return cfg, nil

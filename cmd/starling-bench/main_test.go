@@ -101,6 +101,35 @@ func TestScenarios(t *testing.T) {
 			t.Fatalf("messages result: %+v", r)
 		}
 	})
+	// XMPP over WebSocket (RFC 7395) on the HTTPS listener: the messages
+	// scenario, every message delivered exactly once; batched writes,
+	// which go out one element per WebSocket message; logins and idle
+	// sessions.
+	ws := []string{"--url", "wss://" + srv.HTTPSAddr + "/xmpp-websocket", "--domain", srv.Domain, "--users", "u", "--password", "secret"}
+	t.Run("websocket", func(t *testing.T) {
+		r := bench(t, 0, append(ws, "--scenario", "websocket", "--n", "2", "--count", "200", "--window", "8")...)
+		if r.Scenario != "websocket" || r.TLS != "wss" || r.Delivery == nil || !r.ExactlyOnce || r.Sent != 800 ||
+			r.Delivered != 800 || r.Ops != 800 || r.Lost != 0 || r.Duplicates != 0 || r.Misrouted != 0 || r.Bounced != 0 ||
+			r.LatP999Ms <= 0 || r.ServerCPUUsPerOp <= 0 {
+			t.Fatalf("websocket result: %+v, %+v", r, r.Delivery)
+		}
+	})
+	t.Run("websocket-batched-sha256", func(t *testing.T) {
+		r := bench(t, 0, append(ws, "--mech", "SCRAM-SHA-256", "--scenario", "websocket", "--n", "1", "--count", "100", "--window", "8", "--batch", "4")...)
+		if r.Delivery == nil || !r.ExactlyOnce || r.Delivered != 200 || r.Batch != 4 {
+			t.Fatalf("websocket result: %+v, %+v", r, r.Delivery)
+		}
+	})
+	t.Run("websocket-login-idle", func(t *testing.T) {
+		r := bench(t, 0, append(ws, "--scenario", "login", "--n", "4", "--concurrency", "2", "--accounts", "2")...)
+		if r.Ops != 4 || r.Errors != 0 || r.TLS != "wss" || r.LatP50Ms <= 0 {
+			t.Fatalf("login result: %+v", r)
+		}
+		r = bench(t, 0, append(ws, "--scenario", "idle", "--n", "4", "--accounts", "2")...)
+		if r.Ops != 4 || r.Errors != 0 {
+			t.Fatalf("idle result: %+v", r)
+		}
+	})
 	t.Run("presence", func(t *testing.T) {
 		args := func(more ...string) []string {
 			return append([]string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "p", "--password", "secret",
@@ -139,6 +168,10 @@ func TestFlags(t *testing.T) {
 		{"--scenario", "presence", "--n", "5", "--accounts", "4"},
 		{"--scenario", "messages", "--n", "2", "--accounts", "3"},
 		{"--scenario", "nothing"},
+		{"--scenario", "websocket"},
+		{"--scenario", "websocket", "--url", "https://localhost/xmpp-websocket"},
+		{"--scenario", "websocket", "--url", "wss://localhost/xmpp-websocket", "--directtls"},
+		{"--scenario", "websocket", "--url", "wss://localhost/xmpp-websocket", "--n", "2", "--accounts", "3"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {

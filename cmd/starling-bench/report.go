@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -14,9 +15,9 @@ import (
 type result struct {
 	Scenario    string  `json:"scenario"`
 	Label       string  `json:"label,omitempty"`
-	Addr        string  `json:"addr"`
+	Addr        string  `json:"addr"` // or the WebSocket URL
 	Domain      string  `json:"domain"`
-	TLS         string  `json:"tls"`
+	TLS         string  `json:"tls"` // starttls, direct; ws or wss over WebSocket
 	Mech        string  `json:"mech"`
 	N           int     `json:"n"`
 	Concurrency int     `json:"concurrency"`
@@ -83,6 +84,9 @@ func newResult(cfg *config) *result {
 	if cfg.directTLS {
 		r.TLS = "direct"
 	}
+	if u, err := url.Parse(cfg.url); err == nil && cfg.url != "" {
+		r.Addr, r.TLS = cfg.url, u.Scheme // XMPP over WebSocket: ws or wss
+	}
 	if cfg.pid > 0 {
 		r.ServerPID = cfg.pid
 	}
@@ -144,7 +148,7 @@ func (r *result) writeTable(w io.Writer) {
 		title += " @ " + r.Label
 	}
 	row("scenario", "%s (%s, %s, %s)", title, r.Addr, r.TLS, r.Mech)
-	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "presence": "presence deliveries"}[r.Scenario]
+	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "websocket": "messages delivered", "presence": "presence deliveries"}[r.Scenario]
 	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
 	if r.SetupS > 0 {
 		row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both'", r.SetupS, r.SubscriptionRequests)

@@ -31,7 +31,7 @@ const (
 var errClosed = errors.New("stream closed by the server")
 
 func newScanner(rd io.Reader) *scanner {
-	return &scanner{rd: rd, buf: make([]byte, 4096), max: 1 << 20}
+	return &scanner{rd: rd, buf: make([]byte, 4096), max: maxElement}
 }
 
 // reset starts a new stream on rd (after STARTTLS or SASL), dropping
@@ -39,6 +39,9 @@ func newScanner(rd io.Reader) *scanner {
 func (s *scanner) reset(rd io.Reader) {
 	s.rd, s.r, s.w, s.open = rd, 0, 0, false
 }
+
+// restart begins a new stream on the same reader (after SASL).
+func (s *scanner) restart() { s.reset(s.rd) }
 
 // next returns the next top-level element, or the stream header while the
 // stream is not open yet. The slice is valid until the next call.
@@ -200,6 +203,13 @@ func scanElement(b []byte, open bool) (end, kind int) {
 		}
 		depth++
 	}
+}
+
+// isStreamError reports whether the top-level element el is a stream
+// error: <stream:error/> (TCP, and RFC 7395 §3.6's form), or <error/> with
+// the streams namespace as its default.
+func isStreamError(el []byte) bool {
+	return is(el, "error") && (bytes.HasPrefix(el, []byte("<stream:")) || bytes.Equal(attr(el, "xmlns"), []byte("http://etherx.jabber.org/streams")))
 }
 
 // attr returns the value of attribute name in the start tag at the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -176,7 +175,7 @@ func (s *session) serve(handle func(el []byte) bool) {
 			return
 		}
 		switch {
-		case is(el, "error") && bytes.HasPrefix(el, []byte("<stream:")):
+		case isStreamError(el):
 			s.end = string(el)
 		case handle != nil && handle(el):
 		case is(el, "iq"):
