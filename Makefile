@@ -9,12 +9,15 @@ TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME ?= 30s
 XMPPJS := conformance/xmppjs/testdata
 BROWSER := conformance/browser/testdata
+# Converse.js for the bundled web chat page ([http] web_client), installed
+# by `make webclient`; the server serves $(WEBCLIENT)/node_modules/converse.js.
+WEBCLIENT := webclient/js
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GO ?= go
 
 .DEFAULT_GOAL := check
-.PHONY: check deps postgres lint test fuzz bench conformance-anchors bench-compare compliance
+.PHONY: check deps webclient postgres lint test fuzz bench conformance-anchors bench-compare compliance
 
 check: deps postgres lint
 	STARLING_REQUIRE_ALL=1 STARLING_TEST_POSTGRES='$(TEST_POSTGRES)' \
@@ -39,6 +42,14 @@ deps:
 	@[ -f $(BROWSER)/node_modules/converse.js/package.json ] && \
 		[ -f $(BROWSER)/node_modules/playwright-core/package.json ] || \
 		npm ci --prefix $(BROWSER) --no-audit --no-fund
+	@$(MAKE) --no-print-directory webclient
+
+# Converse.js for the web chat page, at the version webclient/js's
+# package-lock.json pins (no install scripts: only its dist/ is used).
+webclient:
+	@command -v npm >/dev/null || { echo "npm is needed to install Converse.js: apt-get install npm (or make deps)"; exit 1; }
+	@[ -f $(WEBCLIENT)/node_modules/converse.js/dist/converse.min.js ] || \
+		npm ci --prefix $(WEBCLIENT) --no-audit --no-fund --ignore-scripts
 
 postgres: deps
 	@pg_isready -q -h 127.0.0.1 || \

@@ -17,6 +17,7 @@ import (
 	"maps"
 	"net/netip"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +88,18 @@ type HTTP struct {
 	// server's own origin; "*" allows every origin. Clients that send no
 	// Origin header (anything but a browser) are always allowed.
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// WebClient serves a ready web chat page, Converse.js preconfigured
+	// for the host the browser asked for (package webclient), at
+	// WebClientPath on the web listener.
+	WebClient bool `toml:"web_client"`
+	// WebClientPath is the page's path; Converse.js's files are served
+	// under it, at WebClientPath/dist/. It must not be or lie under a
+	// path of the other endpoints (ReservedPaths).
+	WebClientPath string `toml:"web_client_path"`
+	// WebClientDir is the converse.js npm package: the directory holding
+	// its dist/ (WebClientFiles must be there). The default is where
+	// `make webclient` installs it, relative to the source tree.
+	WebClientDir string `toml:"web_client_dir"`
 	// WebSocketPingInterval is how often the server sends a WebSocket
 	// ping (RFC 6455 §5.5.2) on each WebSocket stream; a client that does
 	// not answer within limits.ping_timeout is disconnected.
@@ -223,6 +236,8 @@ func Default() *Config {
 			TLSListen:             []string{},
 			TrustedProxies:        []string{"127.0.0.1", "::1"},
 			AllowedOrigins:        []string{},
+			WebClientPath:         "/chat",
+			WebClientDir:          DefaultWebClientDir,
 			WebSocketPingInterval: Duration{30 * time.Second},
 			BOSHMaxWait:           Duration{60 * time.Second},
 			BOSHInactivity:        Duration{60 * time.Second},
@@ -339,4 +354,41 @@ func ParseOrigin(s string) (string, error) {
 		host = strings.TrimSuffix(host, ":"+port) // browsers leave the default port out
 	}
 	return u.Scheme + "://" + host, nil
+}
+
+// DefaultWebClientDir is http.web_client_dir's default: where `make
+// webclient` installs the converse.js npm package (npm ci in
+// webclient/js), relative to the source tree.
+const DefaultWebClientDir = "./webclient/js/node_modules/converse.js"
+
+// WebClientFiles are the files of the converse.js package the web client
+// page loads, relative to http.web_client_dir.
+var WebClientFiles = []string{"dist/converse.min.js", "dist/converse.min.css"}
+
+// ReservedPaths are the paths of the web listener's other endpoints:
+// XMPP over WebSocket, BOSH and host-meta (packages websocket and bosh).
+// http.web_client_path may be none of them, nor lie under one.
+var ReservedPaths = []string{"/xmpp-websocket", "/http-bind", "/.well-known"}
+
+// CheckWebClientPath checks http.web_client_path: an absolute, clean
+// URL path ("/chat", or "/" for the whole site) of letters, digits and
+// "-._~/", without a trailing slash, outside ReservedPaths.
+func CheckWebClientPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf(`must be an absolute path, like "/chat"`)
+	}
+	for _, c := range p {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-._~/", c)) {
+			return fmt.Errorf("%q is not allowed: use letters, digits and -._~/", c)
+		}
+	}
+	if path.Clean(p) != p {
+		return fmt.Errorf("must be a clean path (no trailing slash, //, . or ..): write %q", path.Clean(p))
+	}
+	for _, r := range ReservedPaths {
+		if p == r || strings.HasPrefix(p, r+"/") {
+			return fmt.Errorf("%s is taken by another endpoint of the web listener (%s)", p, strings.Join(ReservedPaths, ", "))
+		}
+	}
+	return nil
 }

@@ -187,6 +187,20 @@ func TestValidationErrors(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	converse := writeConverse(t, dir)
+	missing := filepath.Join(dir, "no-converse")
+	half := filepath.Join(dir, "half")
+	if err := os.MkdirAll(filepath.Join(half, "dist"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(half, "dist", "converse.min.js"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	webClient := func(dir string) func(*Config) {
+		return func(c *Config) {
+			c.HTTP.WebClient, c.HTTP.WebClientDir, c.HTTP.TLSListen = true, dir, []string{"127.0.0.1:5443"}
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -212,6 +226,25 @@ func TestValidationErrors(t *testing.T) {
 		{"origin with a path", func(c *Config) { c.HTTP.AllowedOrigins = []string{"https://example.org/chat"} }, `http.allowed_origins: "https://example.org/chat": must be scheme://host[:port] and nothing more, like "https://chat.example.org"`},
 		{"zero ping interval", func(c *Config) { c.HTTP.WebSocketPingInterval.Duration = 0 }, "http.websocket_ping_interval: must be positive and at most 24h0m0s, not 0s"},
 		{"zero BOSH inactivity", func(c *Config) { c.HTTP.BOSHInactivity.Duration = 0 }, "http.bosh_inactivity: must be positive and at most 24h0m0s, not 0s"},
+		{"relative web client path", func(c *Config) { c.HTTP.WebClientPath = "chat" }, `http.web_client_path: "chat": must be an absolute path, like "/chat"`},
+		{"web client path with a trailing slash", func(c *Config) { c.HTTP.WebClientPath = "/chat/" }, `http.web_client_path: "/chat/": must be a clean path (no trailing slash, //, . or ..): write "/chat"`},
+		{"web client path with dots", func(c *Config) { c.HTTP.WebClientPath = "/a/../chat" }, `http.web_client_path: "/a/../chat": must be a clean path (no trailing slash, //, . or ..): write "/chat"`},
+		{"web client path with a query", func(c *Config) { c.HTTP.WebClientPath = "/chat?x=1" }, `http.web_client_path: "/chat?x=1": '?' is not allowed: use letters, digits and -._~/`},
+		{"web client path with a pattern", func(c *Config) { c.HTTP.WebClientPath = "/{chat}" }, `http.web_client_path: "/{chat}": '{' is not allowed: use letters, digits and -._~/`},
+		{"web client at the WebSocket endpoint", func(c *Config) { c.HTTP.WebClientPath = "/xmpp-websocket" },
+			`http.web_client_path: "/xmpp-websocket": /xmpp-websocket is taken by another endpoint of the web listener (/xmpp-websocket, /http-bind, /.well-known)`},
+		{"web client under BOSH", func(c *Config) { c.HTTP.WebClientPath = "/http-bind/chat" },
+			`http.web_client_path: "/http-bind/chat": /http-bind/chat is taken by another endpoint of the web listener (/xmpp-websocket, /http-bind, /.well-known)`},
+		{"web client under host-meta", func(c *Config) { c.HTTP.WebClientPath = "/.well-known/chat" }, ""},
+		{"web client without Converse.js", webClient(missing), "http.web_client_dir: " + filepath.Join(missing, "dist", "converse.min.js") +
+			" does not exist: install Converse.js with `make webclient` (npm ci --prefix webclient/js) in Starling's source tree," +
+			" or set http.web_client_dir to a directory holding the converse.js npm package"},
+		{"web client without its stylesheet", webClient(half), "http.web_client_dir: " + filepath.Join(half, "dist", "converse.min.css") +
+			" does not exist: install Converse.js with `make webclient` (npm ci --prefix webclient/js) in Starling's source tree," +
+			" or set http.web_client_dir to a directory holding the converse.js npm package"},
+		{"web client without a web listener", func(c *Config) { webClient(converse)(c); c.HTTP.TLSListen = nil },
+			"http.web_client: the web client is served on the web listener: set http.listen or http.tls_listen"},
+		{"web client with an empty directory setting", func(c *Config) { webClient("")(c) }, "http.web_client_dir: must not be empty when http.web_client is on"},
 		{"listen without port", func(c *Config) { c.C2S.Listen = []string{"0.0.0.0"} }, ""},
 		{"listen port too big", func(c *Config) { c.C2S.Listen = []string{"0.0.0.0:70000"} }, `c2s.listen: "0.0.0.0:70000": port must be a number from 0 to 65535`},
 		{"listen named port", func(c *Config) { c.C2S.DirectTLSListen = []string{"[::1]:xmpps"} }, `c2s.direct_tls_listen: "[::1]:xmpps": port must be a number from 0 to 65535`},
@@ -277,6 +310,15 @@ func TestValidConfigs(t *testing.T) {
 			c.C2S.Listen, c.C2S.DirectTLSListen = nil, nil
 			c.HTTP.Listen, c.HTTP.TLSListen = []string{"127.0.0.1:5280"}, []string{"[::]:5443"}
 		}},
+		{"web client", func(c *Config) {
+			c.HTTP.WebClient, c.HTTP.WebClientDir, c.HTTP.Listen = true, writeConverse(t, dir), []string{"127.0.0.1:5280"}
+		}},
+		{"web client at the root", func(c *Config) {
+			c.HTTP.WebClient, c.HTTP.WebClientDir, c.HTTP.Listen = true, writeConverse(t, dir), []string{"127.0.0.1:5280"}
+			c.HTTP.WebClientPath = "/"
+		}},
+		{"web client path off", func(c *Config) { c.HTTP.WebClientPath = "/web/chat-1.0_~x" }},
+		{"web client off, not installed", func(c *Config) { c.HTTP.WebClientDir = filepath.Join(dir, "nowhere") }},
 		{"trusted proxies and origins", func(c *Config) {
 			c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}
 			c.HTTP.AllowedOrigins = []string{"*", "https://chat.example.org", "http://localhost:8080", "https://[2001:db8::1]:8443"}
@@ -503,4 +545,21 @@ func writeKeyPair(t *testing.T, dir, host string) (cert, key string) {
 		t.Fatal(err)
 	}
 	return cert, key
+}
+
+// writeConverse writes the files of a converse.js package that the web
+// client checks for into dir/converse.js and returns that directory.
+func writeConverse(t *testing.T, dir string) string {
+	t.Helper()
+	pkg := filepath.Join(dir, "converse.js")
+	for _, f := range WebClientFiles {
+		name := filepath.Join(pkg, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte("/* "+f+" */\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pkg
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -85,6 +86,7 @@ func (c *Config) Validate() error {
 			p.add("http.allowed_origins", "%q: %v", o, err)
 		}
 	}
+	checkWebClient(p, c)
 	durRange(p, "http.websocket_ping_interval", c.HTTP.WebSocketPingInterval)
 	durRange(p, "http.bosh_max_wait", c.HTTP.BOSHMaxWait)
 	durRange(p, "http.bosh_inactivity", c.HTTP.BOSHInactivity)
@@ -177,6 +179,43 @@ func checkListen(a string) error {
 		}
 	}
 	return nil
+}
+
+// checkWebClient checks http.web_client_path always, and, when the web
+// client is on, that it has a listener and that Converse.js is installed
+// in http.web_client_dir.
+func checkWebClient(p *Problems, c *Config) {
+	h := c.HTTP
+	if err := CheckWebClientPath(h.WebClientPath); err != nil {
+		p.add("http.web_client_path", "%q: %v", h.WebClientPath, err)
+	}
+	if !h.WebClient {
+		return
+	}
+	if len(h.Listen)+len(h.TLSListen) == 0 {
+		p.add("http.web_client", "the web client is served on the web listener: set http.listen or http.tls_listen")
+	}
+	if h.WebClientDir == "" {
+		p.add("http.web_client_dir", "must not be empty when http.web_client is on")
+		return
+	}
+	for _, f := range WebClientFiles {
+		name := filepath.Join(h.WebClientDir, filepath.FromSlash(f))
+		fi, err := os.Stat(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			p.add("http.web_client_dir", "%s does not exist: install Converse.js with `make webclient` "+
+				"(npm ci --prefix webclient/js) in Starling's source tree, or set http.web_client_dir "+
+				"to a directory holding the converse.js npm package", name)
+			return
+		case err != nil:
+			p.add("http.web_client_dir", "%v", err)
+			return
+		case fi.IsDir():
+			p.add("http.web_client_dir", "%s is a directory", name)
+			return
+		}
+	}
 }
 
 // checkTLS checks a cert/key pair at path ("tls" or `hosts."x".tls`):
