@@ -12,8 +12,9 @@
 //  2. Builds ./cmd/starling and ./cmd/starling-bench into a temporary
 //     directory.
 //  3. For each server in turn — Starling on 127.0.0.1, Prosody on 127.0.0.2,
-//     ejabberd on 127.0.0.3, each on 5222 (STARTTLS) and 5223 (direct TLS),
-//     domain localhost — starts it fresh with the accounts user1…userK
+//     ejabberd on 127.0.0.3, each on 5222 (STARTTLS), 5223 (direct TLS)
+//     and 5281 (HTTPS, with XMPP over WebSocket at /xmpp-websocket, for
+//     the websocket cases), domain localhost — starts it fresh with the accounts user1…userK
 //     and, for presence, puser1…puserN (password "pw") the suite needs,
 //     runs every case with
 //     `starling-bench --json --pid`, and stops it before the next one
@@ -229,11 +230,21 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, quick
 
 // benchCase is one starling-bench command of the suite.
 type benchCase struct {
-	name     string   // short name: log file names, footnotes
-	scenario string   // login, messages, idle or presence
-	title    string   // what it is, for the table's row labels
-	mech     string   // SASL mechanism; "" for the server's own SCRAM
-	args     []string // starling-bench arguments after the common ones
+	name      string   // short name: log file names, footnotes
+	scenario  string   // login, messages, idle, presence or websocket
+	title     string   // what it is, for the table's row labels
+	mech      string   // SASL mechanism; "" for the server's own SCRAM
+	websocket bool     // over XMPP over WebSocket: --url of the server's endpoint
+	args      []string // starling-bench arguments after the common ones
+}
+
+// caseArgs are c's arguments for the server at addr: its own, after the
+// WebSocket URL if it has one.
+func caseArgs(c benchCase, addr string) []string {
+	if !c.websocket {
+		return c.args
+	}
+	return append([]string{"--url", "wss://" + net.JoinHostPort(addr, anchor.HTTPSPort) + anchor.WebSocketPath}, c.args...)
 }
 
 // suite is the standard suite, or tiny sizes for -quick. The sizes are
@@ -243,7 +254,10 @@ type benchCase struct {
 // (RFC 6121 §4.2.2), and the case measures that fan-out more than idle
 // sessions (ejabberd then needs 25 ms of CPU and 400 KB per session).
 // Presence has accounts of its own (puser…), so that the rosters it
-// makes leave the other cases' logins as they are.
+// makes leave the other cases' logins as they are. The websocket cases are
+// the first login and messages cases again, over XMPP over WebSocket
+// (wss, port 5281) instead of STARTTLS, for the difference the transport
+// makes.
 func suite(quick bool) []benchCase {
 	type sizes struct {
 		logins, pairs, count, manyPairs, manyCount, idle, idleAccounts, accounts, concurrency int
@@ -258,18 +272,31 @@ func suite(quick bool) []benchCase {
 	}
 	f := func(format string, a ...any) []string { return strings.Fields(fmt.Sprintf(format, a...)) }
 	var cases []benchCase
-	for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256"} {
-		cases = append(cases, benchCase{
-			name: "login-" + strings.ToLower(strings.TrimPrefix(mech, "SCRAM-")), scenario: "login", mech: mech,
-			title: fmt.Sprintf("%d logins, %d at a time, %s", z.logins, z.concurrency, mech),
-			args:  f("--scenario login --n %d --concurrency %d --accounts %d", z.logins, z.concurrency, z.accounts),
-		})
+	logins := func(ws bool) {
+		for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256"} {
+			name, over := "login-", ""
+			if ws {
+				name, over = "websocket-login-", " over WebSocket"
+			}
+			cases = append(cases, benchCase{
+				name: name + strings.ToLower(strings.TrimPrefix(mech, "SCRAM-")), scenario: "login", mech: mech, websocket: ws,
+				title: fmt.Sprintf("%d logins%s, %d at a time, %s", z.logins, over, z.concurrency, mech),
+				args:  f("--scenario login --n %d --concurrency %d --accounts %d", z.logins, z.concurrency, z.accounts),
+			})
+		}
 	}
+	logins(false)
+	logins(true)
 	return append(cases,
 		benchCase{
 			name: "messages", scenario: "messages",
 			title: fmt.Sprintf("%d pairs, window 16", z.pairs),
 			args:  f("--scenario messages --n %d --count %d --window 16", z.pairs, z.count),
+		},
+		benchCase{
+			name: "websocket", scenario: "websocket", websocket: true,
+			title: fmt.Sprintf("%d pairs, window 16, over WebSocket", z.pairs),
+			args:  f("--scenario websocket --n %d --count %d --window 16", z.pairs, z.count),
 		},
 		benchCase{
 			name: "messages-pairs", scenario: "messages",
@@ -303,7 +330,7 @@ type accounts struct {
 
 // accountsNeeded are the accounts the cases use, per --users prefix
 // ("user" if not given), in order of appearance: up to --accounts, or one
-// per session for messages (2 × --n) and presence (--n).
+// per session for messages and websocket (2 × --n) and presence (--n).
 func accountsNeeded(cases []benchCase) []accounts {
 	var out []accounts
 	for _, c := range cases {
@@ -315,7 +342,7 @@ func accountsNeeded(cases []benchCase) []accounts {
 				prefix = c.args[i+1]
 			case c.args[i] == "--accounts":
 				k = max(k, v)
-			case c.args[i] == "--n" && c.scenario == "messages":
+			case c.args[i] == "--n" && (c.scenario == "messages" || c.scenario == "websocket"):
 				k = max(k, 2*v)
 			case c.args[i] == "--n" && c.scenario == "presence":
 				k = max(k, v)
@@ -395,7 +422,7 @@ func runCase(ctx context.Context, bench, logDir string, s serverInfo, srv *serve
 	if err != nil {
 		return &cell{err: err.Error()}
 	}
-	args := append(benchArgs(s.addr, strconv.Itoa(pid), s.name), append([]string{"--mech", mech}, c.args...)...)
+	args := append(benchArgs(s.addr, strconv.Itoa(pid), s.name), append([]string{"--mech", mech}, caseArgs(c, s.addr)...)...)
 	timeout := 5 * time.Minute
 	if quick {
 		timeout = time.Minute
@@ -483,14 +510,17 @@ func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir str
 }
 
 // startStarling writes a configuration (SQLite and a generated certificate
-// in dir, c2s listeners at s.addr, no practical limit of sessions per
-// account, as the anchors have none), creates the accounts with `starling user add` and starts
-// `starling serve` in its own process group. It returns once both
-// listeners accept connections.
+// in dir, c2s listeners at s.addr and the HTTPS one, for WebSocket, on the
+// anchors' port, no practical limit of sessions per account, as the
+// anchors have none), creates the accounts with `starling user add` and
+// starts `starling serve` in its own process group. It returns once every
+// listener accepts connections.
 func startStarling(ctx context.Context, s serverInfo, dir, bin, logDir string, accounts map[string]string) (*server, error) {
 	startTLS := net.JoinHostPort(s.addr, anchor.StartTLSPort)
 	directTLS := net.JoinHostPort(s.addr, anchor.DirectTLSPort)
-	for _, a := range []string{startTLS, directTLS} {
+	https := net.JoinHostPort(s.addr, anchor.HTTPSPort)
+	listeners := []string{startTLS, directTLS, https}
+	for _, a := range listeners {
 		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("something already listens on %s, where Starling is to run", a)
@@ -507,9 +537,11 @@ data_dir = %q
 [c2s]
 listen = [%q]
 direct_tls_listen = [%q]
+[http]
+tls_listen = [%q]
 [limits]
 max_sessions_per_account = 10000
-`, anchor.Domain, filepath.Join(dir, "data"), startTLS, directTLS)
+`, anchor.Domain, filepath.Join(dir, "data"), startTLS, directTLS, https)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
@@ -569,7 +601,7 @@ max_sessions_per_account = 10000
 		}
 	}}
 	deadline := time.Now().Add(startTimeout)
-	for _, a := range []string{startTLS, directTLS} {
+	for _, a := range listeners {
 		for {
 			c, err := net.DialTimeout("tcp", a, time.Second)
 			if err == nil {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/starling-xmpp/starling/internal/anchor"
 )
 
 const (
@@ -52,6 +54,13 @@ var metrics = []metric{
 	{scenario: "messages", label: "server CPU per message (%s)",
 		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
 	{scenario: "messages", label: "delivered exactly once (%s)", text: exactlyOnce},
+	{scenario: "websocket", label: "messages/s (%s)",
+		values: func(r *result) []float64 { return []float64{r.RatePerS} }, format: perSecond},
+	{scenario: "websocket", label: "message latency p50 / p99 (%s)",
+		values: func(r *result) []float64 { return []float64{r.LatP50Ms, r.LatP99Ms} }, format: millis},
+	{scenario: "websocket", label: "server CPU per message (%s)",
+		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
+	{scenario: "websocket", label: "delivered exactly once (%s)", text: exactlyOnce},
 	{scenario: "presence", label: "presence deliveries/s (%s)",
 		values: func(r *result) []float64 { return []float64{r.RatePerS} }, format: perSecond},
 	{scenario: "presence", label: "presence latency p50 / p99 (%s)",
@@ -280,7 +289,8 @@ func (r *report) generated() string {
 		if len(s.mechs) > 1 {
 			mech += " (logins: " + strings.Join(s.mechs, " and ") + ")"
 		}
-		fmt.Fprintf(&g, "| %s | %s | %s:%s STARTTLS | %s | %s |\n", s.title, v, s.addr, "5222", mech, r.otherCPU(s))
+		fmt.Fprintf(&g, "| %s | %s | %s:%s STARTTLS, wss://%s:%s%s | %s | %s |\n", s.title, v, s.addr, anchor.StartTLSPort,
+			s.addr, anchor.HTTPSPort, anchor.WebSocketPath, mech, r.otherCPU(s))
 	}
 	var accts []string
 	for _, a := range accountsNeeded(r.cases) {
@@ -301,7 +311,7 @@ func (r *report) generated() string {
 			}
 			who = "   # " + strings.Join(names, ", ")
 		}
-		fmt.Fprintf(&g, "$B --mech %s %s%s\n", mech, strings.Join(c.args, " "), who)
+		fmt.Fprintf(&g, "$B --mech %s %s%s\n", mech, strings.Join(caseArgs(c, "ADDR"), " "), who)
 	}
 	g.WriteString("```\n\n")
 	g.WriteString(r.table())
@@ -309,7 +319,7 @@ func (r *report) generated() string {
 	var messages, presences int64
 	checked, notOnce, noResult := 0, 0, 0
 	for _, c := range r.cases {
-		if c.scenario != "messages" && c.scenario != "presence" {
+		if c.scenario != "messages" && c.scenario != "websocket" && c.scenario != "presence" {
 			continue
 		}
 		for _, s := range r.servers {
