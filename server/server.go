@@ -1,7 +1,8 @@
 // Package server builds a running Starling from its configuration: storage,
 // certificates, the router, the server-handled IQs, the client listeners
-// and the web listener (XMPP over WebSocket); it reloads on demand and
-// stops gracefully.
+// and the web listener (XMPP over WebSocket and BOSH, and the bundled web
+// chat page, package webclient); it reloads on demand and stops
+// gracefully.
 package server
 
 import (
@@ -31,6 +32,7 @@ import (
 	"github.com/starling-xmpp/starling/storage/sqlite"
 	"github.com/starling-xmpp/starling/stream"
 	"github.com/starling-xmpp/starling/tlsconf"
+	"github.com/starling-xmpp/starling/webclient"
 	"github.com/starling-xmpp/starling/websocket"
 	"github.com/starling-xmpp/starling/xep/blocking"
 	"github.com/starling-xmpp/starling/xep/disco"
@@ -55,6 +57,7 @@ type Server struct {
 	c2s   *c2s.Server
 	web   *websocket.Handler
 	bosh  *bosh.Handler
+	chat  *webclient.Handler
 
 	mu  sync.Mutex // guards cfg
 	cfg *config.Config
@@ -207,6 +210,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.c2s.ServeFramed(ctx, conn, secure)
 	})
 	s.web.HandleBOSH(bosh.Path, s.bosh)
+	// And the web chat page, Converse.js, when [http] web_client is on.
+	s.chat, err = webclient.New(cfg, log.With("module", "webclient"), s.web.Requested,
+		webclient.Endpoints{WebSocket: websocket.Path, BOSH: bosh.Path})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	s.web.HandleOther(s.chat)
 
 	if err := s.listen(cfg); err != nil {
 		s.closeListeners()
@@ -302,15 +313,39 @@ func (s *Server) HTTPAddrs() (plain, tls []net.Addr) {
 // the first host, which the certificate names, for HTTPS; for plain HTTP,
 // meant for a proxy on the same machine, the address itself.
 func webSocketURL(cfg *config.Config, addr net.Addr, secure bool) string {
-	host, port, _ := net.SplitHostPort(addr.String())
-	if ip := net.ParseIP(host); secure || ip == nil || ip.IsUnspecified() {
-		host = cfg.Server.Hosts[0]
-	}
 	scheme := "ws://"
 	if secure {
 		scheme = "wss://"
 	}
-	return scheme + net.JoinHostPort(host, port) + websocket.Path
+	return scheme + webHost(cfg, addr, secure) + websocket.Path
+}
+
+// webClientURL is the address of the web chat page on a web listener at
+// addr, as webSocketURL's.
+func webClientURL(cfg *config.Config, addr net.Addr, secure bool) string {
+	scheme := "http://"
+	if secure {
+		scheme = "https://"
+	}
+	return scheme + webHost(cfg, addr, secure) + cfg.HTTP.WebClientPath
+}
+
+func webHost(cfg *config.Config, addr net.Addr, secure bool) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); secure || ip == nil || ip.IsUnspecified() {
+		host = cfg.Server.Hosts[0]
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// webAttrs are the log attributes of a web listener: its WebSocket URL,
+// and the web chat page's when it is on.
+func webAttrs(cfg *config.Config, kind string, addr net.Addr, secure bool) []any {
+	attrs := []any{"kind", kind, "addr", addr.String(), "websocket", webSocketURL(cfg, addr, secure)}
+	if cfg.HTTP.WebClient {
+		attrs = append(attrs, "web_client", webClientURL(cfg, addr, secure))
+	}
+	return attrs
 }
 
 // Run serves until ctx is done, then stops gracefully: listeners close,
@@ -324,10 +359,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	cfg := s.config()
 	for _, a := range s.httpPlain {
-		s.log.Info("listening", "kind", "http", "addr", a.Addr().String(), "websocket", webSocketURL(cfg, a.Addr(), false))
+		s.log.Info("listening", webAttrs(cfg, "http", a.Addr(), false)...)
 	}
 	for _, a := range s.httpTLS {
-		s.log.Info("listening", "kind", "https", "addr", a.Addr().String(), "websocket", webSocketURL(cfg, a.Addr(), true))
+		s.log.Info("listening", webAttrs(cfg, "https", a.Addr(), true)...)
 	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -381,7 +416,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Reload applies a new configuration without dropping sessions: TLS
 // certificates, limits, registration switches, the web listener's proxies
-// and origins, and log settings. Hosts,
+// and origins, the web client (on or off, its path and files), and log
+// settings. Hosts,
 // listeners and storage need a restart; changing them is refused.
 func (s *Server) Reload(cfg *config.Config) error {
 	old := s.config()
@@ -389,6 +425,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 		!slices.Equal(old.C2S.DirectTLSListen, cfg.C2S.DirectTLSListen) || !slices.Equal(old.HTTP.Listen, cfg.HTTP.Listen) ||
 		!slices.Equal(old.HTTP.TLSListen, cfg.HTTP.TLSListen) || old.Storage != cfg.Storage || old.Server.DataDir != cfg.Server.DataDir {
 		return errors.New("hosts, listeners, data_dir and storage change only with a restart")
+	}
+	if err := webclient.Check(cfg); err != nil {
+		return err
 	}
 	if err := s.tls.Reload(cfg); err != nil {
 		return err
@@ -399,6 +438,19 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.c2s.SetConfig(cfg)
 	s.web.SetConfig(cfg)
 	s.bosh.SetConfig(cfg)
+	if err := s.chat.SetConfig(cfg); err != nil {
+		return err // the files went away since Check
+	}
+	if cfg.HTTP.WebClient != old.HTTP.WebClient || cfg.HTTP.WebClientPath != old.HTTP.WebClientPath {
+		for _, ln := range slices.Concat(s.httpPlain, s.httpTLS) {
+			secure := slices.Contains(s.httpTLS, ln)
+			if cfg.HTTP.WebClient {
+				s.log.Info("web client", "url", webClientURL(cfg, ln.Addr(), secure))
+			} else {
+				s.log.Info("web client off", "addr", ln.Addr().String())
+			}
+		}
+	}
 	return nil
 }
 

@@ -81,10 +81,25 @@ type settings struct {
 func NewHandler(cfg *config.Config, log *slog.Logger, serve func(ctx context.Context, conn *Conn, secure bool)) *Handler {
 	h := &Handler{Serve: serve, Log: log, mux: http.NewServeMux()}
 	h.SetConfig(cfg)
-	h.mux.HandleFunc("GET "+Path, h.serveWebSocket)
-	h.mux.HandleFunc("GET "+HostMeta, h.hostMeta)
-	h.mux.HandleFunc("GET "+HostMetaJSON, h.hostMetaJSON)
+	h.mux.HandleFunc(Path, getOnly(h.serveWebSocket))
+	h.mux.HandleFunc(HostMeta, getOnly(h.hostMeta))
+	h.mux.HandleFunc(HostMetaJSON, getOnly(h.hostMetaJSON))
 	return h
+}
+
+// getOnly answers 405 to methods other than GET and HEAD, as a "GET "
+// pattern would; the patterns name no method so that HandleOther's "/",
+// which takes every method, does not take the others (ServeMux refuses
+// "GET /" beside "/http-bind", and prefers "/" to a 405).
+func getOnly(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		f(w, r)
+	}
 }
 
 // SetConfig applies a (re)loaded configuration to the requests that
@@ -116,6 +131,22 @@ func (h *Handler) SetConfig(cfg *config.Config) {
 func (h *Handler) HandleBOSH(path string, bosh http.Handler) {
 	h.boshPath = path
 	h.mux.Handle(path, bosh)
+}
+
+// HandleOther serves every request that no endpoint of the handler
+// matches with other (the web client, package webclient), which answers
+// 404 to what it does not serve. It is called before the handler serves.
+func (h *Handler) HandleOther(other http.Handler) {
+	h.mux.Handle("/", other)
+}
+
+// Requested tells what the client of r asked for, for the web client
+// page: the host (and port) it reached, from the Host header or a trusted
+// proxy's X-Forwarded-Host, and whether it came over TLS (here or at a
+// trusted proxy).
+func (h *Handler) Requested(r *http.Request) (host string, secure bool) {
+	p := peerOf(r, h.set.Load().proxies)
+	return p.host, p.secure
 }
 
 // Client tells what the handler believes of the client of r, for the
