@@ -274,7 +274,7 @@ func TestPageEscaping(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%q: status %d", host, resp.StatusCode)
 		}
-		if n := strings.Count(page, "<script"); n != 2 || strings.Contains(page, "alert") || strings.Contains(page, "<img") {
+		if n := strings.Count(page, "<script"); n != 3 || strings.Contains(page, "alert") || strings.Contains(page, "<img") {
 			t.Errorf("X-Forwarded-Host %q made it into the page:\n%s", host, page)
 		}
 		if s := pageSettings(t, page); s["websocket_url"] != "ws://a.example/xmpp-websocket" {
@@ -305,6 +305,7 @@ func TestFiles(t *testing.T) {
 			for _, ref := range []string{
 				`href="` + tc.base + `/dist/converse.min.css"`,
 				`src="` + tc.base + `/starling-converse.js"`,
+				`src="` + tc.base + `/dist/converse.min.js"`,
 			} {
 				if !strings.Contains(text, ref) {
 					t.Errorf("the page has no %s:\n%s", ref, text)

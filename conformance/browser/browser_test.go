@@ -79,6 +79,9 @@ type event struct {
 	Path      string `json:"path"`
 	Text      string `json:"text"`
 	Error     string `json:"error"`
+	// Settings are what a page passed to converse.initialize (with
+	// --login).
+	Settings map[string]any `json:"settings"`
 }
 
 // server is the server under test: Starling started by the test, or an
@@ -188,7 +191,15 @@ func checkConverse(t *testing.T, page string, srv *server, bob *xmpptest.Client,
 	d := startDriver(t, "--page", page, "--transport", transport, "--url", endpoint,
 		"--jid", alice, "--password", srv.passwords["alice"], "--peer", bareJID(bob.JID),
 		"--expect", expect, "--reply", reply, "--screenshot", shot, "--timeout", fmt.Sprint(stepTimeout.Milliseconds()))
+	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply)
+}
 
+// chat is the check once the driver d has started logging alice in: she
+// is online over transport at endpoint, sees bob's message expect (with
+// id browser-tag) in her chat, and her reply reaches him; then the
+// screenshot, and the logout.
+func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string) {
+	t.Helper()
 	// 1. Logged in over the transport asked for, at the URL given.
 	e := d.next(t, "online")
 	if bareJID(e.JID) != alice || e.JID == alice || e.Transport != transport || e.Service != endpoint {

@@ -1,6 +1,9 @@
-// Drives Converse.js (index.html) in Debian's headless Chromium through
-// playwright-core, for conformance/browser, and reports what happens as
-// JSON lines on stdout:
+// Drives Converse.js (index.html, or with --login a chat page of the
+// server's own) in Debian's headless Chromium through playwright-core,
+// for conformance/browser, and reports what happens as JSON lines on
+// stdout:
+//   {"event":"form","text":"...","settings":{...}}                with --login: the login form shown (text: the
+//                                                                 address field's placeholder) and the page's settings
 //   {"event":"online","jid":"...","transport":"websocket|bosh","service":"..."}
 //   {"event":"received","from":"...","type":"...","body":"..."}  the message shown in the chat
 //   {"event":"sent","body":"..."}                                 the reply, typed and shown as sent
@@ -18,17 +21,29 @@
 // shows in the chat; save a screenshot to --screenshot; then wait for a
 // line "quit" on stdin, log out and close the browser. Any request to a
 // host other than the page's and the XMPP service's is refused and fails
-// the run: Converse must need nothing from the network.
+// the run: Converse must need nothing from the network; so is any
+// violation of the page's Content-Security-Policy.
+//
+// With --login NAME the page is not index.html but one that starts
+// Converse itself (Starling's bundled web client): the driver injects
+// probe.js into it, registers the probe when Converse has loaded and
+// records the settings the page passes to converse.initialize, then logs
+// in as a user does: it types NAME and the password into Converse's
+// login form and submits it. --transport and --url are then what the page
+// must have connected with.
 //
 // usage: node driver.mjs --page http://127.0.0.1:PORT/index.html
 //          --transport websocket|bosh --url ws[s]://…|http[s]://…
 //          --jid alice@localhost --password pw --peer bob@localhost
 //          --expect TEXT --reply TEXT --screenshot FILE.png
+//    or:  node driver.mjs --page https://localhost:PORT/chat --login alice
+//          --transport websocket --url wss://… --password pw --peer … …
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const { values: opt } = parseArgs({
@@ -37,6 +52,7 @@ const { values: opt } = parseArgs({
     transport: { type: "string" },
     url: { type: "string" },
     jid: { type: "string" },
+    login: { type: "string" },
     password: { type: "string" },
     peer: { type: "string" },
     expect: { type: "string" },
@@ -101,6 +117,25 @@ async function main() {
     return route.abort("blockedbyclient");
   });
 
+  if (opt.login !== undefined) {
+    // The probe, in a page that does not load it: injected before the
+    // page's scripts, registered when Converse has loaded, and added to
+    // the plugins the page's settings allow.
+    await context.addInitScript({ path: fileURLToPath(new URL("probe.js", import.meta.url)) });
+    await context.addInitScript(() => {
+      window.addEventListener("converse-loaded", (e) => {
+        const converse = e.detail.converse;
+        window.starlingProbe(converse);
+        const initialize = converse.initialize;
+        converse.initialize = function (settings, callback) {
+          window.starling.settings = JSON.parse(JSON.stringify(settings ?? {}));
+          const plugins = [...(settings?.whitelisted_plugins ?? []), "starling-probe"];
+          return initialize.call(this, { ...settings, whitelisted_plugins: plugins }, callback);
+        };
+      });
+    });
+  }
+
   const page = context.pages()[0] || (await context.newPage());
   page.on("console", (m) => ["verbose", "debug"].includes(m.type()) || report({ event: "log", text: `console.${m.type()}: ${m.text()}` }));
   page.on("pageerror", (e) => report({ event: "log", text: `page error: ${e.message}` }));
@@ -111,10 +146,38 @@ async function main() {
       refused.push(ws.url());
     }
   });
-  page.on("response", (r) => r.status() >= 400 && report({ event: "log", text: `HTTP ${r.status()} for ${r.url()}` }));
+  // With --login the page and what it loads are the server's: none of
+  // its files may be missing.
+  const missing = [];
+  page.on("response", (r) => {
+    if (r.status() < 400) {
+      return;
+    }
+    report({ event: "log", text: `HTTP ${r.status()} for ${r.url()}` });
+    if (opt.login !== undefined && new URL(r.url()).origin === new URL(opt.page).origin) {
+      missing.push(`${r.url()} (${r.status()})`);
+    }
+  });
 
-  const q = new URLSearchParams({ transport: opt.transport, url: opt.url, jid: opt.jid, password: opt.password });
-  await page.goto(`${opt.page}?${q}`, { timeout });
+  if (opt.login === undefined) {
+    const q = new URLSearchParams({ transport: opt.transport, url: opt.url, jid: opt.jid, password: opt.password });
+    await page.goto(`${opt.page}?${q}`, { timeout });
+  } else {
+    // 0. The page's own login form: the address (its placeholder says
+    // what to type) and the password, submitted as a user does.
+    await page.goto(opt.page, { timeout });
+    const address = page.locator("#converse-login-jid");
+    try {
+      await address.waitFor({ state: "visible", timeout });
+    } catch {
+      throw new Error(`no login form within ${timeout} ms`);
+    }
+    const settings = await page.evaluate(() => window.starling.settings);
+    report({ event: "form", text: (await address.getAttribute("placeholder")) || "", settings: settings || null });
+    await address.fill(opt.login);
+    await page.locator("#converse-login-password").fill(opt.password);
+    await page.locator("#converse-login button[type=submit]").click({ timeout });
+  }
 
   // 1. Logged in, initial presence sent and handled by the server.
   // A failed login ends in the login form with an error ("Your XMPP
@@ -181,6 +244,13 @@ async function main() {
 
   if (refused.length > 0) {
     throw new Error(`Converse tried to reach other hosts: ${refused.join(" ")}`);
+  }
+  if (missing.length > 0) {
+    throw new Error(`the page's server answered errors for: ${missing.join(" ")}`);
+  }
+  const violations = await page.evaluate(() => window.starling.violations);
+  if (violations.length > 0) {
+    throw new Error(`the page's Content-Security-Policy blocked: ${violations.join("; ")}`);
   }
 
   // 5. The test checks the reply's arrival, then lets the user log out.

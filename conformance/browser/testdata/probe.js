@@ -1,0 +1,57 @@
+// The probe conformance/browser's checks read (a classic script, not a
+// module, so that the driver can inject it too). window.starlingProbe
+// (converse) registers a Converse plugin, "starling-probe", which records
+// in window.starling what the driver (driver.mjs) waits for: the
+// connection's state, the bound JID, the transport Strophe.js really used
+// (websocket or bosh) and its URL; it hands Converse's API to the driver
+// as window.starlingAPI. The page must list "starling-probe" in
+// whitelisted_plugins.
+//
+// index.html registers it itself. On a page the driver does not control,
+// Starling's bundled chat page, the driver injects this file before the
+// page's scripts run and registers the probe when Converse has loaded
+// (the converse-loaded event), before the page calls converse.initialize.
+window.starling = {
+  connected: false, available: false, ready: false, jid: "", transport: "", service: "", events: [],
+  // Content-Security-Policy violations on the page.
+  violations: [],
+};
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.starling.violations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile || "?"}:${e.lineNumber || 0})`);
+});
+
+window.starlingProbe = function (converse) {
+  const { Strophe, $iq } = converse.env;
+  converse.plugins.add("starling-probe", {
+    initialize() {
+      const { api } = this._converse;
+      window.starlingAPI = api;
+      const note = (name) => {
+        const conn = api.connection.get();
+        window.starling.events.push(name);
+        window.starling.jid = conn?.jid || "";
+        const proto = conn?._proto;
+        window.starling.transport = proto instanceof Strophe.Websocket ? "websocket"
+          : proto instanceof Strophe.Bosh ? "bosh" : String(proto?.constructor?.name);
+        window.starling.service = conn?.service || "";
+      };
+      api.listen.on("connected", () => { note("connected"); window.starling.connected = true; });
+      api.listen.on("reconnected", () => note("reconnected"));
+      api.listen.on("disconnected", () => { note("disconnected"); window.starling.connected = false; });
+      // Initial presence (no "to", no type), then a ping to the server
+      // answered: the server has handled the presence (a session's stanzas
+      // are handled in order, and over BOSH they may wait for the next
+      // request), so a message to the bare JID now reaches this session.
+      api.listen.on("send", (el) => {
+        if (el.tagName === "presence" && !el.getAttribute("to") && !el.getAttribute("type") && !window.starling.available) {
+          window.starling.available = true;
+          const domain = Strophe.getDomainFromJid(api.connection.get().jid);
+          setTimeout(() => api.sendIQ($iq({ type: "get", to: domain }).c("ping", { xmlns: "urn:xmpp:ping" })).then(
+            () => { window.starling.ready = true; },
+            (e) => { window.starling.pingError = String(e && e.outerHTML || e); },
+          ));
+        }
+      });
+    },
+  });
+};
