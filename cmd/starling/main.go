@@ -118,7 +118,7 @@ func serve(args []string) error {
 		fmt.Fprintf(os.Stderr, `Starling is serving %s with the embedded defaults (data in %s).
 Add a user:   go run ./cmd/starling user add alice@%s
 Then connect any XMPP client as alice@%s (port 5222, STARTTLS; the certificate is self-signed).
-Web clients (XMPP over WebSocket) need the [http] listener, off by default: see config.example.toml.
+Web clients (XMPP over WebSocket and BOSH) and the bundled web chat page need the [http] listener, off by default: see config.example.toml.
 `, strings.Join(cfg.Server.Hosts, ", "), cfg.Server.DataDir, cfg.Server.Hosts[0], cfg.Server.Hosts[0])
 	}
 

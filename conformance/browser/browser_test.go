@@ -21,6 +21,10 @@
 // Against Starling both checks run on the HTTPS listener ([http]
 // tls_listen, with the page's origin in allowed_origins): WebSocket at
 // /xmpp-websocket, BOSH at /http-bind.
+//
+// TestWebClient (webclient_test.go) checks Starling's own chat page
+// ([http] web_client) the same way, logging in through the page's login
+// form; it needs Converse.js where `make webclient` installs it.
 package browser
 
 import (
