@@ -7,17 +7,22 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmlcmp"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
+	"github.com/starling-xmpp/starling/stream"
 )
 
 // step is one line of a transcript with its indented XML block.
@@ -58,11 +63,36 @@ func parseTranscript(path string) ([]step, error) {
 	return steps, sc.Err()
 }
 
+// transport is an actor's connection, whatever carries it: TCP
+// (*xmpptest.Client), WebSocket (*xmpptest.WebSocket, RFC 7395) or BOSH
+// (*xmpptest.BOSH, XEP-0206). The steps that do not name a transport
+// use only this.
+type transport interface {
+	// Send writes raw as the transport's unit: bytes on TCP, one message
+	// on WebSocket, the payload of one request on BOSH.
+	Send(raw string)
+	// Next returns the next element the server sent.
+	Next() (*stream.Element, error)
+	ExpectStreamError(cond string)
+	ExpectClosed()
+	Close() error
+}
+
+// actor is a connection of the transcript.
+type actor struct {
+	conn transport
+	// jid is the full JID bound by a "logs in" step.
+	jid string
+	// refused is the HTTP status of a WebSocket upgrade the server
+	// refused; conn is nil then.
+	refused int
+}
+
 // runner executes one transcript.
 type runner struct {
 	t       *testing.T
 	srv     *testserver.Server
-	clients map[string]*xmpptest.Client
+	clients map[string]*actor
 	order   []string
 	barrier int
 	// passwords of the accounts created by "user" steps.
@@ -81,28 +111,39 @@ func runTranscript(t *testing.T, path string) {
 			edits = append(edits, configEdit(t, s))
 		}
 	}
-	r := &runner{t: t, clients: map[string]*xmpptest.Client{}, passwords: map[string]string{}}
+	r := &runner{t: t, clients: map[string]*actor{}, passwords: map[string]string{}}
 	r.srv = testserver.Start(t, func(c *config.Config) {
 		for _, e := range edits {
 			e(c)
 		}
 	})
+	var at step
+	defer func() {
+		// A helper's t.Fatalf does not say which step failed.
+		if t.Failed() {
+			t.Logf("%s:%d: %s %s", path, at.line, at.actor, at.verb)
+		}
+	}()
 	for _, s := range steps {
 		if s.actor != "config" {
+			at = s
 			r.run(s)
 		}
 	}
 }
 
 // configEdit understands the server settings transcripts change:
-// "config registration enabled", "config tls optional" and
-// "config SETTING VALUE" for the limits below.
+// "config registration enabled", "config tls optional", "config allowed
+// origin ORIGIN" and "config SETTING VALUE" for the limits below.
 func configEdit(t *testing.T, s step) func(*config.Config) {
 	switch s.verb {
 	case "registration enabled":
 		return func(c *config.Config) { c.Registration.Enabled = true }
 	case "tls optional":
 		return func(c *config.Config) { c.C2S.RequireTLS = false }
+	}
+	if origin, ok := strings.CutPrefix(s.verb, "allowed origin "); ok {
+		return func(c *config.Config) { c.HTTP.AllowedOrigins = append(c.HTTP.AllowedOrigins, origin) }
 	}
 	i := strings.LastIndexByte(s.verb, ' ')
 	name, value := s.verb[:max(i, 0)], s.verb[i+1:]
@@ -121,6 +162,8 @@ func configEdit(t *testing.T, s step) func(*config.Config) {
 		durations["auth timeout"] = &c.Limits.AuthTimeout.Duration
 		durations["idle timeout"] = &c.Limits.IdleTimeout.Duration
 		durations["ping timeout"] = &c.Limits.PingTimeout.Duration
+		durations["bosh max wait"] = &c.HTTP.BOSHMaxWait.Duration
+		durations["bosh inactivity"] = &c.HTTP.BOSHInactivity.Duration
 		if p, ok := ints[name]; ok && nerr == nil {
 			*p = n
 		} else if p, ok := durations[name]; ok && derr == nil {
@@ -133,36 +176,95 @@ func configEdit(t *testing.T, s step) func(*config.Config) {
 }
 
 // bytesPattern is "{bytes N}" in a block: N filler characters, for size
-// limits.
-var bytesPattern = regexp.MustCompile(`\{bytes (\d+)\}`)
+// limits; ridPattern is "{rid}" or "{rid+N}", a BOSH actor's first rid
+// or the Nth after it.
+var (
+	bytesPattern = regexp.MustCompile(`\{bytes (\d+)\}`)
+	ridPattern   = regexp.MustCompile(`\{rid(?:\+(\d+))?\}`)
+)
 
-func (r *runner) expand(s string) string {
-	s = bytesPattern.ReplaceAllStringFunc(s, func(m string) string {
+// expand substitutes the placeholders of a block of step s.
+func (r *runner) expand(s step, text string) string {
+	text = bytesPattern.ReplaceAllStringFunc(text, func(m string) string {
 		n, _ := strconv.Atoi(bytesPattern.FindStringSubmatch(m)[1])
 		return strings.Repeat("x", n)
 	})
-	s = strings.ReplaceAll(s, "{domain}", r.srv.Domain)
-	for name, c := range r.clients {
-		if c.JID != "" {
-			s = strings.ReplaceAll(s, "{"+name+"}", c.JID)
-			bare, _, _ := strings.Cut(c.JID, "/")
-			s = strings.ReplaceAll(s, "{"+name+"/bare}", bare)
+	text = strings.ReplaceAll(text, "{domain}", r.srv.Domain)
+	for name, a := range r.clients {
+		if a.jid != "" {
+			text = strings.ReplaceAll(text, "{"+name+"}", a.jid)
+			bare, _, _ := strings.Cut(a.jid, "/")
+			text = strings.ReplaceAll(text, "{"+name+"/bare}", bare)
 		}
 	}
-	return s
+	if a, ok := r.clients[s.actor]; ok {
+		if b, ok := a.conn.(*xmpptest.BOSH); ok {
+			text = ridPattern.ReplaceAllStringFunc(text, func(m string) string {
+				n, _ := strconv.ParseInt(ridPattern.FindStringSubmatch(m)[1], 10, 64)
+				return strconv.FormatInt(b.RID+n, 10)
+			})
+			if strings.Contains(text, "{sid}") && b.SID == "" {
+				r.t.Fatalf("line %d: {sid} before %s received a session creation response", s.line, s.actor)
+			}
+			text = strings.ReplaceAll(text, "{sid}", b.SID)
+		}
+	}
+	return text
 }
 
-func (r *runner) client(s step) *xmpptest.Client {
-	c, ok := r.clients[s.actor]
+// block is the XML of step s, placeholders substituted.
+func (r *runner) block(s step) string {
+	return r.expand(s, strings.TrimRight(s.block, "\n"))
+}
+
+// client is the connection of the actor of s.
+func (r *runner) client(s step) transport {
+	a, ok := r.clients[s.actor]
 	if !ok {
 		r.t.Fatalf("line %d: %s is not connected", s.line, s.actor)
+	}
+	if a.conn == nil {
+		r.t.Fatalf("line %d: %s was refused with HTTP status %d", s.line, s.actor, a.refused)
+	}
+	return a.conn
+}
+
+// webSocket and boshClient are the connection of the actor of s, for the
+// steps of one transport.
+func (r *runner) webSocket(s step) *xmpptest.WebSocket {
+	c, ok := r.client(s).(*xmpptest.WebSocket)
+	if !ok {
+		r.t.Fatalf("line %d: %s is not a WebSocket client", s.line, s.actor)
 	}
 	return c
 }
 
-func (r *runner) add(name string, c *xmpptest.Client) {
-	r.clients[name] = c
-	r.order = append(r.order, name)
+func (r *runner) boshClient(s step) *xmpptest.BOSH {
+	if _, ok := r.clients[s.actor]; !ok {
+		// A BOSH client starts with its first request.
+		r.add(s.actor, &actor{conn: xmpptest.NewBOSH(r.t, r.srv.HTTPClient(r.t, 0), r.srv.BOSHURL(), r.srv.Domain)})
+	}
+	c, ok := r.client(s).(*xmpptest.BOSH)
+	if !ok {
+		r.t.Fatalf("line %d: %s is not a BOSH client", s.line, s.actor)
+	}
+	return c
+}
+
+func (r *runner) add(name string, a *actor) {
+	if !slices.Contains(r.order, name) {
+		r.order = append(r.order, name)
+	}
+	r.clients[name] = a
+}
+
+// match checks that got matches the block of s.
+func (r *runner) match(s step, got []byte) {
+	r.t.Helper()
+	want := r.expand(s, s.block)
+	if err := xmlcmp.Equal([]byte(want), got, "jabber:client"); err != nil {
+		r.t.Fatalf("line %d: %s received\n%s\nexpected\n%s\n%v", s.line, s.actor, got, want, err)
+	}
 }
 
 func (r *runner) run(s step) {
@@ -178,89 +280,200 @@ func (r *runner) run(s step) {
 		r.srv.AddUser(t, words[0], words[3])
 		r.passwords[words[0]] = words[3]
 	case strings.HasPrefix(s.verb, "logs in"):
-		// "alice logs in [as RESOURCE] [with MECH] [user NAME] [password PW]"
-		res, mech, user := s.actor, "SCRAM-SHA-256", s.actor
-		pw := ""
-		for i := 2; i+1 < len(words); i += 2 {
-			switch words[i] {
-			case "as":
-				res = words[i+1]
-			case "with":
-				mech = words[i+1]
-			case "password":
-				pw = words[i+1]
-			case "user":
-				user = words[i+1]
-			}
-		}
-		if pw == "" {
-			pw = r.passwords[user]
-		}
-		r.add(s.actor, xmpptest.Login(t, r.srv.Addr, r.srv.Domain, user, pw, mech, res))
+		r.login(s, words)
 	case strings.HasPrefix(s.verb, "fails to log in"):
 		// "eve fails to log in [with MECH] [user NAME] [password PW]": the
 		// server answers <failure><not-authorized/></failure>.
-		mech, user, pw := "SCRAM-SHA-256", s.actor, "wrong"
-		for i := 4; i+1 < len(words); i += 2 {
-			switch words[i] {
-			case "with":
-				mech = words[i+1]
-			case "password":
-				pw = words[i+1]
-			case "user":
-				user = words[i+1]
-			}
-		}
+		o := r.loginOptions(s, words[4:], login{mech: "SCRAM-SHA-256", user: s.actor, password: "wrong"})
 		c := xmpptest.Dial(t, r.srv.Addr, r.srv.Domain)
 		c.OpenStream()
 		c.StartTLS(0)
-		err := c.Auth(mech, user, pw)
+		err := c.Auth(o.mech, o.user, o.password)
 		if !errors.Is(err, xmpptest.ErrAuth) || !strings.Contains(err.Error(), "<not-authorized/>") {
 			t.Fatalf("line %d: expected <not-authorized/>, got %v", s.line, err)
 		}
-		r.add(s.actor, c)
+		r.add(s.actor, &actor{conn: c})
 	case s.verb == "connects":
-		r.add(s.actor, xmpptest.Dial(t, r.srv.Addr, r.srv.Domain))
+		r.add(s.actor, &actor{conn: xmpptest.Dial(t, r.srv.Addr, r.srv.Domain)})
 	case s.verb == "connects with direct tls":
-		r.add(s.actor, xmpptest.DialTLS(t, r.srv.DirectTLSAddr, r.srv.Domain))
-	case s.verb == "disconnects":
-		r.client(s).Conn.Close()
-		delete(r.clients, s.actor)
-	case s.verb == "receives stream header":
-		h := r.client(s).ReadHeader()
-		if h.From != r.srv.Domain || h.Version != "1.0" || h.ID == "" || h.NS != "jabber:client" {
-			t.Fatalf("line %d: unexpected stream header %+v", s.line, h)
-		}
+		r.add(s.actor, &actor{conn: xmpptest.DialTLS(t, r.srv.DirectTLSAddr, r.srv.Domain)})
 	case s.verb == "connects with tls":
 		c := xmpptest.Dial(t, r.srv.Addr, r.srv.Domain)
 		c.OpenStream()
 		c.StartTLS(0)
-		r.add(s.actor, c)
+		r.add(s.actor, &actor{conn: c})
+	case strings.HasPrefix(s.verb, "opens websocket"):
+		r.openWebSocket(s, words[2:])
+	case strings.HasPrefix(s.verb, "is refused with http "):
+		a, ok := r.clients[s.actor]
+		if !ok {
+			t.Fatalf("line %d: %s opened nothing", s.line, s.actor)
+		}
+		if want := words[len(words)-1]; strconv.Itoa(a.refused) != want {
+			t.Fatalf("line %d: %s: expected HTTP status %s, the upgrade got %d", s.line, s.actor, want, max(a.refused, http.StatusSwitchingProtocols))
+		}
+		delete(r.clients, s.actor)
+	case s.verb == "disconnects":
+		r.client(s).Close()
+		delete(r.clients, s.actor)
+	case s.verb == "receives stream header":
+		c, ok := r.client(s).(*xmpptest.Client)
+		if !ok {
+			t.Fatalf("line %d: %s has no stream header (receive its <open/>)", s.line, s.actor)
+		}
+		h := c.ReadHeader()
+		if h.From != r.srv.Domain || h.Version != "1.0" || h.ID == "" || h.NS != "jabber:client" {
+			t.Fatalf("line %d: unexpected stream header %+v", s.line, h)
+		}
 	case s.verb == "sends whitespace":
 		r.client(s).Send(" \n\t \r\n")
 	case s.verb == "sends":
-		r.client(s).Send(r.expand(strings.TrimRight(s.block, "\n")))
+		r.client(s).Send(r.block(s))
+	case s.verb == "sends binary frame":
+		r.webSocket(s).SendMessage(websocket.MessageBinary, r.block(s))
 	case s.verb == "receives":
-		c := r.client(s)
-		el, err := c.Next()
+		el, err := r.client(s).Next()
 		if err != nil {
 			t.Fatalf("line %d: %s expected\n%s\ngot error %v", s.line, s.actor, s.block, err)
 		}
-		want := r.expand(s.block)
-		if err := xmlcmp.Equal([]byte(want), el.Raw, "jabber:client"); err != nil {
-			t.Fatalf("line %d: %s received\n%s\nexpected\n%s\n%v", s.line, s.actor, el.Raw, want, err)
+		r.match(s, el.Raw)
+	case strings.HasPrefix(s.verb, "receives websocket close "):
+		code, err := strconv.Atoi(words[len(words)-1])
+		if err != nil {
+			t.Fatalf("line %d: want 'receives websocket close CODE'", s.line)
 		}
+		r.webSocket(s).ExpectClosure(websocket.StatusCode(code))
+		delete(r.clients, s.actor)
 	case strings.HasPrefix(s.verb, "receives stream error "):
 		r.client(s).ExpectStreamError(words[len(words)-1])
 		delete(r.clients, s.actor)
 	case s.verb == "is disconnected":
 		r.client(s).ExpectClosed()
 		delete(r.clients, s.actor)
+	case s.verb == "posts" || strings.HasPrefix(s.verb, "posts with origin "):
+		// A BOSH request, sent in the background: the server may hold it.
+		c := r.boshClient(s)
+		origin, ok := strings.CutPrefix(s.verb, "posts with origin ")
+		if !ok {
+			origin = ""
+		}
+		c.Origin = origin
+		c.Post(r.block(s))
+	case s.verb == "receives response" || strings.HasPrefix(s.verb, "receives response after "):
+		e := r.boshClient(s).Response()
+		if e.Status != http.StatusOK {
+			t.Fatalf("line %d: %s: HTTP status %d: %s", s.line, s.actor, e.Status, e.Body)
+		}
+		if after, ok := strings.CutPrefix(s.verb, "receives response after "); ok {
+			d, err := time.ParseDuration(after)
+			if err != nil {
+				t.Fatalf("line %d: want 'receives response after DURATION'", s.line)
+			}
+			if took := e.Arrived.Sub(e.Posted); took < d {
+				t.Fatalf("line %d: %s: the response came after %v, before %v", s.line, s.actor, took.Round(time.Millisecond), d)
+			}
+		}
+		r.match(s, e.Body)
+	case strings.HasPrefix(s.verb, "receives http status "):
+		e := r.boshClient(s).Response()
+		if want := words[len(words)-1]; strconv.Itoa(e.Status) != want {
+			t.Fatalf("line %d: %s: expected HTTP status %s, got %d: %s", s.line, s.actor, want, e.Status, e.Body)
+		}
+		if s.block != "" {
+			r.match(s, e.Body)
+		}
 	case s.actor == "nobody" && s.verb == "receives anything":
 		r.quiet(s)
 	default:
 		t.Fatalf("line %d: unknown step %q", s.line, s.actor+" "+s.verb)
 	}
+}
+
+// login is how a login step logs in.
+type login struct{ over, resource, mech, user, password string }
+
+// loginOptions reads "[over TRANSPORT] [as RESOURCE] [with MECH] [user
+// NAME] [password PW]" from words, over the defaults in o.
+func (r *runner) loginOptions(s step, words []string, o login) login {
+	if len(words)%2 != 0 {
+		r.t.Fatalf("line %d: options of a login come in pairs", s.line)
+	}
+	for i := 0; i < len(words); i += 2 {
+		v := words[i+1]
+		switch words[i] {
+		case "over":
+			o.over = v
+		case "as":
+			o.resource = v
+		case "with":
+			o.mech = v
+		case "user":
+			o.user = v
+		case "password":
+			o.password = v
+		default:
+			r.t.Fatalf("line %d: unknown %q in a login", s.line, words[i])
+		}
+	}
+	return o
+}
+
+// login runs "alice logs in [over websocket|bosh] [as RESOURCE] [with
+// MECH] [user NAME] [password PW]": over TCP with STARTTLS by default,
+// over wss:// or https:// with the others.
+func (r *runner) login(s step, words []string) {
+	t := r.t
+	o := r.loginOptions(s, words[2:], login{over: "tcp", resource: s.actor, mech: "SCRAM-SHA-256", user: s.actor})
+	if o.password == "" {
+		o.password = r.passwords[o.user]
+	}
+	var a actor
+	switch o.over {
+	case "tcp":
+		c := xmpptest.Login(t, r.srv.Addr, r.srv.Domain, o.user, o.password, o.mech, o.resource)
+		a = actor{conn: c, jid: c.JID}
+	case "websocket":
+		c := xmpptest.LoginWebSocket(t, r.srv.WebSocketURL(), r.srv.Domain, r.srv.WebSocketOptions(t), o.mech, o.user, o.password, o.resource)
+		a = actor{conn: c, jid: c.JID}
+	case "bosh":
+		c := xmpptest.LoginBOSH(t, r.srv.HTTPClient(t, 0), r.srv.BOSHURL(), r.srv.Domain, o.mech, o.user, o.password, o.resource)
+		a = actor{conn: c, jid: c.JID}
+	default:
+		t.Fatalf("line %d: no transport %q (tcp, websocket, bosh)", s.line, o.over)
+	}
+	r.add(s.actor, &a)
+}
+
+// openWebSocket runs "raw opens websocket [with subprotocol P | with no
+// subprotocol] [origin ORIGIN]": an upgrade at the wss:// endpoint,
+// offering the subprotocol xmpp unless told otherwise. A refused upgrade
+// is for an "is refused" step.
+func (r *runner) openWebSocket(s step, words []string) {
+	opts := r.srv.WebSocketOptions(r.t)
+	for len(words) > 0 {
+		switch {
+		case len(words) >= 3 && words[0] == "with" && words[1] == "subprotocol":
+			opts.Subprotocols = []string{words[2]}
+			words = words[3:]
+		case len(words) >= 3 && words[0] == "with" && words[1] == "no" && words[2] == "subprotocol":
+			opts.Subprotocols = nil
+			words = words[3:]
+		case len(words) >= 2 && words[0] == "origin":
+			opts.HTTPHeader.Set("Origin", words[1])
+			words = words[2:]
+		default:
+			r.t.Fatalf("line %d: want 'opens websocket [with subprotocol P | with no subprotocol] [origin O]'", s.line)
+		}
+	}
+	c, resp := xmpptest.DialWebSocketResult(r.t, r.srv.WebSocketURL(), r.srv.Domain, opts)
+	if c == nil {
+		r.add(s.actor, &actor{refused: resp.StatusCode})
+		return
+	}
+	if p := c.WS.Subprotocol(); p != "xmpp" {
+		r.t.Fatalf("line %d: the server accepted the upgrade with subprotocol %q (RFC 7395 §3.1 requires xmpp)", s.line, p)
+	}
+	r.add(s.actor, &actor{conn: c})
 }
 
 // quiet checks that no client has anything pending: each pings the server
@@ -270,18 +483,19 @@ func (r *runner) run(s step) {
 func (r *runner) quiet(s step) {
 	for round := 0; round < 2; round++ {
 		for _, name := range r.order {
-			c, ok := r.clients[name]
-			if !ok || c.JID == "" {
+			a, ok := r.clients[name]
+			if !ok || a.jid == "" {
 				continue
 			}
+			c := a.conn
 			r.barrier++
 			id := fmt.Sprintf("barrier-%d", r.barrier)
-			c.Send("<iq type='get' id='" + id + "'><ping xmlns='urn:xmpp:ping'/></iq>")
+			c.Send("<iq xmlns='jabber:client' type='get' id='" + id + "'><ping xmlns='urn:xmpp:ping'/></iq>")
 			el, err := c.Next()
 			if err != nil {
 				r.t.Fatalf("line %d: %s: %v", s.line, name, err)
 			}
-			if err := xmlcmp.Equal([]byte("<iq type='result' id='"+id+"' to='"+c.JID+"'/>"), el.Raw, "jabber:client"); err != nil {
+			if err := xmlcmp.Equal([]byte("<iq type='result' id='"+id+"' to='"+a.jid+"'/>"), el.Raw, "jabber:client"); err != nil {
 				r.t.Fatalf("line %d: %s received unexpected\n%s", s.line, name, el.Raw)
 			}
 		}

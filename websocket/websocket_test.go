@@ -1,10 +1,10 @@
 package websocket_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +22,11 @@ import (
 	"github.com/starling-xmpp/starling/server"
 	ws "github.com/starling-xmpp/starling/websocket"
 )
+
+const closeEl = "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"
+
+// wsURL is the server's WebSocket endpoint on plain HTTP.
+func wsURL(srv *testserver.Server) string { return "ws://" + srv.HTTPAddr + ws.Path }
 
 // startServer runs a server with alice, bob and carol.
 func startServer(t *testing.T, edit func(*config.Config)) *testserver.Server {
@@ -59,30 +64,30 @@ func TestLoginAndChat(t *testing.T) {
 	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "tcp")
 	for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"} {
 		t.Run(mech, func(t *testing.T) {
-			c := dial(t, wssURL(srv), dialOptions(t, srv))
-			c.openStream()
-			if !strings.Contains(string(c.features.raw), "<mechanism>"+mech+"</mechanism>") || c.hasFeature("<starttls") || c.hasFeature("-PLUS<") {
-				t.Fatalf("features over wss: %s", c.features.raw)
+			c := xmpptest.DialWebSocket(t, srv.WebSocketURL(), srv.Domain, srv.WebSocketOptions(t))
+			c.OpenStream()
+			if !c.HasFeature("<mechanism>"+mech+"</mechanism>") || c.HasFeature("<starttls") || c.HasFeature("-PLUS<") {
+				t.Fatalf("features over wss: %s", c.Features.Raw)
 			}
-			if f := c.auth(mech, "alice", "alice-secret"); f != nil {
-				t.Fatalf("auth: %s", f.raw)
+			if err := c.Auth(mech, "alice", "alice-secret"); err != nil {
+				t.Fatalf("auth: %v", err)
 			}
-			alice := c.bind("web-" + mech)
+			alice := c.Bind("web-" + mech)
 
 			body := "from the web with " + mech + " <&> ☃"
-			c.send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat' id='m1'><body>%s</body></message>", bob.JID, xmlEscape(body)))
+			c.Send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat' id='m1'><body>%s</body></message>", bob.JID, xmlEscape(body)))
 			checkMessage(t, bob.MustNext().Raw, alice, body)
 
 			// bob's stanza carries no xmlns (his stream header gives it);
 			// the web client gets it declared.
 			reply := "to the web " + mech
 			bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='m2'><body>%s</body></message>", alice, reply))
-			f := c.expect("jabber:client", "message")
-			checkMessage(t, f.raw, bob.JID, reply)
+			f := c.Expect("jabber:client", "message")
+			checkMessage(t, f.Raw, bob.JID, reply)
 
-			c.send(closeEl)
-			c.expect(ws.NSFraming, "close")
-			c.expectClosed()
+			c.Send(closeEl)
+			c.Expect(ws.NSFraming, "close")
+			c.ExpectClosure(websocket.StatusNormalClosure)
 		})
 	}
 }
@@ -97,22 +102,22 @@ func xmlEscape(s string) string {
 // bug of mellium's websocket package: stanzas over 4 KiB split).
 func TestLargeStanzas(t *testing.T) {
 	srv := startServer(t, nil)
-	opts := dialOptions(t, srv)
-	alice := login(t, srv, wssURL(srv), opts, "SCRAM-SHA-1", "alice", "alice-secret", "web")
-	carol := login(t, srv, wssURL(srv), opts, "PLAIN", "carol", "carol-secret", "web")
+	opts := srv.WebSocketOptions(t)
+	alice := xmpptest.LoginWebSocket(t, srv.WebSocketURL(), srv.Domain, opts, "SCRAM-SHA-1", "alice", "alice-secret", "web")
+	carol := xmpptest.LoginWebSocket(t, srv.WebSocketURL(), srv.Domain, opts, "PLAIN", "carol", "carol-secret", "web")
 	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "tcp")
 	for _, size := range []int{4097, 70000, 200000} {
 		body := strings.Repeat("0123456789", size/10)
-		alice.send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body></message>", carol.jid, body))
-		checkMessage(t, carol.expect("jabber:client", "message").raw, alice.jid, body)
-		bob.Send(fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", carol.jid, body))
-		checkMessage(t, carol.expect("jabber:client", "message").raw, bob.JID, body)
-		carol.send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body></message>", bob.JID, body))
-		checkMessage(t, bob.MustNext().Raw, carol.jid, body)
+		alice.Send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body></message>", carol.JID, body))
+		checkMessage(t, carol.Expect("jabber:client", "message").Raw, alice.JID, body)
+		bob.Send(fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", carol.JID, body))
+		checkMessage(t, carol.Expect("jabber:client", "message").Raw, bob.JID, body)
+		carol.Send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body></message>", bob.JID, body))
+		checkMessage(t, bob.MustNext().Raw, carol.JID, body)
 	}
 	// What follows is its own message.
-	alice.send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>small</body></message>", carol.jid))
-	checkMessage(t, carol.expect("jabber:client", "message").raw, alice.jid, "small")
+	alice.Send(fmt.Sprintf("<message xmlns='jabber:client' to='%s' type='chat'><body>small</body></message>", carol.JID))
+	checkMessage(t, carol.Expect("jabber:client", "message").Raw, alice.JID, "small")
 }
 
 // Each kind of bad input gets its stream error, after the server's <open/>
@@ -121,8 +126,8 @@ func TestLargeStanzas(t *testing.T) {
 // and TCP, go on.
 func TestBadInput(t *testing.T) {
 	srv := startServer(t, func(c *config.Config) { c.Limits.MaxStanzaBytes = config.MinStanzaBytes })
-	opts := dialOptions(t, srv)
-	alice := login(t, srv, wssURL(srv), opts, "PLAIN", "alice", "alice-secret", "web")
+	opts := srv.WebSocketOptions(t)
+	alice := xmpptest.LoginWebSocket(t, srv.WebSocketURL(), srv.Domain, opts, "PLAIN", "alice", "alice-secret", "web")
 	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "tcp")
 	big := "<message xmlns='jabber:client' to='bob@localhost'><body>" + strings.Repeat("x", config.MinStanzaBytes) + "</body></message>"
 	for _, tc := range []struct {
@@ -148,29 +153,29 @@ func TestBadInput(t *testing.T) {
 		{"oversized message", true, []string{big}, false, "policy-violation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dial(t, wssURL(srv), opts)
+			c := xmpptest.DialWebSocket(t, srv.WebSocketURL(), srv.Domain, opts)
 			if tc.opened {
-				c.openStream()
+				c.OpenStream()
 			}
 			for _, in := range tc.input {
 				if tc.binary {
-					c.sendType(websocket.MessageBinary, in)
+					c.SendMessage(websocket.MessageBinary, in)
 				} else {
-					c.send(in)
+					c.Send(in)
 				}
 			}
 			if !tc.opened {
-				c.expect(ws.NSFraming, "open")
+				c.Expect(ws.NSFraming, "open")
 			}
-			c.expectStreamError(tc.cond)
+			c.ExpectStreamError(tc.cond)
 
 			// The other sessions are untouched.
-			alice.send("<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-			if f := alice.expect("jabber:client", "iq"); f.attr("type") != "result" || f.attr("id") != "p1" {
-				t.Fatalf("alice's ping: %s", f.raw)
+			alice.Send("<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+			if f := alice.Expect("jabber:client", "iq"); xmpptest.Attr(f, "type") != "result" || xmpptest.Attr(f, "id") != "p1" {
+				t.Fatalf("alice's ping: %s", f.Raw)
 			}
-			bob.Send(fmt.Sprintf("<message to='%s' type='chat'><body>still here</body></message>", alice.jid))
-			checkMessage(t, alice.expect("jabber:client", "message").raw, bob.JID, "still here")
+			bob.Send(fmt.Sprintf("<message to='%s' type='chat'><body>still here</body></message>", alice.JID))
+			checkMessage(t, alice.Expect("jabber:client", "message").Raw, bob.JID, "still here")
 		})
 	}
 }
@@ -182,20 +187,14 @@ func TestUpgradeRefused(t *testing.T) {
 	srv := startServer(t, func(c *config.Config) { c.HTTP.AllowedOrigins = []string{"https://chat.example.org"} })
 	status := func(t *testing.T, protocols []string, origin string) int {
 		t.Helper()
-		opts := dialOptions(t, srv)
+		opts := srv.WebSocketOptions(t)
 		opts.Subprotocols = protocols
 		if origin != "" {
 			opts.HTTPHeader.Set("Origin", origin)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		c, resp, err := websocket.Dial(ctx, wssURL(srv), opts)
-		if err == nil {
-			c.CloseNow()
-			return http.StatusSwitchingProtocols
-		}
-		if resp == nil {
-			t.Fatalf("dial: %v", err)
+		c, resp := xmpptest.DialWebSocketResult(t, srv.WebSocketURL(), srv.Domain, opts)
+		if c != nil {
+			c.Close()
 		}
 		return resp.StatusCode
 	}
@@ -261,12 +260,12 @@ func TestEncryptionBehindProxy(t *testing.T) {
 		}
 		return opts
 	}
-	mechs := func(t *testing.T, opts *websocket.DialOptions) *client {
+	mechs := func(t *testing.T, opts *websocket.DialOptions) *xmpptest.WebSocket {
 		t.Helper()
-		c := dial(t, wsURL(srv), opts)
-		c.openStream()
-		if c.hasFeature("<starttls") {
-			t.Fatalf("STARTTLS offered on a WebSocket: %s", c.features.raw)
+		c := xmpptest.DialWebSocket(t, wsURL(srv), srv.Domain, opts)
+		c.OpenStream()
+		if c.HasFeature("<starttls") {
+			t.Fatalf("STARTTLS offered on a WebSocket: %s", c.Features.Raw)
 		}
 		return c
 	}
@@ -274,24 +273,24 @@ func TestEncryptionBehindProxy(t *testing.T) {
 	t.Run("not encrypted", func(t *testing.T) {
 		for _, p := range []string{"", "http"} {
 			c := mechs(t, proto(p))
-			if m := c.mechanisms(); len(m) != 0 {
+			if m := c.Mechanisms(); len(m) != 0 {
 				t.Fatalf("X-Forwarded-Proto %q: mechanisms %v offered despite require_tls", p, m)
 			}
 			// PLAIN anyway: refused (RFC 6120 §6.4.5? encryption-required).
-			if f := c.auth("PLAIN", "alice", "alice-secret"); f == nil || !bytes.Contains(f.raw, []byte("<encryption-required")) {
-				t.Fatalf("PLAIN on an unencrypted stream was not refused")
+			if err := c.Auth("PLAIN", "alice", "alice-secret"); !errors.Is(err, xmpptest.ErrAuth) || !strings.Contains(err.Error(), "<encryption-required") {
+				t.Fatalf("PLAIN on an unencrypted stream was not refused: %v", err)
 			}
 		}
 	})
 	t.Run("https at the proxy", func(t *testing.T) {
 		c := mechs(t, proto("https"))
-		if !c.hasFeature("<mechanism>PLAIN</mechanism>") {
-			t.Fatalf("no PLAIN: %s", c.features.raw)
+		if !c.HasFeature("<mechanism>PLAIN</mechanism>") {
+			t.Fatalf("no PLAIN: %s", c.Features.Raw)
 		}
-		if f := c.auth("PLAIN", "alice", "alice-secret"); f != nil {
-			t.Fatalf("PLAIN: %s", f.raw)
+		if err := c.Auth("PLAIN", "alice", "alice-secret"); err != nil {
+			t.Fatalf("PLAIN: %v", err)
 		}
-		c.bind("proxied")
+		c.Bind("proxied")
 	})
 	t.Run("untrusted proxy", func(t *testing.T) {
 		cfg := srv.Config.Clone()
@@ -299,7 +298,7 @@ func TestEncryptionBehindProxy(t *testing.T) {
 		if err := srv.Reload(cfg); err != nil {
 			t.Fatal(err)
 		}
-		if m := mechs(t, proto("https")).mechanisms(); len(m) != 0 {
+		if m := mechs(t, proto("https")).Mechanisms(); len(m) != 0 {
 			t.Fatalf("X-Forwarded-Proto believed from an untrusted peer: %v", m)
 		}
 	})
@@ -310,13 +309,13 @@ func TestEncryptionBehindProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := mechs(t, proto(""))
-		if c.hasFeature("<mechanism>PLAIN</mechanism>") || !c.hasFeature("<mechanism>SCRAM-SHA-1</mechanism>") {
-			t.Fatalf("features of an unencrypted stream: %s", c.features.raw)
+		if c.HasFeature("<mechanism>PLAIN</mechanism>") || !c.HasFeature("<mechanism>SCRAM-SHA-1</mechanism>") {
+			t.Fatalf("features of an unencrypted stream: %s", c.Features.Raw)
 		}
-		if f := c.auth("SCRAM-SHA-1", "alice", "alice-secret"); f != nil {
-			t.Fatalf("SCRAM-SHA-1: %s", f.raw)
+		if err := c.Auth("SCRAM-SHA-1", "alice", "alice-secret"); err != nil {
+			t.Fatalf("SCRAM-SHA-1: %v", err)
 		}
-		c.bind("plain")
+		c.Bind("plain")
 	})
 }
 
@@ -325,11 +324,11 @@ func TestEncryptionBehindProxy(t *testing.T) {
 // <close/> (RFC 7395 §3.6).
 func TestServerCloses(t *testing.T) {
 	srv := startServer(t, nil)
-	opts := dialOptions(t, srv)
-	first := login(t, srv, wssURL(srv), opts, "PLAIN", "alice", "alice-secret", "same")
-	login(t, srv, wssURL(srv), opts, "PLAIN", "alice", "alice-secret", "same")
+	opts := srv.WebSocketOptions(t)
+	first := xmpptest.LoginWebSocket(t, srv.WebSocketURL(), srv.Domain, opts, "PLAIN", "alice", "alice-secret", "same")
+	xmpptest.LoginWebSocket(t, srv.WebSocketURL(), srv.Domain, opts, "PLAIN", "alice", "alice-secret", "same")
 	// RFC 6120 §7.7.2.2: the new session replaces the old one.
-	first.expectStreamError("conflict")
+	first.ExpectStreamError("conflict")
 }
 
 // When the server stops, WebSocket streams end as TCP ones do, with
@@ -350,14 +349,14 @@ func TestShutdown(t *testing.T) {
 	_, https := srv.HTTPAddrs()
 	ts := &testserver.Server{Server: srv, Config: cfg, Domain: "localhost", HTTPSAddr: https[0].String()}
 	ts.AddUser(t, "alice", "alice-secret")
-	opts := dialOptions(t, ts)
-	alice := login(t, ts, wssURL(ts), opts, "PLAIN", "alice", "alice-secret", "web")
-	pending := dial(t, wssURL(ts), opts)
-	pending.openStream()
+	opts := ts.WebSocketOptions(t)
+	alice := xmpptest.LoginWebSocket(t, ts.WebSocketURL(), ts.Domain, opts, "PLAIN", "alice", "alice-secret", "web")
+	pending := xmpptest.DialWebSocket(t, ts.WebSocketURL(), ts.Domain, opts)
+	pending.OpenStream()
 
 	cancel()
-	alice.expectStreamError("system-shutdown")
-	pending.expectStreamError("system-shutdown")
+	alice.ExpectStreamError("system-shutdown")
+	pending.ExpectStreamError("system-shutdown")
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -371,27 +370,27 @@ func TestWebSocketPing(t *testing.T) {
 		c.Limits.PingTimeout.Duration = 300 * time.Millisecond
 	})
 	var pings atomic.Int32
-	opts := dialOptions(t, srv)
+	opts := srv.WebSocketOptions(t)
 	opts.OnPingReceived = func(context.Context, []byte) bool { pings.Add(1); return true }
-	alice := login(t, srv, wssURL(srv), opts, "PLAIN", "alice", "alice-secret", "web")
+	alice := xmpptest.LoginWebSocket(t, srv.WebSocketURL(), srv.Domain, opts, "PLAIN", "alice", "alice-secret", "web")
 	// Pings are answered while reading: read until several have come.
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(xmpptest.Timeout)
 	for i := 0; pings.Load() < 5; i++ {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d pings within %v", pings.Load(), timeout)
+			t.Fatalf("%d pings within %v", pings.Load(), xmpptest.Timeout)
 		}
 		id := fmt.Sprint("p", i)
-		alice.send("<iq xmlns='jabber:client' type='get' id='" + id + "' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-		if f := alice.expect("jabber:client", "iq"); f.attr("id") != id || f.attr("type") != "result" {
-			t.Fatalf("ping %s: %s", id, f.raw)
+		alice.Send("<iq xmlns='jabber:client' type='get' id='" + id + "' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if f := alice.Expect("jabber:client", "iq"); xmpptest.Attr(f, "id") != id || xmpptest.Attr(f, "type") != "result" {
+			t.Fatalf("ping %s: %s", id, f.Raw)
 		}
 	}
 
-	silent := dialOptions(t, srv)
+	silent := srv.WebSocketOptions(t)
 	silent.OnPingReceived = func(context.Context, []byte) bool { return false } // no pong
-	c := dial(t, wssURL(srv), silent)
-	c.openStream()
-	if msg, err := c.read(); err == nil {
+	c := xmpptest.DialWebSocket(t, srv.WebSocketURL(), srv.Domain, silent)
+	c.OpenStream()
+	if msg, err := c.Read(); err == nil {
 		t.Fatalf("a client that does not answer pings got %q", msg)
 	}
 }
@@ -401,14 +400,14 @@ func TestWebSocketPing(t *testing.T) {
 // readable from any page (XEP-0156).
 func TestHostMeta(t *testing.T) {
 	srv := startServer(t, nil)
-	opts := dialOptions(t, srv)
+	hc := srv.HTTPClient(t, xmpptest.Timeout)
 	get := func(t *testing.T, url string, header http.Header) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		for k, v := range header {
 			req.Header[k] = v
 		}
-		resp, err := opts.HTTPClient.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +431,7 @@ func TestHostMeta(t *testing.T) {
 		header        http.Header
 		wantWS, wantB string
 	}{
-		{"https", "https://" + srv.HTTPSAddr, nil, wssURL(srv), "https://" + srv.HTTPSAddr + "/http-bind"},
+		{"https", "https://" + srv.HTTPSAddr, nil, srv.WebSocketURL(), srv.BOSHURL()},
 		{"http", "http://" + srv.HTTPAddr, nil, wsURL(srv), "http://" + srv.HTTPAddr + "/http-bind"},
 		{"behind a proxy", "http://" + srv.HTTPAddr, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"example.org"}}, "wss://example.org/xmpp-websocket", "https://example.org/http-bind"},
 	} {
@@ -452,5 +451,5 @@ func TestHostMeta(t *testing.T) {
 		})
 	}
 	// The link advertised over TLS works.
-	login(t, srv, wssURL(srv), opts, "SCRAM-SHA-1", "alice", "alice-secret", "discovered")
+	xmpptest.LoginWebSocket(t, srv.WebSocketURL(), srv.Domain, srv.WebSocketOptions(t), "SCRAM-SHA-1", "alice", "alice-secret", "discovered")
 }

@@ -4,13 +4,22 @@ package testserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/bosh"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/server"
+	ws "github.com/starling-xmpp/starling/websocket"
 	"github.com/starling-xmpp/starling/xep/register"
 )
 
@@ -87,6 +96,53 @@ func (s *Server) AddUser(t testing.TB, user, password string) {
 	}
 	if err := register.Create(context.Background(), s.Store(), j, password); err != nil {
 		t.Fatalf("add user %s: %v", j, err)
+	}
+}
+
+// CertPool trusts the certificate the server generated for Domain (under
+// data_dir/certs), for clients of its TLS listeners.
+func (s *Server) CertPool(t testing.TB) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(s.Config.Server.DataDir, "certs", s.Domain+".crt"))
+	if err != nil {
+		t.Fatalf("the server's certificate: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in data_dir/certs/%s.crt", s.Domain)
+	}
+	return roots
+}
+
+// HTTPClient is a client of the web listener over TLS that trusts the
+// server's certificate for Domain; a request that takes longer than
+// timeout fails (0 for none: a test bounds its waits itself).
+func (s *Server) HTTPClient(t testing.TB, timeout time.Duration) *http.Client {
+	t.Helper()
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.CertPool(t), ServerName: s.Domain},
+		// A request that says Expect: 100-continue learns when the
+		// server starts reading its body.
+		ExpectContinueTimeout: 10 * time.Second,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Timeout: timeout, Transport: tr}
+}
+
+// WebSocketURL and BOSHURL are the endpoints on the TLS web listener:
+// wss://…/xmpp-websocket (RFC 7395) and https://…/http-bind (XEP-0206).
+func (s *Server) WebSocketURL() string { return "wss://" + s.HTTPSAddr + ws.Path }
+func (s *Server) BOSHURL() string      { return "https://" + s.HTTPSAddr + bosh.Path }
+
+// WebSocketOptions are the options of a dial to WebSocketURL: the
+// subprotocol "xmpp" (RFC 7395 §3.1), the server's certificate trusted,
+// and an empty header to add to.
+func (s *Server) WebSocketOptions(t testing.TB) *websocket.DialOptions {
+	t.Helper()
+	return &websocket.DialOptions{
+		Subprotocols: []string{ws.Subprotocol},
+		HTTPClient:   s.HTTPClient(t, 0),
+		HTTPHeader:   http.Header{},
 	}
 }
 

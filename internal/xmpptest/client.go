@@ -7,16 +7,11 @@ package xmpptest
 import (
 	"bytes"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/xml"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"mellium.im/sasl"
 
 	"github.com/starling-xmpp/starling/stream"
 )
@@ -24,16 +19,11 @@ import (
 // Timeout bounds every read: a test waiting longer has failed.
 const Timeout = 10 * time.Second
 
-// Client is one test connection.
+// Client is one test connection over TCP.
 type Client struct {
-	t      testing.TB
-	Conn   net.Conn
-	r      *stream.Reader
-	Domain string
-	// Features is the last <stream:features/> received.
-	Features *stream.Element
-	// JID is the bound full JID.
-	JID string
+	session
+	Conn net.Conn
+	r    *stream.Reader
 	// opened reports that the server's stream header has been read.
 	opened bool
 }
@@ -57,7 +47,9 @@ func DialFrom(t testing.TB, from, addr, domain string) *Client {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &Client{t: t, Conn: conn, r: stream.NewReader(conn, stream.Limits{MaxElementBytes: 1 << 20, MaxDepth: 100}), Domain: domain}
+	c := &Client{Conn: conn, r: stream.NewReader(conn, stream.Limits{MaxElementBytes: 1 << 20, MaxDepth: 100})}
+	c.session = session{t: t, conn: c, Domain: domain}
+	return c
 }
 
 // DialTLS opens a direct TLS connection (XEP-0368) with ALPN xmpp-client.
@@ -91,16 +83,6 @@ func (c *Client) Next() (*stream.Element, error) {
 	return c.r.Next()
 }
 
-// MustNext is Next, failing the test on error.
-func (c *Client) MustNext() *stream.Element {
-	c.t.Helper()
-	el, err := c.Next()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return el
-}
-
 // OpenStream sends a stream header and reads the server's header and
 // features.
 func (c *Client) OpenStream() {
@@ -125,12 +107,6 @@ func (c *Client) ReadHeader() stream.Header {
 	return h
 }
 
-// HasFeature reports whether the features contain substr (a quick check
-// for tests: "<starttls", "SCRAM-SHA-256-PLUS").
-func (c *Client) HasFeature(substr string) bool {
-	return c.Features != nil && bytes.Contains(c.Features.Raw, []byte(substr))
-}
-
 // StartTLS negotiates STARTTLS (RFC 6120 §5) and reopens the stream.
 func (c *Client) StartTLS(maxVersion uint16) {
 	c.t.Helper()
@@ -150,99 +126,25 @@ func (c *Client) StartTLS(maxVersion uint16) {
 	c.OpenStream()
 }
 
-// Mechanisms maps SASL mechanism names to mellium.im/sasl clients.
-var Mechanisms = map[string]sasl.Mechanism{
-	"PLAIN":              sasl.Plain,
-	"SCRAM-SHA-1":        sasl.ScramSha1,
-	"SCRAM-SHA-1-PLUS":   sasl.ScramSha1Plus,
-	"SCRAM-SHA-256":      sasl.ScramSha256,
-	"SCRAM-SHA-256-PLUS": sasl.ScramSha256Plus,
-}
-
-// ErrAuth is returned by Auth when the server answers <failure/>; the
-// error text holds the failure element.
-var ErrAuth = errors.New("authentication failed")
-
 // Auth runs SASL with mech; on success the stream is reopened.
 func (c *Client) Auth(mech, user, password string) error {
 	c.t.Helper()
-	m, ok := Mechanisms[mech]
-	if !ok {
-		c.t.Fatalf("no test client for %s", mech)
-	}
-	opts := []sasl.Option{sasl.Credentials(func() ([]byte, []byte, []byte) { return []byte(user), []byte(password), nil })}
+	var state *tls.ConnectionState
 	if tc, ok := c.Conn.(*tls.Conn); ok {
-		opts = append(opts, sasl.TLSState(tc.ConnectionState()))
+		cs := tc.ConnectionState()
+		state = &cs
 	}
-	// The advertised mechanisms tell the client whether the server supports
-	// channel binding (the GS2 'y' versus 'p=' choice, RFC 5802 §6).
-	if c.Features != nil {
-		var f struct {
-			Mechanisms []string `xml:"mechanisms>mechanism"`
-		}
-		xml.Unmarshal(c.Features.Raw, &f)
-		opts = append(opts, sasl.RemoteMechanisms(f.Mechanisms...))
+	err := c.authenticate(state, mech, user, password)
+	if err == nil {
+		c.r.Reset(c.Conn)
+		c.opened = false
+		c.OpenStream()
 	}
-	neg := sasl.NewClient(m, opts...)
-	_, resp, err := neg.Step(nil)
-	if err != nil {
-		c.t.Fatalf("sasl client: %v", err)
-	}
-	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mech + "'>" + b64(resp) + "</auth>")
-	for {
-		el := c.MustNext()
-		switch el.Name.Local {
-		case "challenge":
-			data, err := base64.StdEncoding.DecodeString(text(el))
-			if err != nil {
-				c.t.Fatalf("challenge: %v", err)
-			}
-			_, resp, err := neg.Step(data)
-			if err != nil {
-				return fmt.Errorf("sasl client step: %w", err)
-			}
-			c.Send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + b64(resp) + "</response>")
-		case "success":
-			if t := text(el); t != "" {
-				data, err := base64.StdEncoding.DecodeString(t)
-				if err != nil {
-					c.t.Fatalf("success data: %v", err)
-				}
-				if _, _, err := neg.Step(data); err != nil {
-					return fmt.Errorf("server signature: %w", err)
-				}
-			}
-			c.r.Reset(c.Conn)
-			c.opened = false
-			c.OpenStream()
-			return nil
-		case "failure":
-			return fmt.Errorf("%w: %s", ErrAuth, el.Raw)
-		default:
-			c.t.Fatalf("unexpected during SASL: %s", el.Raw)
-		}
-	}
+	return err
 }
 
-// Bind binds resource ("" lets the server choose) and returns the JID.
-func (c *Client) Bind(resource string) string {
-	c.t.Helper()
-	res := ""
-	if resource != "" {
-		res = "<resource>" + resource + "</resource>"
-	}
-	c.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>" + res + "</bind></iq>")
-	el := c.MustNext()
-	var iq struct {
-		Type string `xml:"type,attr"`
-		JID  string `xml:"bind>jid"`
-	}
-	if err := xml.Unmarshal(el.Raw, &iq); err != nil || iq.Type != "result" {
-		c.t.Fatalf("bind: %s", el.Raw)
-	}
-	c.JID = iq.JID
-	return iq.JID
-}
+// Close closes the connection, without closing the stream.
+func (c *Client) Close() error { return c.Conn.Close() }
 
 // Login connects to addr, negotiates STARTTLS, authenticates with mech and
 // binds resource.
@@ -251,10 +153,7 @@ func Login(t testing.TB, addr, domain, user, password, mech, resource string) *C
 	c := Dial(t, addr, domain)
 	c.OpenStream()
 	c.StartTLS(0)
-	if err := c.Auth(mech, user, password); err != nil {
-		t.Fatalf("login %s: %v", user, err)
-	}
-	c.Bind(resource)
+	c.login(c.Auth, mech, user, password, resource)
 	return c
 }
 
@@ -302,17 +201,4 @@ func (c *Client) ExpectClosed() {
 
 func isEOF(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "EOF") || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset by peer"))
-}
-
-func text(el *stream.Element) string {
-	var s string
-	xml.Unmarshal(el.Raw, &s)
-	return strings.TrimSpace(s)
-}
-
-func b64(b []byte) string {
-	if len(b) == 0 {
-		return "="
-	}
-	return base64.StdEncoding.EncodeToString(b)
 }
