@@ -37,9 +37,11 @@ type body struct {
 	ver       string
 	version   string // xmpp:version (XEP-0206 §3)
 	restart   bool   // xmpp:restart='true' (XEP-0206 §5)
-	terminate bool   // type='terminate' (XEP-0124 §12)
+	terminate bool   // type='terminate' (XEP-0124 §13)
 	wait      int64  // seconds; -1 when absent
 	hold      int64  // -1 when absent
+	ack       int64  // XEP-0124 §9.2; -1 when absent
+	pause     int64  // seconds (§10); -1 when absent
 	payload   []*stream.Element
 	size      int // bytes of the payload
 }
@@ -156,7 +158,7 @@ func bodyAttrs(t xml.StartElement) (*body, error) {
 	if t.Name.Local != "body" || ns[t.Name.Space] != NSHTTPBind {
 		return nil, errBadRequest
 	}
-	req := &body{wait: -1, hold: -1}
+	req := &body{wait: -1, hold: -1, ack: -1, pause: -1}
 	num := func(v string) (int64, error) {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 || n > 1<<53-1 { // XEP-0124 §14.1
@@ -180,6 +182,10 @@ func bodyAttrs(t xml.StartElement) (*body, error) {
 			req.wait, err = num(a.Value)
 		case space == "" && a.Name.Local == "hold":
 			req.hold, err = num(a.Value)
+		case space == "" && a.Name.Local == "ack":
+			req.ack, err = num(a.Value)
+		case space == "" && a.Name.Local == "pause":
+			req.pause, err = num(a.Value)
 		case space == "" && a.Name.Local == "type":
 			req.terminate = a.Value == "terminate"
 		case space != "" && ns[space] == nsXML && a.Name.Local == "lang":
@@ -194,7 +200,7 @@ func bodyAttrs(t xml.StartElement) (*body, error) {
 		}
 	}
 	if !req.hasRID {
-		return nil, errBadRequest // XEP-0124 §7.1, §9: every request has a rid
+		return nil, errBadRequest // XEP-0124 §6: every request has a rid
 	}
 	return req, nil
 }

@@ -8,16 +8,37 @@
 // module are c2s's. Conn only translates the transport: the payloads of
 // the client's requests, taken in 'rid' order, are the client's stream;
 // what c2s writes is sent in the responses of the requests the server
-// holds (long polling). Implemented: session creation (§7.1) with 'wait',
-// 'hold', 'requests', 'inactivity', 'polling', 'ver', 'from', 'secure' and
-// XEP-0206's xmpp:version and xmpp:restartlogic; 'rid' ordering within a
-// window of 'requests' rids, retransmission of recent responses (§14);
-// hold and wait (§10); stream restart (XEP-0206 §5); terminate from either
-// side with XEP-0124 §17's conditions; inactivity; bounded request bodies;
-// CORS. Not implemented: acknowledgements (§9; not offered in the creation
-// response, as §9.1 allows), 'pause' (§12; no 'maxpause'), enforcing
-// 'polling', key sequencing (§15, deprecated in favour of TLS) and
-// multiple streams (§19).
+// holds (long polling). Section numbers are XEP-0124 1.11's.
+//
+// Implemented: session creation (§7) with 'wait', 'hold', 'requests',
+// 'inactivity', 'polling', 'maxpause', 'ack', 'ver', 'from', 'secure' and
+// XEP-0206's xmpp:version and xmpp:restartlogic; hold and wait (§8);
+// stream restart (XEP-0206 §5); terminate from either side (§13) with
+// §17's conditions; 'rid' ordering within a window of 'requests' rids and
+// retransmission of recent responses (§14); bounded request bodies; CORS.
+//
+//   - Acknowledgements (§9), for a client that asks with ack='1': every
+//     response has 'ack', the highest rid received, but when that is its
+//     own rid (§9.1); the client's 'ack' drops the responses it got from
+//     the retransmission buffer, which keeps the others (§14.3), and one
+//     it missed is reported at once in the next response with 'report' and
+//     'time' (§9.2), once.
+//   - Inactivity and pause (§10): a session with no request open for
+//     'inactivity' ends; a request with pause='N', N up to 'maxpause'
+//     (120), answers the held requests, is answered at once without
+//     payloads, and makes the inactivity period N seconds until the next
+//     request. A longer pause ends the session with policy-violation.
+//   - Overactivity (§11) and polling sessions (§12) end with
+//     policy-violation: more requests open at once than 'requests' (one
+//     more allowed to pause or terminate); in a session that holds
+//     requests, an empty request while all 'requests' are open, less than
+//     'polling' (2) seconds after the one before; in a polling session
+//     ('hold' or 'wait' 0), an empty request less than 'polling' seconds
+//     after an empty one whose response had no payload.
+//
+// Not implemented: key sequencing (§15, for sessions without TLS) and
+// multiple streams (§16), neither of which a client needs (Strophe.js,
+// and so Converse.js, uses neither, nor acknowledgements or pauses).
 package bosh
 
 import (
@@ -42,14 +63,26 @@ import (
 // it too.
 const Path = "/http-bind"
 
-// protocolVersion is the version of XEP-0124 implemented ('ver', §7.1).
+// protocolVersion is the version of XEP-0124 implemented ('ver', §7.2).
 const protocolVersion = "1.11"
 
-// maxHold is the most requests the server holds at once ('hold', §7.1).
+// maxHold is the most requests the server holds at once ('hold', §7.2).
 const maxHold = 1
 
-// minPolling is the shortest polling interval advertised ('polling', §7.1).
+// minPolling is the shortest polling interval ('polling', XEP-0124
+// §7.2): empty requests that come more often end the session (§11, §12).
+// ejabberd has the same.
 const minPolling = 2 * time.Second
+
+// maxPause is the longest pause a client may ask for ('maxpause',
+// XEP-0124 §7.2, §10), as ejabberd and MongooseIM have it: enough for a
+// web client to move to another page.
+const maxPause = 120 * time.Second
+
+// maxUnacked is the most responses kept for retransmission in a session
+// with acknowledgements (XEP-0124 §14.3: the ones not acknowledged yet). A
+// client holds at most 'requests' open, so a few more than that is plenty.
+const maxUnacked = 8
 
 // bodyOverhead is what a request may hold besides its payload's largest
 // element: the <body/> wrapper.
@@ -81,6 +114,7 @@ type settings struct {
 	maxBytes   int // limits.max_stanza_bytes
 	maxWait    time.Duration
 	inactivity time.Duration
+	now        func() time.Time // the clock of arrivals and responses: time.Now but in tests
 }
 
 // NewHandler returns the handler for cfg.
@@ -98,6 +132,7 @@ func (h *Handler) SetConfig(cfg *config.Config) {
 		maxBytes:   cfg.Limits.MaxStanzaBytes,
 		maxWait:    cfg.HTTP.BOSHMaxWait.Duration,
 		inactivity: cfg.HTTP.BOSHInactivity.Duration,
+		now:        time.Now,
 	})
 }
 
@@ -197,20 +232,25 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body, set *s
 	}
 	wait := min(time.Duration(b.wait)*time.Second, set.maxWait)
 	hold := min(int(b.hold), maxHold)
-	window := int64(hold + 1)
 	sid := newSID()
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	c := &Conn{
 		sid: sid, host: host, remote: addr, local: local,
-		wait: wait, hold: hold, inactivity: set.inactivity, window: window,
+		wait: wait, hold: hold, inactivity: set.inactivity, window: int64(hold + 1),
+		acks:   b.ack == 1, // XEP-0124 §9.2
 		maxOut: 16 * set.maxBytes, maxIn: 16 * set.maxBytes,
+		now:     set.now,
 		next:    b.rid,
 		ahead:   make(map[int64]*request),
-		sent:    make(map[int64][]byte),
-		created: creationAttrs(sid, host, wait, hold, set.inactivity, window),
+		sent:    make(map[int64]sentResponse),
+		limit:   set.inactivity,
 		inReady: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	c.created = c.creationAttrs(b.rid)
+	// The creation request's 'ack' asks for acknowledgements; it
+	// acknowledges nothing, and pauses nothing.
+	b.ack, b.pause = -1, -1
 	c.forget = func() {
 		h.mu.Lock()
 		delete(h.sessions, sid)

@@ -168,9 +168,15 @@ func do(t testing.TB, hc *http.Client, url, raw string, header http.Header) resp
 // §3) at rid 1000.
 func create(t testing.TB, srv *testserver.Server, wait, hold int) *client {
 	t.Helper()
+	return createWith(t, srv, wait, hold, "")
+}
+
+// createWith is create with more attributes in the creation request.
+func createWith(t testing.TB, srv *testserver.Server, wait, hold int, attrs string) *client {
+	t.Helper()
 	c := &client{t: t, http: httpClient(t, srv), url: boshURL(srv), rid: 1000}
-	c.created = do(t, c.http, c.url, fmt.Sprintf("<body xmlns='%s' xmlns:xmpp='%s' content='text/xml; charset=utf-8' rid='%d' to='%s' xml:lang='en' wait='%d' hold='%d' ver='1.6' xmpp:version='1.0'/>",
-		bosh.NSHTTPBind, bosh.NSXBOSH, c.rid, srv.Domain, wait, hold), nil)
+	c.created = do(t, c.http, c.url, fmt.Sprintf("<body xmlns='%s' xmlns:xmpp='%s' content='text/xml; charset=utf-8' rid='%d' to='%s' xml:lang='en' wait='%d' hold='%d' ver='1.6' xmpp:version='1.0'%s/>",
+		bosh.NSHTTPBind, bosh.NSXBOSH, c.rid, srv.Domain, wait, hold, attrs), nil)
 	c.rid++
 	c.sid = c.created.attrs["sid"]
 	if c.created.status != http.StatusOK || c.sid == "" || c.created.attrs["type"] != "" {

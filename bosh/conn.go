@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -25,7 +26,7 @@ const (
 )
 
 // errInactive ends the session of a client that sent no request within
-// the inactivity period (XEP-0124 §7.1 'inactivity').
+// the inactivity period (XEP-0124 §10).
 var errInactive = errors.New("bosh: no request within the inactivity period")
 
 // errTerminated ends the c2s session of a BOSH session the server
@@ -46,11 +47,22 @@ type item struct {
 }
 
 // request is one HTTP request of the session, from its arrival to its
-// response.
+// response. body and resp are set before the session sees it; the rest is
+// under the session's mu.
 type request struct {
-	body *body
-	resp chan []byte // buffered: the response, sent once
-	wait *time.Timer // while held: answer with an empty body at 'wait'
+	body    *body
+	resp    chan []byte // buffered: the response, sent once
+	wait    *time.Timer // while held: answer with an empty body at 'wait'
+	arrived time.Time   // when it was received (XEP-0124 §11, §12)
+	// gotPayload is whether its response carried output (§12).
+	gotPayload bool
+}
+
+// sentResponse is a response kept for retransmission (XEP-0124 §14.3),
+// with when it was sent (§9.2 'time').
+type sentResponse struct {
+	body []byte
+	at   time.Time
 }
 
 // Conn is one BOSH session (XEP-0124 with XEP-0206) as c2s sees it: a
@@ -59,8 +71,9 @@ type request struct {
 // top-level unit per Write, is sent back in the responses of held
 // requests.
 //
-// Everything below mu is shared by the HTTP handlers of the session's
-// requests, their wait and inactivity timers, and c2s's reader and writer.
+// The fields above mu are set at creation and only read after. Everything
+// below mu is shared by the HTTP handlers of the session's requests, their
+// wait and inactivity timers, and c2s's reader and writer.
 type Conn struct {
 	sid           string
 	host          string
@@ -69,23 +82,35 @@ type Conn struct {
 	hold          int           // granted 'hold'
 	inactivity    time.Duration
 	window        int64  // 'requests': the rids accepted ahead of and behind the next
+	acks          bool   // the client asked for acknowledgements (XEP-0124 §9)
 	maxOut, maxIn int    // bytes waiting for the client, for c2s
 	forget        func() // removes the session from the handler's table
+	// now is the clock of arrivals and responses (§9.2, §11, §12); the
+	// timers run on real time.
+	now func() time.Time
 
 	mu        sync.Mutex
-	next      int64              // the rid processed next
-	ahead     map[int64]*request // received before their turn (XEP-0124 §14.2)
-	held      []*request         // processed, waiting for output, oldest first
-	sent      map[int64][]byte   // recent responses, by rid (§14.3)
-	out       []byte             // output not yet sent
-	streamErr bool               // out holds a stream error
-	created   []byte             // attributes of the session creation response, until sent
-	in        []item             // what c2s has not read yet
+	next      int64                  // the rid processed next
+	ahead     map[int64]*request     // received before their turn (XEP-0124 §14.2)
+	held      []*request             // processed, waiting for output, oldest first
+	sent      map[int64]sentResponse // recent responses, by rid (§14.3)
+	lastSent  int64                  // the highest rid answered (§9.2)
+	report    int64                  // a response the client missed, for the next response to report (§9.2); 0 for none
+	reported  int64                  // the last rid reported
+	prev      *request               // the request processed last (§12)
+	out       []byte                 // output not yet sent
+	streamErr bool                   // out holds a stream error
+	created   []byte                 // attributes of the session creation response, until sent
+	in        []item                 // what c2s has not read yet
 	inBytes   int
 	closing   bool // the client terminated: its request waits for the end
 	ended     bool
-	final     []byte    // the end, with output no request was there to take
-	idleSince time.Time // when the last held request was answered
+	// final is the end, with output no request was there to take, for
+	// the client's next request; finalCond is its condition.
+	final     []byte
+	finalCond string
+	idleSince time.Time     // when the last held request was answered
+	limit     time.Duration // the inactivity period in force: 'inactivity', or a pause (§10) until the next request
 	inactive  *time.Timer
 	inReady   chan struct{} // signalled when in grows
 	done      chan struct{} // closed at the end
@@ -105,7 +130,7 @@ func (c *Conn) ReadHeader() (stream.Header, error) {
 }
 
 // Next returns the client's next element; a type='terminate' request is
-// stream.ErrClosed (XEP-0124 §12).
+// stream.ErrClosed (XEP-0124 §13).
 func (c *Conn) Next() (*stream.Element, error) {
 	it, err := c.read()
 	if err != nil {
@@ -234,26 +259,28 @@ func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
 // the next rid is processed, with the ones received ahead of it that
 // follow; a later rid within the window waits for its turn; an earlier
 // one is a retransmission, answered with the response it had (§14.3);
-// anything else ends the session with item-not-found. The request's
-// response arrives on req.resp.
+// anything else ends the session with item-not-found. A new request that
+// comes too many or too often (overactive) ends it with policy-violation.
+// The request's response arrives on req.resp.
 func (c *Conn) accept(req *request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rid := req.body.rid
+	b, rid := req.body, req.body.rid
+	req.arrived = c.now()
 	switch {
 	case c.ended:
 		// The session's last response, if nobody was there to get it;
 		// else the session is gone, as for an unknown sid.
-		b := c.final
-		if b == nil {
-			b = c.terminateBody(condItemNotFound)
+		if c.final != nil {
+			req.resp <- c.responseBody(rid, c.finalCond, c.final)
+			c.final = nil
+		} else {
+			req.resp <- c.terminateBody(rid, condItemNotFound)
 		}
-		c.final = nil
-		req.resp <- b
 		return
 	case rid < c.next:
-		if b, ok := c.sent[rid]; ok {
-			req.resp <- b
+		if s, ok := c.sent[rid]; ok {
+			req.resp <- s.body
 			return
 		}
 		if i := slices.IndexFunc(c.held, func(h *request) bool { return h.body.rid == rid }); i >= 0 {
@@ -261,21 +288,33 @@ func (c *Conn) accept(req *request) {
 			// takes its place.
 			old := c.held[i]
 			old.wait.Stop()
-			old.resp <- c.emptyBody()
+			old.resp <- c.emptyBody(rid)
+			req.arrived = old.arrived
+			if c.prev == old {
+				c.prev = req
+			}
 			c.held[i] = req
 			req.wait = time.AfterFunc(c.wait, func() { c.expire(req) })
 			return
 		}
 		c.fail(req, condItemNotFound)
 		return
-	case rid >= c.next+c.window:
+	case rid >= c.next+c.window && !(extra(b) && rid == c.next+c.window):
+		// A pause or terminate request may come on top of the others
+		// (§11).
 		c.fail(req, condItemNotFound)
 		return
-	case rid > c.next:
-		if old, ok := c.ahead[rid]; ok {
-			old.wait.Stop()
-			old.resp <- c.emptyBody()
-		}
+	}
+	if old, ok := c.ahead[rid]; ok {
+		// Sent again before its turn: the new one takes its place.
+		old.wait.Stop()
+		old.resp <- c.emptyBody(rid)
+		req.arrived = old.arrived
+	} else if cond := c.overactive(req); cond != "" {
+		c.fail(req, cond)
+		return
+	}
+	if rid > c.next {
 		c.ahead[rid] = req
 		// A client retransmits a request it lost within about 'wait':
 		// a gap still open after twice that will not close.
@@ -283,11 +322,11 @@ func (c *Conn) accept(req *request) {
 		return
 	}
 	for {
+		c.next++
 		if cond := c.process(req); cond != "" {
 			c.fail(req, cond)
 			return
 		}
-		c.next++
 		var ok bool
 		if req, ok = c.ahead[c.next]; !ok {
 			break
@@ -295,17 +334,78 @@ func (c *Conn) accept(req *request) {
 		req.wait.Stop()
 		delete(c.ahead, c.next)
 	}
-	// At most 'hold' requests wait (XEP-0124 §10): the oldest are
-	// answered, with whatever there is.
-	for len(c.held) > c.hold || len(c.held) > 0 && len(c.out) > 0 && !c.closing {
+	// At most 'hold' requests wait (XEP-0124 §8): the oldest are
+	// answered, with whatever there is; so is the oldest when there is a
+	// missed response to report (§9.2).
+	for len(c.held) > c.hold || len(c.held) > 0 && (len(c.out) > 0 || c.report != 0) && !c.closing {
 		c.respond(c.held[0])
 	}
 }
 
-// process hands the payload of a request to c2s and holds the request;
-// it returns the condition to end the session with, if any.
+// extra reports whether b may be the one request a client sends on top
+// of 'requests': one that pauses or terminates the session (XEP-0124 §11).
+func extra(b *body) bool { return b.terminate || b.pause >= 0 }
+
+// emptyPoll reports whether b only asks for output: no payload, no
+// stream restart, no pause, no terminate. Only such requests can come too
+// often (XEP-0124 §11, §12).
+func emptyPoll(b *body) bool { return len(b.payload) == 0 && !b.restart && !extra(b) }
+
+// overactive applies XEP-0124's rules on requests that come too many or
+// too often to req, a request not received before, and returns the
+// condition to end the session with, if any; mu is held. The rules:
+//   - §11: more requests open at once (none of them answered yet) than
+//     'requests', besides one that pauses or terminates the session;
+//   - §11: in a session that holds requests, as many as 'requests', the
+//     newest an empty poll received less than 'polling' after the one
+//     before it;
+//   - §12: in a polling session ('hold' or 'wait' 0), an empty poll
+//     received less than 'polling' after the previous request, also an
+//     empty poll, whose response had no payload.
+func (c *Conn) overactive(req *request) string {
+	open, limit := len(c.held)+len(c.ahead)+1, int(c.window)
+	bonus := extra(req.body)
+	var last time.Time // the latest arrival among the other open requests
+	note := func(r *request) {
+		bonus = bonus || extra(r.body)
+		if r.arrived.After(last) {
+			last = r.arrived
+		}
+	}
+	for _, r := range c.held {
+		note(r)
+	}
+	for _, r := range c.ahead {
+		note(r)
+	}
+	if bonus {
+		limit++
+	}
+	switch {
+	case open > limit:
+		return condPolicyViolation
+	case !emptyPoll(req.body):
+		return ""
+	case c.hold == 0 || c.wait == 0:
+		p := c.prev
+		if p != nil && emptyPoll(p.body) && !p.gotPayload && !slices.Contains(c.held, p) && req.arrived.Sub(p.arrived) < minPolling {
+			return condPolicyViolation
+		}
+	case open == int(c.window) && req.arrived.Sub(last) < minPolling:
+		return condPolicyViolation
+	}
+	return ""
+}
+
+// process hands the payload of a request to c2s and holds the request,
+// or answers it at once when it pauses the session (XEP-0124 §10); it
+// returns the condition to end the session with, if any. next is already
+// past req's rid.
 func (c *Conn) process(req *request) string {
 	b := req.body
+	if b.pause > int64(maxPause/time.Second) {
+		return condPolicyViolation // §10: longer than 'maxpause'
+	}
 	if b.restart {
 		if len(b.payload) > 0 {
 			return condBadRequest // XEP-0206 §5: a restart carries nothing else
@@ -324,14 +424,52 @@ func (c *Conn) process(req *request) string {
 	}
 	if b.terminate {
 		// The request is answered at the end, with what c2s writes
-		// until then (XEP-0124 §12).
+		// until then (XEP-0124 §13).
 		c.push(item{err: stream.ErrClosed})
 		c.closing = true
 	}
+	if c.acks {
+		c.acknowledged(req)
+	}
 	c.inactive.Stop()
+	c.prev = req
+	c.limit = c.inactivity // a pause lasts until the next request (§10)
+	if b.pause >= 0 && !c.closing {
+		// §10: the held requests are answered at once, and so is the
+		// pause request, without payloads; the inactivity period until
+		// the next request is the pause.
+		c.limit = time.Duration(b.pause) * time.Second
+		for len(c.held) > 0 {
+			c.respond(c.held[0])
+		}
+		c.respond(req)
+		return ""
+	}
 	c.held = append(c.held, req)
 	req.wait = time.AfterFunc(c.wait, func() { c.expire(req) })
 	return ""
+}
+
+// acknowledged applies what req acknowledges (XEP-0124 §9.2): the
+// responses up to its 'ack', or up to the request before it when it has
+// none, reached the client and leave the buffer (§14.3). A response sent
+// after those is one the client missed: the next response reports it,
+// once, if it is still kept (the client can then ask for it again).
+func (c *Conn) acknowledged(req *request) {
+	ack := req.body.rid - 1
+	if a := req.body.ack; a >= 0 && a < ack {
+		ack = a
+	}
+	for rid := range c.sent {
+		if rid <= ack {
+			delete(c.sent, rid)
+		}
+	}
+	if missed := ack + 1; missed <= c.lastSent && missed > c.reported {
+		if _, ok := c.sent[missed]; ok {
+			c.report, c.reported = missed, missed
+		}
+	}
 }
 
 // lost ends the session when the request req, received ahead of its turn,
@@ -346,7 +484,7 @@ func (c *Conn) lost(req *request) {
 }
 
 // expire answers a request held for 'wait' with what there is: nothing
-// (XEP-0124 §10).
+// (XEP-0124 §8).
 func (c *Conn) expire(req *request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -373,41 +511,67 @@ func (c *Conn) abandon(req *request) {
 	}
 }
 
-// respond answers the held request req with the output there is, and
-// keeps the response for retransmission; mu is held.
+// respond answers the request req, held or a pause request, with the
+// output there is (none for a pause request, XEP-0124 §10), and keeps the
+// response for retransmission; mu is held.
 func (c *Conn) respond(req *request) {
-	req.wait.Stop()
-	c.held = slices.DeleteFunc(c.held, func(h *request) bool { return h == req })
-	b := c.responseBody("", c.out)
-	c.out, c.streamErr = c.out[:0], false
-	if cap(c.out) > 64<<10 {
-		c.out = nil
+	if req.wait != nil {
+		req.wait.Stop()
 	}
-	c.sent[req.body.rid] = b
-	for rid := range c.sent {
-		if rid <= req.body.rid-c.window {
-			delete(c.sent, rid)
+	c.held = slices.DeleteFunc(c.held, func(h *request) bool { return h == req })
+	rid := req.body.rid
+	var payload []byte
+	if req.body.pause < 0 {
+		payload = c.out
+	}
+	b := c.responseBody(rid, "", payload)
+	if len(payload) > 0 {
+		req.gotPayload = true
+		c.out, c.streamErr = c.out[:0], false
+		if cap(c.out) > 64<<10 {
+			c.out = nil
 		}
 	}
+	c.sent[rid] = sentResponse{body: b, at: c.now()}
+	c.lastSent = max(c.lastSent, rid)
+	c.trimSent(rid)
 	req.resp <- b
 	c.idle()
+}
+
+// trimSent bounds the responses kept for retransmission after the one to
+// rid (XEP-0124 §14.3): those of the last 'requests' rids or, with
+// acknowledgements, the ones not acknowledged yet, maxUnacked at most;
+// mu is held.
+func (c *Conn) trimSent(rid int64) {
+	if !c.acks {
+		for r := range c.sent {
+			if r <= rid-c.window {
+				delete(c.sent, r)
+			}
+		}
+		return
+	}
+	for len(c.sent) > maxUnacked {
+		delete(c.sent, slices.Min(slices.Collect(maps.Keys(c.sent))))
+	}
 }
 
 // idle starts the inactivity period once no request is held; mu is held.
 func (c *Conn) idle() {
 	if len(c.held) == 0 && !c.ended {
 		c.idleSince = time.Now()
-		c.inactive.Reset(c.inactivity)
+		c.inactive.Reset(c.limit)
 	}
 }
 
 // checkInactive ends a session whose client has let the inactivity period
-// pass without a request (XEP-0124 §7.1): c2s ends it as any other, with
-// the unavailable presence of a vanished client.
+// (or its pause) pass without a request (XEP-0124 §10): c2s ends it as
+// any other, with the unavailable presence of a vanished client.
 func (c *Conn) checkInactive() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ended || len(c.held) > 0 || len(c.ahead) > 0 || time.Since(c.idleSince) < c.inactivity {
+	if c.ended || len(c.held) > 0 || len(c.ahead) > 0 || time.Since(c.idleSince) < c.limit {
 		return
 	}
 	c.push(item{err: errInactive})
@@ -417,7 +581,7 @@ func (c *Conn) checkInactive() {
 // fail ends the session with cond, req included; mu is held.
 func (c *Conn) fail(req *request, cond string) {
 	c.end(cond)
-	req.resp <- c.terminateBody(cond)
+	req.resp <- c.terminateBody(req.body.rid, cond)
 	// c2s learns of it from its next read.
 	c.push(item{err: errTerminated})
 }
@@ -438,7 +602,7 @@ func (c *Conn) end(cond string) {
 	// table before the client learns of the end, so that its next
 	// request finds no session.
 	if len(c.held) == 0 && len(c.out) > 0 {
-		c.final = c.responseBody(cond, c.out)
+		c.final, c.finalCond = c.out, cond
 		c.out = nil
 		time.AfterFunc(c.inactivity, c.forget)
 	} else {
@@ -446,25 +610,53 @@ func (c *Conn) end(cond string) {
 	}
 	for _, req := range c.held {
 		req.wait.Stop()
-		req.resp <- c.responseBody(cond, c.out)
+		req.resp <- c.responseBody(req.body.rid, cond, c.out)
 		c.out = nil
 	}
 	c.held = nil
 	for rid, req := range c.ahead {
 		req.wait.Stop()
-		req.resp <- c.terminateBody(cond)
+		req.resp <- c.terminateBody(rid, cond)
 		delete(c.ahead, rid)
 	}
 }
 
-// responseBody builds a response: <body/> with payload, with the session's
-// attributes when it is the creation response, and type='terminate' when
-// the session has ended (XEP-0124 §7.1, §17; XEP-0206 §3).
-func (c *Conn) responseBody(cond string, payload []byte) []byte {
-	b := make([]byte, 0, 160+len(c.created)+len(payload))
+// received is the highest rid received with every rid before it
+// (XEP-0124 §9.1); mu is held.
+func (c *Conn) received() int64 {
+	r := c.next - 1
+	for c.ahead[r+1] != nil {
+		r++
+	}
+	return r
+}
+
+// responseBody builds the response to the request rid: <body/> with
+// payload; with the session's attributes when it is the creation response
+// (XEP-0124 §7.2, XEP-0206 §3); with 'ack' in a session with
+// acknowledgements (§9.1), and 'report' and 'time' when the client missed
+// a response (§9.2); type='terminate' when the session has ended (§17).
+// mu is held.
+func (c *Conn) responseBody(rid int64, cond string, payload []byte) []byte {
+	b := make([]byte, 0, 200+len(c.created)+len(payload))
 	b = append(b, "<body xmlns='"+NSHTTPBind+"' xmlns:stream='"+stream.NS+"'"...)
-	b = append(b, c.created...)
-	c.created = nil
+	switch {
+	case c.created != nil:
+		b = append(b, c.created...)
+		c.created = nil
+	case c.acks:
+		// §9.1: the highest rid received, unless that is the rid
+		// answered.
+		if a := c.received(); a != rid {
+			b = appendAttr(b, "ack", strconv.FormatInt(a, 10))
+		}
+	}
+	if c.report != 0 {
+		s := c.sent[c.report]
+		b = appendAttr(b, "report", strconv.FormatInt(c.report, 10))
+		b = appendAttr(b, "time", strconv.FormatInt(c.now().Sub(s.at).Milliseconds(), 10))
+		c.report = 0
+	}
 	if c.ended {
 		b = appendAttr(b, "type", "terminate")
 		if cond != "" {
@@ -479,23 +671,31 @@ func (c *Conn) responseBody(cond string, payload []byte) []byte {
 	return append(b, "</body>"...)
 }
 
-func (c *Conn) emptyBody() []byte { return c.responseBody("", nil) }
+func (c *Conn) emptyBody(rid int64) []byte { return c.responseBody(rid, "", nil) }
 
-func (c *Conn) terminateBody(cond string) []byte { return c.responseBody(cond, nil) }
+func (c *Conn) terminateBody(rid int64, cond string) []byte { return c.responseBody(rid, cond, nil) }
 
-// creationAttrs are the attributes of the session creation response
-// (XEP-0124 §7.1, XEP-0206 §3). No 'ack' (acknowledgements are not
-// offered, §9.1), no 'maxpause' (no pausing, §10).
-func creationAttrs(sid, host string, wait time.Duration, hold int, inactivity time.Duration, window int64) []byte {
+// creationAttrs are the attributes of the session creation response to
+// the request rid (XEP-0124 §7.2, XEP-0206 §3): with 'ack' when the
+// client asked for acknowledgements (§9.1), and 'maxpause' (§10).
+func (c *Conn) creationAttrs(rid int64) []byte {
 	var b []byte
-	b = appendAttr(b, "sid", sid)
-	b = appendAttr(b, "wait", seconds(wait))
-	b = appendAttr(b, "hold", strconv.Itoa(hold))
-	b = appendAttr(b, "requests", strconv.FormatInt(window, 10))
-	b = appendAttr(b, "inactivity", seconds(inactivity))
+	b = appendAttr(b, "sid", c.sid)
+	if c.wait == 0 {
+		b = appendAttr(b, "wait", "0") // a polling session (§12)
+	} else {
+		b = appendAttr(b, "wait", seconds(c.wait))
+	}
+	b = appendAttr(b, "hold", strconv.Itoa(c.hold))
+	b = appendAttr(b, "requests", strconv.FormatInt(c.window, 10))
+	b = appendAttr(b, "inactivity", seconds(c.inactivity))
 	b = appendAttr(b, "polling", seconds(minPolling))
+	b = appendAttr(b, "maxpause", seconds(maxPause))
+	if c.acks {
+		b = appendAttr(b, "ack", strconv.FormatInt(rid, 10))
+	}
 	b = appendAttr(b, "ver", protocolVersion)
-	b = appendAttr(b, "from", host)
+	b = appendAttr(b, "from", c.host)
 	b = appendAttr(b, "secure", "true")
 	b = appendAttr(b, "xmlns:xmpp", NSXBOSH)
 	b = appendAttr(b, "xmpp:version", "1.0")
