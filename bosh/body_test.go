@@ -10,13 +10,13 @@ import (
 // parseBody reads the attributes of <body/> with their namespaces as
 // declared, and its children as elements of a jabber:client stream.
 func TestParseBody(t *testing.T) {
-	b, err := parseBody([]byte(`<?xml version='1.0'?><b:body xmlns:b='`+NSHTTPBind+`' xmlns:x='`+NSXBOSH+`' rid='7' sid='s' to='localhost' xml:lang='de' wait='30' hold='1' x:version='1.0' x:restart='true' type='terminate'>
+	b, err := parseBody([]byte(`<?xml version='1.0'?><b:body xmlns:b='`+NSHTTPBind+`' xmlns:x='`+NSXBOSH+`' rid='7' sid='s' to='localhost' xml:lang='de' wait='30' hold='1' ack='6' pause='60' x:version='1.0' x:restart='true' type='terminate'>
 		<message xmlns='jabber:client' to='bob@localhost'><body>hi</body></message>
 		<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/></b:body>`), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.rid != 7 || b.sid != "s" || b.to != "localhost" || b.lang != "de" || b.wait != 30 || b.hold != 1 || b.version != "1.0" || !b.restart || !b.terminate {
+	if b.rid != 7 || b.sid != "s" || b.to != "localhost" || b.lang != "de" || b.wait != 30 || b.hold != 1 || b.ack != 6 || b.pause != 60 || b.version != "1.0" || !b.restart || !b.terminate {
 		t.Fatalf("attributes: %+v", b)
 	}
 	if len(b.payload) != 2 || b.payload[0].Name.Space != nsClient || b.payload[0].Name.Local != "message" || b.payload[1].Name.Local != "auth" {
@@ -26,6 +26,8 @@ func TestParseBody(t *testing.T) {
 		``,
 		`<body xmlns='` + NSHTTPBind + `'/>`, // no rid
 		`<body xmlns='` + NSHTTPBind + `' rid='-1'/>`,
+		`<body xmlns='` + NSHTTPBind + `' rid='1' pause='soon'/>`,
+		`<body xmlns='` + NSHTTPBind + `' rid='2' ack='-1'/>`,
 		`<body xmlns='` + NSHTTPBind + `' rid='9007199254740992'/>`, // 2^53
 		`<body xmlns='` + NSHTTPBind + `' rid='1'/><body xmlns='` + NSHTTPBind + `' rid='2'/>`,
 		`<body xmlns='` + NSHTTPBind + `' rid='1'></bodx>`,
