@@ -424,6 +424,16 @@ const pageHowToRead = `
   theirs to it (RFC 6121 §4.2.2), so with many sessions per account the idle case measures that fan-out.
 - "delivered exactly once": starling-bench numbers every message and checks it off at its receiver; a lost,
   duplicated, misrouted or bounced message fails the case.
+- WebSocket: the rows "over WebSocket" are the first login cases and the first messages case again
+  (` + "`--scenario websocket`" + ` is messages over it), with every session on XMPP over WebSocket (RFC 7395) at
+  the server's wss endpoint, ADDR:5281 at /xmpp-websocket (Starling's ` + "`[http] tls_listen`" + `, Prosody's
+  mod_websocket, ejabberd's ejabberd_http_ws), instead of STARTTLS on 5222. A login is then an HTTP upgrade
+  instead of STARTTLS, and every element travels as a WebSocket message of its own each way (masked from
+  the client). starling-bench writes one stanza at a time over both transports; Starling writes each
+  message as its own TLS record, where over TCP it writes whatever it has queued for a session at once.
+  Compare a server's WebSocket rows with its own TCP rows for what the transport costs it; the ratios
+  compare the servers over the same transport. ejabberd's 100 ms wait before its close applies over
+  WebSocket too.
 - Presence: each user is a mutual contact ('both') of the K users nearest to it on a ring, K/2 on each side,
   made through the protocol (subscribe, subscribed) before the measurement, on accounts of its own (puser…).
   Each user then sends its updates, at most 16 outstanding to each contact; the server broadcasts each to the
