@@ -356,18 +356,23 @@ func emptyPoll(b *body) bool { return len(b.payload) == 0 && !b.restart && !extr
 // condition to end the session with, if any; mu is held. The rules:
 //   - §11: more requests open at once (none of them answered yet) than
 //     'requests', besides one that pauses or terminates the session;
-//   - §11: in a session that holds requests, as many as 'requests', the
-//     newest an empty poll received less than 'polling' after the one
-//     before it;
+//   - §11: in a session that holds requests, as many open as 'requests'
+//     (not counting one that pauses or terminates), the newest an empty
+//     poll received less than 'polling' after the one before it;
 //   - §12: in a polling session ('hold' or 'wait' 0), an empty poll
 //     received less than 'polling' after the previous request, also an
 //     empty poll, whose response had no payload.
 func (c *Conn) overactive(req *request) string {
-	open, limit := len(c.held)+len(c.ahead)+1, int(c.window)
+	open, regular := 1, 1 // req, and the other open requests
 	bonus := extra(req.body)
-	var last time.Time // the latest arrival among the other open requests
+	var last time.Time // the latest arrival among the other regular ones
 	note := func(r *request) {
-		bonus = bonus || extra(r.body)
+		open++
+		if extra(r.body) {
+			bonus = true
+			return
+		}
+		regular++
 		if r.arrived.After(last) {
 			last = r.arrived
 		}
@@ -378,6 +383,7 @@ func (c *Conn) overactive(req *request) string {
 	for _, r := range c.ahead {
 		note(r)
 	}
+	limit := int(c.window)
 	if bonus {
 		limit++
 	}
@@ -391,7 +397,7 @@ func (c *Conn) overactive(req *request) string {
 		if p != nil && emptyPoll(p.body) && !p.gotPayload && !slices.Contains(c.held, p) && req.arrived.Sub(p.arrived) < minPolling {
 			return condPolicyViolation
 		}
-	case open == int(c.window) && req.arrived.Sub(last) < minPolling:
+	case regular == int(c.window) && req.arrived.Sub(last) < minPolling:
 		return condPolicyViolation
 	}
 	return ""

@@ -237,6 +237,21 @@ func TestOveractivity(t *testing.T) {
 		}
 	})
 
+	// An empty request and a terminate sent together, the terminate
+	// arriving first: the terminate is the one more, so the empty request
+	// is not too frequent.
+	t.Run("terminate first", func(t *testing.T) {
+		c := login(t, srv, 30, "PLAIN", "alice", "alice-secret", "leaving")
+		term := async(c, c.rid+1, " type='terminate'", "")
+		waitFor(t, "the request to wait for its turn", func() bool { _, a, _ := srv.BOSH().State(c.sid); return a == 1 })
+		if r := c.post("", ""); r.attrs["type"] != "" {
+			t.Fatalf("the empty request: %s", r.raw)
+		}
+		if r := await(t, term); r.attrs["type"] != "terminate" || r.attrs["condition"] != "" {
+			t.Fatalf("terminate: %s", r.raw)
+		}
+	})
+
 	// One request held (rid), one ahead of its turn (rid+2), then rid+1:
 	// three open at once.
 	threeOpen := func(t *testing.T, resource, attrs string) (c *client, held, later <-chan response, r response) {
