@@ -31,10 +31,11 @@
 //   - Overactivity (§11) and polling sessions (§12) end with
 //     policy-violation: more requests open at once than 'requests' (one
 //     more allowed to pause or terminate); in a session that holds
-//     requests, an empty request while all 'requests' are open, less than
-//     'polling' (2) seconds after the one before; in a polling session
-//     ('hold' or 'wait' 0), an empty request less than 'polling' seconds
-//     after an empty one whose response had no payload.
+//     requests, an empty request while all 'requests' are open (that one
+//     more aside), less than 'polling' (2) seconds after the one before;
+//     in a polling session ('hold' or 'wait' 0), an empty request less
+//     than 'polling' seconds after an empty one whose response had no
+//     payload.
 //
 // Not implemented: key sequencing (§15, for sessions without TLS) and
 // multiple streams (§16), neither of which a client needs (Strophe.js,
