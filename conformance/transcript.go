@@ -284,7 +284,10 @@ func (r *runner) run(s step) {
 	case strings.HasPrefix(s.verb, "fails to log in"):
 		// "eve fails to log in [with MECH] [user NAME] [password PW]": the
 		// server answers <failure><not-authorized/></failure>.
-		o := r.loginOptions(s, words[4:], login{mech: "SCRAM-SHA-256", user: s.actor, password: "wrong"})
+		o := r.loginOptions(s, words[4:], login{over: "tcp", mech: "SCRAM-SHA-256", user: s.actor, password: "wrong"})
+		if o.over != "tcp" || o.resource != "" {
+			t.Fatalf("line %d: a failed login is over TCP, with no resource", s.line)
+		}
 		c := xmpptest.Dial(t, r.srv.Addr, r.srv.Domain)
 		c.OpenStream()
 		c.StartTLS(0)

@@ -375,16 +375,22 @@ func splitBody(raw []byte) (xml.StartElement, []*stream.Element, error) {
 	if len(bytes.TrimSpace(inner)) == 0 {
 		return start, nil, nil
 	}
-	hdr := "<stream:stream xmlns:stream='" + nsStreams + "' version='1.0'"
+	var hdr bytes.Buffer
+	hdr.WriteString("<stream:stream xmlns:stream='" + nsStreams + "' version='1.0'")
 	for _, a := range start.Attr {
 		switch {
 		case a.Name.Space == "" && a.Name.Local == "xmlns":
-			hdr += " xmlns='" + a.Value + "'"
+			hdr.WriteString(" xmlns='")
 		case a.Name.Space == "xmlns" && a.Name.Local != "stream":
-			hdr += " xmlns:" + a.Name.Local + "='" + a.Value + "'"
+			hdr.WriteString(" xmlns:" + a.Name.Local + "='")
+		default:
+			continue
 		}
+		xml.EscapeText(&hdr, []byte(a.Value))
+		hdr.WriteString("'")
 	}
-	src := io.MultiReader(strings.NewReader(hdr+">"), bytes.NewReader(inner), strings.NewReader(stream.Close))
+	hdr.WriteString(">")
+	src := io.MultiReader(&hdr, bytes.NewReader(inner), strings.NewReader(stream.Close))
 	r := stream.NewReader(src, stream.Limits{MaxElementBytes: 1 << 24, MaxDepth: 100})
 	if _, err := r.ReadHeader(); err != nil {
 		return start, nil, fmt.Errorf("the body's declarations: %v", err)
