@@ -17,6 +17,12 @@
 // §17's conditions; 'rid' ordering within a window of 'requests' rids and
 // retransmission of recent responses (§14); bounded request bodies; CORS.
 //
+//   - Stream errors (XEP-0206 §2 and its remote-stream-error section,
+//     XEP-0124 §17.2): the end of the stream with a <stream:error/> (a
+//     conflict, <system-shutdown/>) ends the session with
+//     condition='remote-stream-error', the error, after what was queued
+//     before it, in the terminate body: that of the request held then,
+//     or of the client's next request.
 //   - Acknowledgements (§9), for a client that asks with ack='1': every
 //     response has 'ack', the highest rid received, but when that is its
 //     own rid (§9.1); the client's 'ack' drops the responses it got from

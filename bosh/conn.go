@@ -21,7 +21,7 @@ const (
 	condItemNotFound    = "item-not-found"
 	condPolicyViolation = "policy-violation"
 	// condStreamError is the end of a stream with a stream error, which
-	// the body carries (XEP-0206 §7).
+	// the body carries (XEP-0206 §2, and its remote-stream-error section).
 	condStreamError = "remote-stream-error"
 )
 
@@ -193,6 +193,14 @@ func (c *Conn) Read([]byte) (int, error) { return 0, io.EOF }
 // header is not sent (the session creation response stands for it,
 // XEP-0206 §3); the closing tag ends the session; an element is queued
 // for the next response, and answers a held request at once.
+//
+// A stream error answers nothing: the closing tag that follows it ends
+// the session with the terminal condition remote-stream-error, the error
+// (and whatever was queued before it) in the terminate body of the
+// request held then, or of the client's next request (XEP-0124 §17.2,
+// XEP-0206 §2 and "Stream Errors"). Answered at once, in an ordinary
+// response, it would leave the end to the client's next request, which
+// would find no session (item-not-found) and never learn why.
 func (c *Conn) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -201,11 +209,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	switch {
 	case bytes.Equal(b, []byte(stream.Close)):
-		cond := ""
-		if c.streamErr {
-			cond = condStreamError
-		}
-		c.end(cond)
+		c.end(c.endCond())
 		return len(b), nil
 	case bytes.HasPrefix(b, []byte("<?xml")): // stream.AppendHeader's
 		if c.created != nil {
@@ -222,7 +226,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	c.streamErr = c.streamErr || bytes.HasPrefix(b, []byte("<stream:error"))
 	c.out = appendQualified(c.out, b)
-	if len(c.held) > 0 && !c.closing {
+	if len(c.held) > 0 && !c.closing && !c.streamErr {
 		c.respond(c.held[0])
 	}
 	return len(b), nil
@@ -234,9 +238,18 @@ func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.ended {
-		c.end("")
+		c.end(c.endCond())
 	}
 	return nil
+}
+
+// endCond is the condition of an end that c2s brings about: none, or
+// remote-stream-error after a stream error (XEP-0124 §17.2); mu is held.
+func (c *Conn) endCond() string {
+	if c.streamErr {
+		return condStreamError
+	}
+	return ""
 }
 
 // LocalAddr implements net.Conn.
@@ -337,7 +350,8 @@ func (c *Conn) accept(req *request) {
 	// At most 'hold' requests wait (XEP-0124 §8): the oldest are
 	// answered, with whatever there is; so is the oldest when there is a
 	// missed response to report (§9.2).
-	for len(c.held) > c.hold || len(c.held) > 0 && (len(c.out) > 0 || c.report != 0) && !c.closing {
+	// A stream error waits for the end (Write).
+	for len(c.held) > c.hold || len(c.held) > 0 && (len(c.out) > 0 || c.report != 0) && !c.closing && !c.streamErr {
 		c.respond(c.held[0])
 	}
 }
@@ -494,7 +508,7 @@ func (c *Conn) lost(req *request) {
 func (c *Conn) expire(req *request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if slices.Contains(c.held, req) {
+	if slices.Contains(c.held, req) && !c.streamErr {
 		c.respond(req)
 	}
 }
@@ -527,7 +541,9 @@ func (c *Conn) respond(req *request) {
 	c.held = slices.DeleteFunc(c.held, func(h *request) bool { return h == req })
 	rid := req.body.rid
 	var payload []byte
-	if req.body.pause < 0 {
+	if req.body.pause < 0 && !c.streamErr {
+		// A stream error, and what came before it, are for the end
+		// (Write).
 		payload = c.out
 	}
 	b := c.responseBody(rid, "", payload)
