@@ -142,6 +142,28 @@ func parseBody(b []byte, maxElement int) (*body, error) {
 	}
 }
 
+// sidOf returns the 'sid' of the start tag of the first element of raw,
+// a request that parseBody refuses (not well-formed after its start tag,
+// too large, cut short), or "" if it has none: the session the request
+// was meant for.
+func sidOf(raw []byte) string {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			return ""
+		}
+		if t, ok := tok.(xml.StartElement); ok {
+			for _, a := range t.Attr {
+				if a.Name.Space == "" && a.Name.Local == "sid" {
+					return a.Value
+				}
+			}
+			return ""
+		}
+	}
+}
+
 // bodyAttrs reads the attributes of the root element, which must be
 // <body xmlns='http://jabber.org/protocol/httpbind'/> (RawToken leaves
 // prefixes unresolved: xmlns declarations are read here).

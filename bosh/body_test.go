@@ -57,3 +57,21 @@ func FuzzParseBody(f *testing.F) {
 		}
 	})
 }
+
+// sidOf finds the session a refused request names, however it breaks the
+// rules after its start tag.
+func TestSIDOf(t *testing.T) {
+	for raw, want := range map[string]string{
+		`<body xmlns='` + NSHTTPBind + `' sid='s1' rid='5'><iq>`:                "s1",
+		`<?xml version='1.0'?><!DOCTYPE body><body sid='s2' rid='5'/>`:          "s2",
+		`<body xmlns='` + NSHTTPBind + `' sid='s3' rid='5'>` + "\x00":           "s3",
+		`<body xmlns='` + NSHTTPBind + `' rid='5'/>`:                            "",
+		`<body xmlns='` + NSHTTPBind + `' x:sid='s4' xmlns:x='urn:x' rid='5'/>`: "",
+		`<body sid='s5`: "",
+		``:              "",
+	} {
+		if got := sidOf([]byte(raw)); got != want {
+			t.Errorf("sidOf(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

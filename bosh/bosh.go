@@ -17,6 +17,12 @@
 // §17's conditions; 'rid' ordering within a window of 'requests' rids and
 // retransmission of recent responses (§14); bounded request bodies; CORS.
 //
+//   - Terminal conditions (§17.2) end the session, and the XMPP session
+//     in it at once (c2s sends the unavailable presence, frees the
+//     resource): every open request gets the condition. That holds for a
+//     request refused before it reaches its session too (not well-formed:
+//     bad-request; too large: policy-violation), which ends the session
+//     its 'sid' names.
 //   - Stream errors (XEP-0206 §2 and its remote-stream-error section,
 //     XEP-0124 §17.2): the end of the stream with a <stream:error/> (a
 //     conflict, <system-shutdown/>) ends the session with
@@ -180,6 +186,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, addr net.Addr, se
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			h.Log.Debug("BOSH request too large", "conn", addr.String())
+			h.refuse(raw, condPolicyViolation)
 			reply(w, http.StatusRequestEntityTooLarge, terminate(condPolicyViolation))
 		}
 		return
@@ -191,6 +198,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, addr net.Addr, se
 			cond = condPolicyViolation // an element too large
 		}
 		h.Log.Debug("BOSH request refused", "conn", addr.String(), "condition", cond)
+		h.refuse(raw, cond)
 		reply(w, http.StatusOK, terminate(cond))
 		return
 	}
@@ -217,6 +225,25 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, addr net.Addr, se
 		reply(w, http.StatusOK, resp)
 	case <-r.Context().Done():
 		conn.abandon(req)
+	}
+}
+
+// refuse ends the session that raw, a request refused with a terminal
+// condition before it reached its session, names with its 'sid', if any:
+// a terminal condition ends the session (XEP-0124 §17.2), and with it the
+// XMPP session, at once, not after 'inactivity'. Knowing the sid is what
+// a request with type='terminate', or an unexpected rid (§14.2), needs to
+// end the session too, so this gives nobody a new power.
+func (h *Handler) refuse(raw []byte, cond string) {
+	sid := sidOf(raw)
+	if sid == "" {
+		return
+	}
+	h.mu.Lock()
+	conn := h.sessions[sid]
+	h.mu.Unlock()
+	if conn != nil {
+		conn.refused(cond)
 	}
 }
 

@@ -252,15 +252,35 @@ func TestBadRequests(t *testing.T) {
 		t.Fatalf("GET: %s %v", resp.Status, resp.Header)
 	}
 
-	// A bad request of a session ends it.
-	c := create(t, srv, 1, 1)
-	if r := do(t, hc, url, "<body "+ns+" sid='"+c.sid+"' rid='1001'><iq></body>", nil); r.attrs["condition"] != "bad-request" {
-		t.Fatalf("not XML: %s", r.raw)
-	}
-	// An element too large for limits.max_stanza_bytes.
+	// A bad request of a session ends it (XEP-0124 §17.2): its held
+	// request gets the condition too, and the sid is gone.
 	big := fmt.Sprintf("<message xmlns='jabber:client'><body>%s</body></message>", strings.Repeat("a", srv.Config.Limits.MaxStanzaBytes))
-	if r := c.post("", big); r.attrs["type"] != "terminate" || r.attrs["condition"] != "policy-violation" {
-		t.Fatalf("a stanza too large: %s", r.raw)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		cond       string
+	}{
+		{"not XML", "<body " + ns + " sid='%s' rid='%d'><iq></body>", 200, "bad-request"},
+		{"a DTD", "<!DOCTYPE body><body " + ns + " sid='%s' rid='%d'/>", 200, "bad-request"},
+		{"an element too large", "<body " + ns + " sid='%s' rid='%d'>" + big + "</body>", 200, "policy-violation"},
+		{"too large", "<body " + ns + " sid='%s' rid='%d'>" + strings.Repeat(" ", srv.Config.Limits.MaxStanzaBytes+8192) + "</body>", 413, "policy-violation"},
+	} {
+		t.Run("session/"+tc.name, func(t *testing.T) {
+			c := create(t, srv, 30, 1)
+			held := async(c, c.rid, "", "")
+			c.rid++
+			waitFor(t, "a held request", func() bool { h, _, _ := srv.BOSH().State(c.sid); return h == 1 })
+			r := do(t, hc, url, fmt.Sprintf(tc.body, c.sid, c.rid), nil)
+			if r.status != tc.status || !isTerminate(r, tc.cond) {
+				t.Fatalf("%d %s; want %d with condition %s", r.status, r.raw, tc.status, tc.cond)
+			}
+			if r := await(t, held); !isTerminate(r, tc.cond) {
+				t.Fatalf("the held request: %s", r.raw)
+			}
+			if _, _, ok := srv.BOSH().State(c.sid); ok {
+				t.Fatal("the session outlived its terminal condition")
+			}
+		})
 	}
 }
 

@@ -600,6 +600,20 @@ func (c *Conn) checkInactive() {
 	c.end("")
 }
 
+// refused ends the session with cond, for a request of it refused
+// before it could be taken (a body that is not well-formed, or too large:
+// Handler.refuse): the held requests get the condition, and c2s ends the
+// XMPP session.
+func (c *Conn) refused(cond string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return
+	}
+	c.end(cond)
+	c.push(item{err: errTerminated})
+}
+
 // fail ends the session with cond, req included; mu is held.
 func (c *Conn) fail(req *request, cond string) {
 	c.end(cond)
