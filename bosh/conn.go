@@ -371,8 +371,9 @@ func emptyPoll(b *body) bool { return len(b.payload) == 0 && !b.restart && !extr
 //   - §11: more requests open at once (none of them answered yet) than
 //     'requests', besides one that pauses or terminates the session;
 //   - §11: in a session that holds requests, as many open as 'requests'
-//     (not counting one that pauses or terminates), the newest an empty
-//     poll received less than 'polling' after the one before it;
+//     (not counting one that pauses or terminates), the last of them by
+//     rid an empty poll, and the last two received less than 'polling'
+//     apart (requests sent together may arrive in any order, §14.2);
 //   - §12: in a polling session ('hold' or 'wait' 0), an empty poll
 //     received less than 'polling' after the previous request, also an
 //     empty poll, whose response had no payload.
@@ -380,6 +381,7 @@ func (c *Conn) overactive(req *request) string {
 	open, regular := 1, 1 // req, and the other open requests
 	bonus := extra(req.body)
 	var last time.Time // the latest arrival among the other regular ones
+	final := req       // the regular request with the highest rid
 	note := func(r *request) {
 		open++
 		if extra(r.body) {
@@ -389,6 +391,9 @@ func (c *Conn) overactive(req *request) string {
 		regular++
 		if r.arrived.After(last) {
 			last = r.arrived
+		}
+		if r.body.rid > final.body.rid {
+			final = r
 		}
 	}
 	for _, r := range c.held {
@@ -404,14 +409,14 @@ func (c *Conn) overactive(req *request) string {
 	switch {
 	case open > limit:
 		return condPolicyViolation
-	case !emptyPoll(req.body):
+	case extra(req.body):
 		return ""
 	case c.hold == 0 || c.wait == 0:
 		p := c.prev
-		if p != nil && emptyPoll(p.body) && !p.gotPayload && !slices.Contains(c.held, p) && req.arrived.Sub(p.arrived) < minPolling {
+		if emptyPoll(req.body) && p != nil && emptyPoll(p.body) && !p.gotPayload && !slices.Contains(c.held, p) && req.arrived.Sub(p.arrived) < minPolling {
 			return condPolicyViolation
 		}
-	case regular == int(c.window) && req.arrived.Sub(last) < minPolling:
+	case regular == int(c.window) && emptyPoll(final.body) && req.arrived.Sub(last) < minPolling:
 		return condPolicyViolation
 	}
 	return ""

@@ -252,6 +252,27 @@ func TestOveractivity(t *testing.T) {
 		}
 	})
 
+	// A request with a payload and an empty one sent together, the one
+	// with the payload (the later rid) arriving first: the last request
+	// of the two is not empty, so they are not too frequent (§11), in
+	// whichever order they arrive (§14.2).
+	t.Run("later first", func(t *testing.T) {
+		c := login(t, srv, 30, "PLAIN", "alice", "alice-secret", "reordered")
+		later := async(c, c.rid+1, "", nothing)
+		waitFor(t, "the request to wait for its turn", func() bool { _, a, _ := srv.BOSH().State(c.sid); return a == 1 })
+		if r := c.post("", ""); r.attrs["type"] != "" {
+			t.Fatalf("the empty request: %s", r.raw)
+		}
+		c.rid++
+		heldIs(t, srv, c, 1)
+		if r := c.post(" type='terminate'", ""); r.attrs["type"] != "terminate" || r.attrs["condition"] != "" {
+			t.Fatalf("terminate: %s", r.raw)
+		}
+		if r := await(t, later); r.attrs["type"] != "" {
+			t.Fatalf("the later request: %s", r.raw)
+		}
+	})
+
 	// One request held (rid), one ahead of its turn (rid+2), then rid+1:
 	// three open at once.
 	threeOpen := func(t *testing.T, resource, attrs string) (c *client, held, later <-chan response, r response) {
