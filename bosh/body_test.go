@@ -75,3 +75,26 @@ func TestSIDOf(t *testing.T) {
 		}
 	}
 }
+
+// The creation response's 'ver' is the client's or ours, whichever is
+// lower (XEP-0124 §7.2), the numbers compared as integers.
+func TestVersion(t *testing.T) {
+	for client, want := range map[string]string{
+		"1.6":   "1.6", // Strophe.js
+		"1.11":  "1.11",
+		"1.10":  "1.10",
+		"1.9":   "1.9",
+		"1.12":  "1.11",
+		"2.0":   "1.11",
+		"0.9":   "0.9",
+		"01.06": "1.6",
+		"":      "1.11", // none given
+		"1":     "1.11",
+		"1.x":   "1.11",
+		"-1.0":  "1.11",
+	} {
+		if got := version(client); got != want {
+			t.Errorf("version(%q) = %q, want %q", client, got, want)
+		}
+	}
+}

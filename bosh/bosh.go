@@ -11,7 +11,8 @@
 // holds (long polling). Section numbers are XEP-0124 1.11's.
 //
 // Implemented: session creation (§7) with 'wait', 'hold', 'requests',
-// 'inactivity', 'polling', 'maxpause', 'ack', 'ver', 'from', 'secure' and
+// 'inactivity', 'polling', 'maxpause', 'ack', 'ver' (1.11, or the
+// client's if lower), 'from', 'secure' and
 // XEP-0206's xmpp:version and xmpp:restartlogic; hold and wait (§8);
 // stream restart (XEP-0206 §5); terminate from either side (§13) with
 // §17's conditions; 'rid' ordering within a window of 'requests' rids and
@@ -63,6 +64,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +80,32 @@ const Path = "/http-bind"
 
 // protocolVersion is the version of XEP-0124 implemented ('ver', §7.2).
 const protocolVersion = "1.11"
+
+// version is the 'ver' of the session creation response to a client that
+// asked with ver (XEP-0124 §7.2): the highest version the server supports
+// (protocolVersion) or the client's, whichever is lower, each number of
+// "<major>.<minor>" compared as an integer (§7.1: 1.11 is above 1.6). A
+// client that gave no 'ver', or one that is not of that form, gets ours.
+func version(ver string) string {
+	parse := func(v string) (major, minor int, ok bool) {
+		a, b, ok := strings.Cut(v, ".")
+		if !ok {
+			return 0, 0, false
+		}
+		major, err1 := strconv.Atoi(a)
+		minor, err2 := strconv.Atoi(b)
+		if err1 != nil || err2 != nil || major < 0 || minor < 0 {
+			return 0, 0, false
+		}
+		return major, minor, true
+	}
+	ourMajor, ourMinor, _ := parse(protocolVersion)
+	major, minor, ok := parse(ver)
+	if !ok || major > ourMajor || major == ourMajor && minor >= ourMinor {
+		return protocolVersion
+	}
+	return strconv.Itoa(major) + "." + strconv.Itoa(minor)
+}
 
 // maxHold is the most requests the server holds at once ('hold', §7.2).
 const maxHold = 1
@@ -271,6 +299,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body, set *s
 	c := &Conn{
 		sid: sid, host: host, remote: addr, local: local,
 		wait: wait, hold: hold, inactivity: set.inactivity, window: int64(hold + 1),
+		ver:    version(b.ver),
 		acks:   b.ack == 1, // XEP-0124 §9.2
 		maxOut: 16 * set.maxBytes, maxIn: 16 * set.maxBytes,
 		now:     set.now,

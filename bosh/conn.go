@@ -83,6 +83,7 @@ type Conn struct {
 	inactivity    time.Duration
 	window        int64  // 'requests': the rids accepted ahead of and behind the next
 	acks          bool   // the client asked for acknowledgements (XEP-0124 §9)
+	ver           string // the version of XEP-0124 the creation response has (§7.2)
 	maxOut, maxIn int    // bytes waiting for the client, for c2s
 	forget        func() // removes the session from the handler's table
 	// now is the clock of arrivals and responses (§9.2, §11, §12); the
@@ -735,7 +736,7 @@ func (c *Conn) creationAttrs(rid int64) []byte {
 	if c.acks {
 		b = appendAttr(b, "ack", strconv.FormatInt(rid, 10))
 	}
-	b = appendAttr(b, "ver", protocolVersion)
+	b = appendAttr(b, "ver", c.ver)
 	b = appendAttr(b, "from", c.host)
 	b = appendAttr(b, "secure", "true")
 	b = appendAttr(b, "xmlns:xmpp", NSXBOSH)
