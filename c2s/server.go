@@ -126,9 +126,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 // closing tag (stream.Close), which the connection translates to its
 // framing: an element is written namespaced as in a stream whose header
 // declared the content namespace jabber:client and the prefix "stream".
-// Read is used only once the stream has ended, to let the client finish
-// closing its side; it returns io.EOF once the client has closed its
-// stream.
+// A connection may hold what is written until its Flush, when it has one
+// (Flush() error, optional): the session calls it after every batch of
+// Writes — all it had queued, or one negotiation step — so that a
+// transport can send a batch at once (WebSocket: one message per element,
+// all of them in one TLS record). Read is used only once the stream has
+// ended, to let the client finish closing its side; it returns io.EOF once
+// the client has closed its stream.
 type Framed interface {
 	net.Conn
 	ReadHeader() (stream.Header, error)

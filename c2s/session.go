@@ -210,9 +210,13 @@ func (s *session) writeEnd(w net.Conn) {
 	w.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
+// flusher is a Framed connection that may hold what is written until
+// Flush (Framed).
+type flusher interface{ Flush() error }
+
 // writeUnits writes top-level units (elements, our stream header, the
 // closing tag), skipping empty ones: together on a byte stream, with one
-// Write each on a Framed connection.
+// Write each on a Framed connection, then its Flush if it has one.
 func (s *session) writeUnits(w net.Conn, units ...[]byte) error {
 	if !s.framed && len(units) > 1 {
 		n := 0
@@ -233,6 +237,9 @@ func (s *session) writeUnits(w net.Conn, units ...[]byte) error {
 		if _, err := w.Write(u); err != nil {
 			return err
 		}
+	}
+	if f, ok := w.(flusher); ok && s.framed {
+		return f.Flush()
 	}
 	return nil
 }

@@ -23,17 +23,20 @@ const keepBuffer = 64 << 10
 // Conn is one XMPP over WebSocket stream as c2s sees it: a c2s.Framed. It
 // reads the client's messages as <open/>, elements and <close/>
 // (ReadHeader, Next), and translates what c2s writes, one top-level unit
-// per Write, from the TCP stream's form to RFC 7395's.
+// per Write, from the TCP stream's form to RFC 7395's, each its own
+// message; the messages written since the last Flush go out together at
+// Flush (batch.go).
 //
 // Reading belongs to the session's reader goroutine; c2s serializes
-// writes. A ping goroutine keeps the connection alive (RFC 6455 §5.5.2).
+// writes and flushes. A ping goroutine keeps the connection alive
+// (RFC 6455 §5.5.2).
 type Conn struct {
 	ws            *websocket.Conn
+	out           *batchWriter // under ws: the connection, written by ws and by Write
 	remote, local net.Addr
 	maxBytes      int // limits.max_stanza_bytes: the largest message read
 
 	// Owned by the reader goroutine.
-	readCtx    context.Context
 	frames     *frameParser
 	buf        []byte    // the last message read
 	cur        io.Reader // a message not read to its end
@@ -41,23 +44,20 @@ type Conn struct {
 	err        error     // what ended the stream, returned again
 
 	// Owned by the writer (c2s writes one unit at a time).
-	out     []byte // the message being written
 	headers headerParser
 
-	mu            sync.Mutex // guards readTimer and writeDeadline
-	readTimer     *time.Timer
-	writeDeadline time.Time
+	mu        sync.Mutex // guards readTimer
+	readTimer *time.Timer
 
-	stopRead  context.CancelFunc // ends reading for good: a read deadline passed, or Close
 	stopPing  context.CancelFunc
 	closeOnce sync.Once
 }
 
-// newConn wraps an accepted WebSocket connection and starts pinging it.
-func newConn(ws *websocket.Conn, remote, local net.Addr, maxBytes int, pingInterval, pingTimeout time.Duration) *Conn {
+// newConn wraps an accepted WebSocket connection, which writes to out, and
+// starts pinging it.
+func newConn(ws *websocket.Conn, out *batchWriter, remote, local net.Addr, maxBytes int, pingInterval, pingTimeout time.Duration) *Conn {
 	ws.SetReadLimit(-1) // Conn enforces maxBytes itself, to answer with a stream error
-	c := &Conn{ws: ws, remote: remote, local: local, maxBytes: maxBytes, frames: newFrameParser(maxBytes)}
-	c.readCtx, c.stopRead = context.WithCancel(context.Background())
+	c := &Conn{ws: ws, out: out, remote: remote, local: local, maxBytes: maxBytes, frames: newFrameParser(maxBytes)}
 	pingCtx, stopPing := context.WithCancel(context.Background())
 	c.stopPing = stopPing
 	go c.ping(pingCtx, pingInterval, pingTimeout)
@@ -101,7 +101,10 @@ func (c *Conn) readMessage() ([]byte, error) {
 		}
 		c.cur = nil
 	}
-	typ, r, err := c.ws.Reader(c.readCtx)
+	// No deadline here: one passed closes the connection (SetReadDeadline),
+	// and a context that can end costs coder/websocket a timer for every
+	// frame.
+	typ, r, err := c.ws.Reader(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -245,42 +248,42 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
-// Write sends one top-level unit of the stream c2s writes as one message:
-// our stream header as <open/>, the closing tag as <close/>, an element
-// namespaced to stand alone (RFC 7395 §3.3.3, §3.4, §3.6).
+// Write adds one top-level unit of the stream c2s writes to the batch, as
+// one message: our stream header as <open/>, the closing tag as <close/>,
+// an element namespaced to stand alone (RFC 7395 §3.3.3, §3.4, §3.6).
+// Nothing is sent before Flush, unless the batch grows large or
+// coder/websocket sends a control frame meanwhile.
 func (c *Conn) Write(b []byte) (int, error) {
 	var err error
 	switch {
 	case bytes.Equal(b, []byte(stream.Close)):
-		c.out = append(c.out[:0], closeFrame...)
+		err = c.out.message(closeMessage)
 	case bytes.HasPrefix(b, []byte("<?xml")): // stream.AppendHeader's
-		c.out, err = c.headers.openFrame(c.out[:0], b)
+		var open []byte
+		if open, err = c.headers.openFrame(nil, b); err == nil {
+			err = c.out.message(open)
+		}
 	default:
-		c.out = qualify(c.out[:0], b)
+		at, decl := standalone(b)
+		err = c.out.message(b[:at], decl, b[at:])
 	}
 	if err != nil {
 		return 0, err
 	}
-	ctx := context.Background()
-	c.mu.Lock()
-	d := c.writeDeadline
-	c.mu.Unlock()
-	if !d.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d)
-		defer cancel()
-	}
-	if err := c.ws.Write(ctx, websocket.MessageText, c.out); err != nil {
-		return 0, err
-	}
-	if cap(c.out) > keepBuffer {
-		c.out = nil
-	}
 	return len(b), nil
 }
 
+// closeMessage is closeFrame's bytes.
+var closeMessage = []byte(closeFrame)
+
+// Flush sends the messages written since the last Flush, in one write to
+// the connection, within the write deadline: c2s calls it once it has
+// written everything it had queued.
+func (c *Conn) Flush() error { return c.out.flush() }
+
 // Close ends the WebSocket connection with the closing handshake
-// (RFC 6455 §7), after c2s has closed the XMPP stream.
+// (RFC 6455 §7), after c2s has closed the XMPP stream. The close frame
+// sends whatever is still unflushed before it.
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -291,7 +294,6 @@ func (c *Conn) Close() error {
 		}
 		c.mu.Unlock()
 		err = c.ws.Close(websocket.StatusNormalClosure, "")
-		c.stopRead()
 	})
 	return err
 }
@@ -320,16 +322,14 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		c.readTimer = nil
 	}
 	if !t.IsZero() {
-		c.readTimer = time.AfterFunc(time.Until(t), c.stopRead)
+		c.readTimer = time.AfterFunc(time.Until(t), func() { c.ws.CloseNow() })
 	}
 	return nil
 }
 
-// SetWriteDeadline bounds the writes that start after it; a write still
-// running at the deadline closes the connection.
+// SetWriteDeadline bounds the writes of the batches flushed after it: a
+// write still running at the deadline fails, and the stream with it.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.writeDeadline = t
-	c.mu.Unlock()
+	c.out.setDeadline(t)
 	return nil
 }

@@ -140,24 +140,35 @@ func (h *headerParser) openFrame(dst, header []byte) ([]byte, error) {
 	return append(dst, "/>"...), nil
 }
 
-// qualify appends el, one top-level element written for a stream whose
-// header declared the content namespace jabber:client and the "stream"
-// prefix, as a standalone document (RFC 7395 §3.3.3): its start tag gets
-// those declarations unless it makes its own — the default namespace
-// always (a stanza, or the unprefixed children of <stream:features/>),
-// the prefix when the element is <stream:features/> or <stream:error/>
-// (§3.4, §3.5). Elements that came from a client's stream declare any
-// other prefix of its header already (stream.Element.Raw).
-func qualify(dst, el []byte) []byte {
+// The declarations standalone inserts.
+var (
+	declDefault = []byte(" xmlns='" + nsClient + "'")
+	declStream  = []byte(" xmlns:stream='" + stream.NS + "'")
+	declBoth    = append(declDefault[:len(declDefault):len(declDefault)], declStream...)
+)
+
+// standalone tells how el, one top-level element written for a stream
+// whose header declared the content namespace jabber:client and the
+// "stream" prefix, becomes a standalone document (RFC 7395 §3.3.3): by
+// inserting decl at el[at], after its name. Its start tag gets the
+// declarations of the stream header unless it makes its own — the default
+// namespace always (a stanza, or the unprefixed children of
+// <stream:features/>), the prefix when the element is <stream:features/>
+// or <stream:error/> (§3.4, §3.5). Elements that came from a client's
+// stream declare any other prefix of its header already
+// (stream.Element.Raw).
+func standalone(el []byte) (at int, decl []byte) {
 	nameEnd, hasDefault, hasStream := scanStartTag(el)
-	dst = append(dst, el[:nameEnd]...)
-	if !hasDefault {
-		dst = append(dst, " xmlns='"+nsClient+"'"...)
+	needStream := !hasStream && bytes.HasPrefix(el[1:nameEnd], []byte("stream:"))
+	switch {
+	case !hasDefault && needStream:
+		return nameEnd, declBoth
+	case !hasDefault:
+		return nameEnd, declDefault
+	case needStream:
+		return nameEnd, declStream
 	}
-	if !hasStream && bytes.HasPrefix(el[1:nameEnd], []byte("stream:")) {
-		dst = append(dst, " xmlns:stream='"+stream.NS+"'"...)
-	}
-	return append(dst, el[nameEnd:]...)
+	return nameEnd, nil
 }
 
 // scanStartTag finds, in the well-formed element el, the end of its name

@@ -14,6 +14,15 @@ import (
 	"github.com/starling-xmpp/starling/stream"
 )
 
+// qualify appends el as Conn.Write sends it: with the declarations
+// standalone says.
+func qualify(dst, el []byte) []byte {
+	at, decl := standalone(el)
+	dst = append(dst, el[:at]...)
+	dst = append(dst, decl...)
+	return append(dst, el[at:]...)
+}
+
 // What c2s writes for a TCP stream becomes a standalone document.
 func TestQualify(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{

@@ -12,9 +12,11 @@
 // a standalone document (§3.3.3); <open/> and <close/> stand for the
 // stream header and closing tag (§3.4, §3.6); what the server writes is
 // sent one element per message, however large, with the namespace
-// declarations it needs to stand alone. STARTTLS is never offered (§3.9):
-// a stream is encrypted when the connection is TLS, or when a trusted
-// reverse proxy says the client used https.
+// declarations it needs to stand alone, and the messages c2s has for a
+// client at once go out together, in one write to the connection
+// (batch.go). STARTTLS is never offered (§3.9): a stream is encrypted
+// when the connection is TLS, or when a trusted reverse proxy says the
+// client used https.
 package websocket
 
 import (
@@ -187,17 +189,20 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	out := &batchWriter{}
+	ws, err := websocket.Accept(hijacker{w, out}, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// The Origin was checked above, against http.allowed_origins.
 		InsecureSkipVerify: true,
+		// Conn writes its data messages uncompressed itself (batch.go).
+		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
 		log.Debug("WebSocket handshake failed", "err", err)
 		return
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	conn := newConn(ws, p.netAddr(), local, set.maxBytes, set.pingInterval, set.pingTimeout)
+	conn := newConn(ws, out, p.netAddr(), local, set.maxBytes, set.pingInterval, set.pingTimeout)
 	log.Debug("WebSocket stream", "secure", p.secure)
 	h.Serve(r.Context(), conn, p.secure)
 }

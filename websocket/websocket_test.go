@@ -120,6 +120,29 @@ func TestLargeStanzas(t *testing.T) {
 	checkMessage(t, carol.Expect("jabber:client", "message").Raw, alice.JID, "small")
 }
 
+// Stanzas queued for a web client at once — here a TCP client's burst in
+// one write — go out in batches (one write to the connection each), and
+// the web client still gets each stanza as a standalone message of its
+// own (RFC 7395 §3.3.3), in order.
+func TestBurst(t *testing.T) {
+	srv := startServer(t, nil)
+	alice := xmpptest.LoginWebSocket(t, srv.WebSocketURL(), srv.Domain, srv.WebSocketOptions(t), "PLAIN", "alice", "alice-secret", "web")
+	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "tcp")
+	const n = 200
+	var burst strings.Builder
+	for i := range n {
+		fmt.Fprintf(&burst, "<message to='%s' type='chat' id='b%d'><body>burst %d</body></message>", alice.JID, i, i)
+	}
+	bob.Send(burst.String())
+	for i := range n {
+		f := alice.Expect("jabber:client", "message") // one element per message, or it fails
+		if id := xmpptest.Attr(f, "id"); id != fmt.Sprint("b", i) {
+			t.Fatalf("message %d: id %q", i, id)
+		}
+		checkMessage(t, f.Raw, bob.JID, fmt.Sprint("burst ", i))
+	}
+}
+
 // Each kind of bad input gets its stream error, after the server's <open/>
 // when it comes first (RFC 7395 §3.5, RFC 6120 §4.9.1.2), then <close/>
 // and the end of the connection; sessions of other clients, on WebSocket

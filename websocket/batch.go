@@ -1,0 +1,193 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// What the server writes goes out in batches. coder/websocket reads the
+// connection and writes the control frames: pings (Conn.ping), pongs and
+// the answer to a client's close (from inside the reader), the closing
+// handshake (Close). The data messages — one element each (RFC 7395
+// §3.3.3) — Conn frames itself (RFC 6455 §5.2: unfragmented, unmasked,
+// uncompressed, as coder/websocket would with compression off) into a
+// batch, which c2s's writer sends with Flush once it has written what it
+// had queued: the messages of a batch share one write to the connection —
+// one syscall, and one TLS record per 16 KiB — instead of one each. Conn
+// never calls ws.Write or ws.Writer, so coder/websocket writes control
+// frames only.
+//
+// Both go through a batchWriter, which keeps them in order on the wire.
+
+// flushAt is the size beyond which a batch is written before Flush.
+const flushAt = 16 << 10
+
+// opClose is the opcode of a close frame (RFC 6455 §5.5.1).
+const opClose = 0x8
+
+// batches are the buffers of open batches: an idle stream holds none.
+var batches = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// batchWriter is the connection, written by two parties: the session's
+// writer adds data messages to the batch (message) and sends it (flush);
+// coder/websocket writes its control frames (Write) from whichever
+// goroutine sends one. A control frame is never held: it goes out at
+// once, after what the batch holds so far (the frames keep the order in
+// which they were written), and ends the batch.
+type batchWriter struct {
+	conn net.Conn // the hijacked connection, set before the first write
+
+	mu       sync.Mutex    // guards the fields below, and is held for every write to conn
+	batch    *bytes.Buffer // the open batch, from batches; nil when none is open
+	deadline time.Time     // SetWriteDeadline's: bounds the writes of a batch
+	set      time.Time     // the write deadline in force on conn
+	closed   bool          // a close frame went out: no data message may follow (RFC 6455 §5.5.1)
+	err      error         // a write to conn failed: every later one fails with it
+}
+
+// Write is how coder/websocket writes, one complete control frame per
+// call: it flushes its buffered writer at the end of every frame, and
+// control frames (at most 127 bytes) fit in that buffer whole. It sends
+// the frame at once, after the open batch, with no deadline of ours
+// (coder/websocket bounds a control frame's write itself, by closing the
+// connection).
+func (w *batchWriter) Write(frame []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(frame) > 0 && frame[0]&0x0f == opClose {
+		w.closed = true
+	}
+	p := frame
+	if w.batch != nil {
+		w.batch.Write(frame)
+		p = w.batch.Bytes()
+	}
+	err := w.write(p, time.Time{})
+	w.release()
+	if err != nil {
+		return 0, err
+	}
+	return len(frame), nil
+}
+
+// message adds one text message, the concatenation of parts, to the batch
+// (opening one), and writes the batch if it has grown beyond flushAt.
+func (w *batchWriter) message(parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.err != nil:
+		return w.err
+	case w.closed:
+		return net.ErrClosed
+	}
+	if w.batch == nil {
+		w.batch = batches.Get().(*bytes.Buffer)
+	}
+	var hdr [10]byte
+	w.batch.Write(textHeader(hdr[:0], n))
+	for _, p := range parts {
+		w.batch.Write(p)
+	}
+	if w.batch.Len() < flushAt {
+		return nil
+	}
+	return w.flushLocked()
+}
+
+// flush writes the open batch, if any, within the write deadline.
+func (w *batchWriter) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flushLocked()
+}
+
+func (w *batchWriter) flushLocked() error {
+	if w.batch == nil {
+		return w.err
+	}
+	err := w.write(w.batch.Bytes(), w.deadline)
+	w.release()
+	return err
+}
+
+// setDeadline sets the deadline of the batches written after it.
+func (w *batchWriter) setDeadline(t time.Time) {
+	w.mu.Lock()
+	w.deadline = t
+	w.mu.Unlock()
+}
+
+// write writes p to conn with deadline in force (the zero time: none).
+func (w *batchWriter) write(p []byte, deadline time.Time) error {
+	if w.err != nil {
+		return w.err
+	}
+	if !deadline.Equal(w.set) {
+		if w.err = w.conn.SetWriteDeadline(deadline); w.err != nil {
+			return w.err
+		}
+		w.set = deadline
+	}
+	_, w.err = w.conn.Write(p)
+	return w.err
+}
+
+// release ends the open batch, if any, and gives back its buffer (unless
+// a large stanza grew it).
+func (w *batchWriter) release() {
+	if w.batch == nil {
+		return
+	}
+	if w.batch.Cap() <= keepBuffer {
+		w.batch.Reset()
+		batches.Put(w.batch)
+	}
+	w.batch = nil
+}
+
+// textHeader appends the header of an unfragmented, unmasked text frame of
+// n bytes (RFC 6455 §5.2: FIN, opcode 1, the shortest length encoding).
+func textHeader(dst []byte, n int) []byte {
+	dst = append(dst, 0x80|0x1)
+	switch {
+	case n < 126:
+		return append(dst, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, 127), uint64(n))
+	}
+}
+
+// hijacker is the ResponseWriter given to coder/websocket's Accept: its
+// Hijack hands over the connection with out underneath the buffered
+// writer coder/websocket writes its frames to.
+type hijacker struct {
+	http.ResponseWriter
+	out *batchWriter
+}
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// net/http has flushed its response (the 101) before handing over.
+	if err := rw.Writer.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	h.out.conn = conn
+	rw.Writer.Reset(h.out)
+	return conn, rw, nil
+}
