@@ -36,16 +36,31 @@ func errFraming(cond, what string) error {
 // holding exactly one element (RFC 7395 §3.3.3), with the checks of
 // stream.Reader: well-formedness, restricted XML (RFC 6120 §11), depth.
 // It is used by one goroutine.
+//
+// A message is read as the next element of one long document: the
+// wrapper's header once, then the messages one after the other, each
+// followed by nothing but the whitespace the next element may be preceded
+// by. That costs one element's parse per message. A message that does not
+// pass this way — an XML declaration, any error — is parsed again as a
+// document of its own (alone), which says what is wrong exactly as it
+// always has, and the long document starts afresh with the next message.
 type frameParser struct {
-	r   *stream.Reader
-	src parts
+	limits stream.Limits
+	r      *stream.Reader // the long document
+	src    parts          // what r reads: the current message, then endOfMessage
+	opened bool           // r has read the wrapper's header: false at first and after a failure
+
+	alone    *stream.Reader // made at the first message that needs it
+	aloneSrc parts
 }
 
 func newFrameParser(maxBytes int) *frameParser {
-	p := &frameParser{}
-	p.r = stream.NewReader(&p.src, stream.Limits{MaxElementBytes: maxBytes})
-	return p
+	return &frameParser{limits: stream.Limits{MaxElementBytes: maxBytes}}
 }
+
+// endOfMessage is what the long document's source returns once the
+// current message is read: not io.EOF, which would end the document.
+var endOfMessage = errors.New("end of message")
 
 // parse returns the one element of msg. Errors are stream errors:
 // not-well-formed for a message that does not start with '<' (§3.3.3) or
@@ -55,6 +70,54 @@ func (p *frameParser) parse(msg []byte) (*stream.Element, error) {
 	if len(msg) == 0 || msg[0] != '<' {
 		return nil, errFraming(stream.NotWellFormed, "text before the element")
 	}
+	if bytes.HasPrefix(msg, []byte("<?xml")) {
+		// Allowed (§3.3.3), but only at the start of a document.
+		return p.parseAlone(msg)
+	}
+	if el := p.next(msg); el != nil {
+		return el, nil
+	}
+	p.opened = false // what r has read of msg must not be read again
+	return p.parseAlone(msg)
+}
+
+// next reads msg, which starts with '<' and is no XML declaration, from
+// the long document, and returns its element, or nil when msg must be
+// parsed alone.
+func (p *frameParser) next(msg []byte) *stream.Element {
+	p.src = parts{p: [4][]byte{msg}, end: endOfMessage}
+	if !p.opened {
+		p.src.p = [4][]byte{wrapOpen, msg}
+		if p.r == nil {
+			p.r = stream.NewReader(&p.src, p.limits)
+		}
+		p.r.Reset(&p.src)
+		if _, err := p.r.ReadHeader(); err != nil {
+			return nil
+		}
+		p.opened = true
+	}
+	el, err := p.r.Next()
+	if err != nil {
+		return nil
+	}
+	// el started at msg[0]: what came before it was the whitespace after
+	// the messages before. It took len(el.Raw) bytes of msg, less the
+	// declaration of the "stream" prefix that stream.Reader adds at the
+	// end of its start tag when the element uses the wrapper's.
+	n := len(el.Raw)
+	if tag := bytes.TrimSuffix(el.Raw[:el.StartLen-1], []byte("/")); bytes.HasSuffix(tag, declStream) {
+		n -= len(declStream) // or the client's own, last: then msg is parsed alone
+	}
+	if n > len(msg) || len(bytes.TrimLeft(msg[n:], " \t\r\n")) > 0 {
+		return nil // more after the element
+	}
+	return el
+}
+
+// parseAlone parses msg as a document of its own: an XML declaration if
+// any, the wrapper's header, msg, the wrapper's end.
+func (p *frameParser) parseAlone(msg []byte) (*stream.Element, error) {
 	// An XML declaration is allowed, though not recommended (§3.3.3): it
 	// goes before the wrapper, where stream.Reader checks it.
 	var decl []byte
@@ -63,19 +126,22 @@ func (p *frameParser) parse(msg []byte) (*stream.Element, error) {
 			decl, msg = msg[:i+2], msg[i+2:]
 		}
 	}
-	p.src = parts{decl, wrapOpen, msg, wrapClose}
-	p.r.Reset(&p.src)
-	if _, err := p.r.ReadHeader(); err != nil {
+	p.aloneSrc = parts{p: [4][]byte{decl, wrapOpen, msg, wrapClose}, end: io.EOF}
+	if p.alone == nil {
+		p.alone = stream.NewReader(&p.aloneSrc, p.limits)
+	}
+	p.alone.Reset(&p.aloneSrc)
+	if _, err := p.alone.ReadHeader(); err != nil {
 		return nil, asStreamError(err)
 	}
-	el, err := p.r.Next()
+	el, err := p.alone.Next()
 	switch {
 	case errors.Is(err, stream.ErrClosed):
 		return nil, errFraming(stream.NotWellFormed, "no element")
 	case err != nil:
 		return nil, asStreamError(err)
 	}
-	switch _, err := p.r.Next(); {
+	switch _, err := p.alone.Next(); {
 	case err == nil:
 		return nil, errFraming(stream.BadFormat, "more than one element")
 	case !errors.Is(err, stream.ErrClosed):
@@ -93,18 +159,21 @@ func asStreamError(err error) error {
 	return errFraming(stream.NotWellFormed, "incomplete XML")
 }
 
-// parts reads a few byte slices one after the other.
-type parts [4][]byte
+// parts reads a few byte slices one after the other, then returns end.
+type parts struct {
+	p   [4][]byte
+	end error
+}
 
 func (p *parts) Read(b []byte) (int, error) {
-	for i := range p {
-		if len(p[i]) > 0 {
-			n := copy(b, p[i])
-			p[i] = p[i][n:]
+	for i := range p.p {
+		if len(p.p[i]) > 0 {
+			n := copy(b, p.p[i])
+			p.p[i] = p.p[i][n:]
 			return n, nil
 		}
 	}
-	return 0, io.EOF
+	return 0, p.end
 }
 
 // headerParser reads the stream headers c2s writes.

@@ -205,3 +205,44 @@ func names(doc []byte) ([]xml.Name, error) {
 		}
 	}
 }
+
+// Messages read one after the other as one long document give what each
+// gives parsed alone: the same element, or the same stream error; a
+// message that fails leaves nothing behind for the next.
+func FuzzFrameSequence(f *testing.F) {
+	for _, s := range [][2]string{
+		{"<message xmlns='jabber:client'><body>a</body></message>", "<iq type='get' id='1'/>"},
+		{"<presence/> \n", "<presence/>"},
+		{"<presence/><presence", "/>"},
+		{"<message><body>hi", "</body></message>"},
+		{"<iq/>text", "<iq/>"},
+		{"<iq/></iq>", "<iq/>"},
+		{"<iq/></stream:stream>", "<iq/>"},
+		{"<stream:features/>", "<a xmlns:stream='http://etherx.jabber.org/streams'/>"},
+		{"<a xmlns:stream='http://etherx.jabber.org/streams'><stream:b/></a>", "<stream:error/>"},
+		{"<?xml version='1.0'?><iq/>", "<iq/>"},
+		{"<a>", "<b/>"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	long := newFrameParser(1 << 12)
+	f.Fuzz(func(t *testing.T, a, b string) {
+		for _, msg := range []string{a, b, a} {
+			got, gerr := long.parse([]byte(msg))
+			want, werr := newFrameParser(1 << 12).parseAlone([]byte(msg))
+			if len(msg) == 0 || msg[0] != '<' {
+				continue // refused before either parser
+			}
+			switch {
+			case gerr != nil || werr != nil:
+				ge, _ := errors.AsType[*stream.Error](gerr)
+				we, _ := errors.AsType[*stream.Error](werr)
+				if ge == nil || we == nil || ge.Condition != we.Condition {
+					t.Fatalf("%q after %q: %v, alone %v", msg, a, gerr, werr)
+				}
+			case got.Name != want.Name || !bytes.Equal(got.Raw, want.Raw) || got.StartLen != want.StartLen:
+				t.Fatalf("%q: %v %q, alone %v %q", msg, got.Name, got.Raw, want.Name, want.Raw)
+			}
+		}
+	})
+}
