@@ -12,11 +12,15 @@
 //
 // Implemented: session creation (§7) with 'wait', 'hold', 'requests',
 // 'inactivity', 'polling', 'maxpause', 'ack', 'ver' (1.11, or the
-// client's if lower), 'from', 'secure' and
-// XEP-0206's xmpp:version and xmpp:restartlogic; hold and wait (§8);
+// client's if lower), 'from', 'secure' and XEP-0206's xmpp:version,
+// xmpp:restartlogic and 'authid' (the stream id); hold and wait (§8);
 // stream restart (XEP-0206 §5); terminate from either side (§13) with
 // §17's conditions; 'rid' ordering within a window of 'requests' rids and
 // retransmission of recent responses (§14); bounded request bodies; CORS.
+// The response to the session creation request, and to a restart, waits
+// for the new stream's features: the creation response has them and
+// 'authid' every time, in a polling session (§12) too (XEP-0206's Session
+// Creation Response).
 //
 //   - Terminal conditions (§17.2) end the session, and the XMPP session
 //     in it at once (c2s sends the unavailable presence, frees the
@@ -233,7 +237,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, addr net.Addr, se
 	var conn *Conn
 	req := &request{body: b, resp: make(chan []byte, 1)}
 	if b.sid == "" {
-		conn = h.create(w, r, b, set, addr, secure)
+		conn = h.create(w, r, req, set, addr, secure)
 		if conn == nil {
 			return
 		}
@@ -277,7 +281,8 @@ func (h *Handler) refuse(raw []byte, cond string) {
 
 // create starts a session (XEP-0124 §7.1, XEP-0206 §3) and returns it,
 // or answers the request with why not and returns nil.
-func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body, set *settings, addr net.Addr, secure bool) *Conn {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, set *settings, addr net.Addr, secure bool) *Conn {
+	b := req.body
 	host := ""
 	for _, hst := range set.hosts {
 		if strings.EqualFold(hst, b.to) {
@@ -323,6 +328,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body, set *s
 	c.inactive = time.AfterFunc(set.inactivity, c.checkInactive)
 	c.mu.Lock()
 	c.push(item{hdr: &stream.Header{To: b.to, Lang: b.lang, Version: "1.0", NS: nsClient}})
+	c.opening = req // answered with the features (flush)
 	c.mu.Unlock()
 	h.mu.Lock()
 	h.sessions[sid] = c

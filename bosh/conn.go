@@ -106,6 +106,11 @@ type Conn struct {
 	inBytes   int
 	closing   bool // the client terminated: its request waits for the end
 	ended     bool
+	// opening is the request that opens a stream, the session creation
+	// request or a restart (XEP-0206's Session Creation Response, §5),
+	// until c2s has written the features of the new stream: its response
+	// waits for them.
+	opening *request
 	// final is the end, with output no request was there to take, for
 	// the client's next request; finalCond is its condition.
 	final     []byte
@@ -227,9 +232,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	c.streamErr = c.streamErr || bytes.HasPrefix(b, []byte("<stream:error"))
 	c.out = appendQualified(c.out, b)
-	if len(c.held) > 0 && !c.closing && !c.streamErr {
-		c.respond(c.held[0])
-	}
+	c.opening = nil // the features (or a stream error)
+	c.flush()
 	return len(b), nil
 }
 
@@ -307,6 +311,9 @@ func (c *Conn) accept(req *request) {
 			if c.prev == old {
 				c.prev = req
 			}
+			if c.opening == old {
+				c.opening = req
+			}
 			c.held[i] = req
 			req.wait = time.AfterFunc(c.wait, func() { c.expire(req) })
 			return
@@ -348,11 +355,21 @@ func (c *Conn) accept(req *request) {
 		req.wait.Stop()
 		delete(c.ahead, c.next)
 	}
-	// At most 'hold' requests wait (XEP-0124 §8): the oldest are
-	// answered, with whatever there is; so is the oldest when there is a
-	// missed response to report (§9.2).
-	// A stream error waits for the end (Write).
-	for len(c.held) > c.hold || len(c.held) > 0 && (len(c.out) > 0 || c.report != 0) && !c.closing && !c.streamErr {
+	c.flush()
+}
+
+// flush answers held requests, oldest first (XEP-0124 §8): while more
+// than 'hold' are held, with whatever there is; while there is output, or
+// a missed response to report (§9.2). But the request that opens a stream
+// is answered only with its features (opening), or at the end: so the
+// session creation response always has 'authid' and the features
+// (XEP-0206's Session Creation Response), in a polling session ('hold'
+// or 'wait' 0, §12) too, where it would otherwise go at once, whether c2s
+// had written them or not. Output does not go while a terminate request
+// or a stream error waits for the end (Write). mu is held.
+func (c *Conn) flush() {
+	for len(c.held) > 0 && c.held[0] != c.opening &&
+		(len(c.held) > c.hold || (len(c.out) > 0 || c.report != 0) && !c.closing && !c.streamErr) {
 		c.respond(c.held[0])
 	}
 }
@@ -441,6 +458,7 @@ func (c *Conn) process(req *request) string {
 			to = c.host
 		}
 		c.push(item{hdr: &stream.Header{To: to, Lang: b.lang, Version: "1.0", NS: nsClient}})
+		c.opening = req
 	}
 	if c.inBytes+b.size > c.maxIn {
 		return condPolicyViolation // c2s reads far behind: the client floods
@@ -514,7 +532,9 @@ func (c *Conn) lost(req *request) {
 func (c *Conn) expire(req *request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if slices.Contains(c.held, req) && !c.streamErr {
+	// The request that opens a stream waits for its features; output
+	// before a stream error waits for the end (flush).
+	if slices.Contains(c.held, req) && req != c.opening && !c.streamErr {
 		c.respond(req)
 	}
 }

@@ -1,6 +1,7 @@
 package bosh_test
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -326,26 +327,57 @@ func TestPolling(t *testing.T) {
 	if c.created.attrs["hold"] != "0" || c.created.attrs["requests"] != "1" || c.created.attrs["polling"] != "2" {
 		t.Fatalf("creation response: %s", c.created.raw)
 	}
-	_, features := c.created.find(nsStreams, "features")
-	for i := 0; !features; i++ {
-		if i == 10 {
-			t.Fatal("no stream features")
-		}
-		clk.Advance(polling)
-		r := c.post("", "")
-		if r.attrs["type"] != "" {
-			t.Fatalf("a poll 'polling' seconds after the last: %s", r.raw)
-		}
-		_, features = r.find(nsStreams, "features")
+	if _, ok := c.created.find(nsStreams, "features"); !ok || c.created.attrs["authid"] == "" {
+		t.Fatalf("creation response without the features or authid: %s", c.created.raw)
 	}
 	// At once after the features: there is nothing more to send before
 	// authentication.
 	if r := c.post("", ""); r.attrs["type"] != "" || len(r.els) != 0 {
 		t.Fatalf("a poll after a response with payload: %s", r.raw)
 	}
+	clk.Advance(polling)
+	if r := c.post("", ""); r.attrs["type"] != "" || len(r.els) != 0 {
+		t.Fatalf("a poll 'polling' seconds after the last: %s", r.raw)
+	}
 	clk.Advance(polling - time.Millisecond)
 	if r := c.post("", ""); !isTerminate(r, "policy-violation") {
 		t.Fatalf("a poll too soon after an empty response: %s", r.raw)
 	}
 	gone(t, srv, c, "the session to end")
+}
+
+// The session creation response of a polling session ('hold' or 'wait'
+// 0, XEP-0124 §12), answered at once, has 'authid' and the stream
+// features every time (XEP-0206's Session Creation Response), whether c2s
+// has written them when the creation request arrives or not; so does the
+// response to a stream restart (XEP-0206 §5).
+func TestPollingCreation(t *testing.T) {
+	srv := startServer(t, nil)
+	clk := newClock(srv)
+	for _, tc := range []struct{ wait, hold int }{{1, 0}, {0, 1}, {0, 0}} {
+		t.Run(fmt.Sprintf("wait=%d,hold=%d", tc.wait, tc.hold), func(t *testing.T) {
+			for range 20 {
+				c := create(t, srv, tc.wait, tc.hold)
+				if _, ok := c.created.find(nsStreams, "features"); !ok || c.created.attrs["authid"] == "" {
+					t.Fatalf("creation response without the features or authid: %s", c.created.raw)
+				}
+				c.post(" type='terminate'", "")
+			}
+			c := create(t, srv, tc.wait, tc.hold)
+			r := c.post("", "<auth xmlns='"+nsSASL+"' mechanism='PLAIN'>AGFsaWNlAGFsaWNlLXNlY3JldA==</auth>")
+			// Answered at once: the success may come in the next
+			// response, polled for 'polling' later.
+			if _, ok := r.find(nsSASL, "success"); !ok {
+				waitFor(t, "the SASL success", func() bool { return bosh.Waiting(srv.BOSH(), c.sid) > 0 })
+				clk.Advance(polling)
+				if r = c.post("", ""); !strings.Contains(string(r.raw), "<success") {
+					t.Fatalf("no SASL success: %s", r.raw)
+				}
+			}
+			r = c.post(" to='localhost' xml:lang='en' xmpp:restart='true'", "")
+			if f, ok := r.find(nsStreams, "features"); !ok || !strings.Contains(string(f.raw), "urn:ietf:params:xml:ns:xmpp-bind") {
+				t.Fatalf("restart response without the features: %s", r.raw)
+			}
+		})
+	}
 }
