@@ -171,6 +171,59 @@ func TestRIDs(t *testing.T) {
 	waitFor(t, "the session to end", func() bool { _, _, ok := srv.BOSH().State(c.sid); return !ok })
 }
 
+// A request sent again before it was answered, held or waiting for its
+// turn, takes the place of the first, which is answered at once with the
+// recoverable binding condition (XEP-0124 §14.3, §17.3: type='error');
+// the session goes on, and what the server has for the client comes in
+// the new request.
+func TestRepeatedRID(t *testing.T) {
+	srv := startServer(t, nil)
+	bob := xmpptest.Login(t, srv.Addr, srv.Domain, "bob", "bob-secret", "SCRAM-SHA-256", "tcp")
+	c := login(t, srv, 30, "PLAIN", "alice", "alice-secret", "repeat")
+	msg := func(body string) {
+		bob.Send(fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", c.jid, body))
+	}
+	got := func(r response, body string) {
+		t.Helper()
+		if el, ok := r.find("jabber:client", "message"); r.attrs["type"] != "" || !ok || !strings.Contains(string(el.raw), "<body>"+body+"</body>") {
+			t.Fatalf("expected the message %q: %s", body, r.raw)
+		}
+	}
+	isError := func(what string, r response) {
+		t.Helper()
+		if r.attrs["type"] != "error" || r.attrs["condition"] != "" || len(r.els) != 0 {
+			t.Fatalf("%s: %s; want <body type='error'/>", what, r.raw)
+		}
+	}
+
+	// Held.
+	first := async(c, c.rid, "", "")
+	heldIs(t, srv, c, 1)
+	second := async(c, c.rid, "", "")
+	isError("the first request", await(t, first))
+	heldIs(t, srv, c, 1)
+	msg("to the second")
+	got(await(t, second), "to the second")
+	c.rid++
+
+	// Waiting for its turn (rid+1 before rid; not empty, or rid, empty,
+	// would come too often: TestOveractivity).
+	first = async(c, c.rid+1, "", nothing)
+	waitFor(t, "the request to wait for its turn", func() bool { _, a, _ := srv.BOSH().State(c.sid); return a == 1 })
+	second = async(c, c.rid+1, "", nothing)
+	isError("the first request ahead of its turn", await(t, first))
+	if r := c.post("", ""); r.attrs["type"] != "" {
+		t.Fatalf("the request before: %s", r.raw)
+	}
+	c.rid++
+	heldIs(t, srv, c, 1)
+	msg("to the later")
+	got(await(t, second), "to the later")
+	if _, _, ok := srv.BOSH().State(c.sid); !ok {
+		t.Fatal("the session ended")
+	}
+}
+
 // A rid too old to have its response kept ends the session too.
 func TestOldRID(t *testing.T) {
 	srv := startServer(t, nil)

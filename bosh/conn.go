@@ -276,8 +276,10 @@ func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
 // accept takes a request of the session in rid order (XEP-0124 §14):
 // the next rid is processed, with the ones received ahead of it that
 // follow; a later rid within the window waits for its turn; an earlier
-// one is a retransmission, answered with the response it had (§14.3);
-// anything else ends the session with item-not-found. A new request that
+// one is a retransmission, answered with the response it had (§14.3), or,
+// if it has none yet, taking the place of the request it repeats, which
+// gets a recoverable binding error (type='error', §14.3, §17.3); anything
+// else ends the session with item-not-found. A new request that
 // comes too many or too often (overactive) ends it with policy-violation.
 // The request's response arrives on req.resp.
 func (c *Conn) accept(req *request) {
@@ -302,11 +304,12 @@ func (c *Conn) accept(req *request) {
 			return
 		}
 		if i := slices.IndexFunc(c.held, func(h *request) bool { return h.body.rid == rid }); i >= 0 {
-			// The client gave up on a request still held: the new one
-			// takes its place.
+			// The client gave up on a request still held: the old one
+			// gets a recoverable binding error at once, and the new one
+			// takes its place (§14.3).
 			old := c.held[i]
 			old.wait.Stop()
-			old.resp <- c.emptyBody(rid)
+			old.resp <- recoverable()
 			req.arrived = old.arrived
 			if c.prev == old {
 				c.prev = req
@@ -327,9 +330,9 @@ func (c *Conn) accept(req *request) {
 		return
 	}
 	if old, ok := c.ahead[rid]; ok {
-		// Sent again before its turn: the new one takes its place.
+		// Sent again before its turn: the same (§14.3).
 		old.wait.Stop()
-		old.resp <- c.emptyBody(rid)
+		old.resp <- recoverable()
 		req.arrived = old.arrived
 	} else if cond := c.overactive(req); cond != "" {
 		c.fail(req, cond)
@@ -733,7 +736,15 @@ func (c *Conn) responseBody(rid int64, cond string, payload []byte) []byte {
 	return append(b, "</body>"...)
 }
 
-func (c *Conn) emptyBody(rid int64) []byte { return c.responseBody(rid, "", nil) }
+// recoverable is the response with the recoverable binding condition
+// (XEP-0124 §17.3, type='error'): the one a request gets when the client
+// sends its rid again before it was answered (§14.3). It does not end the
+// session, carries nothing, and is not kept for retransmission (§14.3
+// keeps no response that was a binding error); the client, if it still
+// reads it, sends the requests it has no response to again.
+func recoverable() []byte {
+	return append(appendAttr([]byte("<body xmlns='"+NSHTTPBind+"'"), "type", "error"), "/>"...)
+}
 
 func (c *Conn) terminateBody(rid int64, cond string) []byte { return c.responseBody(rid, cond, nil) }
 
