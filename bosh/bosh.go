@@ -16,8 +16,10 @@
 // xmpp:restartlogic and 'authid' (the stream id); hold and wait (§8);
 // stream restart (XEP-0206 §5); terminate from either side (§13) with
 // §17's conditions; 'rid' ordering within a window of 'requests' rids and
-// retransmission of recent responses (§14); bounded request bodies; CORS.
-// The response to the session creation request, and to a restart, waits
+// retransmission of recent responses (§14; a rid sent again before it was
+// answered takes the place of the first request, which gets the
+// recoverable binding condition, type='error', §14.3 and §17.3); bounded
+// request bodies; CORS. The response to the session creation request, and to a restart, waits
 // for the new stream's features: the creation response has them and
 // 'authid' every time, in a polling session (§12) too (XEP-0206's Session
 // Creation Response).
@@ -48,8 +50,9 @@
 //   - Overactivity (§11) and polling sessions (§12) end with
 //     policy-violation: more requests open at once than 'requests' (one
 //     more allowed to pause or terminate); in a session that holds
-//     requests, an empty request while all 'requests' are open (that one
-//     more aside), less than 'polling' (2) seconds after the one before;
+//     requests, all 'requests' open (that one more aside), the last of
+//     them by rid empty, the last two less than 'polling' (2) seconds
+//     apart;
 //     in a polling session ('hold' or 'wait' 0), an empty request less
 //     than 'polling' seconds after an empty one whose response had no
 //     payload.
