@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starling-xmpp/starling/bosh"
 	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/internal/fakeclock"
 	"github.com/starling-xmpp/starling/internal/testserver"
 )
 
@@ -24,31 +24,14 @@ const (
 // polling is the 'polling' the server announces (XEP-0124 §7.2).
 const polling = 2 * time.Second
 
-// clock is a fake clock for the arrival and response times of requests
-// (bosh.SetClock): it moves only when told to.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(srv *testserver.Server) *clock {
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
+// newClock gives the server's BOSH handler a fake clock for the arrival
+// and response times of requests (bosh.SetClock): it moves only when told
+// to.
+func newClock(srv *testserver.Server) *fakeclock.Clock {
+	c := fakeclock.New(time.Unix(1_700_000_000, 0))
 	bosh.SetClock(srv.BOSH(), c.Now)
 	return c
 }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // isTerminate reports whether r ends the session with cond.

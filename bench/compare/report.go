@@ -429,8 +429,8 @@ const pageHowToRead = `
   the server's wss endpoint, ADDR:5281 at /xmpp-websocket (Starling's ` + "`[http] tls_listen`" + `, Prosody's
   mod_websocket, ejabberd's ejabberd_http_ws), instead of STARTTLS on 5222. A login is then an HTTP upgrade
   instead of STARTTLS, and every element travels as a WebSocket message of its own each way (masked from
-  the client). starling-bench writes one stanza at a time over both transports; Starling writes each
-  message as its own TLS record, where over TCP it writes whatever it has queued for a session at once.
+  the client). starling-bench writes one stanza at a time over both transports; Starling, over both,
+  writes whatever it has queued for a session at once (over WebSocket, one message per element in one write).
   Compare a server's WebSocket rows with its own TCP rows for what the transport costs it; the ratios
   compare the servers over the same transport. ejabberd's 100 ms wait before its close applies over
   WebSocket too.
