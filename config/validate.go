@@ -199,23 +199,36 @@ func checkWebClient(p *Problems, c *Config) {
 		p.add("http.web_client_dir", "must not be empty when http.web_client is on")
 		return
 	}
+	if err := CheckWebClientDir(h.WebClientDir); err != nil {
+		p.add("http.web_client_dir", "%v", err)
+	}
+}
+
+// CheckWebClientDir checks that dir, http.web_client_dir, holds the
+// converse.js package: each of WebClientFiles a file that opens within
+// dir (os.OpenInRoot, as the web client serves them).
+func CheckWebClientDir(dir string) error {
 	for _, f := range WebClientFiles {
-		name := filepath.Join(h.WebClientDir, filepath.FromSlash(f))
-		fi, err := os.Stat(name)
+		name := filepath.Join(dir, filepath.FromSlash(f))
+		fl, err := os.OpenInRoot(dir, filepath.FromSlash(f))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s does not exist: install Converse.js with `make webclient` "+
+					"(npm ci --prefix webclient/js) in Starling's source tree, or set http.web_client_dir "+
+					"to a directory holding the converse.js npm package", name)
+			}
+			return err
+		}
+		fi, err := fl.Stat()
+		fl.Close()
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			p.add("http.web_client_dir", "%s does not exist: install Converse.js with `make webclient` "+
-				"(npm ci --prefix webclient/js) in Starling's source tree, or set http.web_client_dir "+
-				"to a directory holding the converse.js npm package", name)
-			return
 		case err != nil:
-			p.add("http.web_client_dir", "%v", err)
-			return
+			return err
 		case fi.IsDir():
-			p.add("http.web_client_dir", "%s is a directory", name)
-			return
+			return fmt.Errorf("%s is a directory", name)
 		}
 	}
+	return nil
 }
 
 // checkTLS checks a cert/key pair at path ("tls" or `hosts."x".tls`):

@@ -101,8 +101,9 @@ func New(cfg *config.Config, log *slog.Logger, requested func(*http.Request) (ho
 }
 
 // Check reports whether cfg can be applied: when the web client is on,
-// the files it serves must be readable where http.web_client_dir says
-// (config.Validate has checked that they exist when the file was read).
+// its path must be valid and the files it serves there, where
+// http.web_client_dir says (config.Validate checks both when the file is
+// read; they may have gone since).
 func Check(cfg *config.Config) error {
 	if !cfg.HTTP.WebClient {
 		return nil
@@ -110,19 +111,8 @@ func Check(cfg *config.Config) error {
 	if err := config.CheckWebClientPath(cfg.HTTP.WebClientPath); err != nil {
 		return fmt.Errorf("http.web_client_path: %q: %w", cfg.HTTP.WebClientPath, err)
 	}
-	dist := distDir(cfg)
-	for _, f := range config.WebClientFiles {
-		name, ok := strings.CutPrefix(f, "dist/")
-		if !ok {
-			continue
-		}
-		fl, err := os.OpenInRoot(dist, filepath.FromSlash(name))
-		if err != nil {
-			return fmt.Errorf("http.web_client_dir: Converse.js is not installed (%v): run `make webclient` "+
-				"(npm ci --prefix webclient/js) in Starling's source tree, or set http.web_client_dir to a "+
-				"directory holding the converse.js npm package", err)
-		}
-		fl.Close()
+	if err := config.CheckWebClientDir(cfg.HTTP.WebClientDir); err != nil {
+		return fmt.Errorf("http.web_client_dir: %w", err)
 	}
 	return nil
 }
