@@ -19,10 +19,10 @@
 // retransmission of recent responses (§14; a rid sent again before it was
 // answered takes the place of the first request, which gets the
 // recoverable binding condition, type='error', §14.3 and §17.3); bounded
-// request bodies; CORS. The response to the session creation request, and to a restart, waits
-// for the new stream's features: the creation response has them and
-// 'authid' every time, in a polling session (§12) too (XEP-0206's Session
-// Creation Response).
+// request bodies; CORS. The response to the session creation request,
+// and to a restart, waits for the new stream's features: the creation
+// response has them and 'authid' every time, in a polling session (§12)
+// too (XEP-0206's Session Creation Response).
 //
 //   - Terminal conditions (§17.2) end the session, and the XMPP session
 //     in it at once (c2s sends the unavailable presence, frees the
@@ -52,10 +52,9 @@
 //     more allowed to pause or terminate); in a session that holds
 //     requests, all 'requests' open (that one more aside), the last of
 //     them by rid empty, the last two less than 'polling' (2) seconds
-//     apart;
-//     in a polling session ('hold' or 'wait' 0), an empty request less
-//     than 'polling' seconds after an empty one whose response had no
-//     payload.
+//     apart; in a polling session ('hold' or 'wait' 0), an empty request
+//     less than 'polling' seconds after an empty one whose response had
+//     no payload.
 //
 // Not implemented: key sequencing (§15, for sessions without TLS) and
 // multiple streams (§16), neither of which a client needs (Strophe.js,
