@@ -30,25 +30,58 @@ func AdminSocket(cfg *config.Config) string {
 }
 
 // listenAdmin opens the admin socket, replacing a stale one left by a
-// server that did not stop cleanly.
+// server that did not stop cleanly. The socket never exists at path with a
+// mode other than 0600, whatever the umask and the data directory's mode:
+// it is bound in a new private directory (0700), given mode 0600 there,
+// then renamed into place. Closing the listener removes it.
 func listenAdmin(path string) (net.Listener, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: another server is running on this data directory", path)
 	}
-	os.Remove(path)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("unix", path)
+	private, err := os.MkdirTemp(dir, ".admin") // mode 0700
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(private)
+	tmp := filepath.Join(private, "s")
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	return ln, nil
+	if beforeAdminRename != nil {
+		beforeAdminRename(tmp)
+	}
+	// rename(2) replaces a stale socket atomically.
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return adminListener{ln, path}, nil
+}
+
+// beforeAdminRename, when set by a test, runs with the socket's temporary
+// path before it is moved into place.
+var beforeAdminRename func(tmp string)
+
+// adminListener removes the socket file when it is closed.
+type adminListener struct {
+	net.Listener
+	path string
+}
+
+func (l adminListener) Close() error {
+	os.Remove(l.path)
+	return l.Listener.Close()
 }
 
 // serveAdmin answers admin commands until ln is closed.
