@@ -24,6 +24,11 @@ const maxInput = 16 << 10
 
 // Lookup returns the stored SCRAM keys of a user of the stream's host, by
 // PRECIS-prepared username; storage.ErrNotFound if there is no such user.
+// It is called once per exchange, as soon as the username is known and
+// before anything depends on the password (SCRAM's client-first message,
+// PLAIN's only one), so a *Failure it returns, such as a throttled
+// account's temporary-auth-failure (RFC 6120 §6.5.11), ends the exchange
+// with an answer the password cannot change.
 type Lookup func(ctx context.Context, username string) (map[storage.Hash]storage.SCRAMKeys, error)
 
 // Mechanisms lists the SASL mechanisms to advertise (RFC 6120 §6.4.1),
@@ -147,17 +152,20 @@ func prepareUsername(u string) (string, bool) {
 }
 
 // lookupKeys fetches a user's keys. ok is false for an unknown user; a
-// storage outage becomes temporary-auth-failure (RFC 6120 §6.5.11).
+// storage outage becomes temporary-auth-failure (RFC 6120 §6.5.11); a
+// *Failure of the Lookup is the answer as it is.
 func (s *Server) lookupKeys(ctx context.Context, username string) (keys map[storage.Hash]storage.SCRAMKeys, ok bool, err error) {
 	keys, err = s.lookup(ctx, username)
-	switch {
-	case err == nil:
+	if err == nil {
 		return keys, true, nil
-	case errors.Is(err, storage.ErrNotFound):
-		return nil, false, nil
-	default:
-		return nil, false, fail(TemporaryAuthFailure, "")
 	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, nil
+	}
+	if f, isFailure := errors.AsType[*Failure](err); isFailure {
+		return nil, false, f
+	}
+	return nil, false, fail(TemporaryAuthFailure, "")
 }
 
 // errNotAuthorized is the one failure of a wrong password, an unknown user
