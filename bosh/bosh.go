@@ -4,7 +4,8 @@
 // lists the endpoint in host-meta (XEP-0156).
 //
 // Each BOSH session is a Conn that c2s runs like any client session
-// (c2s.Server.ServeFramed): negotiation, SASL, binding, routing and every
+// (c2s.Server.StartFramed, which admits it first: a client address with
+// too many streams not authenticated yet gets HTTP 429): negotiation, SASL, binding, routing and every
 // module are c2s's. Conn only translates the transport: the payloads of
 // the client's requests, taken in 'rid' order, are the client's stream;
 // what c2s writes is sent in the responses of the requests the server
@@ -76,6 +77,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/stream"
 )
@@ -141,11 +143,16 @@ const bodyOverhead = 4096
 // the endpoint (true without an Origin).
 type Client func(r *http.Request) (addr net.Addr, secure, originAllowed bool)
 
+// Start is c2s.Server.StartFramed for a BOSH session.
+type Start func(conn *Conn, secure bool) (serve func(context.Context), err error)
+
 // Handler serves the BOSH endpoint.
 type Handler struct {
-	// Serve runs the session of a new BOSH session until it ends:
-	// c2s.Server.ServeFramed.
-	Serve  func(ctx context.Context, conn *Conn, secure bool)
+	// Start admits the XMPP session of a new BOSH session, or refuses it
+	// (the client's address has too many sessions not authenticated
+	// yet, or the server is stopping), and returns what runs it until
+	// it ends: c2s.Server.StartFramed.
+	Start  Start
 	Client Client
 	Log    *slog.Logger
 
@@ -165,8 +172,8 @@ type settings struct {
 }
 
 // NewHandler returns the handler for cfg.
-func NewHandler(cfg *config.Config, log *slog.Logger, client Client, serve func(ctx context.Context, conn *Conn, secure bool)) *Handler {
-	h := &Handler{Serve: serve, Client: client, Log: log, sessions: make(map[string]*Conn)}
+func NewHandler(cfg *config.Config, log *slog.Logger, client Client, start Start) *Handler {
+	h := &Handler{Start: start, Client: client, Log: log, sessions: make(map[string]*Conn)}
 	h.SetConfig(cfg)
 	return h
 }
@@ -317,6 +324,18 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, s
 		inReady: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	// The XMPP session is admitted before anything else is set up.
+	serve, err := h.Start(c, secure)
+	if err != nil {
+		h.Log.Debug("BOSH session refused", "conn", addr.String(), "err", err)
+		if errors.Is(err, c2s.ErrTooManyUnauthenticated) {
+			// RFC 6585 §4; the body says it in BOSH's terms too.
+			reply(w, http.StatusTooManyRequests, terminate(condPolicyViolation))
+		} else {
+			reply(w, http.StatusServiceUnavailable, terminate(condSystemShutdown))
+		}
+		return nil
+	}
 	c.created = c.creationAttrs(b.rid)
 	// The creation request's 'ack' asks for acknowledgements; it
 	// acknowledges nothing, and pauses nothing.
@@ -338,7 +357,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, s
 	h.Log.Debug("BOSH session", "conn", addr.String(), "sid", sid, "wait", wait, "hold", hold, "secure", secure)
 	// The session outlives this request; the server's shutdown ends it
 	// (c2s.Server.Shutdown).
-	go h.Serve(context.WithoutCancel(r.Context()), c, secure)
+	go serve(context.WithoutCancel(r.Context()))
 	return c
 }
 

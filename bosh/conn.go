@@ -20,6 +20,7 @@ const (
 	condHostUnknown     = "host-unknown"
 	condItemNotFound    = "item-not-found"
 	condPolicyViolation = "policy-violation"
+	condSystemShutdown  = "system-shutdown"
 	// condStreamError is the end of a stream with a stream error, which
 	// the body carries (XEP-0206 §2, and its remote-stream-error section).
 	condStreamError = "remote-stream-error"

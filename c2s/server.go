@@ -57,10 +57,16 @@ type Server struct {
 
 	cfg atomic.Pointer[config.Config]
 
-	// Failed logins, throttled per source address and per account
-	// (RFC 6120 §13.9.4 suggests limiting attempts).
-	ipThrottle      *auth.Throttle
+	// Failed logins, throttled per client address and per account
+	// (RFC 6120 §13.9.4 suggests limiting attempts); the account's
+	// throttle applies only to addresses not known to have logged in to
+	// it, so that strangers cannot lock its owner out.
+	addrThrottle    *auth.Throttle
 	accountThrottle *auth.Throttle
+	known           *auth.KnownAddrs
+	failures        failLog
+	// Streams not authenticated yet, per client address.
+	unauthenticated unauthenticated
 
 	mu       sync.Mutex // guards sessions and closing
 	sessions map[*session]struct{}
@@ -72,17 +78,28 @@ type Server struct {
 func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, accounts storage.Accounts, r *router.Router, reg *register.Service) *Server {
 	s := &Server{
 		Log: log, TLS: tlsStore, Accounts: accounts, Router: r, Register: reg,
-		ipThrottle:      auth.NewThrottle(10, 5*time.Minute, time.Now),
-		accountThrottle: auth.NewThrottle(10, 5*time.Minute, time.Now),
+		addrThrottle:    auth.NewThrottle(0, 0, time.Now),
+		accountThrottle: auth.NewThrottle(0, 0, time.Now),
+		known:           auth.NewKnownAddrs(knownRetention, time.Now),
+		failures:        failLog{now: time.Now},
 		sessions:        make(map[*session]struct{}),
 	}
-	s.cfg.Store(cfg)
+	s.SetConfig(cfg)
 	return s
 }
 
+// knownRetention is how long an address that logged in to an account
+// stays exempt from that account's throttle.
+const knownRetention = 30 * 24 * time.Hour
+
 // SetConfig applies a reloaded configuration to new and current sessions
 // (limits are read when they are used).
-func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
+func (s *Server) SetConfig(cfg *config.Config) {
+	s.cfg.Store(cfg)
+	l := cfg.Limits
+	s.addrThrottle.SetLimits(l.AuthFailuresPerAddress, l.AuthFailureWindow.Duration)
+	s.accountThrottle.SetLimits(l.AuthFailuresPerAccount, l.AuthFailureWindow.Duration)
+}
 
 func (s *Server) config() *config.Config { return s.cfg.Load() }
 
@@ -111,8 +128,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 			conn.Close()
 			continue
 		}
-		go sess.run(ctx, directTLS)
+		switch s.admit(sess) {
+		case admitted:
+			go sess.run(ctx, directTLS)
+		case refused:
+			go sess.refuse(ctx, directTLS)
+		case dropped:
+			s.forget(sess)
+			conn.Close()
+		}
 	}
+}
+
+// admit counts a new stream against its address's cap on streams not
+// authenticated yet ([limits] max_unauthenticated_per_address).
+func (s *Server) admit(sess *session) admission {
+	a := s.unauthenticated.enter(sess.addrKey, s.config().Limits.MaxUnauthenticatedPerAddress)
+	if a != dropped {
+		sess.counted.Store(true)
+	}
+	if a != admitted {
+		s.Log.Debug("too many unauthenticated streams from one address", "conn", sess.raw.RemoteAddr().String(), "refused", a == refused)
+	}
+	return a
 }
 
 // Framed is a client connection that carries each top-level element in a
@@ -145,13 +183,47 @@ type Framed interface {
 // that vouches for it): that allows SASL PLAIN and satisfies require_tls.
 // A framed transport cannot carry a TLS handshake, so STARTTLS is never
 // offered (RFC 7395 §3.9), and no channel binding either.
+//
+// A stream beyond its address's cap on streams not authenticated yet is
+// refused with <policy-violation/> (RFC 6120 §4.9.3.15).
 func (s *Server) ServeFramed(ctx context.Context, conn Framed, secure bool) {
 	sess := newFramedSession(s, conn, secure)
 	if !s.register(sess) {
 		conn.Close()
 		return
 	}
-	sess.run(ctx, false)
+	switch s.admit(sess) {
+	case admitted:
+		sess.run(ctx, false)
+	case refused:
+		sess.refuse(ctx, false)
+	case dropped:
+		s.forget(sess)
+		conn.Close()
+	}
+}
+
+// Errors of StartFramed.
+var (
+	ErrShuttingDown           = errors.New("c2s: the server is shutting down")
+	ErrTooManyUnauthenticated = errors.New("c2s: too many streams not authenticated yet from this address")
+)
+
+// StartFramed is ServeFramed in two steps, for a transport that must
+// answer at once whether it has a session (BOSH's creation request,
+// XEP-0124 §7.1): it admits a session on conn, or refuses it with
+// ErrTooManyUnauthenticated or ErrShuttingDown without writing anything
+// to conn; serve then runs the session until it ends.
+func (s *Server) StartFramed(conn Framed, secure bool) (serve func(context.Context), err error) {
+	sess := newFramedSession(s, conn, secure)
+	if !s.register(sess) {
+		return nil, ErrShuttingDown
+	}
+	if s.admit(sess) != admitted {
+		s.forget(sess)
+		return nil, ErrTooManyUnauthenticated
+	}
+	return func(ctx context.Context) { sess.run(ctx, false) }, nil
 }
 
 // register adds sess to the sessions Shutdown ends, unless the server is
@@ -168,6 +240,7 @@ func (s *Server) register(sess *session) bool {
 }
 
 func (s *Server) forget(sess *session) {
+	sess.leaveUnauthenticated()
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()

@@ -58,6 +58,15 @@ type session struct {
 	conn    net.Conn   // raw, or the TLS connection over it
 	opened  bool       // our stream header for the current stream is sent
 
+	// addrKey is the client's address as the per-address limits count
+	// it (clientKey); counted reports that the session holds a place
+	// among its address's streams not authenticated yet.
+	addrKey string
+	counted atomic.Bool
+	// authAccount is the account whose throttle the SASL exchange under
+	// way holds a place in, if any; the reader goroutine owns it.
+	authAccount string
+
 	r         elementReader
 	host      string
 	tls       bool // encrypted: TLS on conn, or below a secure Framed
@@ -89,6 +98,7 @@ func newSession(srv *Server, conn net.Conn) *session {
 		written: make(chan struct{}),
 	}
 	s.conn = &activityConn{Conn: conn, last: &s.lastRead}
+	s.addrKey = clientKey(conn.RemoteAddr(), srv.config().Limits.IPv6Prefix)
 	s.lastRead.Store(time.Now().UnixNano())
 	return s
 }
@@ -105,8 +115,40 @@ func newFramedSession(srv *Server, conn Framed, secure bool) *session {
 		written: make(chan struct{}),
 	}
 	s.r = framedActivity{Framed: conn, last: &s.lastRead}
+	s.addrKey = clientKey(conn.RemoteAddr(), srv.config().Limits.IPv6Prefix)
 	s.lastRead.Store(time.Now().UnixNano())
 	return s
+}
+
+// leaveUnauthenticated gives back the session's place among its
+// address's streams not authenticated yet, once: at SASL success or when
+// the session ends.
+func (s *session) leaveUnauthenticated() {
+	if s.counted.CompareAndSwap(true, false) {
+		s.srv.unauthenticated.leave(s.addrKey)
+	}
+}
+
+// refuse ends a stream that is over its address's cap on streams not
+// authenticated yet with <policy-violation/> (RFC 6120 §4.9.3.15), after
+// the TLS handshake on a direct TLS listener, each step bounded by
+// closeGrace, so that a refusal costs little and holds nothing long.
+func (s *session) refuse(ctx context.Context, directTLS bool) {
+	defer s.srv.forget(s)
+	defer s.conn.Close()
+	if directTLS {
+		hctx, cancel := context.WithTimeout(ctx, closeGrace)
+		tc := tls.Server(s.conn, s.srv.directTLSConfig())
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			return
+		}
+		s.conn = tc
+	}
+	s.close(&stream.Error{Condition: stream.PolicyViolation, Text: "too many unauthenticated connections from your address"})
+	s.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	io.Copy(io.Discard, io.LimitReader(s.conn, 4<<10))
 }
 
 // elementReader reads the client's stream: a *stream.Reader over the
@@ -524,22 +566,50 @@ func (s *session) send(header bool, units ...[]byte) error {
 
 // authenticate runs one SASL exchange starting with <auth/> (RFC 6120
 // §6.4). It returns nil on success, or the failure, which has been
-// answered already. Only rejected credentials count against the failed-login
-// throttles.
+// answered already.
+//
+// Failed logins are throttled (RFC 6120 §13.9.4) per client address and
+// per account, the account's throttle applying only to addresses that have
+// not logged in to it before (auth.KnownAddrs), so that strangers cannot
+// lock its owner out. Both are consulted before anything depends on the
+// password: the address's at <auth/>, the account's as soon as the client
+// names it (auth.Lookup), and a throttled attempt is answered
+// temporary-auth-failure (§6.5.11) whatever password it carries. Each
+// attempt holds its place in the throttles until its outcome is known, so
+// concurrent attempts check at most the limit's worth of passwords. Only
+// rejected credentials count as failures.
 func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.Failure, error) {
 	mech := attr(el, "mechanism")
-	ip := hostOf(s.raw.RemoteAddr())
-	fail := func(f *auth.Failure) (*auth.Failure, error) {
-		if f.Condition == auth.NotAuthorized {
-			s.srv.ipThrottle.Failed(ip)
-		}
+	if !s.tls && s.srv.config().C2S.RequireTLS {
+		f := &auth.Failure{Condition: auth.EncryptionRequired}
 		return f, s.write(f.Bytes())
 	}
-	if !s.tls && s.srv.config().C2S.RequireTLS {
-		return fail(&auth.Failure{Condition: auth.EncryptionRequired})
+	if !s.srv.addrThrottle.Begin(s.addrKey) {
+		s.logFailure(mech, "", addressThrottled, "address")
+		return addressThrottled, s.write(addressThrottled.Bytes())
 	}
-	if !s.srv.ipThrottle.Allowed(ip) {
-		return fail(&auth.Failure{Condition: auth.TemporaryAuthFailure, Text: "too many failed attempts, try again later"})
+	var server *auth.Server
+	rejected := false
+	defer func() {
+		s.srv.addrThrottle.End(s.addrKey, rejected)
+		if s.authAccount != "" {
+			s.srv.accountThrottle.End(s.authAccount, rejected)
+			s.authAccount = ""
+		}
+	}()
+	fail := func(f *auth.Failure) (*auth.Failure, error) {
+		rejected = f.Condition == auth.NotAuthorized
+		account := ""
+		if server != nil && server.Username() != "" {
+			account = server.Username() + "@" + s.host
+		}
+		switch {
+		case rejected:
+			s.logFailure(mech, account, f, "")
+		case f == accountThrottled:
+			s.logFailure(mech, account, f, "account")
+		}
+		return f, s.write(f.Bytes())
 	}
 	server, err := auth.NewServer(mech, s.cb, s.tls, s.lookup)
 	if err != nil {
@@ -560,17 +630,11 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.F
 			if !errors.As(err, &f) {
 				return nil, err
 			}
-			if u := server.Username(); u != "" && f.Condition == auth.NotAuthorized {
-				s.srv.accountThrottle.Failed(u + "@" + s.host)
-			}
 			return fail(f)
 		}
 		if done {
 			user := server.Username()
 			bare := user + "@" + s.host
-			if !s.srv.accountThrottle.Allowed(bare) {
-				return fail(&auth.Failure{Condition: auth.TemporaryAuthFailure, Text: "too many failed attempts, try again later"})
-			}
 			// RFC 6120 §6.3.8: the only identity a client may act
 			// as is its own bare JID.
 			if az := server.Authzid(); az != "" {
@@ -578,8 +642,8 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.F
 					return fail(&auth.Failure{Condition: auth.InvalidAuthzid})
 				}
 			}
-			s.srv.ipThrottle.Succeeded(ip)
-			s.srv.accountThrottle.Succeeded(bare)
+			s.srv.known.Add(bare, s.addrKey)
+			s.leaveUnauthenticated()
 			s.username = user
 			s.mechanism = mech
 			return nil, s.write(saslElement("success", out))
@@ -602,8 +666,36 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.F
 	}
 }
 
-// lookup finds the credentials of username on this session's host.
+// The answers to a throttled attempt: the same for a throttled address
+// and a throttled account, so that neither tells the client which.
+var (
+	addressThrottled = &auth.Failure{Condition: auth.TemporaryAuthFailure, Text: "too many failed attempts, try again later"}
+	accountThrottled = &auth.Failure{Condition: auth.TemporaryAuthFailure, Text: "too many failed attempts, try again later"}
+)
+
+// logFailure logs a failed login (failLog); limit names the throttle that
+// refused it, if one did.
+func (s *session) logFailure(mech, account string, f *auth.Failure, limit string) {
+	s.srv.failures.log(s.srv.Log, s.addrKey, failure{
+		addr: hostOf(s.raw.RemoteAddr()), account: account, mechanism: mech,
+		reason: f.Condition, limit: limit,
+	})
+}
+
+// lookup finds the credentials of username on this session's host, once
+// the account's throttle lets this address try it: an address that
+// logged in to the account before is judged by its own record only; any
+// other takes a place in the account's throttle (released by
+// authenticate) or is refused with temporary-auth-failure, before the
+// password plays any part (auth.Lookup).
 func (s *session) lookup(ctx context.Context, username string) (map[storage.Hash]storage.SCRAMKeys, error) {
+	bare := username + "@" + s.host
+	if !s.srv.known.Known(bare, s.addrKey) {
+		if !s.srv.accountThrottle.Begin(bare) {
+			return nil, accountThrottled
+		}
+		s.authAccount = bare
+	}
 	a, err := s.srv.Accounts.Account(ctx, s.host, username)
 	if err != nil {
 		return nil, err

@@ -167,6 +167,28 @@ type Limits struct {
 	// connection, other SASL failures three times as many (RFC 6120 §6.4.5
 	// lets the server bound retries).
 	MaxAuthAttempts int `toml:"max_auth_attempts"`
+	// AuthFailuresPerAddress is the number of rejected credentials from
+	// one client address (IPv6: its IPv6Prefix network) within
+	// AuthFailureWindow after which that address gets
+	// temporary-auth-failure without its password being checked
+	// (RFC 6120 §13.9.4); 0 turns it off.
+	AuthFailuresPerAddress int `toml:"auth_failures_per_address"`
+	// AuthFailuresPerAccount is the number of rejected credentials for one
+	// account within AuthFailureWindow after which addresses that have not
+	// logged in to it recently get temporary-auth-failure for it, without
+	// their password being checked; addresses that have are not affected.
+	// 0 turns it off.
+	AuthFailuresPerAccount int `toml:"auth_failures_per_account"`
+	// AuthFailureWindow is the sliding window of both failure counts.
+	AuthFailureWindow Duration `toml:"auth_failure_window"`
+	// IPv6Prefix is the length of the network prefix by which IPv6
+	// clients are counted in the per-address limits: one host usually
+	// holds a whole /64.
+	IPv6Prefix int `toml:"ipv6_prefix"`
+	// MaxUnauthenticatedPerAddress bounds the streams (TCP, WebSocket, BOSH
+	// sessions) from one client address that have not authenticated yet;
+	// beyond it a new one gets <policy-violation/> (BOSH: HTTP 429).
+	MaxUnauthenticatedPerAddress int `toml:"max_unauthenticated_per_address"`
 	// OutboundQueue is the number of stanzas queued for one session
 	// before it is closed as too slow.
 	OutboundQueue int `toml:"outbound_queue"`
@@ -244,16 +266,21 @@ func Default() *Config {
 		},
 		Storage: Storage{Driver: "sqlite"},
 		Limits: Limits{
-			MaxStanzaBytes:        262144,
-			ConnectTimeout:        Duration{30 * time.Second},
-			AuthTimeout:           Duration{60 * time.Second},
-			IdleTimeout:           Duration{5 * time.Minute},
-			PingTimeout:           Duration{60 * time.Second},
-			MaxSessionsPerAccount: 10,
-			MaxAuthAttempts:       5,
-			OutboundQueue:         1000,
-			MaxRosterItems:        1000,
-			MaxOfflineMessages:    1000,
+			MaxStanzaBytes:               262144,
+			ConnectTimeout:               Duration{30 * time.Second},
+			AuthTimeout:                  Duration{60 * time.Second},
+			IdleTimeout:                  Duration{5 * time.Minute},
+			PingTimeout:                  Duration{60 * time.Second},
+			MaxSessionsPerAccount:        10,
+			MaxAuthAttempts:              5,
+			AuthFailuresPerAddress:       20,
+			AuthFailuresPerAccount:       10,
+			AuthFailureWindow:            Duration{5 * time.Minute},
+			IPv6Prefix:                   64,
+			MaxUnauthenticatedPerAddress: 100,
+			OutboundQueue:                1000,
+			MaxRosterItems:               1000,
+			MaxOfflineMessages:           1000,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		Hosts: map[string]Host{},

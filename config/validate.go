@@ -25,10 +25,14 @@ const (
 	MinStanzaBytes = 10000
 	MaxStanzaBytes = 16 << 20
 
-	maxTimeout     = 24 * time.Hour
-	maxSessions    = 10000
-	maxAuthTries   = 100
-	maxQueueLength = 1000000
+	maxTimeout   = 24 * time.Hour
+	maxSessions  = 10000
+	maxAuthTries = 100
+	// maxAuthFailures bounds the failed-login limits: each failure
+	// within the window is remembered.
+	maxAuthFailures = 10000
+	maxConnsPerAddr = 1000000
+	maxQueueLength  = 1000000
 )
 
 // Validate checks every setting and returns all problems found as
@@ -121,6 +125,11 @@ func (c *Config) Validate() error {
 	durRange(p, "limits.ping_timeout", l.PingTimeout)
 	intRange(p, "limits.max_sessions_per_account", l.MaxSessionsPerAccount, 1, maxSessions)
 	intRange(p, "limits.max_auth_attempts", l.MaxAuthAttempts, 1, maxAuthTries)
+	intRange(p, "limits.auth_failures_per_address", l.AuthFailuresPerAddress, 0, maxAuthFailures)
+	intRange(p, "limits.auth_failures_per_account", l.AuthFailuresPerAccount, 0, maxAuthFailures)
+	durRange(p, "limits.auth_failure_window", l.AuthFailureWindow)
+	intRange(p, "limits.ipv6_prefix", l.IPv6Prefix, 32, 128)
+	intRange(p, "limits.max_unauthenticated_per_address", l.MaxUnauthenticatedPerAddress, 1, maxConnsPerAddr)
 	intRange(p, "limits.outbound_queue", l.OutboundQueue, 1, maxQueueLength)
 	intRange(p, "limits.max_roster_items", l.MaxRosterItems, 1, 100000)
 	intRange(p, "limits.max_offline_messages", l.MaxOfflineMessages, 1, 100000)

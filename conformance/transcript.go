@@ -155,6 +155,9 @@ func configEdit(t *testing.T, s step) func(*config.Config) {
 		ints["max sessions per account"] = &c.Limits.MaxSessionsPerAccount
 		ints["max stanza bytes"] = &c.Limits.MaxStanzaBytes
 		ints["max auth attempts"] = &c.Limits.MaxAuthAttempts
+		ints["auth failures per address"] = &c.Limits.AuthFailuresPerAddress
+		ints["auth failures per account"] = &c.Limits.AuthFailuresPerAccount
+		ints["max unauthenticated per address"] = &c.Limits.MaxUnauthenticatedPerAddress
 		ints["outbound queue"] = &c.Limits.OutboundQueue
 		ints["max roster items"] = &c.Limits.MaxRosterItems
 		ints["max offline messages"] = &c.Limits.MaxOfflineMessages
@@ -282,22 +285,22 @@ func (r *runner) run(s step) {
 	case strings.HasPrefix(s.verb, "logs in"):
 		r.login(s, words)
 	case strings.HasPrefix(s.verb, "fails to log in"):
-		// "eve fails to log in [with MECH] [user NAME] [password PW]": the
-		// server answers <failure><not-authorized/></failure>.
-		o := r.loginOptions(s, words[4:], login{over: "tcp", mech: "SCRAM-SHA-256", user: s.actor, password: "wrong"})
-		if o.over != "tcp" || o.resource != "" {
-			t.Fatalf("line %d: a failed login is over TCP, with no resource", s.line)
+		// "eve fails to log in [from ADDR] [with MECH] [user NAME]
+		// [password PW]": the server answers
+		// <failure><not-authorized/></failure>.
+		r.failLogin(s, words[4:], "not-authorized")
+	case strings.HasPrefix(s.verb, "is throttled"):
+		// "eve is throttled [from ADDR] [with MECH] [user NAME]
+		// [password PW]": the server answers
+		// <failure><temporary-auth-failure/></failure> to the client's
+		// first message, before a password could matter.
+		r.failLogin(s, words[2:], "temporary-auth-failure")
+	case s.verb == "connects" || strings.HasPrefix(s.verb, "connects from "):
+		from, _ := strings.CutPrefix(s.verb, "connects from ")
+		if from == s.verb {
+			from = ""
 		}
-		c := xmpptest.Dial(t, r.srv.Addr, r.srv.Domain)
-		c.OpenStream()
-		c.StartTLS(0)
-		err := c.Auth(o.mech, o.user, o.password)
-		if !errors.Is(err, xmpptest.ErrAuth) || !strings.Contains(err.Error(), "<not-authorized/>") {
-			t.Fatalf("line %d: expected <not-authorized/>, got %v", s.line, err)
-		}
-		r.add(s.actor, &actor{conn: c})
-	case s.verb == "connects":
-		r.add(s.actor, &actor{conn: xmpptest.Dial(t, r.srv.Addr, r.srv.Domain)})
+		r.add(s.actor, &actor{conn: xmpptest.DialFrom(t, from, r.srv.Addr, r.srv.Domain)})
 	case s.verb == "connects with direct tls":
 		r.add(s.actor, &actor{conn: xmpptest.DialTLS(t, r.srv.DirectTLSAddr, r.srv.Domain)})
 	case s.verb == "connects with tls":
@@ -393,10 +396,31 @@ func (r *runner) run(s step) {
 }
 
 // login is how a login step logs in.
-type login struct{ over, resource, mech, user, password string }
+type login struct{ over, from, resource, mech, user, password string }
 
-// loginOptions reads "[over TRANSPORT] [as RESOURCE] [with MECH] [user
-// NAME] [password PW]" from words, over the defaults in o.
+// failLogin runs a login over TCP that must fail with cond.
+func (r *runner) failLogin(s step, words []string, cond string) {
+	t := r.t
+	o := r.loginOptions(s, words, login{over: "tcp", mech: "SCRAM-SHA-256", user: s.actor, password: "wrong"})
+	if o.over != "tcp" || o.resource != "" {
+		t.Fatalf("line %d: a failed login is over TCP, with no resource", s.line)
+	}
+	c := xmpptest.DialFrom(t, o.from, r.srv.Addr, r.srv.Domain)
+	c.OpenStream()
+	c.StartTLS(0)
+	err := c.Auth(o.mech, o.user, o.password)
+	if !errors.Is(err, xmpptest.ErrAuth) || !strings.Contains(err.Error(), "<"+cond+"/>") {
+		t.Fatalf("line %d: expected <%s/>, got %v", s.line, cond, err)
+	}
+	if cond == "temporary-auth-failure" && c.Challenges != 0 {
+		t.Fatalf("line %d: <%s/> came after %d challenges, not at the first message", s.line, cond, c.Challenges)
+	}
+	r.add(s.actor, &actor{conn: c})
+}
+
+// loginOptions reads "[over TRANSPORT] [from ADDR] [as RESOURCE] [with
+// MECH] [user NAME] [password PW]" from words, over the defaults in o;
+// from (a local IP address to connect from) is for TCP.
 func (r *runner) loginOptions(s step, words []string, o login) login {
 	if len(words)%2 != 0 {
 		r.t.Fatalf("line %d: options of a login come in pairs", s.line)
@@ -406,6 +430,8 @@ func (r *runner) loginOptions(s step, words []string, o login) login {
 		switch words[i] {
 		case "over":
 			o.over = v
+		case "from":
+			o.from = v
 		case "as":
 			o.resource = v
 		case "with":
@@ -421,19 +447,23 @@ func (r *runner) loginOptions(s step, words []string, o login) login {
 	return o
 }
 
-// login runs "alice logs in [over websocket|bosh] [as RESOURCE] [with
-// MECH] [user NAME] [password PW]": over TCP with STARTTLS by default,
-// over wss:// or https:// with the others.
+// login runs "alice logs in [over websocket|bosh] [from ADDR] [as
+// RESOURCE] [with MECH] [user NAME] [password PW]": over TCP with STARTTLS
+// by default (from the local address ADDR, if given), over wss:// or
+// https:// with the others.
 func (r *runner) login(s step, words []string) {
 	t := r.t
 	o := r.loginOptions(s, words[2:], login{over: "tcp", resource: s.actor, mech: "SCRAM-SHA-256", user: s.actor})
 	if o.password == "" {
 		o.password = r.passwords[o.user]
 	}
+	if o.from != "" && o.over != "tcp" {
+		t.Fatalf("line %d: 'from' is for logins over TCP", s.line)
+	}
 	var a actor
 	switch o.over {
 	case "tcp":
-		c := xmpptest.Login(t, r.srv.Addr, r.srv.Domain, o.user, o.password, o.mech, o.resource)
+		c := xmpptest.LoginFrom(t, o.from, r.srv.Addr, r.srv.Domain, o.user, o.password, o.mech, o.resource)
 		a = actor{conn: c, jid: c.JID}
 	case "websocket":
 		c := xmpptest.LoginWebSocket(t, r.srv.WebSocketURL(), r.srv.Domain, r.srv.WebSocketOptions(t), o.mech, o.user, o.password, o.resource)

@@ -206,8 +206,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.c2s.ServeFramed(ctx, conn, secure)
 	})
 	// And each BOSH session too (XEP-0124, XEP-0206), on the same listener.
-	s.bosh = bosh.NewHandler(cfg, log.With("module", "bosh"), s.web.Client, func(ctx context.Context, conn *bosh.Conn, secure bool) {
-		s.c2s.ServeFramed(ctx, conn, secure)
+	s.bosh = bosh.NewHandler(cfg, log.With("module", "bosh"), s.web.Client, func(conn *bosh.Conn, secure bool) (func(context.Context), error) {
+		return s.c2s.StartFramed(conn, secure)
 	})
 	s.web.HandleBOSH(bosh.Path, s.bosh)
 	// And the web chat page, Converse.js, when [http] web_client is on.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +36,8 @@ type Server struct {
 	HTTPAddr, HTTPSAddr string
 	// Domain is the first host.
 	Domain string
+
+	logs *logBuffer
 }
 
 // Start runs a server with config.Default() on loopback, with every
@@ -54,7 +58,8 @@ func Start(t testing.TB, edit func(*config.Config)) *Server {
 		t.Fatalf("test config: %v", err)
 	}
 	// The server's log is shown with the test's output when it fails.
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(testWriter{t, logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
@@ -69,7 +74,7 @@ func Start(t testing.TB, edit func(*config.Config)) *Server {
 			t.Errorf("server stopped with: %v", err)
 		}
 	})
-	s := &Server{Server: srv, Config: cfg, Domain: cfg.Server.Hosts[0]}
+	s := &Server{Server: srv, Config: cfg, Domain: cfg.Server.Hosts[0], logs: logs}
 	starttls, direct := srv.Addrs()
 	if len(starttls) > 0 {
 		s.Addr = starttls[0].String()
@@ -146,10 +151,36 @@ func (s *Server) WebSocketOptions(t testing.TB) *websocket.DialOptions {
 	}
 }
 
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t testing.TB }
+// LogLines returns the lines the server has logged so far that contain
+// substr (slog's text format).
+func (s *Server) LogLines(substr string) []string {
+	s.logs.mu.Lock()
+	defer s.logs.mu.Unlock()
+	var lines []string
+	for _, l := range s.logs.lines {
+		if strings.Contains(l, substr) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// logBuffer keeps the server's log lines; mu guards lines.
+type logBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// testWriter sends log lines to t.Log and keeps them.
+type testWriter struct {
+	t    testing.TB
+	logs *logBuffer
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
+	w.logs.mu.Lock()
+	w.logs.lines = append(w.logs.lines, strings.TrimSuffix(string(p), "\n"))
+	w.logs.mu.Unlock()
 	w.t.Log(string(p))
 	return len(p), nil
 }

@@ -150,7 +150,13 @@ func (c *Client) Close() error { return c.Conn.Close() }
 // binds resource.
 func Login(t testing.TB, addr, domain, user, password, mech, resource string) *Client {
 	t.Helper()
-	c := Dial(t, addr, domain)
+	return LoginFrom(t, "", addr, domain, user, password, mech, resource)
+}
+
+// LoginFrom is Login from the local IP address from ("" for any).
+func LoginFrom(t testing.TB, from, addr, domain, user, password, mech, resource string) *Client {
+	t.Helper()
+	c := DialFrom(t, from, addr, domain)
 	c.OpenStream()
 	c.StartTLS(0)
 	c.login(c.Auth, mech, user, password, resource)

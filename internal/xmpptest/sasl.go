@@ -39,6 +39,9 @@ type session struct {
 	Features *stream.Element
 	// JID is the bound full JID.
 	JID string
+	// Challenges is the number of SASL challenges the last exchange
+	// received: 0 when it ended at the client's first message.
+	Challenges int
 }
 
 // transport sends and receives the elements of a session.
@@ -108,10 +111,12 @@ func (s *session) authenticate(state *tls.ConnectionState, mech, user, password 
 		s.t.Fatalf("sasl client: %v", err)
 	}
 	s.conn.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mech + "'>" + b64(resp) + "</auth>")
+	s.Challenges = 0
 	for {
 		el := s.MustNext()
 		switch el.Name.Local {
 		case "challenge":
+			s.Challenges++
 			data, err := base64.StdEncoding.DecodeString(text(el))
 			if err != nil {
 				s.t.Fatalf("challenge: %v", err)
