@@ -32,7 +32,7 @@ const testPassword = "pencil"
 
 // testKeys are the keys of testPassword, derived once.
 var testKeys = sync.OnceValue(func() map[storage.Hash]storage.SCRAMKeys {
-	k, err := DeriveKeys(testPassword)
+	k, err := DeriveKeys(testPassword, DefaultIterations)
 	if err != nil {
 		panic(err)
 	}

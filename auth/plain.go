@@ -10,8 +10,10 @@ import (
 
 // stepPlain runs PLAIN (RFC 4616 §2): message = [authzid] NUL authcid NUL
 // passwd, authcid and passwd not empty. The password is checked against the
-// stored SCRAM keys with CheckPassword. An unknown user pays for the same
-// key derivation as a known one and gets the same not-authorized.
+// stored SCRAM keys with CheckPassword, at their own iteration count. An
+// unknown user pays for the key derivation of an account whose password was
+// set under the current setting (the Server's Iterations) and gets the same
+// not-authorized.
 func (s *Server) stepPlain(ctx context.Context, in []byte) ([]byte, bool, error) {
 	if len(in) == 0 {
 		if s.state == stateStart {
@@ -47,7 +49,7 @@ func (s *Server) stepPlain(ctx context.Context, in []byte) ([]byte, bool, error)
 		return nil, false, err
 	}
 	if !found || !anyUsable(keys) {
-		found, keys = false, dummyKeys(user)
+		found, keys = false, dummyKeys(user, s.iterations())
 	}
 	if !CheckPassword(keys, passwd) || !found {
 		return nil, false, errNotAuthorized()
@@ -66,8 +68,9 @@ func anyUsable(keys map[storage.Hash]storage.SCRAMKeys) bool {
 }
 
 // dummyKeys is what CheckPassword runs against for an unknown user, so that
-// PLAIN costs the same PBKDF2 work either way.
-func dummyKeys(username string) map[storage.Hash]storage.SCRAMKeys {
+// PLAIN costs the same PBKDF2 work as for an account created now: the
+// strongest family, which DeriveKeys always stores, at iterations.
+func dummyKeys(username string, iterations int) map[storage.Hash]storage.SCRAMKeys {
 	f := families[0]
-	return map[storage.Hash]storage.SCRAMKeys{f.id: fakeKeys(f, username)}
+	return map[storage.Hash]storage.SCRAMKeys{f.id: fakeKeys(f, username, iterations)}
 }

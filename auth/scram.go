@@ -76,8 +76,8 @@ func (s *Server) stepSCRAM(ctx context.Context, in []byte) ([]byte, bool, error)
 //	client-first-message-bare = [reserved-mext ","] username "," nonce ["," extensions]
 //
 // An unknown user, or one without keys of this hash family, gets a
-// server-first message built from fakeSalt and DefaultIterations, and fails
-// only at the proof, exactly like a wrong password (RFC 5802 §9).
+// server-first message built from fakeSalt and the Server's Iterations, and
+// fails only at the proof, exactly like a wrong password (RFC 5802 §9).
 func (s *Server) scramFirst(ctx context.Context, msg string) ([]byte, error) {
 	if !utf8.ValidString(msg) || strings.IndexByte(msg, 0) >= 0 {
 		return nil, fail(MalformedRequest, "SCRAM message is not UTF-8 text")
@@ -170,7 +170,7 @@ func (s *Server) scramFirst(ctx context.Context, msg string) ([]byte, error) {
 	if found && have && usable(s.fam, k) {
 		s.scram.keys, s.scram.known = k, true
 	} else {
-		s.scram.keys = fakeKeys(s.fam, user)
+		s.scram.keys = fakeKeys(s.fam, user, s.iterations())
 	}
 
 	s.scram.first = bare
@@ -247,11 +247,12 @@ func (s *Server) scramFinal(msg string) ([]byte, error) {
 }
 
 // fakeKeys returns a verifier for a user that does not exist or has no keys
-// of family f: stable salt, default iterations, keys nobody can match.
-func fakeKeys(f family, username string) storage.SCRAMKeys {
+// of family f: stable salt, the iteration count of passwords set now, keys
+// nobody can match.
+func fakeKeys(f family, username string, iterations int) storage.SCRAMKeys {
 	return storage.SCRAMKeys{
 		Salt:       fakeSalt(f, username),
-		Iterations: DefaultIterations,
+		Iterations: iterations,
 		StoredKey:  hmacSum(f.new, fakeSecret, []byte("stored"), []byte(username)),
 		ServerKey:  hmacSum(f.new, fakeSecret, []byte("server"), []byte(username)),
 	}

@@ -54,6 +54,15 @@ func Mechanisms(cb ChannelBinding, encrypted bool) []string {
 // Server is the server side of one SASL exchange (RFC 4422 §3, RFC 6120
 // §6.4). It is not safe for concurrent use; a stream runs one at a time.
 type Server struct {
+	// Iterations is the PBKDF2 iteration count of passwords set now
+	// (config auth.scram_iterations); zero means DefaultIterations. Set it
+	// before the first Step. An unknown user, or one without keys of the
+	// family asked for, gets a SCRAM server-first message with this count
+	// and a PLAIN check that costs this count, so that it looks and costs
+	// like an account whose password was set under the current setting
+	// (RFC 5802 §9).
+	Iterations int
+
 	lookup   Lookup
 	cb       ChannelBinding
 	plain    bool
@@ -125,6 +134,14 @@ func (s *Server) Step(ctx context.Context, in []byte) (out []byte, done bool, er
 		s.state = stateFinished
 	}
 	return out, done, err
+}
+
+// iterations is the count fake credentials use: Iterations or its default.
+func (s *Server) iterations() int {
+	if s.Iterations > 0 {
+		return s.Iterations
+	}
+	return DefaultIterations
 }
 
 // Username returns the PRECIS UsernameCaseMapped form (RFC 8265 §3.3) of the

@@ -32,6 +32,7 @@ type Config struct {
 	TLS          TLS          `toml:"tls"`
 	Storage      Storage      `toml:"storage"`
 	Registration Registration `toml:"registration"`
+	Auth         Auth         `toml:"auth"`
 	Limits       Limits       `toml:"limits"`
 	Log          Log          `toml:"log"`
 	// Hosts holds per-host overrides, keyed by a name listed in
@@ -141,6 +142,27 @@ type Registration struct {
 	// Enabled allows in-band registration of new accounts (XEP-0077).
 	Enabled bool `toml:"enabled"`
 }
+
+// Auth is the [auth] table: credentials.
+type Auth struct {
+	// SCRAMIterations is the PBKDF2 iteration count (RFC 5802 §5.1 "i")
+	// of passwords set from now on: at registration (XEP-0077), by
+	// `starling user add` and `starling user passwd`. Stored keys keep
+	// the count they were derived with until the password changes. From
+	// MinSCRAMIterations to MaxSCRAMIterations; docs/scram-iterations.md
+	// explains the default.
+	SCRAMIterations int `toml:"scram_iterations"`
+}
+
+// Range of auth.scram_iterations accepted by Validate.
+const (
+	// MinSCRAMIterations is the floor RFC 7677 §4 and RFC 5802 §5.1 set.
+	MinSCRAMIterations = 4096
+	// MaxSCRAMIterations is the most Cyrus SASL's SCRAM client accepts
+	// (it refuses a larger count: "iteration-count is too big"); beyond
+	// it a low-end phone also takes most of a second to log in.
+	MaxSCRAMIterations = 65536
+)
 
 // Limits is the [limits] table.
 type Limits struct {
@@ -265,6 +287,7 @@ func Default() *Config {
 			BOSHInactivity:        Duration{60 * time.Second},
 		},
 		Storage: Storage{Driver: "sqlite"},
+		Auth:    Auth{SCRAMIterations: 10000},
 		Limits: Limits{
 			MaxStanzaBytes:               262144,
 			ConnectTimeout:               Duration{30 * time.Second},

@@ -116,6 +116,9 @@ func (c *Config) Validate() error {
 		p.add("storage.driver", `must be "sqlite" or "postgres", not %q`, c.Storage.Driver)
 	}
 
+	// [auth]
+	intRange(p, "auth.scram_iterations", c.Auth.SCRAMIterations, MinSCRAMIterations, MaxSCRAMIterations)
+
 	// [limits]
 	l := c.Limits
 	intRange(p, "limits.max_stanza_bytes", l.MaxStanzaBytes, MinStanzaBytes, MaxStanzaBytes)

@@ -109,6 +109,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Accounts: store,
 		Log:      log.With("module", "register"),
 		Enabled:  func(host string) bool { return s.config().RegistrationEnabled(host) },
+		// Read at each use, so that SIGHUP applies to the next password.
+		Iterations: func() int { return s.config().Auth.SCRAMIterations },
 	}
 	s.c2s = c2s.NewServer(cfg, log, tlsStore, store, r, reg)
 	reg.EndSessions = func(bare jid.JID) {
@@ -415,9 +417,9 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Reload applies a new configuration without dropping sessions: TLS
-// certificates, limits, registration switches, the web listener's proxies
-// and origins, the web client (on or off, its path and files), and log
-// settings. Hosts,
+// certificates, limits, registration switches, the SCRAM iteration count
+// of passwords set from then on, the web listener's proxies and origins,
+// the web client (on or off, its path and files), and log settings. Hosts,
 // listeners and storage need a restart; changing them is refused.
 func (s *Server) Reload(cfg *config.Config) error {
 	old := s.config()

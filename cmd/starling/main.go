@@ -196,10 +196,12 @@ func user(args []string) error {
 		if err != nil {
 			return err
 		}
-		if cmd == "add" {
-			err = register.Create(ctx, store, j, pw)
+		// The iteration count in the configuration now ([auth]); keys
+		// stored before keep theirs.
+		if n := cfg.Auth.SCRAMIterations; cmd == "add" {
+			err = register.Create(ctx, store, j, pw, n)
 		} else {
-			err = register.SetPassword(ctx, store, j, pw)
+			err = register.SetPassword(ctx, store, j, pw, n)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", j, err)

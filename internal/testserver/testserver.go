@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/bosh"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/server"
@@ -92,14 +93,19 @@ func Start(t testing.TB, edit func(*config.Config)) *Server {
 	return s
 }
 
-// AddUser creates user@Domain with password.
+// AddUser creates user@Domain with password, its keys derived with the
+// configured auth.scram_iterations.
 func (s *Server) AddUser(t testing.TB, user, password string) {
 	t.Helper()
 	j, err := jid.New(user, s.Domain, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := register.Create(context.Background(), s.Store(), j, password); err != nil {
+	n := auth.DefaultIterations // a Server made by hand may have no Config
+	if s.Config != nil {
+		n = s.Config.Auth.SCRAMIterations
+	}
+	if err := register.Create(context.Background(), s.Store(), j, password, n); err != nil {
 		t.Fatalf("add user %s: %v", j, err)
 	}
 }
