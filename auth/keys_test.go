@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/pbkdf2"
 	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/starling-xmpp/starling/storage"
@@ -98,5 +100,28 @@ func BenchmarkDeriveKeys(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckPasswordCheapest: PLAIN checks the password against the
+// cheapest family stored (SHA-256), falling back to the others.
+func TestCheckPasswordCheapest(t *testing.T) {
+	keys := testKeys()
+	garbled := func(h storage.Hash) map[storage.Hash]storage.SCRAMKeys {
+		k := maps.Clone(keys)
+		g := k[h]
+		g.StoredKey = bytes.Repeat([]byte{1}, len(g.StoredKey))
+		k[h] = g
+		return k
+	}
+	if !CheckPassword(garbled(storage.SHA512), testPassword) || !CheckPassword(garbled(storage.SHA1), testPassword) {
+		t.Error("not checked against SHA-256 first")
+	}
+	if CheckPassword(garbled(storage.SHA256), testPassword) {
+		t.Error("SHA-256 not used although stored")
+	}
+	only512 := map[storage.Hash]storage.SCRAMKeys{storage.SHA512: keys[storage.SHA512]}
+	if !CheckPassword(only512, testPassword) || CheckPassword(only512, "wrong") {
+		t.Error("SHA-512 alone not used")
 	}
 }

@@ -69,8 +69,9 @@ func anyUsable(keys map[storage.Hash]storage.SCRAMKeys) bool {
 
 // dummyKeys is what CheckPassword runs against for an unknown user, so that
 // PLAIN costs the same PBKDF2 work as for an account created now: the
-// strongest family, which DeriveKeys always stores, at iterations.
+// family CheckPassword tries first, which DeriveKeys always stores, at
+// iterations.
 func dummyKeys(username string, iterations int) map[storage.Hash]storage.SCRAMKeys {
-	f := families[0]
+	f := checkOrder[0]
 	return map[storage.Hash]storage.SCRAMKeys{f.id: fakeKeys(f, username, iterations)}
 }
