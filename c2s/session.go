@@ -619,6 +619,8 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.F
 		}
 		return nil, err
 	}
+	// An unknown account looks and costs like one created now.
+	server.Iterations = s.srv.config().Auth.SCRAMIterations
 	in, ferr := decodeSASL(innerText(el))
 	for {
 		if ferr != nil {
