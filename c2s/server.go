@@ -64,7 +64,8 @@ type Server struct {
 	addrThrottle    *auth.Throttle
 	accountThrottle *auth.Throttle
 	known           *auth.KnownAddrs
-	failures        failLog
+	failures        rateLog // failed logins
+	refusals        rateLog // streams refused by the per-address cap
 	// Streams not authenticated yet, per client address.
 	unauthenticated unauthenticated
 
@@ -81,7 +82,8 @@ func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, ac
 		addrThrottle:    auth.NewThrottle(0, 0, time.Now),
 		accountThrottle: auth.NewThrottle(0, 0, time.Now),
 		known:           auth.NewKnownAddrs(knownRetention, time.Now),
-		failures:        failLog{now: time.Now},
+		failures:        rateLog{now: time.Now},
+		refusals:        rateLog{now: time.Now},
 		sessions:        make(map[*session]struct{}),
 	}
 	s.SetConfig(cfg)
@@ -148,7 +150,8 @@ func (s *Server) admit(sess *session) admission {
 		sess.counted.Store(true)
 	}
 	if a != admitted {
-		s.Log.Debug("too many unauthenticated streams from one address", "conn", sess.raw.RemoteAddr().String(), "refused", a == refused)
+		s.refusals.log(s.Log, sess.addrKey, "too many unauthenticated streams from one address",
+			"addr", hostOf(sess.raw.RemoteAddr()), "max", s.config().Limits.MaxUnauthenticatedPerAddress)
 	}
 	return a
 }

@@ -675,13 +675,15 @@ var (
 	accountThrottled = &auth.Failure{Condition: auth.TemporaryAuthFailure, Text: "too many failed attempts, try again later"}
 )
 
-// logFailure logs a failed login (failLog); limit names the throttle that
-// refused it, if one did.
+// logFailure logs a failed login, at most once per client address per
+// minute (rateLog), never with a password or SASL data (README, "Failed
+// logins"); limit names the throttle that refused it, if one did.
 func (s *session) logFailure(mech, account string, f *auth.Failure, limit string) {
-	s.srv.failures.log(s.srv.Log, s.addrKey, failure{
-		addr: hostOf(s.raw.RemoteAddr()), account: account, mechanism: mech,
-		reason: f.Condition, limit: limit,
-	})
+	attrs := []any{"addr", hostOf(s.raw.RemoteAddr()), "account", account, "mechanism", mech, "reason", f.Condition}
+	if limit != "" {
+		attrs = append(attrs, "limit", limit)
+	}
+	s.srv.failures.log(s.srv.Log, s.addrKey, "authentication failed", attrs...)
 }
 
 // lookup finds the credentials of username on this session's host, once

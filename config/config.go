@@ -300,7 +300,7 @@ func Default() *Config {
 			AuthFailuresPerAccount:       10,
 			AuthFailureWindow:            Duration{5 * time.Minute},
 			IPv6Prefix:                   64,
-			MaxUnauthenticatedPerAddress: 100,
+			MaxUnauthenticatedPerAddress: 256,
 			OutboundQueue:                1000,
 			MaxRosterItems:               1000,
 			MaxOfflineMessages:           1000,
