@@ -64,3 +64,13 @@ func TestKnownAddrsSweep(t *testing.T) {
 		t.Errorf("%d accounts remembered after retention, want 1", n)
 	}
 }
+
+// BenchmarkKnownAddrs: the known-address check and record of a login.
+func BenchmarkKnownAddrs(b *testing.B) {
+	k := NewKnownAddrs(30*24*time.Hour, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		k.Known("dave@example.org", "192.0.2.7")
+		k.Add("dave@example.org", "192.0.2.7")
+	}
+}

@@ -211,3 +211,17 @@ func TestThrottleConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkThrottleLogin: what a successful login costs the throttles: an
+// attempt begun and ended on an address and an account.
+func BenchmarkThrottleLogin(b *testing.B) {
+	addr := NewThrottle(20, 5*time.Minute, nil)
+	account := NewThrottle(10, 5*time.Minute, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		addr.Begin("192.0.2.7")
+		account.Begin("dave@example.org")
+		account.End("dave@example.org", false)
+		addr.End("192.0.2.7", false)
+	}
+}
