@@ -144,7 +144,9 @@ func (s *session) refuse(ctx context.Context, directTLS bool) {
 		if err != nil {
 			return
 		}
+		s.writeMu.Lock() // close may be writing the end (Shutdown)
 		s.conn = tc
+		s.writeMu.Unlock()
 	}
 	s.close(&stream.Error{Condition: stream.PolicyViolation, Text: "too many unauthenticated connections from your address"})
 	s.conn.SetReadDeadline(time.Now().Add(closeGrace))
