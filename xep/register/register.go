@@ -74,6 +74,9 @@ func (s *Service) PreAuth(ctx context.Context, host string, iq *stanza.Stanza) [
 		if errors.Is(err, storage.ErrConflict) {
 			return stanza.ErrorReply(iq, jid.JID{}, &stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict})
 		}
+		if se, ok := errors.AsType[*stanza.Error](err); ok {
+			return stanza.ErrorReply(iq, jid.JID{}, se) // a password refused
+		}
 		s.Log.Error("registration failed", "jid", j.String(), "err", err)
 		return stanza.ErrorReply(iq, jid.JID{}, &stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 	}
