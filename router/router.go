@@ -182,8 +182,10 @@ func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
 		r.server.HandleServer(ctx, s)
 	case !r.hosts[to.Domainpart()]:
 		// No server-to-server yet: the remote domain cannot be reached
-		// (RFC 6120 §8.3.3.15).
-		r.bounce(ctx, s, to.Domain(), &stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
+		// (RFC 6120 §8.3.3.15). The error comes from the address the
+		// stanza was sent to, 'from' and 'to' swapped (§8.3.1), so that
+		// a client waiting on it (a room being joined) sees it.
+		r.bounce(ctx, s, to, &stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
 	case to.Localpart() == "":
 		r.server.HandleServer(ctx, s)
 	case to.Resourcepart() == "":
