@@ -90,6 +90,12 @@ func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, ac
 	return s
 }
 
+// The pauses after a failed accept.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
 // knownRetention is how long an address that logged in to an account
 // stays exempt from that account's throttle.
 const knownRetention = 30 * 24 * time.Hour
@@ -107,24 +113,32 @@ func (s *Server) config() *config.Config { return s.cfg.Load() }
 
 // Serve accepts connections on ln until ctx is done or ln is closed.
 // directTLS makes it a XEP-0368 listener: TLS from the first byte, with
-// ALPN "xmpp-client".
+// ALPN "xmpp-client". A failed accept (out of file descriptors, a
+// connection aborted before it was accepted) is logged and retried after a
+// pause that doubles up to maxAcceptDelay, as net/http does: it never stops
+// the listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
 	}()
+	var delay time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			s.Log.Warn("accept failed, retrying", "addr", ln.Addr().String(), "err", err, "delay", delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return nil
 			}
-			return err
+			continue
 		}
+		delay = 0
 		sess := newSession(s, conn)
 		if !s.register(sess) {
 			conn.Close()
