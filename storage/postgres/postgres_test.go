@@ -15,3 +15,8 @@ func TestStore(t *testing.T) {
 		return func() (storage.Store, error) { return postgres.Open(t.Context(), dsn) }
 	})
 }
+
+func BenchmarkStore(b *testing.B) {
+	dsn := pgtest.DSN(b)
+	storagetest.Bench(b, func() (storage.Store, error) { return postgres.Open(b.Context(), dsn) })
+}

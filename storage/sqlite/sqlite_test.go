@@ -15,3 +15,8 @@ func TestStore(t *testing.T) {
 		return func() (storage.Store, error) { return sqlite.Open(t.Context(), path) }
 	})
 }
+
+func BenchmarkStore(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "starling.db")
+	storagetest.Bench(b, func() (storage.Store, error) { return sqlite.Open(b.Context(), path) })
+}
