@@ -5,33 +5,43 @@ import "sync"
 // queue is a session's bounded outbound queue: any goroutine pushes, the
 // session's writer takes everything queued at once. Unlike a buffered
 // channel it holds memory only for what is actually waiting, which
-// matters with tens of thousands of mostly idle sessions.
+// matters with tens of thousands of mostly idle sessions. It is bounded
+// in items and in bytes: 1000 stanzas of 256 KiB would otherwise let one
+// slow session hold 256 MiB.
 type queue struct {
-	max   int
-	ready chan struct{} // a token whenever something was pushed
+	maxItems, maxBytes int
+	ready              chan struct{} // a token whenever something was pushed
 
-	mu    sync.Mutex // guards items
+	mu    sync.Mutex // guards items and bytes
 	items [][]byte
+	bytes int
 }
 
-func newQueue(max int) *queue {
-	return &queue{max: max, ready: make(chan struct{}, 1)}
+func newQueue(maxItems, maxBytes int) *queue {
+	return &queue{maxItems: maxItems, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
 }
 
-// push adds b, or reports false when max items are already waiting.
-func (q *queue) push(b []byte) bool {
+// push adds b, or refuses it with the reason: CloseQueueItems when maxItems
+// are already waiting, CloseQueueBytes when b would take what is waiting
+// beyond maxBytes. ok is true when b was queued.
+func (q *queue) push(b []byte) (reason CloseReason, ok bool) {
 	q.mu.Lock()
-	if len(q.items) >= q.max {
+	switch {
+	case len(q.items) >= q.maxItems:
 		q.mu.Unlock()
-		return false
+		return CloseQueueItems, false
+	case q.bytes+len(b) > q.maxBytes:
+		q.mu.Unlock()
+		return CloseQueueBytes, false
 	}
 	q.items = append(q.items, b)
+	q.bytes += len(b)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
 	default: // a token is already waiting for the writer
 	}
-	return true
+	return 0, true
 }
 
 // take moves everything queued into buf[:0] and returns it.
@@ -44,6 +54,7 @@ func (q *queue) take(buf [][]byte) [][]byte {
 	} else {
 		q.items = q.items[:0]
 	}
+	q.bytes = 0
 	q.mu.Unlock()
 	return buf
 }

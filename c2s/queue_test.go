@@ -1,26 +1,31 @@
 package c2s
 
 import (
+	"io"
+	"log/slog"
+	"net"
 	"sync"
 	"testing"
+
+	"github.com/starling-xmpp/starling/config"
 )
 
 func TestQueue(t *testing.T) {
-	q := newQueue(3)
+	q := newQueue(3, 1<<20)
 	for i := range 3 {
-		if !q.push([]byte{byte(i)}) {
+		if _, ok := q.push([]byte{byte(i)}); !ok {
 			t.Fatalf("push %d refused", i)
 		}
 	}
-	if q.push([]byte{3}) {
-		t.Fatal("push beyond max accepted")
+	if r, ok := q.push([]byte{3}); ok || r != CloseQueueItems {
+		t.Fatalf("push beyond max items: %v, %v", r, ok)
 	}
 	<-q.ready
 	got := q.take(nil)
 	if len(got) != 3 || got[0][0] != 0 || got[2][0] != 2 {
 		t.Fatalf("take = %v", got)
 	}
-	if !q.push([]byte{4}) {
+	if _, ok := q.push([]byte{4}); !ok {
 		t.Fatal("push after take refused")
 	}
 }
@@ -29,12 +34,12 @@ func TestQueue(t *testing.T) {
 // arrives exactly once and in order per pusher, and no wake-up is lost.
 func TestQueueConcurrent(t *testing.T) {
 	const pushers, each = 4, 2000
-	q := newQueue(pushers * each)
+	q := newQueue(pushers*each, 1<<30)
 	var wg sync.WaitGroup
 	for p := range pushers {
 		wg.Go(func() {
 			for i := range each {
-				if !q.push([]byte{byte(p), byte(i >> 8), byte(i)}) {
+				if _, ok := q.push([]byte{byte(p), byte(i >> 8), byte(i)}); !ok {
 					t.Errorf("push refused")
 				}
 			}
@@ -55,4 +60,45 @@ func TestQueueConcurrent(t *testing.T) {
 		n += len(buf)
 	}
 	wg.Wait()
+}
+
+// TestQueueBytes: the queue is bounded in bytes too; what is taken frees
+// its bytes.
+func TestQueueBytes(t *testing.T) {
+	q := newQueue(100, 10)
+	for _, n := range []int{4, 4, 2} {
+		if _, ok := q.push(make([]byte, n)); !ok {
+			t.Fatalf("push of %d bytes refused", n)
+		}
+	}
+	if r, ok := q.push([]byte{1}); ok || r != CloseQueueBytes {
+		t.Fatalf("push beyond max bytes: %v, %v", r, ok)
+	}
+	q.take(nil)
+	if _, ok := q.push(make([]byte, 10)); !ok {
+		t.Fatal("push after take refused")
+	}
+}
+
+// TestDeliverCountsCloses: a session whose queue overflows is ended, and
+// the reason is counted.
+func TestDeliverCountsCloses(t *testing.T) {
+	server, client := net.Pipe()
+	go io.Copy(io.Discard, client)
+	defer client.Close()
+	srv := NewServer(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil, nil)
+	s := newSession(srv, server)
+	s.out = newQueue(100, 10)
+	if !s.Deliver(make([]byte, 8)) {
+		t.Fatal("first stanza refused")
+	}
+	if s.Deliver(make([]byte, 8)) {
+		t.Fatal("a stanza beyond the bytes bound queued")
+	}
+	if n := srv.Closed(CloseQueueBytes); n != 1 {
+		t.Fatalf("Closed(queue-bytes) = %d, want 1", n)
+	}
+	if n := srv.Closed(CloseQueueItems); n != 0 {
+		t.Fatalf("Closed(queue-items) = %d, want 0", n)
+	}
 }

@@ -68,6 +68,7 @@ type Server struct {
 	refusals        rateLog // streams refused by the per-address cap
 	// Streams not authenticated yet, per client address.
 	unauthenticated unauthenticated
+	closed          closeCounts
 
 	mu       sync.Mutex // guards sessions and closing
 	sessions map[*session]struct{}

@@ -203,10 +203,12 @@ func (s *session) Deliver(raw []byte) bool {
 		return false
 	default:
 	}
-	if s.out.push(raw) {
+	reason, ok := s.out.push(raw)
+	if ok {
 		return true
 	}
-	s.srv.Log.Warn("outbound queue full, closing session", "jid", s.full.String())
+	s.srv.closed[reason].Add(1)
+	s.srv.Log.Warn("outbound queue full, closing session", "jid", s.full.String(), "reason", reason.String())
 	s.close(&stream.Error{Condition: stream.PolicyViolation, Text: "outbound queue full"})
 	return false
 }
@@ -776,7 +778,7 @@ func (s *session) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
 	}
 	s.full = full
 	cfg := s.srv.config()
-	s.out = newQueue(cfg.Limits.OutboundQueue)
+	s.out = newQueue(cfg.Limits.OutboundQueue, cfg.Limits.OutboundQueueBytes)
 	if err := s.srv.Router.Bind(s, cfg.Limits.MaxSessionsPerAccount); err != nil {
 		// §7.6.2.1: too many resources.
 		var se *stanza.Error

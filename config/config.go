@@ -214,6 +214,9 @@ type Limits struct {
 	// OutboundQueue is the number of stanzas queued for one session
 	// before it is closed as too slow.
 	OutboundQueue int `toml:"outbound_queue"`
+	// OutboundQueueBytes bounds the same queue in bytes; at least
+	// MaxStanzaBytes.
+	OutboundQueueBytes int `toml:"outbound_queue_bytes"`
 	// MaxRosterItems bounds one roster (RFC 6121 §2.3.3 lets the server
 	// refuse more).
 	MaxRosterItems int `toml:"max_roster_items"`
@@ -302,6 +305,7 @@ func Default() *Config {
 			IPv6Prefix:                   64,
 			MaxUnauthenticatedPerAddress: 256,
 			OutboundQueue:                1000,
+			OutboundQueueBytes:           4 << 20,
 			MaxRosterItems:               1000,
 			MaxOfflineMessages:           1000,
 		},

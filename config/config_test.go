@@ -263,6 +263,7 @@ func TestValidationErrors(t *testing.T) {
 		{"postgres without dsn", func(c *Config) { c.Storage.Driver = "postgres" }, `storage.dsn: required when storage.driver is "postgres"`},
 		{"stanza too small", func(c *Config) { c.Limits.MaxStanzaBytes = 9999 }, "limits.max_stanza_bytes: must be between 10000 and 16777216, not 9999"},
 		{"stanza too big", func(c *Config) { c.Limits.MaxStanzaBytes = 1 << 30 }, "limits.max_stanza_bytes: must be between 10000 and 16777216, not 1073741824"},
+		{"queue bytes below a stanza", func(c *Config) { c.Limits.MaxStanzaBytes = 8 << 20 }, "limits.outbound_queue_bytes: must be at least limits.max_stanza_bytes (8388608), not 4194304"},
 		{"long timeout", func(c *Config) { c.Limits.IdleTimeout.Duration = 48 * time.Hour }, "limits.idle_timeout: must be positive and at most 24h0m0s, not 48h0m0s"},
 		{"zero sessions", func(c *Config) { c.Limits.MaxSessionsPerAccount = 0 }, "limits.max_sessions_per_account: must be between 1 and 10000, not 0"},
 		{"zero auth attempts", func(c *Config) { c.Limits.MaxAuthAttempts = 0 }, "limits.max_auth_attempts: must be between 1 and 100, not 0"},

@@ -33,6 +33,7 @@ const (
 	maxAuthFailures = 10000
 	maxConnsPerAddr = 1000000
 	maxQueueLength  = 1000000
+	maxQueueBytes   = 1 << 30
 )
 
 // Validate checks every setting and returns all problems found as
@@ -134,6 +135,10 @@ func (c *Config) Validate() error {
 	intRange(p, "limits.ipv6_prefix", l.IPv6Prefix, 32, 128)
 	intRange(p, "limits.max_unauthenticated_per_address", l.MaxUnauthenticatedPerAddress, 1, maxConnsPerAddr)
 	intRange(p, "limits.outbound_queue", l.OutboundQueue, 1, maxQueueLength)
+	intRange(p, "limits.outbound_queue_bytes", l.OutboundQueueBytes, MinStanzaBytes, maxQueueBytes)
+	if l.OutboundQueueBytes < l.MaxStanzaBytes && l.MaxStanzaBytes <= MaxStanzaBytes {
+		p.add("limits.outbound_queue_bytes", "must be at least limits.max_stanza_bytes (%d), not %d", l.MaxStanzaBytes, l.OutboundQueueBytes)
+	}
 	intRange(p, "limits.max_roster_items", l.MaxRosterItems, 1, 100000)
 	intRange(p, "limits.max_offline_messages", l.MaxOfflineMessages, 1, 100000)
 

@@ -14,11 +14,34 @@ import (
 // outbound queue; its own stream ends with <policy-violation/>, and the
 // sender and everyone else keep being served (issue 2 part 7; the router
 // never blocks on a slow recipient).
+//
+// The queue is bounded in stanzas and in bytes (issue 11 part 5: 1000
+// stanzas of 256 KiB were 256 MiB for one session); the log says which.
 func TestStuckRecipient(t *testing.T) {
-	srv := testserver.Start(t, func(c *config.Config) {
-		c.Limits.OutboundQueue = 16
-		c.Limits.MaxOfflineMessages = 1
-	})
+	for _, tc := range []struct {
+		name         string
+		items, bytes int
+		reason       string
+	}{
+		{"items", 16, 4 << 20, "queue-items"},
+		{"bytes", 1000, 64 << 10, "queue-bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testserver.Start(t, func(c *config.Config) {
+				c.Limits.OutboundQueue = tc.items
+				c.Limits.OutboundQueueBytes = tc.bytes
+				c.Limits.MaxStanzaBytes = 16 << 10
+				c.Limits.MaxOfflineMessages = 1
+			})
+			stuckRecipient(t, srv)
+			if l := srv.LogLines(`msg="outbound queue full, closing session" jid=bob@localhost/stuck reason=` + tc.reason); len(l) != 1 {
+				t.Errorf("logged %d closes of bob's session for %s", len(l), tc.reason)
+			}
+		})
+	}
+}
+
+func stuckRecipient(t *testing.T, srv *testserver.Server) {
 	srv.AddUser(t, "alice", "alice-secret")
 	srv.AddUser(t, "bob", "bob-secret")
 	srv.AddUser(t, "carol", "carol-secret")
