@@ -35,7 +35,7 @@ type Service struct {
 	Available func(ctx context.Context, sess router.Session, priority int)
 	// Ended runs last when a session has ended, for modules that keep
 	// per-session state (the blocklist's interested resources). nil: nothing.
-	Ended func(full jid.JID)
+	Ended func(sess router.Session)
 	// LastResourceGone runs when an account's last available resource
 	// becomes unavailable, with its status text (XEP-0012 §4). nil: nothing.
 	LastResourceGone func(ctx context.Context, user jid.JID, status string)
@@ -257,7 +257,7 @@ func (p *Service) SessionEnded(ctx context.Context, sess router.Session) {
 	p.mu.Unlock()
 	p.Roster.SessionEnded(sess)
 	if p.Ended != nil {
-		p.Ended(full)
+		p.Ended(sess)
 	}
 }
 

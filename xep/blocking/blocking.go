@@ -102,9 +102,11 @@ type Service struct {
 	// pinned is the account being edited: its cached list stays until
 	// the edit replaces it.
 	pinned string
-	// interested holds the full JIDs that retrieved the blocklist (§3.2)
-	// and so get the pushes.
-	interested map[string]bool
+	// interested holds the sessions that retrieved the blocklist (§3.2)
+	// and so get the pushes: by session, not full JID, so that the end
+	// of a session replaced by one with the same resource does not
+	// clear its successor's interest.
+	interested map[router.Session]bool
 
 	pushes atomic.Uint64 // numbers the pushes' ids
 }
@@ -162,10 +164,10 @@ func (s *Service) Blocked(ctx context.Context, user, other jid.JID) bool {
 	return l.matches(other)
 }
 
-// SessionEnded forgets that a session asked for the blocklist.
-func (s *Service) SessionEnded(full jid.JID) {
+// SessionEnded forgets that sess asked for the blocklist.
+func (s *Service) SessionEnded(sess router.Session) {
 	s.mu.Lock()
-	delete(s.interested, full.String())
+	delete(s.interested, sess)
 	s.mu.Unlock()
 }
 
@@ -298,12 +300,16 @@ func (s *Service) get(ctx context.Context, full, user jid.JID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	if s.interested == nil {
-		s.interested = make(map[string]bool)
+	for _, sess := range s.Sessions(user) {
+		if sess.JID().Equal(full) {
+			s.mu.Lock()
+			if s.interested == nil {
+				s.interested = make(map[router.Session]bool)
+			}
+			s.interested[sess] = true
+			s.mu.Unlock()
+		}
 	}
-	s.interested[full.String()] = true
-	s.mu.Unlock()
 	keys := make([]string, 0, len(l))
 	for k := range l {
 		keys = append(keys, k)
@@ -420,7 +426,7 @@ func (s *Service) push(user jid.JID, payload []byte) {
 	for _, sess := range s.Sessions(user) {
 		full := sess.JID()
 		s.mu.RLock()
-		ok := s.interested[full.String()]
+		ok := s.interested[sess]
 		s.mu.RUnlock()
 		if !ok {
 			continue

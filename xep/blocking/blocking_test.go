@@ -373,10 +373,31 @@ func TestCommands(t *testing.T) {
 	}
 
 	// A session that ended gets no more pushes.
-	e.svc.SessionEnded(jid.MustParse(tablet))
+	e.svc.SessionEnded(e.session(tablet))
 	_, pushes := e.ask(`<iq from='` + laptop + `' type='set' id='8'><block xmlns='urn:xmpp:blocking'><item jid='romeo@montague.net'/></block></iq>`)
 	if _, ok := pushes[tablet]; ok || len(pushes) != 2 { // the phone, and the laptop since step 7
 		t.Errorf("pushes after the tablet's session ended: %v", pushes)
+	}
+}
+
+// TestReplacedSession: a session replaced by a new one with the same full
+// JID (RFC 6120 §7.7.2.2) ends after its successor has retrieved the
+// blocklist; the successor still gets the pushes (issue 11 part 5: the
+// interest was kept by full JID, and the old session's end cleared it).
+func TestReplacedSession(t *testing.T) {
+	e := newEnv(t)
+	const phone, laptop = "alice@example.org/phone", "alice@example.org/laptop"
+	get := `<iq from='` + phone + `' type='get' id='g'><blocklist xmlns='urn:xmpp:blocking'/></iq>`
+	e.ask(get)
+	old := e.session(phone)
+	successor := &session{full: old.full}
+	alice := e.sessions["alice@example.org"]
+	alice[slices.Index(alice, old)] = successor
+	e.ask(get)
+	e.svc.SessionEnded(old)
+	_, pushes := e.ask(`<iq from='` + laptop + `' type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='romeo@montague.net'/></block></iq>`)
+	if len(pushes[phone]) != 1 {
+		t.Fatalf("the successor got pushes %v, want one", pushes[phone])
 	}
 }
 
