@@ -26,7 +26,6 @@ import (
 	"github.com/starling-xmpp/starling/storage"
 	"github.com/starling-xmpp/starling/stream"
 	"github.com/starling-xmpp/starling/tlsconf"
-	"github.com/starling-xmpp/starling/xep/register"
 )
 
 // Presence is the presence module as sessions see it (RFC 6121 §4).
@@ -38,13 +37,22 @@ type Presence interface {
 	SessionEnded(ctx context.Context, sess router.Session)
 }
 
+// PreAuth answers an IQ request of a stream that has not authenticated,
+// for host, over TLS: in-band registration (XEP-0077 §3.1). It returns
+// the whole reply.
+type PreAuth interface {
+	PreAuth(ctx context.Context, host string, iq *stanza.Stanza) []byte
+}
+
 // Server holds what every client session shares.
 type Server struct {
 	Log      *slog.Logger
 	TLS      *tlsconf.Store
 	Accounts storage.Accounts
 	Router   *router.Router
-	Register *register.Service
+	// PreAuth answers IQs before authentication: in-band registration
+	// (XEP-0077 §3.1); nil refuses them.
+	PreAuth PreAuth
 	// Presence, when set, gets every presence stanza and session end;
 	// without it presence is only routed (tests of the core alone).
 	Presence Presence
@@ -77,9 +85,9 @@ type Server struct {
 }
 
 // NewServer returns a Server using cfg.
-func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, accounts storage.Accounts, r *router.Router, reg *register.Service) *Server {
+func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, accounts storage.Accounts, r *router.Router, preAuth PreAuth) *Server {
 	s := &Server{
-		Log: log, TLS: tlsStore, Accounts: accounts, Router: r, Register: reg,
+		Log: log, TLS: tlsStore, Accounts: accounts, Router: r, PreAuth: preAuth,
 		addrThrottle:    auth.NewThrottle(0, 0, time.Now),
 		accountThrottle: auth.NewThrottle(0, 0, time.Now),
 		known:           auth.NewKnownAddrs(knownRetention, time.Now),

@@ -746,8 +746,8 @@ func (s *session) negotiationIQ(ctx context.Context, el *stream.Element) (done b
 	}
 	name, _, _ := st.Payload()
 	if s.username == "" {
-		if name.Space == nsRegister && s.tls && st.IsRequest() {
-			return false, s.write(s.srv.Register.PreAuth(ctx, s.host, st))
+		if name.Space == nsRegister && s.tls && st.IsRequest() && s.srv.PreAuth != nil {
+			return false, s.write(s.srv.PreAuth.PreAuth(ctx, s.host, st))
 		}
 		return false, &stream.Error{Condition: stream.NotAuthorized}
 	}

@@ -7,11 +7,11 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
 	"github.com/starling-xmpp/starling/storage"
-	"github.com/starling-xmpp/starling/xep/register"
 )
 
 // TestSCRAMIterationsSetting: passwords set by in-band registration
@@ -26,7 +26,7 @@ func TestSCRAMIterationsSetting(t *testing.T) {
 	})
 	ctx := context.Background()
 	old := jid.MustParse("old@" + srv.Domain)
-	if err := register.Create(ctx, srv.Store(), old, "old-secret", 4096); err != nil {
+	if err := auth.CreateAccount(ctx, srv.Store(), old, "old-secret", 4096); err != nil {
 		t.Fatal(err)
 	}
 	iterations := func(user string) int {

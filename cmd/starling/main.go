@@ -25,9 +25,9 @@ import (
 	"golang.org/x/term"
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/server"
-	"github.com/starling-xmpp/starling/xep/register"
 )
 
 const usage = `usage:
@@ -199,9 +199,9 @@ func user(args []string) error {
 		// The iteration count in the configuration now ([auth]); keys
 		// stored before keep theirs.
 		if n := cfg.Auth.SCRAMIterations; cmd == "add" {
-			err = register.Create(ctx, store, j, pw, n)
+			err = auth.CreateAccount(ctx, store, j, pw, n)
 		} else {
-			err = register.SetPassword(ctx, store, j, pw, n)
+			err = auth.SetPassword(ctx, store, j, pw, n)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", j, err)

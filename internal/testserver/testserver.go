@@ -23,7 +23,6 @@ import (
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/server"
 	ws "github.com/starling-xmpp/starling/websocket"
-	"github.com/starling-xmpp/starling/xep/register"
 )
 
 // Server is a running in-process server.
@@ -105,7 +104,7 @@ func (s *Server) AddUser(t testing.TB, user, password string) {
 	if s.Config != nil {
 		n = s.Config.Auth.SCRAMIterations
 	}
-	if err := register.Create(context.Background(), s.Store(), j, password, n); err != nil {
+	if err := auth.CreateAccount(context.Background(), s.Store(), j, password, n); err != nil {
 		t.Fatalf("add user %s: %v", j, err)
 	}
 }

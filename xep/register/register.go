@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -70,7 +69,7 @@ func (s *Service) PreAuth(ctx context.Context, host string, iq *stanza.Stanza) [
 	if err != nil {
 		return stanza.ErrorReply(iq, jid.JID{}, &stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
 	}
-	if err := Create(ctx, s.Accounts, j, *q.Password, s.iterations()); err != nil {
+	if err := passwordError(auth.CreateAccount(ctx, s.Accounts, j, *q.Password, s.iterations())); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return stanza.ErrorReply(iq, jid.JID{}, &stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict})
 		}
@@ -121,7 +120,7 @@ func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, err
 				return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAllowed}
 			}
 		}
-		if err := SetPassword(ctx, s.Accounts, user, *q.Password, s.iterations()); err != nil {
+		if err := passwordError(auth.SetPassword(ctx, s.Accounts, user, *q.Password, s.iterations())); err != nil {
 			return nil, err
 		}
 		s.Log.Info("password changed in-band", "jid", user.String())
@@ -130,36 +129,13 @@ func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, err
 	return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
 }
 
-// Create adds the account j with password (used by in-band registration
-// and by `starling user add`), its SCRAM keys derived with iterations
-// (config auth.scram_iterations). storage.ErrConflict if it exists.
-func Create(ctx context.Context, accounts storage.Accounts, j jid.JID, password string, iterations int) error {
-	keys, err := deriveKeys(password, iterations)
-	if err != nil {
-		return err
-	}
-	return accounts.CreateAccount(ctx, storage.Account{Host: j.Domainpart(), Username: j.Localpart(), Keys: keys, Created: time.Now().UTC()})
-}
-
-// SetPassword replaces the credentials of account j with keys of password
-// derived with iterations (config auth.scram_iterations).
-func SetPassword(ctx context.Context, accounts storage.Accounts, j jid.JID, password string, iterations int) error {
-	keys, err := deriveKeys(password, iterations)
-	if err != nil {
-		return err
-	}
-	return accounts.SetKeys(ctx, j.Domainpart(), j.Localpart(), keys)
-}
-
-// deriveKeys is auth.DeriveKeys with a password it refuses answered
-// not-acceptable (XEP-0077 §3.1); a bad iteration count is an internal
-// error.
-func deriveKeys(password string, iterations int) (map[storage.Hash]storage.SCRAMKeys, error) {
-	keys, err := auth.DeriveKeys(password, iterations)
+// passwordError answers a password PRECIS refuses not-acceptable
+// (XEP-0077 §3.1); other errors are the server's.
+func passwordError(err error) error {
 	if errors.Is(err, auth.ErrInvalidPassword) {
-		return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "password not acceptable"}
+		return &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "password not acceptable"}
 	}
-	return keys, err
+	return err
 }
 
 func decode(iq *stanza.Stanza) (query, error) {
