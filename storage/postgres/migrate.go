@@ -14,10 +14,6 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// migrationLock is the pg_advisory_xact_lock key that serializes concurrent
-// starters ("starling" in ASCII).
-const migrationLock = 0x737461726c696e67
-
 // migrate applies every pending migration, each in its own transaction.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	ms, err := migration.Load(migrationFS, "migrations")

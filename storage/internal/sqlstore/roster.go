@@ -1,4 +1,8 @@
-package sqlite
+package sqlstore
+
+// The roster aggregate (storage.Roster): items with a version counter
+// (XEP-0237), tombstones of removed items, and pending inbound subscription
+// requests.
 
 import (
 	"context"
@@ -10,17 +14,6 @@ import (
 
 	"github.com/starling-xmpp/starling/storage"
 )
-
-// readTx runs f in a read transaction on the readers: its statements see
-// one snapshot of the database.
-func (s *Store) readTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.r.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	return f(tx)
-}
 
 // normalizeGroups returns a sorted copy of groups without duplicates,
 // never nil.
@@ -41,27 +34,7 @@ func checkSubscription(sub storage.Subscription) error {
 	return fmt.Errorf("invalid subscription %q", sub)
 }
 
-// encodeGroups returns the stored form of a roster item's groups: a JSON
-// array, sorted byte-wise, without duplicates.
-func encodeGroups(groups []string) (string, error) {
-	b, err := json.Marshal(normalizeGroups(groups))
-	return string(b), err
-}
-
-func decodeGroups(s string) ([]string, error) {
-	var groups []string
-	if err := json.Unmarshal([]byte(s), &groups); err != nil {
-		return nil, fmt.Errorf("stored roster groups %q: %w", s, err)
-	}
-	if len(groups) == 0 {
-		return nil, nil
-	}
-	return groups, nil
-}
-
-const rosterColumns = `contact, name, groups, subscription, ask, approved, version`
-
-// scanRosterItem scans the rosterColumns of one row.
+// scanRosterItem scans the core's rosterColumns of one row.
 func scanRosterItem(row interface{ Scan(...any) error }) (storage.RosterItem, error) {
 	var (
 		it     storage.RosterItem
@@ -72,13 +45,17 @@ func scanRosterItem(row interface{ Scan(...any) error }) (storage.RosterItem, er
 		return storage.RosterItem{}, err
 	}
 	it.Subscription = storage.Subscription(sub)
-	var err error
-	it.Groups, err = decodeGroups(groups)
-	return it, err
+	if err := json.Unmarshal([]byte(groups), &it.Groups); err != nil {
+		return storage.RosterItem{}, fmt.Errorf("stored roster groups %q: %w", groups, err)
+	}
+	if len(it.Groups) == 0 {
+		it.Groups = nil
+	}
+	return it, nil
 }
 
-func queryRosterItems(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]storage.RosterItem, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
+func queryRosterItems(ctx context.Context, c conn, query string, args ...any) ([]storage.RosterItem, error) {
+	rows, err := c.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -94,9 +71,9 @@ func queryRosterItems(ctx context.Context, tx *sql.Tx, query string, args ...any
 	return items, rows.Err()
 }
 
-func rosterVersion(ctx context.Context, tx *sql.Tx, host, username string) (int64, error) {
+func rosterVersion(ctx context.Context, c conn, host, username string) (int64, error) {
 	var v int64
-	err := tx.QueryRowContext(ctx, `SELECT version FROM roster_versions WHERE host = ? AND username = ?`, host, username).Scan(&v)
+	err := c.queryRow(ctx, `SELECT version FROM roster_versions WHERE host = ? AND username = ?`, host, username).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -104,17 +81,16 @@ func rosterVersion(ctx context.Context, tx *sql.Tx, host, username string) (int6
 }
 
 // bumpRosterVersion increments the account's roster version and returns
-// it; ErrNotFound if there is no such account.
-func bumpRosterVersion(ctx context.Context, tx *sql.Tx, host, username string) (int64, error) {
+// it. The counter row stays locked until the transaction ends, which
+// serialises the account's roster writers: versions are distinct and
+// committed in order.
+func bumpRosterVersion(ctx context.Context, c conn, host, username string) (int64, error) {
 	var v int64
-	err := tx.QueryRowContext(ctx,
+	err := c.queryRow(ctx,
 		`INSERT INTO roster_versions (host, username, version) VALUES (?, ?, 1)
-		ON CONFLICT (host, username) DO UPDATE SET version = version + 1
+		ON CONFLICT (host, username) DO UPDATE SET version = roster_versions.version + 1
 		RETURNING version`, host, username).Scan(&v)
-	if isForeignKeyViolation(err) {
-		err = storage.ErrNotFound
-	}
-	return v, err
+	return v, c.c.notFoundIfNoAccount(err)
 }
 
 // RosterItems implements storage.Roster.
@@ -123,13 +99,13 @@ func (s *Store) RosterItems(ctx context.Context, host, username string) ([]stora
 		items []storage.RosterItem
 		ver   int64
 	)
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(c conn) error {
 		var err error
-		if ver, err = rosterVersion(ctx, tx, host, username); err != nil {
+		if ver, err = rosterVersion(ctx, c, host, username); err != nil {
 			return err
 		}
-		items, err = queryRosterItems(ctx, tx,
-			`SELECT `+rosterColumns+` FROM roster_items WHERE host = ? AND username = ? ORDER BY contact`,
+		items, err = queryRosterItems(ctx, c,
+			`SELECT `+s.rosterColumns+` FROM roster_items WHERE host = ? AND username = ? ORDER BY contact`,
 			host, username)
 		return err
 	})
@@ -141,8 +117,8 @@ func (s *Store) RosterItems(ctx context.Context, host, username string) ([]stora
 
 // RosterItem implements storage.Roster.
 func (s *Store) RosterItem(ctx context.Context, host, username, contact string) (storage.RosterItem, error) {
-	it, err := scanRosterItem(s.r.QueryRowContext(ctx,
-		`SELECT `+rosterColumns+` FROM roster_items WHERE host = ? AND username = ? AND contact = ?`,
+	it, err := scanRosterItem(s.reader().queryRow(ctx,
+		`SELECT `+s.rosterColumns+` FROM roster_items WHERE host = ? AND username = ? AND contact = ?`,
 		host, username, contact))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = storage.ErrNotFound
@@ -159,21 +135,25 @@ func (s *Store) PutRosterItem(ctx context.Context, host, username string, item s
 	var ver int64
 	err := checkSubscription(item.Subscription)
 	if err == nil {
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			groups, err := encodeGroups(item.Groups)
+		err = s.write(ctx, func(c conn) error {
+			groups, err := s.d.Strings(normalizeGroups(item.Groups))
 			if err != nil {
 				return err
 			}
-			if ver, err = bumpRosterVersion(ctx, tx, host, username); err != nil {
+			if err := lockAccount(ctx, c, host, username, LockShare); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx,
+			if ver, err = bumpRosterVersion(ctx, c, host, username); err != nil {
+				return err
+			}
+			if _, err := c.exec(ctx,
 				`DELETE FROM roster_removed WHERE host = ? AND username = ? AND contact = ?`,
 				host, username, item.Contact); err != nil {
 				return err
 			}
-			_, err = tx.ExecContext(ctx,
-				`INSERT INTO roster_items (host, username, `+rosterColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			_, err = c.exec(ctx,
+				`INSERT INTO roster_items (host, username, contact, name, groups, subscription, ask, approved, version)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (host, username, contact) DO UPDATE SET
 					name = excluded.name, groups = excluded.groups, subscription = excluded.subscription,
 					ask = excluded.ask, approved = excluded.approved, version = excluded.version`,
@@ -191,21 +171,24 @@ func (s *Store) PutRosterItem(ctx context.Context, host, username string, item s
 // RosterChanges.
 func (s *Store) DeleteRosterItem(ctx context.Context, host, username, contact string) (int64, error) {
 	var ver int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+	err := s.write(ctx, func(c conn) error {
+		if err := lockAccount(ctx, c, host, username, LockShare); err != nil {
+			return err
+		}
+		// The counter first, as in PutRosterItem: one lock order.
+		var err error
+		if ver, err = bumpRosterVersion(ctx, c, host, username); err != nil {
+			return err
+		}
+		n, err := c.exec(ctx,
 			`DELETE FROM roster_items WHERE host = ? AND username = ? AND contact = ?`, host, username, contact)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return storage.ErrNotFound
+		if n == 0 {
+			return storage.ErrNotFound // and the rollback undoes the increment
 		}
-		if ver, err = bumpRosterVersion(ctx, tx, host, username); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx,
+		_, err = c.exec(ctx,
 			`INSERT INTO roster_removed (host, username, contact, version) VALUES (?, ?, ?, ?)
 			ON CONFLICT (host, username, contact) DO UPDATE SET version = excluded.version`,
 			host, username, contact, ver)
@@ -221,9 +204,9 @@ func (s *Store) DeleteRosterItem(ctx context.Context, host, username, contact st
 // as the account, so every version from 0 to the current one can be
 // answered.
 func (s *Store) RosterChanges(ctx context.Context, host, username string, since int64) (changed []storage.RosterItem, removed []string, current int64, ok bool, err error) {
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.read(ctx, func(c conn) error {
 		var err error
-		if current, err = rosterVersion(ctx, tx, host, username); err != nil {
+		if current, err = rosterVersion(ctx, c, host, username); err != nil {
 			return err
 		}
 		if since < 0 || since > current {
@@ -233,19 +216,15 @@ func (s *Store) RosterChanges(ctx context.Context, host, username string, since 
 		if since == current {
 			return nil
 		}
-		changed, err = queryRosterItems(ctx, tx,
-			`SELECT `+rosterColumns+` FROM roster_items WHERE host = ? AND username = ? AND version > ? ORDER BY version`,
+		changed, err = queryRosterItems(ctx, c,
+			`SELECT `+s.rosterColumns+` FROM roster_items WHERE host = ? AND username = ? AND version > ? ORDER BY version`,
 			host, username, since)
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx,
+		removed, err = collectStrings(c.query(ctx,
 			`SELECT contact FROM roster_removed WHERE host = ? AND username = ? AND version > ? ORDER BY version`,
-			host, username, since)
-		if err != nil {
-			return err
-		}
-		removed, err = collectStrings(rows)
+			host, username, since))
 		return err
 	})
 	if err != nil {
@@ -257,7 +236,7 @@ func (s *Store) RosterChanges(ctx context.Context, host, username string, since 
 // RosterCount implements storage.Roster.
 func (s *Store) RosterCount(ctx context.Context, host, username string) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM roster_items WHERE host = ? AND username = ?`, host, username).Scan(&n)
+	err := s.reader().queryRow(ctx, `SELECT count(*) FROM roster_items WHERE host = ? AND username = ?`, host, username).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("roster count of %s@%s: %w", username, host, err)
 	}
@@ -265,21 +244,24 @@ func (s *Store) RosterCount(ctx context.Context, host, username string) (int, er
 }
 
 // PutSubscriptionRequest implements storage.Roster. A replaced request
-// moves to the end of the order, as the newest.
+// moves to the end of the order, as the newest: it takes the account's
+// highest seq + 1, which the account's lock makes unique.
 func (s *Store) PutSubscriptionRequest(ctx context.Context, host, username string, req storage.SubscriptionRequest) error {
 	stanza := req.Stanza
 	if stanza == nil {
 		stanza = []byte{}
 	}
-	// One writer at a time, so max + 1 is unique.
-	_, err := s.w.ExecContext(ctx,
-		`INSERT INTO subscription_requests (host, username, contact, seq, stanza)
-		VALUES (?1, ?2, ?3, (SELECT coalesce(max(seq), 0) + 1 FROM subscription_requests WHERE host = ?1 AND username = ?2), ?4)
-		ON CONFLICT (host, username, contact) DO UPDATE SET seq = excluded.seq, stanza = excluded.stanza`,
-		host, username, req.Contact, stanza)
-	if isForeignKeyViolation(err) {
-		err = storage.ErrNotFound
-	}
+	err := s.write(ctx, func(c conn) error {
+		if err := lockAccount(ctx, c, host, username, LockWrite); err != nil {
+			return err
+		}
+		_, err := c.exec(ctx,
+			`INSERT INTO subscription_requests (host, username, contact, seq, stanza)
+			VALUES (?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM subscription_requests WHERE host = ? AND username = ?), ?)
+			ON CONFLICT (host, username, contact) DO UPDATE SET seq = excluded.seq, stanza = excluded.stanza`,
+			host, username, req.Contact, host, username, stanza)
+		return s.notFoundIfNoAccount(err)
+	})
 	if err != nil {
 		return fmt.Errorf("put subscription request from %s to %s@%s: %w", req.Contact, username, host, err)
 	}
@@ -296,7 +278,7 @@ func (s *Store) SubscriptionRequests(ctx context.Context, host, username string)
 }
 
 func (s *Store) subscriptionRequests(ctx context.Context, host, username string) ([]storage.SubscriptionRequest, error) {
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.reader().query(ctx,
 		`SELECT contact, stanza FROM subscription_requests WHERE host = ? AND username = ? ORDER BY seq`, host, username)
 	if err != nil {
 		return nil, err
@@ -315,24 +297,10 @@ func (s *Store) subscriptionRequests(ctx context.Context, host, username string)
 
 // DeleteSubscriptionRequest implements storage.Roster.
 func (s *Store) DeleteSubscriptionRequest(ctx context.Context, host, username, contact string) error {
-	_, err := s.w.ExecContext(ctx,
+	_, err := s.writer().exec(ctx,
 		`DELETE FROM subscription_requests WHERE host = ? AND username = ? AND contact = ?`, host, username, contact)
 	if err != nil {
 		return fmt.Errorf("delete subscription request from %s to %s@%s: %w", contact, username, host, err)
 	}
 	return nil
-}
-
-// collectStrings scans rows of one text column and closes them.
-func collectStrings(rows *sql.Rows) ([]string, error) {
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }
