@@ -56,12 +56,11 @@ type Server struct {
 	// Presence, when set, gets every presence stanza and session end;
 	// without it presence is only routed (tests of the core alone).
 	Presence Presence
-	// BoundFeatures are the modules' stream features offered with bind,
-	// such as roster versioning (RFC 6121 §2.6.1).
-	BoundFeatures []byte
-	// Caps returns the server's entity capabilities <c/> element, offered
-	// with bind (XEP-0115 §6.3); nil offers none.
-	Caps func() []byte
+	// BoundFeatures returns the stream features offered with bind
+	// besides it (RFC 6120 §4.3.2): roster versioning (RFC 6121 §2.6.1),
+	// the modules' (module.Set.StreamFeatures), entity capabilities
+	// (XEP-0115 §6.3); nil offers none.
+	BoundFeatures func() []byte
 
 	cfg atomic.Pointer[config.Config]
 

@@ -494,9 +494,8 @@ func (s *session) features() []byte {
 	case s.username != "":
 		b.WriteString("<bind xmlns='" + nsBind + "'/>")
 		b.WriteString("<session xmlns='" + nsSession + "'><optional/></session>")
-		b.Write(s.srv.BoundFeatures)
-		if s.srv.Caps != nil {
-			b.Write(s.srv.Caps())
+		if s.srv.BoundFeatures != nil {
+			b.Write(s.srv.BoundFeatures())
 		}
 	default:
 		if !s.tls && !s.framed {

@@ -40,6 +40,10 @@ type Config struct {
 	// [hosts."example.org".registration]. A setting left out of an
 	// override falls back to the global table.
 	Hosts map[string]Host `toml:"hosts"`
+	// Modules holds the [modules.<name>] tables as written. The
+	// configuration does not know the modules: the module list decodes
+	// each table with DecodeModule, as strictly as the rest.
+	Modules map[string]ModuleTable `toml:"modules"`
 }
 
 // Server is the [server] table.

@@ -136,6 +136,9 @@ func decode(data []byte) (*Config, toml.MetaData, *Problems) {
 	d.table(doc, reflect.ValueOf(cfg).Elem(), nil)
 	// Safety net: anything the walk did not consume is unknown.
 	for _, k := range md.Undecoded() {
+		if len(k) > 2 && k[0] == "modules" {
+			continue // decoded by the module list (DecodeModule)
+		}
 		if p := k.String(); !probs.has(p) {
 			probs.add(p, "unknown key")
 		}
@@ -207,6 +210,10 @@ func (d *decoder) table(tbl map[string]toml.Primitive, rv reflect.Value, path to
 	fields := tomlFields(rv.Type())
 	for _, k := range slices.Sorted(maps.Keys(tbl)) {
 		p := sub(path, k)
+		if len(path) == 0 && k == "modules" {
+			d.modules(tbl[k], rv.FieldByName("Modules"), p)
+			continue
+		}
 		i, ok := fields[k]
 		if !ok {
 			msg := "unknown key"
@@ -218,6 +225,30 @@ func (d *decoder) table(tbl map[string]toml.Primitive, rv reflect.Value, path to
 		}
 		d.value(tbl[k], rv.Field(i), p)
 	}
+}
+
+// modules keeps each [modules.<name>] table undecoded (ModuleTable), for
+// the module list; only the shape, a table of tables, is checked here.
+func (d *decoder) modules(prim toml.Primitive, rv reflect.Value, path toml.Key) {
+	var tbl map[string]toml.Primitive
+	if typ := d.md.Type(path...); typ != "Hash" && typ != "" {
+		d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
+		return
+	}
+	if err := d.md.PrimitiveDecode(prim, &tbl); err != nil {
+		d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
+		return
+	}
+	m := make(map[string]ModuleTable, len(tbl))
+	for _, k := range slices.Sorted(maps.Keys(tbl)) {
+		p := sub(path, k)
+		if typ := d.md.Type(p...); typ != "Hash" && typ != "" {
+			d.probs.add(p.String(), "expected a table, got %s", d.tomlType(p))
+			continue
+		}
+		m[k] = ModuleTable{prim: tbl[k], md: d.md}
+	}
+	rv.Set(reflect.ValueOf(m))
 }
 
 // tomlType names the TOML type of the value at path, for messages.

@@ -35,6 +35,11 @@ const (
 	maxGroups    = 64
 )
 
+// StreamFeatures are the roster's stream features, offered with bind:
+// roster versioning (RFC 6121 §2.6.1) and subscription pre-approval
+// (§3.4).
+const StreamFeatures = "<ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>"
+
 // Notifier sends an account's current presence where a subscription
 // change requires it; the presence module implements it.
 type Notifier interface {

@@ -24,6 +24,8 @@ import (
 	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/presence"
 	"github.com/starling-xmpp/starling/roster"
 	"github.com/starling-xmpp/starling/router"
@@ -35,15 +37,9 @@ import (
 	"github.com/starling-xmpp/starling/webclient"
 	"github.com/starling-xmpp/starling/websocket"
 	"github.com/starling-xmpp/starling/xep/blocking"
-	"github.com/starling-xmpp/starling/xep/disco"
-	"github.com/starling-xmpp/starling/xep/entitytime"
 	"github.com/starling-xmpp/starling/xep/last"
 	"github.com/starling-xmpp/starling/xep/offline"
-	"github.com/starling-xmpp/starling/xep/ping"
-	"github.com/starling-xmpp/starling/xep/private"
 	"github.com/starling-xmpp/starling/xep/register"
-	"github.com/starling-xmpp/starling/xep/vcard"
-	"github.com/starling-xmpp/starling/xep/version"
 )
 
 // Version is the software version reported over XEP-0092.
@@ -58,6 +54,8 @@ type Server struct {
 	web   *websocket.Handler
 	bosh  *bosh.Handler
 	chat  *webclient.Handler
+	// modules are those of the list (modules.go), started.
+	modules *module.Set
 
 	mu  sync.Mutex // guards cfg
 	cfg *config.Config
@@ -69,6 +67,13 @@ type Server struct {
 	httpPlain []net.Listener
 	httpTLS   []net.Listener // raw TCP: TLS is added by Run
 	admin     net.Listener   // see admin.go
+}
+
+// CheckConfig checks what config.Load cannot: each module's
+// [modules.<name>] table, decoded with the module's options, and that no
+// table names a module that does not exist. check-config and New run it.
+func CheckConfig(cfg *config.Config) error {
+	return module.NewSet(Modules()).Check(cfg)
 }
 
 // OpenStore opens the configured storage backend (migrations applied).
@@ -99,6 +104,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s := &Server{log: log, store: store, tls: tlsStore, cfg: cfg}
 
 	mux := dispatch.New(log.With("module", "dispatch"))
+	bus := &event.Bus{}
 	exists := func(ctx context.Context, bare jid.JID) bool {
 		_, err := store.Account(ctx, bare.Domainpart(), bare.Localpart())
 		return err == nil
@@ -125,9 +131,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	pres := &presence.Service{Router: r, Roster: rost, Exists: exists, Log: log.With("module", "presence")}
 	rost.Presence = pres
 	s.c2s.Presence = pres
-	// RFC 6121 §2.6.1 roster versioning, §3.4 subscription pre-approval.
-	s.c2s.BoundFeatures = append(s.c2s.BoundFeatures,
-		"<ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>"...)
 	// Blocking (XEP-0191): a newly blocked contact stops seeing the
 	// user's presence (§3.3), an unblocked one sees it again (§3.4).
 	blk := &blocking.Service{Store: store, Sessions: r.Sessions, Log: log.With("module", "blocking"),
@@ -164,17 +167,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	r.SetHooks(router.Hooks{Presence: pres.Inbound, Blocked: blk.Blocked, Offline: off.Store})
 
-	disco.Register(mux)
-	ping.Register(mux)
-	version.Register(mux, "Starling", Version)
-	entitytime.Register(mux, time.Now)
 	reg.Register(mux)
 	// vCard (XEP-0054), private XML storage (XEP-0049) and last activity
 	// (XEP-0012) answer IQs to other local accounts too (private storage
 	// to refuse them); dispatch asks whether those accounts exist.
 	mux.SetAccountExists(exists)
-	(&vcard.Service{Store: store}).Register(mux)
-	(&private.Service{Store: store}).Register(mux)
 	lastActivity := &last.Service{
 		Store: store, Start: time.Now(),
 		Subscribed: func(ctx context.Context, contact, requester jid.JID) bool {
@@ -196,8 +193,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			log.Error("recording last activity failed", "jid", user.String(), "err", err)
 		}
 	}
-	// XEP-0115 §6.3: the verification string of whatever is registered.
-	s.c2s.Caps = func() []byte { return disco.Caps(mux) }
+	// The modules of the list (modules.go), in order.
+	s.modules = module.NewSet(Modules())
+	if err := s.modules.Start(ctx, module.Env{
+		Log: log, Router: r, IQ: mux, Bus: bus, Store: store, Config: s.config,
+	}); err != nil {
+		store.Close()
+		return nil, err
+	}
+	// RFC 6121 §2.6.1 roster versioning, §3.4 subscription pre-approval,
+	// then what the modules offer (XEP-0115 §6.3 capabilities among them).
+	s.c2s.BoundFeatures = func() []byte {
+		return append([]byte(roster.StreamFeatures), s.modules.StreamFeatures()...)
+	}
 	// Old clients still establish a session after binding (RFC 3921 §3);
 	// RFC 6121 Appendix E keeps it as a no-op, offered as <optional/>.
 	mux.Handle("urn:ietf:params:xml:ns:xmpp-session", "session", func(context.Context, dispatch.Request) ([]byte, error) {
@@ -413,7 +421,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.c2s.Shutdown(stopCtx); err != nil {
 		s.log.Warn("sessions did not end in time", "err", err)
 	}
-	return errors.Join(runErr, s.store.Close())
+	return errors.Join(runErr, s.modules.Stop(stopCtx), s.store.Close())
 }
 
 // Reload applies a new configuration without dropping sessions: TLS
@@ -429,6 +437,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return errors.New("hosts, listeners, data_dir and storage change only with a restart")
 	}
 	if err := webclient.Check(cfg); err != nil {
+		return err
+	}
+	if err := s.modules.Reload(cfg); err != nil {
 		return err
 	}
 	if err := s.tls.Reload(cfg); err != nil {

@@ -58,7 +58,7 @@ func run(args []string) error {
 		if len(args) != 2 {
 			return errors.New("usage: starling check-config FILE")
 		}
-		if _, err := config.Load(args[1]); err != nil {
+		if _, err := loadConfig(args[1]); err != nil {
 			return err
 		}
 		fmt.Println("configuration OK:", args[1])
@@ -72,12 +72,23 @@ func run(args []string) error {
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
 
-// loadConfig reads FILE, or returns the embedded defaults when path is "".
+// loadConfig reads FILE, or returns the embedded defaults when path is "",
+// and checks the modules' tables (server.CheckConfig).
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return config.Default(), nil
 	}
-	return config.Load(path)
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := server.CheckConfig(cfg); err != nil {
+		if p, ok := errors.AsType[*config.Problems](err); ok {
+			p.File = path
+		}
+		return nil, err
+	}
+	return cfg, nil
 }
 
 func newLogger(cfg *config.Config, level *slog.LevelVar) *slog.Logger {

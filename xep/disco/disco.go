@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
 )
 
@@ -140,4 +141,19 @@ func queryNode(payload []byte) string {
 		return ""
 	}
 	return q.Node
+}
+
+// Module is XEP-0030 and the server's XEP-0115 capabilities as a module:
+// it answers disco#info and disco#items, and offers the <c/> of whatever
+// the modules registered as a stream feature. It cannot be turned off.
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "disco" }
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	Register(env.IQ)
+	env.AddStreamFeature(func() string { return string(Caps(env.IQ)) })
+	return nil
 }

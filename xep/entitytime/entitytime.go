@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
 )
 
@@ -24,4 +25,19 @@ func Register(m *dispatch.Mux, now func() time.Time) {
 		return []byte("<time xmlns='" + NS + "'><tzo>" + t.Format("-07:00") + "</tzo><utc>" +
 			t.UTC().Format("2006-01-02T15:04:05.000Z") + "</utc></time>"), nil
 	})
+}
+
+// Module is XEP-0202 as a module, on the system clock.
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "time" }
+
+// Optional implements module.Optional.
+func (Module) Optional() {}
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	Register(env.IQ, time.Now)
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
 )
 
@@ -21,4 +22,17 @@ func Register(m *dispatch.Mux) {
 		}
 		return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
 	})
+}
+
+// Module is XEP-0199 as a module. It cannot be turned off: clients keep
+// their connections alive with it.
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "ping" }
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	Register(env.IQ)
+	return nil
 }

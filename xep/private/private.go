@@ -36,6 +36,7 @@ import (
 	"strconv"
 
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 )
@@ -263,4 +264,19 @@ func selfContained(raw []byte) bool {
 			stack = stack[:len(stack)-1]
 		}
 	}
+}
+
+// Module is XEP-0049 as a module.
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "private" }
+
+// Optional implements module.Optional.
+func (Module) Optional() {}
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	(&Service{Store: env.Store}).Register(env.IQ)
+	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"strconv"
 
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 )
@@ -158,4 +159,19 @@ func selfContained(raw []byte) bool {
 			stack = stack[:len(stack)-1]
 		}
 	}
+}
+
+// Module is XEP-0054 as a module.
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "vcard" }
+
+// Optional implements module.Optional.
+func (Module) Optional() {}
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	(&Service{Store: env.Store}).Register(env.IQ)
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
 )
 
@@ -28,4 +29,21 @@ func Register(m *dispatch.Mux, name, version string) {
 		b.WriteString("</version></query>")
 		return b.Bytes(), nil
 	})
+}
+
+// Module is XEP-0092 as a module, reporting Software and Version.
+type Module struct {
+	Software, Version string
+}
+
+// Name implements module.Module.
+func (Module) Name() string { return "version" }
+
+// Optional implements module.Optional.
+func (Module) Optional() {}
+
+// Start implements module.Module.
+func (m Module) Start(_ context.Context, env *module.Env) error {
+	Register(env.IQ, m.Software, m.Version)
+	return nil
 }

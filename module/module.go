@@ -1,0 +1,91 @@
+// Package module is how an extension plugs into Starling: a Module has a
+// name, a start step that receives what a module may use (Env: the
+// router, the IQ registry, the event bus, storage, its logger, its own
+// [modules.<name>] table) and, optionally, a stop step run in reverse
+// order. The ordered list of modules the server starts is one file,
+// server/modules.go, as CoreDNS's plugin.cfg is; adding an extension is
+// one package under xep/ and one line there. README.md beside this file
+// says how to write one.
+package module
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/router"
+	"github.com/starling-xmpp/starling/storage"
+)
+
+// Module is one extension.
+type Module interface {
+	// Name is the module's name: its log key and its configuration
+	// table, [modules.<name>].
+	Name() string
+	// Start registers what the module provides (IQ handlers, event
+	// handlers, features) and starts what it runs. It is called once, in
+	// list order, before the server accepts connections; an error stops
+	// the server from starting.
+	Start(ctx context.Context, env *Env) error
+}
+
+// Stopper is a Module with a stop step, called in reverse list order when
+// the server stops, after every session has ended.
+type Stopper interface {
+	Stop(ctx context.Context) error
+}
+
+// Configurable is a Module with options of its own: Options returns a new
+// pointer to a struct holding their defaults, with `toml` tags; the
+// [modules.<name>] table is decoded into it as strictly as the rest of the
+// configuration (unknown keys and wrong types are errors with their path,
+// also for check-config). The module reads the decoded value in force
+// with Env.Options, which follows reloads.
+type Configurable interface {
+	Options() any
+}
+
+// Optional is a Module the operator may turn off with [modules.<name>]
+// enabled = false. Modules that implement core RFC 6120 and RFC 6121
+// behaviour are not Optional.
+type Optional interface {
+	Optional()
+}
+
+// Env is what a started module may use. It is the module's own: Log and
+// Options are for this module.
+type Env struct {
+	// Log has the key module=<name>.
+	Log *slog.Logger
+	// Router routes stanzas and knows the sessions (RFC 6120 §10).
+	Router *router.Router
+	// IQ is where IQ handlers and disco features are registered.
+	IQ *dispatch.Mux
+	// Bus carries the typed events of the other packages and modules.
+	Bus *event.Bus
+	// Store is the server's storage.
+	Store storage.Store
+	// Config returns the configuration in force; it changes on reload.
+	Config func() *config.Config
+
+	name string
+	set  *Set
+}
+
+// Options returns the module's decoded [modules.<name>] table in force:
+// a pointer of the type its Configurable.Options returns, filled in (a
+// new one after each reload); nil for a module without options.
+func (e *Env) Options() any { return (*e.set.options.Load())[e.name] }
+
+// AddStreamFeature offers a stream feature element to every client once
+// it has authenticated, beside resource binding (RFC 6120 §4.3.2), such as
+// stream management: f returns it when a client is offered the features,
+// so that it may depend on what the other modules registered (entity
+// capabilities, XEP-0115 §6.3).
+func (e *Env) AddStreamFeature(f func() string) {
+	e.set.mu.Lock()
+	e.set.stream = append(e.set.stream, f)
+	e.set.mu.Unlock()
+}

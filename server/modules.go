@@ -1,0 +1,26 @@
+package server
+
+import (
+	"github.com/starling-xmpp/starling/module"
+	"github.com/starling-xmpp/starling/xep/disco"
+	"github.com/starling-xmpp/starling/xep/entitytime"
+	"github.com/starling-xmpp/starling/xep/ping"
+	"github.com/starling-xmpp/starling/xep/private"
+	"github.com/starling-xmpp/starling/xep/vcard"
+	"github.com/starling-xmpp/starling/xep/version"
+)
+
+// Modules is the ordered list of the modules the server starts (and stops
+// in reverse): adding an extension is one package under xep/ and one line
+// here (module/README.md). The order is the start order, and the order of
+// equal priorities on the event bus.
+func Modules() []module.Module {
+	return []module.Module{
+		disco.Module{},
+		ping.Module{},
+		version.Module{Software: "Starling", Version: Version},
+		entitytime.Module{},
+		vcard.Module{},
+		private.Module{},
+	}
+}
