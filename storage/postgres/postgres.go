@@ -27,12 +27,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	db := pgxDB{pgxQuerier{pool}, pool}
+	s := &Store{Store: sqlstore.New(dialect{}, db, db), pool: pool}
+	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	db := pgxDB{pgxQuerier{pool}, pool}
-	return &Store{Store: sqlstore.New(dialect{}, db, db), pool: pool}, nil
+	return s, nil
 }
 
 // Close closes the pool, waiting for connections in use to be released.

@@ -64,7 +64,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// A read transaction on the readers sees one snapshot: WAL's.
 	core := sqlstore.New(dialect{}, sqlstore.SQLDB(r, &sql.TxOptions{ReadOnly: true}), sqlstore.SQLDB(w, nil))
 	s := &Store{Store: core, w: w, r: r}
-	if err := migrate(ctx, w); err != nil {
+	if err := s.Migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
