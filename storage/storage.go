@@ -189,6 +189,23 @@ type LastActivity interface {
 	LastActivity(ctx context.Context, host, username string) (at time.Time, status string, err error)
 }
 
+// Tx is every aggregate inside one transaction (Store.InTx).
+type Tx interface {
+	Accounts
+	Roster
+	Offline
+	Blocklist
+	Documents
+	LastActivity
+	// LockAccount holds the account until the transaction ends: another
+	// transaction's LockAccount of it waits until then, so that a read,
+	// decide, write sequence on the account's data (a subscription
+	// change, an offline delivery) is not interleaved with another, even
+	// from another server sharing the database. ErrNotFound if there is
+	// no such account. Lock several accounts in (host, username) order.
+	LockAccount(ctx context.Context, host, username string) error
+}
+
 // Store is everything a backend provides. DeleteAccount removes an
 // account's data from every aggregate.
 type Store interface {
@@ -198,6 +215,11 @@ type Store interface {
 	Blocklist
 	Documents
 	LastActivity
+	// InTx runs f in one transaction, committed if f returns nil and
+	// rolled back otherwise (InTx then returns f's error). f runs once;
+	// it must use only tx, never the Store, whose writes may wait for
+	// tx's end (SQLite has one writer).
+	InTx(ctx context.Context, f func(tx Tx) error) error
 	// Close releases the backend's connections and files.
 	Close() error
 }

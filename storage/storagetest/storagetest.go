@@ -50,6 +50,9 @@ func Run(t *testing.T, newDB NewDB) {
 		{"ConcurrentRoster", testConcurrentRoster},
 		{"ConcurrentOffline", testConcurrentOffline},
 		{"CancelIM", testCancelIM},
+		{"TxSerialises", testTxSerialises},
+		{"TxOffline", testTxOffline},
+		{"TxRollback", testTxRollback},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
