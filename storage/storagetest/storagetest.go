@@ -53,6 +53,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"TxSerialises", testTxSerialises},
 		{"TxOffline", testTxOffline},
 		{"TxRollback", testTxRollback},
+		{"DeleteAccountInTx", testDeleteAccountInTx},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -193,3 +193,35 @@ func testTxRollback(t *testing.T, newDB NewDB) {
 	}
 	checkRoster(t, s, "alice", []storage.RosterItem{{Contact: "a@example.net", Subscription: storage.SubTo, Version: 1}}, 1)
 }
+
+// testDeleteAccountInTx deletes an account in a transaction that fails:
+// every aggregate's data stays; and in one that commits: it all goes.
+func testDeleteAccountInTx(t *testing.T, newDB NewDB) {
+	s := open(t, newDB)
+	imAccounts(t, s)
+	ctx := t.Context()
+	roster := fill(t, s, "alice")
+	errStop := errors.New("stop")
+	err := s.InTx(ctx, func(tx storage.Tx) error {
+		if err := tx.DeleteAccount(ctx, host, "alice"); err != nil {
+			return err
+		}
+		if _, err := tx.Account(ctx, host, "alice"); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("Account in the transaction after DeleteAccount: %v, want ErrNotFound", err)
+		}
+		return errStop
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("InTx: %v", err)
+	}
+	checkFilled(t, s, "alice", roster, 3)
+	if err := s.InTx(ctx, func(tx storage.Tx) error { return tx.DeleteAccount(ctx, host, "alice") }); err != nil {
+		t.Fatalf("InTx: %v", err)
+	}
+	create(t, s, account(host, "alice", 3))
+	checkRoster(t, s, "alice", nil, 0)
+	checkOffline(t, s, "alice", nil, nil)
+	checkBlocked(t, s, "alice")
+	checkDocument(t, s, "alice", "vcard", nil)
+	checkLastActivity(t, s, "alice", time.Time{}, "")
+}

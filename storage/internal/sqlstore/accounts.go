@@ -106,19 +106,6 @@ func (s *Store) SetKeys(ctx context.Context, host, username string, keys map[sto
 	return nil
 }
 
-// DeleteAccount implements storage.Accounts. Everything else stored for the
-// account goes with it, by ON DELETE CASCADE.
-func (s *Store) DeleteAccount(ctx context.Context, host, username string) error {
-	n, err := s.writer().exec(ctx, `DELETE FROM accounts WHERE host = ? AND username = ?`, host, username)
-	if err == nil && n == 0 {
-		err = storage.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("delete account %s@%s: %w", username, host, err)
-	}
-	return nil
-}
-
 // ListAccounts implements storage.Accounts.
 func (s *Store) ListAccounts(ctx context.Context, host string) ([]string, error) {
 	names, err := collectStrings(s.reader().query(ctx, `SELECT username FROM accounts WHERE host = ? ORDER BY username`, host))

@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+func init() {
+	onDeleteAccount("blocklist", `DELETE FROM blocklist WHERE host = ? AND username = ?`)
+}
+
 // jidsPerStatement bounds the parameters of one statement (SQLite allows
 // 32766).
 const jidsPerStatement = 500

@@ -12,6 +12,10 @@ import (
 	"github.com/starling-xmpp/starling/storage"
 )
 
+func init() {
+	onDeleteAccount("documents", `DELETE FROM documents WHERE host = ? AND username = ?`)
+}
+
 // Document implements storage.Documents.
 func (s *Store) Document(ctx context.Context, host, username, key string) ([]byte, error) {
 	var doc []byte

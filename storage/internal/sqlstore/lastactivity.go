@@ -13,6 +13,10 @@ import (
 	"github.com/starling-xmpp/starling/storage"
 )
 
+func init() {
+	onDeleteAccount("lastactivity", `DELETE FROM last_activity WHERE host = ? AND username = ?`)
+}
+
 // SetLastActivity implements storage.LastActivity. The time is kept to the
 // millisecond. It returns ErrNotFound if there is no such account.
 func (s *Store) SetLastActivity(ctx context.Context, host, username string, at time.Time, status string) error {

@@ -11,6 +11,10 @@ import (
 	"github.com/starling-xmpp/starling/storage"
 )
 
+func init() {
+	onDeleteAccount("offline", `DELETE FROM offline_messages WHERE host = ? AND username = ?`)
+}
+
 // StoreOffline implements storage.Offline. The stored time is kept to the
 // millisecond. Writers of one account hold its row while they count and
 // insert, so the quota holds and ids are committed in order: a reader never

@@ -15,6 +15,14 @@ import (
 	"github.com/starling-xmpp/starling/storage"
 )
 
+func init() {
+	onDeleteAccount("roster",
+		`DELETE FROM roster_items WHERE host = ? AND username = ?`,
+		`DELETE FROM roster_removed WHERE host = ? AND username = ?`,
+		`DELETE FROM roster_versions WHERE host = ? AND username = ?`,
+		`DELETE FROM subscription_requests WHERE host = ? AND username = ?`)
+}
+
 // normalizeGroups returns a sorted copy of groups without duplicates,
 // never nil.
 func normalizeGroups(groups []string) []string {
