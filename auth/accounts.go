@@ -32,3 +32,10 @@ func SetPassword(ctx context.Context, accounts storage.Accounts, j jid.JID, pass
 	}
 	return accounts.SetKeys(ctx, j.Domainpart(), j.Localpart(), keys)
 }
+
+// AccountDeleted is fired (package event) when an account has been removed
+// from storage, in-band (XEP-0077 §3.2) or by the administrator: its
+// sessions end, and modules forget what they keep of it in memory.
+type AccountDeleted struct {
+	JID jid.JID
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
@@ -28,18 +29,10 @@ import (
 	"github.com/starling-xmpp/starling/tlsconf"
 )
 
-// Presence is the presence module as sessions see it (RFC 6121 §4).
-type Presence interface {
-	// FromClient handles a presence stanza the session sent, its 'from'
-	// stamped; the session has already recorded its availability.
-	FromClient(ctx context.Context, sess router.Session, st *stanza.Stanza)
-	// SessionEnded runs once a bound session has left the router.
-	SessionEnded(ctx context.Context, sess router.Session)
-}
-
 // PreAuth answers an IQ request of a stream that has not authenticated,
 // for host, over TLS: in-band registration (XEP-0077 §3.1). It returns
-// the whole reply.
+// the whole reply, or nil when nothing handles it (the stream then ends
+// with <not-authorized/>); dispatch.Mux implements it.
 type PreAuth interface {
 	PreAuth(ctx context.Context, host string, iq *stanza.Stanza) []byte
 }
@@ -53,9 +46,8 @@ type Server struct {
 	// PreAuth answers IQs before authentication: in-band registration
 	// (XEP-0077 §3.1); nil refuses them.
 	PreAuth PreAuth
-	// Presence, when set, gets every presence stanza and session end;
-	// without it presence is only routed (tests of the core alone).
-	Presence Presence
+	// Bus carries the events sessions fire (events.go); nil fires none.
+	Bus *event.Bus
 	// BoundFeatures returns the stream features offered with bind
 	// besides it (RFC 6120 §4.3.2): roster versioning (RFC 6121 §2.6.1),
 	// the modules' (module.Set.StreamFeatures), entity capabilities
@@ -300,6 +292,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // directTLSConfig is the XEP-0368 TLS configuration.
 func (s *Server) directTLSConfig() *tls.Config { return s.TLS.ServerConfig("xmpp-client") }
+
+// HandleEvents sets the bus sessions fire their events on, and handles
+// the events of others that end sessions: an account removed
+// (auth.AccountDeleted).
+func (s *Server) HandleEvents(bus *event.Bus) {
+	s.Bus = bus
+	event.On(bus, event.Last, "c2s", func(_ context.Context, e *auth.AccountDeleted) bool {
+		s.EndSessions(e.JID, &stream.Error{Condition: stream.NotAuthorized, Text: "account removed"})
+		return false
+	})
+}
 
 // EndSessions closes every bound session of the account bare with err
 // (used when the account is deleted).

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/starling-xmpp/starling/auth"
+	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 	"github.com/starling-xmpp/starling/stream"
@@ -77,7 +77,7 @@ type session struct {
 	bound     atomic.Bool
 
 	// available and priority are the session's broadcast presence state
-	// (RFC 6121 §4.7.2.3), written by the reader, read by the router.
+	// (RFC 6121 §4.7.2.3), set by the presence module, read by the router.
 	available atomic.Bool
 	priority  atomic.Int32
 
@@ -192,6 +192,12 @@ func (s *session) JID() jid.JID { return s.full }
 // Available implements router.Session.
 func (s *session) Available() (bool, int) {
 	return s.available.Load(), int(s.priority.Load())
+}
+
+// SetAvailable implements router.Session.
+func (s *session) SetAvailable(ok bool, priority int) {
+	s.priority.Store(int32(priority))
+	s.available.Store(ok)
 }
 
 // Deliver implements router.Session: it queues raw, one top-level element,
@@ -334,9 +340,7 @@ func (s *session) finish(log interface {
 	// stream, nothing is routed to this session any more.
 	if !s.full.Equal(jid.JID{}) {
 		s.srv.Router.Unbind(s)
-		if s.srv.Presence != nil {
-			s.srv.Presence.SessionEnded(context.Background(), s)
-		}
+		event.Fire(context.Background(), s.srv.Bus, &SessionEnded{Session: s})
 	}
 	var se *stream.Error
 	switch {
@@ -745,8 +749,10 @@ func (s *session) negotiationIQ(ctx context.Context, el *stream.Element) (done b
 	}
 	name, _, _ := st.Payload()
 	if s.username == "" {
-		if name.Space == nsRegister && s.tls && st.IsRequest() && s.srv.PreAuth != nil {
-			return false, s.write(s.srv.PreAuth.PreAuth(ctx, s.host, st))
+		if s.tls && st.IsRequest() && s.srv.PreAuth != nil {
+			if reply := s.srv.PreAuth.PreAuth(ctx, s.host, st); reply != nil {
+				return false, s.write(reply)
+			}
 		}
 		return false, &stream.Error{Condition: stream.NotAuthorized}
 	}
@@ -799,6 +805,7 @@ func (s *session) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
 	go s.writeLoop(conn)
 	s.startIdleTimer()
 	s.Deliver(stanza.Result(st, jid.JID{}, []byte("<bind xmlns='"+nsBind+"'><jid>"+stanza.Escape(full.String())+"</jid></bind>")))
+	event.Fire(ctx, s.srv.Bus, &SessionBound{Session: s})
 	return true, nil
 }
 
@@ -874,16 +881,6 @@ func (s *session) serve(ctx context.Context) error {
 // handle stamps the sender's full JID on a stanza (RFC 6120 §8.1.2.1: a
 // 'from' set by the client is overridden) and routes it.
 func (s *session) handle(ctx context.Context, st *stanza.Stanza) {
-	if st.Kind == stanza.Presence && st.To.Domainpart() == "" {
-		s.broadcastPresence(st)
-	}
-	if st.Kind == stanza.Presence && s.srv.Presence != nil {
-		s.srv.Presence.FromClient(ctx, s, st.WithAddresses(s.full, st.To))
-		return
-	}
-	if st.Kind == stanza.Presence && st.To.Domainpart() == "" {
-		return
-	}
 	to := st.To
 	if to.Domainpart() == "" && st.Kind == stanza.Message {
 		to = s.full.Bare() // RFC 6120 §10.3.1
@@ -904,40 +901,14 @@ func (s *session) handle(ctx context.Context, st *stanza.Stanza) {
 			return
 		}
 	}
-	s.srv.Router.Route(ctx, st.WithAddresses(s.full, to))
-}
-
-// broadcastPresence records the session's own availability and priority
-// (RFC 6121 §4.2, §4.5), which the router reads; the presence module does
-// the broadcast.
-func (s *session) broadcastPresence(st *stanza.Stanza) {
-	switch st.Type {
-	case "":
-		prio := 0
-		if raw, ok := st.Child(nsClient, "priority"); ok {
-			prio = parsePriority(raw)
-		} else if raw, ok := st.Child("", "priority"); ok {
-			prio = parsePriority(raw)
-		}
-		s.priority.Store(int32(prio))
-		s.available.Store(true)
-	case "unavailable":
-		s.available.Store(false)
+	st = st.WithAddresses(s.full, to)
+	if event.Fire(ctx, s.srv.Bus, &ClientStanza{Session: s, Stanza: st}) {
+		return
 	}
-}
-
-// parsePriority reads <priority/>: an integer from -128 to 127
-// (RFC 6121 §4.7.2.3); anything else counts as 0.
-func parsePriority(raw []byte) int {
-	var v string
-	if err := stanza.Decode(raw, &v); err != nil {
-		return 0
+	if st.Kind == stanza.Presence && to.Domainpart() == "" {
+		return // broadcast presence, without a presence module (tests of the core)
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < -128 || n > 127 {
-		return 0
-	}
-	return n
+	s.srv.Router.Route(ctx, st)
 }
 
 // startIdleTimer pings a client that has been silent for the idle timeout

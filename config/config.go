@@ -224,9 +224,6 @@ type Limits struct {
 	// MaxRosterItems bounds one roster (RFC 6121 §2.3.3 lets the server
 	// refuse more).
 	MaxRosterItems int `toml:"max_roster_items"`
-	// MaxOfflineMessages bounds the messages stored for one offline
-	// account (XEP-0160 §2).
-	MaxOfflineMessages int `toml:"max_offline_messages"`
 }
 
 // Log is the [log] table.
@@ -311,7 +308,6 @@ func Default() *Config {
 			OutboundQueue:                1000,
 			OutboundQueueBytes:           4 << 20,
 			MaxRosterItems:               1000,
-			MaxOfflineMessages:           1000,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		Hosts: map[string]Host{},

@@ -150,6 +150,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level key", "verbose = true\n", []string{"verbose: unknown key"}},
 		{"unknown table", "[limitz]\nmax_stanza_bytes = 20000\n", []string{"limitz: unknown key (did you mean limits?)"}},
 		{"nested typo", "[limits]\nmax_stanzas_bytes = 20000\n", []string{"limits.max_stanzas_bytes: unknown key (did you mean max_stanza_bytes?)"}},
+		{"moved key", "[limits]\nmax_offline_messages = 20\n", []string{"limits.max_offline_messages: moved: write modules.offline.max_messages instead"}},
 		{"keys are case-sensitive", "[Limits]\n", []string{"Limits: unknown key (did you mean limits?)"}},
 		{"unknown key in host override", "[server]\nhosts = [\"a.example\"]\n[hosts.\"a.example\".tls]\ncrt = \"x\"\n",
 			[]string{`hosts."a.example".tls.crt: unknown key (did you mean cert?)`}},

@@ -215,6 +215,10 @@ func (d *decoder) table(tbl map[string]toml.Primitive, rv reflect.Value, path to
 			continue
 		}
 		i, ok := fields[k]
+		if to, moved := movedKeys[p.String()]; !ok && moved {
+			d.probs.add(p.String(), "moved: write %s instead", to)
+			continue
+		}
 		if !ok {
 			msg := "unknown key"
 			if s := suggest(k, fields); s != "" {
@@ -249,6 +253,12 @@ func (d *decoder) modules(prim toml.Primitive, rv reflect.Value, path toml.Key) 
 		m[k] = ModuleTable{prim: tbl[k], md: d.md}
 	}
 	rv.Set(reflect.ValueOf(m))
+}
+
+// movedKeys are keys of earlier releases that live elsewhere now, by
+// their old path: their problem names the new one.
+var movedKeys = map[string]string{
+	"limits.max_offline_messages": "modules.offline.max_messages",
 }
 
 // tomlType names the TOML type of the value at path, for messages.

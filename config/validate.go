@@ -140,7 +140,6 @@ func (c *Config) Validate() error {
 		p.add("limits.outbound_queue_bytes", "must be at least limits.max_stanza_bytes (%d), not %d", l.MaxStanzaBytes, l.OutboundQueueBytes)
 	}
 	intRange(p, "limits.max_roster_items", l.MaxRosterItems, 1, 100000)
-	intRange(p, "limits.max_offline_messages", l.MaxOfflineMessages, 1, 100000)
 
 	// [log]
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

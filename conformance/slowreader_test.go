@@ -31,7 +31,7 @@ func TestStuckRecipient(t *testing.T) {
 				c.Limits.OutboundQueue = tc.items
 				c.Limits.OutboundQueueBytes = tc.bytes
 				c.Limits.MaxStanzaBytes = 16 << 10
-				c.Limits.MaxOfflineMessages = 1
+				c.Modules = offlineMax1.Modules
 			})
 			stuckRecipient(t, srv)
 			if l := srv.LogLines(`msg="outbound queue full, closing session" jid=bob@localhost/stuck reason=` + tc.reason); len(l) != 1 {
@@ -40,6 +40,9 @@ func TestStuckRecipient(t *testing.T) {
 		})
 	}
 }
+
+// offlineMax1 keeps one offline message per account.
+var offlineMax1, _ = config.Parse([]byte("[modules.offline]\nmax_messages = 1\n"))
 
 func stuckRecipient(t *testing.T, srv *testserver.Server) {
 	srv.AddUser(t, "alice", "alice-secret")

@@ -142,6 +142,24 @@ func configEdit(t *testing.T, s step) func(*config.Config) {
 	case "tls optional":
 		return func(c *config.Config) { c.C2S.RequireTLS = false }
 	}
+	if rest, ok := strings.CutPrefix(s.verb, "module "); ok {
+		// "config module NAME: KEY = VALUE[; KEY = VALUE]": the
+		// module's [modules.NAME] table.
+		name, settings, _ := strings.Cut(rest, ":")
+		text := "[modules." + strings.TrimSpace(name) + "]\n" + strings.ReplaceAll(settings, ";", "\n") + "\n"
+		parsed, err := config.Parse([]byte(text))
+		if err != nil {
+			t.Fatalf("line %d: %v", s.line, err)
+		}
+		return func(c *config.Config) {
+			if c.Modules == nil {
+				c.Modules = map[string]config.ModuleTable{}
+			}
+			for k, v := range parsed.Modules {
+				c.Modules[k] = v
+			}
+		}
+	}
 	if origin, ok := strings.CutPrefix(s.verb, "allowed origin "); ok {
 		return func(c *config.Config) { c.HTTP.AllowedOrigins = append(c.HTTP.AllowedOrigins, origin) }
 	}
@@ -160,7 +178,6 @@ func configEdit(t *testing.T, s step) func(*config.Config) {
 		ints["max unauthenticated per address"] = &c.Limits.MaxUnauthenticatedPerAddress
 		ints["outbound queue"] = &c.Limits.OutboundQueue
 		ints["max roster items"] = &c.Limits.MaxRosterItems
-		ints["max offline messages"] = &c.Limits.MaxOfflineMessages
 		durations["connect timeout"] = &c.Limits.ConnectTimeout.Duration
 		durations["auth timeout"] = &c.Limits.AuthTimeout.Duration
 		durations["idle timeout"] = &c.Limits.IdleTimeout.Duration

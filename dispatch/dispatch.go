@@ -72,6 +72,40 @@ type Mux struct {
 	features []string
 	out      Sender
 	exists   AccountExists
+	preAuth  map[xml.Name]PreAuthHandler
+}
+
+// PreAuthHandler answers an IQ request of a stream that has not
+// authenticated yet, for host (XEP-0077 §3.1 registration): the whole
+// reply.
+type PreAuthHandler func(ctx context.Context, host string, iq *stanza.Stanza) []byte
+
+// HandlePreAuth registers h for IQ requests whose payload is
+// {space}local sent before authentication, over TLS.
+func (m *Mux) HandlePreAuth(space, local string, h PreAuthHandler) {
+	m.mu.Lock()
+	if m.preAuth == nil {
+		m.preAuth = make(map[xml.Name]PreAuthHandler)
+	}
+	m.preAuth[xml.Name{Space: space, Local: local}] = h
+	m.mu.Unlock()
+}
+
+// PreAuth answers iq, a request of a stream not authenticated yet, with
+// the handler registered for its payload; nil when there is none (the
+// stream then ends, RFC 6120 §4.9.3.12).
+func (m *Mux) PreAuth(ctx context.Context, host string, iq *stanza.Stanza) []byte {
+	name, _, ok := iq.Payload()
+	if !ok {
+		return nil
+	}
+	m.mu.RLock()
+	h := m.preAuth[name]
+	m.mu.RUnlock()
+	if h == nil {
+		return nil
+	}
+	return h(ctx, host, iq)
 }
 
 // entry is one registered handler.
@@ -81,9 +115,15 @@ type entry struct {
 	accounts bool
 }
 
-// New returns an empty Mux.
+// New returns a Mux that answers only the legacy session establishment:
+// old clients still send it after binding (RFC 3921 §3), and RFC 6121
+// Appendix E keeps it as a no-op (c2s offers it as <optional/>).
 func New(log *slog.Logger) *Mux {
-	return &Mux{log: log, handlers: make(map[xml.Name]entry)}
+	m := &Mux{log: log, handlers: make(map[xml.Name]entry)}
+	m.Handle("urn:ietf:params:xml:ns:xmpp-session", "session", func(context.Context, Request) ([]byte, error) {
+		return nil, nil
+	})
+	return m
 }
 
 // SetSender sets where replies go (the router).

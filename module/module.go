@@ -15,6 +15,7 @@ import (
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/roster"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/storage"
 )
@@ -61,6 +62,9 @@ type Env struct {
 	Log *slog.Logger
 	// Router routes stanzas and knows the sessions (RFC 6120 §10).
 	Router *router.Router
+	// Roster answers questions about subscriptions (RFC 6121 §3): who
+	// sees an account's presence.
+	Roster *roster.Service
 	// IQ is where IQ handlers and disco features are registered.
 	IQ *dispatch.Mux
 	// Bus carries the typed events of the other packages and modules.

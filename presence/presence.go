@@ -11,38 +11,84 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/c2s"
+	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/roster"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 )
 
-// Service is the presence module. Set its fields before serving.
+// Available is fired (on Service.Bus) after a session's initial presence,
+// once probes and broadcast are out, with its priority, and again when an
+// available session's priority goes from negative to zero or more:
+// offline messages are delivered then (XEP-0160 §2).
+type Available struct {
+	Session  router.Session
+	Priority int
+}
+
+// AccountUnavailable is fired when an account's last available resource
+// becomes unavailable, with the status text of its unavailable presence
+// (last activity records it, XEP-0012 §4).
+type AccountUnavailable struct {
+	User   jid.JID
+	Status string
+}
+
+// Service is the presence module. Set its fields, then Register it.
 type Service struct {
 	Router *router.Router
 	Roster *roster.Service
+	Bus    *event.Bus
 	// Exists reports whether a local account exists.
 	Exists func(ctx context.Context, bare jid.JID) bool
-	// Available runs after a session's initial presence, once probes and
-	// broadcast are out, with its priority, and again when an available
-	// session's priority goes from negative to zero or more: offline
-	// messages are delivered there (XEP-0160 §2). nil: nothing.
-	Available func(ctx context.Context, sess router.Session, priority int)
-	// Ended runs last when a session has ended, for modules that keep
-	// per-session state (the blocklist's interested resources). nil: nothing.
-	Ended func(sess router.Session)
-	// LastResourceGone runs when an account's last available resource
-	// becomes unavailable, with its status text (XEP-0012 §4). nil: nothing.
-	LastResourceGone func(ctx context.Context, user jid.JID, status string)
-	Log              *slog.Logger
+	Log    *slog.Logger
 
 	mu       sync.Mutex                     // guards sessions
 	sessions map[string]map[string]*session // bare JID → resource → state
+}
+
+// Register hooks the service to the events it handles: presence sent by
+// clients (c2s.ClientStanza), the end of sessions (c2s.SessionEnded),
+// probes addressed to local accounts (router.AccountPresence), and the
+// roster's subscription changes (roster.PresenceGranted and
+// PresenceRevoked).
+func (p *Service) Register() {
+	event.On(p.Bus, event.Normal, "presence", func(ctx context.Context, e *c2s.ClientStanza) bool {
+		if e.Stanza.Kind != stanza.Presence {
+			return false
+		}
+		p.FromClient(ctx, e.Session, e.Stanza)
+		return true
+	})
+	// Before the modules forget the session, so that its unavailable
+	// presence still reaches whom it should.
+	event.On(p.Bus, event.First, "presence", func(ctx context.Context, e *c2s.SessionEnded) bool {
+		p.SessionEnded(ctx, e.Session)
+		return false
+	})
+	event.On(p.Bus, event.Normal, "presence", func(ctx context.Context, e *router.AccountPresence) bool {
+		if e.Stanza.Type != "probe" {
+			return false
+		}
+		p.probe(ctx, e.Stanza)
+		return true
+	})
+	event.On(p.Bus, event.Normal, "presence", func(ctx context.Context, e *roster.PresenceGranted) bool {
+		p.SendCurrent(ctx, e.User, e.Contact)
+		return false
+	})
+	event.On(p.Bus, event.Normal, "presence", func(ctx context.Context, e *roster.PresenceRevoked) bool {
+		p.SendUnavailable(ctx, e.User, e.Contact)
+		return false
+	})
 }
 
 // session is what presence keeps about one session.
@@ -93,6 +139,13 @@ func (p *Service) available(user jid.JID) []*stanza.Stanza {
 func (p *Service) FromClient(ctx context.Context, sess router.Session, st *stanza.Stanza) {
 	switch {
 	case st.To.Domainpart() == "" && (st.Type == "" || st.Type == "unavailable"):
+		// §4.2, §4.5: what the router reads for delivery.
+		if st.Type == "" {
+			sess.SetAvailable(true, priority(st))
+		} else {
+			_, prio := sess.Available()
+			sess.SetAvailable(false, prio)
+		}
 		p.broadcast(ctx, sess, st)
 	case st.To.Domainpart() == "":
 		// Subscription types and probes need a 'to' (RFC 6121 §3, §4.3).
@@ -104,7 +157,7 @@ func (p *Service) FromClient(ctx context.Context, sess router.Session, st *stanz
 	case st.Type == "probe":
 		// Clients should not probe (§4.3), but the answer is the same as
 		// for a server's probe: from the user's bare JID.
-		p.Router.Route(ctx, st.WithAddresses(st.From.Bare(), st.To.Bare()))
+		p.sendProbe(ctx, st.WithAddresses(st.From.Bare(), st.To.Bare()))
 	case st.Type == "" || st.Type == "unavailable":
 		p.directed(ctx, sess, st)
 	case st.Type == "error":
@@ -166,11 +219,11 @@ func (p *Service) broadcast(ctx context.Context, sess router.Session, st *stanza
 		p.initial(ctx, sess, user, siblings)
 		return
 	}
-	if nowNonNegative && p.Available != nil {
-		p.Available(ctx, sess, prio)
+	if nowNonNegative {
+		event.Fire(ctx, p.Bus, &Available{Session: sess, Priority: prio})
 	}
-	if st.Type == "unavailable" && wasAvailable && len(p.available(user)) == 0 && p.LastResourceGone != nil {
-		p.LastResourceGone(ctx, user, statusText(st))
+	if st.Type == "unavailable" && wasAvailable && len(p.available(user)) == 0 {
+		event.Fire(ctx, p.Bus, &AccountUnavailable{User: user, Status: statusText(st)})
 	}
 }
 
@@ -180,17 +233,28 @@ func (p *Service) broadcast(ctx context.Context, sess router.Session, st *stanza
 // messages.
 func (p *Service) initial(ctx context.Context, sess router.Session, user jid.JID, siblings []*stanza.Stanza) {
 	for _, c := range p.Roster.Contacts(ctx, user, roster.ReceivesPresence) {
-		p.Router.Route(ctx, stanza.NewPresence(user, c, "probe"))
+		p.sendProbe(ctx, stanza.NewPresence(user, c, "probe"))
 	}
 	full := sess.JID()
 	for _, s := range siblings {
 		sess.Deliver(s.WithAddresses(s.From, full).Raw)
 	}
 	p.Roster.DeliverPending(ctx, user, sess.Deliver)
-	if p.Available != nil {
-		_, prio := sess.Available()
-		p.Available(ctx, sess, prio)
+	_, prio := sess.Available()
+	event.Fire(ctx, p.Bus, &Available{Session: sess, Priority: prio})
+}
+
+// sendProbe sends a probe (§4.3): answered here when it is for a local
+// account, routed otherwise.
+func (p *Service) sendProbe(ctx context.Context, probe *stanza.Stanza) {
+	if p.Router.IsLocal(probe.To.Domainpart()) {
+		// As the router would (XEP-0191 blocking included).
+		if !event.Fire(ctx, p.Bus, &router.Routing{Stanza: probe}) {
+			p.probe(ctx, probe)
+		}
+		return
 	}
+	p.Router.Route(ctx, probe)
 }
 
 // siblings returns the last presence of user's other available
@@ -255,20 +319,6 @@ func (p *Service) SessionEnded(ctx context.Context, sess router.Session) {
 		}
 	}
 	p.mu.Unlock()
-	p.Roster.SessionEnded(sess)
-	if p.Ended != nil {
-		p.Ended(sess)
-	}
-}
-
-// Inbound is the router's hook for presence of the subscription types and
-// probes addressed to a local account.
-func (p *Service) Inbound(ctx context.Context, st *stanza.Stanza) {
-	if st.Type == "probe" {
-		p.probe(ctx, st)
-		return
-	}
-	p.Roster.Inbound(ctx, st)
 }
 
 // probe answers a presence probe to a local account (§4.3.2): with the
@@ -308,18 +358,42 @@ func (p *Service) subscriptionOf(ctx context.Context, user, contact jid.JID) sto
 	return sub
 }
 
-// SendCurrent implements roster.Notifier.
+// SendCurrent sends the last presence of each of user's available
+// resources to contact (RFC 6121 §3.1.5: contact may now see it).
 func (p *Service) SendCurrent(ctx context.Context, user, contact jid.JID) {
 	for _, s := range p.available(user) {
 		p.Router.Route(ctx, s.WithAddresses(s.From, contact))
 	}
 }
 
-// SendUnavailable implements roster.Notifier.
+// SendUnavailable sends unavailable presence from each of user's
+// available resources to contact (§3.2.2, §3.3.3: contact may no longer
+// see it).
 func (p *Service) SendUnavailable(ctx context.Context, user, contact jid.JID) {
 	for _, s := range p.available(user) {
 		p.Router.Route(ctx, stanza.NewPresence(s.From, contact, "unavailable"))
 	}
+}
+
+// priority reads <priority/> (§4.7.2.3): an integer from -128 to 127;
+// anything else, or none, counts as 0.
+func priority(st *stanza.Stanza) int {
+	raw, ok := st.Child("jabber:client", "priority")
+	if !ok {
+		raw, ok = st.Child("", "priority") // the stream's default namespace
+	}
+	if !ok {
+		return 0
+	}
+	var v string
+	if err := stanza.Decode(raw, &v); err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < -128 || n > 127 {
+		return 0
+	}
+	return n
 }
 
 // statusText is the text of a presence's <status/>, if any.

@@ -19,7 +19,9 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
@@ -40,16 +42,18 @@ const (
 // (§3.4).
 const StreamFeatures = "<ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>"
 
-// Notifier sends an account's current presence where a subscription
-// change requires it; the presence module implements it.
-type Notifier interface {
-	// SendCurrent sends the last presence of each of user's available
-	// resources to contact (RFC 6121 §3.1.5, once contact may see it).
-	SendCurrent(ctx context.Context, user, contact jid.JID)
-	// SendUnavailable sends unavailable presence from each of user's
-	// available resources to contact (RFC 6121 §3.2.2, §3.3.3, once
-	// contact may no longer see it).
-	SendUnavailable(ctx context.Context, user, contact jid.JID)
+// PresenceGranted is fired (on Service.Bus) when a subscription change
+// lets Contact see User's presence (RFC 6121 §3.1.5): the presence module
+// sends User's current presence to Contact.
+type PresenceGranted struct {
+	User, Contact jid.JID
+}
+
+// PresenceRevoked is fired when Contact may no longer see User's presence
+// (§3.2.2, §3.3.3): the presence module sends unavailable presence.
+// XEP-0191 blocking fires it too, for a contact just blocked.
+type PresenceRevoked struct {
+	User, Contact jid.JID
 }
 
 // Service is the roster module. Set its fields, then Register it.
@@ -58,8 +62,8 @@ type Service struct {
 	Router *router.Router
 	// Exists reports whether a local account exists.
 	Exists func(ctx context.Context, bare jid.JID) bool
-	// Presence is told about subscription changes; nil sends nothing.
-	Presence Notifier
+	// Bus carries the events the roster fires and handles.
+	Bus *event.Bus
 	// MaxItems bounds a roster's size (0: no limit); read at each use, so
 	// that a reload applies.
 	MaxItems func() int
@@ -84,12 +88,25 @@ type Service struct {
 	seed  maphash.Seed
 }
 
-// Register adds the roster IQ handler to m.
+// Register adds the roster IQ handler to m, and hooks the service to the
+// events it handles: subscription stanzas addressed to local accounts
+// (router.AccountPresence) and the end of sessions (c2s.SessionEnded).
 func (s *Service) Register(m *dispatch.Mux) {
 	s.seed = maphash.MakeSeed()
 	s.interested = make(map[string]router.Session)
 	s.online = make(map[string][]storage.RosterItem)
 	m.Handle(NS, "query", s.handleIQ)
+	event.On(s.Bus, event.Normal, "roster", func(ctx context.Context, e *router.AccountPresence) bool {
+		if e.Stanza.Type == "probe" {
+			return false
+		}
+		s.Inbound(ctx, e.Stanza)
+		return true
+	})
+	event.On(s.Bus, event.Normal, "roster", func(_ context.Context, e *c2s.SessionEnded) bool {
+		s.SessionEnded(e.Session)
+		return false
+	})
 }
 
 func (s *Service) lock(user jid.JID) func() {
@@ -321,8 +338,8 @@ func (s *Service) remove(ctx context.Context, req dispatch.Request, user, contac
 			s.Router.Route(ctx, stanza.NewPresence(user, contact, "unsubscribe"))
 		}
 		if st.from() || st.in {
-			if st.from() && s.Presence != nil {
-				s.Presence.SendUnavailable(ctx, user, contact)
+			if st.from() {
+				event.Fire(ctx, s.Bus, &PresenceRevoked{User: user, Contact: contact})
 			}
 			s.Router.Route(ctx, stanza.NewPresence(user, contact, "unsubscribed"))
 		}

@@ -6,6 +6,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 )
@@ -108,14 +109,11 @@ func (s *Service) Outbound(ctx context.Context, st *stanza.Stanza) {
 		return
 	}
 	s.Router.Route(ctx, st.WithAddresses(user, contact))
-	if s.Presence == nil {
-		return
-	}
 	switch {
 	case !c.before.from() && c.after.from():
-		s.Presence.SendCurrent(ctx, user, contact)
+		event.Fire(ctx, s.Bus, &PresenceGranted{User: user, Contact: contact})
 	case c.before.from() && !c.after.from():
-		s.Presence.SendUnavailable(ctx, user, contact)
+		event.Fire(ctx, s.Bus, &PresenceRevoked{User: user, Contact: contact})
 	}
 }
 
@@ -163,16 +161,14 @@ func (s *Service) Inbound(ctx context.Context, st *stanza.Stanza) {
 	}
 	if autoApprove {
 		s.Router.Route(ctx, stanza.NewPresence(user, contact, "subscribed"))
-		if s.Presence != nil {
-			s.Presence.SendCurrent(ctx, user, contact)
-		}
+		event.Fire(ctx, s.Bus, &PresenceGranted{User: user, Contact: contact})
 		return
 	}
 	if deliver {
 		s.Router.DeliverAvailable(user, st.WithAddresses(contact, user).Raw)
 	}
-	if s.Presence != nil && c.before.from() && !c.after.from() {
-		s.Presence.SendUnavailable(ctx, user, contact)
+	if c.before.from() && !c.after.from() {
+		event.Fire(ctx, s.Bus, &PresenceRevoked{User: user, Contact: contact})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/stanza"
 )
 
@@ -23,6 +24,10 @@ type Session interface {
 	// Available reports whether the session has sent available presence,
 	// and its priority (RFC 6121 §4.7.2.3).
 	Available() (ok bool, priority int)
+	// SetAvailable records what the session's last broadcast presence
+	// said (the presence module calls it): available or not, and with
+	// which priority.
+	SetAvailable(ok bool, priority int)
 	// Replace ends the session because another one bound the same full JID
 	// (RFC 6120 §7.7.2.2: the older one receives <conflict/>).
 	Replace()
@@ -38,46 +43,107 @@ type Server interface {
 // when the recipient has no session online.
 type AccountExists func(ctx context.Context, bare jid.JID) bool
 
-// Hooks connect delivery to the instant-messaging modules. They are set
-// once, before the router serves (SetHooks); a nil hook is skipped.
-type Hooks struct {
-	// Blocked reports whether stanzas between the local account user (a
-	// bare JID) and other are stopped by user's blocklist (XEP-0191).
-	Blocked func(ctx context.Context, user, other jid.JID) bool
-	// Presence handles presence of the subscription types and probes
-	// addressed to a local domain's account, whether or not it exists
-	// (RFC 6121 §3, §4.3): the roster and presence modules own them.
-	Presence func(ctx context.Context, s *stanza.Stanza)
-	// Offline takes a chat or normal message for an existing account that
-	// has no available resource with non-negative priority (XEP-0160,
-	// RFC 6121 §8.5.2.2.1). It returns nil when the message was stored or
-	// deliberately dropped, or the error to bounce to the sender.
-	Offline func(ctx context.Context, s *stanza.Stanza) *stanza.Error
+// Service handles every stanza addressed to a domain it serves: a service
+// of this server on a subdomain (multi-user chat, file upload, a pubsub
+// service) or a component (XEP-0114). It answers requests itself; what it
+// leaves unanswered is dropped.
+type Service interface {
+	HandleService(ctx context.Context, s *stanza.Stanza)
 }
 
-// Router delivers stanzas between the sessions of the local hosts.
+// Remote takes stanzas for domains this server does not serve
+// (federation, RFC 6120 §10.4). Without one, they bounce with
+// remote-server-not-found.
+type Remote interface {
+	RouteRemote(ctx context.Context, s *stanza.Stanza)
+}
+
+// Routing is fired (event.Fire) for every stanza the router is about to
+// deliver, whatever its origin, before any delivery rule applies. A
+// handler that stops it has dealt with it: answered the sender or dropped
+// it (XEP-0191 blocking does). When Quiet, the stanza is not being sent:
+// the firer only asks whether it would be stopped (an offline message
+// stored before its sender was blocked), and nothing may be answered.
+type Routing struct {
+	Stanza *stanza.Stanza
+	Quiet  bool
+}
+
+// AccountPresence is fired for presence of the subscription types
+// (subscribe, subscribed, unsubscribe, unsubscribed) and probes addressed
+// to an account of a local domain, bare or full JID, whether or not the
+// account exists: the roster (RFC 6121 §3) and presence (§4.3) modules
+// handle them on the account's behalf. If no handler stops it, it is
+// dropped.
+type AccountPresence struct {
+	Stanza *stanza.Stanza
+}
+
+// NoResource is fired for a chat or normal message to an existing local
+// account that has no available resource with non-negative priority
+// (RFC 6121 §8.5.2.2.1, §8.5.3.2.1). Err is what bounces to the sender
+// after the handlers: service-unavailable unless one (offline storage,
+// XEP-0160) stores the message and sets it to nil, or to its own error.
+type NoResource struct {
+	Stanza *stanza.Stanza
+	Err    *stanza.Error
+}
+
+// Delivered is fired after a message was handed to a session, which got
+// it as addressed to its full JID or to the account's bare JID (message
+// carbons copy it to the account's other resources, XEP-0280 §6).
+type Delivered struct {
+	Session Session
+	Stanza  *stanza.Stanza
+}
+
+// Router delivers stanzas between the sessions of the local hosts, and to
+// the services and remote domains it knows.
 type Router struct {
 	hosts  map[string]bool
 	exists AccountExists
 	server Server
-	hooks  Hooks
+	bus    *event.Bus
 
-	mu sync.RWMutex // guards users
+	mu sync.RWMutex // guards users, services and remote
 	// users maps a bare JID string to its sessions by resourcepart.
-	users map[string]map[string]Session
+	users    map[string]map[string]Session
+	services map[string]Service
+	remote   Remote
 }
 
-// New returns a router for the given local domains.
-func New(hosts []string, exists AccountExists, server Server) *Router {
+// New returns a router for the given local domains; bus carries its
+// events (nil: none).
+func New(hosts []string, exists AccountExists, server Server, bus *event.Bus) *Router {
 	h := make(map[string]bool, len(hosts))
 	for _, d := range hosts {
 		h[d] = true
 	}
-	return &Router{hosts: h, exists: exists, server: server, users: make(map[string]map[string]Session)}
+	return &Router{hosts: h, exists: exists, server: server, bus: bus,
+		users: make(map[string]map[string]Session), services: make(map[string]Service)}
 }
 
-// SetHooks installs the IM modules' hooks; call it before serving.
-func (r *Router) SetHooks(h Hooks) { r.hooks = h }
+// AddService makes s handle every stanza addressed to domain (a service
+// subdomain or a component).
+func (r *Router) AddService(domain string, s Service) {
+	r.mu.Lock()
+	r.services[domain] = s
+	r.mu.Unlock()
+}
+
+// SetRemote makes f take stanzas for remote domains (federation).
+func (r *Router) SetRemote(f Remote) {
+	r.mu.Lock()
+	r.remote = f
+	r.mu.Unlock()
+}
+
+// service returns the Service of domain, or nil.
+func (r *Router) service(domain string) Service {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.services[domain]
+}
 
 // IsLocal reports whether domain is served here.
 func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
@@ -158,20 +224,24 @@ func (r *Router) All() []Session {
 	return out
 }
 
-// Route delivers s, whose 'from' the caller has already stamped, following
-// RFC 6120 §10 and RFC 6121 §8. Errors that the rules call for are sent
-// back to the sender through the router itself.
+// Route delivers s, whose 'from' the caller has already stamped, by its
+// 'to' address (RFC 6120 §10, RFC 6121 §8): no 'to' or a local domain →
+// the server (the IQ dispatcher, on the account's behalf for an account's
+// bare JID); a local account → its sessions by the delivery rules, or
+// offline storage; a service's domain → that service; any other domain →
+// the remote handler (federation). Every answer the rules call for, and
+// every bounce, goes back through Route. The Routing event comes first.
 func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
-	to := s.To
-	if r.blocked(ctx, s) {
+	if event.Fire(ctx, r.bus, &Routing{Stanza: s}) {
 		return
 	}
-	if s.Kind == stanza.Presence && r.hooks.Presence != nil && to.Localpart() != "" && r.hosts[to.Domainpart()] {
+	to := s.To
+	if s.Kind == stanza.Presence && to.Localpart() != "" && r.hosts[to.Domainpart()] {
 		switch s.Type {
 		case "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe":
 			// RFC 6121 §3.1.3, §4.3.2: handled by the account's server
 			// at its bare JID, even when sent to a full JID.
-			r.hooks.Presence(ctx, s)
+			event.Fire(ctx, r.bus, &AccountPresence{Stanza: s})
 			return
 		}
 	}
@@ -181,7 +251,18 @@ func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
 		// the sender's account.
 		r.server.HandleServer(ctx, s)
 	case !r.hosts[to.Domainpart()]:
-		// No server-to-server yet: the remote domain cannot be reached
+		if svc := r.service(to.Domainpart()); svc != nil {
+			svc.HandleService(ctx, s)
+			return
+		}
+		r.mu.RLock()
+		remote := r.remote
+		r.mu.RUnlock()
+		if remote != nil {
+			remote.RouteRemote(ctx, s)
+			return
+		}
+		// No server-to-server: the remote domain cannot be reached
 		// (RFC 6120 §8.3.3.15). The error comes from the address the
 		// stanza was sent to, 'from' and 'to' swapped (§8.3.1), so that
 		// a client waiting on it (a room being joined) sees it.
@@ -198,7 +279,7 @@ func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
 // toFull applies RFC 6121 §8.5.3.
 func (r *Router) toFull(ctx context.Context, s *stanza.Stanza) {
 	if sess := r.Session(s.To); sess != nil {
-		sess.Deliver(s.Raw)
+		r.deliver(ctx, sess, s)
 		return
 	}
 	if s.Kind == stanza.IQ && !s.IsRequest() {
@@ -287,49 +368,17 @@ func (r *Router) messageToBare(ctx context.Context, s *stanza.Stanza, sessions [
 		if s.Type == "headline" {
 			return
 		}
-		e := &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
-		if r.hooks.Offline != nil {
-			e = r.hooks.Offline(ctx, s)
-		}
-		if e != nil {
-			r.bounce(ctx, s, s.To, e)
+		ev := &NoResource{Stanza: s, Err: &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}}
+		event.Fire(ctx, r.bus, ev)
+		if ev.Err != nil {
+			r.bounce(ctx, s, s.To, ev.Err)
 		}
 		return
 	}
 	for _, sess := range targets {
-		sess.Deliver(s.Raw)
+		r.deliver(ctx, sess, s)
 	}
 }
-
-// blocked applies XEP-0191 §3.3: a stanza from a local account to a JID
-// it blocks is refused with <not-acceptable/> and the blocking error
-// (presence and errors are dropped); a stanza to a local account from a
-// JID it blocks is dropped, or refused with <service-unavailable/> if it
-// is a chat or normal message or an IQ request, as if the account did not
-// exist.
-func (r *Router) blocked(ctx context.Context, s *stanza.Stanza) bool {
-	if r.hooks.Blocked == nil {
-		return false
-	}
-	from, to := s.From, s.To
-	if from.Localpart() != "" && r.hosts[from.Domainpart()] && to.Domainpart() != "" && r.hooks.Blocked(ctx, from.Bare(), to) {
-		if s.Kind != stanza.Presence {
-			r.bounce(ctx, s, to, &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, App: blockedError})
-		}
-		return true
-	}
-	if to.Localpart() != "" && r.hosts[to.Domainpart()] && from.Domainpart() != "" && r.hooks.Blocked(ctx, to.Bare(), from) {
-		chat := s.Kind == stanza.Message && (s.Type == "" || s.Type == "normal" || s.Type == "chat")
-		if chat || s.IsRequest() {
-			r.bounce(ctx, s, to, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
-		}
-		return true
-	}
-	return false
-}
-
-// blockedError is XEP-0191 §3.5's application condition.
-var blockedError = []byte(`<blocked xmlns='urn:xmpp:blocking:errors'/>`)
 
 // noAccount applies RFC 6121 §8.5.1: IQs and messages (but not errors)
 // get service-unavailable; presence is silently dropped.
@@ -343,8 +392,9 @@ func (r *Router) noAccount(ctx context.Context, s *stanza.Stanza) {
 	r.bounce(ctx, s, s.To, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 }
 
-// bounce sends an error reply for s back to its sender, unless s is itself
-// an error (RFC 6120 §8.3.1: never answer an error with an error).
+// bounce sends an error reply for s, from the address from, back to its
+// sender through Route, unless s is itself an error or an IQ result
+// (RFC 6120 §8.3.1: never answer an error with an error).
 func (r *Router) bounce(ctx context.Context, s *stanza.Stanza, from jid.JID, e *stanza.Error) {
 	if s.IsError() || (s.Kind == stanza.IQ && !s.IsRequest()) {
 		return
@@ -352,10 +402,22 @@ func (r *Router) bounce(ctx context.Context, s *stanza.Stanza, from jid.JID, e *
 	r.Reply(ctx, s, stanza.ErrorReply(s, from, e))
 }
 
-// Reply delivers raw to the sender of s, which is a local full JID.
-func (r *Router) Reply(_ context.Context, s *stanza.Stanza, raw []byte) {
-	if sess := r.Session(s.From); sess != nil {
-		sess.Deliver(raw)
+// Reply routes raw, an answer to s, to the sender of s.
+func (r *Router) Reply(ctx context.Context, s *stanza.Stanza, raw []byte) {
+	r.DeliverTo(s.From, raw)
+}
+
+// Bounce answers s with the error e from the address s was sent to,
+// through Route, unless s is an error or an IQ result (RFC 6120 §8.3.1).
+func (r *Router) Bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) {
+	r.bounce(ctx, s, s.To, e)
+}
+
+// deliver hands a message or other stanza to sess; a message fires
+// Delivered.
+func (r *Router) deliver(ctx context.Context, sess Session, s *stanza.Stanza) {
+	if sess.Deliver(s.Raw) && s.Kind == stanza.Message {
+		event.Fire(ctx, r.bus, &Delivered{Session: sess, Stanza: s})
 	}
 }
 
@@ -372,10 +434,18 @@ func (r *Router) DeliverAvailable(bare jid.JID, raw []byte) int {
 	return n
 }
 
-// DeliverTo hands raw to the session bound to full, if any.
+// DeliverTo hands raw, a stanza the server sends (an IQ answer, a roster
+// push), to full: the session bound to it, if any, directly; any other
+// address through Route. It reports whether a local session took it.
 func (r *Router) DeliverTo(full jid.JID, raw []byte) bool {
 	if sess := r.Session(full); sess != nil {
 		return sess.Deliver(raw)
+	}
+	if full.Localpart() != "" && r.hosts[full.Domainpart()] {
+		return false // a local session that has gone
+	}
+	if st, err := stanza.ParseElement(raw); err == nil {
+		r.Route(context.Background(), st)
 	}
 	return false
 }

@@ -13,8 +13,9 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/config"
-	"github.com/starling-xmpp/starling/stream"
+	"github.com/starling-xmpp/starling/event"
 )
 
 // The admin socket lets `starling user del`, which changes storage
@@ -112,7 +113,7 @@ func (s *Server) adminCommand(line string) string {
 			return "error: not a bare JID"
 		}
 		s.log.Info("ending sessions of a removed account", "jid", j.String())
-		s.c2s.EndSessions(j, &stream.Error{Condition: stream.NotAuthorized, Text: "account removed"})
+		event.Fire(context.Background(), s.bus, &auth.AccountDeleted{JID: j})
 		return "ok"
 	}
 	return "error: unknown command"

@@ -2,10 +2,14 @@ package server
 
 import (
 	"github.com/starling-xmpp/starling/module"
+	"github.com/starling-xmpp/starling/xep/blocking"
 	"github.com/starling-xmpp/starling/xep/disco"
 	"github.com/starling-xmpp/starling/xep/entitytime"
+	"github.com/starling-xmpp/starling/xep/last"
+	"github.com/starling-xmpp/starling/xep/offline"
 	"github.com/starling-xmpp/starling/xep/ping"
 	"github.com/starling-xmpp/starling/xep/private"
+	"github.com/starling-xmpp/starling/xep/register"
 	"github.com/starling-xmpp/starling/xep/vcard"
 	"github.com/starling-xmpp/starling/xep/version"
 )
@@ -18,6 +22,10 @@ func Modules() []module.Module {
 	return []module.Module{
 		disco.Module{},
 		ping.Module{},
+		register.Module{},
+		blocking.Module{},
+		offline.Module{},
+		last.Module{},
 		version.Module{Software: "Starling", Version: Version},
 		entitytime.Module{},
 		vcard.Module{},

@@ -63,4 +63,3 @@ func TestExampleModules(t *testing.T) {
 		}
 	}
 }
-

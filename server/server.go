@@ -32,14 +32,9 @@ import (
 	"github.com/starling-xmpp/starling/storage"
 	"github.com/starling-xmpp/starling/storage/postgres"
 	"github.com/starling-xmpp/starling/storage/sqlite"
-	"github.com/starling-xmpp/starling/stream"
 	"github.com/starling-xmpp/starling/tlsconf"
 	"github.com/starling-xmpp/starling/webclient"
 	"github.com/starling-xmpp/starling/websocket"
-	"github.com/starling-xmpp/starling/xep/blocking"
-	"github.com/starling-xmpp/starling/xep/last"
-	"github.com/starling-xmpp/starling/xep/offline"
-	"github.com/starling-xmpp/starling/xep/register"
 )
 
 // Version is the software version reported over XEP-0092.
@@ -54,6 +49,7 @@ type Server struct {
 	web   *websocket.Handler
 	bosh  *bosh.Handler
 	chat  *webclient.Handler
+	bus   *event.Bus
 	// modules are those of the list (modules.go), started.
 	modules *module.Set
 
@@ -109,94 +105,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_, err := store.Account(ctx, bare.Domainpart(), bare.Localpart())
 		return err == nil
 	}
-	r := router.New(cfg.Server.Hosts, exists, mux)
+	r := router.New(cfg.Server.Hosts, exists, mux, bus)
 	mux.SetSender(r)
-	reg := &register.Service{
-		Accounts: store,
-		Log:      log.With("module", "register"),
-		Enabled:  func(host string) bool { return s.config().RegistrationEnabled(host) },
-		// Read at each use, so that SIGHUP applies to the next password.
-		Iterations: func() int { return s.config().Auth.SCRAMIterations },
-	}
-	s.c2s = c2s.NewServer(cfg, log, tlsStore, store, r, reg)
-	reg.EndSessions = func(bare jid.JID) {
-		s.c2s.EndSessions(bare, &stream.Error{Condition: stream.NotAuthorized, Text: "account removed"})
-	}
-	// Instant messaging and presence (RFC 6121).
+	// vCard, private storage and last activity answer IQs to other local
+	// accounts too; dispatch asks whether those accounts exist.
+	mux.SetAccountExists(exists)
+	s.bus = bus
+	s.c2s = c2s.NewServer(cfg, log, tlsStore, store, r, mux)
+	s.c2s.HandleEvents(bus)
+	// Instant messaging and presence (RFC 6121): the core that the
+	// modules build on. Presence depends on the roster, not the reverse.
 	rost := &roster.Service{
-		Store: store, Router: r, Exists: exists, Log: log.With("module", "roster"),
+		Store: store, Router: r, Bus: bus, Exists: exists, Log: log.With("module", "roster"),
 		MaxItems: func() int { return s.config().Limits.MaxRosterItems },
 	}
 	rost.Register(mux)
-	pres := &presence.Service{Router: r, Roster: rost, Exists: exists, Log: log.With("module", "presence")}
-	rost.Presence = pres
-	s.c2s.Presence = pres
-	// Blocking (XEP-0191): a newly blocked contact stops seeing the
-	// user's presence (§3.3), an unblocked one sees it again (§3.4).
-	blk := &blocking.Service{Store: store, Sessions: r.Sessions, Log: log.With("module", "blocking"),
-		OnBlock: func(ctx context.Context, user, blocked jid.JID) {
-			for _, c := range rost.Contacts(ctx, user, roster.SeesPresence) {
-				if blocking.Matches(blocked, c) {
-					pres.SendUnavailable(ctx, user, c)
-				}
-			}
-		},
-		OnUnblock: func(ctx context.Context, user, unblocked jid.JID) {
-			for _, c := range rost.Contacts(ctx, user, roster.SeesPresence) {
-				if blocking.Matches(unblocked, c) {
-					pres.SendCurrent(ctx, user, c)
-				}
-			}
-		},
-	}
-	blk.Register(mux)
-	pres.Ended = blk.SessionEnded
-	// Offline messages (XEP-0160), delivered when a resource becomes
-	// available with a non-negative priority.
-	off := &offline.Service{Storage: store, Blocked: blk.Blocked, Log: log.With("module", "offline"),
-		Max: func(string) int { return s.config().Limits.MaxOfflineMessages },
-	}
-	off.Register(mux)
-	pres.Available = func(ctx context.Context, sess router.Session, prio int) {
-		if prio < 0 {
-			return
-		}
-		if err := off.Deliver(ctx, sess.JID().Bare(), sess.Deliver); err != nil {
-			log.Error("offline delivery failed", "jid", sess.JID().String(), "err", err)
-		}
-	}
-	r.SetHooks(router.Hooks{Presence: pres.Inbound, Blocked: blk.Blocked, Offline: off.Store})
-
-	reg.Register(mux)
-	// vCard (XEP-0054), private XML storage (XEP-0049) and last activity
-	// (XEP-0012) answer IQs to other local accounts too (private storage
-	// to refuse them); dispatch asks whether those accounts exist.
-	mux.SetAccountExists(exists)
-	lastActivity := &last.Service{
-		Store: store, Start: time.Now(),
-		Subscribed: func(ctx context.Context, contact, requester jid.JID) bool {
-			sub, err := rost.Subscription(ctx, contact, requester)
-			return err == nil && roster.SeesPresence(sub)
-		},
-		Online: func(bare jid.JID) bool {
-			for _, sess := range r.Sessions(bare) {
-				if ok, _ := sess.Available(); ok {
-					return true
-				}
-			}
-			return false
-		},
-	}
-	lastActivity.Register(mux)
-	pres.LastResourceGone = func(ctx context.Context, user jid.JID, status string) {
-		if err := lastActivity.SessionEnded(ctx, user, status, time.Now()); err != nil {
-			log.Error("recording last activity failed", "jid", user.String(), "err", err)
-		}
-	}
+	pres := &presence.Service{Router: r, Roster: rost, Bus: bus, Exists: exists, Log: log.With("module", "presence")}
+	pres.Register()
 	// The modules of the list (modules.go), in order.
 	s.modules = module.NewSet(Modules())
 	if err := s.modules.Start(ctx, module.Env{
-		Log: log, Router: r, IQ: mux, Bus: bus, Store: store, Config: s.config,
+		Log: log, Router: r, Roster: rost, IQ: mux, Bus: bus, Store: store, Config: s.config,
 	}); err != nil {
 		store.Close()
 		return nil, err
@@ -206,11 +135,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.c2s.BoundFeatures = func() []byte {
 		return append([]byte(roster.StreamFeatures), s.modules.StreamFeatures()...)
 	}
-	// Old clients still establish a session after binding (RFC 3921 §3);
-	// RFC 6121 Appendix E keeps it as a no-op, offered as <optional/>.
-	mux.Handle("urn:ietf:params:xml:ns:xmpp-session", "session", func(context.Context, dispatch.Request) ([]byte, error) {
-		return nil, nil
-	})
 	// Web clients: each WebSocket stream is a c2s session (RFC 7395).
 	s.web = websocket.NewHandler(cfg, log.With("module", "websocket"), func(ctx context.Context, conn *websocket.Conn, secure bool) {
 		s.c2s.ServeFramed(ctx, conn, secure)

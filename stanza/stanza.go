@@ -68,6 +68,25 @@ type Stanza struct {
 // message, presence or iq.
 var ErrNotStanza = errors.New("stanza: not a stanza")
 
+// ParseElement is Parse for a whole element whose start tag's length the
+// caller does not know (one the server built).
+func ParseElement(raw []byte) (*Stanza, error) {
+	quote := byte(0)
+	for i, c := range raw {
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '>':
+			return Parse(raw, i+1)
+		}
+	}
+	return Parse(raw, len(raw))
+}
+
 // Parse reads the routing attributes of a stanza from its raw bytes, where
 // startLen is the length of its start tag. raw must be well-formed XML (the
 // stream reader guarantees it). A malformed 'to' or 'from' is returned as a

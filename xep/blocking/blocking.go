@@ -42,7 +42,11 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/module"
+	"github.com/starling-xmpp/starling/roster"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
@@ -459,3 +463,74 @@ func writeItems(b *bytes.Buffer, name string, jids []string) {
 	}
 	b.WriteString("</" + name + ">")
 }
+
+// Module is XEP-0191 as a module: the block commands, and the rules of §3
+// on every routed stanza (router.Routing, before anything else) and on
+// offline messages stored before a block (router.Routing, Quiet).
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "blocking" }
+
+// Optional implements module.Optional.
+func (Module) Optional() {}
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	s := &Service{Store: env.Store, Sessions: env.Router.Sessions, Log: env.Log}
+	// §3.3, §3.4: a contact newly blocked stops seeing the user's
+	// presence, one unblocked sees it again (the presence module sends
+	// it, on the roster's events).
+	s.OnBlock = func(ctx context.Context, user, blocked jid.JID) {
+		for _, c := range env.Roster.Contacts(ctx, user, roster.SeesPresence) {
+			if Matches(blocked, c) {
+				event.Fire(ctx, env.Bus, &roster.PresenceRevoked{User: user, Contact: c})
+			}
+		}
+	}
+	s.OnUnblock = func(ctx context.Context, user, unblocked jid.JID) {
+		for _, c := range env.Roster.Contacts(ctx, user, roster.SeesPresence) {
+			if Matches(unblocked, c) {
+				event.Fire(ctx, env.Bus, &roster.PresenceGranted{User: user, Contact: c})
+			}
+		}
+	}
+	s.Register(env.IQ)
+	r := env.Router
+	event.On(env.Bus, event.First, "blocking", func(ctx context.Context, e *router.Routing) bool {
+		return s.route(ctx, r, e)
+	})
+	event.On(env.Bus, event.Normal, "blocking", func(_ context.Context, e *c2s.SessionEnded) bool {
+		s.SessionEnded(e.Session)
+		return false
+	})
+	return nil
+}
+
+// route applies §3.3 to a stanza about to be routed: one from a local
+// account to a JID it blocks is refused with <not-acceptable/> and the
+// blocking error (presence and errors are dropped); one to a local account
+// from a JID it blocks is dropped, or refused with <service-unavailable/>
+// if it is a chat or normal message or an IQ request, as if the account
+// did not exist. It reports whether the stanza was stopped.
+func (s *Service) route(ctx context.Context, r *router.Router, e *router.Routing) bool {
+	st := e.Stanza
+	from, to := st.From, st.To
+	if from.Localpart() != "" && r.IsLocal(from.Domainpart()) && to.Domainpart() != "" && s.Blocked(ctx, from.Bare(), to) {
+		if st.Kind != stanza.Presence && !e.Quiet {
+			r.Bounce(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, App: blockedError})
+		}
+		return true
+	}
+	if to.Localpart() != "" && r.IsLocal(to.Domainpart()) && from.Domainpart() != "" && s.Blocked(ctx, to.Bare(), from) {
+		chat := st.Kind == stanza.Message && (st.Type == "" || st.Type == "normal" || st.Type == "chat")
+		if (chat || st.IsRequest()) && !e.Quiet {
+			r.Bounce(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+		}
+		return true
+	}
+	return false
+}
+
+// blockedError is §3.5's application condition.
+var blockedError = []byte(`<blocked xmlns='urn:xmpp:blocking:errors'/>`)

@@ -95,6 +95,7 @@ func (s *session) JID() jid.JID                   { return s.full }
 func (s *session) Deliver(raw []byte) bool        { s.got = append(s.got, raw); return true }
 func (s *session) Available() (ok bool, prio int) { return true, 0 }
 func (s *session) Replace()                       {}
+func (s *session) SetAvailable(bool, int)         {}
 
 // sender records the Mux's replies.
 type sender struct{ replies [][]byte }

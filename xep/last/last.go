@@ -27,6 +27,10 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/module"
+	"github.com/starling-xmpp/starling/presence"
+	"github.com/starling-xmpp/starling/roster"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 )
@@ -111,4 +115,43 @@ func query(elapsed time.Duration, status string) []byte {
 	stanza.EscapeAttr(&b, status)
 	b.WriteString("</query>")
 	return b.Bytes()
+}
+
+// Module is XEP-0012 as a module: it answers last activity queries (the
+// server's uptime, an account's time since it was last available to those
+// who see its presence) and records when an account's last resource goes
+// unavailable (presence.AccountUnavailable).
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "last" }
+
+// Optional implements module.Optional.
+func (Module) Optional() {}
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	s := &Service{
+		Store: env.Store, Start: time.Now(),
+		Subscribed: func(ctx context.Context, contact, requester jid.JID) bool {
+			sub, err := env.Roster.Subscription(ctx, contact, requester)
+			return err == nil && roster.SeesPresence(sub)
+		},
+		Online: func(bare jid.JID) bool {
+			for _, sess := range env.Router.Sessions(bare) {
+				if ok, _ := sess.Available(); ok {
+					return true
+				}
+			}
+			return false
+		},
+	}
+	s.Register(env.IQ)
+	event.On(env.Bus, event.Normal, "last", func(ctx context.Context, e *presence.AccountUnavailable) bool {
+		if err := s.SessionEnded(ctx, e.User, e.Status, time.Now()); err != nil {
+			env.Log.Error("recording last activity failed", "jid", e.User.String(), "err", err)
+		}
+		return false
+	})
+	return nil
 }

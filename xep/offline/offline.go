@@ -43,7 +43,12 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/module"
+	"github.com/starling-xmpp/starling/presence"
+	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 )
@@ -80,12 +85,13 @@ type Service struct {
 	Max func(host string) int
 	// Now is the clock for the delay stamps; nil means time.Now.
 	Now func() time.Time
-	// Blocked reports whether user blocks other (XEP-0191): a message
-	// stored before its sender was blocked is dropped instead of
-	// delivered (§3.3: no stanza from a blocked JID is delivered once the
-	// block is in force; ejabberd's mod_offline checks the same). nil:
-	// every message is delivered.
-	Blocked func(ctx context.Context, user, other jid.JID) bool
+	// Stopped reports whether a stored message would be stopped if it
+	// were routed now (router.Routing, Quiet): one stored before its
+	// sender was blocked (XEP-0191 §3.3: no stanza from a blocked JID is
+	// delivered once the block is in force; ejabberd's mod_offline checks
+	// the same) is dropped instead of delivered. nil: every message is
+	// delivered.
+	Stopped func(ctx context.Context, m *stanza.Stanza) bool
 	Log     *slog.Logger
 
 	// locks serialise Deliver per account, so that two resources coming
@@ -101,9 +107,8 @@ func (s *Service) Register(m *dispatch.Mux) {
 
 // Store keeps m, a message for an account with no available resource
 // (its 'to' is that account's bare JID, or a full JID of it), for later
-// delivery. It has the signature of router.Hooks.Offline: nil when the
-// message was stored or deliberately dropped, otherwise the error to
-// bounce to the sender.
+// delivery: nil when the message was stored or deliberately dropped,
+// otherwise the error to bounce to the sender.
 func (s *Service) Store(ctx context.Context, m *stanza.Stanza) *stanza.Error {
 	user := m.To.Bare()
 	if !worthStoring(m.Raw) {
@@ -178,24 +183,17 @@ func (s *Service) Deliver(ctx context.Context, user jid.JID, deliver func(raw []
 	return nil
 }
 
-// fromBlocked reports whether user now blocks the sender of the stored
-// message raw.
+// fromBlocked reports whether the stored message raw for user would now
+// be stopped (Stopped).
 func (s *Service) fromBlocked(ctx context.Context, user jid.JID, raw []byte) bool {
-	if s.Blocked == nil {
+	if s.Stopped == nil {
 		return false
 	}
-	tok, err := xml.NewDecoder(bytes.NewReader(raw)).RawToken()
-	start, ok := tok.(xml.StartElement)
-	if err != nil || !ok {
+	m, err := stanza.ParseElement(raw)
+	if err != nil {
 		return false
 	}
-	for _, a := range start.Attr {
-		if a.Name.Space == "" && a.Name.Local == "from" {
-			from, err := jid.Parse(a.Value)
-			return err == nil && s.Blocked(ctx, user, from)
-		}
-	}
-	return false
+	return s.Stopped(ctx, m.WithAddresses(m.From, user))
 }
 
 func (s *Service) now() time.Time {
@@ -291,4 +289,59 @@ func withDelay(raw []byte, from string, stored time.Time) []byte {
 	out = append(out, "</"...)
 	out = append(out, name...)
 	return append(out, '>')
+}
+
+// Options are the module's: [modules.offline].
+type Options struct {
+	// MaxMessages bounds the messages kept for one account (XEP-0160
+	// §2); beyond it the sender gets an error.
+	MaxMessages int `toml:"max_messages"`
+}
+
+// Validate implements config.Validator.
+func (o *Options) Validate() []config.OptionsProblem {
+	if o.MaxMessages < 1 || o.MaxMessages > 100000 {
+		return []config.OptionsProblem{{Key: "max_messages", Message: fmt.Sprintf("must be between 1 and 100000, not %d", o.MaxMessages)}}
+	}
+	return nil
+}
+
+// Module is XEP-0160 as a module: messages for an account with no
+// available resource are stored (router.NoResource) and delivered when a
+// resource becomes available with non-negative priority
+// (presence.Available).
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "offline" }
+
+// Optional implements module.Optional.
+func (Module) Optional() {}
+
+// Options implements module.Configurable.
+func (Module) Options() any { return &Options{MaxMessages: 1000} }
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	s := &Service{Storage: env.Store, Log: env.Log,
+		Max: func(string) int { return env.Options().(*Options).MaxMessages },
+		Stopped: func(ctx context.Context, m *stanza.Stanza) bool {
+			return event.Fire(ctx, env.Bus, &router.Routing{Stanza: m, Quiet: true})
+		},
+	}
+	s.Register(env.IQ)
+	event.On(env.Bus, event.Last, "offline", func(ctx context.Context, e *router.NoResource) bool {
+		e.Err = s.Store(ctx, e.Stanza)
+		return true
+	})
+	event.On(env.Bus, event.Normal, "offline", func(ctx context.Context, e *presence.Available) bool {
+		if e.Priority < 0 {
+			return false
+		}
+		if err := s.Deliver(ctx, e.Session.JID().Bare(), e.Session.Deliver); err != nil {
+			env.Log.Error("offline delivery failed", "jid", e.Session.JID().String(), "err", err)
+		}
+		return false
+	})
+	return nil
 }

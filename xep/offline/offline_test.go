@@ -284,11 +284,11 @@ func TestDeliverBlocked(t *testing.T) {
 			t.Fatal(e)
 		}
 	}
-	s.Blocked = func(_ context.Context, user, other jid.JID) bool {
-		if !user.Equal(bob) {
-			t.Errorf("Blocked asked about %s", user)
+	s.Stopped = func(_ context.Context, m *stanza.Stanza) bool {
+		if !m.To.Equal(bob) {
+			t.Errorf("Stopped asked about a message to %s", m.To)
 		}
-		return other.Domainpart() == "evil.example"
+		return m.From.Domainpart() == "evil.example"
 	}
 	var ids []string
 	if err := s.Deliver(ctx, bob, func(raw []byte) bool { ids = append(ids, parse(t, string(raw)).ID); return true }); err != nil {

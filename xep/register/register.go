@@ -12,6 +12,8 @@ import (
 
 	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
 )
@@ -145,4 +147,30 @@ func decode(iq *stanza.Stanza) (query, error) {
 		return q, errors.New("no payload")
 	}
 	return q, stanza.Decode(payload, &q)
+}
+
+// Module is XEP-0077 as a module: registration before login where
+// [registration] allows it (per host), and for a logged-in user the
+// password change and the removal of the account, which fires
+// auth.AccountDeleted (the account's sessions end). It cannot be turned
+// off: [registration] enabled governs registration itself.
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "register" }
+
+// Start implements module.Module.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	s := &Service{
+		Accounts:   env.Store,
+		Log:        env.Log,
+		Enabled:    func(host string) bool { return env.Config().RegistrationEnabled(host) },
+		Iterations: func() int { return env.Config().Auth.SCRAMIterations },
+		EndSessions: func(bare jid.JID) {
+			event.Fire(context.Background(), env.Bus, &auth.AccountDeleted{JID: bare})
+		},
+	}
+	s.Register(env.IQ)
+	env.IQ.HandlePreAuth(NS, "query", s.PreAuth)
+	return nil
 }
