@@ -42,7 +42,7 @@ type Server struct {
 	Log      *slog.Logger
 	TLS      *tlsconf.Store
 	Accounts storage.Accounts
-	Router   *router.Router
+	Router   router.Router
 	// PreAuth answers IQs before authentication: in-band registration
 	// (XEP-0077 §3.1); nil refuses them.
 	PreAuth PreAuth
@@ -76,7 +76,7 @@ type Server struct {
 }
 
 // NewServer returns a Server using cfg.
-func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, accounts storage.Accounts, r *router.Router, preAuth PreAuth) *Server {
+func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, accounts storage.Accounts, r router.Router, preAuth PreAuth) *Server {
 	s := &Server{
 		Log: log, TLS: tlsStore, Accounts: accounts, Router: r, PreAuth: preAuth,
 		addrThrottle:    auth.NewThrottle(0, 0, time.Now),

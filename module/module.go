@@ -61,7 +61,7 @@ type Env struct {
 	// Log has the key module=<name>.
 	Log *slog.Logger
 	// Router routes stanzas and knows the sessions (RFC 6120 §10).
-	Router *router.Router
+	Router router.Router
 	// Roster answers questions about subscriptions (RFC 6121 §3): who
 	// sees an account's presence.
 	Roster *roster.Service

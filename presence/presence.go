@@ -44,7 +44,7 @@ type AccountUnavailable struct {
 
 // Service is the presence module. Set its fields, then Register it.
 type Service struct {
-	Router *router.Router
+	Router router.Router
 	Roster *roster.Service
 	Bus    *event.Bus
 	// Exists reports whether a local account exists.

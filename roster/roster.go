@@ -59,7 +59,7 @@ type PresenceRevoked struct {
 // Service is the roster module. Set its fields, then Register it.
 type Service struct {
 	Store  storage.Roster
-	Router *router.Router
+	Router router.Router
 	// Exists reports whether a local account exists.
 	Exists func(ctx context.Context, bare jid.JID) bool
 	// Bus carries the events the roster fires and handles.

@@ -1,7 +1,13 @@
-// Package router is the session directory and the delivery rules for local
-// addresses (RFC 6120 §10, RFC 6121 §8). Delivering means handing the bytes
-// to the recipient session's bounded outbound queue: the router never writes
-// to a socket and never waits for a slow recipient.
+// Package router is the server's address space (RFC 6120 §10, RFC 6121
+// §8): one Route decides by a stanza's 'to' whether it goes to a local
+// session, to the server or on an account's behalf to the IQ dispatcher,
+// to a service of the server (a subdomain, or a component), or to another
+// server (federation). It keeps the session directory and applies the
+// delivery rules; the IM modules take part through its events (Routing,
+// AccountPresence, NoResource, Delivered). Delivering means handing the
+// bytes to the recipient session's bounded outbound queue: the router
+// never writes to a socket and never waits for a slow recipient. Router is
+// the interface; Local is the implementation for one process.
 package router
 
 import (
@@ -97,9 +103,40 @@ type Delivered struct {
 	Stanza  *stanza.Stanza
 }
 
-// Router delivers stanzas between the sessions of the local hosts, and to
-// the services and remote domains it knows.
-type Router struct {
+// Router is the server's address space as the rest of the server sees
+// it: the session directory and the delivery rules. Local is the
+// implementation for one process; a cluster one can replace it.
+type Router interface {
+	// Route delivers s, its 'from' stamped, by its 'to' address.
+	Route(ctx context.Context, s *stanza.Stanza)
+	// Reply sends raw, an answer to s, to the sender of s.
+	Reply(ctx context.Context, s *stanza.Stanza, raw []byte)
+	// Bounce answers s with the error e, from the address s was sent
+	// to, unless s is an error or an IQ result.
+	Bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error)
+	// DeliverTo sends raw, a stanza the server built, to full.
+	DeliverTo(full jid.JID, raw []byte) bool
+	// DeliverAvailable hands raw to every available resource of bare.
+	DeliverAvailable(bare jid.JID, raw []byte) int
+	// Sessions returns the sessions of an account; Session the one bound
+	// to a full JID, or nil.
+	Sessions(bare jid.JID) []Session
+	Session(full jid.JID) Session
+	// Bind and Unbind add and remove a session (RFC 6120 §7).
+	Bind(s Session, max int) error
+	Unbind(s Session)
+	// IsLocal reports whether domain is one of the hosts served.
+	IsLocal(domain string) bool
+	// AddService makes s handle every stanza for domain; SetRemote sets
+	// what takes stanzas for other servers.
+	AddService(domain string, s Service)
+	SetRemote(f Remote)
+}
+
+// Local is the Router of one process: it delivers stanzas between the
+// sessions of the local hosts, and to the services and remote domains it
+// knows.
+type Local struct {
 	hosts  map[string]bool
 	exists AccountExists
 	server Server
@@ -112,41 +149,41 @@ type Router struct {
 	remote   Remote
 }
 
-// New returns a router for the given local domains; bus carries its
+// New returns the Local router for the given local domains; bus carries its
 // events (nil: none).
-func New(hosts []string, exists AccountExists, server Server, bus *event.Bus) *Router {
+func New(hosts []string, exists AccountExists, server Server, bus *event.Bus) *Local {
 	h := make(map[string]bool, len(hosts))
 	for _, d := range hosts {
 		h[d] = true
 	}
-	return &Router{hosts: h, exists: exists, server: server, bus: bus,
+	return &Local{hosts: h, exists: exists, server: server, bus: bus,
 		users: make(map[string]map[string]Session), services: make(map[string]Service)}
 }
 
 // AddService makes s handle every stanza addressed to domain (a service
 // subdomain or a component).
-func (r *Router) AddService(domain string, s Service) {
+func (r *Local) AddService(domain string, s Service) {
 	r.mu.Lock()
 	r.services[domain] = s
 	r.mu.Unlock()
 }
 
 // SetRemote makes f take stanzas for remote domains (federation).
-func (r *Router) SetRemote(f Remote) {
+func (r *Local) SetRemote(f Remote) {
 	r.mu.Lock()
 	r.remote = f
 	r.mu.Unlock()
 }
 
 // service returns the Service of domain, or nil.
-func (r *Router) service(domain string) Service {
+func (r *Local) service(domain string) Service {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.services[domain]
 }
 
 // IsLocal reports whether domain is served here.
-func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
+func (r *Local) IsLocal(domain string) bool { return r.hosts[domain] }
 
 // ErrTooManySessions is returned by Bind when the account has max sessions.
 var ErrTooManySessions = &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: "too many sessions for this account"}
@@ -154,7 +191,7 @@ var ErrTooManySessions = &stanza.Error{Type: stanza.Wait, Condition: stanza.Reso
 // Bind registers s under its full JID. A session already bound to the same
 // full JID is replaced (it receives <conflict/>). When the account already
 // has max sessions (and none is replaced), ErrTooManySessions is returned.
-func (r *Router) Bind(s Session, max int) error {
+func (r *Local) Bind(s Session, max int) error {
 	j := s.JID()
 	bare := j.Bare().String()
 	r.mu.Lock()
@@ -177,7 +214,7 @@ func (r *Router) Bind(s Session, max int) error {
 }
 
 // Unbind removes s, if it is still the session bound to its JID.
-func (r *Router) Unbind(s Session) {
+func (r *Local) Unbind(s Session) {
 	j := s.JID()
 	bare := j.Bare().String()
 	r.mu.Lock()
@@ -193,7 +230,7 @@ func (r *Router) Unbind(s Session) {
 }
 
 // Sessions returns the sessions of a bare JID.
-func (r *Router) Sessions(bare jid.JID) []Session {
+func (r *Local) Sessions(bare jid.JID) []Session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	res := r.users[bare.String()]
@@ -205,23 +242,10 @@ func (r *Router) Sessions(bare jid.JID) []Session {
 }
 
 // Session returns the session bound to a full JID, or nil.
-func (r *Router) Session(full jid.JID) Session {
+func (r *Local) Session(full jid.JID) Session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.users[full.Bare().String()][full.Resourcepart()]
-}
-
-// All returns every bound session (for shutdown).
-func (r *Router) All() []Session {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var out []Session
-	for _, res := range r.users {
-		for _, s := range res {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // Route delivers s, whose 'from' the caller has already stamped, by its
@@ -231,7 +255,7 @@ func (r *Router) All() []Session {
 // offline storage; a service's domain → that service; any other domain →
 // the remote handler (federation). Every answer the rules call for, and
 // every bounce, goes back through Route. The Routing event comes first.
-func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
+func (r *Local) Route(ctx context.Context, s *stanza.Stanza) {
 	if event.Fire(ctx, r.bus, &Routing{Stanza: s}) {
 		return
 	}
@@ -277,7 +301,7 @@ func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
 }
 
 // toFull applies RFC 6121 §8.5.3.
-func (r *Router) toFull(ctx context.Context, s *stanza.Stanza) {
+func (r *Local) toFull(ctx context.Context, s *stanza.Stanza) {
 	if sess := r.Session(s.To); sess != nil {
 		r.deliver(ctx, sess, s)
 		return
@@ -307,7 +331,7 @@ func (r *Router) toFull(ctx context.Context, s *stanza.Stanza) {
 }
 
 // toBare applies RFC 6121 §8.5.2 for an existing or unknown account.
-func (r *Router) toBare(ctx context.Context, s *stanza.Stanza) {
+func (r *Local) toBare(ctx context.Context, s *stanza.Stanza) {
 	if s.Kind == stanza.IQ {
 		// §8.5.2.1.3 / RFC 6120 §10.5.3.1: the server answers for the
 		// account.
@@ -334,7 +358,7 @@ func (r *Router) toBare(ctx context.Context, s *stanza.Stanza) {
 }
 
 // messageToBare applies RFC 6121 §8.5.2.1.1 and §8.5.2.2.1.
-func (r *Router) messageToBare(ctx context.Context, s *stanza.Stanza, sessions []Session) {
+func (r *Local) messageToBare(ctx context.Context, s *stanza.Stanza, sessions []Session) {
 	if s.Type == "error" {
 		return
 	}
@@ -382,7 +406,7 @@ func (r *Router) messageToBare(ctx context.Context, s *stanza.Stanza, sessions [
 
 // noAccount applies RFC 6121 §8.5.1: IQs and messages (but not errors)
 // get service-unavailable; presence is silently dropped.
-func (r *Router) noAccount(ctx context.Context, s *stanza.Stanza) {
+func (r *Local) noAccount(ctx context.Context, s *stanza.Stanza) {
 	if s.Kind == stanza.Presence || s.IsError() || (s.Kind == stanza.IQ && !s.IsRequest()) {
 		return
 	}
@@ -395,7 +419,7 @@ func (r *Router) noAccount(ctx context.Context, s *stanza.Stanza) {
 // bounce sends an error reply for s, from the address from, back to its
 // sender through Route, unless s is itself an error or an IQ result
 // (RFC 6120 §8.3.1: never answer an error with an error).
-func (r *Router) bounce(ctx context.Context, s *stanza.Stanza, from jid.JID, e *stanza.Error) {
+func (r *Local) bounce(ctx context.Context, s *stanza.Stanza, from jid.JID, e *stanza.Error) {
 	if s.IsError() || (s.Kind == stanza.IQ && !s.IsRequest()) {
 		return
 	}
@@ -403,19 +427,19 @@ func (r *Router) bounce(ctx context.Context, s *stanza.Stanza, from jid.JID, e *
 }
 
 // Reply routes raw, an answer to s, to the sender of s.
-func (r *Router) Reply(ctx context.Context, s *stanza.Stanza, raw []byte) {
+func (r *Local) Reply(ctx context.Context, s *stanza.Stanza, raw []byte) {
 	r.DeliverTo(s.From, raw)
 }
 
 // Bounce answers s with the error e from the address s was sent to,
 // through Route, unless s is an error or an IQ result (RFC 6120 §8.3.1).
-func (r *Router) Bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) {
+func (r *Local) Bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) {
 	r.bounce(ctx, s, s.To, e)
 }
 
 // deliver hands a message or other stanza to sess; a message fires
 // Delivered.
-func (r *Router) deliver(ctx context.Context, sess Session, s *stanza.Stanza) {
+func (r *Local) deliver(ctx context.Context, sess Session, s *stanza.Stanza) {
 	if sess.Deliver(s.Raw) && s.Kind == stanza.Message {
 		event.Fire(ctx, r.bus, &Delivered{Session: sess, Stanza: s})
 	}
@@ -424,7 +448,7 @@ func (r *Router) deliver(ctx context.Context, sess Session, s *stanza.Stanza) {
 // DeliverAvailable hands raw to every available resource of bare (RFC 6121
 // §4.2.2, §3.1.3: presence and subscription requests for an account go to
 // its available resources). It reports how many got it.
-func (r *Router) DeliverAvailable(bare jid.JID, raw []byte) int {
+func (r *Local) DeliverAvailable(bare jid.JID, raw []byte) int {
 	n := 0
 	for _, sess := range r.Sessions(bare) {
 		if ok, _ := sess.Available(); ok && sess.Deliver(raw) {
@@ -437,7 +461,7 @@ func (r *Router) DeliverAvailable(bare jid.JID, raw []byte) int {
 // DeliverTo hands raw, a stanza the server sends (an IQ answer, a roster
 // push), to full: the session bound to it, if any, directly; any other
 // address through Route. It reports whether a local session took it.
-func (r *Router) DeliverTo(full jid.JID, raw []byte) bool {
+func (r *Local) DeliverTo(full jid.JID, raw []byte) bool {
 	if sess := r.Session(full); sess != nil {
 		return sess.Deliver(raw)
 	}
@@ -450,6 +474,8 @@ func (r *Router) DeliverTo(full jid.JID, raw []byte) bool {
 	return false
 }
 
-func (r *Router) accountExists(ctx context.Context, bare jid.JID) bool {
+func (r *Local) accountExists(ctx context.Context, bare jid.JID) bool {
 	return r.exists != nil && r.exists(ctx, bare)
 }
+
+var _ Router = (*Local)(nil)

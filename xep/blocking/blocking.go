@@ -513,7 +513,7 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 // from a JID it blocks is dropped, or refused with <service-unavailable/>
 // if it is a chat or normal message or an IQ request, as if the account
 // did not exist. It reports whether the stanza was stopped.
-func (s *Service) route(ctx context.Context, r *router.Router, e *router.Routing) bool {
+func (s *Service) route(ctx context.Context, r router.Router, e *router.Routing) bool {
 	st := e.Stanza
 	from, to := st.From, st.To
 	if from.Localpart() != "" && r.IsLocal(from.Domainpart()) && to.Domainpart() != "" && s.Blocked(ctx, from.Bare(), to) {
