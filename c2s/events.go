@@ -13,7 +13,8 @@ type SessionBound struct {
 	Session router.Session
 }
 
-// ClientStanza is fired for each stanza a bound client sends, its 'from'
+// ClientStanza is fired (reused for each stanza: a handler must not keep
+// it) for each stanza a bound client sends, its 'from'
 // stamped with the session's full JID (RFC 6120 §8.1.2.1) and a missing
 // 'to' of a message set to the user's bare JID (§10.3.1), before it is
 // routed. A handler that stops it has dealt with it: the presence module

@@ -83,6 +83,8 @@ type session struct {
 
 	lastRead atomic.Int64 // unix nanoseconds of the last byte received
 
+	clientStanza ClientStanza // the event of the stanza being handled (reader goroutine)
+
 	out      *queue        // outbound queue, drained by writeLoop
 	quit     chan struct{} // closed by close()
 	quitOnce sync.Once
@@ -902,7 +904,11 @@ func (s *session) handle(ctx context.Context, st *stanza.Stanza) {
 		}
 	}
 	st = st.WithAddresses(s.full, to)
-	if event.Fire(ctx, s.srv.Bus, &ClientStanza{Session: s, Stanza: st}) {
+	// The reader goroutine owns s.clientStanza: reused, not allocated.
+	s.clientStanza = ClientStanza{Session: s, Stanza: st}
+	stopped := event.Fire(ctx, s.srv.Bus, &s.clientStanza)
+	s.clientStanza = ClientStanza{}
+	if stopped {
 		return
 	}
 	if st.Kind == stanza.Presence && to.Domainpart() == "" {

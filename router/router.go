@@ -65,7 +65,7 @@ type Remote interface {
 }
 
 // Routing is fired (event.Fire) for every stanza the router is about to
-// deliver, whatever its origin, before any delivery rule applies. A
+// deliver (the event is reused: a handler must not keep it), whatever its origin, before any delivery rule applies. A
 // handler that stops it has dealt with it: answered the sender or dropped
 // it (XEP-0191 blocking does). When Quiet, the stanza is not being sent:
 // the firer only asks whether it would be stopped (an offline message
@@ -95,7 +95,8 @@ type NoResource struct {
 	Err    *stanza.Error
 }
 
-// Delivered is fired after a message was handed to a session, which got
+// Delivered is fired (reused, as Routing) after a message was handed to a
+// session, which got
 // it as addressed to its full JID or to the account's bare JID (message
 // carbons copy it to the account's other resources, XEP-0280 §6).
 type Delivered struct {
@@ -256,7 +257,12 @@ func (r *Local) Session(full jid.JID) Session {
 // the remote handler (federation). Every answer the rules call for, and
 // every bounce, goes back through Route. The Routing event comes first.
 func (r *Local) Route(ctx context.Context, s *stanza.Stanza) {
-	if event.Fire(ctx, r.bus, &Routing{Stanza: s}) {
+	ev := routingPool.Get().(*Routing)
+	*ev = Routing{Stanza: s}
+	stopped := event.Fire(ctx, r.bus, ev)
+	*ev = Routing{}
+	routingPool.Put(ev)
+	if stopped {
 		return
 	}
 	to := s.To
@@ -441,9 +447,20 @@ func (r *Local) Bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) {
 // Delivered.
 func (r *Local) deliver(ctx context.Context, sess Session, s *stanza.Stanza) {
 	if sess.Deliver(s.Raw) && s.Kind == stanza.Message {
-		event.Fire(ctx, r.bus, &Delivered{Session: sess, Stanza: s})
+		ev := deliveredPool.Get().(*Delivered)
+		*ev = Delivered{Session: sess, Stanza: s}
+		event.Fire(ctx, r.bus, ev)
+		*ev = Delivered{}
+		deliveredPool.Put(ev)
 	}
 }
+
+// The events fired for every stanza are reused, not allocated: their
+// handlers must not keep them after they return.
+var (
+	routingPool   = sync.Pool{New: func() any { return new(Routing) }}
+	deliveredPool = sync.Pool{New: func() any { return new(Delivered) }}
+)
 
 // DeliverAvailable hands raw to every available resource of bare (RFC 6121
 // §4.2.2, §3.1.3: presence and subscription requests for an account go to

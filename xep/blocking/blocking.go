@@ -497,8 +497,14 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 	}
 	s.Register(env.IQ)
 	r := env.Router
+	// The hosts, as a map: the check runs on every routed stanza, and
+	// indexing it with a JID's domain does not allocate.
+	hosts := make(map[string]bool)
+	for _, h := range env.Config().Server.Hosts {
+		hosts[h] = true
+	}
 	event.On(env.Bus, event.First, "blocking", func(ctx context.Context, e *router.Routing) bool {
-		return s.route(ctx, r, e)
+		return s.route(ctx, r, hosts, e)
 	})
 	event.On(env.Bus, event.Normal, "blocking", func(_ context.Context, e *c2s.SessionEnded) bool {
 		s.SessionEnded(e.Session)
@@ -513,16 +519,16 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 // from a JID it blocks is dropped, or refused with <service-unavailable/>
 // if it is a chat or normal message or an IQ request, as if the account
 // did not exist. It reports whether the stanza was stopped.
-func (s *Service) route(ctx context.Context, r router.Router, e *router.Routing) bool {
+func (s *Service) route(ctx context.Context, r router.Router, hosts map[string]bool, e *router.Routing) bool {
 	st := e.Stanza
 	from, to := st.From, st.To
-	if from.Localpart() != "" && r.IsLocal(from.Domainpart()) && to.Domainpart() != "" && s.Blocked(ctx, from.Bare(), to) {
+	if from.Localpart() != "" && hosts[from.Domainpart()] && to.Domainpart() != "" && s.Blocked(ctx, from.Bare(), to) {
 		if st.Kind != stanza.Presence && !e.Quiet {
 			r.Bounce(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, App: blockedError})
 		}
 		return true
 	}
-	if to.Localpart() != "" && r.IsLocal(to.Domainpart()) && from.Domainpart() != "" && s.Blocked(ctx, to.Bare(), from) {
+	if to.Localpart() != "" && hosts[to.Domainpart()] && from.Domainpart() != "" && s.Blocked(ctx, to.Bare(), from) {
 		chat := st.Kind == stanza.Message && (st.Type == "" || st.Type == "normal" || st.Type == "chat")
 		if (chat || st.IsRequest()) && !e.Quiet {
 			r.Bounce(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
