@@ -33,6 +33,13 @@ func SetPassword(ctx context.Context, accounts storage.Accounts, j jid.JID, pass
 	return accounts.SetKeys(ctx, j.Domainpart(), j.Localpart(), keys)
 }
 
+// AccountCreated is fired (package event) when an account was created by
+// in-band registration (XEP-0077 §3.1), for modules that prepare
+// something for new accounts.
+type AccountCreated struct {
+	JID jid.JID
+}
+
 // AccountDeleted is fired (package event) when an account has been removed
 // from storage, in-band (XEP-0077 §3.2) or by the administrator: its
 // sessions end, and modules forget what they keep of it in memory.

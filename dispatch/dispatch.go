@@ -73,6 +73,93 @@ type Mux struct {
 	out      Sender
 	exists   AccountExists
 	preAuth  map[xml.Name]PreAuthHandler
+	// What disco (XEP-0030) lists: the server's identities and items,
+	// and the identities and features of every account's bare JID.
+	identities        []Identity
+	items             []Item
+	accountIdentities []Identity
+	accountFeatures   []string
+}
+
+// Identity is a service discovery identity (XEP-0030 §3.1).
+type Identity struct {
+	Category, Type, Lang, Name string
+}
+
+// Item is a service discovery item (XEP-0030 §4.1): an entity of the
+// server, such as a service on a subdomain.
+type Item struct {
+	JID, Node, Name string
+}
+
+// AddIdentity lists an identity of the server (XEP-0030 §3.1).
+func (m *Mux) AddIdentity(id Identity) {
+	m.mu.Lock()
+	if !slices.Contains(m.identities, id) {
+		m.identities = append(m.identities, id)
+	}
+	m.mu.Unlock()
+}
+
+// AddItem lists an item of the server's disco#items (XEP-0030 §4.1): a
+// service the server offers.
+func (m *Mux) AddItem(it Item) {
+	m.mu.Lock()
+	if !slices.Contains(m.items, it) {
+		m.items = append(m.items, it)
+	}
+	m.mu.Unlock()
+}
+
+// AddAccountIdentity lists an identity of every account's bare JID (PEP's
+// pubsub/pep, XEP-0163 §6.1).
+func (m *Mux) AddAccountIdentity(id Identity) {
+	m.mu.Lock()
+	if !slices.Contains(m.accountIdentities, id) {
+		m.accountIdentities = append(m.accountIdentities, id)
+	}
+	m.mu.Unlock()
+}
+
+// AddAccountFeatures lists features of every account's bare JID disco#info
+// (message archive, XEP-0313 §6.1, and PEP advertise themselves there).
+func (m *Mux) AddAccountFeatures(vars ...string) {
+	m.mu.Lock()
+	for _, v := range vars {
+		if !slices.Contains(m.accountFeatures, v) {
+			m.accountFeatures = append(m.accountFeatures, v)
+		}
+	}
+	m.mu.Unlock()
+}
+
+// Identities, Items, AccountIdentities and AccountFeatures return what
+// was registered, identities and items in registration order, features
+// sorted.
+func (m *Mux) Identities() []Identity {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.identities)
+}
+
+func (m *Mux) Items() []Item {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.items)
+}
+
+func (m *Mux) AccountIdentities() []Identity {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.accountIdentities)
+}
+
+func (m *Mux) AccountFeatures() []string {
+	m.mu.RLock()
+	f := slices.Clone(m.accountFeatures)
+	m.mu.RUnlock()
+	slices.Sort(f)
+	return f
 }
 
 // PreAuthHandler answers an IQ request of a stream that has not
@@ -117,9 +204,14 @@ type entry struct {
 
 // New returns a Mux that answers only the legacy session establishment:
 // old clients still send it after binding (RFC 3921 §3), and RFC 6121
-// Appendix E keeps it as a no-op (c2s offers it as <optional/>).
+// Appendix E keeps it as a no-op (c2s offers it as <optional/>). It
+// lists the server as an IM server (identity server/im, XEP-0030 §3.1,
+// registry category "server") and each account as account/registered.
 func New(log *slog.Logger) *Mux {
-	m := &Mux{log: log, handlers: make(map[xml.Name]entry)}
+	m := &Mux{log: log, handlers: make(map[xml.Name]entry),
+		identities:        []Identity{{Category: "server", Type: "im", Name: "Starling"}},
+		accountIdentities: []Identity{{Category: "account", Type: "registered"}},
+	}
 	m.Handle("urn:ietf:params:xml:ns:xmpp-session", "session", func(context.Context, Request) ([]byte, error) {
 		return nil, nil
 	})

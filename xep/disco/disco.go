@@ -31,13 +31,7 @@ const (
 const CapsNode = "https://starling.im"
 
 // Identity is a service discovery identity (XEP-0030 §3.1).
-type Identity struct {
-	Category, Type, Lang, Name string
-}
-
-// serverIdentity is the server's identity: category "server", type "im" in
-// the Service Discovery Identities registry.
-var serverIdentity = Identity{Category: "server", Type: "im", Name: "Starling"}
+type Identity = dispatch.Identity
 
 // Ver computes the XEP-0115 verification string (§5.1) for an entity with
 // these identities and features and no extended information forms:
@@ -73,7 +67,7 @@ func Ver(identities []Identity, features []string) string {
 
 // ServerVer is the verification string of the server's disco#info on m.
 func ServerVer(m *dispatch.Mux) string {
-	return Ver([]Identity{serverIdentity}, m.Features())
+	return Ver(m.Identities(), m.Features())
 }
 
 // Caps returns the <c/> element a server advertises in its stream features
@@ -82,11 +76,12 @@ func Caps(m *dispatch.Mux) []byte {
 	return []byte("<c xmlns='" + NSCaps + "' hash='sha-1' node='" + CapsNode + "' ver='" + ServerVer(m) + "'/>")
 }
 
-// Register adds disco#info and disco#items to m. The server's identity is
-// server/im (XEP-0030 §3.1, registry category "server"); an account's own
-// bare JID answers as account/registered.
+// Register adds disco#info and disco#items to m, for the server and for
+// the user's own bare JID, listing the identities, features and items
+// registered on m.
 func Register(m *dispatch.Mux) {
 	m.AddFeatures(NSInfo, NSItems)
+	m.AddAccountFeatures(NSInfo, NSItems)
 	m.Handle(NSInfo, "query", func(_ context.Context, req dispatch.Request) ([]byte, error) {
 		if req.Set() {
 			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
@@ -106,17 +101,17 @@ func Register(m *dispatch.Mux) {
 			b.WriteString("'")
 		}
 		b.WriteString(">")
-		if req.ForServer() {
-			b.WriteString("<identity category='" + serverIdentity.Category + "' type='" + serverIdentity.Type + "' name='" + serverIdentity.Name + "'/>")
-			for _, f := range m.Features() {
-				b.WriteString("<feature var='")
-				stanza.EscapeAttr(&b, f)
-				b.WriteString("'/>")
-			}
-		} else {
-			b.WriteString("<identity category='account' type='registered'/>")
-			b.WriteString("<feature var='" + NSInfo + "'/>")
-			b.WriteString("<feature var='" + NSItems + "'/>")
+		ids, features := m.Identities(), m.Features()
+		if !req.ForServer() {
+			ids, features = m.AccountIdentities(), m.AccountFeatures()
+		}
+		for _, id := range ids {
+			writeIdentity(&b, id)
+		}
+		for _, f := range features {
+			b.WriteString("<feature var='")
+			stanza.EscapeAttr(&b, f)
+			b.WriteString("'/>")
 		}
 		b.WriteString("</query>")
 		return b.Bytes(), nil
@@ -128,8 +123,41 @@ func Register(m *dispatch.Mux) {
 		if node := queryNode(req.Payload); node != "" {
 			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
 		}
-		return []byte("<query xmlns='" + NSItems + "'/>"), nil
+		var b bytes.Buffer
+		b.WriteString("<query xmlns='" + NSItems + "'>")
+		if req.ForServer() {
+			for _, it := range m.Items() {
+				b.WriteString("<item jid='")
+				stanza.EscapeAttr(&b, it.JID)
+				b.WriteString("'")
+				writeAttr(&b, "node", it.Node)
+				writeAttr(&b, "name", it.Name)
+				b.WriteString("/>")
+			}
+		}
+		b.WriteString("</query>")
+		return b.Bytes(), nil
 	})
+}
+
+// writeIdentity writes <identity/> (XEP-0030 §3.1).
+func writeIdentity(b *bytes.Buffer, id Identity) {
+	b.WriteString("<identity")
+	writeAttr(b, "category", id.Category)
+	writeAttr(b, "type", id.Type)
+	writeAttr(b, "xml:lang", id.Lang)
+	writeAttr(b, "name", id.Name)
+	b.WriteString("/>")
+}
+
+// writeAttr writes name='value', unless value is empty.
+func writeAttr(b *bytes.Buffer, name, value string) {
+	if value == "" {
+		return
+	}
+	b.WriteString(" " + name + "='")
+	stanza.EscapeAttr(b, value)
+	b.WriteString("'")
 }
 
 // queryNode returns the 'node' attribute of a disco query.

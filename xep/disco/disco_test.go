@@ -154,3 +154,31 @@ func TestCapsFollowsFeatures(t *testing.T) {
 		t.Errorf("ver %s unchanged after a new feature", after)
 	}
 }
+
+// TestRegistered: what modules register is what disco answers: the
+// server's identities and items, an account's identities and features;
+// the server's capabilities count every identity.
+func TestRegistered(t *testing.T) {
+	m, out := newMux(t)
+	before := ServerVer(m)
+	m.AddIdentity(Identity{Category: "pubsub", Type: "service", Name: "Pub & Sub"})
+	m.AddItem(dispatch.Item{JID: "conference.example.org", Name: "Chat rooms"})
+	m.AddAccountIdentity(Identity{Category: "pubsub", Type: "pep"})
+	m.AddAccountFeatures("urn:xmpp:mam:2")
+	if ServerVer(m) == before {
+		t.Error("an identity did not change the capabilities")
+	}
+	for _, tc := range []struct{ send, want string }{
+		{`<iq from='alice@example.org/a' to='example.org' type='get' id='1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			`<iq from='example.org' to='alice@example.org/a' type='result' id='1'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='server' type='im' name='Starling'/><identity category='pubsub' type='service' name='Pub &amp; Sub'/><feature var='http://jabber.org/protocol/disco#info'/><feature var='http://jabber.org/protocol/disco#items'/><feature var='jabber:iq:version'/><feature var='urn:xmpp:ping'/></query></iq>`},
+		{`<iq from='alice@example.org/a' to='example.org' type='get' id='2'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`,
+			`<iq from='example.org' to='alice@example.org/a' type='result' id='2'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.example.org' name='Chat rooms'/></query></iq>`},
+		{`<iq from='alice@example.org/a' to='alice@example.org' type='get' id='3'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			`<iq from='alice@example.org' to='alice@example.org/a' type='result' id='3'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='account' type='registered'/><identity category='pubsub' type='pep'/><feature var='http://jabber.org/protocol/disco#info'/><feature var='http://jabber.org/protocol/disco#items'/><feature var='urn:xmpp:mam:2'/></query></iq>`},
+	} {
+		got := ask(t, m, out, tc.send)
+		if err := xmlcmp.Equal([]byte(tc.want), got, "jabber:client"); err != nil {
+			t.Errorf("%s\nwant %s\n%v", got, tc.want, err)
+		}
+	}
+}

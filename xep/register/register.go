@@ -29,6 +29,8 @@ type Service struct {
 	Enabled func(host string) bool
 	// EndSessions ends every session of an account that was removed.
 	EndSessions func(bare jid.JID)
+	// Created runs after an account was registered; nil: nothing.
+	Created func(bare jid.JID)
 	// Iterations returns the PBKDF2 iteration count of passwords set now
 	// (config auth.scram_iterations), asked at each registration or
 	// password change so that a reload applies; nil means
@@ -82,6 +84,9 @@ func (s *Service) PreAuth(ctx context.Context, host string, iq *stanza.Stanza) [
 		return stanza.ErrorReply(iq, jid.JID{}, &stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 	}
 	s.Log.Info("account registered in-band", "jid", j.String())
+	if s.Created != nil {
+		s.Created(j)
+	}
 	return stanza.Result(iq, jid.JID{}, nil)
 }
 
@@ -151,8 +156,9 @@ func decode(iq *stanza.Stanza) (query, error) {
 
 // Module is XEP-0077 as a module: registration before login where
 // [registration] allows it (per host), and for a logged-in user the
-// password change and the removal of the account, which fires
-// auth.AccountDeleted (the account's sessions end). It cannot be turned
+// password change and the removal of the account. It fires
+// auth.AccountCreated and auth.AccountDeleted (the account's sessions
+// end). It cannot be turned
 // off: [registration] enabled governs registration itself.
 type Module struct{}
 
@@ -168,6 +174,9 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 		Iterations: func() int { return env.Config().Auth.SCRAMIterations },
 		EndSessions: func(bare jid.JID) {
 			event.Fire(context.Background(), env.Bus, &auth.AccountDeleted{JID: bare})
+		},
+		Created: func(bare jid.JID) {
+			event.Fire(context.Background(), env.Bus, &auth.AccountCreated{JID: bare})
 		},
 	}
 	s.Register(env.IQ)
