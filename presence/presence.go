@@ -34,6 +34,12 @@ type Available struct {
 	Priority int
 }
 
+// Unavailable is fired when an available session becomes unavailable:
+// it sent unavailable presence, or it ended while available.
+type Unavailable struct {
+	Session router.Session
+}
+
 // AccountUnavailable is fired when an account's last available resource
 // becomes unavailable, with the status text of its unavailable presence
 // (last activity records it, XEP-0012 §4).
@@ -222,8 +228,11 @@ func (p *Service) broadcast(ctx context.Context, sess router.Session, st *stanza
 	if nowNonNegative {
 		event.Fire(ctx, p.Bus, &Available{Session: sess, Priority: prio})
 	}
-	if st.Type == "unavailable" && wasAvailable && len(p.available(user)) == 0 {
-		event.Fire(ctx, p.Bus, &AccountUnavailable{User: user, Status: statusText(st)})
+	if st.Type == "unavailable" && wasAvailable {
+		event.Fire(ctx, p.Bus, &Unavailable{Session: sess})
+		if len(p.available(user)) == 0 {
+			event.Fire(ctx, p.Bus, &AccountUnavailable{User: user, Status: statusText(st)})
+		}
 	}
 }
 

@@ -213,6 +213,9 @@ func (s *Server) config() *config.Config {
 	return s.cfg
 }
 
+// Bus is the server's event bus (for tests that watch events).
+func (s *Server) Bus() *event.Bus { return s.bus }
+
 // Store is the server's storage (for tests and the CLI).
 func (s *Server) Store() storage.Store { return s.store }
 
