@@ -275,9 +275,18 @@ func (m *Mux) Features() []string {
 }
 
 // HandleServer answers an IQ request addressed to the server or to an
-// account on its behalf. Other stanzas addressed to the server are
-// dropped; an IQ result or error addressed to it ends here.
+// account on its behalf, and a chat or normal message addressed to the
+// server itself (service-unavailable). Presence addressed to the server
+// is dropped; an IQ result or error addressed to it ends here.
 func (m *Mux) HandleServer(ctx context.Context, s *stanza.Stanza) {
+	if s.Kind == stanza.Message && s.To.Localpart() == "" && s.To.Domainpart() != "" &&
+		s.Type != "error" && s.Type != "headline" && s.Type != "groupchat" {
+		// A message to the server itself: nobody reads it, so the
+		// sender is told (RFC 6121 §8.5.1 treats a message for an entity
+		// that is not there the same way) rather than left waiting.
+		m.reply(s, stanza.ErrorReply(s, s.To, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}))
+		return
+	}
 	if !s.IsRequest() {
 		return
 	}
@@ -288,15 +297,19 @@ func (m *Mux) HandleServer(ctx context.Context, s *stanza.Stanza) {
 		to = s.From.Bare()
 	}
 	var after []func()
-	reply := m.answer(ctx, s, to, from, &after)
+	m.reply(s, m.answer(ctx, s, to, from, &after))
+	for _, f := range after {
+		f()
+	}
+}
+
+// reply sends raw, the answer to s, to its sender.
+func (m *Mux) reply(s *stanza.Stanza, raw []byte) {
 	m.mu.RLock()
 	out := m.out
 	m.mu.RUnlock()
 	if out != nil {
-		out.DeliverTo(s.From, reply)
-	}
-	for _, f := range after {
-		f()
+		out.DeliverTo(s.From, raw)
 	}
 }
 
