@@ -45,6 +45,24 @@ func TestCheckConfig(t *testing.T) {
 			t.Errorf("the report does not name %s:\n%s", want, out)
 		}
 	}
+
+	// The modules' tables are checked too, each problem with the file
+	// and its path (issue 11 part 1).
+	mods := filepath.Join(t.TempDir(), "modules.toml")
+	os.WriteFile(mods, []byte("[modules.vcrad]\n[modules.offline]\nmax_messages = \"many\"\n[modules.ping]\nenabled = false\n"), 0o600)
+	out, ok = starling(t, "", "check-config", mods)
+	if ok {
+		t.Fatalf("bad module tables passed: %s", out)
+	}
+	for _, want := range []string{
+		mods + ": modules.vcrad: unknown module",
+		mods + ": modules.offline.max_messages: expected an integer, got a string",
+		mods + ": modules.ping.enabled: this module cannot be turned off",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report does not say %q:\n%s", want, out)
+		}
+	}
 }
 
 // TestUserCommands: add, list, passwd and del, with the password read from
