@@ -159,15 +159,8 @@ func (d *decoder) value(prim toml.Primitive, rv reflect.Value, path toml.Key) {
 	isText := reflect.PointerTo(t).Implements(textUnmarshaler)
 	switch {
 	case t.Kind() == reflect.Struct && !isText, t.Kind() == reflect.Map:
-		// PrimitiveDecode into a map silently accepts a non-table value,
-		// so the TOML type is checked first ("" is an implicit table).
-		var tbl map[string]toml.Primitive
-		if typ := d.md.Type(path...); typ != "Hash" && typ != "" {
-			d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
-			return
-		}
-		if err := d.md.PrimitiveDecode(prim, &tbl); err != nil {
-			d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
+		tbl, ok := d.tableAt(prim, path)
+		if !ok {
 			return
 		}
 		if t.Kind() == reflect.Struct {
@@ -231,16 +224,27 @@ func (d *decoder) table(tbl map[string]toml.Primitive, rv reflect.Value, path to
 	}
 }
 
-// modules keeps each [modules.<name>] table undecoded (ModuleTable), for
-// the module list; only the shape, a table of tables, is checked here.
-func (d *decoder) modules(prim toml.Primitive, rv reflect.Value, path toml.Key) {
+// tableAt decodes prim, the value at path, as a table, or records that it
+// is not one. PrimitiveDecode into a map silently accepts a non-table
+// value, so the TOML type is checked first ("" is an implicit table).
+func (d *decoder) tableAt(prim toml.Primitive, path toml.Key) (map[string]toml.Primitive, bool) {
 	var tbl map[string]toml.Primitive
 	if typ := d.md.Type(path...); typ != "Hash" && typ != "" {
 		d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
-		return
+		return nil, false
 	}
 	if err := d.md.PrimitiveDecode(prim, &tbl); err != nil {
 		d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
+		return nil, false
+	}
+	return tbl, true
+}
+
+// modules keeps each [modules.<name>] table undecoded (ModuleTable), for
+// the module list; only the shape, a table of tables, is checked here.
+func (d *decoder) modules(prim toml.Primitive, rv reflect.Value, path toml.Key) {
+	tbl, ok := d.tableAt(prim, path)
+	if !ok {
 		return
 	}
 	m := make(map[string]ModuleTable, len(tbl))

@@ -41,13 +41,8 @@ func (c *Config) DecodeModule(name string, opts any, optional bool) (enabled boo
 	path := toml.Key{"modules", name}
 	if t, ok := c.Modules[name]; ok {
 		d := &decoder{md: t.md, probs: probs}
-		var tbl map[string]toml.Primitive
-		if typ := t.md.Type(path...); typ != "Hash" && typ != "" {
-			probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
-			return enabled, probs
-		}
-		if err := t.md.PrimitiveDecode(t.prim, &tbl); err != nil {
-			probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
+		tbl, ok := d.tableAt(t.prim, path)
+		if !ok {
 			return enabled, probs
 		}
 		if prim, ok := tbl["enabled"]; ok {
