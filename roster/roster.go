@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -56,9 +55,18 @@ type PresenceRevoked struct {
 	User, Contact jid.JID
 }
 
+// Store is what the roster needs of storage: the roster aggregate, and
+// transactions (storage.Store.InTx) in which a read-modify-write of an
+// account's roster holds the account (storage.Tx.LockAccount), so that the
+// database serialises it, also between servers sharing one database.
+type Store interface {
+	storage.Roster
+	InTx(ctx context.Context, f func(tx storage.Tx) error) error
+}
+
 // Service is the roster module. Set its fields, then Register it.
 type Service struct {
-	Store  storage.Roster
+	Store  Store
 	Router router.Router
 	// Exists reports whether a local account exists.
 	Exists func(ctx context.Context, bare jid.JID) bool
@@ -75,26 +83,27 @@ type Service struct {
 	// another on the same full JID from the one it replaced.
 	interested map[string]router.Session
 	// online caches, by bare JID, the roster of accounts with a session,
-	// which every presence broadcast reads; an item's change drops it
-	// (under the account's lock), and so does the end of the account's
-	// last session.
-	online map[string][]storage.RosterItem
+	// which every presence broadcast reads; a change of an item drops it
+	// once committed, and so does the end of the account's last session.
+	// An entry is put before storage is read and filled after: a change
+	// committed meanwhile drops it, so that what was read before the
+	// change is not cached (items).
+	online map[string]*cached
+}
 
-	// locks serialise the read-modify-write of one account's subscription
-	// states; an account always maps to the same lock. No lock is held
-	// while stanzas are routed, so that two accounts on one lock cannot
-	// deadlock.
-	locks [64]sync.Mutex
-	seed  maphash.Seed
+// cached is an account's roster in Service.online; items is nil until
+// the reader that put the entry has filled it (ready).
+type cached struct {
+	items []storage.RosterItem
+	ready bool
 }
 
 // Register adds the roster IQ handler to m, and hooks the service to the
 // events it handles: subscription stanzas addressed to local accounts
 // (router.AccountPresence) and the end of sessions (c2s.SessionEnded).
 func (s *Service) Register(m *dispatch.Mux) {
-	s.seed = maphash.MakeSeed()
 	s.interested = make(map[string]router.Session)
-	s.online = make(map[string][]storage.RosterItem)
+	s.online = make(map[string]*cached)
 	m.Handle(NS, "query", s.handleIQ)
 	event.On(s.Bus, event.Normal, "roster", func(ctx context.Context, e *router.AccountPresence) bool {
 		if e.Stanza.Type == "probe" {
@@ -107,12 +116,6 @@ func (s *Service) Register(m *dispatch.Mux) {
 		s.SessionEnded(e.Session)
 		return false
 	})
-}
-
-func (s *Service) lock(user jid.JID) func() {
-	l := &s.locks[maphash.String(s.seed, user.String())%uint64(len(s.locks))]
-	l.Lock()
-	return l.Unlock
 }
 
 // SessionEnded forgets that a session was interested in pushes.
@@ -129,31 +132,43 @@ func (s *Service) SessionEnded(sess router.Session) {
 }
 
 // items returns user's roster, from the cache when the account is online.
-// It reads storage under the account's lock, so that a change made
-// meanwhile cannot be overwritten by what was read before it.
+// What it reads from storage is cached only if no change was committed
+// (forget) since it put its entry, so that a change cannot be overwritten
+// by what was read before it; while one reader fills the entry, others
+// read storage themselves.
 func (s *Service) items(ctx context.Context, user jid.JID) ([]storage.RosterItem, error) {
 	key := user.String()
 	s.mu.Lock()
-	items, ok := s.online[key]
-	s.mu.Unlock()
-	if ok {
-		return items, nil
-	}
-	unlock := s.lock(user)
-	defer unlock()
-	items, _, err := s.Store.RosterItems(ctx, user.Domainpart(), user.Localpart())
-	if err != nil {
-		return nil, err
-	}
-	if len(s.Router.Sessions(user)) > 0 {
-		s.mu.Lock()
-		s.online[key] = items
+	c, ok := s.online[key]
+	if ok && c.ready {
 		s.mu.Unlock()
+		return c.items, nil
 	}
-	return items, nil
+	var mine *cached
+	if !ok {
+		mine = &cached{}
+		s.online[key] = mine
+	}
+	s.mu.Unlock()
+	items, _, err := s.Store.RosterItems(ctx, user.Domainpart(), user.Localpart())
+	if mine == nil {
+		return items, err
+	}
+	online := err == nil && len(s.Router.Sessions(user)) > 0
+	s.mu.Lock()
+	if s.online[key] == mine {
+		if online {
+			mine.items, mine.ready = items, true
+		} else {
+			delete(s.online, key)
+		}
+	}
+	s.mu.Unlock()
+	return items, err
 }
 
-// forget drops user's cached roster; callers that change it hold its lock.
+// forget drops user's cached roster, and any being filled; a change calls
+// it once committed.
 func (s *Service) forget(user jid.JID) {
 	s.mu.Lock()
 	delete(s.online, user.String())
@@ -270,37 +285,42 @@ func (s *Service) set(ctx context.Context, req dispatch.Request, user jid.JID, q
 			return &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "duplicate group"}
 		}
 	}
-	unlock := s.lock(user)
-	defer unlock()
 	host, name := user.Domainpart(), user.Localpart()
-	it, err := s.Store.RosterItem(ctx, host, name, contact.String())
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		if limit := s.MaxItems(); limit > 0 {
-			n, err := s.Store.RosterCount(ctx, host, name)
-			if err != nil {
-				return err
-			}
-			if n >= limit {
-				return &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: fmt.Sprintf("the roster is full (%d items)", limit)}
-			}
+	var it storage.RosterItem
+	err = s.Store.InTx(ctx, func(tx storage.Tx) error {
+		if err := tx.LockAccount(ctx, host, name); err != nil {
+			return err
 		}
-		it = storage.RosterItem{Contact: contact.String(), Subscription: storage.SubNone}
-	case err != nil:
+		var err error
+		it, err = tx.RosterItem(ctx, host, name, contact.String())
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			if limit := s.MaxItems(); limit > 0 {
+				n, err := tx.RosterCount(ctx, host, name)
+				if err != nil {
+					return err
+				}
+				if n >= limit {
+					return &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: fmt.Sprintf("the roster is full (%d items)", limit)}
+				}
+			}
+			it = storage.RosterItem{Contact: contact.String(), Subscription: storage.SubNone}
+		case err != nil:
+			return err
+		}
+		// §2.1.2.5: subscription and ask in a roster set are ignored.
+		it.Name = ""
+		if x.Name != nil {
+			it.Name = *x.Name
+		}
+		it.Groups = x.Groups
+		it.Version, err = tx.PutRosterItem(ctx, host, name, it)
 		return err
-	}
-	// §2.1.2.5: subscription and ask in a roster set are ignored.
-	it.Name = ""
-	if x.Name != nil {
-		it.Name = *x.Name
-	}
-	it.Groups = x.Groups
-	ver, err := s.Store.PutRosterItem(ctx, host, name, it)
+	})
 	s.forget(user)
 	if err != nil {
 		return err
 	}
-	it.Version = ver
 	req.AfterReply(func() { s.pushAll(user, it) })
 	return nil
 }
@@ -308,28 +328,32 @@ func (s *Service) set(ctx context.Context, req dispatch.Request, user jid.JID, q
 // remove deletes an item (§2.5.2), cancelling the subscriptions both ways
 // and refusing a pending request first.
 func (s *Service) remove(ctx context.Context, req dispatch.Request, user, contact jid.JID) error {
-	unlock := s.lock(user)
 	host, name := user.Domainpart(), user.Localpart()
-	it, err := s.Store.RosterItem(ctx, host, name, contact.String())
-	if errors.Is(err, storage.ErrNotFound) {
-		unlock()
-		return &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
-	}
-	if err != nil {
-		unlock()
-		return err
-	}
-	st, err := s.state(ctx, user, contact, &it)
-	if err != nil {
-		unlock()
-		return err
-	}
-	ver, err := s.Store.DeleteRosterItem(ctx, host, name, contact.String())
+	var st state
+	var ver int64
+	err := s.Store.InTx(ctx, func(tx storage.Tx) error {
+		if err := tx.LockAccount(ctx, host, name); err != nil {
+			return err
+		}
+		it, err := tx.RosterItem(ctx, host, name, contact.String())
+		if errors.Is(err, storage.ErrNotFound) {
+			return &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
+		}
+		if err != nil {
+			return err
+		}
+		if st, err = s.state(ctx, tx, user, contact, &it); err != nil {
+			return err
+		}
+		if ver, err = tx.DeleteRosterItem(ctx, host, name, contact.String()); err != nil {
+			return err
+		}
+		if st.in {
+			return tx.DeleteSubscriptionRequest(ctx, host, name, contact.String())
+		}
+		return nil
+	})
 	s.forget(user)
-	if err == nil && st.in {
-		err = s.Store.DeleteSubscriptionRequest(ctx, host, name, contact.String())
-	}
-	unlock()
 	if err != nil {
 		return err
 	}
@@ -348,14 +372,15 @@ func (s *Service) remove(ctx context.Context, req dispatch.Request, user, contac
 	return nil
 }
 
-// state reads a contact's subscription state; item is the stored item or
-// nil when there is none (then the state is None, possibly Pending In).
-func (s *Service) state(ctx context.Context, user, contact jid.JID, item *storage.RosterItem) (state, error) {
+// state reads a contact's subscription state from r (the transaction
+// holding user); item is the stored item or nil when there is none (then
+// the state is None, possibly Pending In).
+func (s *Service) state(ctx context.Context, r storage.Roster, user, contact jid.JID, item *storage.RosterItem) (state, error) {
 	st := state{sub: storage.SubNone}
 	if item != nil {
 		st = state{sub: item.Subscription, out: item.Ask, approved: item.Approved}
 	}
-	reqs, err := s.Store.SubscriptionRequests(ctx, user.Domainpart(), user.Localpart())
+	reqs, err := r.SubscriptionRequests(ctx, user.Domainpart(), user.Localpart())
 	if err != nil {
 		return st, err
 	}

@@ -19,58 +19,69 @@ type change struct {
 }
 
 // apply reads the state of contact in user's roster, applies f and stores
-// the result, all under user's lock. It creates an item only when the new
-// state needs one, stores request (an inbound subscribe) when the new
-// state has one pending, and removes a pending request the change
-// answered.
+// the result, in one transaction holding user (storage.Tx.LockAccount), so
+// that changes of one account's subscriptions are serialised by the
+// database, also between servers sharing it. It creates an item only when
+// the new state needs one, stores request (an inbound subscribe) when the
+// new state has one pending, and removes a pending request the change
+// answered. f runs once, inside the transaction: it must only compute.
+// Nothing is routed or delivered before apply returns.
 func (s *Service) apply(ctx context.Context, user, contact jid.JID, request []byte, f func(state) state) (change, error) {
-	unlock := s.lock(user)
-	defer unlock()
 	host, name := user.Domainpart(), user.Localpart()
-	var item *storage.RosterItem
-	it, err := s.Store.RosterItem(ctx, host, name, contact.String())
-	switch {
-	case err == nil:
-		item = &it
-	case !errors.Is(err, storage.ErrNotFound):
-		return change{}, err
+	var c change
+	err := s.Store.InTx(ctx, func(tx storage.Tx) error {
+		if err := tx.LockAccount(ctx, host, name); err != nil {
+			return err
+		}
+		var item *storage.RosterItem
+		it, err := tx.RosterItem(ctx, host, name, contact.String())
+		switch {
+		case err == nil:
+			item = &it
+		case !errors.Is(err, storage.ErrNotFound):
+			return err
+		}
+		before, err := s.state(ctx, tx, user, contact, item)
+		if err != nil {
+			return err
+		}
+		after := f(before)
+		c = change{before: before, after: after, item: item}
+		switch {
+		case before.in && !after.in:
+			if err := tx.DeleteSubscriptionRequest(ctx, host, name, contact.String()); err != nil {
+				return err
+			}
+		case after.in && request != nil:
+			// Kept, with its status text, until the user answers;
+			// delivered again at each initial presence (§3.1.3).
+			req := storage.SubscriptionRequest{Contact: contact.String(), Stanza: request}
+			if err := tx.PutSubscriptionRequest(ctx, host, name, req); err != nil {
+				return err
+			}
+		}
+		if before.sub == after.sub && before.out == after.out && before.approved == after.approved {
+			return nil
+		}
+		if item == nil {
+			if after.sub == storage.SubNone && !after.out && !after.approved {
+				return nil
+			}
+			item = &storage.RosterItem{Contact: contact.String()}
+		}
+		item.Subscription, item.Ask, item.Approved = after.sub, after.out, after.approved
+		if item.Version, err = tx.PutRosterItem(ctx, host, name, *item); err != nil {
+			return err
+		}
+		c.item, c.pushed = item, true
+		return nil
+	})
+	if c.pushed {
+		s.forget(user) // once committed (or not: then forgetting costs a read)
 	}
-	before, err := s.state(ctx, user, contact, item)
 	if err != nil {
 		return change{}, err
 	}
-	after := f(before)
-	c := change{before: before, after: after, item: item}
-	switch {
-	case before.in && !after.in:
-		if err := s.Store.DeleteSubscriptionRequest(ctx, host, name, contact.String()); err != nil {
-			return c, err
-		}
-	case after.in && request != nil:
-		// Kept, with its status text, until the user answers; delivered
-		// again at each initial presence (§3.1.3).
-		req := storage.SubscriptionRequest{Contact: contact.String(), Stanza: request}
-		if err := s.Store.PutSubscriptionRequest(ctx, host, name, req); err != nil {
-			return c, err
-		}
-	}
-	if before.sub == after.sub && before.out == after.out && before.approved == after.approved {
-		return c, nil
-	}
-	if item == nil {
-		if after.sub == storage.SubNone && !after.out && !after.approved {
-			return c, nil
-		}
-		item = &storage.RosterItem{Contact: contact.String()}
-	}
-	item.Subscription, item.Ask, item.Approved = after.sub, after.out, after.approved
-	ver, err := s.Store.PutRosterItem(ctx, host, name, *item)
-	s.forget(user)
-	if err != nil {
-		return c, err
-	}
-	item.Version = ver
-	c.item, c.pushed = item, true
 	return c, nil
 }
 
