@@ -38,7 +38,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -75,11 +74,20 @@ var (
 	errStorage   = &stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 )
 
+// Storage is what the service needs of storage: the offline aggregate,
+// and transactions (storage.Store.InTx) in which a delivery holds the
+// account (storage.Tx.LockAccount), so that the database serialises
+// deliveries to one account, also between servers sharing it.
+type Storage interface {
+	storage.Offline
+	InTx(ctx context.Context, f func(tx storage.Tx) error) error
+}
+
 // Service stores and delivers offline messages. Set its fields before use.
 type Service struct {
 	// Storage keeps the messages. (Not "Store": that is the method the
 	// router calls.)
-	Storage storage.Offline
+	Storage Storage
 	// Max returns the most messages kept for one account of host; 0 or
 	// less means no limit. nil: no limit.
 	Max func(host string) int
@@ -93,11 +101,6 @@ type Service struct {
 	// delivered.
 	Stopped func(ctx context.Context, m *stanza.Stanza) bool
 	Log     *slog.Logger
-
-	// locks serialise Deliver per account, so that two resources coming
-	// online together do not both get the same messages; an account
-	// always maps to the same lock.
-	locks [64]sync.Mutex
 }
 
 // Register advertises offline storage (XEP-0160 §4).
@@ -144,41 +147,75 @@ func (s *Service) Store(ctx context.Context, m *stanza.Stanza) *stanza.Error {
 //
 // When deliver returns false (the session's queue is full or closed),
 // Deliver stops there: that message and the later ones stay stored for
-// the next time. Calls for the same account run one at a time, so the
-// second of two resources coming online together finds nothing left.
-// What remains possible: a message the router has decided to store while
-// a resource was coming online can be stored just after Deliver read the
-// queue; it is then kept (never lost) until the next available presence.
+// the next time. deliver must not block: it is called inside a
+// transaction that holds the account (storage.Tx.LockAccount), in which
+// the messages are read again, handed over and deleted; so deliveries to
+// one account run one at a time, also on servers sharing the database,
+// and the second of two resources coming online together finds nothing
+// left. A message is deleted only after it was handed over, in the same
+// transaction: if that fails to commit, the messages stay and are
+// delivered again next time (at least once, never lost).
+//
+// The messages are first read outside any transaction: an account with
+// none (most logins) costs one read and no write transaction, and
+// whether a sender is blocked is asked then (Stopped may read storage,
+// which a transaction must do only through itself). A message stored
+// after that first read is left for the next available presence, as is
+// one stored while a resource was coming online just after Deliver read.
 func (s *Service) Deliver(ctx context.Context, user jid.JID, deliver func(raw []byte) bool) error {
-	l := s.lock(user)
-	l.Lock()
-	defer l.Unlock()
 	host, name := user.Domainpart(), user.Localpart()
-	msgs, err := s.Storage.OfflineMessages(ctx, host, name)
+	seen, err := s.Storage.OfflineMessages(ctx, host, name)
 	if err != nil {
 		return fmt.Errorf("reading offline messages of %s: %w", user, err)
 	}
-	n := 0
-	for _, m := range msgs {
-		if s.fromBlocked(ctx, user, m.Stanza) {
-			n++ // dropped: removed with those delivered
-			continue
-		}
-		if !deliver(withDelay(m.Stanza, host, m.Stored)) {
-			break
-		}
-		n++
-	}
-	if n == 0 {
+	if len(seen) == 0 {
 		return nil
 	}
-	if n < len(msgs) {
-		s.Log.Debug("offline delivery stopped", "jid", user.String(), "delivered", n, "kept", len(msgs)-n)
+	blocked := make([]bool, len(seen))
+	for i, m := range seen {
+		blocked[i] = s.fromBlocked(ctx, user, m.Stanza)
 	}
-	// Everything up to the last one delivered: later messages, stored
-	// meanwhile, have higher IDs and stay.
-	if err := s.Storage.DeleteOffline(ctx, host, name, msgs[n-1].ID); err != nil {
-		return fmt.Errorf("deleting delivered offline messages of %s: %w", user, err)
+	var n, left int
+	err = s.Storage.InTx(ctx, func(tx storage.Tx) error {
+		if err := tx.LockAccount(ctx, host, name); err != nil {
+			return err
+		}
+		msgs, err := tx.OfflineMessages(ctx, host, name)
+		if err != nil {
+			return err
+		}
+		// msgs are those of seen another delivery has not taken
+		// meanwhile, then any stored since: both in ID order.
+		n, left = 0, len(msgs)
+		j := 0
+		for _, m := range msgs {
+			for j < len(seen) && seen[j].ID < m.ID {
+				j++
+			}
+			if j == len(seen) || seen[j].ID != m.ID {
+				break // stored since the first read: not asked about
+			}
+			if !blocked[j] && !deliver(withDelay(m.Stanza, host, m.Stored)) {
+				break
+			}
+			n++ // delivered, or dropped if blocked
+		}
+		if n == 0 {
+			return nil
+		}
+		left -= n
+		// Everything up to the last one handled: later messages have
+		// higher IDs and stay.
+		return tx.DeleteOffline(ctx, host, name, msgs[n-1].ID)
+	})
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil // the account was removed meanwhile
+	case err != nil:
+		return fmt.Errorf("delivering offline messages of %s: %w", user, err)
+	}
+	if left > 0 {
+		s.Log.Debug("offline delivery stopped", "jid", user.String(), "delivered", n, "kept", left)
 	}
 	return nil
 }
@@ -201,17 +238,6 @@ func (s *Service) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
-}
-
-// lock returns the lock of user's account (FNV-1a of the bare JID).
-func (s *Service) lock(user jid.JID) *sync.Mutex {
-	key := user.String()
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return &s.locks[h%uint32(len(s.locks))]
 }
 
 // worthStoring applies XEP-0334 and XEP-0160 §3 to a message's children:

@@ -21,7 +21,9 @@ import (
 	"github.com/starling-xmpp/starling/storage"
 )
 
-// fakeStore is an in-memory storage.Offline with failures on demand.
+// fakeStore is an in-memory Storage with failures on demand. Its
+// transactions hold an account by a lock of its own, and do not roll
+// back.
 type fakeStore struct {
 	mu       sync.Mutex
 	accounts map[string]bool // "user@host" that exist
@@ -29,18 +31,74 @@ type fakeStore struct {
 	nextID   int64
 	// Injected failures.
 	storeErr, readErr, deleteErr error
+	// beforeTx, if set, runs as InTx is entered.
+	beforeTx func()
+
+	locks map[string]*sync.Mutex // LockAccount's, by account; guarded by mu
 
 	rmu        sync.Mutex     // guards reading and maxReading
-	reading    map[string]int // OfflineMessages calls in progress per account
+	reading    map[string]int // reads in a transaction in progress per account
 	maxReading int            // the most seen at once for one account
 }
 
 func newFakeStore(accounts ...string) *fakeStore {
-	f := &fakeStore{accounts: map[string]bool{}, msgs: map[string][]storage.OfflineMessage{}, reading: map[string]int{}}
+	f := &fakeStore{accounts: map[string]bool{}, msgs: map[string][]storage.OfflineMessage{}, reading: map[string]int{}, locks: map[string]*sync.Mutex{}}
 	for _, a := range accounts {
 		f.accounts[a] = true
+		f.locks[a] = new(sync.Mutex)
 	}
 	return f
+}
+
+func (f *fakeStore) InTx(ctx context.Context, fn func(tx storage.Tx) error) error {
+	if f.beforeTx != nil {
+		f.beforeTx()
+	}
+	tx := &fakeTx{f: f}
+	defer func() {
+		for _, l := range tx.held {
+			l.Unlock()
+		}
+	}()
+	return fn(tx)
+}
+
+// fakeTx is a transaction of fakeStore.
+type fakeTx struct {
+	storage.Tx // nil: what Deliver does not use panics
+	f          *fakeStore
+	held       []*sync.Mutex
+}
+
+func (t *fakeTx) LockAccount(_ context.Context, host, username string) error {
+	t.f.mu.Lock()
+	l := t.f.locks[username+"@"+host]
+	t.f.mu.Unlock()
+	if l == nil {
+		return storage.ErrNotFound
+	}
+	l.Lock()
+	t.held = append(t.held, l)
+	return nil
+}
+
+func (t *fakeTx) OfflineMessages(ctx context.Context, host, username string) ([]storage.OfflineMessage, error) {
+	key := username + "@" + host
+	t.f.rmu.Lock()
+	t.f.reading[key]++
+	t.f.maxReading = max(t.f.maxReading, t.f.reading[key])
+	t.f.rmu.Unlock()
+	defer func() {
+		t.f.rmu.Lock()
+		t.f.reading[key]--
+		t.f.rmu.Unlock()
+	}()
+	runtime.Gosched() // give a concurrent Deliver the chance to overlap
+	return t.f.OfflineMessages(ctx, host, username)
+}
+
+func (t *fakeTx) DeleteOffline(ctx context.Context, host, username string, through int64) error {
+	return t.f.DeleteOffline(ctx, host, username, through)
 }
 
 func (f *fakeStore) StoreOffline(_ context.Context, host, username string, raw []byte, stored time.Time, max int) error {
@@ -62,16 +120,6 @@ func (f *fakeStore) StoreOffline(_ context.Context, host, username string, raw [
 
 func (f *fakeStore) OfflineMessages(_ context.Context, host, username string) ([]storage.OfflineMessage, error) {
 	key := username + "@" + host
-	f.rmu.Lock()
-	f.reading[key]++
-	f.maxReading = max(f.maxReading, f.reading[key])
-	f.rmu.Unlock()
-	defer func() {
-		f.rmu.Lock()
-		f.reading[key]--
-		f.rmu.Unlock()
-	}()
-	runtime.Gosched() // give a concurrent Deliver the chance to overlap
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.readErr != nil {
@@ -123,7 +171,7 @@ func newService(f *fakeStore) *Service {
 	}
 }
 
-func parse(t *testing.T, raw string) *stanza.Stanza {
+func parse(t testing.TB, raw string) *stanza.Stanza {
 	t.Helper()
 	s, err := stanza.Parse([]byte(raw), bytes.IndexByte([]byte(raw), '>')+1)
 	if err != nil {
@@ -445,7 +493,7 @@ func TestDeliverConcurrent(t *testing.T) {
 		}
 	}
 	if f.maxReading != 1 {
-		t.Errorf("%d reads of one account's queue at once, want 1", f.maxReading)
+		t.Errorf("%d reads of one account's queue at once in transactions, want 1", f.maxReading)
 	}
 }
 
@@ -455,5 +503,63 @@ func TestRegister(t *testing.T) {
 	(&Service{}).Register(m)
 	if !slices.Contains(m.Features(), "msgoffline") {
 		t.Errorf("features %v lack msgoffline", m.Features())
+	}
+}
+
+// TestDeliverStoredMeanwhile: a message stored after Deliver's first read
+// (whose sender was not asked about) stays for the next delivery; one
+// delivered meanwhile by another resource is not given again.
+func TestDeliverStoredMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeStore("bob@example.org")
+	s := newService(f)
+	for _, id := range []string{"1", "2"} {
+		if e := s.Store(ctx, parse(t, `<message to='bob@example.org' id='`+id+`'><body>x</body></message>`)); e != nil {
+			t.Fatal(e)
+		}
+	}
+	var ids []string
+	take := func(raw []byte) bool { ids = append(ids, parse(t, string(raw)).ID); return true }
+	f.beforeTx = func() {
+		f.beforeTx = nil
+		// Another resource takes message 1 first; message 3 arrives.
+		if err := f.DeleteOffline(ctx, "example.org", "bob", 1); err != nil {
+			t.Fatal(err)
+		}
+		if e := s.Store(ctx, parse(t, `<message to='bob@example.org' id='3'><body>x</body></message>`)); e != nil {
+			t.Fatal(e)
+		}
+	}
+	if err := s.Deliver(ctx, bob, take); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids, []string{"2"}) {
+		t.Errorf("delivered %v, want [2]", ids)
+	}
+	if err := s.Deliver(ctx, bob, take); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids, []string{"2", "3"}) || len(f.stored("bob@example.org")) != 0 {
+		t.Errorf("then delivered %v, %d left; want [2 3], none", ids, len(f.stored("bob@example.org")))
+	}
+}
+
+// TestDeliverAccountRemoved: an account removed between the first read
+// and the transaction gets nothing, and no error.
+func TestDeliverAccountRemoved(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeStore("bob@example.org")
+	s := newService(f)
+	if e := s.Store(ctx, parse(t, `<message to='bob@example.org' id='1'><body>x</body></message>`)); e != nil {
+		t.Fatal(e)
+	}
+	f.beforeTx = func() {
+		f.mu.Lock()
+		delete(f.locks, "bob@example.org")
+		f.mu.Unlock()
+	}
+	n := 0
+	if err := s.Deliver(ctx, bob, func([]byte) bool { n++; return true }); err != nil || n != 0 {
+		t.Errorf("Deliver: %d delivered, %v; want none, nil", n, err)
 	}
 }
