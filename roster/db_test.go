@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,44 +13,14 @@ import (
 
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
-	"github.com/starling-xmpp/starling/internal/pgtest"
+	"github.com/starling-xmpp/starling/internal/dbtest"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
-	"github.com/starling-xmpp/starling/storage/postgres"
-	"github.com/starling-xmpp/starling/storage/sqlite"
 )
 
-// backends are the real stores the tests and benchmarks run on. Each
-// returns a function opening one more Store on the same database, as a
-// second server node sharing it would.
-var backends = []struct {
-	name string
-	open func(t testing.TB) func() storage.Store
-}{
-	{"sqlite", func(t testing.TB) func() storage.Store {
-		path := filepath.Join(t.TempDir(), "starling.db")
-		return func() storage.Store {
-			s, err := sqlite.Open(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}
-	}},
-	{"postgres", func(t testing.TB) func() storage.Store {
-		dsn := pgtest.DSN(t)
-		return func() storage.Store {
-			s, err := postgres.Open(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}
-	}},
-}
+// backends are the real stores the tests and benchmarks run on.
+var backends = dbtest.Backends
 
 // fakeRouter records what a Service routes and delivers; it has no
 // sessions unless online is set.
@@ -132,8 +101,8 @@ var (
 // an inbound 'subscribed' that was not asked for, which changes nothing.
 func BenchmarkSubscription(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			st := be.open(b)()
+		b.Run(be.Name, func(b *testing.B) {
+			st := be.Open(b)()
 			addAccounts(b, st, "alice", "bob")
 			s := node(st, nil)
 			ctx := context.Background()
@@ -247,8 +216,8 @@ func answers(a, b *Service, contact jid.JID, start <-chan struct{}, wg *sync.Wai
 // states at once; the database serialises them and no update is lost.
 func TestSubscriptionTwoNodes(t *testing.T) {
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			open := be.open(t)
+		t.Run(be.Name, func(t *testing.T) {
+			open := be.Open(t)
 			stA, stB := open(), open()
 			addAccounts(t, stA, "alice")
 			carol := jid.MustParse("carol@example.net")
@@ -332,8 +301,8 @@ func rosterSet(t *testing.T, s *Service, contact string) string {
 // cannot both fill the last place.
 func TestRosterSetTwoNodes(t *testing.T) {
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			open := be.open(t)
+		t.Run(be.Name, func(t *testing.T) {
+			open := be.Open(t)
 			stA, stB := open(), open()
 			addAccounts(t, stA, "alice")
 			holding, entered := make(chan struct{}), make(chan struct{})
@@ -374,7 +343,7 @@ func (s session) JID() jid.JID { return s.j }
 // TestCacheCoherent: the roster cached for an online account never holds
 // what was read before a change that was committed meanwhile.
 func TestCacheCoherent(t *testing.T) {
-	st := backends[0].open(t)()
+	st := backends[0].Open(t)()
 	addAccounts(t, st, "alice")
 	laptop := jid.MustParse("alice@example.org/laptop")
 	r := &fakeRouter{online: map[string][]router.Session{"alice@example.org": {session{j: laptop}}}}

@@ -5,47 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/starling-xmpp/starling/internal/pgtest"
+	"github.com/starling-xmpp/starling/internal/dbtest"
 	"github.com/starling-xmpp/starling/storage"
-	"github.com/starling-xmpp/starling/storage/postgres"
-	"github.com/starling-xmpp/starling/storage/sqlite"
 )
 
-// backends are the real stores the tests and benchmarks run on. Each
-// returns a function opening one more Store on the same database, as a
-// second server node sharing it would.
-var backends = []struct {
-	name string
-	open func(t testing.TB) func() storage.Store
-}{
-	{"sqlite", func(t testing.TB) func() storage.Store {
-		path := filepath.Join(t.TempDir(), "starling.db")
-		return func() storage.Store {
-			s, err := sqlite.Open(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}
-	}},
-	{"postgres", func(t testing.TB) func() storage.Store {
-		dsn := pgtest.DSN(t)
-		return func() storage.Store {
-			s, err := postgres.Open(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}
-	}},
-}
+// backends are the real stores the tests and benchmarks run on.
+var backends = dbtest.Backends
 
 // node is one server's offline service over st.
 func node(st storage.Store) *Service {
@@ -66,8 +35,8 @@ func addAccounts(t testing.TB, st storage.Store, names ...string) {
 // just before (stored, read, handed over, deleted).
 func BenchmarkDeliver(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			st := be.open(b)()
+		b.Run(be.Name, func(b *testing.B) {
+			st := be.Open(b)()
 			addAccounts(b, st, "bob")
 			s := node(st)
 			ctx := context.Background()
@@ -114,8 +83,8 @@ func (s *signalling) InTx(ctx context.Context, f func(tx storage.Tx) error) erro
 // database serialises them, and each message is given exactly once.
 func TestDeliverTwoNodes(t *testing.T) {
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			open := be.open(t)
+		t.Run(be.Name, func(t *testing.T) {
+			open := be.Open(t)
 			stA, stB := open(), open()
 			addAccounts(t, stA, "bob")
 			ctx := context.Background()
