@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/xep/blocking"
+	"github.com/starling-xmpp/starling/xep/carbons"
 	"github.com/starling-xmpp/starling/xep/disco"
 	"github.com/starling-xmpp/starling/xep/entitytime"
 	"github.com/starling-xmpp/starling/xep/last"
@@ -26,6 +27,7 @@ func Modules() []module.Module {
 		blocking.Module{},
 		offline.Module{},
 		last.Module{},
+		carbons.Module{},
 		version.Module{Software: "Starling", Version: Version},
 		entitytime.Module{},
 		vcard.Module{},

@@ -217,7 +217,17 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: server, feature: "Outbound message synchronization", spec: "XEP-0280 Message Carbons",
-		notImplemented: notFiled,
+		checks: []string{
+			"./conformance TestTranscripts/xep-0280-carbons",
+			"./conformance TestTranscripts/xep-0030-disco",
+			"./conformance TestCarbonsTurnedOff",
+			"./xep/carbons TestEligible",
+			"./xep/carbons TestWrapper",
+			"./xep/carbons TestWithoutPrivate",
+			"./xep/carbons TestForgottenAtEnd",
+			"./xep/carbons TestConcurrent",
+			"./conformance/imclients TestIMClients/*/*/carbons",
+		},
 	},
 	{
 		category: "IM", level: server, feature: "Group chat", spec: "XEP-0045 Multi-User Chat",

@@ -59,6 +59,11 @@ type event struct {
 	Roster    []rosterItem      `json:"roster"`
 	Blocklist []string          `json:"blocklist"`
 	VCard     map[string]string `json:"vcard"`
+	// A XEP-0280 carbon: "sent" or "received", and the wrapping message's
+	// from and to (From, To and the rest are the forwarded message's).
+	Kind       string `json:"kind"`
+	CarbonFrom string `json:"carbon_from"`
+	CarbonTo   string `json:"carbon_to"`
 }
 
 // delay is a XEP-0203 <delay/> as the library parsed it.
@@ -78,6 +83,7 @@ type rosterItem struct {
 // agent is one client session: a script logged in as one full JID.
 type agent struct {
 	c     *check
+	lib   string // the library it runs on: the check's, or another
 	name  string // e.g. "alice/1", for messages
 	jid   string // the full JID it is bound to
 	cmd   *exec.Cmd
@@ -95,17 +101,23 @@ type agent struct {
 	err    error         // Wait's result; read after done
 }
 
-func (a *agent) String() string { return a.c.lib + " " + a.name }
+func (a *agent) String() string { return a.lib + " " + a.name }
 
 // login starts one session per "user/label" (label makes the resource,
 // with the library and the check's tag) and returns them once each is
 // bound to the full JID it asked for.
 func (c *check) login(who ...string) []*agent {
 	c.t.Helper()
+	return c.loginWith(c.lib, who...)
+}
+
+// loginWith is login on the library lib instead of the check's.
+func (c *check) loginWith(lib string, who ...string) []*agent {
+	c.t.Helper()
 	agents := make([]*agent, len(who))
 	for i, w := range who {
 		user, label, _ := strings.Cut(w, "/")
-		agents[i] = c.start(w, c.srv.bare(user)+"/"+c.lib+"-"+label+"-"+c.tag, c.srv.passwords[user])
+		agents[i] = c.start(lib, w, c.srv.bare(user)+"/"+lib+"-"+label+"-"+c.tag, c.srv.passwords[user])
 	}
 	for _, a := range agents {
 		s := a.wait("its session", func(e event) bool { return e.Event == "session" })
@@ -116,17 +128,17 @@ func (c *check) login(who ...string) []*agent {
 	return agents
 }
 
-// start runs testdata/<library>_client.py logged in as jid, trusting the
+// start runs testdata/<lib>_client.py logged in as jid, trusting the
 // server's certificate, without waiting for its session. The process is
 // killed at the check's deadline, and at its end if still running.
-func (c *check) start(name, jid, password string) *agent {
+func (c *check) start(lib, name, jid, password string) *agent {
 	t := c.t
 	t.Helper()
 	if password == "" {
 		user, _, _ := strings.Cut(jid, "@")
-		t.Fatalf("%s %s: the server has no account %s (an anchor's STARLING_ANCHOR_ACCOUNTS must list it)", c.lib, name, user)
+		t.Fatalf("%s %s: the server has no account %s (an anchor's STARLING_ANCHOR_ACCOUNTS must list it)", lib, name, user)
 	}
-	args := []string{filepath.Join("testdata", c.lib+"_client.py"),
+	args := []string{filepath.Join("testdata", lib+"_client.py"),
 		"--jid", jid, "--password", password,
 		"--host", c.srv.host, "--port", strconv.Itoa(c.srv.port),
 		"--mech", c.srv.mech, "--ca-file", c.srv.cert,
@@ -134,6 +146,7 @@ func (c *check) start(name, jid, password string) *agent {
 	}
 	a := &agent{
 		c:       c,
+		lib:     lib,
 		name:    name,
 		jid:     jid,
 		cmd:     exec.CommandContext(c.ctx, python, args...),
@@ -173,7 +186,7 @@ func (c *check) start(name, jid, password string) *agent {
 		a.cmd.Process.Kill() // no-op if it has exited
 		<-a.done
 		if t.Failed() {
-			t.Logf("%s (%s %s) stderr:\n%s", a, a.c.lib, libraryCheck[a.c.lib].version, a.stderr.Bytes())
+			t.Logf("%s (%s %s) stderr:\n%s", a, a.lib, libraryCheck[a.lib].version, a.stderr.Bytes())
 		}
 	})
 	return a

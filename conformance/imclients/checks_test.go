@@ -218,6 +218,89 @@ func checkVCard(c *check) {
 	b.quit()
 }
 
+// checkCarbons: alice logs in twice, once on the check's library and once
+// on the other, and both enable carbons with their library's call
+// (XEP-0280 §4); bob, on the check's library, is her contact, and all
+// three are available (ejabberd copies to available resources only). Bob
+// writes to each of alice's full JIDs in turn: the addressed session gets
+// the message and the other a received carbon of it (§7). Each of
+// alice's sessions writes to bob in turn: bob gets the message and the
+// other a sent carbon (§8). Each carbon, as the library unwrapped it,
+// holds the message as sent (from, to, type chat, id, body); slixmpp
+// reports the wrapper's from too, which must be alice's bare JID (nbxmpp
+// drops a carbon from anyone else before reporting it). A session that got
+// a message itself gets no carbon of it, nor of what it sent.
+func checkCarbons(c *check) {
+	t := c.t
+	other := "nbxmpp"
+	if c.lib == other {
+		other = "slixmpp"
+	}
+	requireLibrary(t, other)
+	s := c.login("alice/1", "bob/1")
+	a1, b := s[0], s[1]
+	a2 := c.loginWith(other, "alice/2")[0]
+	alice := c.srv.bare("alice")
+	for _, ag := range []*agent{a1, a2, b} {
+		ag.ok(cmd("presence", "status", ""))
+	}
+	for _, ag := range []*agent{a1, a2} {
+		ag.ok(cmd("carbons-enable"))
+	}
+
+	var ids []string
+	expect := func(ag *agent, kind string, from, to *agent, id, body string) {
+		t.Helper()
+		e := ag.wait("a "+kind+" carbon of "+id, func(e event) bool { return e.Event == "carbon" && e.ID == id })
+		if e.Kind != kind || e.From != from.jid || e.To != to.jid || e.Type != "chat" || e.Body != body {
+			t.Errorf("%s got the carbon %+v, want a %s carbon of the chat message %s from %s to %s with body %q", ag, e, kind, id, from.jid, to.jid, body)
+		}
+		if e.CarbonFrom != "" && e.CarbonFrom != alice {
+			t.Errorf("%s got a carbon from %s, want it from alice's bare JID %s", ag, e.CarbonFrom, alice)
+		}
+	}
+	// §7: bob writes to one of alice's sessions, the other gets a copy.
+	for _, p := range [][2]*agent{{a1, a2}, {a2, a1}} {
+		to, copied := p[0], p[1]
+		id, body := "received-"+to.lib+"-"+c.tag, "to "+to.jid
+		ids = append(ids, id)
+		b.ok(cmd("send", "to", to.jid, "body", body, "id", id))
+		m := to.wait("bob's message "+id, func(e event) bool { return e.Event == "message" && e.ID == id })
+		if m.From != b.jid || m.Body != body {
+			t.Errorf("%s got bob's message as %+v", to, m)
+		}
+		expect(copied, "received", b, to, id, body)
+	}
+	// §8: one of alice's sessions writes to bob, the other gets a copy.
+	for _, p := range [][2]*agent{{a1, a2}, {a2, a1}} {
+		from, copied := p[0], p[1]
+		id, body := "sent-"+from.lib+"-"+c.tag, "from "+from.jid
+		ids = append(ids, id)
+		from.ok(cmd("send", "to", b.jid, "body", body, "id", id))
+		m := b.wait("the message "+id, func(e event) bool { return e.Event == "message" && e.ID == id })
+		if m.From != from.jid || m.Body != body {
+			t.Errorf("bob got %s's message as %+v", from, m)
+		}
+		expect(copied, "sent", from, b, id, body)
+	}
+	// Everything has arrived once its stream closes cleanly: no session
+	// got a second copy of any of these messages.
+	for _, ag := range []*agent{a1, a2, b} {
+		ag.quit()
+		seen := map[string]int{}
+		for _, e := range ag.eventsUntil(len(ag.events) - 1) {
+			if (e.Event == "message" || e.Event == "carbon") && slices.Contains(ids, e.ID) {
+				seen[e.ID]++
+			}
+		}
+		for id, n := range seen {
+			if n > 1 {
+				t.Errorf("%s got message %s %d times (directly or as a carbon)", ag, id, n)
+			}
+		}
+	}
+}
+
 // checkOffline: alice sends a chat message to bob's bare JID while he has
 // no session, and closes her stream. When bob next logs in and sends
 // available presence, he gets it (RFC 6121 §8.5.2.2.1, XEP-0160 §2).

@@ -27,6 +27,10 @@
 //     error back; after bob unblocks her (§3.4) her message arrives.
 //   - vcard: alice publishes a vCard with FN and NICKNAME, bob fetches it
 //     (XEP-0054 §3.2, §3.3).
+//   - carbons: alice on both libraries at once (the check's and the other),
+//     each with carbons enabled (XEP-0280 §4); what bob sends to one of
+//     them reaches the other as a received carbon, and what one sends bob
+//     reaches the other as a sent carbon (§7, §8), each way round.
 //   - offline: alice writes to bob while he has no session; he gets the
 //     message when he becomes available, with a XEP-0203 delay (RFC 6121
 //     §8.5.2.2.1, XEP-0160 §2).
@@ -142,6 +146,7 @@ func runChecks(t *testing.T, srv *server, lib string) {
 		{"presence", checkPresence},
 		{"blocking", checkBlocking},
 		{"vcard", checkVCard},
+		{"carbons", checkCarbons},
 		{"offline", checkOffline},
 		{"offline-restart", checkOfflineRestart},
 	} {

@@ -22,11 +22,17 @@ through nbxmpp's own modules:
   blocklist      Blocking.request_blocking_list()
   vcard-set      VCardTemp.set_vcard()
   vcard-get      VCardTemp.request_vcard()
+  carbons-enable Client.send_stanza(Iq(set) with <enable xmlns='urn:xmpp:carbons:2'/>)
+                                                    (nbxmpp has no carbons call; Gajim sends
+                                                     the same IQ itself, XEP-0280 §4)
   quit           Client.disconnect(), then exit 0 once the server has closed too
 
 Events are read from the properties nbxmpp's modules parse (roster pushes,
-presence, messages with their errors and XEP-0203 delays). nbxmpp never
-answers a subscription request by itself. Its debug log goes to stderr.
+presence, messages with their errors and XEP-0203 delays, XEP-0280
+carbons, which nbxmpp unwraps itself and reports with the forwarded
+message's addresses, after checking that the carbon came from the
+account's bare JID: so carbon_from is empty here). nbxmpp never answers
+a subscription request by itself. Its debug log goes to stderr.
 """
 
 import argparse
@@ -47,7 +53,7 @@ from nbxmpp.errors import StanzaError  # noqa: E402
 from nbxmpp.modules.delay import parse_delay  # noqa: E402
 from nbxmpp.modules.vcard_temp import VCard  # noqa: E402
 from nbxmpp.namespaces import Namespace  # noqa: E402
-from nbxmpp.protocol import JID, Message  # noqa: E402
+from nbxmpp.protocol import JID, Iq, Message, isResultNode  # noqa: E402
 from nbxmpp.structs import StanzaHandler  # noqa: E402
 
 
@@ -171,6 +177,17 @@ def main():
         elif name == "vcard-get":
             answer(seq, vcard.request_vcard(JID.from_string(cmd["jid"])),
                    lambda card: {"vcard": {"FN": card.data.get("FN") or "", "NICKNAME": card.data.get("NICKNAME") or ""}})
+        elif name == "carbons-enable":
+            iq = Iq(typ="set")
+            iq.addChild("enable", namespace=Namespace.CARBONS)
+
+            @guarded
+            def enabled(_client, stanza):
+                if isResultNode(stanza):
+                    emit(event="result", seq=seq)
+                else:
+                    emit(event="result", seq=seq, error=stanza.getError() or "error")
+            client.send_stanza(iq, callback=enabled)
         elif name == "quit":
             sent(seq)
             finish(True)
@@ -209,6 +226,9 @@ def main():
     def on_message(_client, stanza, properties):
         out = {"from": str(stanza.getFrom()), "to": str(stanza.getTo()), "type": properties.type.value,
                "id": properties.id or "", "body": properties.body or ""}
+        if properties.carbon is not None:
+            emit(event="carbon", kind=properties.carbon.type, carbon_from="", **out)
+            return
         if properties.error is not None:
             out["error"] = properties.error.condition
         node = stanza.getTag("delay", namespace=Namespace.DELAY2)

@@ -18,7 +18,8 @@ object per line, each through slixmpp's own API:
   {"seq": 10, "cmd": "blocklist"}                       xep_0191 get_blocked()
   {"seq": 11, "cmd": "vcard-set", "fn": F, "nickname": N}   xep_0054 publish_vcard()
   {"seq": 12, "cmd": "vcard-get", "jid": J}             xep_0054 get_vcard()
-  {"seq": 13, "cmd": "quit"}                            disconnect(), then exit 0
+  {"seq": 13, "cmd": "carbons-enable"}                  xep_0280 enable()
+  {"seq": 14, "cmd": "quit"}                            disconnect(), then exit 0
 
 Subscription requests are not answered automatically (auto_authorize is
 None): only "approve" answers them. Everything observable goes to stdout
@@ -32,6 +33,11 @@ as JSON lines:
   {"event": "presence", "from", "to", "type", "show", "status"}
   {"event": "message", "from", "to", "type", "id", "body", "error", "delay": {"from", "stamp"}}
                                                 (slixmpp reports messages with a <body/> or an <error/>)
+  {"event": "carbon", "kind": "sent" or "received", "carbon_from", "carbon_to",
+   "from", "to", "type", "id", "body"}         a XEP-0280 carbon (slixmpp's carbon_sent and
+                                                carbon_received, raised only for one from the
+                                                account's bare JID): the wrapper's from and to,
+                                                and the forwarded message's fields
   {"event": "fatal", "error": "..."}            the session failed; the process exits 1
 
 The process exits 0 after "quit" (or the end of stdin) and a clean close
@@ -79,6 +85,7 @@ def main():
     xmpp.register_plugin("xep_0054")  # vcard-temp
     xmpp.register_plugin("xep_0191")  # blocking command
     xmpp.register_plugin("xep_0203")  # delayed delivery
+    xmpp.register_plugin("xep_0280")  # message carbons
     xmpp.auto_authorize = None  # subscription requests wait for "approve"
     xmpp.auto_subscribe = False
     xmpp.ca_certs = args.ca_file
@@ -152,6 +159,8 @@ def main():
             # slixmpp reads NICKNAME as the comma-separated list vCard
             # makes of it (RFC 2426 §3.1.3).
             return {"vcard": {"FN": vcard["FN"], "NICKNAME": ",".join(vcard["NICKNAME"] or [])}}
+        elif name == "carbons-enable":
+            await xmpp.plugin["xep_0280"].enable()
         elif name == "quit":
             finish(True)
         else:
@@ -206,6 +215,14 @@ def main():
                             "stamp": utc(delay["stamp"]) if delay["stamp"] else ""}
         emit(event="message", **out)
 
+    def carbon(kind):
+        def handler(msg):
+            inner = msg["carbon_" + kind]
+            emit(event="carbon", kind=kind, carbon_from=str(msg["from"]), carbon_to=str(msg["to"]),
+                 **{"from": str(inner["from"]), "to": str(inner["to"]), "type": inner["type"],
+                    "id": inner["id"], "body": inner["body"]})
+        return handler
+
     def disconnected(reason):
         state["disconnected"] = reason
         finish(False, "disconnected: %s" % reason)
@@ -222,6 +239,8 @@ def main():
     xmpp.add_event_handler("presence", presence)
     xmpp.add_event_handler("message", message_with_body)
     xmpp.add_event_handler("message_error", message)
+    xmpp.add_event_handler("carbon_received", carbon("received"))
+    xmpp.add_event_handler("carbon_sent", carbon("sent"))
     xmpp.add_event_handler("failed_all_auth", lambda _: finish(False, "authentication failed"))
     xmpp.add_event_handler("no_auth", lambda _: finish(False, "no usable SASL mechanism"))
     xmpp.add_event_handler("ssl_invalid_chain", lambda e: finish(False, "TLS certificate rejected: %s" % e))
