@@ -65,14 +65,19 @@ type Remote interface {
 }
 
 // Routing is fired (event.Fire) for every stanza the router is about to
-// deliver (the event is reused: a handler must not keep it), whatever its origin, before any delivery rule applies. A
-// handler that stops it has dealt with it: answered the sender or dropped
-// it (XEP-0191 blocking does). When Quiet, the stanza is not being sent:
-// the firer only asks whether it would be stopped (an offline message
-// stored before its sender was blocked), and nothing may be answered.
+// deliver, whatever its origin, before any delivery rule applies. The
+// event is reused: a handler must not keep it. A handler that stops it
+// has dealt with it: answered the sender or dropped it (XEP-0191 blocking
+// does). A handler may replace Stanza by a stanza with the same addresses
+// (message carbons remove <private/>, XEP-0280 §9), and set NoCopy on a
+// message that must not be copied to the account's other resources, which
+// Delivered then carries. When Quiet, the stanza is not being sent: the
+// firer only asks whether it would be stopped (an offline message stored
+// before its sender was blocked), and nothing may be answered.
 type Routing struct {
 	Stanza *stanza.Stanza
 	Quiet  bool
+	NoCopy bool
 }
 
 // AccountPresence is fired for presence of the subscription types
@@ -95,13 +100,18 @@ type NoResource struct {
 	Err    *stanza.Error
 }
 
-// Delivered is fired (reused, as Routing) after a message was handed to a
-// session, which got
-// it as addressed to its full JID or to the account's bare JID (message
-// carbons copy it to the account's other resources, XEP-0280 §6).
+// Delivered is fired once a message for a local account has been handed
+// to the sessions the delivery rules chose (RFC 6121 §8.5): Sessions, as
+// addressed to a full JID or to the account's bare JID; none when offline
+// storage took it. It is not fired for a message refused or dropped. The
+// event is reused, as Routing. Message carbons copy the message to the
+// account's other resources (XEP-0280 §6), unless NoCopy.
 type Delivered struct {
-	Session Session
-	Stanza  *stanza.Stanza
+	Stanza   *stanza.Stanza
+	Sessions []Session
+	NoCopy   bool
+
+	one [1]Session // Sessions of a message to a full JID
 }
 
 // Router is the server's address space as the rest of the server sees
@@ -260,6 +270,7 @@ func (r *Local) Route(ctx context.Context, s *stanza.Stanza) {
 	ev := routingPool.Get().(*Routing)
 	*ev = Routing{Stanza: s}
 	stopped := event.Fire(ctx, r.bus, ev)
+	s, noCopy := ev.Stanza, ev.NoCopy
 	*ev = Routing{}
 	routingPool.Put(ev)
 	if stopped {
@@ -300,16 +311,20 @@ func (r *Local) Route(ctx context.Context, s *stanza.Stanza) {
 	case to.Localpart() == "":
 		r.server.HandleServer(ctx, s)
 	case to.Resourcepart() == "":
-		r.toBare(ctx, s)
+		r.toBare(ctx, s, noCopy)
 	default:
-		r.toFull(ctx, s)
+		r.toFull(ctx, s, noCopy)
 	}
 }
 
 // toFull applies RFC 6121 §8.5.3.
-func (r *Local) toFull(ctx context.Context, s *stanza.Stanza) {
+func (r *Local) toFull(ctx context.Context, s *stanza.Stanza, noCopy bool) {
 	if sess := r.Session(s.To); sess != nil {
-		r.deliver(ctx, sess, s)
+		if sess.Deliver(s.Raw) && s.Kind == stanza.Message {
+			ev := deliveredPool.Get().(*Delivered)
+			ev.one[0] = sess
+			r.delivered(ctx, ev, s, ev.one[:], noCopy)
+		}
 		return
 	}
 	if s.Kind == stanza.IQ && !s.IsRequest() {
@@ -325,7 +340,7 @@ func (r *Local) toFull(ctx context.Context, s *stanza.Stanza) {
 		// JID; groupchat gets an error; headline and error are dropped.
 		switch s.Type {
 		case "", "normal", "chat":
-			r.toBare(ctx, s)
+			r.toBare(ctx, s, noCopy)
 		case "groupchat":
 			r.bounce(ctx, s, s.To, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 		}
@@ -337,7 +352,7 @@ func (r *Local) toFull(ctx context.Context, s *stanza.Stanza) {
 }
 
 // toBare applies RFC 6121 §8.5.2 for an existing or unknown account.
-func (r *Local) toBare(ctx context.Context, s *stanza.Stanza) {
+func (r *Local) toBare(ctx context.Context, s *stanza.Stanza, noCopy bool) {
 	if s.Kind == stanza.IQ {
 		// §8.5.2.1.3 / RFC 6120 §10.5.3.1: the server answers for the
 		// account.
@@ -359,12 +374,12 @@ func (r *Local) toBare(ctx context.Context, s *stanza.Stanza) {
 			}
 		}
 	case stanza.Message:
-		r.messageToBare(ctx, s, sessions)
+		r.messageToBare(ctx, s, sessions, noCopy)
 	}
 }
 
 // messageToBare applies RFC 6121 §8.5.2.1.1 and §8.5.2.2.1.
-func (r *Local) messageToBare(ctx context.Context, s *stanza.Stanza, sessions []Session) {
+func (r *Local) messageToBare(ctx context.Context, s *stanza.Stanza, sessions []Session, noCopy bool) {
 	if s.Type == "error" {
 		return
 	}
@@ -402,12 +417,18 @@ func (r *Local) messageToBare(ctx context.Context, s *stanza.Stanza, sessions []
 		event.Fire(ctx, r.bus, ev)
 		if ev.Err != nil {
 			r.bounce(ctx, s, s.To, ev.Err)
+			return
 		}
+		r.delivered(ctx, deliveredPool.Get().(*Delivered), s, nil, noCopy)
 		return
 	}
+	got := targets[:0]
 	for _, sess := range targets {
-		r.deliver(ctx, sess, s)
+		if sess.Deliver(s.Raw) {
+			got = append(got, sess)
+		}
 	}
+	r.delivered(ctx, deliveredPool.Get().(*Delivered), s, got, noCopy)
 }
 
 // noAccount applies RFC 6121 §8.5.1: IQs and messages (but not errors)
@@ -443,16 +464,13 @@ func (r *Local) Bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error) {
 	r.bounce(ctx, s, s.To, e)
 }
 
-// deliver hands a message or other stanza to sess; a message fires
-// Delivered.
-func (r *Local) deliver(ctx context.Context, sess Session, s *stanza.Stanza) {
-	if sess.Deliver(s.Raw) && s.Kind == stanza.Message {
-		ev := deliveredPool.Get().(*Delivered)
-		*ev = Delivered{Session: sess, Stanza: s}
-		event.Fire(ctx, r.bus, ev)
-		*ev = Delivered{}
-		deliveredPool.Put(ev)
-	}
+// delivered fires ev, a Delivered from the pool, for the message s that
+// sessions got, and puts it back.
+func (r *Local) delivered(ctx context.Context, ev *Delivered, s *stanza.Stanza, sessions []Session, noCopy bool) {
+	ev.Stanza, ev.Sessions, ev.NoCopy = s, sessions, noCopy
+	event.Fire(ctx, r.bus, ev)
+	*ev = Delivered{}
+	deliveredPool.Put(ev)
 }
 
 // The events fired for every stanza are reused, not allocated: their

@@ -110,7 +110,11 @@ func TestDelivery(t *testing.T) {
 	ctx := context.Background()
 	var delivered []string
 	event.On(e.bus, event.Normal, "test", func(_ context.Context, d *Delivered) bool {
-		delivered = append(delivered, d.Session.JID().String()+" "+d.Stanza.ID)
+		var to []string
+		for _, s := range d.Sessions {
+			to = append(to, s.JID().String())
+		}
+		delivered = append(delivered, d.Stanza.ID+" to ["+strings.Join(to, " ")+"]")
 		return false
 	})
 	var noResource []string
@@ -133,7 +137,7 @@ func TestDelivery(t *testing.T) {
 	if len(e.laptop.got) != 1 || len(e.phone.got) != 1 {
 		t.Fatalf("laptop %q, phone %q", e.laptop.got, e.phone.got)
 	}
-	if got := strings.Join(delivered, ", "); got != "alice@example.org/laptop full, alice@example.org/phone bare" {
+	if got := strings.Join(delivered, ", "); got != "full to [alice@example.org/laptop], bare to [alice@example.org/phone]" {
 		t.Errorf("Delivered: %s", got)
 	}
 
@@ -152,8 +156,37 @@ func TestDelivery(t *testing.T) {
 	if got := strings.Join(noResource, " "); got != "stored bounced" {
 		t.Errorf("NoResource: %s", got)
 	}
+	// Stored offline: Delivered, to no session; bounced: not Delivered.
+	if got := strings.Join(delivered[2:], ", "); got != "stored to []" {
+		t.Errorf("Delivered after NoResource: %s", got)
+	}
 	if len(e.bob.got) != 1 || !strings.Contains(e.bob.got[0], "id='bounced'") || !strings.Contains(e.bob.got[0], "service-unavailable") {
 		t.Errorf("bob got %q", e.bob.got)
+	}
+}
+
+// TestRoutingReplaces: a Routing handler may replace the stanza and mark
+// it not to be copied; Delivered carries both.
+func TestRoutingReplaces(t *testing.T) {
+	e := newEnv(t)
+	event.On(e.bus, event.Normal, "test", func(_ context.Context, r *Routing) bool {
+		if r.Stanza.ID == "private" {
+			r.Stanza = parse(t, `<message from='bob@example.org/pc' to='alice@example.org/phone' type='chat' id='stripped'/>`)
+			r.NoCopy = true
+		}
+		return false
+	})
+	var got string
+	event.On(e.bus, event.Normal, "test", func(_ context.Context, d *Delivered) bool {
+		got = d.Stanza.ID
+		if d.NoCopy {
+			got += " no-copy"
+		}
+		return false
+	})
+	e.r.Route(context.Background(), parse(t, `<message from='bob@example.org/pc' to='alice@example.org/phone' type='chat' id='private'/>`))
+	if got != "stripped no-copy" || len(e.phone.got) != 1 || !strings.Contains(e.phone.got[0], "stripped") {
+		t.Errorf("Delivered %q; phone got %q", got, e.phone.got)
 	}
 }
 

@@ -70,7 +70,11 @@ var ErrNotStanza = errors.New("stanza: not a stanza")
 
 // ParseElement is Parse for a whole element whose start tag's length the
 // caller does not know (one the server built).
-func ParseElement(raw []byte) (*Stanza, error) {
+func ParseElement(raw []byte) (*Stanza, error) { return Parse(raw, StartLen(raw)) }
+
+// StartLen returns the length of the start tag of raw, a well-formed
+// element: up to its first '>' outside an attribute value.
+func StartLen(raw []byte) int {
 	quote := byte(0)
 	for i, c := range raw {
 		switch {
@@ -81,10 +85,10 @@ func ParseElement(raw []byte) (*Stanza, error) {
 		case c == '\'' || c == '"':
 			quote = c
 		case c == '>':
-			return Parse(raw, i+1)
+			return i + 1
 		}
 	}
-	return Parse(raw, len(raw))
+	return len(raw)
 }
 
 // Parse reads the routing attributes of a stanza from its raw bytes, where

@@ -22,21 +22,19 @@
 // Sent carbons (§8) are made when a client sends a message (c2s.ClientStanza),
 // for every carbon-enabled resource of the sender but the sending one,
 // whether or not that one has carbons enabled. Received carbons (§7) are
-// made after the router has delivered a message to a local account: the
-// module takes the message first (router.Routing), routes it itself, and
-// notes each session the delivery rules of RFC 6121 §8.5 gave it to
-// (router.Delivered); every other carbon-enabled resource of the account
-// gets a copy, so that no resource gets the message twice. A message from
-// the account to itself is copied the same way, as a sent carbon, and
-// never back to the resource that sent it. Prosody's mod_carbons and
-// ejabberd's mod_carboncopy work out instead which resources the delivery
-// rules pick; noting what the router did keeps those rules in one place.
+// made once the router has delivered a message to a local account
+// (router.Delivered, which names the sessions the delivery rules of RFC
+// 6121 §8.5 gave it to): every other carbon-enabled resource of the
+// account gets a copy, so that no resource gets the message twice. A
+// message from the account to itself is copied the same way, as a sent
+// carbon, and never back to the resource that sent it.
 package carbons
 
 import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -104,9 +102,7 @@ func (s *service) register(iq *dispatch.Mux, bus *event.Bus) {
 	iq.Handle(NS, "enable", s.enable(true))
 	iq.Handle(NS, "disable", s.enable(false))
 	event.On(bus, event.Normal, "carbons", s.sent)
-	// Before blocking (event.First): the module routes the message again
-	// itself, and every Routing handler sees that second pass.
-	event.On(bus, event.First+1, "carbons", s.routing)
+	event.On(bus, event.Normal, "carbons", s.routing)
 	event.On(bus, event.Normal, "carbons", s.delivered)
 	event.On(bus, event.Normal, "carbons", func(_ context.Context, e *c2s.SessionEnded) bool {
 		s.set(e.Session, false)
@@ -189,92 +185,57 @@ func (s *service) sent(_ context.Context, e *c2s.ClientStanza) bool {
 	return false
 }
 
-// tracking is the context key of the message the module is routing.
-type tracking struct{}
-
-// tracked is a message the module routes itself: the sessions it was
-// delivered to (router.Delivered), and whether it may be copied. Route
-// delivers before it returns, on the caller's goroutine.
-type tracked struct {
-	st     *stanza.Stanza
-	noCopy bool
-	got    []router.Session
+// routing removes <private/> from a message for a local account before it
+// is delivered, and marks it not to be copied (§9: the receiving server
+// SHOULD remove it).
+func (s *service) routing(_ context.Context, e *router.Routing) bool {
+	st := e.Stanza
+	if e.Quiet || st.Kind != stanza.Message || !bytes.Contains(st.Raw, nsBytes) {
+		return false
+	}
+	if st.To.Localpart() == "" || !s.router.IsLocal(st.To.Domainpart()) || !inspect(st.Raw).private {
+		return false
+	}
+	if c, err := stanza.ParseElement(withoutPrivate(st.Raw)); err == nil {
+		e.Stanza, e.NoCopy = c, true
+	}
+	return false
 }
 
-// routing takes a message for a local account before it is delivered.
-// One with <private/> is routed again without it, and is not copied
-// (§9: the receiving server SHOULD remove it). One that is copied is
-// routed by the module, so that the sessions it reaches are known; then
-// the account's other carbon-enabled sessions get it as a received carbon
-// (§7) or, from the account itself, a sent carbon (§8).
-func (s *service) routing(ctx context.Context, e *router.Routing) bool {
+// delivered makes the carbons of a message delivered to a local account:
+// every carbon-enabled resource of the account that the delivery rules of
+// RFC 6121 §8.5 did not give it to gets a copy, as a received carbon (§7)
+// or, for a message the account sent itself, a sent carbon (§8), never
+// the resource that sent it. Prosody's mod_carbons and ejabberd's
+// mod_carboncopy work out which resources the rules pick; the router says
+// so instead, which keeps those rules in one place.
+func (s *service) delivered(_ context.Context, e *router.Delivered) bool {
 	st := e.Stanza
-	if e.Quiet || st.Kind != stanza.Message {
+	if e.NoCopy || s.n.Load() == 0 {
 		return false
 	}
-	// Before anything that allocates: the common case of a server where
-	// nobody has enabled carbons and nobody marks messages private.
-	mentioned := bytes.Contains(st.Raw, nsBytes)
-	if s.n.Load() == 0 && !mentioned {
-		return false
-	}
-	if t, _ := ctx.Value(tracking{}).(*tracked); t != nil && t.st == st {
-		return false // the module's own pass
-	}
-	to := st.To
-	if to.Localpart() == "" || !s.router.IsLocal(to.Domainpart()) {
-		return false
-	}
-	account := to.Bare()
+	account := st.To.Bare()
 	targets := s.enabled(account)
-	if len(targets) == 0 && !mentioned {
+	if len(targets) == 0 {
 		return false
 	}
-	f := inspect(st.Raw)
-	if f.private {
-		c, err := stanza.ParseElement(withoutPrivate(st.Raw))
-		if err != nil {
-			return false
-		}
-		s.router.Route(context.WithValue(ctx, tracking{}, &tracked{st: c, noCopy: true}), c)
-		return true
-	}
-	if len(targets) == 0 || !f.copied(st.Type, !st.From.Bare().Equal(account)) {
+	own := st.From.Bare().Equal(account)
+	if !inspect(st.Raw).copied(st.Type, !own) {
 		return false
 	}
-	t := &tracked{st: st}
-	s.router.Route(context.WithValue(ctx, tracking{}, t), st)
-
 	kind := "received"
-	if st.From.Bare().Equal(account) {
+	if own {
 		kind = "sent"
 	}
 	var w *wrapper
-	for _, sess := range s.enabled(account) {
-		if containsSession(t.got, sess) || sess.JID().Equal(st.From) {
+	for _, sess := range targets {
+		if slices.Contains(e.Sessions, sess) || sess.JID().Equal(st.From) {
 			continue
 		}
 		if w == nil {
 			w = newWrapper(account, st, kind)
 		}
 		sess.Deliver(w.to(sess.JID()))
-	}
-	return true
-}
-
-// delivered notes the sessions a message the module routes reached.
-func (s *service) delivered(ctx context.Context, e *router.Delivered) bool {
-	if t, _ := ctx.Value(tracking{}).(*tracked); t != nil && t.st == e.Stanza && !t.noCopy {
-		t.got = append(t.got, e.Session)
-	}
-	return false
-}
-
-func containsSession(list []router.Session, sess router.Session) bool {
-	for _, x := range list {
-		if x == sess {
-			return true
-		}
 	}
 	return false
 }
@@ -386,30 +347,12 @@ func (w *wrapper) to(full jid.JID) []byte {
 	return b.Bytes()
 }
 
-// startTagEnd returns the length of raw's start tag.
-func startTagEnd(raw []byte) int {
-	quote := byte(0)
-	for i, c := range raw {
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '>':
-			return i + 1
-		}
-	}
-	return len(raw)
-}
-
 // inClientNS returns a stanza as received on a client stream, standing
 // alone in jabber:client: a stanza inherits its default namespace from
 // the stream header (RFC 6120 §4.8.3), so one without its own is given
 // xmlns='jabber:client' before it is nested in another namespace.
 func inClientNS(raw []byte) []byte {
-	end := startTagEnd(raw)
+	end := stanza.StartLen(raw)
 	d := xml.NewDecoder(bytes.NewReader(raw[:end]))
 	if tok, err := d.RawToken(); err == nil {
 		if se, ok := tok.(xml.StartElement); ok {
