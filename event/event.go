@@ -10,18 +10,24 @@ package event
 
 import (
 	"context"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Bus holds the handlers of every event type. Its zero value is ready to
 // use. Handlers are usually registered at start-up, before events flow;
 // registering later is safe too.
 type Bus struct {
-	mu       sync.RWMutex // guards handlers; each slice is replaced, never changed
-	handlers map[reflect.Type][]entry
-	n        int // registrations so far, for a stable order among equals
+	// handlers is replaced as a whole on each registration, never
+	// changed, so that Fire reads it without a lock: events are fired
+	// for every stanza, from every session's goroutine.
+	handlers atomic.Pointer[map[reflect.Type][]entry]
+
+	mu sync.Mutex // serialises registrations; guards n
+	n  int        // registrations so far, for a stable order among equals
 }
 
 // entry is one registered handler.
@@ -49,11 +55,12 @@ func On[E any](b *Bus, prio int, name string, h func(ctx context.Context, e *E) 
 	t := reflect.TypeFor[E]()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.handlers == nil {
-		b.handlers = make(map[reflect.Type][]entry)
+	all := make(map[reflect.Type][]entry)
+	if old := b.handlers.Load(); old != nil {
+		maps.Copy(all, *old)
 	}
 	b.n++
-	hs := append(slices.Clone(b.handlers[t]), entry{prio: prio, seq: b.n, name: name,
+	hs := append(slices.Clone(all[t]), entry{prio: prio, seq: b.n, name: name,
 		h: func(ctx context.Context, e any) bool { return h(ctx, e.(*E)) }})
 	slices.SortStableFunc(hs, func(a, b entry) int {
 		if a.prio != b.prio {
@@ -61,7 +68,16 @@ func On[E any](b *Bus, prio int, name string, h func(ctx context.Context, e *E) 
 		}
 		return a.seq - b.seq
 	})
-	b.handlers[t] = hs
+	all[t] = hs
+	b.handlers.Store(&all)
+}
+
+// of returns the handlers of events of type t.
+func (b *Bus) of(t reflect.Type) []entry {
+	if all := b.handlers.Load(); all != nil {
+		return (*all)[t]
+	}
+	return nil
 }
 
 // Fire runs the handlers of e's type on e, in order, until one stops it,
@@ -70,10 +86,7 @@ func Fire[E any](ctx context.Context, b *Bus, e *E) (stopped bool) {
 	if b == nil {
 		return false
 	}
-	b.mu.RLock()
-	hs := b.handlers[reflect.TypeFor[E]()]
-	b.mu.RUnlock()
-	for _, en := range hs {
+	for _, en := range b.of(reflect.TypeFor[E]()) {
 		if en.h(ctx, e) {
 			return true
 		}
@@ -84,10 +97,8 @@ func Fire[E any](ctx context.Context, b *Bus, e *E) (stopped bool) {
 // Handlers lists the names of the handlers of events of type E, in the
 // order they run (for diagnostics and tests).
 func Handlers[E any](b *Bus) []string {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
 	var names []string
-	for _, en := range b.handlers[reflect.TypeFor[E]()] {
+	for _, en := range b.of(reflect.TypeFor[E]()) {
 		names = append(names, en.name)
 	}
 	return names

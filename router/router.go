@@ -360,20 +360,23 @@ func (r *Local) toBare(ctx context.Context, s *stanza.Stanza, noCopy bool) {
 		return
 	}
 	sessions := r.Sessions(s.To.Bare())
-	if len(sessions) == 0 && !r.accountExists(ctx, s.To.Bare()) {
-		r.noAccount(ctx, s)
-		return
-	}
-	switch s.Kind {
-	case stanza.Presence:
-		// §8.5.2.1.2 / §8.5.2.2.2: directed presence goes to every
-		// available resource (subscriptions: RFC 6121 §3, not yet).
+	if s.Kind == stanza.Presence {
+		// §8.5.2.1.2: presence goes to every available resource; with
+		// none (§8.5.2.2.2), or no such account (§8.5.1), it is dropped,
+		// so storage is not asked whether the account exists: a presence
+		// broadcast reaches many contacts who are offline.
 		for _, sess := range sessions {
 			if ok, _ := sess.Available(); ok {
 				sess.Deliver(s.Raw)
 			}
 		}
-	case stanza.Message:
+		return
+	}
+	if len(sessions) == 0 && !r.accountExists(ctx, s.To.Bare()) {
+		r.noAccount(ctx, s)
+		return
+	}
+	if s.Kind == stanza.Message {
 		r.messageToBare(ctx, s, sessions, noCopy)
 	}
 }
