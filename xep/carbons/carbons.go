@@ -17,7 +17,7 @@
 // message. A message with <private xmlns='urn:xmpp:carbons:2'/> or
 // <no-copy xmlns='urn:xmpp:hints'/> is not copied either way, and the
 // <private/> element is removed before the message is delivered to a
-// local recipient (§9).
+// local recipient (§9), while any session has carbons enabled.
 //
 // Sent carbons (§8) are made when a client sends a message (c2s.ClientStanza),
 // for every carbon-enabled resource of the sender but the sending one,
@@ -190,7 +190,10 @@ func (s *service) sent(_ context.Context, e *c2s.ClientStanza) bool {
 // SHOULD remove it).
 func (s *service) routing(_ context.Context, e *router.Routing) bool {
 	st := e.Stanza
-	if e.Quiet || st.Kind != stanza.Message || !bytes.Contains(st.Raw, nsBytes) {
+	// While nobody has carbons enabled there is nothing to keep the
+	// message from: <private/> is left as it is (a SHOULD), and messages
+	// are not even scanned.
+	if e.Quiet || st.Kind != stanza.Message || s.n.Load() == 0 || !bytes.Contains(st.Raw, nsBytes) {
 		return false
 	}
 	if st.To.Localpart() == "" || !s.router.IsLocal(st.To.Domainpart()) || !inspect(st.Raw).private {
