@@ -228,33 +228,12 @@ func (s *Stanza) Payload() (name xml.Name, raw []byte, ok bool) {
 // Child reports whether the stanza has a direct child element with this
 // namespace and local name, and returns it raw.
 func (s *Stanza) Child(space, local string) ([]byte, bool) {
-	d := xml.NewDecoder(bytes.NewReader(s.Raw))
-	depth := 0
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if err != nil {
-			return nil, false
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 2 {
-				if err := d.Skip(); err != nil {
-					return nil, false
-				}
-				depth--
-				if t.Name.Space == space && t.Name.Local == local {
-					return s.Raw[off:d.InputOffset()], true
-				}
-			}
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				return nil, false
-			}
+	for c := range Children(s.Raw) {
+		if c.Is(space, local) {
+			return c.Raw, true
 		}
 	}
+	return nil, false
 }
 
 func writeAttr(b *bytes.Buffer, name, value string) {

@@ -257,43 +257,22 @@ type facts struct {
 // inspect reads the direct children of a message.
 func inspect(raw []byte) facts {
 	var f facts
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	depth := 0
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return f
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth != 2 {
-				continue
-			}
-			switch n := t.Name; n.Space {
-			case "", nsClient:
-				f.body = f.body || n.Local == "body"
-			case NS:
-				f.private = f.private || n.Local == "private"
-				f.carbon = f.carbon || n.Local == "sent" || n.Local == "received"
-			case nsHints:
-				f.noCopy = f.noCopy || n.Local == "no-copy"
-			case nsReceipts, nsChatStates, nsMarkers:
-				f.im = true
-			case nsMUCUser:
-				f.mucUser = f.mucUser || n.Local == "x"
-			}
-			if err := d.Skip(); err != nil {
-				return f
-			}
-			depth--
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				return f
-			}
+	for c := range stanza.Children(raw) {
+		switch string(c.Space) {
+		case "", nsClient:
+			f.body = f.body || string(c.Local) == "body"
+		case NS:
+			f.private = f.private || string(c.Local) == "private"
+			f.carbon = f.carbon || string(c.Local) == "sent" || string(c.Local) == "received"
+		case nsHints:
+			f.noCopy = f.noCopy || string(c.Local) == "no-copy"
+		case nsReceipts, nsChatStates, nsMarkers:
+			f.im = true
+		case nsMUCUser:
+			f.mucUser = f.mucUser || string(c.Local) == "x"
 		}
 	}
+	return f
 }
 
 // copied applies §6 and §9 to a message of type typ with these children;

@@ -242,3 +242,13 @@ func TestConcurrent(t *testing.T) {
 }
 
 var idAttr = regexp.MustCompile(` id='([^']*)'`)
+
+// BenchmarkInspect: the eligibility check every message of an account with
+// carbons enabled goes through.
+func BenchmarkInspect(b *testing.B) {
+	raw := []byte(`<message xmlns='jabber:client' from='bob@example.org/pc' to='alice@example.org/phone' type='chat' id='a1b2c3'><body>Hello there, how are you doing today?</body><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='abc'/></message>`)
+	b.ReportAllocs()
+	for b.Loop() {
+		inspect(raw)
+	}
+}
