@@ -30,6 +30,7 @@ func TestExampleModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(data)
+	last := 0
 	for _, m := range server.Modules() {
 		name := m.Name()
 		i := strings.Index(text, "\n[modules."+name+"]\n#")
@@ -37,6 +38,10 @@ func TestExampleModules(t *testing.T) {
 			t.Errorf("no commented [modules.%s] in the example", name)
 			continue
 		}
+		if i < last {
+			t.Errorf("[modules.%s] is not in the list's order", name)
+		}
+		last = i
 		table := text[i+1:]
 		if j := strings.Index(table[1:], "\n["); j >= 0 {
 			table = table[:j+1]
