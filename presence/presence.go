@@ -2,9 +2,11 @@
 // availability (RFC 6121 §4): initial presence with its probes and
 // broadcast, later broadcasts, unavailable presence (also when a session
 // ends without saying so), directed presence and its cleanup, and the
-// answers to presence probes. Subscription stanzas go to the roster
-// module; availability and priority, which the router reads for
-// delivery, stay with the session.
+// answers to presence probes (a local account's directly). It parses a
+// session's availability and priority and records them on the session,
+// where the router reads them for delivery. Subscription stanzas go to
+// the roster, which it depends on; the roster tells it about subscription
+// changes only through its events (roster.PresenceGranted, Revoked).
 package presence
 
 import (

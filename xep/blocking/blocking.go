@@ -153,9 +153,9 @@ func (l list) matches(addr jid.JID) bool {
 }
 
 // Blocked reports whether stanzas between the local account user (a bare
-// JID) and other are stopped by user's blocklist. It has the signature of
-// router.Hooks.Blocked and is asked for every routed stanza, so it reads
-// a cached list; only the first question about an account reads storage.
+// JID) and other are stopped by user's blocklist. It is asked for every
+// routed stanza (router.Routing), so it reads a cached list; only the
+// first question about an account reads storage.
 func (s *Service) Blocked(ctx context.Context, user, other jid.JID) bool {
 	if other.Bare().Equal(user) {
 		return false // §5: never between the user's own resources
