@@ -93,73 +93,51 @@ type Item struct {
 }
 
 // AddIdentity lists an identity of the server (XEP-0030 §3.1).
-func (m *Mux) AddIdentity(id Identity) {
-	m.mu.Lock()
-	if !slices.Contains(m.identities, id) {
-		m.identities = append(m.identities, id)
-	}
-	m.mu.Unlock()
-}
+func (m *Mux) AddIdentity(id Identity) { add(m, &m.identities, id) }
 
 // AddItem lists an item of the server's disco#items (XEP-0030 §4.1): a
 // service the server offers.
-func (m *Mux) AddItem(it Item) {
-	m.mu.Lock()
-	if !slices.Contains(m.items, it) {
-		m.items = append(m.items, it)
-	}
-	m.mu.Unlock()
-}
+func (m *Mux) AddItem(it Item) { add(m, &m.items, it) }
 
 // AddAccountIdentity lists an identity of every account's bare JID (PEP's
 // pubsub/pep, XEP-0163 §6.1).
-func (m *Mux) AddAccountIdentity(id Identity) {
-	m.mu.Lock()
-	if !slices.Contains(m.accountIdentities, id) {
-		m.accountIdentities = append(m.accountIdentities, id)
-	}
-	m.mu.Unlock()
-}
+func (m *Mux) AddAccountIdentity(id Identity) { add(m, &m.accountIdentities, id) }
 
 // AddAccountFeatures lists features of every account's bare JID disco#info
 // (message archive, XEP-0313 §6.1, and PEP advertise themselves there).
-func (m *Mux) AddAccountFeatures(vars ...string) {
-	m.mu.Lock()
-	for _, v := range vars {
-		if !slices.Contains(m.accountFeatures, v) {
-			m.accountFeatures = append(m.accountFeatures, v)
-		}
-	}
-	m.mu.Unlock()
-}
+func (m *Mux) AddAccountFeatures(vars ...string) { add(m, &m.accountFeatures, vars...) }
 
 // Identities, Items, AccountIdentities and AccountFeatures return what
 // was registered, identities and items in registration order, features
 // sorted.
-func (m *Mux) Identities() []Identity {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return slices.Clone(m.identities)
-}
+func (m *Mux) Identities() []Identity { return snapshot(m, &m.identities) }
 
-func (m *Mux) Items() []Item {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return slices.Clone(m.items)
-}
+func (m *Mux) Items() []Item { return snapshot(m, &m.items) }
 
-func (m *Mux) AccountIdentities() []Identity {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return slices.Clone(m.accountIdentities)
-}
+func (m *Mux) AccountIdentities() []Identity { return snapshot(m, &m.accountIdentities) }
 
 func (m *Mux) AccountFeatures() []string {
-	m.mu.RLock()
-	f := slices.Clone(m.accountFeatures)
-	m.mu.RUnlock()
+	f := snapshot(m, &m.accountFeatures)
 	slices.Sort(f)
 	return f
+}
+
+// add appends to *list, under m's lock, each of vs it does not hold yet.
+func add[T comparable](m *Mux, list *[]T, vs ...T) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, v := range vs {
+		if !slices.Contains(*list, v) {
+			*list = append(*list, v)
+		}
+	}
+}
+
+// snapshot returns a copy of *list, read under m's lock.
+func snapshot[T any](m *Mux, list *[]T) []T {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(*list)
 }
 
 // PreAuthHandler answers an IQ request of a stream that has not
@@ -255,21 +233,11 @@ func (m *Mux) handle(space, local string, e entry) {
 }
 
 // AddFeatures lists disco#info features (XEP-0030 §3.1) a module provides.
-func (m *Mux) AddFeatures(vars ...string) {
-	m.mu.Lock()
-	for _, v := range vars {
-		if !slices.Contains(m.features, v) {
-			m.features = append(m.features, v)
-		}
-	}
-	m.mu.Unlock()
-}
+func (m *Mux) AddFeatures(vars ...string) { add(m, &m.features, vars...) }
 
 // Features returns the registered features, sorted.
 func (m *Mux) Features() []string {
-	m.mu.RLock()
-	f := slices.Clone(m.features)
-	m.mu.RUnlock()
+	f := snapshot(m, &m.features)
 	slices.Sort(f)
 	return f
 }
