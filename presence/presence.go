@@ -389,15 +389,8 @@ func (p *Service) SendUnavailable(ctx context.Context, user, contact jid.JID) {
 // priority reads <priority/> (§4.7.2.3): an integer from -128 to 127;
 // anything else, or none, counts as 0.
 func priority(st *stanza.Stanza) int {
-	raw, ok := st.Child("jabber:client", "priority")
+	v, ok := childText(st, "priority")
 	if !ok {
-		raw, ok = st.Child("", "priority") // the stream's default namespace
-	}
-	if !ok {
-		return 0
-	}
-	var v string
-	if err := stanza.Decode(raw, &v); err != nil {
 		return 0
 	}
 	n, err := strconv.Atoi(v)
@@ -409,15 +402,20 @@ func priority(st *stanza.Stanza) int {
 
 // statusText is the text of a presence's <status/>, if any.
 func statusText(st *stanza.Stanza) string {
-	var status string
-	raw, ok := st.Child("jabber:client", "status")
-	if !ok {
-		raw, ok = st.Child("", "status") // the stream's default namespace
+	v, _ := childText(st, "status")
+	return v
+}
+
+// childText returns the text of the first child of st named local in
+// jabber:client, declared or the stream's default namespace; ok is false
+// without one, or when its text cannot be read.
+func childText(st *stanza.Stanza, local string) (text string, ok bool) {
+	for c := range stanza.Children(st.Raw) {
+		if string(c.Local) == local && (len(c.Space) == 0 || string(c.Space) == "jabber:client") {
+			return text, stanza.Decode(c.Raw, &text) == nil
+		}
 	}
-	if ok {
-		stanza.Decode(raw, &status)
-	}
-	return status
+	return "", false
 }
 
 func containsBare(list []jid.JID, j jid.JID) bool {
