@@ -27,15 +27,14 @@ import (
 // Namespaces of the stream features (RFC 6120 §5, §6, §7; RFC 3921 §3;
 // XEP-0440; XEP-0077 §8).
 const (
-	nsClient   = "jabber:client"
-	nsStreams  = "http://etherx.jabber.org/streams"
-	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsBind     = "urn:ietf:params:xml:ns:xmpp-bind"
-	nsSession  = "urn:ietf:params:xml:ns:xmpp-session"
-	nsSASLCB   = "urn:xmpp:sasl-cb:0"
-	nsRegister = "jabber:iq:register"
-	nsRegFeat  = "http://jabber.org/features/iq-register"
+	nsClient  = "jabber:client"
+	nsStreams = "http://etherx.jabber.org/streams"
+	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession = "urn:ietf:params:xml:ns:xmpp-session"
+	nsSASLCB  = "urn:xmpp:sasl-cb:0"
+	nsRegFeat = "http://jabber.org/features/iq-register"
 )
 
 // writeTimeout bounds one flush to the client: a recipient that does not
