@@ -12,6 +12,8 @@ import (
 // bytes, all slices of the stanza's bytes.
 type ChildElement struct {
 	Space, Local, Raw []byte
+	// Start is where Raw begins in the stanza's bytes.
+	Start int
 }
 
 // Is reports whether the child is {space}local.
@@ -75,7 +77,7 @@ func Children(raw []byte) iter.Seq[ChildElement] {
 			if depth == 0 {
 				var abuf [8]rawAttr
 				name, attrs := scanStartTag(tag, abuf[:0])
-				cur = ChildElement{Local: name}
+				cur = ChildElement{Local: name, Start: i}
 				prefix := []byte(nil)
 				if c := bytes.IndexByte(name, ':'); c >= 0 {
 					prefix, cur.Local = name[:c], name[c+1:]

@@ -41,6 +41,9 @@ func viaDecoder(raw []byte) []string {
 func viaChildren(raw []byte) []string {
 	var out []string
 	for c := range Children(raw) {
+		if !bytes.Equal(raw[c.Start:c.Start+len(c.Raw)], c.Raw) {
+			out = append(out, "Start is wrong")
+		}
 		out = append(out, "{"+string(c.Space)+"}"+string(c.Local)+" "+string(c.Raw))
 	}
 	return out

@@ -357,35 +357,13 @@ func inClientNS(raw []byte) []byte {
 
 // withoutPrivate returns a message without its <private/> children (§9).
 func withoutPrivate(raw []byte) []byte {
-	d := xml.NewDecoder(bytes.NewReader(raw))
 	out := make([]byte, 0, len(raw))
 	last := 0
-	depth := 0
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if err != nil {
-			return append(out, raw[last:]...)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth != 2 {
-				continue
-			}
-			if err := d.Skip(); err != nil {
-				return append(out, raw[last:]...)
-			}
-			depth--
-			if t.Name.Space == NS && t.Name.Local == "private" {
-				out = append(out, raw[last:off]...)
-				last = int(d.InputOffset())
-			}
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				return append(out, raw[last:]...)
-			}
+	for c := range stanza.Children(raw) {
+		if c.Is(NS, "private") {
+			out = append(out, raw[last:c.Start]...)
+			last = c.Start + len(c.Raw)
 		}
 	}
+	return append(out, raw[last:]...)
 }
