@@ -259,29 +259,21 @@ func checkCarbons(c *check) {
 			t.Errorf("%s got a carbon from %s, want it from alice's bare JID %s", ag, e.CarbonFrom, alice)
 		}
 	}
-	// §7: bob writes to one of alice's sessions, the other gets a copy.
-	for _, p := range [][2]*agent{{a1, a2}, {a2, a1}} {
-		to, copied := p[0], p[1]
-		id, body := "received-"+to.lib+"-"+c.tag, "to "+to.jid
+	// exchange has from write to to, checks that to got it, and that
+	// copied, alice's other session, got it as a carbon of kind.
+	exchange := func(kind string, from, to, copied *agent) {
+		id, body := kind+"-"+copied.lib+"-"+c.tag, kind+" "+from.jid+" "+to.jid
 		ids = append(ids, id)
-		b.ok(cmd("send", "to", to.jid, "body", body, "id", id))
-		m := to.wait("bob's message "+id, func(e event) bool { return e.Event == "message" && e.ID == id })
-		if m.From != b.jid || m.Body != body {
-			t.Errorf("%s got bob's message as %+v", to, m)
-		}
-		expect(copied, "received", b, to, id, body)
-	}
-	// §8: one of alice's sessions writes to bob, the other gets a copy.
-	for _, p := range [][2]*agent{{a1, a2}, {a2, a1}} {
-		from, copied := p[0], p[1]
-		id, body := "sent-"+from.lib+"-"+c.tag, "from "+from.jid
-		ids = append(ids, id)
-		from.ok(cmd("send", "to", b.jid, "body", body, "id", id))
-		m := b.wait("the message "+id, func(e event) bool { return e.Event == "message" && e.ID == id })
+		from.ok(cmd("send", "to", to.jid, "body", body, "id", id))
+		m := to.wait("the message "+id, func(e event) bool { return e.Event == "message" && e.ID == id })
 		if m.From != from.jid || m.Body != body {
-			t.Errorf("bob got %s's message as %+v", from, m)
+			t.Errorf("%s got %s's message as %+v", to, from, m)
 		}
-		expect(copied, "sent", from, b, id, body)
+		expect(copied, kind, from, to, id, body)
+	}
+	for _, p := range [][2]*agent{{a1, a2}, {a2, a1}} {
+		exchange("received", b, p[0], p[1]) // §7: bob writes to one of alice's sessions
+		exchange("sent", p[0], b, p[1])     // §8: one of alice's sessions writes to bob
 	}
 	// Everything has arrived once its stream closes cleanly: no session
 	// got a second copy of any of these messages.
