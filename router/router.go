@@ -186,13 +186,6 @@ func (r *Local) SetRemote(f Remote) {
 	r.mu.Unlock()
 }
 
-// service returns the Service of domain, or nil.
-func (r *Local) service(domain string) Service {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.services[domain]
-}
-
 // IsLocal reports whether domain is served here.
 func (r *Local) IsLocal(domain string) bool { return r.hosts[domain] }
 
@@ -292,13 +285,13 @@ func (r *Local) Route(ctx context.Context, s *stanza.Stanza) {
 		// the sender's account.
 		r.server.HandleServer(ctx, s)
 	case !r.hosts[to.Domainpart()]:
-		if svc := r.service(to.Domainpart()); svc != nil {
+		r.mu.RLock()
+		svc, remote := r.services[to.Domainpart()], r.remote
+		r.mu.RUnlock()
+		if svc != nil {
 			svc.HandleService(ctx, s)
 			return
 		}
-		r.mu.RLock()
-		remote := r.remote
-		r.mu.RUnlock()
 		if remote != nil {
 			remote.RouteRemote(ctx, s)
 			return
