@@ -144,16 +144,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 			conn.Close()
 			continue
 		}
-		switch s.admit(sess) {
-		case admitted:
-			go sess.run(ctx, directTLS)
-		case refused:
-			go sess.refuse(ctx, directTLS)
-		case dropped:
-			s.forget(sess)
-			conn.Close()
+		// Admitted here, in accept order: each stream counts before the
+		// next one is looked at.
+		if serve := s.admission(sess); serve != nil {
+			go serve(ctx, directTLS)
 		}
 	}
+}
+
+// admission admits sess and returns how to serve it: run it, or refuse it
+// with <policy-violation/>; nil when it was dropped (closed and
+// forgotten already).
+func (s *Server) admission(sess *session) func(ctx context.Context, directTLS bool) {
+	switch s.admit(sess) {
+	case admitted:
+		return sess.run
+	case refused:
+		return sess.refuse
+	}
+	s.forget(sess)
+	sess.raw.Close()
+	return nil
 }
 
 // admit counts a new stream against its address's cap on streams not
@@ -209,14 +220,8 @@ func (s *Server) ServeFramed(ctx context.Context, conn Framed, secure bool) {
 		conn.Close()
 		return
 	}
-	switch s.admit(sess) {
-	case admitted:
-		sess.run(ctx, false)
-	case refused:
-		sess.refuse(ctx, false)
-	case dropped:
-		s.forget(sess)
-		conn.Close()
+	if serve := s.admission(sess); serve != nil {
+		serve(ctx, false)
 	}
 }
 
