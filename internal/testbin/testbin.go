@@ -121,15 +121,35 @@ func goTool() string {
 	return "go"
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, and
+// that no earlier call of this test process returned: the kernel may hand
+// a port just closed out again, and two listeners of one configuration on
+// the same port make it invalid ("listed twice").
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	given.mu.Lock()
+	defer given.mu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given.ports[port] {
+			if given.ports == nil {
+				given.ports = make(map[int]bool)
+			}
+			given.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+}
+
+// given holds the ports FreePort has returned; mu guards ports.
+var given struct {
+	mu    sync.Mutex
+	ports map[int]bool
 }
 
 // FreeAddr is FreePort as "127.0.0.1:PORT".
