@@ -28,6 +28,7 @@ import (
 type Config struct {
 	Server       Server       `toml:"server"`
 	C2S          C2S          `toml:"c2s"`
+	S2S          S2S          `toml:"s2s"`
 	HTTP         HTTP         `toml:"http"`
 	TLS          TLS          `toml:"tls"`
 	Storage      Storage      `toml:"storage"`
@@ -69,6 +70,58 @@ type C2S struct {
 	// RequireTLS makes STARTTLS mandatory-to-negotiate on Listen
 	// (RFC 6120 §5.3.1): no SASL or binding before TLS.
 	RequireTLS bool `toml:"require_tls"`
+}
+
+// S2S is the [s2s] table: federation with other servers (RFC 6120
+// server-to-server streams), README "Federation".
+type S2S struct {
+	// Enabled turns federation on: the listeners below, and streams to
+	// other servers for stanzas addressed to them.
+	Enabled bool `toml:"enabled"`
+	// Listen are host:port addresses for incoming streams that negotiate
+	// STARTTLS (RFC 6120 §5).
+	Listen []string `toml:"listen"`
+	// DirectTLSListen are host:port addresses where TLS starts at once,
+	// with ALPN "xmpp-server" (XEP-0368).
+	DirectTLSListen []string `toml:"direct_tls_listen"`
+	// RequireEncryption refuses streams, in and out, that do not
+	// negotiate TLS (RFC 7590), except with InsecureDomains.
+	RequireEncryption bool `toml:"require_encryption"`
+	// InsecureDomains are remote domains exempt from RequireEncryption
+	// (for testing).
+	InsecureDomains []string `toml:"insecure_domains"`
+	// RequireValidCertificates refuses a peer whose certificate does not
+	// validate for its domain (RFC 6125), in which case dialback
+	// (XEP-0220) is never used; by default dialback is the fallback, as
+	// Prosody's s2s_secure_auth = false.
+	RequireValidCertificates bool `toml:"require_valid_certificates"`
+	// CAFile is a PEM file of certificate authorities trusted for peers'
+	// certificates besides the system's.
+	CAFile string `toml:"ca_file"`
+	// Resolver is the DNS server (host:port) asked for SRV and address
+	// records of remote domains; "" uses the system's configuration.
+	Resolver string `toml:"resolver"`
+	// ConnectTimeout bounds each TCP connection attempt; NegotiationTimeout
+	// the whole negotiation of a stream (TLS and authentication).
+	ConnectTimeout     Duration `toml:"connect_timeout"`
+	NegotiationTimeout Duration `toml:"negotiation_timeout"`
+	// IdleTimeout closes a stream that carried nothing for that long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// Keepalive is the silence after which a whitespace keepalive is sent
+	// on an outgoing stream (RFC 6120 §4.6.1).
+	Keepalive Duration `toml:"keepalive"`
+	// RetryDelay is how long, after a failed connection to a domain, new
+	// stanzas for it are bounced at once before the next attempt; it
+	// doubles with each failure in a row, up to MaxRetryDelay.
+	RetryDelay    Duration `toml:"retry_delay"`
+	MaxRetryDelay Duration `toml:"max_retry_delay"`
+	// MaxQueue bounds the stanzas waiting for one remote domain's stream;
+	// beyond it a stanza is refused with resource-constraint.
+	MaxQueue int `toml:"max_queue"`
+	// DialbackSecret keys the dialback keys (XEP-0220 §8.4); "" makes a
+	// random one at start, which is right unless several nodes serve the
+	// same domains.
+	DialbackSecret string `toml:"dialback_secret"`
 }
 
 // HTTP is the [http] table: the listener for web clients, with XMPP over
@@ -279,6 +332,20 @@ func Default() *Config {
 			DirectTLSListen: []string{"0.0.0.0:5223"},
 			RequireTLS:      true,
 		},
+		S2S: S2S{
+			Enabled:            true,
+			Listen:             []string{"0.0.0.0:5269"},
+			DirectTLSListen:    []string{},
+			RequireEncryption:  true,
+			InsecureDomains:    []string{},
+			ConnectTimeout:     Duration{10 * time.Second},
+			NegotiationTimeout: Duration{60 * time.Second},
+			IdleTimeout:        Duration{10 * time.Minute},
+			Keepalive:          Duration{60 * time.Second},
+			RetryDelay:         Duration{10 * time.Second},
+			MaxRetryDelay:      Duration{5 * time.Minute},
+			MaxQueue:           10000,
+		},
 		HTTP: HTTP{
 			Listen:                []string{},
 			TLSListen:             []string{},
@@ -321,6 +388,9 @@ func (c *Config) Clone() *Config {
 	n.Server.Hosts = append([]string(nil), c.Server.Hosts...)
 	n.C2S.Listen = append([]string(nil), c.C2S.Listen...)
 	n.C2S.DirectTLSListen = append([]string(nil), c.C2S.DirectTLSListen...)
+	n.S2S.Listen = slices.Clone(c.S2S.Listen)
+	n.S2S.DirectTLSListen = slices.Clone(c.S2S.DirectTLSListen)
+	n.S2S.InsecureDomains = slices.Clone(c.S2S.InsecureDomains)
 	n.HTTP.Listen = slices.Clone(c.HTTP.Listen)
 	n.HTTP.TLSListen = slices.Clone(c.HTTP.TLSListen)
 	n.HTTP.TrustedProxies = slices.Clone(c.HTTP.TrustedProxies)

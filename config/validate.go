@@ -67,6 +67,7 @@ func (c *Config) Validate() error {
 	}{
 		{"c2s.listen", c.C2S.Listen}, {"c2s.direct_tls_listen", c.C2S.DirectTLSListen},
 		{"http.listen", c.HTTP.Listen}, {"http.tls_listen", c.HTTP.TLSListen},
+		{"s2s.listen", c.S2S.Listen}, {"s2s.direct_tls_listen", c.S2S.DirectTLSListen},
 	} {
 		for _, a := range l.addrs {
 			if err := checkListen(a); err != nil {
@@ -79,6 +80,9 @@ func (c *Config) Validate() error {
 			seen[a] = true
 		}
 	}
+
+	// [s2s] (its listeners are checked with the others above)
+	checkS2S(p, &c.S2S)
 
 	// [http] (its listeners are checked with the others above)
 	for _, pr := range c.HTTP.TrustedProxies {
@@ -295,5 +299,36 @@ func intRange(p *Problems, path string, v, lo, hi int) {
 func durRange(p *Problems, path string, d Duration) {
 	if d.Duration <= 0 || d.Duration > maxTimeout {
 		p.add(path, "must be positive and at most %v, not %v", maxTimeout, d.Duration)
+	}
+}
+
+// checkS2S checks the [s2s] table but its listeners.
+func checkS2S(p *Problems, s *S2S) {
+	for _, d := range s.InsecureDomains {
+		if err := checkHost(d); err != nil {
+			p.add("s2s.insecure_domains", "%q: %v", d, err)
+		}
+	}
+	if s.CAFile != "" {
+		if _, err := os.Stat(s.CAFile); err != nil {
+			p.add("s2s.ca_file", "%v", err)
+		}
+	}
+	if s.Resolver != "" {
+		if err := checkListen(s.Resolver); err != nil {
+			p.add("s2s.resolver", "%q: %v", s.Resolver, err)
+		}
+	}
+	durRange(p, "s2s.connect_timeout", s.ConnectTimeout)
+	durRange(p, "s2s.negotiation_timeout", s.NegotiationTimeout)
+	durRange(p, "s2s.idle_timeout", s.IdleTimeout)
+	durRange(p, "s2s.keepalive", s.Keepalive)
+	durRange(p, "s2s.retry_delay", s.RetryDelay)
+	durRange(p, "s2s.max_retry_delay", s.MaxRetryDelay)
+	if s.MaxRetryDelay.Duration < s.RetryDelay.Duration {
+		p.add("s2s.max_retry_delay", "must be at least s2s.retry_delay (%v)", s.RetryDelay.Duration)
+	}
+	if s.MaxQueue < 1 || s.MaxQueue > maxQueueLength {
+		p.add("s2s.max_queue", "must be from 1 to %d, not %d", maxQueueLength, s.MaxQueue)
 	}
 }
