@@ -18,6 +18,7 @@ import (
 	"github.com/starling-xmpp/starling/roster"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/storage"
+	"github.com/starling-xmpp/starling/tlsconf"
 )
 
 // Module is one extension.
@@ -73,6 +74,9 @@ type Env struct {
 	Store storage.Store
 	// Config returns the configuration in force; it changes on reload.
 	Config func() *config.Config
+	// TLS holds the hosts' certificates (for a module with listeners of
+	// its own, such as federation).
+	TLS *tlsconf.Store
 
 	name string
 	set  *Set
@@ -91,5 +95,16 @@ func (e *Env) Options() any { return (*e.set.options.Load())[e.name] }
 func (e *Env) AddStreamFeature(f func() string) {
 	e.set.mu.Lock()
 	e.set.stream = append(e.set.stream, f)
+	e.set.mu.Unlock()
+}
+
+// AddAdminCommand makes the admin socket (`starling NAME …`) answer the
+// one-line command name with f's result; f gets the rest of the line.
+func (e *Env) AddAdminCommand(name string, f func(args string) string) {
+	e.set.mu.Lock()
+	if e.set.admin == nil {
+		e.set.admin = make(map[string]func(string) string)
+	}
+	e.set.admin[name] = f
 	e.set.mu.Unlock()
 }

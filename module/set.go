@@ -18,8 +18,9 @@ type Set struct {
 
 	options atomic.Pointer[map[string]any] // by name, for the configuration in force
 
-	mu     sync.Mutex // guards stream
+	mu     sync.Mutex // guards stream and admin
 	stream []func() string
+	admin  map[string]func(string) string
 }
 
 // NewSet returns the Set of list, in its order.
@@ -151,4 +152,13 @@ func (s *Set) StreamFeatures() []byte {
 		b = append(b, f()...)
 	}
 	return b
+}
+
+// AdminCommand returns the admin command a started module added under
+// name (Env.AddAdminCommand).
+func (s *Set) AdminCommand(name string) (func(args string) string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.admin[name]
+	return f, ok
 }

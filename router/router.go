@@ -136,8 +136,10 @@ type Router interface {
 	// Bind and Unbind add and remove a session (RFC 6120 §7).
 	Bind(s Session, max int) error
 	Unbind(s Session)
-	// IsLocal reports whether domain is one of the hosts served.
+	// IsLocal reports whether domain is one of the hosts served; Serves
+	// whether it is a host or a service's domain (AddService).
 	IsLocal(domain string) bool
+	Serves(domain string) bool
 	// AddService makes s handle every stanza for domain; SetRemote sets
 	// what takes stanzas for other servers.
 	AddService(domain string, s Service)
@@ -188,6 +190,17 @@ func (r *Local) SetRemote(f Remote) {
 
 // IsLocal reports whether domain is served here.
 func (r *Local) IsLocal(domain string) bool { return r.hosts[domain] }
+
+// Serves reports whether domain is a host or a service's domain.
+func (r *Local) Serves(domain string) bool {
+	if r.hosts[domain] {
+		return true
+	}
+	r.mu.RLock()
+	_, ok := r.services[domain]
+	r.mu.RUnlock()
+	return ok
+}
 
 // ErrTooManySessions is returned by Bind when the account has max sessions.
 var ErrTooManySessions = &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: "too many sessions for this account"}

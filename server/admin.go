@@ -116,6 +116,9 @@ func (s *Server) adminCommand(line string) string {
 		event.Fire(context.Background(), s.bus, &auth.AccountDeleted{JID: j})
 		return "ok"
 	}
+	if f, ok := s.modules.AdminCommand(cmd); ok {
+		return f(arg)
+	}
 	return "error: unknown command"
 }
 

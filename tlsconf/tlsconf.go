@@ -149,6 +149,13 @@ func (s *Store) Leaf(serverName string) *x509.Certificate {
 	return s.cur.Load().pick(serverName).Leaf
 }
 
+// Certificate returns the certificate of host (the default one for a
+// name not served): what federation presents to other servers, as a TLS
+// client too (XEP-0178).
+func (s *Store) Certificate(host string) *tls.Certificate {
+	return s.cur.Load().pick(host)
+}
+
 // pick selects by server name, case-insensitively, else the default.
 func (set *certSet) pick(serverName string) *tls.Certificate {
 	if serverName != "" {
