@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/starling-xmpp/starling/module"
+	"github.com/starling-xmpp/starling/s2s"
 	"github.com/starling-xmpp/starling/xep/blocking"
 	"github.com/starling-xmpp/starling/xep/carbons"
 	"github.com/starling-xmpp/starling/xep/disco"
@@ -32,5 +33,8 @@ func Modules() []module.Module {
 		entitytime.Module{},
 		vcard.Module{},
 		private.Module{},
+		// Federation last: other servers' stanzas arrive once every
+		// module is ready for them.
+		&s2s.Module{},
 	}
 }

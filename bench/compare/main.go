@@ -534,6 +534,9 @@ func startStarling(ctx context.Context, s serverInfo, dir, bin, logDir string, a
 [server]
 hosts = [%q]
 data_dir = %q
+[s2s]
+enabled = false
+
 [c2s]
 listen = [%q]
 direct_tls_listen = [%q]

@@ -176,6 +176,9 @@ func startServer(t *testing.T, backend, dsn string) *server {
 hosts = [%q]
 data_dir = %q
 
+[s2s]
+enabled = false
+
 [c2s]
 listen = ["%s:%d"]
 direct_tls_listen = []

@@ -174,6 +174,9 @@ func startServer(t *testing.T, backend, dsn string) *server {
 hosts = [%q]
 data_dir = %q
 
+[s2s]
+enabled = false
+
 [c2s]
 listen = ["127.0.0.1:%d"]
 direct_tls_listen = ["127.0.0.1:%d"]

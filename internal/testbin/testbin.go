@@ -430,6 +430,11 @@ func NewSetup(t testing.TB, extra string) Setup {
 func (s Setup) Write(t testing.TB, extra string) {
 	t.Helper()
 	toml := fmt.Sprintf("[server]\nhosts = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [%q]\ndirect_tls_listen = [%q]\n%s", s.DataDir, s.StartTLS, s.DirectTLS, extra)
+	if !strings.Contains(extra, "[s2s]") {
+		// No federation unless asked: it would listen on 5269 and ask
+		// the machine's DNS about other domains.
+		toml += "\n[s2s]\nenabled = false\n"
+	}
 	if err := os.WriteFile(s.Config, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}

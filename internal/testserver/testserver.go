@@ -51,6 +51,10 @@ func Start(t testing.TB, edit func(*config.Config)) *Server {
 	cfg.C2S.DirectTLSListen = []string{"127.0.0.1:0"}
 	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
 	cfg.HTTP.TLSListen = []string{"127.0.0.1:0"}
+	// Federation would ask the machine's DNS about every other domain a
+	// test names: a test that wants it turns it on with its own resolver.
+	cfg.S2S.Enabled = false
+	cfg.S2S.Listen = []string{"127.0.0.1:0"}
 	if edit != nil {
 		edit(cfg)
 	}

@@ -1,0 +1,245 @@
+package s2s
+
+import (
+	"bufio"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/stream"
+)
+
+// linkState is where an outgoing stream is in its life.
+type linkState uint8
+
+const (
+	connecting linkState = iota // being set up: stanzas wait in the queue
+	up                          // authenticated: the writer sends the queue
+	failed                      // the last attempt failed: bounce until retryAt
+	closed                      // removed from the Federation: look up again
+)
+
+// link is the outgoing stream of one (local, remote) pair (RFC 6120
+// §10.4): one goroutine (run) sets it up, writes what is queued, and
+// closes it when idle.
+type link struct {
+	f    *Federation
+	p    pair
+	wake chan struct{} // a token when something was queued
+
+	mu       sync.Mutex // guards the fields below
+	state    linkState
+	queue    []*stanza.Stanza
+	failures int       // failed attempts in a row
+	retryAt  time.Time // while failed: bounce until then
+	lastErr  *failure
+	c        *conn
+	method   string // "EXTERNAL" or "dialback"
+	maxBytes int    // the peer's max-bytes (XEP-0478); 0: none
+	since    time.Time
+
+	sent atomic.Int64 // stanzas written
+}
+
+func newLink(f *Federation, p pair) *link {
+	l := &link{f: f, p: p, wake: make(chan struct{}, 1), state: connecting}
+	f.wg.Add(1)
+	go l.run()
+	return l
+}
+
+// send queues s for the stream, or bounces it; false when the link was
+// closed meanwhile and the caller must look the pair's link up again.
+func (l *link) send(s *stanza.Stanza) bool {
+	l.mu.Lock()
+	switch l.state {
+	case closed:
+		l.mu.Unlock()
+		return false
+	case failed:
+		if l.f.now().Before(l.retryAt) {
+			e := l.lastErr
+			l.mu.Unlock()
+			l.f.bounce(s, bounceError(e))
+			return true
+		}
+		l.state = connecting
+		l.f.wg.Add(1)
+		go l.run()
+	}
+	if l.maxBytes > 0 && len(s.Raw) > l.maxBytes {
+		l.mu.Unlock()
+		// XEP-0478 §2: never send more than the peer accepts.
+		l.f.bounce(s, &stanza.Error{Type: stanza.Modify, Condition: stanza.PolicyViolation, Text: "stanza larger than the remote server accepts"})
+		return true
+	}
+	if len(l.queue) >= l.f.settings().MaxQueue {
+		l.mu.Unlock()
+		l.f.bounce(s, &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: "outgoing queue to " + l.p.remote + " is full"})
+		return true
+	}
+	l.queue = append(l.queue, s)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// bounceError is the stanza error for stanzas that could not be sent
+// because of e (RFC 6120 §8.3.3.15, §8.3.3.16).
+func bounceError(e *failure) *stanza.Error {
+	text := "Server-to-server connection failed: " + e.reason
+	if e.opened {
+		return &stanza.Error{Type: stanza.Wait, Condition: stanza.RemoteServerTimeout, Text: text}
+	}
+	return &stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound, Text: text}
+}
+
+// run sets the stream up and serves it until it fails or idles out; a
+// stream lost with stanzas still queued is set up again.
+func (l *link) run() {
+	defer l.f.wg.Done()
+	for {
+		c, info, err := l.f.connectOut(l.p)
+		if err != nil {
+			l.fail(err)
+			return
+		}
+		l.mu.Lock()
+		l.state, l.c, l.method, l.maxBytes, l.since, l.failures, l.lastErr = up, c, info.method, info.maxBytes, l.f.now(), 0, nil
+		n := len(l.queue)
+		l.mu.Unlock()
+		l.f.log.Info("s2s stream authenticated", "direction", "out", "local", l.p.local, "remote", l.p.remote,
+			"method", info.method, "tls", c.tlsVersion(), "queued", n)
+		if !l.serve(c) {
+			return
+		}
+	}
+}
+
+// fail records a failed attempt and bounces what waited for it.
+func (l *link) fail(err error) {
+	var fe *failure
+	if !errors.As(err, &fe) {
+		fe = &failure{reason: err.Error()}
+	}
+	s := l.f.settings()
+	l.mu.Lock()
+	l.failures++
+	delay := s.RetryDelay.Duration << min(l.failures-1, 16)
+	delay = min(delay, s.MaxRetryDelay.Duration)
+	delay = delay/2 + rand.N(delay/2+1) // jitter: domains do not retry in step
+	l.state, l.retryAt, l.lastErr, l.c = failed, l.f.now().Add(delay), fe, nil
+	q := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	l.f.log.Warn("s2s stream failed", "local", l.p.local, "remote", l.p.remote, "error", fe.reason,
+		"bounced", len(q), "retry_in", delay.Round(time.Second).String())
+	e := bounceError(fe)
+	for _, st := range q {
+		l.f.bounce(st, e)
+	}
+}
+
+// serve writes queued stanzas to c until the stream ends. It reports
+// whether the stream must be set up again (it ended with stanzas still
+// queued).
+func (l *link) serve(c *conn) (again bool) {
+	done := make(chan error, 1)
+	go func() { done <- l.read(c) }()
+	s := l.f.settings()
+	idle := time.NewTimer(s.IdleTimeout.Duration)
+	keep := time.NewTimer(s.Keepalive.Duration)
+	defer idle.Stop()
+	defer keep.Stop()
+	w := bufio.NewWriterSize(c.nc, 8192)
+	var batch []*stanza.Stanza
+	for {
+		select {
+		case <-l.wake:
+			l.mu.Lock()
+			batch = append(batch[:0], l.queue...)
+			clear(l.queue)
+			l.queue = l.queue[:0]
+			l.mu.Unlock()
+			if len(batch) == 0 {
+				continue
+			}
+			c.wmu.Lock()
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			for _, st := range batch {
+				w.Write(withoutNS(st.Raw, stanza.StartLen(st.Raw), nsClient))
+			}
+			err := w.Flush()
+			c.wmu.Unlock()
+			clear(batch)
+			if err != nil {
+				c.nc.Close()
+				<-done
+				l.f.log.Info("s2s stream lost", "local", l.p.local, "remote", l.p.remote, "error", err)
+				return l.lost()
+			}
+			l.sent.Add(int64(len(batch)))
+			idle.Reset(s.IdleTimeout.Duration)
+			keep.Reset(s.Keepalive.Duration)
+		case <-keep.C:
+			// RFC 6120 §4.6.1: a whitespace keepalive.
+			c.writeString(" ")
+			keep.Reset(s.Keepalive.Duration)
+		case <-idle.C:
+			if l.f.removeLink(l, func() bool { return len(l.queue) == 0 }) {
+				c.close()
+				<-done
+				l.f.log.Debug("s2s stream closed: idle", "local", l.p.local, "remote", l.p.remote)
+				return false
+			}
+			idle.Reset(s.IdleTimeout.Duration)
+		case err := <-done:
+			c.nc.Close()
+			l.f.log.Info("s2s stream ended by the remote server", "local", l.p.local, "remote", l.p.remote, "reason", err)
+			return l.lost()
+		case <-l.f.ctx.Done():
+			l.f.removeLink(l, func() bool { return true })
+			c.close()
+			<-done
+			return false
+		}
+	}
+}
+
+// lost handles a stream that ended: with stanzas queued it is set up
+// again, else the link goes.
+func (l *link) lost() (again bool) {
+	if l.f.removeLink(l, func() bool { return len(l.queue) == 0 }) {
+		return false
+	}
+	l.mu.Lock()
+	l.state, l.c = connecting, nil
+	l.mu.Unlock()
+	return l.f.ctx.Err() == nil
+}
+
+// read reads the peer's side of an outgoing stream until it ends:
+// nothing but whitespace and the stream's end is expected (no
+// bidirectional streams are negotiated, XEP-0288), so anything else is
+// logged and dropped.
+func (l *link) read(c *conn) error {
+	for {
+		el, err := c.r.Next()
+		if err != nil {
+			if errors.Is(err, stream.ErrClosed) {
+				return errors.New("closed its stream")
+			}
+			return err
+		}
+		if el.Name.Space == stream.NS && el.Name.Local == "error" {
+			return errors.New("stream error: " + streamErrorText(el.Raw))
+		}
+		l.f.log.Debug("s2s: dropping an element on an outgoing stream", "remote", l.p.remote, "element", el.Name.Local)
+	}
+}
