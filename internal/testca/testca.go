@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -66,6 +67,22 @@ func New(name string) (*CA, error) {
 // usage serverAuth only (as Let's Encrypt issues since 2026), valid from
 // an hour ago for a year, with the chain leaf+CA in Certificate.
 func (ca *CA) Issue(names ...string) (tls.Certificate, error) {
+	return ca.IssueUsages(ServerAuth, names...)
+}
+
+// The extended key usages of leaves: ServerAuth only, as Let's Encrypt
+// issues since 2026 (Issue, WriteFiles), or ServerAndClientAuth, as public
+// CAs issued before. A server that checks the client purpose of a peer's
+// certificate on incoming s2s streams (OpenSSL's default, which ejabberd
+// 23.01 keeps: "unsupported certificate purpose") takes SASL EXTERNAL
+// only from the latter.
+var (
+	ServerAuth          = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	ServerAndClientAuth = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+)
+
+// IssueUsages is Issue with the extended key usages given.
+func (ca *CA) IssueUsages(usages []x509.ExtKeyUsage, names ...string) (tls.Certificate, error) {
 	if len(names) == 0 {
 		return tls.Certificate{}, errors.New("testca: no names to issue a certificate for")
 	}
@@ -85,7 +102,7 @@ func (ca *CA) Issue(names ...string) (tls.Certificate, error) {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  slices.Clone(usages),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
@@ -101,7 +118,12 @@ func (ca *CA) Issue(names ...string) (tls.Certificate, error) {
 // WriteFiles writes the leaf chain PEM (leaf then CA) and its key to
 // dir/base.crt and dir/base.key (0600) and returns both paths.
 func (ca *CA) WriteFiles(dir, base string, names ...string) (certFile, keyFile string, err error) {
-	cert, err := ca.Issue(names...)
+	return ca.WriteFilesUsages(dir, base, ServerAuth, names...)
+}
+
+// WriteFilesUsages is WriteFiles with the extended key usages given.
+func (ca *CA) WriteFilesUsages(dir, base string, usages []x509.ExtKeyUsage, names ...string) (certFile, keyFile string, err error) {
+	cert, err := ca.IssueUsages(usages, names...)
 	if err != nil {
 		return "", "", err
 	}

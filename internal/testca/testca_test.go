@@ -57,6 +57,16 @@ func TestIssue(t *testing.T) {
 	if _, err := ca.Issue(); err == nil {
 		t.Error("issued a certificate without names")
 	}
+
+	both, err := ca.IssueUsages(ServerAndClientAuth, "prosody.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, usage := range ServerAndClientAuth {
+		if _, err := both.Leaf.Verify(x509.VerifyOptions{DNSName: "prosody.test", Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			t.Errorf("verify for %v: %v", usage, err)
+		}
+	}
 }
 
 // TestFiles: the written files load as a key pair whose chain is leaf then
@@ -70,6 +80,14 @@ func TestFiles(t *testing.T) {
 	certFile, keyFile, err := ca.WriteFiles(dir, "starling.test", "starling.test")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, _, err := ca.WriteFilesUsages(dir, "both", ServerAndClientAuth, "both.test"); err != nil {
+		t.Fatal(err)
+	}
+	if pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "both.crt"), filepath.Join(dir, "both.key")); err != nil {
+		t.Fatal(err)
+	} else if leaf, _ := x509.ParseCertificate(pair.Certificate[0]); !slices.Equal(leaf.ExtKeyUsage, ServerAndClientAuth) {
+		t.Errorf("written extended key usages %v", leaf.ExtKeyUsage)
 	}
 	if certFile != filepath.Join(dir, "starling.test.crt") || keyFile != filepath.Join(dir, "starling.test.key") {
 		t.Errorf("paths %s %s", certFile, keyFile)
