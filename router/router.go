@@ -298,22 +298,7 @@ func (r *Local) Route(ctx context.Context, s *stanza.Stanza) {
 		// the sender's account.
 		r.server.HandleServer(ctx, s)
 	case !r.hosts[to.Domainpart()]:
-		r.mu.RLock()
-		svc, remote := r.services[to.Domainpart()], r.remote
-		r.mu.RUnlock()
-		if svc != nil {
-			svc.HandleService(ctx, s)
-			return
-		}
-		if remote != nil {
-			remote.RouteRemote(ctx, s)
-			return
-		}
-		// No server-to-server: the remote domain cannot be reached
-		// (RFC 6120 §8.3.3.15). The error comes from the address the
-		// stanza was sent to, 'from' and 'to' swapped (§8.3.1), so that
-		// a client waiting on it (a room being joined) sees it.
-		r.bounce(ctx, s, to, &stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
+		r.routeOut(ctx, s)
 	case to.Localpart() == "":
 		r.server.HandleServer(ctx, s)
 	case to.Resourcepart() == "":
@@ -321,6 +306,27 @@ func (r *Local) Route(ctx context.Context, s *stanza.Stanza) {
 	default:
 		r.toFull(ctx, s, noCopy)
 	}
+}
+
+// routeOut hands s, addressed to a domain that is not a host, to the
+// service of that domain or to the remote handler.
+func (r *Local) routeOut(ctx context.Context, s *stanza.Stanza) {
+	r.mu.RLock()
+	svc, remote := r.services[s.To.Domainpart()], r.remote
+	r.mu.RUnlock()
+	if svc != nil {
+		svc.HandleService(ctx, s)
+		return
+	}
+	if remote != nil {
+		remote.RouteRemote(ctx, s)
+		return
+	}
+	// No server-to-server: the remote domain cannot be reached
+	// (RFC 6120 §8.3.3.15). The error comes from the address the
+	// stanza was sent to, 'from' and 'to' swapped (§8.3.1), so that
+	// a client waiting on it (a room being joined) sees it.
+	r.bounce(ctx, s, s.To, &stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
 }
 
 // toFull applies RFC 6121 §8.5.3.
@@ -512,8 +518,15 @@ func (r *Local) DeliverTo(full jid.JID, raw []byte) bool {
 	if full.Localpart() != "" && r.hosts[full.Domainpart()] {
 		return false // a local session that has gone
 	}
+	// Another server's or a service's: an answer the server built goes
+	// out as it is, as it would to a local session, without the checks
+	// of Routing (a blocked sender still gets the error, XEP-0191 §3.3).
 	if st, err := stanza.ParseElement(raw); err == nil {
-		r.Route(context.Background(), st)
+		if full.Domainpart() == "" || r.hosts[full.Domainpart()] {
+			r.Route(context.Background(), st)
+		} else {
+			r.routeOut(context.Background(), st)
+		}
 	}
 	return false
 }

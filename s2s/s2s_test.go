@@ -79,11 +79,13 @@ func expect(t *testing.T, c *xmpptest.Client, subs ...string) *stream.Element {
 	t.Helper()
 	c.Conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	defer c.Conn.SetReadDeadline(time.Time{})
+	var seen []string
 	for {
 		el, err := c.Next()
 		if err != nil {
-			t.Fatalf("waiting for %q: %v", subs, err)
+			t.Fatalf("waiting for %q: %v; received meanwhile: %q", subs, err, seen)
 		}
+		seen = append(seen, string(el.Raw))
 		ok := true
 		for _, s := range subs {
 			if !bytes.Contains(el.Raw, []byte(s)) {
@@ -124,4 +126,74 @@ func TestMessagesBothWays(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIMAcrossServers runs the instant messaging of RFC 6121 between
+// accounts of two federating servers: the subscription handshake, roster
+// pushes, presence both ways and on logout, a vCard read on the account's
+// behalf, offline storage of a remote sender's message, and blocking of a
+// remote JID (XEP-0191).
+func TestIMAcrossServers(t *testing.T) {
+	w := newWorld(t, true, nil)
+	alice := xmpptest.Login(t, w.a.Addr, "a.test", "alice", "alice-pw", "SCRAM-SHA-256", "phone")
+	bob := xmpptest.Login(t, w.b.Addr, "b.test", "bob", "bob-pw", "SCRAM-SHA-256", "laptop")
+	alice.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+	expect(t, alice, "id='r1'", "type='result'")
+	bob.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+	expect(t, bob, "id='r2'", "type='result'")
+	alice.Send("<presence/>")
+	expect(t, alice, "<presence", "from='alice@a.test/phone'")
+	bob.Send("<presence><status>at work</status></presence>")
+	expect(t, bob, "<presence", "from='bob@b.test/laptop'")
+
+	// RFC 6121 §3.1: alice asks, bob approves.
+	alice.Send("<presence to='bob@b.test' type='subscribe'/>")
+	expect(t, alice, "jid='bob@b.test'", "ask='subscribe'")
+	expect(t, bob, "type='subscribe'", "from='alice@a.test'")
+	bob.Send("<presence to='alice@a.test' type='subscribed'/>")
+	expect(t, bob, "jid='alice@a.test'", "subscription='from'")
+	expect(t, alice, "jid='bob@b.test'", "subscription='to'")
+	// bob's current presence follows the approval (§3.1.5, §4.3.2).
+	expect(t, alice, "from='bob@b.test/laptop'", "at work")
+
+	// And back: bob subscribes to alice.
+	bob.Send("<presence to='alice@a.test' type='subscribe'/>")
+	expect(t, alice, "type='subscribe'", "from='bob@b.test'")
+	alice.Send("<presence to='bob@b.test' type='subscribed'/>")
+	expect(t, bob, "jid='alice@a.test'", "subscription='both'")
+	expect(t, bob, "from='alice@a.test/phone'")
+
+	// Presence broadcast to the remote contact (§4.4).
+	alice.Send("<presence><show>away</show></presence>")
+	expect(t, bob, "from='alice@a.test/phone'", "<show>away</show>")
+
+	// vCard of a remote account, answered on its behalf (XEP-0054 §3.1).
+	bob.Send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Bob Builder</FN></vCard></iq>")
+	expect(t, bob, "id='v1'", "type='result'")
+	alice.Send("<iq to='bob@b.test' type='get' id='v2'><vCard xmlns='vcard-temp'/></iq>")
+	expect(t, alice, "id='v2'", "type='result'", "Bob Builder")
+
+	// Unavailable on logout reaches the remote contact (§4.5.2).
+	bob.Send("<presence type='unavailable'/>")
+	expect(t, alice, "from='bob@b.test/laptop'", "type='unavailable'")
+	bob.Close()
+
+	// A message to bob while he is offline waits for him (XEP-0160).
+	alice.Send("<message to='bob@b.test' type='chat' id='o1'><body>while you were out</body></message>")
+	// An IQ to the same bare JID is routed after it (one queue per
+	// recipient): its answer means the message was stored.
+	alice.Send("<iq to='bob@b.test' type='get' id='o2'><vCard xmlns='vcard-temp'/></iq>")
+	expect(t, alice, "id='o2'", "type='result'")
+	if msgs, err := w.b.Store().OfflineMessages(t.Context(), "b.test", "bob"); err != nil || len(msgs) != 1 {
+		t.Fatalf("offline messages for bob: %d, %v", len(msgs), err)
+	}
+	bob = xmpptest.Login(t, w.b.Addr, "b.test", "bob", "bob-pw", "SCRAM-SHA-256", "laptop")
+	bob.Send("<presence/>")
+	expect(t, bob, "from='alice@a.test/phone'", "while you were out")
+
+	// Blocking a remote JID (XEP-0191 §3.3): alice's message is refused.
+	bob.Send("<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='alice@a.test'/></block></iq>")
+	expect(t, bob, "id='b1'", "type='result'")
+	alice.Send("<message to='bob@b.test' type='chat' id='x1'><body>blocked?</body></message>")
+	expect(t, alice, "id='x1'", "type='error'", "service-unavailable")
 }
