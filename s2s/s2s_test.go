@@ -15,6 +15,7 @@ import (
 	"github.com/starling-xmpp/starling/internal/testca"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
+	"github.com/starling-xmpp/starling/server"
 	"github.com/starling-xmpp/starling/stream"
 )
 
@@ -119,6 +120,17 @@ func TestMessagesBothWays(t *testing.T) {
 			// A remote ping of the server, answered by it (XEP-0199).
 			alice.Send("<iq to='b.test' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
 			expect(t, alice, "id='p1'", "type='result'", "from='b.test'")
+			// The operator's view (`starling s2s`, through the admin socket).
+			status, err := server.Admin(t.Context(), w.a.Config, "s2s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "out a.test -> b.test up " + mode.method; !strings.Contains(status, want) {
+				t.Errorf("starling s2s on a.test: want a line with %q, got:\n%s", want, status)
+			}
+			if want := "in b.test "; !strings.Contains(status, want) || !strings.Contains(status, "authenticated=[b.test -> a.test]") {
+				t.Errorf("starling s2s on a.test: want the incoming stream from b.test, got:\n%s", status)
+			}
 			for _, srv := range []*testserver.Server{w.a, w.b} {
 				if got := srv.LogLines("s2s stream authenticated"); len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), strings.TrimPrefix(mode.method, "")) {
 					t.Errorf("%s: expected an authenticated stream with %s, log: %q", srv.Domain, mode.method, got)

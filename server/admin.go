@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -143,4 +144,25 @@ func EndSessions(ctx context.Context, cfg *config.Config, bare jid.JID) (bool, e
 		return true, errors.New(answer)
 	}
 	return true, nil
+}
+
+// Admin sends line, a command, to the server running on cfg's data
+// directory and returns its whole answer; an error says when no server
+// runs there.
+func Admin(ctx context.Context, cfg *config.Config, line string) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", AdminSocket(cfg))
+	if err != nil {
+		return "", fmt.Errorf("no server is running on %s (%v)", cfg.Server.DataDir, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(conn, "%s\n", line); err != nil {
+		return "", err
+	}
+	answer, err := io.ReadAll(conn)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(answer), "\n"), nil
 }

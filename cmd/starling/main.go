@@ -3,6 +3,7 @@
 //	starling serve [--config FILE]
 //	starling check-config FILE
 //	starling user add|del|passwd|list [--config FILE] JID|HOST
+//	starling s2s [--config FILE]
 //
 // Without --config, serve runs on the embedded defaults: host localhost,
 // SQLite and a generated certificate under ./data.
@@ -37,6 +38,7 @@ const usage = `usage:
   starling user passwd [--config FILE] JID
   starling user del [--config FILE] JID
   starling user list [--config FILE] [HOST]
+  starling s2s [--config FILE]               (the running server's federation streams)
 `
 
 func main() {
@@ -65,6 +67,8 @@ func run(args []string) error {
 		return nil
 	case "user":
 		return user(args[1:])
+	case "s2s":
+		return s2sStatus(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
@@ -152,6 +156,28 @@ Web clients (XMPP over WebSocket and BOSH) and the bundled web chat page need th
 		}
 	}()
 	return srv.Run(ctx)
+}
+
+// s2sStatus prints the running server's server-to-server streams.
+func s2sStatus(args []string) error {
+	fs := flag.NewFlagSet("s2s", flag.ContinueOnError)
+	path := fs.String("config", "", "configuration file (default: embedded defaults)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	answer, err := server.Admin(context.Background(), cfg, "s2s")
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(answer, "error: unknown command") {
+		return errors.New("federation is off on the running server ([s2s] enabled = false)")
+	}
+	fmt.Println(answer)
+	return nil
 }
 
 func user(args []string) error {
