@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -96,13 +97,14 @@ func (f *Federation) accept(ln net.Listener, direct bool) {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors and the like: back off, as net/http.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			f.log.Warn("s2s accept", "error", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		s := &inStream{f: f, c: newConn(nc, f.limits()), direct: direct, authed: make(map[string]map[string]bool), since: f.now(), addr: nc.RemoteAddr().String()}
@@ -118,8 +120,6 @@ func (f *Federation) accept(ln net.Listener, direct bool) {
 		go s.serve()
 	}
 }
-
-var errTemporary = errors.New("temporary")
 
 // serve negotiates and reads the stream until it ends.
 func (s *inStream) serve() {
@@ -140,6 +140,9 @@ func (s *inStream) serve() {
 	var se *stream.Error
 	switch {
 	case err == nil, errors.Is(err, stream.ErrClosed):
+		s.c.close()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.f.log.Debug("s2s incoming stream closed: idle", "remote", s.from)
 		s.c.close()
 	case errors.As(err, &se):
 		s.f.log.Info("s2s incoming stream refused", "remote", s.from, "local", s.to, "error", se.Error(), "addr", s.addr)
