@@ -29,7 +29,7 @@ type world struct {
 	dir  string
 }
 
-func newWorld(t *testing.T, trustCA bool, edit func(*config.Config)) *world {
+func newWorld(t testing.TB, trustCA bool, edit func(*config.Config)) *world {
 	t.Helper()
 	ca, err := testca.New("Starling test CA")
 	if err != nil {
@@ -208,4 +208,63 @@ func TestIMAcrossServers(t *testing.T) {
 	expect(t, bob, "id='b1'", "type='result'")
 	alice.Send("<message to='bob@b.test' type='chat' id='x1'><body>blocked?</body></message>")
 	expect(t, alice, "id='x1'", "type='error'", "service-unavailable")
+}
+
+// BenchmarkFederatedMessage measures a chat message from a user of one
+// server to a user of another through their server-to-server stream:
+// alice's c2s read, a.test's routing and s2s write, b.test's s2s read,
+// recipient queue and routing, and bob's c2s write (both servers in this
+// process, so the allocations are both sides').
+func BenchmarkFederatedMessage(b *testing.B) {
+	w := newWorld(b, true, nil)
+	alice := xmpptest.Login(b, w.a.Addr, "a.test", "alice", "alice-pw", "SCRAM-SHA-256", "phone")
+	bob := xmpptest.Login(b, w.b.Addr, "b.test", "bob", "bob-pw", "SCRAM-SHA-256", "laptop")
+	msg := []byte("<message to='bob@b.test/laptop' type='chat' id='m1'><body>Hello Bob, this is a typical short chat message of a realistic length.</body><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='8a7d2e1c-7f4b-4c39-9b1e-3c0f5c2f9d11'/></message>")
+	// The stream is set up before the clock starts.
+	alice.Conn.Write(msg)
+	readMessages(b, bob, 1, nil)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	const window = 100
+	inflight := make(chan struct{}, window)
+	sent := make(chan error, 1)
+	go func() {
+		for range b.N {
+			inflight <- struct{}{}
+			if _, err := alice.Conn.Write(msg); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	readMessages(b, bob, b.N, inflight)
+	b.StopTimer()
+	if err := <-sent; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// readMessages reads n messages from c, releasing a slot of inflight
+// (if any) for each.
+func readMessages(b *testing.B, c *xmpptest.Client, n int, inflight chan struct{}) {
+	end := []byte("</message>")
+	buf := make([]byte, 64<<10)
+	var carry []byte
+	for got := 0; got < n; {
+		k, err := c.Conn.Read(buf)
+		if err != nil {
+			b.Fatalf("read after %d messages: %v", got, err)
+		}
+		data := append(carry, buf[:k]...)
+		m := bytes.Count(data, end)
+		if inflight != nil {
+			for range m {
+				<-inflight
+			}
+		}
+		got += m
+		carry = append(carry[:0], data[max(0, len(data)-len(end)+1):]...)
+	}
 }
