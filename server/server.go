@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	// The modules of the list (modules.go), in order.
 	s.modules = module.NewSet(Modules())
 	if err := s.modules.Start(ctx, module.Env{
-		Log: log, Router: r, Roster: rost, IQ: mux, Bus: bus, Store: store, Config: s.config,
+		Log: log, Router: r, Roster: rost, IQ: mux, Bus: bus, Store: store, Config: s.config, TLS: tlsStore,
 	}); err != nil {
 		store.Close()
 		return nil, err
