@@ -95,6 +95,9 @@ type S2S struct {
 	// (XEP-0220) is never used; by default dialback is the fallback, as
 	// Prosody's s2s_secure_auth = false.
 	RequireValidCertificates bool `toml:"require_valid_certificates"`
+	// Bidi offers and asks for bidirectional streams (XEP-0288): one TCP
+	// connection carries both directions between two servers.
+	Bidi bool `toml:"bidi"`
 	// CAFile is a PEM file of certificate authorities trusted for peers'
 	// certificates besides the system's.
 	CAFile string `toml:"ca_file"`
@@ -338,6 +341,7 @@ func Default() *Config {
 			DirectTLSListen:    []string{},
 			RequireEncryption:  true,
 			InsecureDomains:    []string{},
+			Bidi:               true,
 			ConnectTimeout:     Duration{10 * time.Second},
 			NegotiationTimeout: Duration{60 * time.Second},
 			IdleTimeout:        Duration{10 * time.Minute},

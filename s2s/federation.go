@@ -206,3 +206,32 @@ func (f *Federation) Close() {
 	}
 	f.wg.Wait()
 }
+
+// acceptStanza takes a stanza another server sent: both addresses present
+// (RFC 6120 §4.9.3.7), its domains accepted by check (what the stream
+// authenticated), then routed from the recipient's queue. It returns the
+// stream error that ends the stream, if any.
+func (f *Federation) acceptStanza(el *stream.Element, check func(from, to string) *stream.Error) *stream.Error {
+	st, perr := stanza.Parse(el.Raw, el.StartLen)
+	if perr != nil && st == nil {
+		return &stream.Error{Condition: stream.UnsupportedStanzaType}
+	}
+	from, to := st.From.Domainpart(), st.To.Domainpart()
+	if from == "" || to == "" {
+		return &stream.Error{Condition: stream.ImproperAddressing, Text: "a stanza between servers needs 'to' and 'from'"}
+	}
+	if se := check(from, to); se != nil {
+		return se
+	}
+	if perr != nil {
+		if !st.IsError() {
+			f.router.Bounce(f.ctx, st, &stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
+		}
+		return nil
+	}
+	if raw := withoutNS(st.Raw, el.StartLen, nsServer); len(raw) != len(st.Raw) {
+		st, _ = stanza.ParseElement(raw)
+	}
+	f.inbox.put(f.ctx, st)
+	return nil
+}

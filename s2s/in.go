@@ -22,10 +22,14 @@ type inStream struct {
 	f      *Federation
 	c      *conn
 	direct bool
-	id     string // the stream id of the current header
-	to     string // the local domain of the header (fixed after the first)
-	from   string // the peer's domain as its header says (may be empty at first)
-	sasl   bool   // authenticated with SASL EXTERNAL
+	id     string        // the stream id of the current header
+	to     string        // the local domain of the header (fixed after the first)
+	from   string        // the peer's domain as its header says (may be empty at first)
+	sasl   bool          // authenticated with SASL EXTERNAL
+	bidi   bool          // the peer asked for a bidirectional stream (XEP-0288)
+	done   chan struct{} // closed when the stream has ended
+	// attached: the bidirectional stream carries our stanzas too.
+	attached bool
 
 	mu sync.Mutex // guards authed
 	// authed maps each authenticated remote domain to the local domains
@@ -107,7 +111,7 @@ func (f *Federation) accept(ln net.Listener, direct bool) {
 			continue
 		}
 		delay = 0
-		s := &inStream{f: f, c: newConn(nc, f.limits()), direct: direct, authed: make(map[string]map[string]bool), since: f.now(), addr: nc.RemoteAddr().String()}
+		s := &inStream{f: f, c: newConn(nc, f.limits()), direct: direct, authed: make(map[string]map[string]bool), since: f.now(), addr: nc.RemoteAddr().String(), done: make(chan struct{})}
 		f.mu.Lock()
 		if f.lns == nil { // closing
 			f.mu.Unlock()
@@ -128,6 +132,7 @@ func (s *inStream) serve() {
 		s.f.mu.Lock()
 		delete(s.f.ins, s)
 		s.f.mu.Unlock()
+		close(s.done)
 	}()
 	// Authentication must complete within the negotiation timeout.
 	t := time.AfterFunc(s.f.settings().NegotiationTimeout.Duration, func() {
@@ -227,7 +232,15 @@ func (s *inStream) header() error {
 	s.mu.Lock()
 	s.shownFrom, s.shownTLS = s.from, s.c.tlsVersion()
 	s.mu.Unlock()
-	return s.c.write(s.features())
+	if err := s.c.write(s.features()); err != nil {
+		return err
+	}
+	if s.sasl && s.bidi && !s.attached {
+		// The stream restarted after SASL: ours may follow now.
+		s.attached = true
+		s.f.attachBidi(s, pair{local: s.to, remote: s.from})
+	}
+	return nil
 }
 
 // features are the stream features offered (RFC 6120 §4.3.2): STARTTLS,
@@ -250,6 +263,9 @@ func (s *inStream) features() []byte {
 		}
 		if !cfg.RequireValidCertificates && (s.c.secure || !s.f.mustEncrypt(s.from)) {
 			b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
+		}
+		if s.c.secure && cfg.Bidi && !s.authenticated() {
+			b = append(b, "<bidi xmlns='"+nsBidiFeature+"'/>"...)
 		}
 	}
 	b = append(b, "<limits xmlns='"+nsLimits+"'><max-bytes>"...)
@@ -291,6 +307,13 @@ func (s *inStream) element(el *stream.Element) (restart bool, err error) {
 		return true, nil
 	case el.Name.Space == nsSASL && el.Name.Local == "auth":
 		return s.external(el)
+	case el.Name.Space == nsBidi && el.Name.Local == "bidi":
+		// XEP-0288 §2.2: before authentication, on an encrypted stream.
+		if !s.c.secure || !s.f.settings().Bidi || s.authenticated() {
+			return false, &stream.Error{Condition: stream.UnsupportedFeature, Text: "bidirectional streams are offered on encrypted streams before authentication"}
+		}
+		s.bidi = true
+		return false, nil
 	case el.Name.Space == nsDialback && el.Name.Local == "result":
 		return false, s.dialbackResult(el)
 	case el.Name.Space == nsDialback && el.Name.Local == "verify":
@@ -340,6 +363,9 @@ func (s *inStream) external(el *stream.Element) (bool, error) {
 	return true, nil
 }
 
+// authorize records that remote authenticated for local on this stream;
+// on a bidirectional stream our stanzas for remote may then use it,
+// except after SASL, which restarts the stream first (header does it).
 func (s *inStream) authorize(remote, local string) {
 	s.mu.Lock()
 	if s.authed[remote] == nil {
@@ -347,6 +373,9 @@ func (s *inStream) authorize(remote, local string) {
 	}
 	s.authed[remote][local] = true
 	s.mu.Unlock()
+	if s.bidi && !s.sasl {
+		s.f.attachBidi(s, pair{local: local, remote: remote})
+	}
 }
 
 // dialbackResult handles a request to authenticate a domain pair by
@@ -428,18 +457,18 @@ func (s *inStream) dialbackVerify(el *stream.Element) error {
 }
 
 // stanza accepts a stanza for the domain pairs the stream authenticated
-// (RFC 6120 §8.1.1.2, §8.1.2.2; XEP-0220 §4.3) and hands it to the
-// recipient's queue.
+// (RFC 6120 §8.1.1.2, §8.1.2.2; XEP-0220 §4.3).
 func (s *inStream) stanza(el *stream.Element) error {
-	st, perr := stanza.Parse(el.Raw, el.StartLen)
-	if perr != nil && st == nil {
-		return &stream.Error{Condition: stream.UnsupportedStanzaType}
+	if se := s.f.acceptStanza(el, s.check); se != nil {
+		return se
 	}
-	from, to := st.From.Domainpart(), st.To.Domainpart()
-	if from == "" || to == "" {
-		// §4.9.3.7: a server's stanza must carry both.
-		return &stream.Error{Condition: stream.ImproperAddressing, Text: "a stanza between servers needs 'to' and 'from'"}
-	}
+	s.count++
+	return nil
+}
+
+// check is acceptStanza's question for an incoming stream: did it authenticate
+// the pair from → to?
+func (s *inStream) check(from, to string) *stream.Error {
 	s.mu.Lock()
 	locals, ok := s.authed[from]
 	okTo := locals[to]
@@ -449,7 +478,7 @@ func (s *inStream) stanza(el *stream.Element) error {
 	case n == 0:
 		return &stream.Error{Condition: stream.NotAuthorized, Text: "the stream is not authenticated"}
 	case !ok:
-		s.f.log.Warn("s2s: stanza from a domain the stream did not authenticate: refused", "from", st.From.String(), "stream_from", s.from, "addr", s.addr)
+		s.f.log.Warn("s2s: stanza from a domain the stream did not authenticate: refused", "from", from, "stream_from", s.from, "addr", s.addr)
 		return &stream.Error{Condition: stream.InvalidFrom, Text: from + " is not authenticated on this stream"}
 	case !okTo:
 		if !s.f.router.Serves(to) {
@@ -457,16 +486,5 @@ func (s *inStream) stanza(el *stream.Element) error {
 		}
 		return &stream.Error{Condition: stream.ImproperAddressing, Text: "the pair " + from + " → " + to + " is not authenticated on this stream"}
 	}
-	if perr != nil {
-		if !st.IsError() {
-			s.f.router.Bounce(s.f.ctx, st, &stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
-		}
-		return nil
-	}
-	if raw := withoutNS(st.Raw, el.StartLen, nsServer); len(raw) != len(st.Raw) {
-		st, _ = stanza.ParseElement(raw)
-	}
-	s.count++
-	s.f.inbox.put(s.f.ctx, st)
 	return nil
 }

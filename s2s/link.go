@@ -38,6 +38,7 @@ type link struct {
 	lastErr  *failure
 	c        *conn
 	method   string // "EXTERNAL" or "dialback"
+	bidi     bool   // the peer may send its stanzas on it (XEP-0288)
 	maxBytes int    // the peer's max-bytes (XEP-0478); 0: none
 	since    time.Time
 
@@ -104,6 +105,10 @@ func bounceError(e *failure) *stanza.Error {
 // stream lost with stanzas still queued is set up again.
 func (l *link) run() {
 	defer l.f.wg.Done()
+	l.connect()
+}
+
+func (l *link) connect() {
 	for {
 		c, info, err := l.f.connectOut(l.p)
 		if err != nil {
@@ -112,13 +117,46 @@ func (l *link) run() {
 		}
 		l.mu.Lock()
 		l.state, l.c, l.method, l.maxBytes, l.since, l.failures, l.lastErr = up, c, info.method, info.maxBytes, l.f.now(), 0, nil
+		l.bidi = info.bidi
 		n := len(l.queue)
 		l.mu.Unlock()
 		l.f.log.Info("s2s stream authenticated", "direction", "out", "local", l.p.local, "remote", l.p.remote,
-			"method", info.method, "tls", c.tlsVersion(), "queued", n)
-		if !l.serve(c) {
+			"method", info.method, "bidi", info.bidi, "tls", c.tlsVersion(), "queued", n)
+		done := make(chan struct{})
+		var readErr error
+		go func() {
+			readErr = l.read(c)
+			close(done)
+		}()
+		if !l.serve(c, done, func() error { return readErr }, true) {
 			return
 		}
+	}
+}
+
+// attachBidi makes an incoming bidirectional stream (XEP-0288) carry our
+// stanzas for p, an authenticated pair of it, unless p has a stream of
+// its own already.
+func (f *Federation) attachBidi(s *inStream, p pair) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.links[p] != nil || f.lns == nil {
+		return
+	}
+	l := &link{f: f, p: p, wake: make(chan struct{}, 1), state: up, c: s.c, method: "bidi", since: f.now()}
+	f.links[p] = l
+	f.wg.Add(1)
+	go l.runBidi(s.c, s.done)
+	f.log.Info("s2s stream bidirectional", "direction", "in", "local", p.local, "remote", p.remote)
+}
+
+// runBidi serves the pair over an incoming stream the peer made
+// bidirectional (XEP-0288), which ends with done; stanzas still queued
+// when it ends go out on a stream of our own.
+func (l *link) runBidi(c *conn, done <-chan struct{}) {
+	defer l.f.wg.Done()
+	if l.serve(c, done, func() error { return errors.New("its stream ended") }, false) {
+		l.connect()
 	}
 }
 
@@ -146,18 +184,18 @@ func (l *link) fail(err error) {
 	}
 }
 
-// serve writes queued stanzas to c until the stream ends. It reports
-// whether the stream must be set up again (it ended with stanzas still
-// queued).
-func (l *link) serve(c *conn) (again bool) {
-	done := make(chan error, 1)
-	go func() { done <- l.read(c) }()
+// serve writes queued stanzas to c until the stream ends (done, with
+// why()) or idles out. own: the stream is ours to close; a bidirectional
+// incoming stream (XEP-0288) is the peer's, and only stops carrying our
+// stanzas. It reports whether the stream must be set up again (it ended
+// with stanzas still queued).
+func (l *link) serve(c *conn, done <-chan struct{}, why func() error, own bool) (again bool) {
 	s := l.f.settings()
 	idle := time.NewTimer(s.IdleTimeout.Duration)
 	keep := time.NewTimer(s.Keepalive.Duration)
 	defer idle.Stop()
 	defer keep.Stop()
-	w := bufio.NewWriterSize(c.nc, 8192)
+	w := bufio.NewWriterSize(nil, 8192)
 	var batch []*stanza.Stanza
 	for {
 		select {
@@ -171,6 +209,7 @@ func (l *link) serve(c *conn) (again bool) {
 				continue
 			}
 			c.wmu.Lock()
+			w.Reset(c.nc)
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			for _, st := range batch {
 				w.Write(withoutNS(st.Raw, stanza.StartLen(st.Raw), nsClient))
@@ -179,7 +218,7 @@ func (l *link) serve(c *conn) (again bool) {
 			c.wmu.Unlock()
 			clear(batch)
 			if err != nil {
-				c.nc.Close()
+				c.abort()
 				<-done
 				l.f.log.Info("s2s stream lost", "local", l.p.local, "remote", l.p.remote, "error", err)
 				return l.lost()
@@ -193,20 +232,26 @@ func (l *link) serve(c *conn) (again bool) {
 			keep.Reset(s.Keepalive.Duration)
 		case <-idle.C:
 			if l.f.removeLink(l, func() bool { return len(l.queue) == 0 }) {
-				c.close()
-				<-done
+				if own {
+					c.close()
+					<-done
+				}
 				l.f.log.Debug("s2s stream closed: idle", "local", l.p.local, "remote", l.p.remote)
 				return false
 			}
 			idle.Reset(s.IdleTimeout.Duration)
-		case err := <-done:
-			c.nc.Close()
-			l.f.log.Info("s2s stream ended by the remote server", "local", l.p.local, "remote", l.p.remote, "reason", err)
+		case <-done:
+			if own {
+				c.abort()
+			}
+			l.f.log.Info("s2s stream ended by the remote server", "local", l.p.local, "remote", l.p.remote, "reason", why())
 			return l.lost()
 		case <-l.f.ctx.Done():
 			l.f.removeLink(l, func() bool { return true })
-			c.close()
-			<-done
+			if own {
+				c.close()
+				<-done
+			}
 			return false
 		}
 	}
@@ -224,9 +269,10 @@ func (l *link) lost() (again bool) {
 	return l.f.ctx.Err() == nil
 }
 
-// read reads the peer's side of an outgoing stream until it ends:
-// nothing but whitespace and the stream's end is expected (no
-// bidirectional streams are negotiated, XEP-0288), so anything else is
+// read reads the peer's side of an outgoing stream until it ends. On a
+// bidirectional stream (XEP-0288) the peer's stanzas from the remote
+// domain to the local one come this way; otherwise nothing but
+// whitespace and the stream's end is expected, and anything else is
 // logged and dropped.
 func (l *link) read(c *conn) error {
 	for {
@@ -240,6 +286,27 @@ func (l *link) read(c *conn) error {
 		if el.Name.Space == stream.NS && el.Name.Local == "error" {
 			return errors.New("stream error: " + streamErrorText(el.Raw))
 		}
+		if l.bidi && el.Name.Space == nsServer && stanza.KindOf(el.Name.Local) != 0 {
+			if se := l.f.acceptStanza(el, l.checkBidi); se != nil {
+				l.f.log.Warn("s2s: refused a stanza on a bidirectional stream", "remote", l.p.remote, "error", se.Error())
+				c.fail(se)
+				return se
+			}
+			continue
+		}
 		l.f.log.Debug("s2s: dropping an element on an outgoing stream", "remote", l.p.remote, "element", el.Name.Local)
 	}
+}
+
+// checkBidi accepts on a bidirectional outgoing stream only stanzas from
+// the remote domain to the local one: the only pair it authenticated
+// (XEP-0288 §2.2: by the peer's certificate).
+func (l *link) checkBidi(from, to string) *stream.Error {
+	switch {
+	case from != l.p.remote:
+		return &stream.Error{Condition: stream.InvalidFrom, Text: from + " is not authenticated on this stream"}
+	case to != l.p.local:
+		return &stream.Error{Condition: stream.ImproperAddressing, Text: "this stream carries stanzas for " + l.p.local + " only"}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 type outInfo struct {
 	method   string // "EXTERNAL" or "dialback"
 	maxBytes int    // the peer's XEP-0478 max-bytes
+	bidi     bool   // the stream carries the peer's stanzas too (XEP-0288)
 }
 
 // outStream is an outgoing stream being negotiated.
@@ -25,6 +26,7 @@ type outStream struct {
 	fs features
 	// opened: the peer sent a stream header (for the bounce condition).
 	opened bool
+	bidi   bool // bidirectional stream asked for (XEP-0288)
 }
 
 // open resolves and connects to p.remote and negotiates the stream up to
@@ -170,6 +172,21 @@ func (f *Federation) connectOut(p pair) (*conn, outInfo, error) {
 }
 
 func (o *outStream) authenticate() (outInfo, error) {
+	info, err := o.authenticateAs()
+	info.bidi = o.bidi
+	return info, err
+}
+
+func (o *outStream) authenticateAs() (outInfo, error) {
+	// XEP-0288 §2.2: asked for before authentication, on a stream whose
+	// peer proved its domain by its certificate, so that its stanzas
+	// may come back this way.
+	if o.fs.bidi && o.c.secure && o.c.certErr == nil && o.f.settings().Bidi {
+		if err := o.c.writeString("<bidi xmlns='" + nsBidi + "'/>"); err != nil {
+			return outInfo{}, err
+		}
+		o.bidi = true
+	}
 	var saslErr string
 	if o.fs.external {
 		ok, cond, err := o.external()

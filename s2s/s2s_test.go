@@ -121,15 +121,34 @@ func TestMessagesBothWays(t *testing.T) {
 			alice.Send("<iq to='b.test' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
 			expect(t, alice, "id='p1'", "type='result'", "from='b.test'")
 			// The operator's view (`starling s2s`, through the admin socket).
-			status, err := server.Admin(t.Context(), w.a.Config, "s2s")
+			// With valid certificates, a's stream to b is bidirectional
+			// (XEP-0288): b answers over it; with dialback only, b opens
+			// its own.
+			statusA, err := server.Admin(t.Context(), w.a.Config, "s2s")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := "out a.test -> b.test up " + mode.method; !strings.Contains(status, want) {
-				t.Errorf("starling s2s on a.test: want a line with %q, got:\n%s", want, status)
+			statusB, err := server.Admin(t.Context(), w.b.Config, "s2s")
+			if err != nil {
+				t.Fatal(err)
 			}
-			if want := "in b.test "; !strings.Contains(status, want) || !strings.Contains(status, "authenticated=[b.test -> a.test]") {
-				t.Errorf("starling s2s on a.test: want the incoming stream from b.test, got:\n%s", status)
+			wantA := []string{"out a.test -> b.test up " + mode.method}
+			wantB := []string{"in a.test ", "authenticated=[a.test -> b.test]"}
+			if mode.trustCA {
+				wantB = append(wantB, "out b.test -> a.test up method=bidi")
+			} else {
+				wantA = append(wantA, "in b.test ", "authenticated=[b.test -> a.test]")
+				wantB = append(wantB, "out b.test -> a.test up method=dialback")
+			}
+			for _, c := range []struct {
+				status string
+				want   []string
+			}{{statusA, wantA}, {statusB, wantB}} {
+				for _, want := range c.want {
+					if !strings.Contains(c.status, want) {
+						t.Errorf("starling s2s: want %q in:\n%s", want, c.status)
+					}
+				}
 			}
 			for _, srv := range []*testserver.Server{w.a, w.b} {
 				if got := srv.LogLines("s2s stream authenticated"); len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), strings.TrimPrefix(mode.method, "")) {

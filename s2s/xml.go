@@ -19,7 +19,9 @@ const (
 	nsTLS             = "urn:ietf:params:xml:ns:xmpp-tls"     // RFC 6120 §5
 	nsSASL            = "urn:ietf:params:xml:ns:xmpp-sasl"    // RFC 6120 §6
 	nsStanzas         = "urn:ietf:params:xml:ns:xmpp-stanzas" // RFC 6120 §8.3
-	nsLimits          = "urn:xmpp:stream-limits:0"            // XEP-0478
+	nsLimits          = "urn:xmpp:stream-limits:0"
+	nsBidi            = "urn:xmpp:bidi"          // XEP-0288 §2.2
+	nsBidiFeature     = "urn:xmpp:features:bidi" // XEP-0288 §2.1            // XEP-0478
 	nsClient          = "jabber:client"
 )
 
@@ -68,6 +70,7 @@ type features struct {
 	startTLS, tlsRequired bool
 	external              bool // SASL EXTERNAL (XEP-0178)
 	dialback              bool // XEP-0220 §2.1 (errors or not)
+	bidi                  bool // XEP-0288 §2.1
 	maxBytes              int  // XEP-0478; 0: none said
 }
 
@@ -94,6 +97,8 @@ func parseFeatures(raw []byte) features {
 			}
 		case c.Is(nsDialbackFeature, "dialback"):
 			f.dialback = true
+		case c.Is(nsBidiFeature, "bidi"):
+			f.bidi = true
 		case c.Is(nsLimits, "limits"):
 			var l struct {
 				MaxBytes string `xml:"max-bytes"`
