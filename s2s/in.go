@@ -393,13 +393,14 @@ func (s *inStream) dialbackResult(el *stream.Element) error {
 	if _, err := jid.New("", from, ""); err != nil || from == "" {
 		return &stream.Error{Condition: stream.InvalidFrom, Text: "dialback 'from' is not a domain"}
 	}
+	// The conditions of XEP-0220 §2.4, which leave the stream open.
 	switch {
 	case !s.f.router.Serves(to):
 		return answer("error", stanzaError("cancel", "item-not-found", "this server does not serve "+to))
 	case s.f.settings().RequireValidCertificates:
-		return answer("error", stanzaError("cancel", "policy-violation", "dialback is off: a valid certificate is required"))
+		return answer("error", stanzaError("cancel", "not-authorized", "dialback is off: a valid certificate is required"))
 	case !s.c.secure && s.f.mustEncrypt(from):
-		return &stream.Error{Condition: stream.PolicyViolation, Text: "TLS is required"}
+		return answer("error", stanzaError("cancel", "policy-violation", "TLS is required"))
 	}
 	// A certificate that validates for the domain settles it at once
 	// (XEP-0344 §2.4); else ask the authoritative server.
