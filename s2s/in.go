@@ -476,6 +476,10 @@ func (s *inStream) check(from, to string) *stream.Error {
 	n := len(s.authed)
 	s.mu.Unlock()
 	switch {
+	case n == 0 && !s.c.secure && s.f.mustEncrypt(s.from):
+		// RFC 7590 §3.1: what refuses it is the policy, not a missing
+		// authentication the peer could still complete in the clear.
+		return &stream.Error{Condition: stream.PolicyViolation, Text: "TLS is required"}
 	case n == 0:
 		return &stream.Error{Condition: stream.NotAuthorized, Text: "the stream is not authenticated"}
 	case !ok:
