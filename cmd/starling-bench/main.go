@@ -25,6 +25,13 @@
 //	websocket messages with every session over XMPP over WebSocket
 //	          (RFC 7395) at --url instead of TCP: the same figures and
 //	          the same exactly-once check
+//	federation
+//	          N senders logged in to server A (--addr, --domain) each
+//	          sending --count messages to a receiver logged in to server
+//	          B (--peer-addr, --peer-domain), across a server-to-server
+//	          stream; a warm-up message per pair first, not measured;
+//	          delivered messages/s, latency, server CPU per message on
+//	          both sides (--pid, --peer-pid), exactly-once delivery
 //
 // --url wss://HOST:PORT/xmpp-websocket runs any scenario over WebSocket
 // (subprotocol xmpp, <open/> and <close/> framing, one element per
@@ -51,6 +58,9 @@
 //	    --pid $(pidof starling) --scenario messages --n 10 --count 2000 --json
 //	starling-bench --url wss://127.0.0.1:5443/xmpp-websocket --domain localhost \
 //	    --insecure --pid $(pidof starling) --scenario websocket --n 10 --count 2000
+//	starling-bench --scenario federation --addr 127.0.0.1:5222 --domain a.test \
+//	    --pid PIDA --peer-addr 127.0.0.2:5222 --peer-domain b.test --peer-pid PIDB \
+//	    --insecure --n 10 --count 2000
 package main
 
 import (
@@ -101,6 +111,20 @@ type config struct {
 	cpuProfile        string
 	scramCache        bool
 	pq                bool
+
+	// federation: server B, where the receivers log in (the fields above
+	// are server A's, where the senders do).
+	peerAddr, peerDomain string
+	peerMech             string
+	peerPID              int
+}
+
+// peer is the configuration of the sessions on server B (federation):
+// this one with B's address, domain, mechanism and PID.
+func (cfg *config) peer() *config {
+	p := *cfg
+	p.addr, p.domain, p.mech, p.pid = cfg.peerAddr, cfg.peerDomain, cfg.peerMech, cfg.peerPID
+	return &p
 }
 
 func main() {
@@ -130,7 +154,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 	if cfg.create {
-		if err := createAccounts(ctx, cfg); err != nil {
+		err := createAccounts(ctx, cfg)
+		if err == nil && cfg.scenario == "federation" {
+			err = createAccounts(ctx, cfg.peer())
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "starling-bench: --create:", err)
 			fmt.Fprintln(stderr, "create the accounts with the server's own tool instead (see -help)")
 			return 1
@@ -146,6 +174,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = runMessages(ctx, cfg)
 	case "presence":
 		res, err = runPresence(ctx, cfg)
+	case "federation":
+		res, err = runFederation(ctx, cfg)
 	}
 	if res != nil {
 		if cfg.json {
@@ -168,6 +198,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --url wss://HOST:PORT/xmpp-websocket --domain DOMAIN [--insecure] --scenario websocket|login|idle|presence [flags]")
+		fmt.Fprintln(stderr, "       starling-bench --addr HOST:PORT --domain DOMAIN --peer-addr HOST:PORT --peer-domain DOMAIN [--insecure] --scenario federation [flags]")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
 		fmt.Fprintln(stderr, "  printf 'pw\\n' | starling user add --config F user1@DOMAIN")
 		fmt.Fprintln(stderr, "  prosodyctl --config F register user1 DOMAIN pw")
@@ -186,11 +217,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
 	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
 	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
-	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, or websocket (messages over --url)")
-	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket: pairs (default 10); presence: users (default 100)")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, websocket (messages over --url), or federation (messages from --domain to --peer-domain)")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation: pairs (default 10); presence: users (default 100)")
 	fs.IntVar(&cfg.contacts, "contacts", 10, "presence: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
 	fs.IntVar(&cfg.count, "count", 1000, "messages: messages each session sends; presence: presence updates each user sends (ignored with --duration)")
-	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n)")
+	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n, federation --n on each server)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages, presence: send for this long instead of --count")
 	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
 	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence: updates in flight from each user to each contact")
@@ -198,6 +229,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "bound on one login, on waiting for outstanding messages or presence, and on the presence setup without a roster push")
 	fs.DurationVar(&cfg.settle, "settle", time.Second, "idle: wait this long after the last login before reading the server's RSS")
 	fs.IntVar(&cfg.pid, "pid", 0, "`PID` of the server process to measure (CPU, RSS); 0: none")
+	fs.StringVar(&cfg.peerAddr, "peer-addr", "", "federation: server B's `host:port`, where the receivers log in (as --addr for server A, where the senders do)")
+	fs.StringVar(&cfg.peerDomain, "peer-domain", "", "federation: server B's XMPP `domain`, federating with --domain")
+	fs.StringVar(&cfg.peerMech, "peer-mech", "", "federation: SASL mechanism on server B (default: --mech)")
+	fs.IntVar(&cfg.peerPID, "peer-pid", 0, "federation: `PID` of server B's process, to measure its CPU; 0: none")
 	fs.BoolVar(&cfg.create, "create", false, "first register the accounts by in-band registration (XEP-0077); an existing account is fine")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON line instead of a table")
 	fs.StringVar(&cfg.label, "label", "", "server name to put in the output (e.g. starling, prosody)")
@@ -213,10 +248,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, ok := mechanisms[cfg.mech]; !ok {
 		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
 	}
-	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "websocket": 10}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "websocket": 10, "federation": 10}
 	def, ok := defaults[cfg.scenario]
 	if !ok {
-		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence or websocket", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, websocket or federation", cfg.scenario)
+	}
+	if err := cfg.checkPeer(fs); err != nil {
+		return nil, err
 	}
 	if cfg.url != "" {
 		u, err := url.Parse(cfg.url)
@@ -243,12 +281,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.accounts = cfg.n
 		case "messages", "websocket":
 			cfg.accounts = 2 * cfg.n
-		case "presence":
+		case "presence", "federation":
 			cfg.accounts = cfg.n
 		}
 	}
 	if (cfg.scenario == "messages" || cfg.scenario == "websocket") && cfg.accounts < 2*cfg.n {
 		return nil, fmt.Errorf("%s needs one account per session: --accounts %d < 2×--n", cfg.scenario, cfg.accounts)
+	}
+	if cfg.scenario == "federation" && cfg.accounts < cfg.n {
+		return nil, fmt.Errorf("federation needs one account per session on each server: --accounts %d < --n", cfg.accounts)
 	}
 	if cfg.scenario == "presence" {
 		if cfg.accounts < cfg.n {
@@ -285,11 +326,56 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			return nil, fmt.Errorf("--pid: %w", err)
 		}
 	}
+	if cfg.pid < 0 || cfg.peerPID < 0 {
+		return nil, errors.New("--pid and --peer-pid: a process ID, or 0 for none")
+	}
+	if cfg.peerPID > 0 {
+		if _, err := procCPU(cfg.peerPID); err != nil {
+			return nil, fmt.Errorf("--peer-pid: %w", err)
+		}
+	}
 	if cfg.url != "" {
 		cfg.http = cfg.httpClient()
 	}
 	cfg.createConcurrency = min(cfg.concurrency, 8)
 	return cfg, nil
+}
+
+// checkPeer checks the flags of server B: all of --peer-addr and
+// --peer-domain with --scenario federation (over TCP: --url does not
+// apply), none of the --peer flags with another scenario.
+func (cfg *config) checkPeer(fs *flag.FlagSet) error {
+	if cfg.scenario != "federation" {
+		var set []string
+		fs.Visit(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Name, "peer-") {
+				set = append(set, "--"+f.Name)
+			}
+		})
+		if len(set) > 0 {
+			return fmt.Errorf("%s: only for --scenario federation", strings.Join(set, ", "))
+		}
+		return nil
+	}
+	if cfg.url != "" {
+		return errors.New("--scenario federation runs over TCP: --url does not apply")
+	}
+	if cfg.peerAddr == "" || cfg.peerDomain == "" {
+		return errors.New("--scenario federation needs --peer-addr and --peer-domain: server B, where the receivers log in")
+	}
+	if _, _, err := net.SplitHostPort(cfg.peerAddr); err != nil {
+		return fmt.Errorf("--peer-addr %q: want host:port", cfg.peerAddr)
+	}
+	if strings.EqualFold(cfg.peerDomain, cfg.domain) {
+		return fmt.Errorf("--peer-domain %q is --domain: federation is between two domains", cfg.peerDomain)
+	}
+	if cfg.peerMech == "" {
+		cfg.peerMech = cfg.mech
+	}
+	if _, ok := mechanisms[cfg.peerMech]; !ok {
+		return fmt.Errorf("--peer-mech %q: unsupported", cfg.peerMech)
+	}
+	return nil
 }
 
 // createAccounts registers PREFIX1..PREFIXk in parallel.

@@ -49,6 +49,19 @@ type result struct {
 
 	RosterErrors int64 `json:"roster_errors,omitempty"`
 
+	// Federation: server B, where the receivers are logged in (the
+	// fields above are server A's, the senders'), and its CPU per message.
+	PeerAddr       string  `json:"peer_addr,omitempty"`
+	PeerDomain     string  `json:"peer_domain,omitempty"`
+	PeerMech       string  `json:"peer_mech,omitempty"`
+	PeerPID        int     `json:"peer_pid,omitempty"`
+	PeerCPUS       float64 `json:"peer_cpu_s,omitempty"`
+	PeerCPUUsPerOp float64 `json:"peer_cpu_us_per_op,omitempty"`
+	// WarmupS is federation's warm-up, not measured: from one unnumbered
+	// message of each sender until every receiver had its own, which
+	// includes negotiating the server-to-server streams.
+	WarmupS float64 `json:"warmup_s,omitempty"`
+
 	RSSBefore         int64 `json:"server_rss_before,omitempty"`
 	RSSAfter          int64 `json:"server_rss_after,omitempty"`
 	RSSAfterHold      int64 `json:"server_rss_after_hold,omitempty"`
@@ -58,6 +71,8 @@ type result struct {
 	// Delivery is the messages and presence scenarios' exactly-once check.
 	*Delivery `json:",omitempty"`
 	Date      string `json:"date"`
+
+	bounce string // the first message bounced to a sender, for the error
 }
 
 // Delivery counts what the receivers saw, every message or presence
@@ -90,6 +105,9 @@ func newResult(cfg *config) *result {
 	if cfg.pid > 0 {
 		r.ServerPID = cfg.pid
 	}
+	if cfg.scenario == "federation" {
+		r.PeerAddr, r.PeerDomain, r.PeerMech, r.PeerPID = cfg.peerAddr, cfg.peerDomain, cfg.peerMech, cfg.peerPID
+	}
 	return r
 }
 
@@ -109,6 +127,17 @@ func (r *result) measured(a, b probe, ops int64) {
 	if ops > 0 {
 		r.BenchCPUUsPerOp = r.BenchCPUS * 1e6 / float64(ops)
 		r.ServerCPUUsPerOp = r.ServerCPUS * 1e6 / float64(ops)
+	}
+}
+
+// peerMeasured fills server B's CPU figures between a and b, samples of
+// its PID, for ops operations.
+func (r *result) peerMeasured(a, b probe, ops int64) {
+	if a.pid > 0 && a.err == nil && b.err == nil {
+		r.PeerCPUS = (b.srvCPU - a.srvCPU).Seconds()
+	}
+	if ops > 0 {
+		r.PeerCPUUsPerOp = r.PeerCPUS * 1e6 / float64(ops)
 	}
 }
 
@@ -148,8 +177,15 @@ func (r *result) writeTable(w io.Writer) {
 		title += " @ " + r.Label
 	}
 	row("scenario", "%s (%s, %s, %s)", title, r.Addr, r.TLS, r.Mech)
-	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "websocket": "messages delivered", "presence": "presence deliveries"}[r.Scenario]
+	if r.PeerDomain != "" {
+		row("", "senders on %s, receivers on %s (%s, %s, %s)", r.Domain, r.PeerDomain, r.PeerAddr, r.TLS, r.PeerMech)
+	}
+	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "websocket": "messages delivered",
+		"federation": "messages delivered", "presence": "presence deliveries"}[r.Scenario]
 	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
+	if r.WarmupS > 0 {
+		row("warm-up", "%.3f s, not measured: one message per pair, server-to-server streams negotiated", r.WarmupS)
+	}
 	if r.SetupS > 0 {
 		row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both'", r.SetupS, r.SubscriptionRequests)
 	}
@@ -161,10 +197,17 @@ func (r *result) writeTable(w io.Writer) {
 		}
 	}
 	if r.ServerPID > 0 {
-		row("server CPU", "%.3f s = %.1f µs per op (pid %d)", r.ServerCPUS, r.ServerCPUUsPerOp, r.ServerPID)
+		who := ""
+		if r.PeerDomain != "" {
+			who = ", " + r.Domain
+		}
+		row("server CPU", "%.3f s = %.1f µs per op (pid %d%s)", r.ServerCPUS, r.ServerCPUUsPerOp, r.ServerPID, who)
 		if r.ServerCPUUsPerUpdate > 0 {
 			row("", "%.1f µs per presence update sent", r.ServerCPUUsPerUpdate)
 		}
+	}
+	if r.PeerPID > 0 {
+		row("peer CPU", "%.3f s = %.1f µs per op (pid %d, %s)", r.PeerCPUS, r.PeerCPUUsPerOp, r.PeerPID, r.PeerDomain)
 	}
 	row("bench CPU", "%.3f s = %.1f µs per op", r.BenchCPUS, r.BenchCPUUsPerOp)
 	if r.Scenario == "login" {

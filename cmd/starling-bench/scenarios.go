@@ -338,7 +338,8 @@ func wait(ctx context.Context, d time.Duration) {
 	}
 }
 
-// peer is one side of a messages pair.
+// peer is one side of a messages pair, or a federation sender or
+// receiver.
 type peer struct {
 	idx     int
 	s       *session
@@ -353,7 +354,160 @@ type peer struct {
 	in        inbox
 	misrouted int64
 	bounced   int64
+	warm      bool // the warm-up message has arrived
 	lat       []int64
+}
+
+// traffic is one run of numbered messages: each sender writes to its
+// partner's full JID, at most --window in flight, and every receiver
+// checks off what arrives. messages has n pairs that both send;
+// federation n senders on one server and n receivers on another.
+type traffic struct {
+	cfg   *config
+	peers []*peer
+
+	delivered, target atomic.Int64 // messages checked off; how many are expected (0 while sending)
+	allIn             chan struct{}
+	allInOnce         sync.Once
+
+	// The warm-up (federation): warm counts the receivers whose warm-up
+	// message has arrived, and warmed is closed when wantWarm have;
+	// bounced is closed at the first bounce, whose XML is firstBounce.
+	warm        atomic.Int64
+	wantWarm    int64
+	warmed      chan struct{}
+	bounced     chan struct{}
+	bouncedOnce sync.Once
+	firstBounce atomic.Pointer[string]
+}
+
+// warmBody is the body of a warm-up message, which is not numbered.
+const warmBody = "warm-up"
+
+// newTraffic makes np peers, numbered 0…np-1; those for which receives
+// is true get their inbox and latencies sized for --count.
+func newTraffic(cfg *config, np int, receives func(i int) bool) *traffic {
+	x := &traffic{cfg: cfg, peers: make([]*peer, np), allIn: make(chan struct{}), bounced: make(chan struct{})}
+	for i := range x.peers {
+		p := &peer{idx: i, wake: make(chan struct{}, 1), in: inbox{last: -1}}
+		if cfg.duration == 0 && receives(i) {
+			p.in.seen = make([]uint64, (cfg.count+63)/64)
+			p.lat = make([]int64, 0, cfg.count)
+		}
+		x.peers[i] = p
+	}
+	return x
+}
+
+func (x *traffic) checkDone() {
+	if t := x.target.Load(); t > 0 && x.delivered.Load() >= t {
+		x.allInOnce.Do(func() { close(x.allIn) })
+	}
+}
+
+// receive is the reader's handler of p's session: it checks off the
+// partner's messages, counts bounces and notes the warm-up message.
+func (x *traffic) receive(p *peer) func([]byte) bool {
+	from := p.partner
+	return func(el []byte) bool {
+		if !is(el, "message") {
+			return false
+		}
+		if string(attr(el, "type")) == "error" {
+			p.bounced++
+			x.bouncedOnce.Do(func() {
+				b := string(el)
+				x.firstBounce.Store(&b)
+				close(x.bounced)
+			})
+			return true
+		}
+		body, ok := childOf(el, bodyOpen, bodyClose)
+		if !ok {
+			return true // chat states, receipts, anything not ours
+		}
+		src, seq, ts, ok := parseBody(body)
+		if !ok {
+			if string(body) == warmBody && !p.warm && x.warmed != nil {
+				p.warm = true
+				if x.warm.Add(1) == x.wantWarm {
+					close(x.warmed)
+				}
+			}
+			return true
+		}
+		if src != from.idx {
+			p.misrouted++
+			return true
+		}
+		if !p.in.record(seq) {
+			return true
+		}
+		p.lat = append(p.lat, int64(time.Since(epoch))-ts)
+		p.uniq.Add(1)
+		poke(from.wake)
+		x.delivered.Add(1)
+		x.checkDone()
+		return true
+	}
+}
+
+// run has every sender write its messages (--count, or for --duration)
+// and waits until they have all arrived, or for --timeout after the last
+// was written. It returns how many were written, how many senders
+// stalled, and the first sender's error.
+func (x *traffic) run(ctx context.Context, senders []*peer) (sent, stalls int64, sendErr *error) {
+	var deadline time.Time
+	if x.cfg.duration > 0 {
+		deadline = time.Now().Add(x.cfg.duration)
+	}
+	var wg sync.WaitGroup
+	var nstalls atomic.Int64
+	var firstErr atomic.Pointer[error]
+	for _, p := range senders {
+		wg.Go(func() {
+			if err := p.send(x.cfg, deadline); err != nil {
+				if errors.Is(err, errStall) {
+					nstalls.Add(1)
+				}
+				firstErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range senders {
+		sent += p.sent.Load()
+	}
+	x.target.Store(max(sent, 1))
+	x.checkDone()
+	t := time.NewTimer(x.cfg.timeout)
+	select {
+	case <-x.allIn:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	return sent, nstalls.Load(), firstErr.Load()
+}
+
+// tally adds up what the receivers counted into r, once their readers
+// have returned, and returns the latencies.
+func (x *traffic) tally(r *result, sent int64) []int64 {
+	var lat []int64
+	r.Sent = sent
+	for _, p := range x.peers {
+		r.Delivered += p.uniq.Load()
+		r.Duplicates += p.in.dups
+		r.Misrouted += p.misrouted
+		r.Bounced += p.bounced
+		r.OutOfOrder += p.in.outOfOrder
+		lat = append(lat, p.lat...)
+	}
+	if b := x.firstBounce.Load(); b != nil {
+		r.bounce = *b
+	}
+	r.Lost = r.Sent - r.Delivered
+	return lat
 }
 
 // runMessages runs pairs of sessions sending to each other's full JID and
@@ -362,63 +516,15 @@ func runMessages(ctx context.Context, cfg *config) (*result, error) {
 	r := newResult(cfg)
 	r.Delivery = &Delivery{Window: cfg.window, Batch: cfg.batch}
 	np := 2 * cfg.n
-	peers := make([]*peer, np)
-	for i := range peers {
-		peers[i] = &peer{idx: i, wake: make(chan struct{}, 1), in: inbox{last: -1}}
-		if cfg.duration == 0 {
-			peers[i].in.seen = make([]uint64, (cfg.count+63)/64)
-			peers[i].lat = make([]int64, 0, cfg.count)
-		}
-	}
+	x := newTraffic(cfg, np, func(int) bool { return true })
+	peers := x.peers
 	for i := 0; i < np; i += 2 {
 		peers[i].partner, peers[i+1].partner = peers[i+1], peers[i]
-	}
-	var delivered, target atomic.Int64
-	allIn := make(chan struct{})
-	var allInOnce sync.Once
-	checkDone := func() {
-		if t := target.Load(); t > 0 && delivered.Load() >= t {
-			allInOnce.Do(func() { close(allIn) })
-		}
-	}
-	receive := func(i int, _ *session) func([]byte) bool {
-		p := peers[i]
-		from := p.partner
-		return func(el []byte) bool {
-			if !is(el, "message") {
-				return false
-			}
-			if string(attr(el, "type")) == "error" {
-				p.bounced++
-				return true
-			}
-			body, ok := childOf(el, bodyOpen, bodyClose)
-			if !ok {
-				return true // chat states, receipts, anything not ours
-			}
-			src, seq, ts, ok := parseBody(body)
-			if !ok {
-				return true
-			}
-			if src != from.idx {
-				p.misrouted++
-				return true
-			}
-			if !p.in.record(seq) {
-				return true
-			}
-			p.lat = append(p.lat, int64(time.Since(epoch))-ts)
-			p.uniq.Add(1)
-			poke(from.wake)
-			delivered.Add(1)
-			checkDone()
-			return true
-		}
 	}
 	sess, _ := openSessions(ctx, cfg, r, np,
 		func(i int) string { return cfg.account(i + 1) },
 		func(i int) string { return "bench" },
-		receive)
+		func(i int, _ *session) func([]byte) bool { return x.receive(peers[i]) })
 	defer closeAll(sess, 5*time.Second)
 	for i, s := range sess {
 		if s == nil {
@@ -430,59 +536,19 @@ func runMessages(ctx context.Context, cfg *config) (*result, error) {
 	// its initial presence (a session's stanzas are handled in order): every
 	// partner is online and available before the first message.
 
-	var deadline time.Time
-	if cfg.duration > 0 {
-		deadline = time.Now().Add(cfg.duration)
-	}
-	stop := progress(cfg, func() string { return fmt.Sprintf("delivered: %d", delivered.Load()) })
+	stop := progress(cfg, func() string { return fmt.Sprintf("delivered: %d", x.delivered.Load()) })
 	a := sample(cfg.pid)
-	var wg sync.WaitGroup
-	var stalls atomic.Int64
-	var sendErr atomic.Pointer[error]
-	for _, p := range peers {
-		wg.Go(func() {
-			if err := p.send(cfg, deadline); err != nil {
-				if errors.Is(err, errStall) {
-					stalls.Add(1)
-				}
-				sendErr.CompareAndSwap(nil, &err)
-			}
-		})
-	}
-	wg.Wait()
-	var sent int64
-	for _, p := range peers {
-		sent += p.sent.Load()
-	}
-	target.Store(max(sent, 1))
-	checkDone()
-	t := time.NewTimer(cfg.timeout)
-	select {
-	case <-allIn:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	t.Stop()
+	sent, stalls, sendErr := x.run(ctx, peers)
 	b := sample(cfg.pid)
 	stop()
 	early := ended(sess)
 	// Close the streams and let the readers drain whatever the server still
 	// sends before its closing tag, so a late duplicate is counted.
 	closeAll(sess, 5*time.Second)
-	var lat []int64
-	r.Sent = sent
-	for _, p := range peers {
-		r.Delivered += p.uniq.Load()
-		r.Duplicates += p.in.dups
-		r.Misrouted += p.misrouted
-		r.Bounced += p.bounced
-		r.OutOfOrder += p.in.outOfOrder
-		lat = append(lat, p.lat...)
-	}
-	r.Lost = r.Sent - r.Delivered
+	lat := x.tally(r, sent)
 	r.measured(a, b, r.Delivered)
 	r.latencies(lat)
-	r.verdict(sendErr.Load(), stalls.Load(), early)
+	r.verdict(sendErr, stalls, early)
 	return r, r.err()
 }
 
@@ -496,7 +562,11 @@ func (r *result) verdict(sendErr *error, stalls int64, early string) {
 		r.fail(fmt.Errorf("send: %w (%d senders stalled)", *sendErr, stalls))
 	}
 	if !d.ExactlyOnce {
-		r.fail(fmt.Errorf("delivery not exactly once: lost %d, duplicates %d, misrouted %d, bounced %d", d.Lost, d.Duplicates, d.Misrouted, d.Bounced))
+		err := fmt.Errorf("delivery not exactly once: lost %d, duplicates %d, misrouted %d, bounced %d", d.Lost, d.Duplicates, d.Misrouted, d.Bounced)
+		if r.bounce != "" {
+			err = fmt.Errorf("%w; first bounce: %s", err, r.bounce)
+		}
+		r.fail(err)
 	}
 	if early != "" {
 		r.fail(fmt.Errorf("a session ended during the run: %s", early))
