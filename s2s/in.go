@@ -419,8 +419,11 @@ func (s *inStream) dialbackResult(el *stream.Element) error {
 			s.f.log.Warn("s2s dialback: cannot verify", "remote", from, "local", to, "error", err)
 			answer("error", stanzaError("cancel", "remote-server-not-found", err.Error()))
 		case !ok:
+			// §2.2.1: the peer tried to spoof the domain: the stream
+			// must be closed.
 			s.f.log.Warn("s2s dialback: invalid key: refused", "remote", from, "local", to, "addr", s.addr)
 			answer("invalid", "")
+			s.c.close()
 		default:
 			s.authorize(from, to)
 			s.f.log.Info("s2s stream authenticated", "direction", "in", "remote", from, "local", to, "method", "dialback", "tls", s.c.tlsVersion())
