@@ -13,6 +13,18 @@
 // started in the foreground as children of the caller, with the caller's
 // open-file limit (RaiseOpenFiles): Prosody as root, ejabberd as its own
 // user. Everything here needs root.
+//
+// An anchor can also be a federation peer (Options.S2S): it then serves
+// its own domain (Options.Domain) with a certificate from a test CA
+// (Options.CA), listens for servers on Addr:5269 (STARTTLS) and
+// Addr:5270 (direct TLS, XEP-0368), and authenticates them with SASL
+// EXTERNAL only (XEP-0178; it trusts the CA), with dialback only
+// (XEP-0220; it does not), or with either (Auth), TLS required both
+// ways. Its logs (Log, Tail) show how each stream authenticated. It
+// finds other servers through names the test arranges for it alone: it
+// runs in a private mount namespace where a hosts file and a resolv.conf
+// of its own are bind-mounted on /etc/hosts and /etc/resolv.conf, so
+// the machine's files are never touched.
 package anchor
 
 import (
@@ -35,11 +47,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/starling-xmpp/starling/internal/testca"
 )
 
-// Domain is the one virtual host of every anchor.
+// Domain is the one virtual host of an anchor whose Options name none.
 const Domain = "localhost"
 
 // The ports every anchor listens on, at its own address.
@@ -57,11 +72,17 @@ const (
 	BOSHPath      = "/http-bind"
 )
 
+// The ports a federation peer listens on for other servers, at its own
+// address.
+const (
+	S2SPort          = "5269" // STARTTLS
+	S2SDirectTLSPort = "5270" // direct TLS (XEP-0368), ALPN xmpp-server
+)
+
 // ports are every port an anchor listens on.
 var ports = []string{StartTLSPort, DirectTLSPort, HTTPPort, HTTPSPort}
 
 const (
-	ejabberdNode   = "ejabberd-anchor@localhost"
 	startTimeout   = time.Minute
 	stopTimeout    = 30 * time.Second
 	openFilesLimit = 65536
@@ -118,6 +139,71 @@ type Options struct {
 	Addr     string            // loopback IP address to listen on (5222 STARTTLS, 5223 direct TLS)
 	Dir      string            // working directory, created; the caller removes it
 	Accounts map[string]string // username → password, created on Domain
+	// Domain is the server's one virtual host; "" is Domain
+	// ("localhost").
+	Domain string
+	// CA, if not nil, issues the server's certificate for Domain, and
+	// Server.CAFile is the CA's certificate; nil: a self-signed one.
+	CA *testca.CA
+	// ClientAuth gives the certificate from CA the extended key usage
+	// clientAuth besides serverAuth, as public CAs issued before 2026:
+	// ejabberd 23.01 takes SASL EXTERNAL only from a peer whose
+	// certificate has it (testca.ServerAndClientAuth).
+	ClientAuth bool
+	// S2S, if not nil, makes the server a federation peer; it needs CA.
+	S2S *S2S
+}
+
+// Auth is how a federation peer authenticates other servers, and lets
+// them authenticate it.
+type Auth int
+
+const (
+	// External: the peer trusts the test CA (Options.CA) for other
+	// servers' certificates and uses SASL EXTERNAL (XEP-0178) both ways;
+	// dialback is not loaded, so nothing else can succeed.
+	External Auth = iota + 1
+	// DialbackOnly: the peer trusts only the system's CAs, so no test
+	// certificate validates, and uses dialback (XEP-0220) over TLS.
+	DialbackOnly
+	// ExternalOrDialback: the peer trusts the test CA and loads dialback
+	// too, as a server usually runs: SASL EXTERNAL where the other side
+	// accepts the certificate, dialback where it does not (XEP-0178 §4's
+	// fallback), such as towards ejabberd 23.01 with a serverAuth-only
+	// certificate.
+	ExternalOrDialback
+)
+
+func (a Auth) String() string {
+	switch a {
+	case External:
+		return "external"
+	case DialbackOnly:
+		return "dialback"
+	case ExternalOrDialback:
+		return "external-or-dialback"
+	}
+	return fmt.Sprintf("Auth(%d)", int(a))
+}
+
+// S2S makes an anchor a federation peer.
+type S2S struct {
+	Auth Auth
+	// Hosts maps the domains the peer may have to reach (other peers,
+	// Starling) to their loopback IP addresses: its private /etc/hosts,
+	// besides localhost.
+	Hosts map[string]string
+	// Nameserver is the IP address of a DNS server on port 53, such as
+	// internal/dnstest's, in the peer's private /etc/resolv.conf: for
+	// SRV records (_xmpp-server, _xmpps-server). "" names the peer's own
+	// address, where nothing answers DNS, so that SRV lookups fail at
+	// once, never leave loopback, and the peer falls back to the address
+	// of the domain on port 5269.
+	Nameserver string
+	// MaxRetryDelay bounds how long ejabberd refuses to retry a domain
+	// it failed to reach (its s2s_max_retry_delay, 300 s by default);
+	// 0 is one second, so that a test's later attempt is not bounced.
+	MaxRetryDelay time.Duration
 }
 
 // Server is one running anchor.
@@ -125,22 +211,45 @@ type Server struct {
 	Name    string
 	Addr    string
 	Dir     string
+	Domain  string // its virtual host
 	Version string // the Debian package's version
-	CAFile  string // its self-signed certificate for Domain, which clients trust as their CA
+	// CAFile is what clients trust as the CA of its certificate: the test
+	// CA's certificate (Options.CA), or the self-signed certificate itself.
+	CAFile string
+	// CertFile and KeyFile are its certificate (PEM, the chain from the
+	// leaf on) and key, for Domain.
+	CertFile, KeyFile string
+	S2S               *S2S // its federation settings; nil when it is none
 
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when cmd has been waited for
-	logFile  string
-	graceful func() // asks the server to stop; nil: SIGTERM
-	after    func() // runs once it has stopped
+	logFile  string        // its standard output and error
+	logs     []string      // its log files, logFile included
+	ports    []string      // every port it listens on
+	node     string        // ejabberd's Erlang node name
+	graceful func()        // asks the server to stop; nil: SIGTERM
+	after    func()        // runs once it has stopped
 }
 
 // Start writes the anchor's certificate and configuration into o.Dir,
 // creates the accounts and starts the server in the foreground, as a child
-// of this process in its own process group. It returns once both ports
-// accept connections. On error nothing is left running.
+// of this process in its own process group. It returns once every port
+// accepts connections. On error nothing is left running.
 func Start(ctx context.Context, o Options) (*Server, error) {
-	for _, port := range ports {
+	if o.Domain == "" {
+		o.Domain = Domain
+	}
+	s := &Server{Name: o.Name, Addr: o.Addr, Dir: o.Dir, Domain: o.Domain, S2S: o.S2S, ports: ports}
+	if o.S2S != nil {
+		if o.CA == nil {
+			return nil, fmt.Errorf("%s: a federation peer needs a CA for its certificate", o.Name)
+		}
+		if o.S2S.Auth < External || o.S2S.Auth > ExternalOrDialback {
+			return nil, fmt.Errorf("%s: no S2S.Auth", o.Name)
+		}
+		s.ports = append(slices.Clip(ports), S2SPort, S2SDirectTLSPort)
+	}
+	for _, port := range s.ports {
 		if c, err := net.DialTimeout("tcp", net.JoinHostPort(o.Addr, port), time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("something already listens on %s:%s, where %s is to run", o.Addr, port, o.Name)
@@ -149,10 +258,14 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := writeCert(o.Dir); err != nil {
+	if err := s.writeCert(o.CA, o.ClientAuth); err != nil {
 		return nil, err
 	}
-	s := &Server{Name: o.Name, Addr: o.Addr, Dir: o.Dir, CAFile: filepath.Join(o.Dir, Domain+".crt")}
+	if o.S2S != nil {
+		if err := s.writeNames(); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	switch o.Name {
 	case "prosody":
@@ -248,7 +361,7 @@ func (s *Server) BOSHURL(tls bool) string {
 // waitListening waits until every port accepts connections.
 func (s *Server) waitListening() error {
 	deadline := time.Now().Add(startTimeout)
-	for _, port := range ports {
+	for _, port := range s.ports {
 		for {
 			c, err := net.DialTimeout("tcp", net.JoinHostPort(s.Addr, port), time.Second)
 			if err == nil {
@@ -257,11 +370,11 @@ func (s *Server) waitListening() error {
 			}
 			select {
 			case <-s.exited:
-				return fmt.Errorf("exited before listening on %s:%s; its log %s:\n%s", s.Addr, port, s.logFile, tail(s.logFile))
+				return fmt.Errorf("exited before listening on %s:%s; its logs:\n%s", s.Addr, port, s.Tail())
 			case <-time.After(100 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("not listening on %s:%s within %v; its log %s:\n%s", s.Addr, port, startTimeout, s.logFile, tail(s.logFile))
+				return fmt.Errorf("not listening on %s:%s within %v; its logs:\n%s", s.Addr, port, startTimeout, s.Tail())
 			}
 		}
 	}
@@ -303,6 +416,7 @@ func (s *Server) Stop() {
 func (a *Server) startProsody(ctx context.Context, passwords map[string]string) error {
 	a.Version = strings.TrimSpace(output("dpkg-query", "-W", "-f=${Version}", "prosody"))
 	a.logFile = filepath.Join(a.Dir, "prosody.out")
+	a.logs = []string{filepath.Join(a.Dir, "prosody.log"), a.logFile}
 	cfg := filepath.Join(a.Dir, "prosody.cfg.lua")
 	data := filepath.Join(a.Dir, "data")
 	if err := os.MkdirAll(data, 0o750); err != nil {
@@ -325,7 +439,6 @@ data_path = %[1]q
 interfaces = { %[2]q }
 c2s_ports = { 5222 }
 c2s_direct_tls_ports = { 5223 }
-s2s_ports = { }
 c2s_require_encryption = true
 http_ports = { %[8]s }
 http_interfaces = { %[2]q }
@@ -338,35 +451,84 @@ consider_bosh_secure = true
 allow_registration = false
 authentication = "internal_hashed"
 certificates = %[3]q
-ssl = { certificate = %[4]q; key = %[5]q }
-log = { { levels = { min = "info" }, to = "file", filename = %[6]q } }
+log = { { levels = { min = %[10]q }, to = "file", filename = %[6]q } }
 modules_enabled = {
 	"disco"; "roster"; "saslauth"; "tls"; "blocklist"; "carbons"; "pep"; "private";
 	"smacks"; "vcard4"; "vcard_legacy"; "csi_simple"; "ping"; "time"; "uptime"; "version";
-	"websocket"; "bosh";
+	"websocket"; "bosh";%[11]s
 }
+%[12]s
 VirtualHost %[7]q
-`, data, a.Addr, a.Dir, filepath.Join(a.Dir, Domain+".crt"), filepath.Join(a.Dir, Domain+".key"),
-		filepath.Join(a.Dir, "prosody.log"), Domain, HTTPPort, HTTPSPort)
+`, data, a.Addr, a.Dir, a.CertFile, a.KeyFile,
+		filepath.Join(a.Dir, "prosody.log"), a.Domain, HTTPPort, HTTPSPort,
+		map[bool]string{false: "info", true: "debug"}[a.S2S != nil],
+		map[bool]string{false: "", true: ` "dialback";`}[a.S2S != nil && a.S2S.Auth != External],
+		a.prosodyS2S())
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
 	for _, user := range sortedKeys(passwords) {
-		if err := runCmd(ctx, nil, "prosodyctl", "--config", cfg, "register", user, Domain, passwords[user]); err != nil {
+		if err := runCmd(ctx, nil, "prosodyctl", "--config", cfg, "register", user, a.Domain, passwords[user]); err != nil {
 			return err
 		}
 	}
-	if err := a.start(exec.Command("prosody", "--config", cfg, "-F")); err != nil {
+	if err := a.start(a.command(nil, "prosody", "--config", cfg, "-F")); err != nil {
 		return err
 	}
 	return a.waitListening()
 }
 
+// prosodyS2S is the global part of Prosody's configuration about
+// federation: none for an anchor that is no peer (no s2s port).
+//
+// A peer requires TLS both ways (s2s_require_encryption, Prosody's
+// default) and offers direct TLS on S2SDirectTLSPort, which its
+// outgoing streams use too when an _xmpps-server SRV record says so. In
+// External mode it trusts the test CA besides the system's
+// (ssl.cafile), requires a valid certificate of every peer
+// (s2s_secure_auth) and has no mod_dialback, so SASL EXTERNAL is the
+// only way in or out; in DialbackOnly mode it trusts the system's CAs
+// only and loads mod_dialback (s2s_secure_auth = false, the default);
+// ExternalOrDialback is both: the test CA and mod_dialback. Prosody
+// does not check the purpose (extended key usage) of a peer's
+// certificate (its default ssl verifyext has lsec_ignore_purpose).
+// Prosody's libunbound resolver ignores /etc/hosts unless told
+// (hoststxt, which Prosody turns off by default): here it reads the
+// private one, and the private resolv.conf. libunbound also answers
+// NXDOMAIN itself for every name under the special-use domain test.
+// (RFC 6761, one of unbound's default local zones): made transparent,
+// so that names there reach the test's DNS server.
+func (a *Server) prosodyS2S() string {
+	if a.S2S == nil {
+		return "s2s_ports = { }\nssl = { certificate = " + strconv.Quote(a.CertFile) + "; key = " + strconv.Quote(a.KeyFile) + " }\n"
+	}
+	ssl := fmt.Sprintf("certificate = %q; key = %q", a.CertFile, a.KeyFile)
+	if a.S2S.Auth != DialbackOnly {
+		ssl += fmt.Sprintf("; cafile = %q", a.CAFile)
+	}
+	return fmt.Sprintf(`s2s_ports = { %s }
+s2s_direct_tls_ports = { %s }
+s2s_require_encryption = true
+s2s_secure_auth = %t
+ssl = { %s }
+unbound = { hoststxt = true; resolvconf = true; options = { ["local-zone:"] = "test. transparent" } }
+`, S2SPort, S2SDirectTLSPort, a.S2S.Auth == External, ssl)
+}
+
 // --- ejabberd ---
+
+// ejabberdNodes numbers the Erlang nodes of this process, so that two
+// ejabberd instances, and the hidden nodes that register their accounts,
+// never share a name.
+var ejabberdNodes atomic.Int64
 
 func (a *Server) startEjabberd(ctx context.Context, passwords map[string]string) error {
 	a.Version = strings.TrimSpace(output("dpkg-query", "-W", "-f=${Version}", "ejabberd"))
 	a.logFile = filepath.Join(a.Dir, "ejabberd.out")
+	a.logs = []string{filepath.Join(a.Dir, "logs", "ejabberd.log"), filepath.Join(a.Dir, "logs", "error.log"), a.logFile}
+	// The node's name is unique on the machine: two nodes of one name
+	// cannot run at once (epmd refuses the second).
+	a.node = fmt.Sprintf("ejabberd-anchor-%d-%d@localhost", os.Getpid(), ejabberdNodes.Add(1))
 	for _, d := range []string{"logs", "spool"} {
 		if err := os.MkdirAll(filepath.Join(a.Dir, d), 0o750); err != nil {
 			return err
@@ -427,7 +589,7 @@ listen:
     request_handlers:
       %[6]q: ejabberd_http_ws
       %[7]q: mod_bosh
-disable_sasl_mechanisms:
+%[8]sdisable_sasl_mechanisms:
   - "digest-md5"
   - "X-OAUTH2"
 auth_method: internal
@@ -466,12 +628,16 @@ modules:
     plugins:
       - flat
       - pep
-`, Domain, filepath.Join(a.Dir, Domain+".pem"), a.Addr, HTTPPort, HTTPSPort, WebSocketPath, BOSHPath)
+%[9]s`, a.Domain, a.ejabberdPEM(), a.Addr, HTTPPort, HTTPSPort, WebSocketPath, BOSHPath, a.ejabberdS2S(), a.ejabberdS2SModules())
 	if err := os.WriteFile(filepath.Join(a.Dir, "ejabberd.yml"), []byte(conf), 0o644); err != nil {
 		return err
 	}
 	// ejabberdctl reads ejabberdctl.cfg and Erlang's inetrc from the
-	// config directory: Debian's, with the pid file out of /run.
+	// config directory: Debian's, with the pid file out of /run. The
+	// inetrc names /etc/resolv.conf, which for a federation peer is its
+	// private one (inet_res reads it for SRV records; address lookups go
+	// through "file", the private /etc/hosts, then the system's
+	// resolver, which reads both).
 	ctlConf := fmt.Sprintf("ERL_OPTIONS=\"-env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_PID_PATH=%s\n", filepath.Join(a.Dir, "ejabberd.pid"))
 	inetrc := "{lookup,[\"file\",\"native\"]}.\n{host,{127,0,0,1}, [\"localhost\",\"hostalias\"]}.\n{file, resolv, \"/etc/resolv.conf\"}.\n"
 	for name, data := range map[string]string{"ejabberdctl.cfg": ctlConf, "inetrc": inetrc} {
@@ -485,7 +651,7 @@ modules:
 	ctl := func(args ...string) []string {
 		return append([]string{"--config-dir", a.Dir, "--config", filepath.Join(a.Dir, "ejabberd.yml"),
 			"--logs", filepath.Join(a.Dir, "logs"), "--spool", filepath.Join(a.Dir, "spool"),
-			"--node", ejabberdNode}, args...)
+			"--node", a.node}, args...)
 	}
 	// epmd (Erlang's port mapper) is started by the first Erlang node and
 	// outlives it: stop it afterwards unless it was already running.
@@ -507,10 +673,10 @@ modules:
 	if err != nil {
 		return err
 	}
-	node := exec.Command("ejabberdctl", ctl("foreground")...)
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	node := a.command(cred, append([]string{"ejabberdctl"}, ctl("foreground")...)...)
 	node.Dir = filepath.Join(a.Dir, "spool")
 	node.Env = append(os.Environ(), "HOME="+u.HomeDir, "USER="+u.Username, "LOGNAME="+u.Username)
-	node.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	if err := a.start(node); err != nil {
 		return err
 	}
@@ -525,7 +691,72 @@ modules:
 	if err := a.waitListening(); err != nil {
 		return err
 	}
-	return a.registerEjabberd(ctx, node.Env, node.SysProcAttr.Credential, passwords)
+	return a.registerEjabberd(ctx, node.Env, cred, passwords)
+}
+
+// ejabberdPEM is the path of ejabberd's certfile, the certificate chain
+// and its key in one file (writeCert writes it).
+func (a *Server) ejabberdPEM() string {
+	return filepath.Join(a.Dir, a.Domain+".pem")
+}
+
+// ejabberdS2S is the global part of ejabberd's configuration about
+// federation: none for an anchor that is no peer (then ejabberd has no
+// s2s listener, and dialback is not loaded).
+//
+// A peer listens with ejabberd_s2s_in on S2SPort (STARTTLS) and
+// S2SDirectTLSPort (tls: true; its outgoing streams use direct TLS when
+// an _xmpps-server SRV record says so) and requires TLS both ways
+// (s2s_use_starttls: required). In External mode it trusts the test CA
+// (ca_file: only that CA, instead of the system's bundle) and has no
+// mod_s2s_dialback, so SASL EXTERNAL is the only way in or out; in
+// DialbackOnly mode it keeps the system's bundle (no test certificate
+// validates) and loads mod_s2s_dialback; ExternalOrDialback is both.
+// ejabberd offers SASL EXTERNAL on every TLS stream and checks the
+// certificate only when asked for it, so a peer in DialbackOnly mode
+// still sees EXTERNAL offered, fail, and must fall back to dialback.
+// ejabberd 23.01 checks that a peer's certificate is for clientAuth,
+// and refuses EXTERNAL to one that has serverAuth only (Let's Encrypt's
+// since 2026; Options.ClientAuth). A failed attempt to reach a
+// domain makes ejabberd bounce everything for it for a random time up
+// to s2s_max_retry_delay: kept short (S2S.MaxRetryDelay).
+func (a *Server) ejabberdS2S() string {
+	if a.S2S == nil {
+		return ""
+	}
+	retry := int(a.S2S.MaxRetryDelay / time.Second)
+	if retry < 1 {
+		retry = 1
+	}
+	conf := fmt.Sprintf(`  -
+    port: %[1]s
+    ip: %[3]q
+    module: ejabberd_s2s_in
+    max_stanza_size: 524288
+  -
+    port: %[2]s
+    ip: %[3]q
+    module: ejabberd_s2s_in
+    max_stanza_size: 524288
+    tls: true
+s2s_use_starttls: required
+s2s_protocol_options: 'TLS_OPTIONS'
+s2s_max_retry_delay: %[4]d
+s2s_dns_timeout: 2
+s2s_dns_retries: 1
+`, S2SPort, S2SDirectTLSPort, a.Addr, retry)
+	if a.S2S.Auth != DialbackOnly {
+		conf += fmt.Sprintf("ca_file: %q\n", a.CAFile)
+	}
+	return conf
+}
+
+// ejabberdS2SModules are the modules a federation peer adds.
+func (a *Server) ejabberdS2SModules() string {
+	if a.S2S != nil && a.S2S.Auth != External {
+		return "  mod_s2s_dialback: {}\n"
+	}
+	return ""
 }
 
 // registerEjabberd creates the accounts on the running node from one
@@ -568,8 +799,8 @@ Wait(%d),
 {ok, L} = file:consult(%q),
 Bad = [{U, R} || {U, P} <- L, (R = rpc:call(N, ejabberd_auth, try_register, [U, %s, P])) =/= ok],
 io:format("~p~n", [Bad]),
-halt(case Bad of [] -> 0; _ -> 1 end).`, ejabberdNode, startTimeout/(100*time.Millisecond), list, bin(Domain))
-	cmd := exec.CommandContext(ctx, "erl", "-sname", fmt.Sprintf("anchor-register-%d@localhost", os.Getpid()),
+halt(case Bad of [] -> 0; _ -> 1 end).`, a.node, startTimeout/(100*time.Millisecond), list, bin(a.Domain))
+	cmd := exec.CommandContext(ctx, "erl", "-sname", fmt.Sprintf("anchor-register-%d-%d@localhost", os.Getpid(), ejabberdNodes.Add(1)),
 		"-hidden", "-noinput", "-eval", eval)
 	cmd.Dir = filepath.Join(a.Dir, "spool")
 	cmd.Env = append(env, "ERL_INETRC="+filepath.Join(a.Dir, "inetrc"))
@@ -582,23 +813,69 @@ halt(case Bad of [] -> 0; _ -> 1 end).`, ejabberdNode, startTimeout/(100*time.Mi
 
 // --- certificates ---
 
-// writeCert writes a self-signed certificate for localhost into dir:
-// localhost.crt and localhost.key, and both in localhost.pem (ejabberd's
-// certfiles). The clients use the certificate itself as their CA file.
-func writeCert(dir string) error {
+// writeCert writes the server's certificate for its domain into its
+// directory, DOMAIN.crt (the chain from the leaf on) and DOMAIN.key, and
+// both in DOMAIN.pem (ejabberd's certfiles): issued by ca (with
+// clientAuth, also for that extended key usage), whose certificate is
+// then ca.crt, the CA clients trust; or, with no ca, a self-signed one,
+// which is its own CA.
+func (a *Server) writeCert(ca *testca.CA, clientAuth bool) error {
+	var certPEM, keyPEM []byte
+	if ca != nil {
+		usages := testca.ServerAuth
+		if clientAuth {
+			usages = testca.ServerAndClientAuth
+		}
+		certFile, keyFile, err := ca.WriteFilesUsages(a.Dir, a.Domain, usages, a.Domain)
+		if err != nil {
+			return err
+		}
+		a.CAFile = filepath.Join(a.Dir, "ca.crt")
+		if err := ca.WriteCA(a.CAFile); err != nil {
+			return err
+		}
+		if certPEM, err = os.ReadFile(certFile); err != nil {
+			return err
+		}
+		if keyPEM, err = os.ReadFile(keyFile); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if certPEM, keyPEM, err = selfSigned(a.Domain); err != nil {
+			return err
+		}
+		a.CAFile = filepath.Join(a.Dir, a.Domain+".crt")
+	}
+	a.CertFile, a.KeyFile = filepath.Join(a.Dir, a.Domain+".crt"), filepath.Join(a.Dir, a.Domain+".key")
+	for name, data := range map[string][]byte{
+		a.CertFile:      certPEM,
+		a.KeyFile:       keyPEM,
+		a.ejabberdPEM(): append(append([]byte{}, certPEM...), keyPEM...),
+	} {
+		if err := os.WriteFile(name, data, 0o640); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selfSigned makes a self-signed certificate for domain, which clients
+// use as their CA file.
+func selfSigned(domain string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: Domain, Organization: []string{"Starling anchor"}},
-		DNSNames:              []string{Domain},
+		Subject:               pkix.Name{CommonName: domain, Organization: []string{"Starling anchor"}},
+		DNSNames:              []string{domain},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(7 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
@@ -608,24 +885,91 @@ func writeCert(dir string) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+}
+
+// --- name resolution of a federation peer ---
+
+// writeNames writes the peer's private hosts file and resolv.conf into
+// its directory (hosts, resolv.conf), which command bind-mounts on
+// /etc/hosts and /etc/resolv.conf in its mount namespace.
+func (a *Server) writeNames() error {
+	var hosts strings.Builder
+	hosts.WriteString("# written by internal/anchor for " + a.Domain + "\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, name := range sortedKeys(a.S2S.Hosts) {
+		ip := a.S2S.Hosts[name]
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("S2S.Hosts: %q for %s is no IP address", ip, name)
+		}
+		fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
+	}
+	ns := a.S2S.Nameserver
+	if ns == "" {
+		ns = a.Addr
+	}
+	if net.ParseIP(ns) == nil {
+		return fmt.Errorf("S2S.Nameserver: %q is no IP address", ns)
+	}
+	resolv := "# written by internal/anchor for " + a.Domain + "\nnameserver " + ns + "\noptions timeout:1 attempts:1\n"
+	if err := os.WriteFile(filepath.Join(a.Dir, "hosts"), []byte(hosts.String()), 0o644); err != nil {
 		return err
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-	for name, data := range map[string][]byte{
-		Domain + ".crt": certPEM,
-		Domain + ".key": keyPEM,
-		Domain + ".pem": append(append([]byte{}, certPEM...), keyPEM...),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o640); err != nil {
-			return err
+	return os.WriteFile(filepath.Join(a.Dir, "resolv.conf"), []byte(resolv), 0o644)
+}
+
+// command is the server process argv, as the user cred (nil: root).
+// A federation peer runs in a private mount namespace (unshare) where
+// its hosts and resolv.conf are bind-mounted on the machine's, which
+// only it sees; it then becomes cred with setpriv, which unlike su and
+// runuser opens no PAM session, so it keeps the open-file limit.
+func (a *Server) command(cred *syscall.Credential, argv ...string) *exec.Cmd {
+	if a.S2S == nil {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		if cred != nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		}
+		return cmd
 	}
-	return nil
+	const script = `mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"`
+	args := []string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh",
+		filepath.Join(a.Dir, "hosts"), filepath.Join(a.Dir, "resolv.conf")}
+	if cred != nil {
+		args = append(args, "setpriv", "--reuid", strconv.Itoa(int(cred.Uid)), "--regid", strconv.Itoa(int(cred.Gid)), "--init-groups", "--")
+	}
+	return exec.Command("unshare", append(args, argv...)...)
+}
+
+// --- logs ---
+
+// LogFiles are the server's log files: its own log and its standard
+// output and error.
+func (s *Server) LogFiles() []string { return slices.Clone(s.logs) }
+
+// Log is the whole of its log files, each under a line naming it.
+func (s *Server) Log() string {
+	var b strings.Builder
+	for _, f := range s.logs {
+		data, _ := os.ReadFile(f)
+		fmt.Fprintf(&b, "==> %s <==\n%s\n", f, data)
+	}
+	return b.String()
+}
+
+// Tail is the end of each log file, each under a line naming it: what a
+// failing test shows.
+func (s *Server) Tail() string {
+	var b strings.Builder
+	for _, f := range s.logs {
+		fmt.Fprintf(&b, "==> %s <==\n%s\n", f, tail(f))
+	}
+	return b.String()
 }
 
 // --- helpers ---
