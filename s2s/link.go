@@ -71,10 +71,9 @@ func (l *link) send(s *stanza.Stanza) bool {
 		l.f.wg.Add(1)
 		go l.run()
 	}
-	if l.maxBytes > 0 && len(s.Raw) > l.maxBytes {
+	if l.tooLarge(s) {
 		l.mu.Unlock()
-		// XEP-0478 §2: never send more than the peer accepts.
-		l.f.bounce(s, &stanza.Error{Type: stanza.Modify, Condition: stanza.PolicyViolation, Text: "stanza larger than the remote server accepts"})
+		l.f.bounce(s, tooLargeError())
 		return true
 	}
 	if len(l.queue) >= l.f.settings().MaxQueue {
@@ -89,6 +88,18 @@ func (l *link) send(s *stanza.Stanza) bool {
 	default:
 	}
 	return true
+}
+
+// tooLarge reports whether s is larger than the peer accepts (its
+// max-bytes, XEP-0478), which is never sent; l.mu must be held.
+func (l *link) tooLarge(s *stanza.Stanza) bool {
+	return l.maxBytes > 0 && len(s.Raw) > l.maxBytes
+}
+
+// tooLargeError is the bounce of a stanza larger than the peer accepts
+// (XEP-0478 §4: policy-violation, without 'by').
+func tooLargeError() *stanza.Error {
+	return &stanza.Error{Type: stanza.Modify, Condition: stanza.PolicyViolation, Text: "stanza larger than the remote server accepts"}
 }
 
 // bounceError is the stanza error for stanzas that could not be sent
@@ -196,15 +207,28 @@ func (l *link) serve(c *conn, done <-chan struct{}, why func() error, own bool) 
 	defer idle.Stop()
 	defer keep.Stop()
 	w := bufio.NewWriterSize(nil, 8192)
-	var batch []*stanza.Stanza
+	var batch, large []*stanza.Stanza
 	for {
 		select {
 		case <-l.wake:
 			l.mu.Lock()
-			batch = append(batch[:0], l.queue...)
+			batch, large = batch[:0], large[:0]
+			for _, st := range l.queue {
+				// What was queued before the peer's limit was known
+				// is held to it too.
+				if l.tooLarge(st) {
+					large = append(large, st)
+				} else {
+					batch = append(batch, st)
+				}
+			}
 			clear(l.queue)
 			l.queue = l.queue[:0]
 			l.mu.Unlock()
+			for _, st := range large {
+				l.f.bounce(st, tooLargeError())
+			}
+			clear(large)
 			if len(batch) == 0 {
 				continue
 			}
