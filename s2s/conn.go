@@ -104,6 +104,9 @@ type failure struct {
 	// came later: remote-server-timeout rather than
 	// remote-server-not-found (RFC 6120 §8.3.3.15, §8.3.3.16).
 	opened bool
+	// refused: the peer found our dialback key invalid, which XEP-0220
+	// §2.1.1 answers with internal-server-error.
+	refused bool
 }
 
 func (f *failure) Error() string { return f.reason }

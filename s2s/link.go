@@ -106,6 +106,9 @@ func tooLargeError() *stanza.Error {
 // because of e (RFC 6120 §8.3.3.15, §8.3.3.16).
 func bounceError(e *failure) *stanza.Error {
 	text := "Server-to-server connection failed: " + e.reason
+	if e.refused {
+		return &stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError, Text: text}
+	}
 	if e.opened {
 		return &stanza.Error{Type: stanza.Wait, Condition: stanza.RemoteServerTimeout, Text: text}
 	}

@@ -266,7 +266,9 @@ func (o *outStream) dialback() error {
 		case "valid":
 			return nil
 		case "invalid":
-			return failf(true, "%s refused our dialback key", o.p.remote)
+			fe := failf(true, "%s refused our dialback key", o.p.remote)
+			fe.refused = true
+			return fe
 		default:
 			return failf(true, "%s could not verify our dialback key: %s", o.p.remote, errorCondition(el.Raw))
 		}
