@@ -4,7 +4,7 @@
 // docs/benchmarks.md (issue 3 part 5). `make bench-compare` runs it from the
 // repository root, as root:
 //
-//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-quick] [-doc docs/benchmarks.md]
+//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-federation starling-prosody,prosody-ejabberd] [-quick] [-doc docs/benchmarks.md]
 //
 // Steps:
 //  1. Raises the open-file limit, which the servers inherit, and apt-get
@@ -21,10 +21,17 @@
 //     starts, so no two servers ever share the CPUs. Starling runs on
 //     SQLite with a generated certificate; Prosody and ejabberd with
 //     internal/anchor's configuration (no archive, no rate limits).
-//  4. Prints the table case × server and writes it, with the date, the
-//     machine, the commit, the versions and the exact commands, between the
-//     markers of -doc (text outside them, such as hand-written notes, is
-//     kept).
+//  4. Then the federation runs (federation.go), one pair of servers at a
+//     time: starling-bench's federation scenario with the senders on the
+//     first server and the receivers on the second, each server on a
+//     domain of its own (NAME.test) and federating with the other — Starling
+//     → Prosody, and Prosody → ejabberd for reference, by default
+//     (-federation; a server paired with itself runs twice, the second
+//     instance on NAME-2.test) — server CPU per message measured on both.
+//  5. Prints the table case × server and the federation table and writes
+//     them, with the date, the machine, the commit, the versions and the
+//     exact commands, between the markers of -doc (text outside them, such
+//     as hand-written notes, is kept).
 //
 // A case that fails on a server is recorded in its cell (with the error
 // below the table) and the run goes on; the exit status is 1 if any cell
@@ -37,6 +44,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -64,13 +72,14 @@ import (
 // does not name one): Prosody stores SCRAM-SHA-1 keys, ejabberd
 // SCRAM-SHA-256 ones (internal/anchor).
 var servers = []serverInfo{
-	{name: "starling", title: "Starling", addr: "127.0.0.1", mechs: []string{"SCRAM-SHA-1", "SCRAM-SHA-256"}},
-	{name: "prosody", title: "Prosody", addr: "127.0.0.2", mechs: []string{"SCRAM-SHA-1"}},
-	{name: "ejabberd", title: "ejabberd", addr: "127.0.0.3", mechs: []string{"SCRAM-SHA-256"}},
+	{name: "starling", title: "Starling", addr: "127.0.0.1", addr2: "127.0.0.4", mechs: []string{"SCRAM-SHA-1", "SCRAM-SHA-256"}},
+	{name: "prosody", title: "Prosody", addr: "127.0.0.2", addr2: "127.0.0.5", mechs: []string{"SCRAM-SHA-1"}},
+	{name: "ejabberd", title: "ejabberd", addr: "127.0.0.3", addr2: "127.0.0.6", mechs: []string{"SCRAM-SHA-256"}},
 }
 
 type serverInfo struct {
 	name, title, addr string
+	addr2             string // a second instance's, in a federation run with itself
 	mechs             []string
 }
 
@@ -87,6 +96,7 @@ func main() {
 	logs := flag.String("logs", filepath.Join(os.TempDir(), "starling-bench-compare"), "directory for each run's output and the servers' logs (kept; a new run overwrites them)")
 	list := flag.String("servers", "starling,prosody,ejabberd", "comma-separated servers to measure, in this order")
 	quick := flag.Bool("quick", false, "tiny sizes, to try the command out (not a benchmark); writes no -doc unless given")
+	fed := flag.String("federation", defaultFederation, "comma-separated federation runs after the servers alone, FROM-TO: users on FROM message users on TO (\"\": none)")
 	flag.Parse()
 	if *quick {
 		docGiven := false
@@ -97,15 +107,22 @@ func main() {
 	}
 	var chosen []serverInfo
 	for _, name := range strings.Split(*list, ",") {
+		if strings.TrimSpace(name) == "" {
+			continue // -servers '': the federation runs only
+		}
 		i := slices.IndexFunc(servers, func(s serverInfo) bool { return s.name == strings.TrimSpace(name) })
 		if i < 0 {
 			log.Fatalf("-servers: unknown server %q (want starling, prosody, ejabberd)", name)
 		}
 		chosen = append(chosen, servers[i])
 	}
+	pairs, err := parseFederation(*fed)
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *doc, *logs, chosen, *quick); err != nil {
+	if err := run(ctx, *doc, *logs, chosen, pairs, *quick); err != nil {
 		if ctx.Err() != nil {
 			log.Fatal("interrupted; every server was stopped")
 		}
@@ -123,7 +140,7 @@ func (c cleanups) run() {
 	}
 }
 
-func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, quick bool) error {
+func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs []fedPair, quick bool) error {
 	began := time.Now()
 	if _, err := os.Stat("go.mod"); err != nil {
 		return errors.New("run from the repository root (go.mod not found)")
@@ -134,7 +151,8 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, quick
 	if err := anchor.RaiseOpenFiles(); err != nil {
 		return err
 	}
-	if slices.ContainsFunc(chosen, func(s serverInfo) bool { return s.name != "starling" }) {
+	if slices.ContainsFunc(chosen, func(s serverInfo) bool { return s.name != "starling" }) ||
+		slices.ContainsFunc(pairs, func(p fedPair) bool { return p.from.name != "starling" || p.to.name != "starling" }) {
 		if err := anchor.Install(ctx); err != nil {
 			return err
 		}
@@ -160,7 +178,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, quick
 	}
 	cases := suite(quick)
 	rep := &report{
-		date: began.UTC(), quick: quick, cases: cases, servers: chosen,
+		date: began.UTC(), quick: quick, cases: cases, servers: chosen, fedCase: fedCase(quick),
 		machine: machine(), commit: commit(),
 		versions: map[string]string{}, cells: map[string]map[string]*cell{},
 	}
@@ -209,10 +227,25 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, quick
 		}
 		stopSrv()
 	}
+	if len(pairs) > 0 {
+		fedAccts := map[string]string{}
+		for i := 1; i <= fedAccounts(rep.fedCase); i++ {
+			fedAccts["user"+strconv.Itoa(i)] = password
+		}
+		rep.fed, err = runFederation(ctx, pairs, rep.fedCase, dir, bin, logDir, fedAccts, quick)
+		if err != nil {
+			return err
+		}
+	}
 	rep.took = time.Since(began)
 
 	fmt.Println()
-	fmt.Println(rep.table())
+	if len(chosen) > 0 {
+		fmt.Println(rep.table())
+	}
+	if len(rep.fed) > 0 {
+		fmt.Println(rep.fedTable())
+	}
 	if docPath != "" {
 		if err := rep.writeDoc(docPath); err != nil {
 			return err
@@ -385,6 +418,8 @@ type result struct {
 	LatP50Ms        float64 `json:"lat_p50_ms"`
 	LatP99Ms        float64 `json:"lat_p99_ms"`
 	ServerCPUUs     float64 `json:"server_cpu_us_per_op"`
+	PeerCPUUs       float64 `json:"peer_cpu_us_per_op"` // federation: the receivers' server
+	WarmupS         float64 `json:"warmup_s"`
 	RosterErrors    int64   `json:"roster_errors"`
 	RSSBytesPerSess int64   `json:"server_rss_bytes_per_session"`
 	Contacts        int     `json:"contacts"`
@@ -423,21 +458,37 @@ func runCase(ctx context.Context, bench, logDir string, s serverInfo, srv *serve
 		return &cell{err: err.Error()}
 	}
 	args := append(benchArgs(s.addr, strconv.Itoa(pid), s.name), append([]string{"--mech", mech}, caseArgs(c, s.addr)...)...)
+	log.Printf("%s: %s", s.title, c.name)
+	return runBench(ctx, bench, filepath.Join(logDir, s.name+"-"+c.name), s.title+": "+c.name, args, []int{pid}, quick)
+}
+
+// runBench runs starling-bench with args, keeping its output in base.json
+// and base.stderr, while the servers pids run; what names it in the log.
+func runBench(ctx context.Context, bench, base, what string, args []string, pids []int, quick bool) *cell {
 	timeout := 5 * time.Minute
 	if quick {
 		timeout = time.Minute
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	log.Printf("%s: %s", s.title, c.name)
 	var stdout, stderr bytes.Buffer
-	base := filepath.Join(logDir, s.name+"-"+c.name)
 	cmd := exec.CommandContext(cctx, bench, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	t0 := time.Now()
-	busy0, srv0 := machineBusy(), serverCPU(pid)
+	srvCPU := func() time.Duration {
+		var sum time.Duration
+		for _, pid := range pids {
+			d := serverCPU(pid)
+			if d < 0 {
+				return -1
+			}
+			sum += d
+		}
+		return sum
+	}
+	busy0, srv0 := machineBusy(), srvCPU()
 	runErr := cmd.Run()
-	busy1, srv1 := machineBusy(), serverCPU(pid)
+	busy1, srv1 := machineBusy(), srvCPU()
 	os.WriteFile(base+".json", stdout.Bytes(), 0o644)
 	os.WriteFile(base+".stderr", append([]byte("starling-bench "+strings.Join(args, " ")+"\n"), stderr.Bytes()...), 0o644)
 	out := &cell{}
@@ -464,9 +515,9 @@ func runCase(ctx context.Context, bench, logDir string, s serverInfo, srv *serve
 		out.err = "no JSON result: " + lastLine(stderr.String())
 	}
 	if out.err != "" {
-		log.Printf("%s: %s failed: %s", s.title, c.name, out.err)
+		log.Printf("%s failed: %s", what, out.err)
 	} else {
-		log.Printf("%s: %s: %.0f/s (%.1f s)", s.title, c.name, out.res.RatePerS, time.Since(t0).Seconds())
+		log.Printf("%s: %.0f/s (%.1f s)", what, out.res.RatePerS, time.Since(t0).Seconds())
 	}
 	return out
 }
@@ -512,14 +563,40 @@ func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir str
 // startStarling writes a configuration (SQLite and a generated certificate
 // in dir, c2s listeners at s.addr and the HTTPS one, for WebSocket, on the
 // anchors' port, no practical limit of sessions per account, as the
-// anchors have none), creates the accounts with `starling user add` and
-// starts `starling serve` in its own process group. It returns once every
-// listener accepts connections.
+// anchors have none, no federation), creates the accounts with `starling
+// user add` and starts `starling serve` in its own process group. It
+// returns once every listener accepts connections.
 func startStarling(ctx context.Context, s serverInfo, dir, bin, logDir string, accounts map[string]string) (*server, error) {
-	startTLS := net.JoinHostPort(s.addr, anchor.StartTLSPort)
-	directTLS := net.JoinHostPort(s.addr, anchor.DirectTLSPort)
-	https := net.JoinHostPort(s.addr, anchor.HTTPSPort)
-	listeners := []string{startTLS, directTLS, https}
+	return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true}, dir, bin, logDir, accounts)
+}
+
+// starlingSetup is where and how startStarlingWith runs Starling.
+type starlingSetup struct {
+	addr, domain string
+	https        bool         // the HTTPS listener, for WebSocket
+	s2s          *starlingS2S // federation; nil: [s2s] enabled = false
+	log          string       // the log file's name in logDir; "" is starling.log
+}
+
+// starlingS2S is federation for startStarlingWith: a certificate for the
+// domain, the CA trusted for peers' certificates, the DNS server asked
+// for their addresses, and the s2s listener on addr at anchor.S2SPort.
+type starlingS2S struct {
+	cert, key, caFile, resolver string
+}
+
+// startStarlingWith is startStarling as set up by st.
+func startStarlingWith(ctx context.Context, st starlingSetup, dir, bin, logDir string, accounts map[string]string) (*server, error) {
+	startTLS := net.JoinHostPort(st.addr, anchor.StartTLSPort)
+	directTLS := net.JoinHostPort(st.addr, anchor.DirectTLSPort)
+	https := net.JoinHostPort(st.addr, anchor.HTTPSPort)
+	listeners := []string{startTLS, directTLS}
+	if st.https {
+		listeners = append(listeners, https)
+	}
+	if st.s2s != nil {
+		listeners = append(listeners, net.JoinHostPort(st.addr, anchor.S2SPort))
+	}
 	for _, a := range listeners {
 		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 			c.Close()
@@ -530,21 +607,26 @@ func startStarling(ctx context.Context, s serverInfo, dir, bin, logDir string, a
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "starling.toml")
+	s2s := "[s2s]\nenabled = false\n"
+	if f := st.s2s; f != nil {
+		s2s = fmt.Sprintf("[tls]\ncert = %q\nkey = %q\n[s2s]\nenabled = true\nlisten = [%q]\nca_file = %q\nresolver = %q\n",
+			f.cert, f.key, net.JoinHostPort(st.addr, anchor.S2SPort), f.caFile, f.resolver)
+	}
+	web := "[http]\ntls_listen = [" + strconv.Quote(https) + "]\n"
+	if !st.https {
+		web = ""
+	}
 	conf := fmt.Sprintf(`# written by bench/compare
 [server]
 hosts = [%q]
 data_dir = %q
-[s2s]
-enabled = false
-
+%s
 [c2s]
 listen = [%q]
 direct_tls_listen = [%q]
-[http]
-tls_listen = [%q]
-[limits]
+%s[limits]
 max_sessions_per_account = 10000
-`, anchor.Domain, filepath.Join(dir, "data"), startTLS, directTLS, https)
+`, st.domain, filepath.Join(dir, "data"), s2s, startTLS, directTLS, web)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
@@ -554,13 +636,13 @@ max_sessions_per_account = 10000
 	}
 	slices.Sort(users)
 	for _, u := range users {
-		cmd := exec.CommandContext(ctx, bin, "user", "add", "--config", cfg, u+"@"+anchor.Domain)
+		cmd := exec.CommandContext(ctx, bin, "user", "add", "--config", cfg, u+"@"+st.domain)
 		cmd.Stdin = strings.NewReader(accounts[u] + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("starling user add %s: %v\n%s", u, err, out)
 		}
 	}
-	logFile := filepath.Join(logDir, "starling.log")
+	logFile := filepath.Join(logDir, cmp.Or(st.log, "starling.log"))
 	out, err := os.Create(logFile)
 	if err != nil {
 		return nil, err

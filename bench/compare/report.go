@@ -27,6 +27,8 @@ type report struct {
 	servers  []serverInfo
 	versions map[string]string           // server → version, for those that started
 	cells    map[string]map[string]*cell // case name → server → cell
+	fedCase  benchCase                   // the federation runs' case
+	fed      []*fedRun                   // the federation runs, in order
 
 	notes []string // failure footnotes, numbered from 1 in table order
 }
@@ -168,6 +170,12 @@ func (r *report) note(c benchCase, s serverInfo, msg string) int {
 	if strings.HasPrefix(msg, "did not start") {
 		text = s.title + " " + msg // one note for all its cases
 	}
+	return r.noteText(text)
+}
+
+// noteText returns the footnote number for text, adding it the first
+// time.
+func (r *report) noteText(text string) int {
 	for i, n := range r.notes {
 		if n == text {
 			return i + 1
@@ -246,6 +254,11 @@ func (r *report) failures() int {
 			}
 		}
 	}
+	for _, run := range r.fed {
+		if !run.cell.ok() {
+			n++
+		}
+	}
 	return n
 }
 
@@ -276,48 +289,62 @@ func (r *report) generated() string {
 		r.date.Format("2006-01-02 15:04 MST"), r.took.Round(time.Second))
 	fmt.Fprintf(&g, "Machine: %s. Commit: %s.\n\n", r.machine, r.commit)
 
-	g.WriteString("| server | version | address | SASL mechanism | CPU time of other processes while measured |\n|---|---|---|---|---|\n")
-	for _, s := range r.servers {
-		v, ok := r.versions[s.name]
-		if !ok {
-			v = "did not start"
-		}
-		if s.name == "starling" {
-			v = "commit " + r.commit + ", " + v
-		}
-		mech := s.mechs[0]
-		if len(s.mechs) > 1 {
-			mech += " (logins: " + strings.Join(s.mechs, " and ") + ")"
-		}
-		fmt.Fprintf(&g, "| %s | %s | %s:%s STARTTLS, wss://%s:%s%s | %s | %s |\n", s.title, v, s.addr, anchor.StartTLSPort,
-			s.addr, anchor.HTTPSPort, anchor.WebSocketPath, mech, r.otherCPU(s))
-	}
-	var accts []string
-	for _, a := range accountsNeeded(r.cases) {
-		accts = append(accts, fmt.Sprintf("%s1…%s%d", a.prefix, a.prefix, a.k))
-	}
-	fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
-		"the next one started. The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
-		"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, " and "), "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
-	for _, c := range r.cases {
-		mech, who := "MECH", ""
-		if c.mech != "" {
-			mech = c.mech
-			var names []string
-			for _, s := range r.servers {
-				if mechFor(c, s) != "" {
-					names = append(names, s.title)
-				}
+	if len(r.servers) > 0 { // else federation runs only
+		g.WriteString("| server | version | address | SASL mechanism | CPU time of other processes while measured |\n|---|---|---|---|---|\n")
+		for _, s := range r.servers {
+			v, ok := r.versions[s.name]
+			if !ok {
+				v = "did not start"
 			}
-			who = "   # " + strings.Join(names, ", ")
+			if s.name == "starling" {
+				v = "commit " + r.commit + ", " + v
+			}
+			mech := s.mechs[0]
+			if len(s.mechs) > 1 {
+				mech += " (logins: " + strings.Join(s.mechs, " and ") + ")"
+			}
+			fmt.Fprintf(&g, "| %s | %s | %s:%s STARTTLS, wss://%s:%s%s | %s | %s |\n", s.title, v, s.addr, anchor.StartTLSPort,
+				s.addr, anchor.HTTPSPort, anchor.WebSocketPath, mech, r.otherCPU(s))
 		}
-		fmt.Fprintf(&g, "$B --mech %s %s%s\n", mech, strings.Join(caseArgs(c, "ADDR"), " "), who)
+		var accts []string
+		for _, a := range accountsNeeded(r.cases) {
+			accts = append(accts, fmt.Sprintf("%s1…%s%d", a.prefix, a.prefix, a.k))
+		}
+		fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
+			"the next one started. The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
+			"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, " and "), "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
+		for _, c := range r.cases {
+			mech, who := "MECH", ""
+			if c.mech != "" {
+				mech = c.mech
+				var names []string
+				for _, s := range r.servers {
+					if mechFor(c, s) != "" {
+						names = append(names, s.title)
+					}
+				}
+				who = "   # " + strings.Join(names, ", ")
+			}
+			fmt.Fprintf(&g, "$B --mech %s %s%s\n", mech, strings.Join(caseArgs(c, "ADDR"), " "), who)
+		}
+		g.WriteString("```\n\n")
+		g.WriteString(r.table())
 	}
-	g.WriteString("```\n\n")
-	g.WriteString(r.table())
+	g.WriteString(r.fedSection())
 
 	var messages, presences int64
 	checked, notOnce, noResult := 0, 0, 0
+	for _, run := range r.fed {
+		switch cl := run.cell; {
+		case cl.res == nil || cl.res.Sent == 0:
+			noResult++
+		case !cl.res.ExactlyOnce:
+			notOnce++
+		default:
+			checked++
+			messages += cl.res.Sent
+		}
+	}
 	for _, c := range r.cases {
 		if c.scenario != "messages" && c.scenario != "websocket" && c.scenario != "presence" {
 			continue
@@ -441,4 +468,12 @@ const pageHowToRead = `
   deliveries/s, latency from sending to that arrival, and server CPU per delivery (per update it is K times
   that). Every delivery is checked off at its receiver, as messages are. With 200 users up to 64,000
   deliveries may be in flight, so the latency is mostly time spent queued at the server's pace.
+- Federation: two servers run at once, each on a domain of its own, and every message goes from a sender
+  logged in to the first to a receiver logged in to the second over a server-to-server stream (STARTTLS on
+  5269, SASL EXTERNAL both ways with certificates from one test CA that both trust). Before the measurement
+  each pair exchanges one warm-up message, so the streams' negotiation is not counted. "server CPU per
+  message" is given for each side, sending and receiving, and for both together; the two servers and the
+  load tool share the two CPUs, so the rates are lower than with one server. Starling → Prosody pairs
+  Starling's sending side with Prosody's receiving side; Prosody → ejabberd is the reference between the two
+  others: compare a server's sending or receiving figure there with Starling's.
 `
