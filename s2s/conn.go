@@ -102,7 +102,7 @@ type failure struct {
 	reason string
 	// opened: the peer had answered with a stream header, so the failure
 	// came later: remote-server-timeout rather than
-	// remote-server-not-found (RFC 6120 §8.3.3.15, §8.3.3.16).
+	// remote-server-not-found (RFC 6120 §8.3.3.16, §8.3.3.17).
 	opened bool
 	// refused: the peer found our dialback key invalid, which XEP-0220
 	// §2.1.1 answers with internal-server-error.

@@ -182,8 +182,8 @@ func (f *Federation) removeLink(l *link, ok func() bool) bool {
 	return true
 }
 
-// bounce answers a stanza that could not be sent (RFC 6120 §8.3.3.15,
-// §8.3.3.16); the router never answers errors and results.
+// bounce answers a stanza that could not be sent (RFC 6120 §8.3.3.16,
+// §8.3.3.17); the router never answers errors and results.
 func (f *Federation) bounce(s *stanza.Stanza, e *stanza.Error) {
 	f.router.Bounce(f.ctx, s, e)
 }

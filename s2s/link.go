@@ -103,7 +103,7 @@ func tooLargeError() *stanza.Error {
 }
 
 // bounceError is the stanza error for stanzas that could not be sent
-// because of e (RFC 6120 §8.3.3.15, §8.3.3.16).
+// because of e (RFC 6120 §8.3.3.16, §8.3.3.17).
 func bounceError(e *failure) *stanza.Error {
 	text := "Server-to-server connection failed: " + e.reason
 	if e.refused {
