@@ -5,10 +5,25 @@ package conformance
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
+	"math/big"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,6 +34,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/internal/dnstest"
+	"github.com/starling-xmpp/starling/internal/testbin"
+	"github.com/starling-xmpp/starling/internal/testca"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmlcmp"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
@@ -81,6 +99,9 @@ type transport interface {
 // actor is a connection of the transcript.
 type actor struct {
 	conn transport
+	// ln is the listener of an actor that plays another server's part
+	// ("listens as"); conn is then the connection it accepted last.
+	ln *s2sListener
 	// jid is the full JID bound by a "logs in" step.
 	jid string
 	// refused is the HTTP status of a WebSocket upgrade the server
@@ -97,6 +118,8 @@ type runner struct {
 	barrier int
 	// passwords of the accounts created by "user" steps.
 	passwords map[string]string
+	// env is the federation environment, with "config s2s enabled".
+	env *s2sEnv
 }
 
 // runTranscript runs the transcript at path against a fresh server.
@@ -105,16 +128,27 @@ func runTranscript(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := &runner{t: t, clients: map[string]*actor{}, passwords: map[string]string{}}
 	var edits []func(*config.Config)
 	for _, s := range steps {
 		if s.actor == "config" {
-			edits = append(edits, configEdit(t, s))
+			if s.verb == "s2s enabled" {
+				r.env = newS2SEnv(t)
+			}
+			edits = append(edits, r.configEdit(s))
 		}
 	}
-	r := &runner{t: t, clients: map[string]*actor{}, passwords: map[string]string{}}
 	r.srv = testserver.Start(t, func(c *config.Config) {
 		for _, e := range edits {
 			e(c)
+		}
+		if r.env != nil {
+			// Certificates of the test CA for every host.
+			cert, key, err := r.env.ca.WriteFiles(r.env.dir, "server", c.Server.Hosts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.TLS = config.TLS{Cert: cert, Key: key}
 		}
 	})
 	var at step
@@ -134,13 +168,37 @@ func runTranscript(t *testing.T, path string) {
 
 // configEdit understands the server settings transcripts change:
 // "config registration enabled", "config tls optional", "config allowed
-// origin ORIGIN" and "config SETTING VALUE" for the limits below.
-func configEdit(t *testing.T, s step) func(*config.Config) {
+// origin ORIGIN", "config host DOMAIN" (another host served), the
+// federation settings ("config s2s enabled", "s2s trusts test ca", "s2s
+// require valid certificates", "s2s encryption optional", "s2s insecure
+// domain DOMAIN") and "config SETTING VALUE" for the limits below.
+func (r *runner) configEdit(s step) func(*config.Config) {
+	t := r.t
 	switch s.verb {
 	case "registration enabled":
 		return func(c *config.Config) { c.Registration.Enabled = true }
 	case "tls optional":
 		return func(c *config.Config) { c.C2S.RequireTLS = false }
+	case "s2s enabled":
+		// The listener on a port of its own, remote domains found
+		// through the transcript's DNS server only.
+		return func(c *config.Config) {
+			c.S2S.Enabled = true
+			c.S2S.Listen = []string{fmt.Sprintf("127.0.0.1:%d", r.env.port)}
+			c.S2S.Resolver = r.env.dns.Addr()
+		}
+	case "s2s trusts test ca":
+		return func(c *config.Config) { c.S2S.CAFile = r.s2s(s).caFile }
+	case "s2s require valid certificates":
+		return func(c *config.Config) { c.S2S.RequireValidCertificates = true }
+	case "s2s encryption optional":
+		return func(c *config.Config) { c.S2S.RequireEncryption = false }
+	}
+	if host, ok := strings.CutPrefix(s.verb, "host "); ok {
+		return func(c *config.Config) { c.Server.Hosts = append(c.Server.Hosts, host) }
+	}
+	if domain, ok := strings.CutPrefix(s.verb, "s2s insecure domain "); ok {
+		return func(c *config.Config) { c.S2S.InsecureDomains = append(c.S2S.InsecureDomains, domain) }
 	}
 	if rest, ok := strings.CutPrefix(s.verb, "module "); ok {
 		// "config module NAME: KEY = VALUE[; KEY = VALUE]": the
@@ -184,6 +242,9 @@ func configEdit(t *testing.T, s step) func(*config.Config) {
 		durations["ping timeout"] = &c.Limits.PingTimeout.Duration
 		durations["bosh max wait"] = &c.HTTP.BOSHMaxWait.Duration
 		durations["bosh inactivity"] = &c.HTTP.BOSHInactivity.Duration
+		durations["s2s negotiation timeout"] = &c.S2S.NegotiationTimeout.Duration
+		durations["s2s retry delay"] = &c.S2S.RetryDelay.Duration
+		ints["s2s max queue"] = &c.S2S.MaxQueue
 		if p, ok := ints[name]; ok && nerr == nil {
 			*p = n
 		} else if p, ok := durations[name]; ok && derr == nil {
@@ -201,6 +262,11 @@ func configEdit(t *testing.T, s step) func(*config.Config) {
 var (
 	bytesPattern = regexp.MustCompile(`\{bytes (\d+)\}`)
 	ridPattern   = regexp.MustCompile(`\{rid(?:\+(\d+))?\}`)
+	// peerPattern is "{id:NAME}", the stream id of a peer's current
+	// stream, or "{key:NAME}", the dialback key of the last <db:result/>
+	// it received; base64Pattern is "{base64:TEXT}".
+	peerPattern   = regexp.MustCompile(`\{(id|key):([^}]+)\}`)
+	base64Pattern = regexp.MustCompile(`\{base64:([^}]*)\}`)
 )
 
 // expand substitutes the placeholders of a block of step s.
@@ -210,6 +276,26 @@ func (r *runner) expand(s step, text string) string {
 		return strings.Repeat("x", n)
 	})
 	text = strings.ReplaceAll(text, "{domain}", r.srv.Domain)
+	text = peerPattern.ReplaceAllStringFunc(text, func(m string) string {
+		sub := peerPattern.FindStringSubmatch(m)
+		var p *peer
+		if a, ok := r.clients[sub[2]]; ok {
+			p, _ = a.conn.(*peer)
+		}
+		if p == nil {
+			r.t.Fatalf("line %d: %s: %s is not a peer server", s.line, m, sub[2])
+		}
+		if sub[1] == "id" {
+			return p.id
+		}
+		if p.key == "" {
+			r.t.Fatalf("line %d: %s received no dialback key", s.line, sub[2])
+		}
+		return p.key
+	})
+	text = base64Pattern.ReplaceAllStringFunc(text, func(m string) string {
+		return base64.StdEncoding.EncodeToString([]byte(base64Pattern.FindStringSubmatch(m)[1]))
+	})
 	for name, a := range r.clients {
 		if a.jid != "" {
 			text = strings.ReplaceAll(text, "{"+name+"}", a.jid)
@@ -243,10 +329,41 @@ func (r *runner) client(s step) transport {
 	if !ok {
 		r.t.Fatalf("line %d: %s is not connected", s.line, s.actor)
 	}
+	if a.conn == nil && a.ln != nil {
+		r.t.Fatalf("line %d: %s has no connection (it accepts them)", s.line, s.actor)
+	}
 	if a.conn == nil {
 		r.t.Fatalf("line %d: %s was refused with HTTP status %d", s.line, s.actor, a.refused)
 	}
 	return a.conn
+}
+
+// drop forgets the actor of s, whose connection has ended; an actor that
+// listens keeps listening.
+func (r *runner) drop(s step) {
+	if a, ok := r.clients[s.actor]; ok && a.ln != nil {
+		a.conn = nil
+		return
+	}
+	delete(r.clients, s.actor)
+}
+
+// isHeader reports whether raw starts with a stream header.
+func isHeader(raw string) bool {
+	return strings.HasPrefix(raw, "<?xml") || strings.HasPrefix(raw, "<stream:stream")
+}
+
+// isPeer reports whether c speaks for another server.
+func isPeer(c transport) bool {
+	_, ok := c.(*peer)
+	return ok
+}
+
+// textOf is the character data of a simple element.
+func textOf(el *stream.Element) string {
+	var v string
+	xml.Unmarshal(el.Raw, &v)
+	return v
 }
 
 // webSocket and boshClient are the connection of the actor of s, for the
@@ -282,7 +399,11 @@ func (r *runner) add(name string, a *actor) {
 func (r *runner) match(s step, got []byte) {
 	r.t.Helper()
 	want := r.expand(s, s.block)
-	if err := xmlcmp.Equal([]byte(want), got, "jabber:client"); err != nil {
+	ns := "jabber:client"
+	if a, ok := r.clients[s.actor]; ok && (a.ln != nil || isPeer(a.conn)) {
+		ns = nsServer
+	}
+	if err := xmlcmp.Equal([]byte(want), got, ns); err != nil {
 		r.t.Fatalf("line %d: %s received\n%s\nexpected\n%s\n%v", s.line, s.actor, got, want, err)
 	}
 }
@@ -335,10 +456,15 @@ func (r *runner) run(s step) {
 		if want := words[len(words)-1]; strconv.Itoa(a.refused) != want {
 			t.Fatalf("line %d: %s: expected HTTP status %s, the upgrade got %d", s.line, s.actor, want, max(a.refused, http.StatusSwitchingProtocols))
 		}
-		delete(r.clients, s.actor)
+		r.drop(s)
 	case s.verb == "disconnects":
 		r.client(s).Close()
-		delete(r.clients, s.actor)
+		r.drop(s)
+	case s.verb == "receives stream header" && isPeer(r.client(s)):
+		p := r.peer(s)
+		h, attrs := p.readHeader()
+		p.checkHeader(h, attrs, r.hosts())
+		p.id = h.ID
 	case s.verb == "receives stream header":
 		c, ok := r.client(s).(*xmpptest.Client)
 		if !ok {
@@ -351,7 +477,13 @@ func (r *runner) run(s step) {
 	case s.verb == "sends whitespace":
 		r.client(s).Send(" \n\t \r\n")
 	case s.verb == "sends":
-		r.client(s).Send(r.block(s))
+		block := r.block(s)
+		if p, ok := r.client(s).(*peer); ok && !p.accepting && isHeader(block) {
+			// A stream (re)started by hand: the server's answer starts
+			// a new stream too.
+			p.restartReader()
+		}
+		r.client(s).Send(block)
 	case s.verb == "sends binary frame":
 		r.webSocket(s).SendMessage(websocket.MessageBinary, r.block(s))
 	case s.verb == "receives":
@@ -360,19 +492,22 @@ func (r *runner) run(s step) {
 			t.Fatalf("line %d: %s expected\n%s\ngot error %v", s.line, s.actor, s.block, err)
 		}
 		r.match(s, el.Raw)
+		if p, ok := r.client(s).(*peer); ok && el.Name.Space == nsDialback && el.Name.Local == "result" {
+			p.key = strings.TrimSpace(textOf(el))
+		}
 	case strings.HasPrefix(s.verb, "receives websocket close "):
 		code, err := strconv.Atoi(words[len(words)-1])
 		if err != nil {
 			t.Fatalf("line %d: want 'receives websocket close CODE'", s.line)
 		}
 		r.webSocket(s).ExpectClosure(websocket.StatusCode(code))
-		delete(r.clients, s.actor)
+		r.drop(s)
 	case strings.HasPrefix(s.verb, "receives stream error "):
 		r.client(s).ExpectStreamError(words[len(words)-1])
-		delete(r.clients, s.actor)
+		r.drop(s)
 	case s.verb == "is disconnected":
 		r.client(s).ExpectClosed()
-		delete(r.clients, s.actor)
+		r.drop(s)
 	case s.verb == "posts" || strings.HasPrefix(s.verb, "posts with origin "):
 		// A BOSH request, sent in the background: the server may hold it.
 		c := r.boshClient(s)
@@ -407,6 +542,7 @@ func (r *runner) run(s step) {
 		}
 	case s.actor == "nobody" && s.verb == "receives anything":
 		r.quiet(s)
+	case r.s2sStep(s, words):
 	default:
 		t.Fatalf("line %d: unknown step %q", s.line, s.actor+" "+s.verb)
 	}
@@ -549,5 +685,606 @@ func (r *runner) quiet(s step) {
 				r.t.Fatalf("line %d: %s received unexpected\n%s", s.line, name, el.Raw)
 			}
 		}
+	}
+}
+
+// Federation (RFC 6120 server-to-server, XEP-0220, XEP-0178): the
+// transcripts' actors that speak for other servers.
+
+// Namespaces of server-to-server streams, as the peers write them.
+const (
+	nsServer   = "jabber:server"
+	nsDialback = "jabber:server:dialback"
+	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
+)
+
+// s2sEnv is what a transcript with "config s2s enabled" has besides the
+// server: a test CA that issues every certificate (the server's too), a
+// DNS server through which the server finds the peers' listeners (its
+// [s2s] resolver: nothing is asked of the machine's DNS, nothing leaves
+// loopback), and the port of the server's s2s listener.
+type s2sEnv struct {
+	ca     *testca.CA
+	caFile string
+	dns    *dnstest.Server
+	port   int
+	dir    string
+}
+
+func newS2SEnv(t *testing.T) *s2sEnv {
+	t.Helper()
+	ca, err := testca.New("Starling transcript CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns, err := dnstest.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Close() })
+	e := &s2sEnv{ca: ca, dns: dns, port: testbin.FreePort(t), dir: t.TempDir()}
+	e.caFile = filepath.Join(e.dir, "ca.crt")
+	if err := ca.WriteCA(e.caFile); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// register points domain's _xmpp-server SRV record at 127.0.0.1:port.
+func (e *s2sEnv) register(domain string, port int) {
+	host := "xmpp." + domain
+	e.dns.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: host, Port: uint16(port)})
+	e.dns.SetA(host, netip.MustParseAddr("127.0.0.1"))
+}
+
+// peer is a connection of a transcript that speaks for another server:
+// one it opened to the server's s2s listener (the initiating side), or
+// one the server opened to its listener (the accepting side). Reads are
+// bounded by xmpptest.Timeout, as a client's.
+type peer struct {
+	t         *testing.T
+	nc        net.Conn
+	rec       *recorder
+	r         *stream.Reader
+	accepting bool
+	// opened: the server's stream header of the current stream was read.
+	opened bool
+	// from is the peer's own domain, to the server's: the addresses of
+	// the headers the peer sends.
+	from, to string
+	// id is the current stream's id: the server's, or the peer's own
+	// when accepting.
+	id string
+	// key is the dialback key of the last <db:result/> received.
+	key string
+	// peerCerts is the certificate chain the server presented in TLS.
+	peerCerts []*x509.Certificate
+}
+
+// recorder keeps what is read through it while on, so that the raw
+// stream header can be checked for what stream.Header does not carry
+// (the dialback namespace declaration).
+type recorder struct {
+	src io.Reader
+	on  bool
+	buf []byte
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	n, err := r.src.Read(p)
+	if r.on {
+		r.buf = append(r.buf, p[:n]...)
+	}
+	return n, err
+}
+
+func newPeer(t *testing.T, nc net.Conn, accepting bool) *peer {
+	t.Cleanup(func() { nc.Close() })
+	rec := &recorder{src: nc}
+	return &peer{t: t, nc: nc, rec: rec, accepting: accepting,
+		r: stream.NewReader(rec, stream.Limits{MaxElementBytes: 1 << 20, MaxDepth: 100})}
+}
+
+// Send writes raw as it is.
+func (p *peer) Send(raw string) {
+	p.t.Helper()
+	p.nc.SetWriteDeadline(time.Now().Add(xmpptest.Timeout))
+	if _, err := p.nc.Write([]byte(raw)); err != nil {
+		p.t.Fatalf("send: %v", err)
+	}
+}
+
+// Next reads the next top-level element.
+func (p *peer) Next() (*stream.Element, error) {
+	p.nc.SetReadDeadline(time.Now().Add(xmpptest.Timeout))
+	return p.r.Next()
+}
+
+func (p *peer) mustNext() *stream.Element {
+	p.t.Helper()
+	el, err := p.Next()
+	if err != nil {
+		p.t.Fatalf("read: %v", err)
+	}
+	return el
+}
+
+// Close closes the connection without closing the stream.
+func (p *peer) Close() error { return p.nc.Close() }
+
+// ExpectStreamError reads until a stream error with cond (after the
+// server's header, which comes first even for a refused one, RFC 6120
+// §4.9.1.2), then the end of the stream.
+func (p *peer) ExpectStreamError(cond string) {
+	p.t.Helper()
+	if !p.opened {
+		p.readHeader()
+	}
+	for {
+		el, err := p.Next()
+		if err != nil {
+			p.t.Fatalf("expected stream error %s, got %v", cond, err)
+		}
+		if el.Name.Space == stream.NS && el.Name.Local == "error" {
+			if !bytes.Contains(el.Raw, []byte("<"+cond+" ")) && !bytes.Contains(el.Raw, []byte("<"+cond+"/>")) {
+				p.t.Fatalf("expected stream error %s, got %s", cond, el.Raw)
+			}
+			break
+		}
+	}
+	p.ExpectClosed()
+}
+
+// ExpectClosed checks that the server closes the stream.
+func (p *peer) ExpectClosed() {
+	p.t.Helper()
+	el, err := p.Next()
+	switch {
+	case err == nil:
+		p.t.Fatalf("expected the stream to close, got %s", el.Raw)
+	case errors.Is(err, stream.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+	default:
+		p.t.Fatalf("expected the stream to close, got %v", err)
+	}
+}
+
+// readHeader reads the server's stream header, with the attributes of
+// its start tag as written (namespace declarations included, by their
+// qualified names: "xmlns", "xmlns:db").
+func (p *peer) readHeader() (stream.Header, map[string]string) {
+	p.t.Helper()
+	p.rec.buf, p.rec.on = p.rec.buf[:0], true
+	p.nc.SetReadDeadline(time.Now().Add(xmpptest.Timeout))
+	h, err := p.r.ReadHeader()
+	p.rec.on = false
+	if err != nil {
+		p.t.Fatalf("the server's stream header: %v", err)
+	}
+	p.opened = true
+	attrs := map[string]string{}
+	d := xml.NewDecoder(bytes.NewReader(p.rec.buf))
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			p.t.Fatalf("the server's stream header %q: %v", p.rec.buf, err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			for _, a := range se.Attr {
+				k := a.Name.Local
+				if a.Name.Space != "" {
+					k = a.Name.Space + ":" + k
+				}
+				attrs[k] = a.Value
+			}
+			break
+		}
+	}
+	return h, attrs
+}
+
+// checkHeader checks a stream header of the server (RFC 6120 §4.7.1):
+// jabber:server as the content namespace (§4.8.2), version 1.0 (§4.7.5),
+// the dialback namespace declared (XEP-0220 §2.3.1, which peers look
+// for); as the initiating entity, no id, a 'from' the server serves and
+// the peer's domain as 'to'; as the receiving entity, an id, the domain
+// addressed as 'from' and the peer's domain, if it gave one, as 'to'.
+func (p *peer) checkHeader(h stream.Header, attrs map[string]string, hosts []string) {
+	p.t.Helper()
+	var bad []string
+	if h.NS != nsServer {
+		bad = append(bad, "content namespace "+strconv.Quote(h.NS))
+	}
+	if h.Version != "1.0" {
+		bad = append(bad, "version "+strconv.Quote(h.Version))
+	}
+	if attrs["xmlns:db"] != nsDialback {
+		bad = append(bad, "no xmlns:db='"+nsDialback+"'")
+	}
+	if p.accepting {
+		if h.ID != "" {
+			bad = append(bad, "an id from the initiating entity")
+		}
+		if !slices.Contains(hosts, h.From) {
+			bad = append(bad, "from "+strconv.Quote(h.From)+", not a host of the server")
+		}
+		if h.To != p.from {
+			bad = append(bad, "to "+strconv.Quote(h.To)+", want "+strconv.Quote(p.from))
+		}
+	} else {
+		if h.ID == "" {
+			bad = append(bad, "no id")
+		}
+		// A header the peer sent raw leaves its addresses unknown.
+		if p.to != "" && h.From != p.to {
+			bad = append(bad, "from "+strconv.Quote(h.From)+", want "+strconv.Quote(p.to))
+		}
+		if p.to != "" && h.To != p.from {
+			bad = append(bad, "to "+strconv.Quote(h.To)+", want "+strconv.Quote(p.from))
+		}
+	}
+	if len(bad) > 0 {
+		p.t.Fatalf("the server's stream header %+v: %s", h, strings.Join(bad, "; "))
+	}
+}
+
+// header is a stream header the peer sends: from its domain to the
+// server's, with an id when it answers.
+func (p *peer) header() string {
+	h := "<?xml version='1.0'?><stream:stream xmlns='" + nsServer + "' xmlns:stream='" + stream.NS + "' xmlns:db='" + nsDialback + "' version='1.0'"
+	for _, a := range [][2]string{{"from", p.from}, {"to", p.to}, {"id", p.id}} {
+		if a[1] != "" {
+			h += " " + a[0] + "='" + a[1] + "'"
+		}
+	}
+	return h + ">"
+}
+
+// restartReader starts reading a new stream on the connection (RFC 6120
+// §4.3.3): nothing read before counts.
+func (p *peer) restartReader() {
+	p.rec.src = p.nc
+	p.r.Reset(p.rec)
+	p.opened = false
+}
+
+// openStream is the initiating side of a stream (re)start: the peer's
+// header, then the server's, checked.
+func (p *peer) openStream(hosts []string) {
+	p.t.Helper()
+	if p.opened {
+		p.restartReader()
+	}
+	p.Send(p.header())
+	h, attrs := p.readHeader()
+	p.checkHeader(h, attrs, hosts)
+	p.id = h.ID
+}
+
+// answerStream is the accepting side: the server's header, checked, then
+// the peer's with a new id.
+func (p *peer) answerStream(hosts []string) {
+	p.t.Helper()
+	if p.opened {
+		p.restartReader()
+	}
+	h, attrs := p.readHeader()
+	p.checkHeader(h, attrs, hosts)
+	p.to = h.From
+	p.id = newStreamID()
+	p.Send(p.header())
+}
+
+func newStreamID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// startTLS is STARTTLS from the initiating side (RFC 6120 §5.4) with
+// cert as the client certificate (nil: none); the server's certificate is
+// not checked.
+func (p *peer) startTLS(cert *tls.Certificate) {
+	p.t.Helper()
+	p.Send("<starttls xmlns='" + nsTLS + "'/>")
+	if el := p.mustNext(); el.Name.Space != nsTLS || el.Name.Local != "proceed" {
+		p.t.Fatalf("expected <proceed/>, got %s", el.Raw)
+	}
+	tc := tls.Client(p.nc, &tls.Config{
+		ServerName:         p.to,
+		InsecureSkipVerify: true,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if cert == nil {
+				return &tls.Certificate{}, nil
+			}
+			return cert, nil
+		},
+	})
+	p.handshake(tc)
+}
+
+// acceptTLS is STARTTLS from the receiving side: the server's <starttls/>,
+// <proceed/>, and a handshake with cert, the server's client certificate
+// requested.
+func (p *peer) acceptTLS(cert *tls.Certificate) {
+	p.t.Helper()
+	if el := p.mustNext(); el.Name.Space != nsTLS || el.Name.Local != "starttls" {
+		p.t.Fatalf("expected <starttls/>, got %s", el.Raw)
+	}
+	p.Send("<proceed xmlns='" + nsTLS + "'/>")
+	p.handshake(tls.Server(p.nc, &tls.Config{Certificates: []tls.Certificate{*cert}, ClientAuth: tls.RequestClientCert}))
+}
+
+func (p *peer) handshake(tc *tls.Conn) {
+	p.t.Helper()
+	tc.SetDeadline(time.Now().Add(xmpptest.Timeout))
+	if err := tc.Handshake(); err != nil {
+		p.t.Fatalf("TLS handshake: %v", err)
+	}
+	tc.SetDeadline(time.Time{})
+	p.peerCerts = tc.ConnectionState().PeerCertificates
+	p.nc = tc
+	p.restartReader()
+}
+
+// s2sListener is an actor's listener, where the server's streams to its
+// domain arrive.
+type s2sListener struct {
+	ln     *net.TCPListener
+	domain string
+	// cert is the certificate of its TLS; nil: it offers no TLS.
+	cert *tls.Certificate
+}
+
+// s2s is the transcript's federation environment.
+func (r *runner) s2s(s step) *s2sEnv {
+	if r.env == nil {
+		r.t.Fatalf("line %d: federation steps need 'config s2s enabled'", s.line)
+	}
+	return r.env
+}
+
+// peer is the actor of s as a peer server.
+func (r *runner) peer(s step) *peer {
+	p, ok := r.client(s).(*peer)
+	if !ok {
+		r.t.Fatalf("line %d: %s is not a peer server", s.line, s.actor)
+	}
+	return p
+}
+
+// hosts are the domains the server serves.
+func (r *runner) hosts() []string { return r.srv.Config.Server.Hosts }
+
+// certificate reads "with certificate for D", "with self-signed
+// certificate for D" or "with no certificate" (nil) at the start of
+// words, and returns the words after it.
+func (r *runner) certificate(s step, words []string) (cert *tls.Certificate, rest []string) {
+	e := r.s2s(s)
+	switch {
+	case len(words) >= 4 && words[0] == "with" && words[1] == "certificate" && words[2] == "for":
+		c, err := e.ca.Issue(words[3])
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		return &c, words[4:]
+	case len(words) >= 5 && words[0] == "with" && words[1] == "self-signed" && words[2] == "certificate" && words[3] == "for":
+		return selfSigned(r.t, words[4]), words[5:]
+	case len(words) >= 3 && words[0] == "with" && words[1] == "no" && words[2] == "certificate":
+		return nil, words[3:]
+	}
+	r.t.Fatalf("line %d: want 'with certificate for D', 'with self-signed certificate for D' or 'with no certificate'", s.line)
+	return nil, nil
+}
+
+// selfSigned is a certificate for domain that no CA issued.
+func selfSigned(t *testing.T, domain string) *tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: domain},
+		DNSNames:     []string{domain},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// s2sStep runs the federation steps; it reports false for a step that
+// is not one.
+func (r *runner) s2sStep(s step, words []string) bool {
+	t := r.t
+	switch {
+	case s.actor == "dns" && len(words) == 6 && strings.Join(words[1:], " ") == "points to a closed port":
+		// Its SRV record names a port where nothing listens.
+		r.s2s(s).register(words[0], testbin.FreePort(t))
+	case s.actor == "server" && strings.HasPrefix(s.verb, "logged "):
+		if text := strings.TrimPrefix(s.verb, "logged "); len(r.srv.LogLines(text)) == 0 {
+			t.Fatalf("line %d: the server logged nothing with %q", s.line, text)
+		}
+	case s.verb == "connects to s2s" || strings.HasPrefix(s.verb, "connects to s2s as "):
+		e := r.s2s(s)
+		nc, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", e.port), xmpptest.Timeout)
+		if err != nil {
+			t.Fatalf("line %d: %v", s.line, err)
+		}
+		p := newPeer(t, nc, false)
+		r.add(s.actor, &actor{conn: p})
+		if len(words) > 3 {
+			r.openStream(s, p, words[4:])
+		}
+	case strings.HasPrefix(s.verb, "opens stream as "):
+		r.openStream(s, r.peer(s), words[3:])
+	case strings.HasPrefix(s.verb, "starts tls"):
+		p := r.peer(s)
+		rest, sends := strings.CutSuffix(strings.Join(words[2:], " "), " and sends")
+		if p.accepting {
+			a := r.clients[s.actor]
+			if a.ln == nil || a.ln.cert == nil || rest != "" || sends {
+				t.Fatalf("line %d: an accepting peer starts tls with its listener's certificate", s.line)
+			}
+			p.acceptTLS(a.ln.cert)
+			p.answerStream(r.hosts())
+			return true
+		}
+		cert, more := r.certificate(s, strings.Fields(rest))
+		if len(more) > 0 {
+			t.Fatalf("line %d: unexpected %q", s.line, strings.Join(more, " "))
+		}
+		p.startTLS(cert)
+		if sends {
+			p.Send(r.block(s))
+		} else {
+			p.openStream(r.hosts())
+		}
+	case s.verb == "restarts stream":
+		// After <success/> (RFC 6120 §6.4.6).
+		if p := r.peer(s); p.accepting {
+			p.answerStream(r.hosts())
+		} else {
+			p.openStream(r.hosts())
+		}
+	case strings.HasPrefix(s.verb, "listens as "):
+		r.listen(s, words[2:])
+	case s.verb == "accepts connection" || s.verb == "accepts stream":
+		p := r.accept(s)
+		if s.verb == "accepts stream" {
+			p.answerStream(r.hosts())
+		}
+	case strings.HasPrefix(s.verb, "answers dialback verify "):
+		r.answerVerify(s, words[3])
+	case strings.HasPrefix(s.verb, "received client certificate for "):
+		r.checkClientCert(s, words[4])
+	default:
+		return false
+	}
+	return true
+}
+
+// openStream runs "as D [to T]": the peer's domain D, addressing T
+// (default: the server's first host).
+func (r *runner) openStream(s step, p *peer, words []string) {
+	switch {
+	case len(words) == 1:
+		p.from, p.to = words[0], r.srv.Domain
+	case len(words) == 3 && words[1] == "to":
+		p.from, p.to = words[0], r.expand(s, words[2])
+	default:
+		r.t.Fatalf("line %d: want 'as DOMAIN [to DOMAIN]'", s.line)
+	}
+	p.openStream(r.hosts())
+}
+
+// listen runs "remote listens as D [with certificate for D2 | with
+// self-signed certificate for D2 | with no tls]": a listener registered
+// in the DNS server as D's (_xmpp-server SRV record), offering STARTTLS
+// with a certificate from the test CA for D by default.
+func (r *runner) listen(s step, words []string) {
+	e := r.s2s(s)
+	if len(words) == 0 {
+		r.t.Fatalf("line %d: want 'listens as DOMAIN [...]'", s.line)
+	}
+	l := &s2sListener{domain: words[0]}
+	switch rest := words[1:]; {
+	case len(rest) == 0:
+		c, err := e.ca.Issue(l.domain)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		l.cert = &c
+	case strings.Join(rest, " ") == "with no tls":
+	default:
+		cert, more := r.certificate(s, rest)
+		if cert == nil || len(more) > 0 {
+			r.t.Fatalf("line %d: a listener has a certificate, or 'with no tls'", s.line)
+		}
+		l.cert = cert
+	}
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { ln.Close() })
+	l.ln = ln
+	e.register(l.domain, ln.Addr().(*net.TCPAddr).Port)
+	r.add(s.actor, &actor{ln: l})
+}
+
+// accept takes the next connection the server opened to the actor's
+// listener; it becomes the actor's connection.
+func (r *runner) accept(s step) *peer {
+	a, ok := r.clients[s.actor]
+	if !ok || a.ln == nil {
+		r.t.Fatalf("line %d: %s listens nowhere", s.line, s.actor)
+	}
+	a.ln.ln.SetDeadline(time.Now().Add(xmpptest.Timeout))
+	nc, err := a.ln.ln.Accept()
+	if err != nil {
+		r.t.Fatalf("line %d: %s: no connection from the server: %v", s.line, s.actor, err)
+	}
+	p := newPeer(r.t, nc, true)
+	p.from = a.ln.domain
+	a.conn = p
+	return p
+}
+
+// answerVerify runs "auth answers dialback verify valid|invalid" [+
+// block]: as the authoritative server of its listener's domain, it takes
+// the server's connection, negotiates the stream (STARTTLS required if
+// it has a certificate; then dialback with errors as the only feature),
+// reads the <db:verify/> (matched against the block, if any), answers it
+// with type (XEP-0220 §2.2.2: from and to swapped, the same id), and
+// expects the server to close the stream, which served only this.
+func (r *runner) answerVerify(s step, typ string) {
+	t := r.t
+	if typ != "valid" && typ != "invalid" {
+		t.Fatalf("line %d: want 'answers dialback verify valid|invalid'", s.line)
+	}
+	p := r.accept(s)
+	p.answerStream(r.hosts())
+	if cert := r.clients[s.actor].ln.cert; cert != nil {
+		p.Send("<stream:features><starttls xmlns='" + nsTLS + "'><required/></starttls></stream:features>")
+		p.acceptTLS(cert)
+		p.answerStream(r.hosts())
+	}
+	p.Send("<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>")
+	el := p.mustNext()
+	if el.Name.Space != nsDialback || el.Name.Local != "verify" {
+		t.Fatalf("line %d: %s expected <db:verify/>, got %s", s.line, s.actor, el.Raw)
+	}
+	if s.block != "" {
+		r.match(s, el.Raw)
+	}
+	attr := func(name string) string { return xmpptest.Attr(el, name) }
+	p.Send("<db:verify xmlns:db='" + nsDialback + "' from='" + attr("to") + "' to='" + attr("from") + "' id='" + attr("id") + "' type='" + typ + "'/>")
+	p.ExpectClosed()
+}
+
+// checkClientCert runs "remote received client certificate for D": the
+// server presented, in the TLS of its connection to the actor, a
+// certificate that the test CA issued for D (XEP-0178).
+func (r *runner) checkClientCert(s step, domain string) {
+	p := r.peer(s)
+	if len(p.peerCerts) == 0 {
+		r.t.Fatalf("line %d: the server presented no certificate", s.line)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range p.peerCerts[1:] {
+		inter.AddCert(c)
+	}
+	_, err := p.peerCerts[0].Verify(x509.VerifyOptions{
+		DNSName: r.expand(s, domain), Roots: r.s2s(s).ca.Pool(), Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		r.t.Fatalf("line %d: the server's certificate: %v", s.line, err)
 	}
 }
