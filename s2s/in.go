@@ -225,7 +225,10 @@ func (s *inStream) header() error {
 			return &stream.Error{Condition: stream.InvalidFrom, Text: "'from' changed after authentication"}
 		}
 	}
-	s.to, s.from = h.To, h.From
+	s.to = h.To
+	if !s.sasl {
+		s.from = h.From // after SASL it is the authenticated domain
+	}
 	if s.c.secure && s.from != "" && s.c.certErr == errNoTLS {
 		s.f.verify(s.c, s.from)
 	}
@@ -268,11 +271,14 @@ func (s *inStream) features() []byte {
 			b = append(b, "<bidi xmlns='"+nsBidiFeature+"'/>"...)
 		}
 	}
-	b = append(b, "<limits xmlns='"+nsLimits+"'><max-bytes>"...)
-	b = appendInt(b, s.f.cfg().Limits.MaxStanzaBytes)
-	b = append(b, "</max-bytes><idle-seconds>"...)
-	b = appendInt(b, int(cfg.IdleTimeout.Seconds()))
-	b = append(b, "</idle-seconds></limits>"...)
+	// RFC 6120 §5.3.1: with TLS required, nothing else before it.
+	if s.c.secure || !s.f.mustEncrypt(s.from) {
+		b = append(b, "<limits xmlns='"+nsLimits+"'><max-bytes>"...)
+		b = appendInt(b, s.f.cfg().Limits.MaxStanzaBytes)
+		b = append(b, "</max-bytes><idle-seconds>"...)
+		b = appendInt(b, int(cfg.IdleTimeout.Seconds()))
+		b = append(b, "</idle-seconds></limits>"...)
+	}
 	return append(b, "</stream:features>"...)
 }
 

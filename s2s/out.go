@@ -164,7 +164,7 @@ func (f *Federation) connectOut(p pair) (*conn, outInfo, error) {
 		if err == nil {
 			err = errors.New("negotiation timed out")
 		}
-		o.c.nc.Close()
+		o.c.close() // RFC 6120 §4.4: the stream ends with its close tag
 		return nil, outInfo{}, o.wrap(ctx, err)
 	}
 	o.c.nc.SetDeadline(time.Time{})
