@@ -31,6 +31,14 @@ type world struct {
 
 func newWorld(t testing.TB, trustCA bool, edit func(*config.Config)) *world {
 	t.Helper()
+	return newWorldTLS(t, trustCA, false, edit)
+}
+
+// newWorldTLS is newWorld with, when direct, servers reachable only by
+// direct TLS (XEP-0368: _xmpps-server records; the STARTTLS port is
+// published but closed).
+func newWorldTLS(t testing.TB, trustCA, direct bool, edit func(*config.Config)) *world {
+	t.Helper()
 	ca, err := testca.New("Starling test CA")
 	if err != nil {
 		t.Fatal(err)
@@ -46,9 +54,14 @@ func newWorld(t testing.TB, trustCA bool, edit func(*config.Config)) *world {
 		t.Fatal(err)
 	}
 	start := func(domain string) *testserver.Server {
-		port := testbin.FreePort(t)
-		dns.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(port)})
+		port, directPort := testbin.FreePort(t), testbin.FreePort(t)
 		dns.SetA("xmpp."+domain, netip.MustParseAddr("127.0.0.1"))
+		if direct {
+			dns.SetSRV("_xmpps-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(directPort)})
+			dns.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(testbin.FreePort(t))})
+		} else {
+			dns.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(port)})
+		}
 		cert, key, err := ca.WriteFiles(w.dir, domain, domain)
 		if err != nil {
 			t.Fatal(err)
@@ -58,6 +71,7 @@ func newWorld(t testing.TB, trustCA bool, edit func(*config.Config)) *world {
 			c.TLS = config.TLS{Cert: cert, Key: key}
 			c.S2S.Enabled = true
 			c.S2S.Listen = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+			c.S2S.DirectTLSListen = []string{fmt.Sprintf("127.0.0.1:%d", directPort)}
 			c.S2S.Resolver = dns.Addr()
 			if trustCA {
 				c.S2S.CAFile = caFile
@@ -156,6 +170,26 @@ func TestMessagesBothWays(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDirectTLS federates over direct TLS only (XEP-0368): the servers
+// find each other by _xmpps-server records, connect with TLS at once and
+// ALPN xmpp-server, and authenticate with SASL EXTERNAL.
+func TestDirectTLS(t *testing.T) {
+	w := newWorldTLS(t, true, true, nil)
+	alice := xmpptest.Login(t, w.a.Addr, "a.test", "alice", "alice-pw", "SCRAM-SHA-256", "phone")
+	bob := xmpptest.Login(t, w.b.Addr, "b.test", "bob", "bob-pw", "SCRAM-SHA-256", "laptop")
+	alice.Send("<message to='bob@b.test/laptop' type='chat' id='m1'><body>over direct TLS</body></message>")
+	expect(t, bob, "from='alice@a.test/phone'", "over direct TLS")
+	bob.Send("<message to='alice@a.test/phone' type='chat' id='m2'><body>and back</body></message>")
+	expect(t, alice, "from='bob@b.test/laptop'", "and back")
+	status, err := server.Admin(t.Context(), w.b.Config, "s2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status, "in a.test ") || !strings.Contains(status, "method=EXTERNAL") {
+		t.Errorf("starling s2s on b.test:\n%s", status)
 	}
 }
 
