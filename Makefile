@@ -4,6 +4,9 @@
 
 # Debian packages the tests drive; PostgreSQL is added below if absent.
 DEB_PACKAGES := python3-slixmpp go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux chromium
+# Servers the tests run themselves (internal/anchor: conformance/federation's
+# peers, the anchors): installed without starting their system services.
+DEB_SERVERS := prosody ejabberd
 # The PostgreSQL server the tests create throwaway databases on.
 TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME ?= 30s
@@ -33,6 +36,24 @@ deps:
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+	@# Prosody and ejabberd (DEB_SERVERS): a policy-rc.d exiting 101 ("action
+	@# forbidden") keeps their packages from starting the system services, as
+	@# internal/anchor's Install does.
+	@missing=; \
+	for p in $(DEB_SERVERS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing (without starting their services)"; \
+		policy=; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
+			$(SUDO) chmod 755 /usr/sbin/policy-rc.d && policy=1; \
+		fi; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+		status=$$?; \
+		[ -z "$$policy" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+		exit $$status; \
 	fi
 	@# xmpp.js for conformance/xmppjs, at the version its package-lock.json pins.
 	@[ -f $(XMPPJS)/node_modules/@xmpp/client/package.json ] || \
