@@ -159,6 +159,18 @@ func (s *Server) entry(name string) *records {
 	return r
 }
 
+// hasBelow reports whether a name below name has records: name then
+// exists, with no records of its own (an empty non-terminal, RFC 8020
+// §2: NXDOMAIN would deny everything below it). s.mu must be held.
+func (s *Server) hasBelow(name string) bool {
+	for n := range s.names {
+		if strings.HasSuffix(n, "."+name) {
+			return true
+		}
+	}
+	return false
+}
+
 // serve answers one query.
 func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)
@@ -175,9 +187,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: ttl}
 	s.mu.RLock()
 	r, ok := s.names[name]
-	if !ok {
+	if !ok && !s.hasBelow(name) {
 		m.Rcode = dns.RcodeNameError
-	} else if q.Qclass == dns.ClassINET || q.Qclass == dns.ClassANY {
+	} else if ok && q.Qclass == dns.ClassINET || q.Qclass == dns.ClassANY {
 		for _, a := range r.addrs {
 			a = a.Unmap()
 			switch {

@@ -55,7 +55,7 @@ func TestAnswers(t *testing.T) {
 		{"_xmpp-server._tcp.example.test", dns.TypeSRV, dns.RcodeSuccess, []string{"10 5 5269 host.example.test."}},
 		{"_xmpp-server._tcp.example.test", dns.TypeA, dns.RcodeSuccess, nil},
 		{"_xmpps-server._tcp.example.test", dns.TypeSRV, dns.RcodeSuccess, []string{"0 0 0 ."}},
-		{"example.test", dns.TypeA, dns.RcodeNameError, nil},
+		{"example.test", dns.TypeA, dns.RcodeSuccess, nil}, // exists: names below it have records
 		{"missing.test", dns.TypeSRV, dns.RcodeNameError, nil},
 	}
 	for _, network := range []string{"udp", "tcp"} {
@@ -143,4 +143,28 @@ func TestClose(t *testing.T) {
 		t.Fatalf("TCP %s after Close: %v", addr, err)
 	}
 	ln.Close()
+}
+
+// TestEmptyNonTerminal checks that a name with records only below it
+// exists (NODATA), as RFC 8020 §2 requires: example.test when only
+// _xmpp-server._tcp.example.test was set.
+func TestEmptyNonTerminal(t *testing.T) {
+	s, err := Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetSRV("_xmpp-server._tcp.example.test", SRV{Target: "xmpp.example.test", Port: 5269})
+	c := new(dns.Client)
+	for name, want := range map[string]int{"example.test.": dns.RcodeSuccess, "_tcp.example.test.": dns.RcodeSuccess, "other.test.": dns.RcodeNameError} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		r, _, err := c.Exchange(m, s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != want || len(r.Answer) != 0 {
+			t.Errorf("%s: rcode %s with %d answers, want %s and none", name, dns.RcodeToString[r.Rcode], len(r.Answer), dns.RcodeToString[want])
+		}
+	}
 }
