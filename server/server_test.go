@@ -24,6 +24,7 @@ func start(t *testing.T) (srv *server.Server, cfg *config.Config, stop func() er
 	cfg.Server.DataDir = t.TempDir()
 	cfg.C2S.Listen = []string{"127.0.0.1:0"}
 	cfg.C2S.DirectTLSListen = []string{"127.0.0.1:0"}
+	cfg.S2S.Enabled = false // it would listen on 5269
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -56,6 +56,7 @@ func TestWebClient(t *testing.T) {
 	cfg.HTTP.TLSListen = []string{"127.0.0.1:0"}
 	cfg.HTTP.WebClient = true
 	cfg.HTTP.WebClientDir = converseFiles(t)
+	cfg.S2S.Enabled = false // it would listen on 5269
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
