@@ -46,6 +46,12 @@ type Server struct {
 	addr string
 	udp  *dns.Server
 	tcp  *dns.Server
+	// pc and ln are closed by Close itself, so that the address is free
+	// when it returns (Shutdown leaves that to goroutines that may not
+	// have run yet).
+	pc      net.PacketConn
+	ln      net.Listener
+	running sync.WaitGroup // the serving goroutines
 
 	mu    sync.RWMutex        // guards names
 	names map[string]*records // by canonical name: lower case, final dot
@@ -61,14 +67,18 @@ func Start(addr string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{addr: pc.LocalAddr().String(), names: map[string]*records{}}
+	s := &Server{addr: pc.LocalAddr().String(), names: map[string]*records{}, pc: pc, ln: ln}
 	s.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serve)}
 	s.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serve)}
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }
 		failed := make(chan error, 1)
-		go func() { failed <- srv.ActivateAndServe() }()
+		s.running.Add(1)
+		go func() {
+			defer s.running.Done()
+			failed <- srv.ActivateAndServe()
+		}()
 		// Wait until serving: a Shutdown before that would fail, and
 		// Close would leave the server running.
 		select {
@@ -118,6 +128,9 @@ func (s *Server) Addr() string { return s.addr }
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closeErr = errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
+		s.pc.Close()
+		s.ln.Close()
+		s.running.Wait()
 	})
 	return s.closeErr
 }

@@ -168,3 +168,21 @@ func TestEmptyNonTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestRestart checks that the address is free again as soon as Close
+// returns: tests start a server on the same fixed address one after
+// another (port 53 for peers' resolv.conf).
+func TestRestart(t *testing.T) {
+	s, err := Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr()
+	for range 20 {
+		s.Close()
+		if s, err = Start(addr); err != nil {
+			t.Fatalf("start again on %s: %v", addr, err)
+		}
+	}
+	s.Close()
+}
