@@ -33,7 +33,12 @@ type Federation struct {
 	res    *resolve.Resolver
 	secret []byte
 	now    func() time.Time
-	ctx    context.Context // the server's lifetime
+	// ctx is federation's lifetime: from New to Close, which comes after
+	// the server's sessions have ended, so that what they sent last (the
+	// unavailable presence of each user for remote contacts, RFC 6121
+	// §4.5.2) still goes out.
+	ctx    context.Context
+	cancel context.CancelFunc
 	inbox  *inbox
 
 	mu    sync.Mutex // guards links, ins and lns
@@ -61,10 +66,11 @@ func New(ctx context.Context, cfg func() *config.Config, log *slog.Logger, r rou
 	}
 	f := &Federation{
 		cfg: cfg, log: log, router: r, certs: certs, roots: roots, secret: secret,
-		res: &resolve.Resolver{Server: c.Resolver, Timeout: c.ConnectTimeout.Duration},
-		now: time.Now, ctx: ctx,
+		res:   &resolve.Resolver{Server: c.Resolver, Timeout: c.ConnectTimeout.Duration},
+		now:   time.Now,
 		links: make(map[pair]*link), ins: make(map[*inStream]struct{}),
 	}
+	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	f.inbox = newInbox(r)
 	return f, nil
 }
@@ -188,9 +194,10 @@ func (f *Federation) bounce(s *stanza.Stanza, e *stanza.Error) {
 	f.router.Bounce(f.ctx, s, e)
 }
 
-// Close closes the listeners and every stream, and waits for their
-// goroutines.
+// Close closes the listeners and every stream, outgoing ones once what
+// was queued for them is written, and waits for their goroutines.
 func (f *Federation) Close() {
+	f.cancel()
 	f.mu.Lock()
 	for _, ln := range f.lns {
 		ln.Close()

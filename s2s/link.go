@@ -274,7 +274,20 @@ func (l *link) serve(c *conn, done <-chan struct{}, why func() error, own bool) 
 			l.f.log.Info("s2s stream ended by the remote server", "local", l.p.local, "remote", l.p.remote, "reason", why())
 			return l.lost()
 		case <-l.f.ctx.Done():
+			// Shutting down: what is queued goes out, then the stream ends.
 			l.f.removeLink(l, func() bool { return true })
+			l.mu.Lock()
+			batch = append(batch[:0], l.queue...)
+			l.queue = nil
+			l.mu.Unlock()
+			c.wmu.Lock()
+			w.Reset(c.nc)
+			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			for _, st := range batch {
+				w.Write(withoutNS(st.Raw, stanza.StartLen(st.Raw), nsClient))
+			}
+			w.Flush()
+			c.wmu.Unlock()
 			if own {
 				c.close()
 				<-done

@@ -261,6 +261,15 @@ func TestIMAcrossServers(t *testing.T) {
 	expect(t, bob, "id='b1'", "type='result'")
 	alice.Send("<message to='bob@b.test' type='chat' id='x1'><body>blocked?</body></message>")
 	expect(t, alice, "id='x1'", "type='error'", "service-unavailable")
+
+	// When a.test shuts down, alice's unavailable presence still reaches
+	// bob (RFC 6121 §4.5.2): federation stops after the sessions.
+	bob.Send("<iq type='set' id='b2'><unblock xmlns='urn:xmpp:blocking'/></iq>")
+	expect(t, bob, "id='b2'", "type='result'")
+	alice.Send("<presence/>")
+	expect(t, bob, "from='alice@a.test/phone'")
+	w.a.Stop(t)
+	expect(t, bob, "from='alice@a.test/phone'", "type='unavailable'")
 }
 
 // BenchmarkFederatedMessage measures a chat message from a user of one

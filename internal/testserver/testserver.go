@@ -38,6 +38,16 @@ type Server struct {
 	Domain string
 
 	logs *logBuffer
+	stop func() error // stops the server once; later calls return the first result
+}
+
+// Stop shuts the server down gracefully, as SIGTERM does, and waits for
+// it; the test's end does it otherwise.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Errorf("server stopped with: %v", err)
+	}
 }
 
 // Start runs a server with config.Default() on loopback, with every
@@ -72,13 +82,16 @@ func Start(t testing.TB, edit func(*config.Config)) *Server {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
 			t.Errorf("server stopped with: %v", err)
 		}
 	})
-	s := &Server{Server: srv, Config: cfg, Domain: cfg.Server.Hosts[0], logs: logs}
+	s := &Server{Server: srv, Config: cfg, Domain: cfg.Server.Hosts[0], logs: logs, stop: stop}
 	starttls, direct := srv.Addrs()
 	if len(starttls) > 0 {
 		s.Addr = starttls[0].String()
