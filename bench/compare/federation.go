@@ -35,9 +35,10 @@ import (
 // SRV records, so every server connects to the other's address on 5269.
 
 // defaultFederation is the pairs -federation runs unless told otherwise:
-// users on Starling messaging users on Prosody, and Prosody to ejabberd
-// for reference.
-const defaultFederation = "starling-prosody,prosody-ejabberd"
+// users on Starling messaging users on Prosody and the reverse (Starling's
+// cost of sending and of receiving), and Prosody to ejabberd for
+// reference.
+const defaultFederation = "starling-prosody,prosody-starling,prosody-ejabberd"
 
 // fedPair is one federation run: users on from message users on to.
 type fedPair struct{ from, to serverInfo }

@@ -4,7 +4,7 @@
 // docs/benchmarks.md (issue 3 part 5). `make bench-compare` runs it from the
 // repository root, as root:
 //
-//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-federation starling-prosody,prosody-ejabberd] [-quick] [-doc docs/benchmarks.md]
+//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-federation starling-prosody,prosody-starling,prosody-ejabberd] [-quick] [-doc docs/benchmarks.md]
 //
 // Steps:
 //  1. Raises the open-file limit, which the servers inherit, and apt-get
