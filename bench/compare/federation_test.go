@@ -7,7 +7,7 @@ import (
 
 func TestParseFederation(t *testing.T) {
 	pairs, err := parseFederation(defaultFederation)
-	if err != nil || len(pairs) != 2 || pairs[0].name() != "starling-prosody" || pairs[1].title() != "Prosody → ejabberd" {
+	if err != nil || len(pairs) != 3 || pairs[0].name() != "starling-prosody" || pairs[1].name() != "prosody-starling" || pairs[2].title() != "Prosody → ejabberd" {
 		t.Fatalf("%q: %v, %+v", defaultFederation, err, pairs)
 	}
 	if pairs, err := parseFederation(""); err != nil || len(pairs) != 0 {
@@ -47,7 +47,7 @@ func TestFedArgs(t *testing.T) {
 }
 
 func TestFedTable(t *testing.T) {
-	pairs, _ := parseFederation(defaultFederation)
+	pairs, _ := parseFederation("starling-prosody,prosody-ejabberd")
 	ok := &cell{res: &result{RatePerS: 9092, LatP50Ms: 14.3, LatP99Ms: 52, ServerCPUUs: 17.1, PeerCPUUs: 99.4, Sent: 100000, ExactlyOnce: true}}
 	r := &report{fedCase: fedCase(false), commit: "abc", fed: []*fedRun{
 		{pair: pairs[0], versions: [2]string{"built with Go 1.26", "0.12.3 (Debian)"}, cell: ok},
