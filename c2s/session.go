@@ -587,7 +587,7 @@ func (s *session) send(header bool, units ...[]byte) error {
 // concurrent attempts check at most the limit's worth of passwords. Only
 // rejected credentials count as failures.
 func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.Failure, error) {
-	mech := attr(el, "mechanism")
+	mech := el.AttrValue("mechanism")
 	if !s.tls && s.srv.config().C2S.RequireTLS {
 		f := &auth.Failure{Condition: auth.EncryptionRequired}
 		return f, s.write(f.Bytes())
@@ -629,7 +629,7 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.F
 	}
 	// An unknown account looks and costs like one created now.
 	server.Iterations = s.srv.config().Auth.SCRAMIterations
-	in, ferr := decodeSASL(innerText(el))
+	in, ferr := decodeSASL(el.Text())
 	for {
 		if ferr != nil {
 			return fail(ferr)
@@ -667,7 +667,7 @@ func (s *session) authenticate(ctx context.Context, el *stream.Element) (*auth.F
 		}
 		switch {
 		case resp.Name.Space == nsSASL && resp.Name.Local == "response":
-			in, ferr = decodeSASL(innerText(resp))
+			in, ferr = decodeSASL(resp.Text())
 		case resp.Name.Space == nsSASL && resp.Name.Local == "abort":
 			return fail(&auth.Failure{Condition: auth.Aborted})
 		default:
@@ -949,23 +949,6 @@ func (s *session) startIdleTimer() {
 			}
 		}
 	}()
-}
-
-func attr(el *stream.Element, name string) string {
-	for _, a := range el.Attr {
-		if a.Name.Space == "" && a.Name.Local == name {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-// innerText returns the character data of a simple element such as
-// <auth>base64</auth>.
-func innerText(el *stream.Element) string {
-	var v string
-	stanza.Decode(el.Raw, &v)
-	return v
 }
 
 func hostOf(a net.Addr) string {

@@ -359,13 +359,6 @@ func isPeer(c transport) bool {
 	return ok
 }
 
-// textOf is the character data of a simple element.
-func textOf(el *stream.Element) string {
-	var v string
-	xml.Unmarshal(el.Raw, &v)
-	return v
-}
-
 // webSocket and boshClient are the connection of the actor of s, for the
 // steps of one transport.
 func (r *runner) webSocket(s step) *xmpptest.WebSocket {
@@ -493,7 +486,7 @@ func (r *runner) run(s step) {
 		}
 		r.match(s, el.Raw)
 		if p, ok := r.client(s).(*peer); ok && el.Name.Space == nsDialback && el.Name.Local == "result" {
-			p.key = strings.TrimSpace(textOf(el))
+			p.key = strings.TrimSpace(el.Text())
 		}
 	case strings.HasPrefix(s.verb, "receives websocket close "):
 		code, err := strconv.Atoi(words[len(words)-1])

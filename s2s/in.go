@@ -340,13 +340,13 @@ func (s *inStream) external(el *stream.Element) (bool, error) {
 	fail := func(cond string) (bool, error) {
 		return false, s.c.writeString("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>")
 	}
-	if s.sasl || !s.c.secure || s.from == "" || elAttr(el, "mechanism") != "EXTERNAL" {
+	if s.sasl || !s.c.secure || s.from == "" || el.AttrValue("mechanism") != "EXTERNAL" {
 		return fail("invalid-mechanism")
 	}
 	if s.c.certErr != nil {
 		return fail("not-authorized")
 	}
-	authz := text(el)
+	authz := el.Text()
 	if authz != "" && authz != "=" {
 		d, err := base64.StdEncoding.DecodeString(authz)
 		if err != nil {
@@ -389,11 +389,11 @@ func (s *inStream) authorize(remote, local string) {
 // domain's authoritative server in the background, and the verdict sent
 // as <db:result type='valid|invalid'/>; errors as in §2.4.
 func (s *inStream) dialbackResult(el *stream.Element) error {
-	from, to, key := elAttr(el, "from"), elAttr(el, "to"), text(el)
+	from, to, key := el.AttrValue("from"), el.AttrValue("to"), el.Text()
 	answer := func(typ, extra string) error {
 		return s.c.write([]byte("<db:result xmlns:db='" + nsDialback + "' from='" + esc(to) + "' to='" + esc(from) + "' type='" + typ + "'>" + extra + "</db:result>"))
 	}
-	if elAttr(el, "type") != "" {
+	if el.AttrValue("type") != "" {
 		return nil // a verdict on a stream we did not ask on: ignore
 	}
 	if _, err := jid.New("", from, ""); err != nil || from == "" {
@@ -452,8 +452,8 @@ func peerValid(s *inStream, domain string) bool {
 // whether key is the one we gave for the stream id to the asking
 // (receiving) server.
 func (s *inStream) dialbackVerify(el *stream.Element) error {
-	from, to, id, key := elAttr(el, "from"), elAttr(el, "to"), elAttr(el, "id"), text(el)
-	if elAttr(el, "type") != "" {
+	from, to, id, key := el.AttrValue("from"), el.AttrValue("to"), el.AttrValue("id"), el.Text()
+	if el.AttrValue("type") != "" {
 		return nil
 	}
 	typ := "invalid"

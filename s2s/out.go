@@ -259,10 +259,10 @@ func (o *outStream) dialback() error {
 		if err := streamError(el); err != nil {
 			return failf(true, "%s: %v", o.p.remote, err)
 		}
-		if el.Name.Space != nsDialback || el.Name.Local != "result" || elAttr(el, "from") != o.p.remote || elAttr(el, "to") != o.p.local {
+		if el.Name.Space != nsDialback || el.Name.Local != "result" || el.AttrValue("from") != o.p.remote || el.AttrValue("to") != o.p.local {
 			continue
 		}
-		switch elAttr(el, "type") {
+		switch el.AttrValue("type") {
 		case "valid":
 			return nil
 		case "invalid":
@@ -299,11 +299,11 @@ func (f *Federation) verifyKey(p pair, id, key string) (bool, error) {
 		if err := streamError(el); err != nil {
 			return false, failf(true, "%s: %v", p.remote, err)
 		}
-		if el.Name.Space != nsDialback || el.Name.Local != "verify" || elAttr(el, "id") != id {
+		if el.Name.Space != nsDialback || el.Name.Local != "verify" || el.AttrValue("id") != id {
 			continue
 		}
 		o.c.close()
-		switch elAttr(el, "type") {
+		switch el.AttrValue("type") {
 		case "valid":
 			return true, nil
 		case "invalid":

@@ -47,24 +47,6 @@ func attr(b []byte, name, value string) []byte {
 	return append(b, '\'')
 }
 
-// elAttr returns an unprefixed attribute of el.
-func elAttr(el *stream.Element, name string) string {
-	for _, a := range el.Attr {
-		if a.Name.Space == "" && a.Name.Local == name {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-// text returns the character data of a simple element such as
-// <db:result>key</db:result>.
-func text(el *stream.Element) string {
-	var v string
-	xml.Unmarshal(el.Raw, &v)
-	return v
-}
-
 // features is what a peer's <stream:features/> offers (RFC 6120 §4.3.2).
 type features struct {
 	startTLS, tlsRequired bool

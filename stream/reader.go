@@ -41,6 +41,25 @@ type Element struct {
 	StartLen int
 }
 
+// AttrValue returns the value of the element's unprefixed attribute
+// local, "" if it has none.
+func (e *Element) AttrValue(local string) string {
+	for _, a := range e.Attr {
+		if a.Name.Space == "" && a.Name.Local == local {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// Text returns the character data of a simple element such as
+// <auth>…</auth>, unescaped.
+func (e *Element) Text() string {
+	var v string
+	xml.Unmarshal(e.Raw, &v)
+	return v
+}
+
 // element is an Element and room for its first attributes, allocated
 // together.
 type element struct {

@@ -179,7 +179,7 @@ func (s *session) login(auth func(mech, user, password string) error, mech, user
 }
 
 // Attr is the value of el's attribute name (without a namespace).
-func Attr(el *stream.Element, name string) string { return attrValue(el.Attr, name) }
+func Attr(el *stream.Element, name string) string { return el.AttrValue(name) }
 
 func attrValue(attrs []xml.Attr, name string) string {
 	if i := slices.IndexFunc(attrs, func(a xml.Attr) bool { return a.Name == xml.Name{Local: name} }); i >= 0 {
@@ -188,11 +188,7 @@ func attrValue(attrs []xml.Attr, name string) string {
 	return ""
 }
 
-func text(el *stream.Element) string {
-	var s string
-	xml.Unmarshal(el.Raw, &s)
-	return strings.TrimSpace(s)
-}
+func text(el *stream.Element) string { return strings.TrimSpace(el.Text()) }
 
 func b64(b []byte) string {
 	if len(b) == 0 {
