@@ -21,9 +21,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -34,9 +32,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/starling-xmpp/starling/config"
-	"github.com/starling-xmpp/starling/internal/dnstest"
 	"github.com/starling-xmpp/starling/internal/testbin"
-	"github.com/starling-xmpp/starling/internal/testca"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmlcmp"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
@@ -144,7 +140,7 @@ func runTranscript(t *testing.T, path string) {
 		}
 		if r.env != nil {
 			// Certificates of the test CA for every host.
-			cert, key, err := r.env.ca.WriteFiles(r.env.dir, "server", c.Server.Hosts...)
+			cert, key, err := r.env.CA.WriteFiles(r.env.dir, "server", c.Server.Hosts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,10 +181,10 @@ func (r *runner) configEdit(s step) func(*config.Config) {
 		return func(c *config.Config) {
 			c.S2S.Enabled = true
 			c.S2S.Listen = []string{fmt.Sprintf("127.0.0.1:%d", r.env.port)}
-			c.S2S.Resolver = r.env.dns.Addr()
+			c.S2S.Resolver = r.env.DNS.Addr()
 		}
 	case "s2s trusts test ca":
-		return func(c *config.Config) { c.S2S.CAFile = r.s2s(s).caFile }
+		return func(c *config.Config) { c.S2S.CAFile = r.s2s(s).CAFile }
 	case "s2s require valid certificates":
 		return func(c *config.Config) { c.S2S.RequireValidCertificates = true }
 	case "s2s encryption optional":
@@ -697,37 +693,14 @@ const (
 // [s2s] resolver: nothing is asked of the machine's DNS, nothing leaves
 // loopback), and the port of the server's s2s listener.
 type s2sEnv struct {
-	ca     *testca.CA
-	caFile string
-	dns    *dnstest.Server
-	port   int
-	dir    string
+	*testserver.Federation
+	port int
+	dir  string
 }
 
 func newS2SEnv(t *testing.T) *s2sEnv {
 	t.Helper()
-	ca, err := testca.New("Starling transcript CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dns, err := dnstest.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Close() })
-	e := &s2sEnv{ca: ca, dns: dns, port: testbin.FreePort(t), dir: t.TempDir()}
-	e.caFile = filepath.Join(e.dir, "ca.crt")
-	if err := ca.WriteCA(e.caFile); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-// register points domain's _xmpp-server SRV record at 127.0.0.1:port.
-func (e *s2sEnv) register(domain string, port int) {
-	host := "xmpp." + domain
-	e.dns.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: host, Port: uint16(port)})
-	e.dns.SetA(host, netip.MustParseAddr("127.0.0.1"))
+	return &s2sEnv{Federation: testserver.NewFederation(t), port: testbin.FreePort(t), dir: t.TempDir()}
 }
 
 // peer is a connection of a transcript that speaks for another server:
@@ -1055,7 +1028,7 @@ func (r *runner) certificate(s step, words []string) (cert *tls.Certificate, res
 	e := r.s2s(s)
 	switch {
 	case len(words) >= 4 && words[0] == "with" && words[1] == "certificate" && words[2] == "for":
-		c, err := e.ca.Issue(words[3])
+		c, err := e.CA.Issue(words[3])
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -1098,7 +1071,7 @@ func (r *runner) s2sStep(s step, words []string) bool {
 	switch {
 	case s.actor == "dns" && len(words) == 6 && strings.Join(words[1:], " ") == "points to a closed port":
 		// Its SRV record names a port where nothing listens.
-		r.s2s(s).register(words[0], testbin.FreePort(t))
+		r.s2s(s).Register(words[0], testbin.FreePort(t))
 	case s.actor == "server" && strings.HasPrefix(s.verb, "logged "):
 		if text := strings.TrimPrefix(s.verb, "logged "); len(r.srv.LogLines(text)) == 0 {
 			t.Fatalf("line %d: the server logged nothing with %q", s.line, text)
@@ -1188,7 +1161,7 @@ func (r *runner) listen(s step, words []string) {
 	l := &s2sListener{domain: words[0]}
 	switch rest := words[1:]; {
 	case len(rest) == 0:
-		c, err := e.ca.Issue(l.domain)
+		c, err := e.CA.Issue(l.domain)
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -1207,7 +1180,7 @@ func (r *runner) listen(s step, words []string) {
 	}
 	r.t.Cleanup(func() { ln.Close() })
 	l.ln = ln
-	e.register(l.domain, ln.Addr().(*net.TCPAddr).Port)
+	e.Register(l.domain, ln.Addr().(*net.TCPAddr).Port)
 	r.add(s.actor, &actor{ln: l})
 }
 
@@ -1274,7 +1247,7 @@ func (r *runner) checkClientCert(s step, domain string) {
 		inter.AddCert(c)
 	}
 	_, err := p.peerCerts[0].Verify(x509.VerifyOptions{
-		DNSName: r.expand(s, domain), Roots: r.s2s(s).ca.Pool(), Intermediates: inter,
+		DNSName: r.expand(s, domain), Roots: r.s2s(s).CA.Pool(), Intermediates: inter,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {

@@ -3,8 +3,6 @@ package s2s_test
 import (
 	"bytes"
 	"fmt"
-	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/internal/dnstest"
 	"github.com/starling-xmpp/starling/internal/testbin"
-	"github.com/starling-xmpp/starling/internal/testca"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
 	"github.com/starling-xmpp/starling/server"
@@ -23,10 +20,8 @@ import (
 // found through a DNS server of the test's own, with certificates from a
 // test CA that they trust (trustCA) or not (dialback only).
 type world struct {
-	ca   *testca.CA
-	dns  *dnstest.Server
+	fed  *testserver.Federation
 	a, b *testserver.Server
-	dir  string
 }
 
 func newWorld(t testing.TB, trustCA bool, edit func(*config.Config)) *world {
@@ -39,42 +34,15 @@ func newWorld(t testing.TB, trustCA bool, edit func(*config.Config)) *world {
 // published but closed).
 func newWorldTLS(t testing.TB, trustCA, direct bool, edit func(*config.Config)) *world {
 	t.Helper()
-	ca, err := testca.New("Starling test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dns, err := dnstest.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Close() })
-	w := &world{ca: ca, dns: dns, dir: t.TempDir()}
-	caFile := filepath.Join(w.dir, "ca.crt")
-	if err := ca.WriteCA(caFile); err != nil {
-		t.Fatal(err)
-	}
+	w := &world{fed: testserver.NewFederation(t)}
 	start := func(domain string) *testserver.Server {
-		port, directPort := testbin.FreePort(t), testbin.FreePort(t)
-		dns.SetA("xmpp."+domain, netip.MustParseAddr("127.0.0.1"))
-		if direct {
-			dns.SetSRV("_xmpps-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(directPort)})
-			dns.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(testbin.FreePort(t))})
-		} else {
-			dns.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(port)})
-		}
-		cert, key, err := ca.WriteFiles(w.dir, domain, domain)
-		if err != nil {
-			t.Fatal(err)
-		}
 		return testserver.Start(t, func(c *config.Config) {
-			c.Server.Hosts = []string{domain}
-			c.TLS = config.TLS{Cert: cert, Key: key}
-			c.S2S.Enabled = true
-			c.S2S.Listen = []string{fmt.Sprintf("127.0.0.1:%d", port)}
-			c.S2S.DirectTLSListen = []string{fmt.Sprintf("127.0.0.1:%d", directPort)}
-			c.S2S.Resolver = dns.Addr()
-			if trustCA {
-				c.S2S.CAFile = caFile
+			w.fed.Configure(t, c, domain, trustCA)
+			if direct {
+				port := testbin.FreePort(t)
+				c.S2S.DirectTLSListen = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+				w.fed.DNS.SetSRV("_xmpps-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(port)})
+				w.fed.DNS.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(testbin.FreePort(t))})
 			}
 			if edit != nil {
 				edit(c)

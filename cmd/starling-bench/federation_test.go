@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net/netip"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,9 +11,6 @@ import (
 	"time"
 
 	sconfig "github.com/starling-xmpp/starling/config"
-	"github.com/starling-xmpp/starling/internal/dnstest"
-	"github.com/starling-xmpp/starling/internal/testbin"
-	"github.com/starling-xmpp/starling/internal/testca"
 	"github.com/starling-xmpp/starling/internal/testserver"
 )
 
@@ -28,40 +22,15 @@ import (
 // DNS records: nothing can reach it.
 func federated(t *testing.T) (a, b, c *testserver.Server) {
 	t.Helper()
-	ca, err := testca.New("starling-bench test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dns, err := dnstest.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Close() })
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := ca.WriteCA(caFile); err != nil {
-		t.Fatal(err)
-	}
+	fed := testserver.NewFederation(t)
 	start := func(domain string, s2s bool) *testserver.Server {
-		cert, key, err := ca.WriteFiles(dir, domain, domain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var port int
-		if s2s {
-			port = testbin.FreePort(t)
-			dns.SetSRV("_xmpp-server._tcp."+domain, dnstest.SRV{Target: "xmpp." + domain, Port: uint16(port)})
-			dns.SetA("xmpp."+domain, netip.MustParseAddr("127.0.0.1"))
-		}
 		srv := testserver.Start(t, func(c *sconfig.Config) {
-			c.Server.Hosts = []string{domain}
-			c.TLS = sconfig.TLS{Cert: cert, Key: key}
-			c.S2S.Resolver = dns.Addr()
 			if s2s {
-				c.S2S.Enabled = true
-				c.S2S.Listen = []string{fmt.Sprintf("127.0.0.1:%d", port)}
-				c.S2S.CAFile = caFile
+				fed.Configure(t, c, domain, true)
+				return
 			}
+			c.Server.Hosts = []string{domain}
+			c.S2S.Resolver = fed.DNS.Addr()
 		})
 		for i := 1; i <= 3; i++ {
 			srv.AddUser(t, "u"+strconv.Itoa(i), "secret")
