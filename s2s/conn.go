@@ -54,13 +54,18 @@ func (c *conn) upgrade(t *tls.Conn) error {
 	if err := t.Handshake(); err != nil {
 		return err
 	}
+	c.useTLS(t)
+	return nil
+}
+
+// useTLS makes t, whose handshake is done, the connection.
+func (c *conn) useTLS(t *tls.Conn) {
 	c.wmu.Lock()
 	c.nc = t
 	c.secure = true
 	c.tls = t.ConnectionState()
 	c.wmu.Unlock()
 	c.r.Reset(t)
-	return nil
 }
 
 // fail ends the stream with a stream error (RFC 6120 §4.9) and closes it.

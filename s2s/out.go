@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
+	"github.com/starling-xmpp/starling/s2s/resolve"
 	"github.com/starling-xmpp/starling/stream"
 )
 
@@ -34,20 +36,31 @@ type outStream struct {
 // authenticating stream and a dialback verification need.
 func (f *Federation) open(ctx context.Context, p pair) (*outStream, error) {
 	s := f.settings()
-	nc, target, err := f.res.Dial(ctx, p.remote, s.ConnectTimeout.Duration)
+	// A direct TLS target (XEP-0368) counts as reached once TLS is up;
+	// if it fails the next target is tried.
+	handshake := func(nc net.Conn, t resolve.Target) (net.Conn, error) {
+		if !t.DirectTLS {
+			return nc, nil
+		}
+		tc := tls.Client(nc, f.clientTLS(p, true))
+		nc.SetDeadline(time.Now().Add(s.ConnectTimeout.Duration))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("TLS failed: %w", err)
+		}
+		nc.SetDeadline(time.Time{})
+		return tc, nil
+	}
+	nc, _, err := f.res.DialWith(ctx, p.remote, s.ConnectTimeout.Duration, handshake)
 	if err != nil {
 		return nil, &failure{reason: err.Error()}
 	}
 	o := &outStream{f: f, p: p, c: newConn(nc, f.limits())}
+	if tc, ok := nc.(*tls.Conn); ok {
+		o.c.useTLS(tc)
+	}
 	// The whole negotiation is bounded: the context ends it.
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if target.DirectTLS {
-		if err := o.c.upgrade(tls.Client(nc, f.clientTLS(p, true))); err != nil {
-			nc.Close()
-			return nil, failf(false, "TLS with %s (%s:%d) failed: %v", p.remote, target.Host, target.Port, err)
-		}
-	}
 	if err := o.restart(); err != nil {
 		nc.Close()
 		return nil, o.wrap(ctx, err)

@@ -3,6 +3,7 @@ package s2s_test
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,27 @@ func TestDirectTLS(t *testing.T) {
 	}
 	if !strings.Contains(status, "in a.test ") || !strings.Contains(status, "method=EXTERNAL") {
 		t.Errorf("starling s2s on b.test:\n%s", status)
+	}
+}
+
+// TestDirectTLSFallback checks that a direct TLS target on which TLS
+// fails does not hide the STARTTLS one: b.test's _xmpps-server record
+// points at its plain STARTTLS listener, which answers a TLS hello with
+// XML; a.test then goes on to _xmpp-server.
+func TestDirectTLSFallback(t *testing.T) {
+	w := newWorld(t, true, nil)
+	port, err := strconv.Atoi(strings.TrimPrefix(w.b.Config.S2S.Listen[0], "127.0.0.1:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.fed.DNS.SetSRV("_xmpps-server._tcp.b.test", dnstest.SRV{Target: "xmpp.b.test", Port: uint16(port)})
+	alice := xmpptest.Login(t, w.a.Addr, "a.test", "alice", "alice-pw", "SCRAM-SHA-256", "phone")
+	bob := xmpptest.Login(t, w.b.Addr, "b.test", "bob", "bob-pw", "SCRAM-SHA-256", "laptop")
+	alice.Send("<message to='bob@b.test/laptop' type='chat' id='m1'><body>after the direct TLS target failed</body></message>")
+	expect(t, bob, "from='alice@a.test/phone'", "after the direct TLS target failed")
+	// The direct TLS attempt did happen: b.test refused its TLS hello.
+	if len(w.b.LogLines("s2s incoming stream refused")) == 0 {
+		t.Error("b.test never saw the direct TLS attempt")
 	}
 }
 

@@ -392,6 +392,17 @@ func aLabels(domain string) (string, netip.Addr, error) {
 // XEP-0368 §3). Errors are *Error and say in words what was tried and
 // why each failed.
 func (r *Resolver) Dial(ctx context.Context, domain string, timeout time.Duration) (net.Conn, Target, error) {
+	return r.DialWith(ctx, domain, timeout, nil)
+}
+
+// DialWith is Dial with a step that a connection must pass before its
+// target counts as reached, such as the TLS handshake of a direct TLS
+// target: when it fails, the connection is closed and the next address or
+// target is tried, as when the connection is refused (a direct TLS SRV
+// record that points at something else must not hide the STARTTLS
+// ones). step returns the connection to use (the TLS one); nil step:
+// none.
+func (r *Resolver) DialWith(ctx context.Context, domain string, timeout time.Duration, step func(net.Conn, Target) (net.Conn, error)) (net.Conn, Target, error) {
 	cands, err := r.targets(ctx, domain)
 	if err != nil {
 		return nil, Target{}, err
@@ -421,6 +432,18 @@ func (r *Resolver) Dial(ctx context.Context, domain string, timeout time.Duratio
 			d := net.Dialer{Timeout: timeout}
 			ap := netip.AddrPortFrom(ip, uint16(c.Port))
 			conn, err := d.DialContext(ctx, "tcp", ap.String())
+			if err == nil && step != nil {
+				var next net.Conn
+				if next, err = step(conn, c.Target); err != nil {
+					conn.Close()
+					if ctx.Err() != nil {
+						break
+					}
+					whys = append(whys, fmt.Sprintf("%s (%s%s): %v", ap, c.Host, tlsNote(c.Target), err))
+					continue
+				}
+				conn = next
+			}
 			if err == nil {
 				return conn, c.Target, nil
 			}
