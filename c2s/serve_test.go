@@ -46,7 +46,7 @@ func (l *flakyListener) Close() error {
 	return nil
 }
 
-func (l *flakyListener) Addr() net.Addr { return fakeAddr("127.0.0.1:5222") }
+func (l *flakyListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5222} }
 
 // TestServeBacksOff: accept errors such as EMFILE (out of file
 // descriptors) do not stop the listener: it pauses, doubling the pause up

@@ -19,6 +19,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/admission"
 	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/event"
@@ -66,7 +67,7 @@ type Server struct {
 	failures        rateLog // failed logins
 	refusals        rateLog // streams refused by the per-address cap
 	// Streams not authenticated yet, per client address.
-	unauthenticated unauthenticated
+	unauthenticated admission.Counter
 	closed          closeCounts
 
 	mu       sync.Mutex // guards sessions and closing
@@ -146,20 +147,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 		}
 		// Admitted here, in accept order: each stream counts before the
 		// next one is looked at.
-		if serve := s.admission(sess); serve != nil {
+		if serve := s.admitted(sess); serve != nil {
 			go serve(ctx, directTLS)
 		}
 	}
 }
 
-// admission admits sess and returns how to serve it: run it, or refuse it
+// admitted admits sess and returns how to serve it: run it, or refuse it
 // with <policy-violation/>; nil when it was dropped (closed and
 // forgotten already).
-func (s *Server) admission(sess *session) func(ctx context.Context, directTLS bool) {
+func (s *Server) admitted(sess *session) func(ctx context.Context, directTLS bool) {
 	switch s.admit(sess) {
-	case admitted:
+	case admission.Admitted:
 		return sess.run
-	case refused:
+	case admission.Refused:
 		return sess.refuse
 	}
 	s.forget(sess)
@@ -169,12 +170,12 @@ func (s *Server) admission(sess *session) func(ctx context.Context, directTLS bo
 
 // admit counts a new stream against its address's cap on streams not
 // authenticated yet ([limits] max_unauthenticated_per_address).
-func (s *Server) admit(sess *session) admission {
-	a := s.unauthenticated.enter(sess.addrKey, s.config().Limits.MaxUnauthenticatedPerAddress)
-	if a != dropped {
+func (s *Server) admit(sess *session) admission.Verdict {
+	a := s.unauthenticated.Enter(sess.addrKey, s.config().Limits.MaxUnauthenticatedPerAddress)
+	if a != admission.Dropped {
 		sess.counted.Store(true)
 	}
-	if a != admitted {
+	if a != admission.Admitted {
 		s.refusals.log(s.Log, sess.addrKey, "too many unauthenticated streams from one address",
 			"addr", hostOf(sess.raw.RemoteAddr()), "max", s.config().Limits.MaxUnauthenticatedPerAddress)
 	}
@@ -220,7 +221,7 @@ func (s *Server) ServeFramed(ctx context.Context, conn Framed, secure bool) {
 		conn.Close()
 		return
 	}
-	if serve := s.admission(sess); serve != nil {
+	if serve := s.admitted(sess); serve != nil {
 		serve(ctx, false)
 	}
 }
@@ -241,7 +242,7 @@ func (s *Server) StartFramed(conn Framed, secure bool) (serve func(context.Conte
 	if !s.register(sess) {
 		return nil, ErrShuttingDown
 	}
-	if s.admit(sess) != admitted {
+	if s.admit(sess) != admission.Admitted {
 		s.forget(sess)
 		return nil, ErrTooManyUnauthenticated
 	}

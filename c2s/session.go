@@ -17,6 +17,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/admission"
 	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/stanza"
@@ -99,7 +100,7 @@ func newSession(srv *Server, conn net.Conn) *session {
 		written: make(chan struct{}),
 	}
 	s.conn = &activityConn{Conn: conn, last: &s.lastRead}
-	s.addrKey = clientKey(conn.RemoteAddr(), srv.config().Limits.IPv6Prefix)
+	s.addrKey = admission.Key(conn.RemoteAddr(), srv.config().Limits.IPv6Prefix)
 	s.lastRead.Store(time.Now().UnixNano())
 	return s
 }
@@ -116,7 +117,7 @@ func newFramedSession(srv *Server, conn Framed, secure bool) *session {
 		written: make(chan struct{}),
 	}
 	s.r = framedActivity{Framed: conn, last: &s.lastRead}
-	s.addrKey = clientKey(conn.RemoteAddr(), srv.config().Limits.IPv6Prefix)
+	s.addrKey = admission.Key(conn.RemoteAddr(), srv.config().Limits.IPv6Prefix)
 	s.lastRead.Store(time.Now().UnixNano())
 	return s
 }
@@ -126,7 +127,7 @@ func newFramedSession(srv *Server, conn Framed, secure bool) *session {
 // the session ends.
 func (s *session) leaveUnauthenticated() {
 	if s.counted.CompareAndSwap(true, false) {
-		s.srv.unauthenticated.leave(s.addrKey)
+		s.srv.unauthenticated.Leave(s.addrKey)
 	}
 }
 

@@ -1,11 +1,11 @@
-package c2s
+package admission
 
 import (
 	"net"
 	"testing"
 )
 
-func TestClientKey(t *testing.T) {
+func TestKey(t *testing.T) {
 	for _, tc := range []struct {
 		addr   net.Addr
 		prefix int
@@ -22,8 +22,8 @@ func TestClientKey(t *testing.T) {
 		{fakeAddr("198.51.100.1"), 64, "198.51.100.1"},
 		{fakeAddr("pipe"), 64, "pipe"},
 	} {
-		if got := clientKey(tc.addr, tc.prefix); got != tc.want {
-			t.Errorf("clientKey(%v, %d) = %q, want %q", tc.addr, tc.prefix, got, tc.want)
+		if got := Key(tc.addr, tc.prefix); got != tc.want {
+			t.Errorf("Key(%v, %d) = %q, want %q", tc.addr, tc.prefix, got, tc.want)
 		}
 	}
 }
@@ -37,24 +37,24 @@ func (a fakeAddr) String() string  { return string(a) }
 // counted while refused) up to twice it, dropped beyond; leaving gives a
 // place back, and nothing is left once all have left.
 func TestUnauthenticated(t *testing.T) {
-	var u unauthenticated
-	want := []admission{admitted, admitted, refused, refused, dropped, dropped}
+	var u Counter
+	want := []Verdict{Admitted, Admitted, Refused, Refused, Dropped, Dropped}
 	for i, w := range want {
-		if got := u.enter("a", 2); got != w {
+		if got := u.Enter("a", 2); got != w {
 			t.Fatalf("stream %d: %v, want %v", i, got, w)
 		}
 	}
-	if u.enter("b", 2) != admitted {
+	if u.Enter("b", 2) != Admitted {
 		t.Fatal("another address was not admitted")
 	}
-	u.leave("a")
-	if u.enter("a", 2) != refused {
+	u.Leave("a")
+	if u.Enter("a", 2) != Refused {
 		t.Fatal("a place given back was not reused")
 	}
 	for range 4 {
-		u.leave("a")
+		u.Leave("a")
 	}
-	u.leave("b")
+	u.Leave("b")
 	if len(u.n) != 0 {
 		t.Fatalf("counts left: %v", u.n)
 	}
