@@ -9,10 +9,12 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/idna"
 
+	"github.com/starling-xmpp/starling/admission"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/s2s/peercert"
@@ -40,6 +42,9 @@ type Federation struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	inbox  *inbox
+
+	unauth   admission.Counter // incoming streams not authenticated yet, per address
+	refusals atomic.Int64      // incoming streams refused by that cap
 
 	mu    sync.Mutex // guards links, ins and lns
 	links map[pair]*link

@@ -8,10 +8,12 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/admission"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/stream"
 )
@@ -28,6 +30,10 @@ type inStream struct {
 	sasl   bool          // authenticated with SASL EXTERNAL
 	bidi   bool          // the peer asked for a bidirectional stream (XEP-0288)
 	done   chan struct{} // closed when the stream has ended
+	// key is the peer's address as admission counts it; counted, that
+	// the stream holds a place there until it authenticates or ends.
+	key     string
+	counted atomic.Bool
 	// attached: the bidirectional stream carries our stanzas too.
 	attached bool
 
@@ -111,7 +117,30 @@ func (f *Federation) accept(ln net.Listener, direct bool) {
 			continue
 		}
 		delay = 0
-		s := &inStream{f: f, c: newConn(nc, f.limits()), direct: direct, authed: make(map[string]map[string]bool), since: f.now(), addr: nc.RemoteAddr().String(), done: make(chan struct{})}
+		// RFC 6120 §13.9: one address may hold only so many streams
+		// that have not authenticated ([limits]
+		// max_unauthenticated_per_address, as for clients).
+		lim := f.cfg().Limits
+		key := admission.Key(nc.RemoteAddr(), lim.IPv6Prefix)
+		switch f.unauth.Enter(key, lim.MaxUnauthenticatedPerAddress) {
+		case admission.Dropped:
+			nc.Close()
+			continue
+		case admission.Refused:
+			f.refusals.Add(1)
+			f.log.Debug("s2s: too many unauthenticated streams from one address", "addr", nc.RemoteAddr().String())
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				defer f.unauth.Leave(key)
+				c := newConn(nc, f.limits())
+				c.write(header("", "", newID()))
+				c.fail(&stream.Error{Condition: stream.PolicyViolation, Text: "too many unauthenticated connections from your address"})
+			}()
+			continue
+		}
+		s := &inStream{f: f, c: newConn(nc, f.limits()), direct: direct, authed: make(map[string]map[string]bool), since: f.now(), addr: nc.RemoteAddr().String(), done: make(chan struct{}), key: key}
+		s.counted.Store(true)
 		f.mu.Lock()
 		if f.lns == nil { // closing
 			f.mu.Unlock()
@@ -129,6 +158,7 @@ func (f *Federation) accept(ln net.Listener, direct bool) {
 func (s *inStream) serve() {
 	defer s.f.wg.Done()
 	defer func() {
+		s.release()
 		s.f.mu.Lock()
 		delete(s.f.ins, s)
 		s.f.mu.Unlock()
@@ -157,6 +187,14 @@ func (s *inStream) serve() {
 			s.f.log.Debug("s2s incoming stream ended", "remote", s.from, "error", err)
 		}
 		s.c.abort()
+	}
+}
+
+// release gives back the stream's place among its address's
+// unauthenticated streams, once.
+func (s *inStream) release() {
+	if s.counted.CompareAndSwap(true, false) {
+		s.f.unauth.Leave(s.key)
 	}
 }
 
@@ -379,6 +417,7 @@ func (s *inStream) authorize(remote, local string) {
 	}
 	s.authed[remote][local] = true
 	s.mu.Unlock()
+	s.release()
 	if s.bidi && !s.sasl {
 		s.f.attachBidi(s, pair{local: local, remote: remote})
 	}

@@ -183,6 +183,39 @@ func TestDirectTLSFallback(t *testing.T) {
 	}
 }
 
+// TestUnauthenticatedCap checks that one address may hold only
+// max_unauthenticated_per_address incoming streams that have not
+// authenticated (RFC 6120 §13.9): the next gets <policy-violation/>, and
+// a place given back is taken again.
+func TestUnauthenticatedCap(t *testing.T) {
+	w := newWorld(t, true, func(c *config.Config) { c.Limits.MaxUnauthenticatedPerAddress = 2 })
+	addr := w.b.Config.S2S.Listen[0]
+	first := xmpptest.Dial(t, addr, "b.test")
+	xmpptest.Dial(t, addr, "b.test")
+	third := xmpptest.Dial(t, addr, "b.test")
+	third.ExpectStreamError("policy-violation")
+	first.Close()
+	// The first's place comes back once b.test has seen it close; until
+	// then a new stream may still be refused.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := xmpptest.Dial(t, addr, "b.test")
+		c.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.test' to='b.test' version='1.0'>")
+		c.ReadHeader()
+		el, err := c.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if el.Name.Local == "features" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no place given back: %s", el.Raw)
+		}
+		c.Close()
+	}
+}
+
 // TestIMAcrossServers runs the instant messaging of RFC 6121 between
 // accounts of two federating servers: the subscription handshake, roster
 // pushes, presence both ways and on logout, a vCard read on the account's
