@@ -106,6 +106,9 @@ func (f *Federation) Status() string {
 			orDash(from), s.addr, strings.Join(pairs, ", "), method, orDash(tlsv)))
 	}
 	slices.Sort(lines)
+	if n := f.refusals.Load(); n > 0 {
+		lines = append(lines, fmt.Sprintf("refused %d incoming streams: too many unauthenticated from one address", n))
+	}
 	if len(lines) == 0 {
 		return "no server-to-server streams"
 	}

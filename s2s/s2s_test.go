@@ -194,6 +194,9 @@ func TestUnauthenticatedCap(t *testing.T) {
 	xmpptest.Dial(t, addr, "b.test")
 	third := xmpptest.Dial(t, addr, "b.test")
 	third.ExpectStreamError("policy-violation")
+	if status, err := server.Admin(t.Context(), w.b.Config, "s2s"); err != nil || !strings.Contains(status, "refused 1 incoming streams") {
+		t.Errorf("starling s2s: %v\n%s", err, status)
+	}
 	first.Close()
 	// The first's place comes back once b.test has seen it close; until
 	// then a new stream may still be refused.
