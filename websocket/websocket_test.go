@@ -361,6 +361,7 @@ func TestShutdown(t *testing.T) {
 	cfg.Server.DataDir = t.TempDir()
 	cfg.C2S.Listen, cfg.C2S.DirectTLSListen = []string{"127.0.0.1:0"}, nil
 	cfg.HTTP.TLSListen = []string{"127.0.0.1:0"}
+	cfg.S2S.Enabled = false // it would listen on 5269
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
