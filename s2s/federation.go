@@ -48,9 +48,12 @@ type Federation struct {
 
 	mu    sync.Mutex // guards links, ins and lns
 	links map[pair]*link
-	ins   map[*inStream]struct{}
-	lns   []net.Listener
-	wg    sync.WaitGroup // the goroutines of listeners and streams
+	// sweepAt is the number of links at which failed ones are swept
+	// next (sweep).
+	sweepAt int
+	ins     map[*inStream]struct{}
+	lns     []net.Listener
+	wg      sync.WaitGroup // the goroutines of listeners and streams
 }
 
 // pair is the (local domain, remote domain) of an outgoing stream.
@@ -172,10 +175,36 @@ func (f *Federation) getLink(p pair) *link {
 	defer f.mu.Unlock()
 	l := f.links[p]
 	if l == nil {
+		if len(f.links) >= max(f.sweepAt, minSweep) {
+			f.sweep()
+		}
 		l = newLink(f, p)
 		f.links[p] = l
 	}
 	return l
+}
+
+// minSweep is the number of links below which failed ones are never
+// swept: a server talks to few domains.
+const minSweep = 1024
+
+// sweep forgets the links that failed and have waited past their retry
+// window by max_retry_delay with nothing queued, so that stanzas to ever
+// new unreachable domains do not hold memory for each; their backoff
+// starts over if they are tried again. f.mu is held. It runs when the
+// links have doubled since the last sweep, so its cost is spread over
+// the links created meanwhile.
+func (f *Federation) sweep() {
+	now, keep := f.now(), f.settings().MaxRetryDelay.Duration
+	for p, l := range f.links {
+		l.mu.Lock()
+		if l.state == failed && len(l.queue) == 0 && now.After(l.retryAt.Add(keep)) {
+			l.state = closed
+			delete(f.links, p)
+		}
+		l.mu.Unlock()
+	}
+	f.sweepAt = 2 * len(f.links)
 }
 
 // removeLink forgets l if it is still the pair's link and it may go:
