@@ -30,14 +30,12 @@ func (r *bounceRouter) Bounce(_ context.Context, s *stanza.Stanza, e *stanza.Err
 	r.bounced <- bounce{s, e}
 }
 
-// TestBackoff follows the retries to a domain that cannot be reached (no
-// such name in DNS), on a clock that moves only when told: the first
-// stanza bounces after a failed attempt; during the backoff window the
-// next ones bounce at once with the same error and no attempt; after it,
-// a new attempt; the window doubles with each failure in a row, with
-// jitter (half to all of it), up to max_retry_delay. A transcript cannot
-// wait out windows of seconds; see rfc6120-s2s-outgoing for the rest.
-func TestBackoff(t *testing.T) {
+// testFederation is a Federation of local.test that asks a DNS server
+// with no records (every remote domain is unknown), on a clock that moves
+// only when told, with a retry delay of 10 s up to 30 s; r records its
+// bounces.
+func testFederation(t *testing.T) (*config.Config, *Federation, *bounceRouter, *fakeclock.Clock) {
+	t.Helper()
 	dns, err := dnstest.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,18 +46,27 @@ func TestBackoff(t *testing.T) {
 	cfg.S2S.Resolver = dns.Addr()
 	cfg.S2S.RetryDelay.Duration = 10 * time.Second
 	cfg.S2S.MaxRetryDelay.Duration = 30 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
 	r := &bounceRouter{bounced: make(chan bounce, 10)}
-	f, err := New(ctx, func() *config.Config { return cfg }, slog.New(slog.DiscardHandler), r, nil)
+	f, err := New(context.Background(), func() *config.Config { return cfg }, slog.New(slog.DiscardHandler), r, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	f.now = clock.Now
-	t.Cleanup(func() {
-		cancel()
-		f.Close()
-	})
+	t.Cleanup(f.Close)
+	return cfg, f, r, clock
+}
+
+// TestBackoff follows the retries to a domain that cannot be reached (no
+// such name in DNS), on a clock that moves only when told: the first
+// stanza bounces after a failed attempt; during the backoff window the
+// next ones bounce at once with the same error and no attempt; after it,
+// a new attempt; the window doubles with each failure in a row, with
+// jitter (half to all of it), up to max_retry_delay. A transcript cannot
+// wait out windows of seconds; see rfc6120-s2s-outgoing for the rest.
+func TestBackoff(t *testing.T) {
+	cfg, f, r, clock := testFederation(t)
+	ctx := context.Background()
 	p := pair{local: "local.test", remote: "nowhere.test"}
 	send := func(id string) {
 		t.Helper()

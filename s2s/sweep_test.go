@@ -1,15 +1,9 @@
 package s2s
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/starling-xmpp/starling/config"
-	"github.com/starling-xmpp/starling/internal/dnstest"
-	"github.com/starling-xmpp/starling/internal/fakeclock"
 )
 
 // TestSweep checks that links which failed long ago are forgotten once
@@ -17,26 +11,7 @@ import (
 // memory for each), and that recent failures, whose backoff still
 // matters, are kept.
 func TestSweep(t *testing.T) {
-	dns, err := dnstest.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Close() })
-	cfg := config.Default()
-	cfg.Server.Hosts = []string{"local.test"}
-	cfg.S2S.Resolver = dns.Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &bounceRouter{bounced: make(chan bounce, 10)}
-	f, err := New(ctx, func() *config.Config { return cfg }, slog.New(slog.DiscardHandler), r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	f.now = clock.Now
-	t.Cleanup(func() {
-		cancel()
-		f.Close()
-	})
+	cfg, f, _, clock := testFederation(t)
 	// minSweep failed links: half long past their window, half recent.
 	old := clock.Now().Add(-cfg.S2S.MaxRetryDelay.Duration - time.Hour)
 	f.mu.Lock()
