@@ -235,14 +235,7 @@ func (l *link) serve(c *conn, done <-chan struct{}, why func() error, own bool) 
 			if len(batch) == 0 {
 				continue
 			}
-			c.wmu.Lock()
-			w.Reset(c.nc)
-			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			for _, st := range batch {
-				w.Write(withoutNS(st.Raw, stanza.StartLen(st.Raw), nsClient))
-			}
-			err := w.Flush()
-			c.wmu.Unlock()
+			err := writeBatch(c, w, batch, writeTimeout)
 			clear(batch)
 			if err != nil {
 				c.abort()
@@ -280,14 +273,7 @@ func (l *link) serve(c *conn, done <-chan struct{}, why func() error, own bool) 
 			batch = append(batch[:0], l.queue...)
 			l.queue = nil
 			l.mu.Unlock()
-			c.wmu.Lock()
-			w.Reset(c.nc)
-			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			for _, st := range batch {
-				w.Write(withoutNS(st.Raw, stanza.StartLen(st.Raw), nsClient))
-			}
-			w.Flush()
-			c.wmu.Unlock()
+			writeBatch(c, w, batch, time.Second)
 			if own {
 				c.close()
 				<-done
@@ -295,6 +281,19 @@ func (l *link) serve(c *conn, done <-chan struct{}, why func() error, own bool) 
 			return false
 		}
 	}
+}
+
+// writeBatch writes stanzas to c in one write, each in the jabber:server
+// namespace, within timeout.
+func writeBatch(c *conn, w *bufio.Writer, batch []*stanza.Stanza, timeout time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	w.Reset(c.nc)
+	c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	for _, st := range batch {
+		w.Write(withoutNS(st.Raw, stanza.StartLen(st.Raw), nsClient))
+	}
+	return w.Flush()
 }
 
 // lost handles a stream that ended: with stanzas queued it is set up

@@ -29,6 +29,9 @@ type outStream struct {
 	// opened: the peer sent a stream header (for the bounce condition).
 	opened bool
 	bidi   bool // bidirectional stream asked for (XEP-0288)
+	// stop ends the negotiation's bound (a deadline set on the
+	// connection when the context ends); false if it has fired.
+	stop func() bool
 }
 
 // open resolves and connects to p.remote and negotiates the stream up to
@@ -58,9 +61,9 @@ func (f *Federation) open(ctx context.Context, p pair) (*outStream, error) {
 	if tc, ok := nc.(*tls.Conn); ok {
 		o.c.useTLS(tc)
 	}
-	// The whole negotiation is bounded: the context ends it.
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// The whole negotiation, the caller's part too, is bounded: the
+	// context ends it.
+	o.stop = context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	if err := o.restart(); err != nil {
 		nc.Close()
 		return nil, o.wrap(ctx, err)
@@ -171,9 +174,8 @@ func (f *Federation) connectOut(p pair) (*conn, outInfo, error) {
 	if err != nil {
 		return nil, outInfo{}, err
 	}
-	stop := context.AfterFunc(ctx, func() { o.c.nc.SetDeadline(time.Unix(1, 0)) })
 	info, err := o.authenticate()
-	if !stop() || err != nil {
+	if !o.stop() || err != nil {
 		if err == nil {
 			err = errors.New("negotiation timed out")
 		}
@@ -299,8 +301,7 @@ func (f *Federation) verifyKey(p pair, id, key string) (bool, error) {
 		return false, err
 	}
 	defer o.c.nc.Close()
-	stop := context.AfterFunc(ctx, func() { o.c.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer o.stop()
 	if err := o.c.write([]byte("<db:verify xmlns:db='" + nsDialback + "' from='" + esc(p.local) + "' to='" + esc(p.remote) + "' id='" + esc(id) + "'>" + esc(key) + "</db:verify>")); err != nil {
 		return false, o.wrap(ctx, err)
 	}
@@ -326,5 +327,3 @@ func (f *Federation) verifyKey(p pair, id, key string) (bool, error) {
 		}
 	}
 }
-
-var _ net.Conn = (*tls.Conn)(nil)
