@@ -683,7 +683,7 @@ func (r *runner) quiet(s step) {
 // Namespaces of server-to-server streams, as the peers write them.
 const (
 	nsServer   = "jabber:server"
-	nsDialback = "jabber:server:dialback"
+	nsDialback = stream.NSDialback
 	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
 )
 

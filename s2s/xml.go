@@ -14,7 +14,7 @@ import (
 // Namespaces of server-to-server streams.
 const (
 	nsServer          = "jabber:server"                       // RFC 6120 §4.8.3
-	nsDialback        = "jabber:server:dialback"              // XEP-0220 §2
+	nsDialback        = stream.NSDialback                     // XEP-0220 §2
 	nsDialbackFeature = "urn:xmpp:features:dialback"          // XEP-0220 §2.1
 	nsTLS             = "urn:ietf:params:xml:ns:xmpp-tls"     // RFC 6120 §5
 	nsSASL            = "urn:ietf:params:xml:ns:xmpp-sasl"    // RFC 6120 §6
@@ -28,23 +28,7 @@ const (
 // header is a server-to-server stream header (RFC 6120 §4.7, with the
 // dialback prefix of XEP-0220 §2 declared, which peers look for).
 func header(from, to, id string) []byte {
-	b := make([]byte, 0, 256)
-	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='"+nsServer+"' xmlns:stream='"+stream.NS+"' xmlns:db='"+nsDialback+"' version='1.0'"...)
-	b = attr(b, "from", from)
-	b = attr(b, "to", to)
-	b = attr(b, "id", id)
-	return append(b, '>')
-}
-
-func attr(b []byte, name, value string) []byte {
-	if value == "" {
-		return b
-	}
-	b = append(b, ' ')
-	b = append(b, name...)
-	b = append(b, "='"...)
-	b = append(b, stanza.Escape(value)...)
-	return append(b, '\'')
+	return stream.AppendHeader(make([]byte, 0, 256), stream.Header{NS: nsServer, Dialback: true, From: from, To: to, ID: id, Version: "1.0"})
 }
 
 // features is what a peer's <stream:features/> offers (RFC 6120 §4.3.2).

@@ -517,6 +517,9 @@ func (r *Reader) header(tag []byte) (Header, error) {
 				return h, err
 			}
 			r.hdrNS = append(r.hdrNS, nsDecl{prefix: string(tag[a.colon+1 : a.n1]), uri: v})
+			if v == NSDialback && string(tag[a.colon+1:a.n1]) == "db" {
+				h.Dialback = true
+			}
 		}
 	}
 	h.NS = r.defNS

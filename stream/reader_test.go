@@ -450,8 +450,17 @@ func TestAppendHeader(t *testing.T) {
 	if err != nil || got != h {
 		t.Fatalf("read back %+v %v", got, err)
 	}
+	// A server's header declares the dialback prefix, and reads back so.
+	h = Header{ID: "abc", From: "a.example", To: "b.example", Version: "1.0", NS: "jabber:server", Dialback: true}
+	b = AppendHeader(nil, h)
+	if !strings.Contains(string(b), " xmlns:db='jabber:server:dialback'") {
+		t.Errorf("no dialback prefix: %s", b)
+	}
+	if got, err := NewReader(bytes.NewReader(b), DefaultLimits()).ReadHeader(); err != nil || got != h {
+		t.Fatalf("read back %+v %v", got, err)
+	}
 	b = AppendHeader(nil, Header{Version: "1.0", NS: "jabber:client", From: "example.org"})
-	if strings.Contains(string(b), "to=") || strings.Contains(string(b), "id=") || strings.Contains(string(b), "xml:lang") {
+	if strings.Contains(string(b), "to=") || strings.Contains(string(b), "id=") || strings.Contains(string(b), "xml:lang") || strings.Contains(string(b), "xmlns:db") {
 		t.Errorf("empty fields not left out: %s", b)
 	}
 }

@@ -119,15 +119,25 @@ func (e *Error) Bytes() []byte {
 // "jabber:client"; "" if none was declared.
 type Header struct {
 	To, From, ID, Version, Lang, NS string
+	// Dialback is the declaration of the "db" prefix for server dialback
+	// (XEP-0220 §2.1), which servers put on their streams' headers.
+	Dialback bool
 }
 
+// NSDialback is the namespace of server dialback (XEP-0220).
+const NSDialback = "jabber:server:dialback"
+
 // AppendHeader appends an XML declaration and the opening stream tag for h
-// (RFC 6120 §4.7) to dst, declaring the "stream" prefix. Empty fields are
+// (RFC 6120 §4.7) to dst, declaring the "stream" prefix (and "db" if
+// h.Dialback). Empty fields are
 // left out; values are escaped.
 func AppendHeader(dst []byte, h Header) []byte {
 	dst = append(dst, "<?xml version='1.0'?><stream:stream"...)
 	dst = appendAttr(dst, "xmlns", h.NS)
 	dst = append(dst, " xmlns:stream='"+NS+"'"...)
+	if h.Dialback {
+		dst = append(dst, " xmlns:db='"+NSDialback+"'"...)
+	}
 	dst = appendAttr(dst, "id", h.ID)
 	dst = appendAttr(dst, "from", h.From)
 	dst = appendAttr(dst, "to", h.To)
