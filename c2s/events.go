@@ -3,6 +3,7 @@ package c2s
 import (
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/stream"
 )
 
 // The events c2s fires (package event) on Server.Bus.
@@ -31,4 +32,30 @@ type ClientStanza struct {
 // §4.5.3.2), other modules forget it.
 type SessionEnded struct {
 	Session router.Session
+}
+
+// ClientNonza is fired (reused: a handler must not keep it) for each
+// top-level element a bound client sends that is neither a stanza nor
+// stream management's (XEP-0198): client state indication (XEP-0352)
+// sends <active/> and <inactive/>. A handler that stops it has handled
+// it; if none does, the stream ends with <unsupported-stanza-type/> (RFC
+// 6120 §4.9.3.24).
+type ClientNonza struct {
+	Session Client
+	Element *stream.Element
+}
+
+// SessionDetached is fired when a session that stream management made
+// resumable (XEP-0198 §5) loses its connection: it stays bound and
+// available, what is sent to it waits, and it either resumes
+// (SessionResumed) or ends when its resumption timeout passes
+// (SessionEnded).
+type SessionDetached struct {
+	Session Client
+}
+
+// SessionResumed is fired when a detached session was resumed on a new
+// connection (XEP-0198 §5), before what waited for it is sent.
+type SessionResumed struct {
+	Session Client
 }

@@ -84,6 +84,10 @@ type session struct {
 	lastRead atomic.Int64 // unix nanoseconds of the last byte received
 
 	clientStanza ClientStanza // the event of the stanza being handled (reader goroutine)
+	clientNonza  ClientNonza  // the same for nonzas
+
+	// holder, if set, keeps stanzas back (SetHolder).
+	holder atomic.Pointer[holderBox]
 
 	out      *queue        // outbound queue, drained by writeLoop
 	quit     chan struct{} // closed by close()
@@ -206,6 +210,29 @@ func (s *session) SetAvailable(ok bool, priority int) {
 // without blocking. A full queue means the client does not read fast
 // enough: its stream ends.
 func (s *session) Deliver(raw []byte) bool {
+	if h := s.holder.Load(); h != nil && h.Hold(raw) {
+		return true
+	}
+	return s.DeliverNow(raw)
+}
+
+// holderBox lets holder be an atomic.Pointer to an interface value.
+type holderBox struct{ Holder }
+
+// SetHolder implements Client.
+func (s *session) SetHolder(h Holder) {
+	if h == nil {
+		s.holder.Store(nil)
+		return
+	}
+	s.holder.Store(&holderBox{h})
+}
+
+// Detached implements Client.
+func (s *session) Detached() bool { return false }
+
+// DeliverNow implements Client: Deliver without the holder.
+func (s *session) DeliverNow(raw []byte) bool {
 	select {
 	case <-s.quit:
 		return false
@@ -863,6 +890,14 @@ func (s *session) serve(ctx context.Context) error {
 		el, err := s.r.Next()
 		if err != nil {
 			return err
+		}
+		if el.Name.Space != nsClient {
+			s.clientNonza = ClientNonza{Session: s, Element: el}
+			handled := event.Fire(ctx, s.srv.Bus, &s.clientNonza)
+			s.clientNonza = ClientNonza{}
+			if handled {
+				continue
+			}
 		}
 		if el.Name.Space != nsClient || stanza.KindOf(el.Name.Local) == 0 {
 			// RFC 6120 §4.9.3.24: not a stanza of jabber:client.
