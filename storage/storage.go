@@ -210,6 +210,7 @@ type Tx interface {
 // account's data from every aggregate.
 type Store interface {
 	Accounts
+	Archive
 	Roster
 	Offline
 	Blocklist

@@ -20,3 +20,8 @@ func BenchmarkStore(b *testing.B) {
 	dsn := pgtest.DSN(b)
 	storagetest.Bench(b, func() (storage.Store, error) { return postgres.Open(b.Context(), dsn) })
 }
+
+func BenchmarkArchive(b *testing.B) {
+	dsn := pgtest.DSN(b)
+	storagetest.BenchArchive(b, func() (storage.Store, error) { return postgres.Open(b.Context(), dsn) })
+}

@@ -49,6 +49,10 @@ func TestDeleteAccountEveryTable(t *testing.T) {
 		if err == nil {
 			err = s.SetLastActivity(ctx, "example.org", u, time.Now(), "")
 		}
+		if err == nil {
+			err = s.AppendArchive(ctx, []storage.ArchiveEntry{{Host: "example.org", Username: u, ArchivedMessage: storage.ArchivedMessage{
+				ID: storage.ArchiveID(time.Now()) + int64(len(u)), With: "a@example.net", Stanza: []byte("<message/>")}}})
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -117,7 +117,7 @@ func TestMigrate(t *testing.T) {
 	// before read).
 	for _, c := range []struct{ insert, undo, want string }{
 		{fmt.Sprintf(`INSERT INTO schema_versions VALUES ('roster', %d)`, want["roster"]+1), `DELETE FROM schema_versions WHERE aggregate = 'roster' AND version > 1`, fmt.Sprintf("roster schema version %d,", want["roster"]+1)},
-		{`INSERT INTO schema_versions VALUES ('archive', 1)`, `DELETE FROM schema_versions WHERE aggregate = 'archive'`, "version 1 of archive"},
+		{`INSERT INTO schema_versions VALUES ('telepathy', 1)`, `DELETE FROM schema_versions WHERE aggregate = 'telepathy'`, "version 1 of telepathy"},
 		{`INSERT INTO schema_migrations VALUES (4)`, `DELETE FROM schema_migrations WHERE version = 4`, "version 4,"},
 	} {
 		exec(t, path, c.insert)

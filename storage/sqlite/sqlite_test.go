@@ -20,3 +20,8 @@ func BenchmarkStore(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "starling.db")
 	storagetest.Bench(b, func() (storage.Store, error) { return sqlite.Open(b.Context(), path) })
 }
+
+func BenchmarkArchive(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "starling.db")
+	storagetest.BenchArchive(b, func() (storage.Store, error) { return sqlite.Open(b.Context(), path) })
+}

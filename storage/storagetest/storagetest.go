@@ -41,6 +41,8 @@ func Run(t *testing.T, newDB NewDB) {
 		{"RosterChanges", testRosterChanges},
 		{"SubscriptionRequests", testSubscriptionRequests},
 		{"Offline", testOffline},
+		{"Archive", testArchive},
+		{"ArchiveDelete", testArchiveDelete},
 		{"Blocklist", testBlocklist},
 		{"Documents", testDocuments},
 		{"LastActivity", testLastActivity},
