@@ -5,6 +5,7 @@ import (
 	"github.com/starling-xmpp/starling/s2s"
 	"github.com/starling-xmpp/starling/xep/blocking"
 	"github.com/starling-xmpp/starling/xep/carbons"
+	"github.com/starling-xmpp/starling/xep/csi"
 	"github.com/starling-xmpp/starling/xep/disco"
 	"github.com/starling-xmpp/starling/xep/entitytime"
 	"github.com/starling-xmpp/starling/xep/last"
@@ -29,6 +30,7 @@ func Modules() []module.Module {
 		offline.Module{},
 		last.Module{},
 		carbons.Module{},
+		csi.Module{},
 		version.Module{Software: "Starling", Version: Version},
 		entitytime.Module{},
 		vcard.Module{},
