@@ -333,7 +333,15 @@ var requirements = []requirement{
 	},
 	{
 		category: "Mobile", level: server, feature: "Client state indication", spec: "XEP-0352 Client State Indication",
-		notImplemented: notFiled,
+		checks: []string{
+			"./conformance TestTranscripts/xep-0352-csi",
+			"./conformance TestCSITurnedOff",
+			"./xep/csi TestClassify",
+			"./xep/csi TestInactiveHoldsAndCollapses",
+			"./xep/csi TestUrgentReleasesFirst",
+			"./xep/csi TestBounded",
+			"./xep/csi TestConcurrentOrder",
+		},
 	},
 	{
 		category: "Mobile", level: advanced, feature: "Third-party push notifications", spec: "XEP-0357 Push Notifications",
