@@ -53,6 +53,9 @@ func TestDeleteAccountEveryTable(t *testing.T) {
 			err = s.AppendArchive(ctx, []storage.ArchiveEntry{{Host: "example.org", Username: u, ArchivedMessage: storage.ArchivedMessage{
 				ID: storage.ArchiveID(time.Now()) + int64(len(u)), With: "a@example.net", Stanza: []byte("<message/>")}}})
 		}
+		if err == nil {
+			err = s.PutPushRegistration(ctx, "example.org", u, storage.PushRegistration{JID: "push.example.net", Node: "n", Enabled: time.Now()}, 0)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

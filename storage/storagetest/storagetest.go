@@ -46,6 +46,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Blocklist", testBlocklist},
 		{"Documents", testDocuments},
 		{"LastActivity", testLastActivity},
+		{"Push", testPush},
 		{"DeleteAccountData", testDeleteAccountData},
 		{"DeleteAccountRace", testDeleteAccountRace},
 		{"ReopenData", testReopenData},
