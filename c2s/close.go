@@ -14,6 +14,8 @@ const (
 	// CloseQueueBytes: the same, at [limits] outbound_queue_bytes.
 	CloseQueueBytes
 	numCloseReasons
+	// closeEnded: the session has ended; not counted.
+	closeEnded = numCloseReasons
 )
 
 // String is the reason as logged: "queue-items", "queue-bytes".

@@ -3,30 +3,53 @@ package c2s
 import "sync"
 
 // queue is a session's bounded outbound queue: any goroutine pushes, the
-// session's writer takes everything queued at once. Unlike a buffered
-// channel it holds memory only for what is actually waiting, which
-// matters with tens of thousands of mostly idle sessions. It is bounded
-// in items and in bytes: 1000 stanzas of 256 KiB would otherwise let one
-// slow session hold 256 MiB.
+// writer of the session's connection takes everything queued at once.
+// Unlike a buffered channel it holds memory only for what is actually
+// waiting, which matters with tens of thousands of mostly idle sessions.
+// It is bounded in stanzas and in bytes: 1000 stanzas of 256 KiB would
+// otherwise let one slow session hold 256 MiB. Nonzas (stream management's
+// answers) are not counted against the bounds.
 type queue struct {
 	maxItems, maxBytes int
 	ready              chan struct{} // a token whenever something was pushed
 
-	mu    sync.Mutex // guards items and bytes
-	items [][]byte
-	bytes int
+	mu     sync.Mutex // guards the fields below
+	items  []item
+	bytes  int
+	closed bool
 }
+
+// item is one top-level element waiting to be written.
+type item struct {
+	b    []byte
+	kind itemKind
+}
+
+// itemKind tells stanzas, which stream management counts (XEP-0198 §4),
+// from nonzas.
+type itemKind uint8
+
+const (
+	stanzaItem itemKind = iota
+	nonzaItem
+	// enabledItem is <enabled/>: stanzas written after it are counted.
+	enabledItem
+)
 
 func newQueue(maxItems, maxBytes int) *queue {
 	return &queue{maxItems: maxItems, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
 }
 
-// push adds b, or refuses it with the reason: CloseQueueItems when maxItems
-// are already waiting, CloseQueueBytes when b would take what is waiting
-// beyond maxBytes. ok is true when b was queued.
+// push adds the stanza b, or refuses it with the reason: CloseQueueItems
+// when maxItems are already waiting, CloseQueueBytes when b would take
+// what is waiting beyond maxBytes, closeEnded once the queue is closed.
+// ok is true when b was queued.
 func (q *queue) push(b []byte) (reason CloseReason, ok bool) {
 	q.mu.Lock()
 	switch {
+	case q.closed:
+		q.mu.Unlock()
+		return closeEnded, false
 	case len(q.items) >= q.maxItems:
 		q.mu.Unlock()
 		return CloseQueueItems, false
@@ -34,18 +57,34 @@ func (q *queue) push(b []byte) (reason CloseReason, ok bool) {
 		q.mu.Unlock()
 		return CloseQueueBytes, false
 	}
-	q.items = append(q.items, b)
+	q.items = append(q.items, item{b: b})
 	q.bytes += len(b)
 	q.mu.Unlock()
+	q.wake()
+	return 0, true
+}
+
+// pushNonza adds a nonza of kind k, outside the bounds.
+func (q *queue) pushNonza(b []byte, k itemKind) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.items = append(q.items, item{b: b, kind: k})
+	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *queue) wake() {
 	select {
 	case q.ready <- struct{}{}:
 	default: // a token is already waiting for the writer
 	}
-	return 0, true
 }
 
 // take moves everything queued into buf[:0] and returns it.
-func (q *queue) take(buf [][]byte) [][]byte {
+func (q *queue) take(buf []item) []item {
 	q.mu.Lock()
 	buf = append(buf[:0], q.items...)
 	clear(q.items)
@@ -57,4 +96,14 @@ func (q *queue) take(buf [][]byte) [][]byte {
 	q.bytes = 0
 	q.mu.Unlock()
 	return buf
+}
+
+// close refuses every later push and returns what was waiting.
+func (q *queue) close() []item {
+	q.mu.Lock()
+	q.closed = true
+	rest := q.items
+	q.items, q.bytes = nil, 0
+	q.mu.Unlock()
+	return rest
 }

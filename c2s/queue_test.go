@@ -3,11 +3,13 @@ package c2s
 import (
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/router"
 )
 
 func TestQueue(t *testing.T) {
@@ -22,7 +24,7 @@ func TestQueue(t *testing.T) {
 	}
 	<-q.ready
 	got := q.take(nil)
-	if len(got) != 3 || got[0][0] != 0 || got[2][0] != 2 {
+	if len(got) != 3 || got[0].b[0] != 0 || got[2].b[0] != 2 {
 		t.Fatalf("take = %v", got)
 	}
 	if _, ok := q.push([]byte{4}); !ok {
@@ -46,11 +48,12 @@ func TestQueueConcurrent(t *testing.T) {
 		})
 	}
 	next := make([]int, pushers)
-	var buf [][]byte
+	var buf []item
 	for n := 0; n < pushers*each; {
 		<-q.ready
 		buf = q.take(buf)
-		for _, b := range buf {
+		for _, it := range buf {
+			b := it.b
 			p, i := int(b[0]), int(b[1])<<8|int(b[2])
 			if i != next[p] {
 				t.Fatalf("pusher %d: got %d, want %d", p, i, next[p])
@@ -83,11 +86,8 @@ func TestQueueBytes(t *testing.T) {
 // TestDeliverCountsCloses: a session whose queue overflows is ended, and
 // the reason is counted.
 func TestDeliverCountsCloses(t *testing.T) {
-	server, client := net.Pipe()
-	go io.Copy(io.Discard, client)
-	defer client.Close()
-	srv := NewServer(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil, nil)
-	s := newSession(srv, server)
+	srv := NewServer(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, router.New(nil, nil, nil, nil), nil)
+	s := newSession(srv, jid.MustParse("alice@example.org/phone"))
 	s.out = newQueue(100, 10)
 	if !s.Deliver(make([]byte, 8)) {
 		t.Fatal("first stanza refused")

@@ -70,10 +70,16 @@ type Server struct {
 	unauthenticated admission.Counter
 	closed          closeCounts
 
-	mu       sync.Mutex // guards sessions and closing
-	sessions map[*session]struct{}
-	closing  bool
-	wg       sync.WaitGroup
+	mu      sync.Mutex // guards conns and closing
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+
+	// Stream management (XEP-0198 §5): the resumable sessions by id, and
+	// what is left of those that ended.
+	smMu       sync.Mutex
+	smSessions map[string]*session
+	smGone     map[string]goneSession
 }
 
 // NewServer returns a Server using cfg.
@@ -85,7 +91,9 @@ func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, ac
 		known:           auth.NewKnownAddrs(knownRetention, time.Now),
 		failures:        rateLog{now: time.Now},
 		refusals:        rateLog{now: time.Now},
-		sessions:        make(map[*session]struct{}),
+		conns:           make(map[*conn]struct{}),
+		smSessions:      make(map[string]*session),
+		smGone:          make(map[string]goneSession),
 	}
 	s.SetConfig(cfg)
 	return s
@@ -140,7 +148,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 			continue
 		}
 		delay = 0
-		sess := newSession(s, conn)
+		sess := newConn(s, conn)
 		if !s.register(sess) {
 			conn.Close()
 			continue
@@ -156,7 +164,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 // admitted admits sess and returns how to serve it: run it, or refuse it
 // with <policy-violation/>; nil when it was dropped (closed and
 // forgotten already).
-func (s *Server) admitted(sess *session) func(ctx context.Context, directTLS bool) {
+func (s *Server) admitted(sess *conn) func(ctx context.Context, directTLS bool) {
 	switch s.admit(sess) {
 	case admission.Admitted:
 		return sess.run
@@ -170,7 +178,7 @@ func (s *Server) admitted(sess *session) func(ctx context.Context, directTLS boo
 
 // admit counts a new stream against its address's cap on streams not
 // authenticated yet ([limits] max_unauthenticated_per_address).
-func (s *Server) admit(sess *session) admission.Verdict {
+func (s *Server) admit(sess *conn) admission.Verdict {
 	a := s.unauthenticated.Enter(sess.addrKey, s.config().Limits.MaxUnauthenticatedPerAddress)
 	if a != admission.Dropped {
 		sess.counted.Store(true)
@@ -216,7 +224,7 @@ type Framed interface {
 // A stream beyond its address's cap on streams not authenticated yet is
 // refused with <policy-violation/> (RFC 6120 §4.9.3.15).
 func (s *Server) ServeFramed(ctx context.Context, conn Framed, secure bool) {
-	sess := newFramedSession(s, conn, secure)
+	sess := newFramedConn(s, conn, secure)
 	if !s.register(sess) {
 		conn.Close()
 		return
@@ -238,7 +246,7 @@ var (
 // ErrTooManyUnauthenticated or ErrShuttingDown without writing anything
 // to conn; serve then runs the session until it ends.
 func (s *Server) StartFramed(conn Framed, secure bool) (serve func(context.Context), err error) {
-	sess := newFramedSession(s, conn, secure)
+	sess := newFramedConn(s, conn, secure)
 	if !s.register(sess) {
 		return nil, ErrShuttingDown
 	}
@@ -249,39 +257,54 @@ func (s *Server) StartFramed(conn Framed, secure bool) (serve func(context.Conte
 	return func(ctx context.Context) { sess.run(ctx, false) }, nil
 }
 
-// register adds sess to the sessions Shutdown ends, unless the server is
-// shutting down already.
-func (s *Server) register(sess *session) bool {
+// register adds sess to the connections Shutdown ends, unless the server
+// is shutting down already.
+func (s *Server) register(sess *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.sessions[sess] = struct{}{}
+	s.conns[sess] = struct{}{}
 	s.wg.Add(1)
 	return true
 }
 
-func (s *Server) forget(sess *session) {
+func (s *Server) forget(sess *conn) {
 	sess.leaveUnauthenticated()
 	s.mu.Lock()
-	delete(s.sessions, sess)
+	delete(s.conns, sess)
 	s.mu.Unlock()
 	s.wg.Done()
 }
 
-// Shutdown ends every session with <system-shutdown/> (RFC 6120 §4.9.3.20)
-// and waits for them to finish, or for ctx.
+// Shutdown ends every session with <system-shutdown/> (RFC 6120 §4.9.3.20),
+// and those waiting for a resumption (XEP-0198 §5), and waits for them to
+// finish, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	all := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		all = append(all, sess)
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
 	}
 	s.mu.Unlock()
-	for _, sess := range all {
-		sess.close(&stream.Error{Condition: stream.SystemShutdown})
+	shutdown := &stream.Error{Condition: stream.SystemShutdown}
+	for _, c := range all {
+		if c.attached.Load() {
+			c.sess.end(shutdown)
+		} else {
+			c.close(shutdown)
+		}
+	}
+	s.smMu.Lock()
+	waiting := make([]*session, 0, len(s.smSessions))
+	for _, sess := range s.smSessions {
+		waiting = append(waiting, sess)
+	}
+	s.smMu.Unlock()
+	for _, sess := range waiting {
+		sess.end(shutdown)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -315,7 +338,7 @@ func (s *Server) HandleEvents(bus *event.Bus) {
 func (s *Server) EndSessions(bare jid.JID, err *stream.Error) {
 	for _, sess := range s.Router.Sessions(bare) {
 		if cs, ok := sess.(*session); ok {
-			cs.close(err)
+			cs.end(err)
 		}
 	}
 }

@@ -70,6 +70,16 @@ type C2S struct {
 	// RequireTLS makes STARTTLS mandatory-to-negotiate on Listen
 	// (RFC 6120 §5.3.1): no SASL or binding before TLS.
 	RequireTLS bool `toml:"require_tls"`
+	// StreamManagement offers XEP-0198 (acknowledgements and resumption)
+	// after authentication.
+	StreamManagement bool `toml:"stream_management"`
+	// ResumeTimeout is how long a session that lost its connection waits
+	// for its client to resume it (XEP-0198 §5) when the client asks for
+	// no particular time; 0 turns resumption off.
+	ResumeTimeout Duration `toml:"resume_timeout"`
+	// MaxResumeTimeout bounds the time a client may ask for with the
+	// 'max' attribute of <enable/>.
+	MaxResumeTimeout Duration `toml:"max_resume_timeout"`
 }
 
 // S2S is the [s2s] table: federation with other servers (RFC 6120
@@ -334,6 +344,11 @@ func Default() *Config {
 			Listen:          []string{"0.0.0.0:5222"},
 			DirectTLSListen: []string{"0.0.0.0:5223"},
 			RequireTLS:      true,
+			// Prosody's hibernation time; Conversations and Monal ask
+			// for longer through 'max', up to the maximum.
+			StreamManagement: true,
+			ResumeTimeout:    Duration{10 * time.Minute},
+			MaxResumeTimeout: Duration{time.Hour},
 		},
 		S2S: S2S{
 			Enabled:            true,

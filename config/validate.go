@@ -124,6 +124,14 @@ func (c *Config) Validate() error {
 	// [auth]
 	intRange(p, "auth.scram_iterations", c.Auth.SCRAMIterations, MinSCRAMIterations, MaxSCRAMIterations)
 
+	// [c2s] stream management (XEP-0198 §5)
+	if d := c.C2S.ResumeTimeout.Duration; d < 0 || d > maxResume {
+		p.add("c2s.resume_timeout", "must be between 0 (no resumption) and %v, not %v", maxResume, d)
+	}
+	if d := c.C2S.MaxResumeTimeout.Duration; d < c.C2S.ResumeTimeout.Duration || d > maxResume {
+		p.add("c2s.max_resume_timeout", "must be at least c2s.resume_timeout (%v) and at most %v, not %v", c.C2S.ResumeTimeout.Duration, maxResume, d)
+	}
+
 	// [limits]
 	l := c.Limits
 	intRange(p, "limits.max_stanza_bytes", l.MaxStanzaBytes, MinStanzaBytes, MaxStanzaBytes)
@@ -295,6 +303,9 @@ func intRange(p *Problems, path string, v, lo, hi int) {
 		p.add(path, "must be between %d and %d, not %d", lo, hi, v)
 	}
 }
+
+// maxResume bounds the resumption timeouts: a week.
+const maxResume = 7 * 24 * time.Hour
 
 func durRange(p *Problems, path string, d Duration) {
 	if d.Duration <= 0 || d.Duration > maxTimeout {

@@ -116,6 +116,9 @@ type runner struct {
 	passwords map[string]string
 	// env is the federation environment, with "config s2s enabled".
 	env *s2sEnv
+	// smids are the stream management ids (XEP-0198 §5) each actor
+	// received last in <enabled/>, kept after it disconnects.
+	smids map[string]string
 }
 
 // runTranscript runs the transcript at path against a fresh server.
@@ -124,7 +127,7 @@ func runTranscript(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runner{t: t, clients: map[string]*actor{}, passwords: map[string]string{}}
+	r := &runner{t: t, clients: map[string]*actor{}, passwords: map[string]string{}, smids: map[string]string{}}
 	var edits []func(*config.Config)
 	for _, s := range steps {
 		if s.actor == "config" {
@@ -240,6 +243,7 @@ func (r *runner) configEdit(s step) func(*config.Config) {
 		durations["bosh inactivity"] = &c.HTTP.BOSHInactivity.Duration
 		durations["s2s negotiation timeout"] = &c.S2S.NegotiationTimeout.Duration
 		durations["s2s retry delay"] = &c.S2S.RetryDelay.Duration
+		durations["resume timeout"] = &c.C2S.ResumeTimeout.Duration
 		ints["s2s max queue"] = &c.S2S.MaxQueue
 		if p, ok := ints[name]; ok && nerr == nil {
 			*p = n
@@ -262,6 +266,9 @@ var (
 	// stream, or "{key:NAME}", the dialback key of the last <db:result/>
 	// it received; base64Pattern is "{base64:TEXT}".
 	peerPattern   = regexp.MustCompile(`\{(id|key):([^}]+)\}`)
+	// smidPattern is "{smid:NAME}", the stream management id NAME
+	// received last.
+	smidPattern = regexp.MustCompile(`\{smid:([^}]+)\}`)
 	base64Pattern = regexp.MustCompile(`\{base64:([^}]*)\}`)
 )
 
@@ -288,6 +295,14 @@ func (r *runner) expand(s step, text string) string {
 			r.t.Fatalf("line %d: %s received no dialback key", s.line, sub[2])
 		}
 		return p.key
+	})
+	text = smidPattern.ReplaceAllStringFunc(text, func(m string) string {
+		name := smidPattern.FindStringSubmatch(m)[1]
+		id, ok := r.smids[name]
+		if !ok {
+			r.t.Fatalf("line %d: %s received no stream management id", s.line, name)
+		}
+		return id
 	})
 	text = base64Pattern.ReplaceAllStringFunc(text, func(m string) string {
 		return base64.StdEncoding.EncodeToString([]byte(base64Pattern.FindStringSubmatch(m)[1]))
@@ -411,6 +426,20 @@ func (r *runner) run(s step) {
 		r.passwords[words[0]] = words[3]
 	case strings.HasPrefix(s.verb, "logs in"):
 		r.login(s, words)
+	case strings.HasPrefix(s.verb, "authenticates"):
+		r.authenticate(s, words)
+	case s.actor == "server" && strings.HasPrefix(s.verb, "will log "):
+		// "server will log TEXT": a line containing TEXT, within the
+		// client timeout (a timer of the server's, such as a
+		// resumption timeout, firing).
+		text := strings.TrimPrefix(s.verb, "will log ")
+		deadline := time.Now().Add(xmpptest.Timeout)
+		for len(r.srv.LogLines(text)) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("line %d: the server logged nothing with %q in %v", s.line, text, xmpptest.Timeout)
+			}
+			<-time.After(10 * time.Millisecond)
+		}
 	case strings.HasPrefix(s.verb, "fails to log in"):
 		// "eve fails to log in [from ADDR] [with MECH] [user NAME]
 		// [password PW]": the server answers
@@ -484,6 +513,9 @@ func (r *runner) run(s step) {
 		if p, ok := r.client(s).(*peer); ok && el.Name.Space == nsDialback && el.Name.Local == "result" {
 			p.key = strings.TrimSpace(el.Text())
 		}
+		if el.Name.Space == "urn:xmpp:sm:3" && el.Name.Local == "enabled" && el.AttrValue("id") != "" {
+			r.smids[s.actor] = el.AttrValue("id")
+		}
 	case strings.HasPrefix(s.verb, "receives websocket close "):
 		code, err := strconv.Atoi(words[len(words)-1])
 		if err != nil {
@@ -493,6 +525,13 @@ func (r *runner) run(s step) {
 		r.drop(s)
 	case strings.HasPrefix(s.verb, "receives stream error "):
 		r.client(s).ExpectStreamError(words[len(words)-1])
+		r.drop(s)
+	case s.verb == "is cut off":
+		// The server drops the connection without a word (a stream
+		// management resumption took its session, XEP-0198 §5).
+		if el, err := r.client(s).Next(); err == nil {
+			t.Fatalf("line %d: %s expected the connection to end, got %s", s.line, s.actor, el.Raw)
+		}
 		r.drop(s)
 	case s.verb == "is disconnected":
 		r.client(s).ExpectClosed()
@@ -615,6 +654,48 @@ func (r *runner) login(s step, words []string) {
 		a = actor{conn: c, jid: c.JID}
 	default:
 		t.Fatalf("line %d: no transport %q (tcp, websocket, bosh)", s.line, o.over)
+	}
+	r.add(s.actor, &a)
+}
+
+// authenticate runs "alice authenticates [over websocket|bosh] [as
+// RESOURCE] [with MECH] [user NAME] [password PW]": a login without the
+// bind (the features after authentication read), for a stream
+// management resumption (XEP-0198 §5). RESOURCE names the full JID the
+// actor's {alice} stands for (the session it means to resume).
+func (r *runner) authenticate(s step, words []string) {
+	t := r.t
+	o := r.loginOptions(s, words[1:], login{over: "tcp", mech: "SCRAM-SHA-256", user: s.actor})
+	if o.password == "" {
+		o.password = r.passwords[o.user]
+	}
+	var a actor
+	var err error
+	switch o.over {
+	case "tcp":
+		c := xmpptest.Dial(t, r.srv.Addr, r.srv.Domain)
+		c.OpenStream()
+		c.StartTLS(0)
+		err = c.Auth(o.mech, o.user, o.password)
+		a.conn = c
+	case "websocket":
+		c := xmpptest.DialWebSocket(t, r.srv.WebSocketURL(), r.srv.Domain, r.srv.WebSocketOptions(t))
+		c.OpenStream()
+		err = c.Auth(o.mech, o.user, o.password)
+		a.conn = c
+	case "bosh":
+		c := xmpptest.NewBOSH(t, r.srv.HTTPClient(t, 0), r.srv.BOSHURL(), r.srv.Domain)
+		c.Create()
+		err = c.Auth(o.mech, o.user, o.password)
+		a.conn = c
+	default:
+		t.Fatalf("line %d: no transport %q (tcp, websocket, bosh)", s.line, o.over)
+	}
+	if err != nil {
+		t.Fatalf("line %d: %v", s.line, err)
+	}
+	if o.resource != "" {
+		a.jid = o.user + "@" + r.srv.Domain + "/" + o.resource
 	}
 	r.add(s.actor, &a)
 }

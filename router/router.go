@@ -125,6 +125,12 @@ type Router interface {
 	// Bounce answers s with the error e, from the address s was sent
 	// to, unless s is an error or an IQ result.
 	Bounce(ctx context.Context, s *stanza.Stanza, e *stanza.Error)
+	// Undelivered takes back s, a stanza a session was given and never
+	// acknowledged before it ended (stream management, XEP-0198 §5):
+	// a chat or normal message goes to NoResource (offline storage) or
+	// bounces, a request is answered service-unavailable, the rest is
+	// dropped.
+	Undelivered(ctx context.Context, s *stanza.Stanza)
 	// DeliverTo sends raw, a stanza the server built, to full.
 	DeliverTo(full jid.JID, raw []byte) bool
 	// DeliverAvailable hands raw to every available resource of bare.
@@ -444,6 +450,23 @@ func (r *Local) messageToBare(ctx context.Context, s *stanza.Stanza, sessions []
 		}
 	}
 	r.delivered(ctx, deliveredPool.Get().(*Delivered), s, got, noCopy)
+}
+
+// Undelivered implements Router. A message goes to offline storage even
+// when the account has other resources online: they may have had a carbon
+// of it already, and giving it to them again would duplicate it.
+func (r *Local) Undelivered(ctx context.Context, s *stanza.Stanza) {
+	switch {
+	case s.IsError():
+	case s.Kind == stanza.IQ && s.IsRequest():
+		r.bounce(ctx, s, s.To, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	case s.Kind == stanza.Message && (s.Type == "chat" || s.Type == "normal" || s.Type == ""):
+		ev := &NoResource{Stanza: s, Err: &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}}
+		event.Fire(ctx, r.bus, ev)
+		if ev.Err != nil {
+			r.bounce(ctx, s, s.To, ev.Err)
+		}
+	}
 }
 
 // noAccount applies RFC 6121 §8.5.1: IQs and messages (but not errors)

@@ -80,6 +80,9 @@ const (
 type Error struct {
 	Condition string
 	Text      string
+	// App is an application-specific condition (RFC 6120 §4.9.4), a
+	// whole element with its namespace, sent after the text; nil if none.
+	App []byte
 }
 
 func (e *Error) Error() string {
@@ -111,6 +114,7 @@ func (e *Error) Bytes() []byte {
 		b = appendEscaped(b, e.Text)
 		b = append(b, "</text>"...)
 	}
+	b = append(b, e.App...)
 	return append(b, "</stream:error>"...)
 }
 

@@ -298,6 +298,23 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// CloseNow ends the connection at once, without the closing handshake:
+// for a client known to have left it (c2s: a stream management
+// resumption took its session elsewhere, XEP-0198 §5).
+func (c *Conn) CloseNow() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.stopPing()
+		c.mu.Lock()
+		if c.readTimer != nil {
+			c.readTimer.Stop()
+		}
+		c.mu.Unlock()
+		err = c.ws.CloseNow()
+	})
+	return err
+}
+
 // LocalAddr implements net.Conn.
 func (c *Conn) LocalAddr() net.Addr { return c.local }
 
