@@ -134,7 +134,9 @@ func (s *session) DeliverNow(raw []byte) bool {
 	}
 	s.srv.closed[reason].Add(1)
 	s.srv.Log.Warn("outbound queue full, closing session", "jid", s.full.String(), "reason", reason.String())
-	s.end(&stream.Error{Condition: stream.PolicyViolation, Text: "outbound queue full"})
+	// Not here: the caller may hold a lock (a holder's) that the
+	// handlers of SessionEnded take.
+	go s.end(&stream.Error{Condition: stream.PolicyViolation, Text: "outbound queue full"})
 	return false
 }
 
