@@ -12,6 +12,7 @@ import (
 	"github.com/starling-xmpp/starling/xep/offline"
 	"github.com/starling-xmpp/starling/xep/ping"
 	"github.com/starling-xmpp/starling/xep/private"
+	"github.com/starling-xmpp/starling/xep/push"
 	"github.com/starling-xmpp/starling/xep/register"
 	"github.com/starling-xmpp/starling/xep/vcard"
 	"github.com/starling-xmpp/starling/xep/version"
@@ -31,6 +32,7 @@ func Modules() []module.Module {
 		last.Module{},
 		carbons.Module{},
 		csi.Module{},
+		&push.Module{},
 		version.Module{Software: "Starling", Version: Version},
 		entitytime.Module{},
 		vcard.Module{},
