@@ -23,5 +23,5 @@ func BenchmarkStore(b *testing.B) {
 
 func BenchmarkArchive(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "starling.db")
-	storagetest.BenchArchive(b, func() (storage.Store, error) { return sqlite.Open(b.Context(), path) })
+	storagetest.BenchArchive(b, func() (storage.Store, error) { return sqlite.Open(b.Context(), path) }, nil)
 }
