@@ -265,10 +265,10 @@ var (
 	// peerPattern is "{id:NAME}", the stream id of a peer's current
 	// stream, or "{key:NAME}", the dialback key of the last <db:result/>
 	// it received; base64Pattern is "{base64:TEXT}".
-	peerPattern   = regexp.MustCompile(`\{(id|key):([^}]+)\}`)
+	peerPattern = regexp.MustCompile(`\{(id|key):([^}]+)\}`)
 	// smidPattern is "{smid:NAME}", the stream management id NAME
 	// received last.
-	smidPattern = regexp.MustCompile(`\{smid:([^}]+)\}`)
+	smidPattern   = regexp.MustCompile(`\{smid:([^}]+)\}`)
 	base64Pattern = regexp.MustCompile(`\{base64:([^}]*)\}`)
 )
 

@@ -319,7 +319,11 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "Stream management", spec: "XEP-0198 Stream Management",
-		notImplemented: notFiled,
+		checks: []string{
+			"./conformance TestTranscripts/xep-0198-sm",
+			"./c2s TestAckWraps",
+			"./c2s TestSentCountsAfterEnabled",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "History storage / retrieval", spec: "XEP-0313 Message Archive Management",
@@ -329,7 +333,11 @@ var requirements = []requirement{
 	// Mobile Compliance Suite (§2.4).
 	{
 		category: "Mobile", level: server, feature: "Stream management", spec: "XEP-0198 Stream Management",
-		notImplemented: notFiled,
+		checks: []string{
+			"./conformance TestTranscripts/xep-0198-sm",
+			"./c2s TestAckWraps",
+			"./c2s TestSentCountsAfterEnabled",
+		},
 	},
 	{
 		category: "Mobile", level: server, feature: "Client state indication", spec: "XEP-0352 Client State Indication",
