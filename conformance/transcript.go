@@ -263,9 +263,10 @@ var (
 	bytesPattern = regexp.MustCompile(`\{bytes (\d+)\}`)
 	ridPattern   = regexp.MustCompile(`\{rid(?:\+(\d+))?\}`)
 	// peerPattern is "{id:NAME}", the stream id of a peer's current
-	// stream, or "{key:NAME}", the dialback key of the last <db:result/>
-	// it received; base64Pattern is "{base64:TEXT}".
-	peerPattern = regexp.MustCompile(`\{(id|key):([^}]+)\}`)
+	// stream, "{key:NAME}", the dialback key of the last <db:result/>
+	// it received, or "{iq:NAME}", the id of the last IQ request it
+	// received; base64Pattern is "{base64:TEXT}".
+	peerPattern = regexp.MustCompile(`\{(id|key|iq):([^}]+)\}`)
 	// smidPattern is "{smid:NAME}", the stream management id NAME
 	// received last.
 	smidPattern   = regexp.MustCompile(`\{smid:([^}]+)\}`)
@@ -288,8 +289,14 @@ func (r *runner) expand(s step, text string) string {
 		if p == nil {
 			r.t.Fatalf("line %d: %s: %s is not a peer server", s.line, m, sub[2])
 		}
-		if sub[1] == "id" {
+		switch sub[1] {
+		case "id":
 			return p.id
+		case "iq":
+			if p.iq == "" {
+				r.t.Fatalf("line %d: %s received no IQ request", s.line, sub[2])
+			}
+			return p.iq
 		}
 		if p.key == "" {
 			r.t.Fatalf("line %d: %s received no dialback key", s.line, sub[2])
@@ -512,6 +519,11 @@ func (r *runner) run(s step) {
 		r.match(s, el.Raw)
 		if p, ok := r.client(s).(*peer); ok && el.Name.Space == nsDialback && el.Name.Local == "result" {
 			p.key = strings.TrimSpace(el.Text())
+		}
+		if p, ok := r.client(s).(*peer); ok && el.Name.Local == "iq" {
+			if typ := xmpptest.Attr(el, "type"); typ == "get" || typ == "set" {
+				p.iq = xmpptest.Attr(el, "id")
+			}
 		}
 		if el.Name.Space == "urn:xmpp:sm:3" && el.Name.Local == "enabled" && el.AttrValue("id") != "" {
 			r.smids[s.actor] = el.AttrValue("id")
@@ -804,6 +816,8 @@ type peer struct {
 	id string
 	// key is the dialback key of the last <db:result/> received.
 	key string
+	// iq is the id of the last IQ get or set received.
+	iq string
 	// peerCerts is the certificate chain the server presented in TLS.
 	peerCerts []*x509.Certificate
 }
