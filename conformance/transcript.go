@@ -119,6 +119,9 @@ type runner struct {
 	// smids are the stream management ids (XEP-0198 §5) each actor
 	// received last in <enabled/>, kept after it disconnects.
 	smids map[string]string
+	// kept are the values that receives: blocks kept with {keep:NAME}
+	// (an archive's stanza-ids), for {kept:NAME} in later blocks.
+	kept map[string]string
 }
 
 // runTranscript runs the transcript at path against a fresh server.
@@ -127,7 +130,7 @@ func runTranscript(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runner{t: t, clients: map[string]*actor{}, passwords: map[string]string{}, smids: map[string]string{}}
+	r := &runner{t: t, clients: map[string]*actor{}, passwords: map[string]string{}, smids: map[string]string{}, kept: map[string]string{}}
 	var edits []func(*config.Config)
 	for _, s := range steps {
 		if s.actor == "config" {
@@ -138,6 +141,14 @@ func runTranscript(t *testing.T, path string) {
 		}
 	}
 	r.srv = testserver.Start(t, func(c *config.Config) {
+		// The message archive stamps every chat message it archives
+		// with a stanza-id: it is off but in the transcripts that turn
+		// it on ("config module mam: enabled = true"), so that the
+		// others need not match them.
+		if c.Modules == nil {
+			c.Modules = map[string]config.ModuleTable{}
+		}
+		c.Modules["mam"] = mamOff.Modules["mam"]
 		for _, e := range edits {
 			e(c)
 		}
@@ -164,6 +175,9 @@ func runTranscript(t *testing.T, path string) {
 		}
 	}
 }
+
+// mamOff is the [modules.mam] table of transcripts that do not set one.
+var mamOff, _ = config.Parse([]byte("[modules.mam]\nenabled = false\n"))
 
 // configEdit understands the server settings transcripts change:
 // "config registration enabled", "config tls optional", "config allowed
@@ -271,6 +285,11 @@ var (
 	// received last.
 	smidPattern   = regexp.MustCompile(`\{smid:([^}]+)\}`)
 	base64Pattern = regexp.MustCompile(`\{base64:([^}]*)\}`)
+	// keepPattern is "{keep:NAME}", an attribute value or text of a
+	// receives: block that matches anything and is kept as
+	// "{kept:NAME}" (keptPattern) for the blocks after it.
+	keepPattern = regexp.MustCompile(`\{keep:([^}]+)\}`)
+	keptPattern = regexp.MustCompile(`\{kept:([^}]+)\}`)
 )
 
 // expand substitutes the placeholders of a block of step s.
@@ -310,6 +329,14 @@ func (r *runner) expand(s step, text string) string {
 			r.t.Fatalf("line %d: %s received no stream management id", s.line, name)
 		}
 		return id
+	})
+	text = keptPattern.ReplaceAllStringFunc(text, func(m string) string {
+		name := keptPattern.FindStringSubmatch(m)[1]
+		v, ok := r.kept[name]
+		if !ok {
+			r.t.Fatalf("line %d: nothing kept as %s", s.line, name)
+		}
+		return v
 	})
 	text = base64Pattern.ReplaceAllStringFunc(text, func(m string) string {
 		return base64.StdEncoding.EncodeToString([]byte(base64Pattern.FindStringSubmatch(m)[1]))
@@ -414,8 +441,40 @@ func (r *runner) match(s step, got []byte) {
 	if a, ok := r.clients[s.actor]; ok && (a.ln != nil || isPeer(a.conn)) {
 		ns = nsServer
 	}
-	if err := xmlcmp.Equal([]byte(want), got, ns); err != nil {
+	if err := xmlcmp.Equal([]byte(keepPattern.ReplaceAllString(want, "*")), got, ns); err != nil {
 		r.t.Fatalf("line %d: %s received\n%s\nexpected\n%s\n%v", s.line, s.actor, got, want, err)
+	}
+	if keepPattern.MatchString(want) {
+		w, err := xmlcmp.Parse([]byte(want), ns)
+		if err != nil {
+			r.t.Fatalf("line %d: %v", s.line, err)
+		}
+		g, _ := xmlcmp.Parse(got, ns)
+		r.keep(w, g)
+	}
+}
+
+// keep records the values of got that want, which it matched, marks
+// with {keep:NAME}.
+func (r *runner) keep(want, got *xmlcmp.Node) {
+	for k, v := range want.Attr {
+		if m := keepPattern.FindStringSubmatch(v); m != nil {
+			r.kept[m[1]] = got.Attr[k]
+		}
+	}
+	if m := keepPattern.FindStringSubmatch(want.Text); m != nil {
+		r.kept[m[1]] = strings.TrimSpace(got.Text)
+	}
+	var gc []*xmlcmp.Node
+	for _, c := range got.Children {
+		if c.Name.Local != "" {
+			gc = append(gc, c)
+		}
+	}
+	for i, c := range want.Children {
+		if c.Name.Local != "" && i < len(gc) {
+			r.keep(c, gc[i])
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/starling-xmpp/starling/xep/disco"
 	"github.com/starling-xmpp/starling/xep/entitytime"
 	"github.com/starling-xmpp/starling/xep/last"
+	"github.com/starling-xmpp/starling/xep/mam"
 	"github.com/starling-xmpp/starling/xep/offline"
 	"github.com/starling-xmpp/starling/xep/ping"
 	"github.com/starling-xmpp/starling/xep/private"
@@ -31,6 +32,7 @@ func Modules() []module.Module {
 		offline.Module{},
 		last.Module{},
 		carbons.Module{},
+		&mam.Module{},
 		csi.Module{},
 		&push.Module{},
 		version.Module{Software: "Starling", Version: Version},
