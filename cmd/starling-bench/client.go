@@ -20,6 +20,7 @@ import (
 type conn struct {
 	cfg  *config
 	c    transport
+	raw  net.Conn // the TCP connection under any TLS; nil over WebSocket
 	sc   elements
 	tls  *tls.ConnectionState // for channel binding; nil without TLS
 	wmu  sync.Mutex
@@ -98,7 +99,7 @@ func connect(ctx context.Context, cfg *config) (*conn, error) {
 		rw, st = tc, tlsState(tc)
 	}
 	sc := newScanner(rw)
-	c := &conn{cfg: cfg, c: rw, sc: sc, tls: st}
+	c := &conn{cfg: cfg, c: rw, raw: nc, sc: sc, tls: st}
 	if err := c.openStream(); err != nil {
 		c.c.Close()
 		return nil, err

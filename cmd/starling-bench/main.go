@@ -25,6 +25,12 @@
 //	websocket messages with every session over XMPP over WebSocket
 //	          (RFC 7395) at --url instead of TCP: the same figures and
 //	          the same exactly-once check
+//	churn     N receivers with stream management (XEP-0198) and
+//	          resumption, each sent numbered messages by a sender of its
+//	          own at a steady --rate; every --drop-every (±50 %) each
+//	          receiver resets its TCP connection (no stream close) and
+//	          resumes with <resume previd h/>; lost and duplicated
+//	          messages (both must be 0), resumption latency p50/p99
 //	federation
 //	          N senders logged in to server A (--addr, --domain) each
 //	          sending --count messages to a receiver logged in to server
@@ -111,6 +117,8 @@ type config struct {
 	cpuProfile        string
 	scramCache        bool
 	pq                bool
+	rate              float64       // churn: messages per second from each sender
+	dropEvery         time.Duration // churn: how often each receiver drops its connection
 
 	// federation: server B, where the receivers log in (the fields above
 	// are server A's, where the senders do).
@@ -176,6 +184,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = runPresence(ctx, cfg)
 	case "federation":
 		res, err = runFederation(ctx, cfg)
+	case "churn":
+		res, err = runChurn(ctx, cfg)
 	}
 	if res != nil {
 		if cfg.json {
@@ -196,7 +206,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("starling-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence [flags]")
+		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|churn [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --url wss://HOST:PORT/xmpp-websocket --domain DOMAIN [--insecure] --scenario websocket|login|idle|presence [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --addr HOST:PORT --domain DOMAIN --peer-addr HOST:PORT --peer-domain DOMAIN [--insecure] --scenario federation [flags]")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
@@ -217,12 +227,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
 	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
 	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
-	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, websocket (messages over --url), or federation (messages from --domain to --peer-domain)")
-	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation: pairs (default 10); presence: users (default 100)")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, websocket (messages over --url), federation (messages from --domain to --peer-domain), or churn (receivers that drop their connections and resume)")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence: users (default 100)")
 	fs.IntVar(&cfg.contacts, "contacts", 10, "presence: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
-	fs.IntVar(&cfg.count, "count", 1000, "messages: messages each session sends; presence: presence updates each user sends (ignored with --duration)")
+	fs.IntVar(&cfg.count, "count", 1000, "messages, churn: messages each sender sends; presence: presence updates each user sends (ignored with --duration)")
 	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n, federation --n on each server)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages, presence: send for this long instead of --count")
+	fs.Float64Var(&cfg.rate, "rate", 100, "churn: messages per second each sender sends, steadily")
+	fs.DurationVar(&cfg.dropEvery, "drop-every", time.Second, "churn: each receiver drops its connection and resumes this often (±50 %, at random)")
 	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
 	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence: updates in flight from each user to each contact")
 	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
@@ -248,10 +260,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, ok := mechanisms[cfg.mech]; !ok {
 		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
 	}
-	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "websocket": 10, "federation": 10}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "websocket": 10, "federation": 10, "churn": 10}
 	def, ok := defaults[cfg.scenario]
 	if !ok {
-		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, websocket or federation", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, websocket, federation or churn", cfg.scenario)
 	}
 	if err := cfg.checkPeer(fs); err != nil {
 		return nil, err
@@ -263,6 +275,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 		if cfg.directTLS {
 			return nil, errors.New("--url and --directtls exclude each other")
+		}
+		if cfg.scenario == "churn" {
+			return nil, errors.New("--scenario churn resets TCP connections: --url does not apply")
 		}
 	} else if cfg.scenario == "websocket" {
 		return nil, errors.New("--scenario websocket needs --url wss://HOST:PORT/xmpp-websocket")
@@ -279,13 +294,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.accounts = min(cfg.concurrency, cfg.n)
 		case "idle":
 			cfg.accounts = cfg.n
-		case "messages", "websocket":
+		case "messages", "websocket", "churn":
 			cfg.accounts = 2 * cfg.n
 		case "presence", "federation":
 			cfg.accounts = cfg.n
 		}
 	}
-	if (cfg.scenario == "messages" || cfg.scenario == "websocket") && cfg.accounts < 2*cfg.n {
+	if cfg.scenario == "churn" && (cfg.rate <= 0 || cfg.dropEvery <= 0) {
+		return nil, errors.New("--rate and --drop-every must be positive")
+	}
+	if (cfg.scenario == "messages" || cfg.scenario == "websocket" || cfg.scenario == "churn") && cfg.accounts < 2*cfg.n {
 		return nil, fmt.Errorf("%s needs one account per session: --accounts %d < 2×--n", cfg.scenario, cfg.accounts)
 	}
 	if cfg.scenario == "federation" && cfg.accounts < cfg.n {

@@ -130,6 +130,28 @@ func TestScenarios(t *testing.T) {
 			t.Fatalf("idle result: %+v", r)
 		}
 	})
+	// Receivers that reset their connections and resume (XEP-0198): every
+	// message once, every drop resumed.
+	t.Run("churn", func(t *testing.T) {
+		r := bench(t, 0, append(common, "--scenario", "churn", "--n", "2", "--count", "300", "--rate", "300", "--drop-every", "150ms")...)
+		if r.Delivery == nil || r.Churn == nil || !r.ExactlyOnce || r.Sent != 600 || r.Delivered != 600 || r.Lost != 0 ||
+			r.Duplicates != 0 || r.Resumptions < 4 || r.ResumeFailures != 0 || r.ResumeP50Ms <= 0 || r.Errors != 0 {
+			t.Fatalf("churn result: %+v, %+v, %+v", r, r.Delivery, r.Churn)
+		}
+		t.Logf("churn: %d resumptions, p50 %.2f ms, %d messages across drops", r.Resumptions, r.ResumeP50Ms, r.AcrossDrops)
+	})
+	// A client that resumes with an 'h' one short of what it counted gets
+	// a stanza again, which the count shows as a duplicate (or, for a
+	// presence or an IQ, as nothing): what a server resending one stanza
+	// too many would look like. The run fails.
+	t.Run("churn-duplicates-caught", func(t *testing.T) {
+		resumeHSkew = 1
+		defer func() { resumeHSkew = 0 }()
+		r := bench(t, 1, append(common, "--scenario", "churn", "--n", "2", "--count", "400", "--rate", "400", "--drop-every", "150ms")...)
+		if r.Delivery == nil || r.ExactlyOnce || r.Duplicates == 0 || r.Lost != 0 || !strings.Contains(r.FirstError, "duplicates") {
+			t.Fatalf("churn result: %+v, %+v, %+v", r, r.Delivery, r.Churn)
+		}
+	})
 	t.Run("presence", func(t *testing.T) {
 		args := func(more ...string) []string {
 			return append([]string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "p", "--password", "secret",

@@ -70,7 +70,9 @@ type result struct {
 
 	// Delivery is the messages and presence scenarios' exactly-once check.
 	*Delivery `json:",omitempty"`
-	Date      string `json:"date"`
+	// Churn is the churn scenario's resumptions.
+	*Churn `json:",omitempty"`
+	Date   string `json:"date"`
 
 	bounce string // the first message bounced to a sender, for the error
 }
@@ -181,7 +183,7 @@ func (r *result) writeTable(w io.Writer) {
 		row("", "senders on %s, receivers on %s (%s, %s, %s)", r.Domain, r.PeerDomain, r.PeerAddr, r.TLS, r.PeerMech)
 	}
 	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "websocket": "messages delivered",
-		"federation": "messages delivered", "presence": "presence deliveries"}[r.Scenario]
+		"federation": "messages delivered", "presence": "presence deliveries", "churn": "messages delivered"}[r.Scenario]
 	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
 	if r.WarmupS > 0 {
 		row("warm-up", "%.3f s, not measured: one message per pair, server-to-server streams negotiated", r.WarmupS)
@@ -218,6 +220,12 @@ func (r *result) writeTable(w io.Writer) {
 		if r.RSSAfterHold > 0 {
 			row("after hold", "%.1f MiB, %d sessions still up", mib(r.RSSAfterHold), r.SessionsAliveHold)
 		}
+	}
+	if r.Churn != nil {
+		row("churn", "%d receivers, %.0f messages/s each, a drop every %.1f s ±50 %%", r.N, r.RatePerSender, r.DropEveryS)
+		row("resumptions", "%d, %d failed; latency p50 %.2f ms  p99 %.2f ms  max %.2f ms (reset → <resumed/>)",
+			r.Resumptions, r.ResumeFailures, r.ResumeP50Ms, r.ResumeP99Ms, r.ResumeMaxMs)
+		row("across drops", "%d messages sent before a drop of their receiver and received after it", r.AcrossDrops)
 	}
 	if r.Delivery != nil {
 		sent := fmt.Sprintf("sent %d", r.Sent)
