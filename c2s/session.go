@@ -40,6 +40,8 @@ type session struct {
 	inH atomic.Uint32
 	// detached mirrors state == detached, for Detached.
 	detached atomic.Bool
+	// overflowed: the queue overflowed once, and the session is ending.
+	overflowed atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
 	state   sessionState
@@ -129,7 +131,7 @@ func (s *session) DeliverNow(raw []byte) bool {
 	if ok {
 		return true
 	}
-	if reason == closeEnded {
+	if reason == closeEnded || !s.overflowed.CompareAndSwap(false, true) {
 		return false
 	}
 	s.srv.closed[reason].Add(1)
