@@ -327,7 +327,16 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "History storage / retrieval", spec: "XEP-0313 Message Archive Management",
-		notImplemented: notFiled,
+		checks: []string{
+			"./conformance TestTranscripts/xep-0313-mam",
+			"./xep/mam TestArchived",
+			"./xep/mam TestRouting",
+			"./xep/mam TestPrefs",
+			"./xep/mam TestParseQuery",
+			"./xep/mam TestWriter",
+			"./storage/sqlite TestStore/Archive",
+			"./storage/postgres TestStore/Archive",
+		},
 	},
 
 	// Mobile Compliance Suite (§2.4).

@@ -29,8 +29,6 @@ const (
 	nsDataForm = "jabber:x:data"
 )
 
-var nsSIDBytes = []byte(nsSID)
-
 // ids hands out archive IDs: Unix microseconds of now, raised past the
 // last one handed out, so that they are unique in this process and
 // increase with time (storage.ArchivedMessage.ID).
