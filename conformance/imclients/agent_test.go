@@ -64,6 +64,50 @@ type event struct {
 	Kind       string `json:"kind"`
 	CarbonFrom string `json:"carbon_from"`
 	CarbonTo   string `json:"carbon_to"`
+	// Every XEP-0359 <stanza-id/> of a message or of a carbon's
+	// forwarded message.
+	StanzaIDs []stanzaID `json:"stanza_ids"`
+	// sm-enabled: whether resumption was granted (its id is ID);
+	// resumed: the server's h.
+	Resume bool `json:"resume"`
+	H      int  `json:"h"`
+	// The result of mam-page: one page of the archive, in order, and
+	// the RSM and <fin/> values that came with it.
+	Page     []mamResult `json:"page"`
+	Complete bool        `json:"complete"`
+	First    string      `json:"first"`
+	Last     string      `json:"last"`
+	Count    int         `json:"count"`
+}
+
+// stanzaID is a XEP-0359 <stanza-id/>.
+type stanzaID struct {
+	By string `json:"by"`
+	ID string `json:"id"`
+}
+
+// mamResult is one archived message of a MAM result page, as the library
+// unwrapped it: the <result/>'s id and queryid, and the forwarded
+// message's fields.
+type mamResult struct {
+	ResultID  string     `json:"result_id"`
+	QueryID   string     `json:"queryid"`
+	From      string     `json:"from"`
+	To        string     `json:"to"`
+	Type      string     `json:"type"`
+	ID        string     `json:"id"`
+	Body      string     `json:"body"`
+	StanzaIDs []stanzaID `json:"stanza_ids"`
+}
+
+// stanzaIDBy returns the id of the <stanza-id/> by the given JID, or "".
+func stanzaIDBy(ids []stanzaID, by string) string {
+	for _, s := range ids {
+		if s.By == by {
+			return s.ID
+		}
+	}
+	return ""
 }
 
 // delay is a XEP-0203 <delay/> as the library parsed it.
@@ -114,10 +158,17 @@ func (c *check) login(who ...string) []*agent {
 // loginWith is login on the library lib instead of the check's.
 func (c *check) loginWith(lib string, who ...string) []*agent {
 	c.t.Helper()
+	return c.loginArgs(lib, nil, who...)
+}
+
+// loginArgs is loginWith with extra arguments for the scripts (such as
+// --sm or --mam).
+func (c *check) loginArgs(lib string, extra []string, who ...string) []*agent {
+	c.t.Helper()
 	agents := make([]*agent, len(who))
 	for i, w := range who {
 		user, label, _ := strings.Cut(w, "/")
-		agents[i] = c.start(lib, w, c.srv.bare(user)+"/"+lib+"-"+label+"-"+c.tag, c.srv.passwords[user])
+		agents[i] = c.start(lib, w, c.srv.bare(user)+"/"+lib+"-"+label+"-"+c.tag, c.srv.passwords[user], extra...)
 	}
 	for _, a := range agents {
 		s := a.wait("its session", func(e event) bool { return e.Event == "session" })
@@ -131,7 +182,7 @@ func (c *check) loginWith(lib string, who ...string) []*agent {
 // start runs testdata/<lib>_client.py logged in as jid, trusting the
 // server's certificate, without waiting for its session. The process is
 // killed at the check's deadline, and at its end if still running.
-func (c *check) start(lib, name, jid, password string) *agent {
+func (c *check) start(lib, name, jid, password string, extra ...string) *agent {
 	t := c.t
 	t.Helper()
 	if password == "" {
@@ -144,6 +195,7 @@ func (c *check) start(lib, name, jid, password string) *agent {
 		"--mech", c.srv.mech, "--ca-file", c.srv.cert,
 		"--timeout", strconv.Itoa(int(scriptTimeout / time.Second)),
 	}
+	args = append(args, extra...)
 	a := &agent{
 		c:       c,
 		lib:     lib,

@@ -34,6 +34,13 @@
 //   - offline: alice writes to bob while he has no session; he gets the
 //     message when he becomes available, with a XEP-0203 delay (RFC 6121
 //     §8.5.2.2.1, XEP-0160 §2).
+//   - resume-close: alice, with stream management and resumption
+//     (XEP-0198), loses her TCP connection mid-conversation (a FIN, no
+//     </stream:stream>); bob writes on; the library reconnects and resumes,
+//     and she has every one of bob's messages exactly once, in order.
+//   - resume-silent: the same with a connection the server never sees
+//     close (slixmpp only: it keeps a duplicate of the socket open), which
+//     the resumption must take the session over from.
 //   - offline-restart: the same with Starling stopped (SIGTERM, which must
 //     end it cleanly) and started again on the same data in between.
 //
@@ -148,6 +155,8 @@ func runChecks(t *testing.T, srv *server, lib string) {
 		{"vcard", checkVCard},
 		{"carbons", checkCarbons},
 		{"offline", checkOffline},
+		{"resume-close", checkResumeClose},
+		{"resume-silent", checkResumeSilent},
 		{"offline-restart", checkOfflineRestart},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -26,6 +26,20 @@ through nbxmpp's own modules:
                                                     (nbxmpp has no carbons call; Gajim sends
                                                      the same IQ itself, XEP-0280 §4)
   quit           Client.disconnect(), then exit 0 once the server has closed too
+  drop           Client.disconnect(immediate=True): the TCP connection is shut down
+                 under the stream (a FIN; no </stream:stream>, and nbxmpp keeps its
+                 stream management state); only "how": "close" (nbxmpp shuts the
+                 socket down itself, so a "silent" drop is refused)
+  resume         Client.connect() again: nbxmpp resumes the stream (XEP-0198) when
+                 it can, as Gajim does after a network change
+  mam-page       MAM.make_query(max_, after) on the account's archive, with a
+                 queryid of its own; the results nbxmpp unwraps for that queryid make
+                 the result's "page"
+
+nbxmpp enables stream management with resumption by itself whenever the
+server offers it (--sm only documents the intent). The extra events are
+those of slixmpp_client.py: sm-enabled, dropped, resumed, sm-failed; and
+messages and carbons carry "stanza_ids".
 
 Events are read from the properties nbxmpp's modules parse (roster pushes,
 presence, messages with their errors and XEP-0203 delays, XEP-0280
@@ -75,6 +89,8 @@ def main():
     p.add_argument("--mech", required=True, help="the only SASL mechanism nbxmpp may use")
     p.add_argument("--ca-file", required=True, help="accept only this certificate (PEM)")
     p.add_argument("--timeout", type=float, required=True, help="seconds before the process gives up")
+    p.add_argument("--sm", action="store_true", help="stream management (nbxmpp's default whenever offered)")
+    p.add_argument("--mam", action="store_true", help="message archive management (nbxmpp's MAM module is always there)")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -82,7 +98,8 @@ def main():
 
     jid = JID.from_string(args.jid)
     loop = GLib.MainLoop()
-    state = {"ok": None, "bound": False, "closing": False}
+    # dropping: a "drop" is under way; mam: queryid -> the results so far.
+    state = {"ok": None, "bound": False, "closing": False, "dropping": False, "reading": False, "mam": {}}
 
     client = Client(log_context="nbxmpp-" + jid.resource)
     client.set_username(jid.localpart)
@@ -188,6 +205,26 @@ def main():
                 else:
                     emit(event="result", seq=seq, error=stanza.getError() or "error")
             client.send_stanza(iq, callback=enabled)
+        elif name == "drop":
+            if cmd["how"] != "close":
+                raise ValueError("nbxmpp cannot drop a connection %r: it shuts its socket down itself" % cmd["how"])
+            state["dropping"] = True
+            client.disconnect(immediate=True)
+            sent(seq)
+        elif name == "resume":
+            client.connect()
+            sent(seq)
+        elif name == "mam-page":
+            queryid = "q%d" % seq
+            state["mam"][queryid] = []
+
+            def page(data):
+                rsm = data.rsm
+                return {"page": state["mam"].pop(queryid), "complete": data.complete,
+                        "first": rsm.first or "", "last": rsm.last or "",
+                        "count": rsm.count if rsm.count is not None else -1}
+            answer(seq, client.get_module("MAM").make_query(None, queryid=queryid, after=cmd["after"] or None,
+                                                            max_=cmd["max"]), page)
         elif name == "quit":
             sent(seq)
             finish(True)
@@ -208,7 +245,22 @@ def main():
     def on_connected(_client, _signal):
         state["bound"] = True
         emit(event="session", jid=str(client.get_bound_jid()))
-        threading.Thread(target=read_commands, daemon=True).start()
+        # Once: a resumption that fails binds a new session.
+        if not state["reading"]:
+            state["reading"] = True
+            threading.Thread(target=read_commands, daemon=True).start()
+
+    @guarded
+    def on_sm_enabled(_client, stanza, _properties):
+        emit(event="sm-enabled", id=stanza.getAttr("id") or "", resume=stanza.getAttr("resume") in ("true", "1"))
+
+    @guarded
+    def on_resumed(_client, _signal):
+        emit(event="resumed", h=client._smacks._out_h)
+
+    @guarded
+    def on_resume_failed(_client, _signal):
+        emit(event="sm-failed")
 
     @guarded
     def on_roster_push(_client, _stanza, properties):
@@ -224,8 +276,19 @@ def main():
 
     @guarded
     def on_message(_client, stanza, properties):
+        # For carbons and MAM results, nbxmpp has unwrapped the forwarded
+        # message already: stanza is that one.
         out = {"from": str(stanza.getFrom()), "to": str(stanza.getTo()), "type": properties.type.value,
-               "id": properties.id or "", "body": properties.body or ""}
+               "id": properties.id or "", "body": properties.body or "",
+               "stanza_ids": [{"by": el.getAttr("by") or "", "id": el.getAttr("id") or ""}
+                              for el in stanza.getTags("stanza-id", namespace=Namespace.SID)]}
+        if properties.mam is not None:
+            results = state["mam"].get(properties.mam.query_id)
+            if results is None:
+                emit(event="fatal", error="a MAM result for no query of ours: %s" % properties.mam.query_id)
+                return
+            results.append(dict(result_id=properties.mam.id, queryid=properties.mam.query_id, **out))
+            return
         if properties.carbon is not None:
             emit(event="carbon", kind=properties.carbon.type, carbon_from="", **out)
             return
@@ -248,6 +311,10 @@ def main():
 
     @guarded
     def on_disconnected(_client, _signal):
+        if state["dropping"]:
+            state["dropping"] = False
+            emit(event="dropped")
+            return
         if state["closing"]:
             loop.quit()
             return
@@ -271,6 +338,9 @@ def main():
     client.subscribe("connected", on_connected)
     client.subscribe("disconnected", on_disconnected)
     client.subscribe("connection-failed", on_connection_failed)
+    client.subscribe("resume-successful", on_resumed)
+    client.subscribe("resume-failed", on_resume_failed)
+    client.register_handler(StanzaHandler(name="enabled", callback=on_sm_enabled, xmlns=Namespace.STREAM_MGMT, priority=50))
     # After the modules' own handlers (priority 15 and lower), which parse
     # the stanza into properties and acknowledge roster pushes.
     client.register_handler(StanzaHandler(name="iq", callback=on_roster_push, typ="set", ns=Namespace.ROSTER, priority=50))

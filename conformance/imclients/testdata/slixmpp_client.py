@@ -21,6 +21,30 @@ object per line, each through slixmpp's own API:
   {"seq": 13, "cmd": "carbons-enable"}                  xep_0280 enable()
   {"seq": 14, "cmd": "quit"}                            disconnect(), then exit 0
 
+With --sm (XEP-0198, slixmpp's xep_0198 with resumption; it is off
+otherwise):
+
+  {"seq": 15, "cmd": "drop", "how": "close"|"silent"}   the TCP connection dies under the
+                                                        stream: "close" aborts the transport
+                                                        (a TCP FIN, no TLS close_notify, no
+                                                        </stream:stream>); "silent" keeps a
+                                                        duplicate of the socket open, so the
+                                                        server sees nothing at all, as when a
+                                                        phone's network goes away
+  {"seq": 16, "cmd": "resume"}                          connect() again: xep_0198 resumes the
+                                                        stream by its id before binding
+  {"seq": 17, "cmd": "close-old"}                       closes the duplicate a "silent" drop kept
+
+With --mam (XEP-0313, slixmpp's xep_0313):
+
+  {"seq": 18, "cmd": "mam-page", "max": N, "after": ID}   retrieve() of one page of the
+                                                        account's archive, after the archive
+                                                        id ID ("" for the start): its result
+                                                        has "page" (the results in order:
+                                                        "result_id", "queryid" and the
+                                                        forwarded message's fields),
+                                                        "complete", "first", "last", "count"
+
 Subscription requests are not answered automatically (auto_authorize is
 None): only "approve" answers them. Everything observable goes to stdout
 as JSON lines:
@@ -38,7 +62,14 @@ as JSON lines:
                                                 carbon_received, raised only for one from the
                                                 account's bare JID): the wrapper's from and to,
                                                 and the forwarded message's fields
+  {"event": "sm-enabled", "id": ID, "resume": bool}   stream management enabled
+  {"event": "dropped"}                          the connection is gone ("drop")
+  {"event": "resumed", "h": H}                  the stream was resumed (the server's h)
+  {"event": "sm-failed"}                        <failed/> to <enable/> or <resume/>
   {"event": "fatal", "error": "..."}            the session failed; the process exits 1
+
+Messages and carbons carry "stanza_ids": every XEP-0359 <stanza-id/> of
+the (forwarded) message, as {"by", "id"}.
 
 The process exits 0 after "quit" (or the end of stdin) and a clean close
 (the server answers </stream:stream> with its own), and 1 on failure or
@@ -51,6 +82,8 @@ import asyncio
 import datetime
 import json
 import logging
+import os
+import socket
 import sys
 import threading
 
@@ -76,6 +109,8 @@ def main():
     p.add_argument("--mech", required=True, help="SASL mechanism to force (slixmpp's sasl_mech)")
     p.add_argument("--ca-file", required=True, help="trust only this certificate (PEM)")
     p.add_argument("--timeout", type=float, required=True, help="seconds before the process gives up")
+    p.add_argument("--sm", action="store_true", help="enable stream management (XEP-0198) with resumption")
+    p.add_argument("--mam", action="store_true", help="load message archive management (XEP-0313)")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -86,12 +121,19 @@ def main():
     xmpp.register_plugin("xep_0191")  # blocking command
     xmpp.register_plugin("xep_0203")  # delayed delivery
     xmpp.register_plugin("xep_0280")  # message carbons
+    if args.sm:
+        xmpp.register_plugin("xep_0198")  # stream management, resumption allowed
+    if args.mam:
+        xmpp.register_plugin("xep_0313")  # message archive management (and RSM)
     xmpp.auto_authorize = None  # subscription requests wait for "approve"
     xmpp.auto_subscribe = False
     xmpp.ca_certs = args.ca_file
     loop = xmpp.loop
     done = loop.create_future()
-    state = {"disconnected": None}  # why the stream ended, once it has
+    # disconnected: why the stream ended, once it has; dropping: a "drop"
+    # is under way, so the end of the connection is expected; kept: the
+    # duplicate socket a silent drop keeps open.
+    state = {"disconnected": None, "dropping": False, "dropped": False, "kept": None}
 
     def finish(ok, error=None):
         if done.done():
@@ -161,6 +203,42 @@ def main():
             return {"vcard": {"FN": vcard["FN"], "NICKNAME": ",".join(vcard["NICKNAME"] or [])}}
         elif name == "carbons-enable":
             await xmpp.plugin["xep_0280"].enable()
+        elif name == "drop":
+            # The transport goes away without a word: abort() writes
+            # nothing (no TLS close_notify, no </stream:stream>). For
+            # "silent" the kernel socket outlives it through a duplicate,
+            # so not even a FIN reaches the server.
+            sock = xmpp.transport.get_extra_info("socket")
+            if cmd["how"] == "silent":
+                state["kept"] = socket.socket(fileno=os.dup(sock.fileno()))
+            elif cmd["how"] != "close":
+                raise ValueError("unknown drop %r" % cmd["how"])
+            state["dropping"] = True
+            xmpp.transport.abort()
+        elif name == "resume":
+            if not state["dropped"]:
+                raise ValueError("resume while connected")
+            state["dropped"] = False
+            state["disconnected"] = None
+            xmpp.connect((args.host, args.port), use_ssl=False, force_starttls=True)
+        elif name == "close-old":
+            state["kept"].close()
+            state["kept"] = None
+        elif name == "mam-page":
+            rsm = {"max": cmd["max"]}
+            if cmd["after"]:
+                rsm["after"] = cmd["after"]
+            iq = await xmpp.plugin["xep_0313"].retrieve(rsm=rsm)
+            fin = iq["mam_fin"]
+            page = []
+            for res in iq["mam"]["results"]:
+                r = res["mam_result"]
+                inner = r["forwarded"]["stanza"]
+                page.append(dict(result_id=r["id"], queryid=r["queryid"],
+                                 **message_fields(inner)))
+            rset = fin["rsm"]
+            return {"page": page, "complete": fin.xml.get("complete") in ("true", "1"),
+                    "first": rset["first"], "last": rset["last"], "count": int(rset["count"] or -1)}
         elif name == "quit":
             finish(True)
         else:
@@ -190,7 +268,17 @@ def main():
 
     def session_start(_):
         emit(event="session", jid=str(xmpp.boundjid))
-        threading.Thread(target=read_commands, daemon=True).start()
+        # Once: a resumption that fails binds a new session, and starts it
+        # again.
+        if not state.get("reading"):
+            state["reading"] = True
+            threading.Thread(target=read_commands, daemon=True).start()
+
+    def sm_enabled(el):
+        emit(event="sm-enabled", id=el.xml.get("id", ""), resume=el.xml.get("resume") in ("true", "1"))
+
+    def session_resumed(_):
+        emit(event="resumed", h=int(xmpp.plugin["xep_0198"].last_ack))
 
     def roster_update(iq):
         if iq["type"] != "set":
@@ -204,9 +292,16 @@ def main():
         emit(event="presence", **{"from": str(pres["from"]), "to": str(pres["to"]), "type": ptype,
                                   "show": pres["show"], "status": pres["status"]})
 
+    def message_fields(msg):
+        return {"from": str(msg["from"]), "to": str(msg["to"]), "type": msg["type"],
+                "id": msg["id"], "body": msg["body"],
+                "stanza_ids": [{"by": el.get("by", ""), "id": el.get("id", "")}
+                               for el in msg.xml.findall("{urn:xmpp:sid:0}stanza-id")]}
+
     def message(msg):
-        out = {"from": str(msg["from"]), "to": str(msg["to"]), "type": msg["type"],
-               "id": msg["id"], "body": msg["body"]}
+        if msg.xml.find("{urn:xmpp:mam:2}result") is not None:
+            return  # a MAM result: reported in its query's result
+        out = message_fields(msg)
         if msg["type"] == "error":
             out["error"] = msg["error"]["condition"]
         if msg.xml.find("{urn:xmpp:delay}delay") is not None:
@@ -219,12 +314,16 @@ def main():
         def handler(msg):
             inner = msg["carbon_" + kind]
             emit(event="carbon", kind=kind, carbon_from=str(msg["from"]), carbon_to=str(msg["to"]),
-                 **{"from": str(inner["from"]), "to": str(inner["to"]), "type": inner["type"],
-                    "id": inner["id"], "body": inner["body"]})
+                 **message_fields(inner))
         return handler
 
     def disconnected(reason):
         state["disconnected"] = reason
+        if state["dropping"]:
+            state["dropping"] = False
+            state["dropped"] = True
+            emit(event="dropped")
+            return
         finish(False, "disconnected: %s" % reason)
 
     def message_with_body(msg):
@@ -247,6 +346,9 @@ def main():
     xmpp.add_event_handler("connection_failed", lambda e: finish(False, "connection failed: %s" % e))
     xmpp.add_event_handler("stream_error", lambda e: finish(False, "stream error: %s" % e))
     xmpp.add_event_handler("disconnected", disconnected)
+    xmpp.add_event_handler("sm_enabled", sm_enabled)
+    xmpp.add_event_handler("session_resumed", session_resumed)
+    xmpp.add_event_handler("sm_failed", lambda _: emit(event="sm-failed"))
 
     loop.call_later(args.timeout, lambda: finish(False, "timeout after %gs" % args.timeout))
     xmpp.connect((args.host, args.port), use_ssl=False, force_starttls=True)
