@@ -41,6 +41,10 @@
 //   - resume-silent: the same with a connection the server never sees
 //     close (slixmpp only: it keeps a duplicate of the socket open), which
 //     the resumption must take the session over from.
+//   - archive: alice on both libraries with carbons, then offline, then
+//     syncing her archive (XEP-0313) 5 messages a page: stanza ids
+//     (XEP-0359) the same live, on carbons, offline and in the archive;
+//     every message once and in order.
 //   - offline-restart: the same with Starling stopped (SIGTERM, which must
 //     end it cleanly) and started again on the same data in between.
 //
@@ -157,6 +161,7 @@ func runChecks(t *testing.T, srv *server, lib string) {
 		{"offline", checkOffline},
 		{"resume-close", checkResumeClose},
 		{"resume-silent", checkResumeSilent},
+		{"archive", checkArchive},
 		{"offline-restart", checkOfflineRestart},
 	} {
 		t.Run(c.name, func(t *testing.T) {
