@@ -31,6 +31,10 @@
 //	          receiver resets its TCP connection (no stream close) and
 //	          resumes with <resume previd h/>; lost and duplicated
 //	          messages (both must be 0), resumption latency p50/p99
+//	mam       N senders fill account PREFIX1's archive with --fill
+//	          messages through the server, then PREFIX1 pages back
+//	          through it with --queries MAM queries (XEP-0313) of --page
+//	          messages each; query latency p50/p99, server CPU per query
 //	federation
 //	          N senders logged in to server A (--addr, --domain) each
 //	          sending --count messages to a receiver logged in to server
@@ -119,6 +123,9 @@ type config struct {
 	pq                bool
 	rate              float64       // churn: messages per second from each sender
 	dropEvery         time.Duration // churn: how often each receiver drops its connection
+	fill              int           // mam: messages put in the archive first
+	page              int           // mam: messages per query
+	queries           int           // mam: queries measured
 
 	// federation: server B, where the receivers log in (the fields above
 	// are server A's, where the senders do).
@@ -186,6 +193,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = runFederation(ctx, cfg)
 	case "churn":
 		res, err = runChurn(ctx, cfg)
+	case "mam":
+		res, err = runMAM(ctx, cfg)
 	}
 	if res != nil {
 		if cfg.json {
@@ -206,7 +215,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("starling-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|churn [flags]")
+		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|churn|mam [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --url wss://HOST:PORT/xmpp-websocket --domain DOMAIN [--insecure] --scenario websocket|login|idle|presence [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --addr HOST:PORT --domain DOMAIN --peer-addr HOST:PORT --peer-domain DOMAIN [--insecure] --scenario federation [flags]")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
@@ -227,14 +236,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
 	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
 	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
-	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, websocket (messages over --url), federation (messages from --domain to --peer-domain), or churn (receivers that drop their connections and resume)")
-	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence: users (default 100)")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, websocket (messages over --url), federation (messages from --domain to --peer-domain), churn (receivers that drop their connections and resume), or mam (archive queries)")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence: users (default 100); mam: senders filling the archive (default 10)")
 	fs.IntVar(&cfg.contacts, "contacts", 10, "presence: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
 	fs.IntVar(&cfg.count, "count", 1000, "messages, churn: messages each sender sends; presence: presence updates each user sends (ignored with --duration)")
 	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n, federation --n on each server)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages, presence: send for this long instead of --count")
 	fs.Float64Var(&cfg.rate, "rate", 100, "churn: messages per second each sender sends, steadily")
 	fs.DurationVar(&cfg.dropEvery, "drop-every", time.Second, "churn: each receiver drops its connection and resumes this often (±50 %, at random)")
+	fs.IntVar(&cfg.fill, "fill", 1000, "mam: messages sent to PREFIX1 first, which the server archives")
+	fs.IntVar(&cfg.page, "page", 50, "mam: messages per query (RSM <max/>)")
+	fs.IntVar(&cfg.queries, "queries", 200, "mam: queries measured, one at a time, after 5 not measured")
 	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
 	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence: updates in flight from each user to each contact")
 	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
@@ -260,10 +272,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, ok := mechanisms[cfg.mech]; !ok {
 		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
 	}
-	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "websocket": 10, "federation": 10, "churn": 10}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "websocket": 10, "federation": 10, "churn": 10, "mam": 10}
 	def, ok := defaults[cfg.scenario]
 	if !ok {
-		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, websocket, federation or churn", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, websocket, federation, churn or mam", cfg.scenario)
 	}
 	if err := cfg.checkPeer(fs); err != nil {
 		return nil, err
@@ -298,7 +310,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.accounts = 2 * cfg.n
 		case "presence", "federation":
 			cfg.accounts = cfg.n
+		case "mam":
+			cfg.accounts = cfg.n + 1
 		}
+	}
+	if cfg.scenario == "mam" && (cfg.n < 1 || cfg.fill < 1 || cfg.page < 1 || cfg.queries < 1 || cfg.accounts < cfg.n+1) {
+		return nil, errors.New("mam needs --n, --fill, --page and --queries of at least 1, and --accounts of at least --n + 1")
 	}
 	if cfg.scenario == "churn" && (cfg.rate <= 0 || cfg.dropEvery <= 0) {
 		return nil, errors.New("--rate and --drop-every must be positive")

@@ -39,6 +39,7 @@ func TestScenarios(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		srv.AddUser(t, "u"+strconv.Itoa(i), "secret")
 		srv.AddUser(t, "p"+strconv.Itoa(i), "secret")
+		srv.AddUser(t, "m"+strconv.Itoa(i), "secret")
 	}
 	common := []string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "u", "--password", "secret"}
 
@@ -150,6 +151,14 @@ func TestScenarios(t *testing.T) {
 		r := bench(t, 1, append(common, "--scenario", "churn", "--n", "2", "--count", "400", "--rate", "400", "--drop-every", "150ms")...)
 		if r.Delivery == nil || r.ExactlyOnce || r.Duplicates == 0 || r.Lost != 0 || !strings.Contains(r.FirstError, "duplicates") {
 			t.Fatalf("churn result: %+v, %+v, %+v", r, r.Delivery, r.Churn)
+		}
+	})
+	// An archive of 300 messages, paged back through 50 at a time.
+	t.Run("mam", func(t *testing.T) {
+		r := bench(t, 0, "--addr", srv.Addr, "--domain", srv.Domain, "--users", "m", "--password", "secret",
+			"--scenario", "mam", "--n", "2", "--fill", "301", "--page", "50", "--queries", "20")
+		if r.MAM == nil || r.Fill != 301 || r.Queries != 20 || r.Ops != 20 || r.Errors != 0 || r.LatP50Ms <= 0 || r.Wrapped < 2 || r.Results < 20*50-3*49 {
+			t.Fatalf("mam result: %+v, %+v", r, r.MAM)
 		}
 	})
 	t.Run("presence", func(t *testing.T) {

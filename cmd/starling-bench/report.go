@@ -72,7 +72,9 @@ type result struct {
 	*Delivery `json:",omitempty"`
 	// Churn is the churn scenario's resumptions.
 	*Churn `json:",omitempty"`
-	Date   string `json:"date"`
+	// MAM is the mam scenario's fill and queries.
+	*MAM `json:",omitempty"`
+	Date string `json:"date"`
 
 	bounce string // the first message bounced to a sender, for the error
 }
@@ -183,7 +185,7 @@ func (r *result) writeTable(w io.Writer) {
 		row("", "senders on %s, receivers on %s (%s, %s, %s)", r.Domain, r.PeerDomain, r.PeerAddr, r.TLS, r.PeerMech)
 	}
 	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "websocket": "messages delivered",
-		"federation": "messages delivered", "presence": "presence deliveries", "churn": "messages delivered"}[r.Scenario]
+		"federation": "messages delivered", "presence": "presence deliveries", "churn": "messages delivered", "mam": "MAM queries"}[r.Scenario]
 	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
 	if r.WarmupS > 0 {
 		row("warm-up", "%.3f s, not measured: one message per pair, server-to-server streams negotiated", r.WarmupS)
@@ -194,6 +196,8 @@ func (r *result) writeTable(w io.Writer) {
 	if r.LatP50Ms > 0 {
 		if r.Delivery != nil {
 			row("latency", "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatP999Ms, r.LatMaxMs)
+		} else if r.MAM != nil {
+			row("query latency", "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatP999Ms, r.LatMaxMs)
 		} else {
 			row("login latency", "p50 %.2f ms  p99 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatMaxMs)
 		}
@@ -220,6 +224,10 @@ func (r *result) writeTable(w io.Writer) {
 		if r.RSSAfterHold > 0 {
 			row("after hold", "%.1f MiB, %d sessions still up", mib(r.RSSAfterHold), r.SessionsAliveHold)
 		}
+	}
+	if r.MAM != nil {
+		row("archive", "filled with %d messages in %.2f s = %.1f/s, %.1f µs server CPU per message", r.Fill, r.FillS, r.FillRatePerS, r.FillCPUUsPerOp)
+		row("queries", "%d of %d messages each, paging back: %d results, back at the latest %d times", r.Queries, r.Page, r.Results, r.Wrapped)
 	}
 	if r.Churn != nil {
 		row("churn", "%d receivers, %.0f messages/s each, a drop every %.1f s ±50 %%", r.N, r.RatePerSender, r.DropEveryS)
