@@ -148,6 +148,12 @@ func runTranscript(t *testing.T, path string) {
 		if c.Modules == nil {
 			c.Modules = map[string]config.ModuleTable{}
 		}
+		// Parsed for each server: decoding a table writes to its
+		// metadata, which parallel transcripts must not share.
+		mamOff, err := config.Parse([]byte("[modules.mam]\nenabled = false\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		c.Modules["mam"] = mamOff.Modules["mam"]
 		for _, e := range edits {
 			e(c)
@@ -175,9 +181,6 @@ func runTranscript(t *testing.T, path string) {
 		}
 	}
 }
-
-// mamOff is the [modules.mam] table of transcripts that do not set one.
-var mamOff, _ = config.Parse([]byte("[modules.mam]\nenabled = false\n"))
 
 // configEdit understands the server settings transcripts change:
 // "config registration enabled", "config tls optional", "config allowed
