@@ -11,6 +11,14 @@
 // in $STARLING_ARTIFACTS or else $TMPDIR/starling-browser-artifacts, named
 // after the subtest (issue 5).
 //
+// Against Starling, whose accounts have a message archive (XEP-0313),
+// the page is then reloaded with everything the browser kept for it
+// cleared, and Converse logs in anew: when alice opens the chat with bob,
+// Converse fetches its history from the archive, the only place it can
+// still come from, and the chat must show bob's message and her reply,
+// once each and in that order (issue 13). A second screenshot,
+// "-history", shows it.
+//
 // `make check` installs chromium (Debian) and the npm packages into
 // testdata/node_modules (npm ci from testdata/package-lock.json).
 //
@@ -44,6 +52,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,6 +92,11 @@ type event struct {
 	Path      string `json:"path"`
 	Text      string `json:"text"`
 	Error     string `json:"error"`
+	// The history after a reload: the chat's texts and Converse's
+	// message bodies, in order, and how many MAM queries it made.
+	Texts  []string `json:"texts"`
+	Bodies []string `json:"bodies"`
+	MAM    int      `json:"mam"`
 	// Settings are what a page passed to converse.initialize (with
 	// --login).
 	Settings map[string]any `json:"settings"`
@@ -96,6 +110,9 @@ type server struct {
 	starttls  string            // host:port, for the TCP client
 	mech      string            // the TCP client's SASL mechanism
 	passwords map[string]string // alice, bob
+	// archive: the accounts have a message archive (XEP-0313) that
+	// Converse syncs from, so the history check after a reload runs.
+	archive bool
 	// urls maps each web transport checked ("websocket", "bosh") to its
 	// endpoint.
 	urls map[string]string
@@ -132,7 +149,7 @@ func TestBrowser(t *testing.T) {
 			testbin.Require(t, fmt.Sprintf("Starling has no WebSocket listener yet: its config does not take %q (check-config: %s)", starlingHTTP(httpAddr, page), bytes.TrimSpace(out)), false)
 		}
 		srv := &server{name: "Starling", domain: "localhost", starttls: setup.StartTLS, mech: "SCRAM-SHA-256",
-			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}}
+			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}, archive: true}
 		for _, user := range []string{"alice", "bob"} {
 			testbin.AddUser(t, bin, setup.Config, user+"@"+srv.domain, srv.passwords[user])
 		}
@@ -192,17 +209,22 @@ func checkConverse(t *testing.T, page string, srv *server, bob *xmpptest.Client,
 	reply := fmt.Sprintf("Hi bob, Converse over %s here %s", transport, tag)
 	shot := artifactPath(t)
 
-	d := startDriver(t, "--page", page, "--transport", transport, "--url", endpoint,
+	args := []string{"--page", page, "--transport", transport, "--url", endpoint,
 		"--jid", alice, "--password", srv.passwords["alice"], "--peer", bareJID(bob.JID),
-		"--expect", expect, "--reply", reply, "--screenshot", shot, "--timeout", fmt.Sprint(stepTimeout.Milliseconds()))
-	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply)
+		"--expect", expect, "--reply", reply, "--screenshot", shot, "--timeout", fmt.Sprint(stepTimeout.Milliseconds())}
+	if srv.archive {
+		args = append(args, "--history")
+	}
+	d := startDriver(t, args...)
+	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply, srv.archive)
 }
 
 // chat is the check once the driver d has started logging alice in: she
 // is online over transport at endpoint, sees bob's message expect (with
 // id browser-tag) in her chat, and her reply reaches him; then the
-// screenshot, and the logout.
-func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string) {
+// screenshot; with history, the reload and the history from the archive
+// (see checkHistory); and the logout.
+func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string, history bool) {
 	t.Helper()
 	// 1. Logged in over the transport asked for, at the URL given.
 	e := d.next(t, "online")
@@ -231,8 +253,42 @@ func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport
 	checkPNG(t, e.Path)
 	t.Logf("screenshot: %s", e.Path)
 
+	if history {
+		io.WriteString(d.stdin, "reload\n")
+		checkHistory(t, d, alice, expect, reply)
+	}
+
 	// 5. Log out; the browser closes.
 	d.quit(t)
+}
+
+// checkHistory: the driver has reloaded the page with the browser's
+// storage for it cleared, Converse has logged alice in again and, once
+// she opened the chat with bob, fetched it from her archive. The chat
+// must show bob's message and her reply, each once (Converse's message
+// models and the texts shown), bob's before hers, after at least one MAM
+// query.
+func checkHistory(t *testing.T, d *driver, alice, expect, reply string) {
+	t.Helper()
+	e := d.next(t, "reloaded")
+	if bareJID(e.JID) != alice {
+		t.Fatalf("after the reload Converse is online as %q, want a full JID of %s", e.JID, alice)
+	}
+	e = d.next(t, "history")
+	t.Logf("after the reload, with %d MAM queries, the chat shows %q (messages %q)", e.MAM, e.Texts, e.Bodies)
+	if e.MAM == 0 {
+		t.Errorf("Converse made no MAM query after the reload")
+	}
+	for what, list := range map[string][]string{"shows": e.Texts, "has the messages": e.Bodies} {
+		count := func(s string) int {
+			return len(slices.DeleteFunc(slices.Clone(list), func(x string) bool { return x != s }))
+		}
+		if n, m := count(expect), count(reply); n != 1 || m != 1 {
+			t.Errorf("after the reload the chat %s bob's message %d times and alice's reply %d times, want once each: %q", what, n, m, list)
+		} else if slices.Index(list, expect) > slices.Index(list, reply) {
+			t.Errorf("after the reload the chat %s alice's reply before bob's message: %q", what, list)
+		}
+	}
 }
 
 // message is what bob checks of a message he receives.

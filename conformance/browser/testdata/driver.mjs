@@ -8,6 +8,10 @@
 //   {"event":"received","from":"...","type":"...","body":"..."}  the message shown in the chat
 //   {"event":"sent","body":"..."}                                 the reply, typed and shown as sent
 //   {"event":"screenshot","path":"..."}
+//   {"event":"reloaded","jid":"..."}                              with --history: logged in again after the reload
+//   {"event":"history","texts":[...],"bodies":[...],"mam":N}       with --history: the chat's texts shown, in order,
+//                                                                 the bodies of Converse's message models, in order,
+//                                                                 and how many MAM queries it made since the reload
 //   {"event":"closed"}                                            logged out, browser closed
 //   {"event":"error","error":"..."}                               then it exits 1
 //   {"event":"log","text":"..."}                                  browser console/page output, for the test log
@@ -23,6 +27,17 @@
 // host other than the page's and the XMPP service's is refused and fails
 // the run: Converse must need nothing from the network; so is any
 // violation of the page's Content-Security-Policy.
+//
+// With --history, after the screenshot and a line "reload" on stdin (the
+// test has seen the reply arrive): log out, leave the page, clear
+// everything the browser keeps for the page's origin (IndexedDB, local
+// and session storage, through the DevTools protocol), and load the page
+// again, which logs in anew: Converse then knows nothing of the
+// conversation. Open the chat with --peer, as a user does by clicking the
+// contact; Converse fetches its history from the archive (XEP-0313), the
+// only place it can still come from. Wait until --expect and --reply are
+// shown and every MAM query Converse sent has been answered and its
+// results handled, then report what the chat shows.
 //
 // With --login NAME the page is not index.html but one that starts
 // Converse itself (Starling's bundled web client): the driver injects
@@ -58,6 +73,7 @@ const { values: opt } = parseArgs({
     expect: { type: "string" },
     reply: { type: "string" },
     screenshot: { type: "string" },
+    history: { type: "boolean", default: false },
     chromium: { type: "string", default: "/usr/bin/chromium" },
     timeout: { type: "string", default: "30000" },
   },
@@ -69,6 +85,12 @@ const report = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const stdin = createInterface({ input: process.stdin });
 const quit = new Promise((resolve) => {
   stdin.on("line", (l) => l.trim() === "quit" && resolve());
+  stdin.on("close", resolve);
+});
+// With --history, "reload" starts the reload once the test has seen the
+// reply arrive.
+const reload = new Promise((resolve) => {
+  stdin.on("line", (l) => l.trim() === "reload" && resolve());
   stdin.on("close", resolve);
 });
 
@@ -251,6 +273,53 @@ async function main() {
   const violations = await page.evaluate(() => window.starling.violations);
   if (violations.length > 0) {
     throw new Error(`the page's Content-Security-Policy blocked: ${violations.join("; ")}`);
+  }
+
+  // 6. With --history: the reload, and the history from the archive.
+  if (opt.history) {
+    await reload;
+    await page.evaluate(() => window.starlingAPI.user.logout());
+    try {
+      await page.waitForFunction(() => !window.starling.connected, null, { timeout });
+    } catch {
+      throw new Error(`Converse was still connected ${timeout} ms after logging out`);
+    }
+    await page.goto("about:blank", { timeout });
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Storage.clearDataForOrigin", { origin: new URL(opt.page).origin, storageTypes: "all" });
+    await cdp.detach();
+    const q = new URLSearchParams({ transport: opt.transport, url: opt.url, jid: opt.jid, password: opt.password });
+    await page.goto(`${opt.page}?${q}`, { timeout });
+    try {
+      await page.waitForFunction(() => window.starling && window.starling.connected && window.starling.ready, null, { timeout });
+    } catch {
+      throw new Error(`Converse did not log in again after the reload within ${timeout} ms`);
+    }
+    report({ event: "reloaded", jid: await page.evaluate(() => window.starling.jid) });
+    await page.evaluate((peer) => window.starlingAPI.chats.open(peer), opt.peer);
+    const reloaded = page.locator("converse-chat").filter({ has: page.locator(`converse-chat-heading[jid="${opt.peer}"]`) });
+    for (const text of [opt.expect, opt.reply]) {
+      try {
+        await reloaded.locator(".chat-msg__text", { hasText: text }).first().waitFor({ state: "visible", timeout });
+      } catch {
+        throw new Error(`after the reload the chat with ${opt.peer} does not show "${text}" within ${timeout} ms`);
+      }
+    }
+    // Every MAM query answered, and what its results made queued and handled.
+    try {
+      await page.waitForFunction(() => window.starling.mamQueries > 0 && window.starling.mamAnswered === window.starling.mamQueries, null, { timeout });
+    } catch {
+      const { mamQueries, mamAnswered } = await page.evaluate(() => window.starling);
+      throw new Error(`Converse's MAM queries were not all answered within ${timeout} ms: ${mamAnswered} of ${mamQueries}`);
+    }
+    const bodies = await page.evaluate(async (peer) => {
+      const box = await window.starlingAPI.chats.get(peer);
+      await box.msg_chain;
+      return box.messages.models.map((m) => m.get("body")).filter((b) => b);
+    }, opt.peer);
+    const texts = await reloaded.locator(".chat-msg__text").allInnerTexts();
+    report({ event: "history", texts: texts.map((t) => t.trim()), bodies, mam: await page.evaluate(() => window.starling.mamQueries) });
+    await page.screenshot({ path: opt.screenshot.replace(/\.png$/, "") + "-history.png", fullPage: true });
   }
 
   // 5. The test checks the reply's arrival, then lets the user log out.

@@ -13,6 +13,8 @@
 // (the converse-loaded event), before the page calls converse.initialize.
 window.starling = {
   connected: false, available: false, ready: false, jid: "", transport: "", service: "", events: [],
+  // The MAM queries (XEP-0313) Converse sent, and how many were answered.
+  mamQueries: 0, mamAnswered: 0,
   // Content-Security-Policy violations on the page.
   violations: [],
 };
@@ -35,14 +37,34 @@ window.starlingProbe = function (converse) {
           : proto instanceof Strophe.Bosh ? "bosh" : String(proto?.constructor?.name);
         window.starling.service = conn?.service || "";
       };
-      api.listen.on("connected", () => { note("connected"); window.starling.connected = true; });
+      api.listen.on("connected", () => {
+        note("connected");
+        window.starling.connected = true;
+        // The answers to MAM queries: an IQ result or error whose id is
+        // one of the queries'.
+        api.connection.get().addHandler((el) => {
+          if (window.starling.mamIDs.has(el.getAttribute("id"))) {
+            window.starling.mamIDs.delete(el.getAttribute("id"));
+            window.starling.mamAnswered++;
+          }
+          return true;
+        }, null, "iq");
+      });
       api.listen.on("reconnected", () => note("reconnected"));
       api.listen.on("disconnected", () => { note("disconnected"); window.starling.connected = false; });
       // Initial presence (no "to", no type), then a ping to the server
       // answered: the server has handled the presence (a session's stanzas
       // are handled in order, and over BOSH they may wait for the next
       // request), so a message to the bare JID now reaches this session.
+      window.starling.mamIDs = new Set();
       api.listen.on("send", (el) => {
+        // (A CSS [xmlns] selector does not see namespace declarations in
+        // an XML document: the children are looked at one by one.)
+        const isMAM = (c) => c.localName === "query" && (c.getAttribute("xmlns") || c.namespaceURI || "").startsWith("urn:xmpp:mam:");
+        if (el.tagName === "iq" && Array.from(el.children).some(isMAM)) {
+          window.starling.mamIDs.add(el.getAttribute("id"));
+          window.starling.mamQueries++;
+        }
         if (el.tagName === "presence" && !el.getAttribute("to") && !el.getAttribute("type") && !window.starling.available) {
           window.starling.available = true;
           const domain = Strophe.getDomainFromJid(api.connection.get().jid);
