@@ -137,6 +137,7 @@ type world struct {
 	ca    *testca.CA
 	hosts map[string]string
 	dir   string
+	dns   *dnstest.Server
 }
 
 // srvTarget is the host an SRV record of domain names: not the domain
@@ -194,14 +195,14 @@ func newWorld(t *testing.T, tr transport, starling bool) *world {
 	}
 	os.Chmod(dir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	return &world{t: t, ca: ca, hosts: hosts, dir: dir}
+	return &world{t: t, ca: ca, hosts: hosts, dir: dir, dns: dns}
 }
 
 // peer starts Prosody or ejabberd as a federation peer in mode, with
 // the account alice, and stops it at the end of the test, showing its
 // logs if the test failed. With clientAuth its certificate has the
-// clientAuth extended key usage too.
-func (w *world) peer(name string, mode anchor.Auth, clientAuth bool) (*anchor.Server, user) {
+// clientAuth extended key usage too. more may change its options.
+func (w *world) peer(name string, mode anchor.Auth, clientAuth bool, more ...func(*anchor.Options)) (*anchor.Server, user) {
 	t := w.t
 	t.Helper()
 	domain, addr := prosodyDomain, prosodyAddr
@@ -211,7 +212,7 @@ func (w *world) peer(name string, mode anchor.Auth, clientAuth bool) (*anchor.Se
 	password := randomHex(12)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a, err := anchor.Start(ctx, anchor.Options{
+	o := anchor.Options{
 		Name:       name,
 		Addr:       addr,
 		Dir:        filepath.Join(w.dir, name),
@@ -224,7 +225,11 @@ func (w *world) peer(name string, mode anchor.Auth, clientAuth bool) (*anchor.Se
 			Hosts:      w.hosts,
 			Nameserver: strings.TrimSuffix(dnsAddr, ":53"),
 		},
-	})
+	}
+	for _, f := range more {
+		f(&o)
+	}
+	a, err := anchor.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

@@ -152,6 +152,13 @@ type Options struct {
 	ClientAuth bool
 	// S2S, if not nil, makes the server a federation peer; it needs CA.
 	S2S *S2S
+	// Prosody is appended to Prosody's configuration, after the
+	// VirtualHost (components: a pubsub service as the app server of
+	// push notifications). Prosody only.
+	Prosody string
+	// Names are more names of the certificate from CA (components'
+	// domains), beside Domain.
+	Names []string
 }
 
 // Auth is how a federation peer authenticates other servers, and lets
@@ -258,7 +265,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := s.writeCert(o.CA, o.ClientAuth); err != nil {
+	if err := s.writeCert(o.CA, o.ClientAuth, o.Names); err != nil {
 		return nil, err
 	}
 	if o.S2S != nil {
@@ -269,7 +276,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	var err error
 	switch o.Name {
 	case "prosody":
-		err = s.startProsody(ctx, o.Accounts)
+		err = s.startProsody(ctx, o.Accounts, o.Prosody)
 	case "ejabberd":
 		err = s.startEjabberd(ctx, o.Accounts)
 	default:
@@ -413,7 +420,7 @@ func (s *Server) Stop() {
 
 // --- Prosody ---
 
-func (a *Server) startProsody(ctx context.Context, passwords map[string]string) error {
+func (a *Server) startProsody(ctx context.Context, passwords map[string]string, extra string) error {
 	a.Version = strings.TrimSpace(output("dpkg-query", "-W", "-f=${Version}", "prosody"))
 	a.logFile = filepath.Join(a.Dir, "prosody.out")
 	a.logs = []string{filepath.Join(a.Dir, "prosody.log"), a.logFile}
@@ -459,11 +466,12 @@ modules_enabled = {
 }
 %[12]s
 VirtualHost %[7]q
+%[13]s
 `, data, a.Addr, a.Dir, a.CertFile, a.KeyFile,
 		filepath.Join(a.Dir, "prosody.log"), a.Domain, HTTPPort, HTTPSPort,
 		map[bool]string{false: "info", true: "debug"}[a.S2S != nil],
 		map[bool]string{false: "", true: ` "dialback";`}[a.S2S != nil && a.S2S.Auth != External],
-		a.prosodyS2S())
+		a.prosodyS2S(), extra)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -819,14 +827,14 @@ halt(case Bad of [] -> 0; _ -> 1 end).`, a.node, startTimeout/(100*time.Millisec
 // clientAuth, also for that extended key usage), whose certificate is
 // then ca.crt, the CA clients trust; or, with no ca, a self-signed one,
 // which is its own CA.
-func (a *Server) writeCert(ca *testca.CA, clientAuth bool) error {
+func (a *Server) writeCert(ca *testca.CA, clientAuth bool, names []string) error {
 	var certPEM, keyPEM []byte
 	if ca != nil {
 		usages := testca.ServerAuth
 		if clientAuth {
 			usages = testca.ServerAndClientAuth
 		}
-		certFile, keyFile, err := ca.WriteFilesUsages(a.Dir, a.Domain, usages, a.Domain)
+		certFile, keyFile, err := ca.WriteFilesUsages(a.Dir, a.Domain, usages, append([]string{a.Domain}, names...)...)
 		if err != nil {
 			return err
 		}

@@ -805,6 +805,7 @@ func (s *Service) routing(ctx context.Context, e *router.Routing) bool {
 			"type", typ, "condition", cond, "errors", st.errors, "disable", disable)
 	} else {
 		st.errors = 0
+		s.Log.Debug("push notification answered", "jid", k.account, "service", k.jid, "node", k.node, "id", m.ID)
 	}
 	var raw []byte
 	if disable {
