@@ -362,8 +362,22 @@ var requirements = []requirement{
 	},
 	{
 		category: "Mobile", level: advanced, feature: "Third-party push notifications", spec: "XEP-0357 Push Notifications",
-		note:           "may be provided by a component",
-		notImplemented: notFiled,
+		note: "may be provided by a component",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0357-push",
+			"./conformance TestTranscripts/xep-0357-push-sm",
+			"./conformance TestTranscripts/xep-0030-disco",
+			"./conformance/federation TestPushToProsody",
+			"./xep/push TestEnableDisable",
+			"./xep/push TestBadRequests",
+			"./xep/push TestOffline",
+			"./xep/push TestDetached",
+			"./xep/push TestRateLimit",
+			"./xep/push TestErrors",
+			"./xep/push TestImportant",
+			"./storage/sqlite TestStore/Push",
+			"./storage/postgres TestStore/Push",
+		},
 	},
 
 	// A/V Calling Compliance Suite (§2.5): its only server row.
