@@ -326,6 +326,9 @@ func (c *conn) finish(log interface {
 	act := keepSession
 	if c.sess != nil {
 		act = c.sess.release(c, !isStreamErr && !clean)
+		if clean && act == endSession {
+			c.sess.closedByClient.Store(true)
+		}
 	}
 	// Leave the router first, so that once the client sees the end of the
 	// stream, nothing is routed to this session any more.

@@ -42,6 +42,9 @@ type session struct {
 	detached atomic.Bool
 	// overflowed: the queue overflowed once, and the session is ending.
 	overflowed atomic.Bool
+	// closedByClient: the client closed its stream (RFC 6120 §4.4), after
+	// reading everything written before its closing tag.
+	closedByClient atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
 	state   sessionState
@@ -227,9 +230,11 @@ func (s *session) expire() {
 
 // settle handles, once, what an ended session was sent and its client
 // never acknowledged (XEP-0198 §5: the stanzas written since the client's
-// last <a/>, and those still queued): messages are stored offline (or
+// last <a/> — unless the client closed its stream, having read them —
+// and those still queued): messages are stored offline (or
 // bounced where they cannot be), requests answered with an error, the
-// rest dropped (router.Router.Undelivered). Without stream management
+// rest dropped (router.Router.Undelivered); carbons and archive results,
+// from the account itself, are dropped. Without stream management
 // there is no telling what arrived; nothing is done.
 func (s *session) settle() {
 	s.settleOnce.Do(func() {
@@ -242,15 +247,27 @@ func (s *session) settle() {
 		pending := s.unacked
 		s.unacked = nil
 		s.mu.Unlock()
+		if s.closedByClient.Load() {
+			// It had what was written; handing it back would make
+			// it arrive twice (clients rarely ack before closing).
+			pending = nil
+		}
 		for _, it := range rest {
 			if it.kind == stanzaItem {
 				pending = append(pending, it.b)
 			}
 		}
 		ctx := context.Background()
+		own := s.full.Bare()
 		for _, raw := range pending {
 			st, err := stanza.ParseElement(raw)
 			if err != nil {
+				continue
+			}
+			if st.Kind == stanza.Message && st.From.Equal(own) {
+				// From the account itself: a carbon (XEP-0280) or
+				// an archive result (XEP-0313) for this session
+				// alone; the message it carries has a home already.
 				continue
 			}
 			s.srv.Router.Undelivered(ctx, st)

@@ -1,11 +1,18 @@
 package c2s
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
 
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/router"
+	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/stream"
 )
 
@@ -54,5 +61,52 @@ func TestSentCountsAfterEnabled(t *testing.T) {
 	units, _ = s.sent([]item{{b: []byte("<message/>")}}, units[:0])
 	if len(units) != 1 {
 		t.Fatalf("<r/> asked again before an answer: %q", units)
+	}
+}
+
+// undeliveredRouter records what settle hands back.
+type undeliveredRouter struct {
+	router.Router
+	got []string
+}
+
+func (r *undeliveredRouter) Undelivered(_ context.Context, s *stanza.Stanza) {
+	r.got = append(r.got, s.ID)
+}
+
+// TestSettleOnce: an ended session hands back, once, what it wrote and
+// its client never acknowledged and what was still queued, but not the
+// carbons and archive results sent from the account itself.
+func TestSettleOnce(t *testing.T) {
+	r := &undeliveredRouter{}
+	srv := &Server{Router: r, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &session{srv: srv, full: jid.MustParse("alice@example.org/phone"), out: newQueue(100, 1<<20)}
+	s.smOn.Store(true)
+	s.unacked = [][]byte{
+		[]byte("<message from='bob@example.org/x' to='alice@example.org/phone' id='m1'><body>1</body></message>"),
+		[]byte("<message from='alice@example.org' to='alice@example.org/phone' id='c1'><received xmlns='urn:xmpp:carbons:2'/></message>"),
+	}
+	s.out.push([]byte("<iq from='bob@example.org/x' to='alice@example.org/phone' type='get' id='q1'/>"))
+	s.out.pushNonza([]byte("<r xmlns='urn:xmpp:sm:3'/>"), nonzaItem)
+	s.settle()
+	s.settle()
+	if strings.Join(r.got, ",") != "m1,q1" {
+		t.Fatalf("handed back %v, want m1 and q1 once", r.got)
+	}
+	if s.DeliverNow([]byte("<message/>")) {
+		t.Fatal("an ended session still queues")
+	}
+
+	// A client that closed its stream read what was written before: only
+	// what was still queued comes back.
+	r.got = nil
+	s = &session{srv: srv, full: jid.MustParse("alice@example.org/phone"), out: newQueue(100, 1<<20)}
+	s.smOn.Store(true)
+	s.closedByClient.Store(true)
+	s.unacked = [][]byte{[]byte("<message from='bob@example.org/x' to='alice@example.org/phone' id='m1'><body>1</body></message>")}
+	s.out.push([]byte("<message from='bob@example.org/x' to='alice@example.org/phone' id='m2'><body>2</body></message>"))
+	s.settle()
+	if strings.Join(r.got, ",") != "m2" {
+		t.Fatalf("after a close by the client, handed back %v, want m2", r.got)
 	}
 }
