@@ -52,6 +52,11 @@ type ClientNonza struct {
 // (SessionEnded).
 type SessionDetached struct {
 	Session Client
+	// Pending are the stanzas its client has not acknowledged and those
+	// waiting to be written, oldest first: what the client will get when
+	// it resumes (push notifications, XEP-0357, wake it for them). Read
+	// only, and not to be kept.
+	Pending [][]byte
 }
 
 // SessionResumed is fired when a detached session was resumed on a new

@@ -98,6 +98,18 @@ func (q *queue) take(buf []item) []item {
 	return buf
 }
 
+// stanzas appends the stanzas waiting to buf.
+func (q *queue) stanzas(buf [][]byte) [][]byte {
+	q.mu.Lock()
+	for _, it := range q.items {
+		if it.kind == stanzaItem {
+			buf = append(buf, it.b)
+		}
+	}
+	q.mu.Unlock()
+	return buf
+}
+
 // close refuses every later push and returns what was waiting.
 func (q *queue) close() []item {
 	q.mu.Lock()

@@ -213,8 +213,10 @@ func (s *session) detachDone() {
 		return
 	}
 	s.timer = time.AfterFunc(s.timeout, s.expire)
+	pending := append([][]byte(nil), s.unacked...)
 	s.mu.Unlock()
-	event.Fire(context.Background(), s.srv.Bus, &SessionDetached{Session: s})
+	pending = s.out.stanzas(pending)
+	event.Fire(context.Background(), s.srv.Bus, &SessionDetached{Session: s, Pending: pending})
 }
 
 // expire ends a session whose resumption timeout passed.

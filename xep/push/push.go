@@ -227,6 +227,7 @@ func (s *Service) Register(iq *dispatch.Mux, bus *event.Bus) {
 	iq.Handle(NS, "disable", s.disable)
 	event.On(bus, event.Normal, "push", s.delivered)
 	event.On(bus, event.Normal, "push", s.routing)
+	event.On(bus, event.Normal, "push", s.detached)
 	event.On(bus, event.Normal, "push", func(_ context.Context, e *c2s.SessionResumed) bool {
 		s.resumed(e.Session)
 		return false
@@ -526,6 +527,31 @@ func (s *Service) delivered(ctx context.Context, e *router.Delivered) bool {
 	}
 	if len(regs) > 0 {
 		s.notify(ctx, account, regs, m)
+	}
+	return false
+}
+
+// detached notifies a session's registration when its connection broke
+// with important messages it had not acknowledged or not yet been sent
+// (c2s.SessionDetached): they reached it while it still looked
+// connected, so delivered did not wake it for them.
+func (s *Service) detached(ctx context.Context, e *c2s.SessionDetached) bool {
+	if s.nSessions.Load() == 0 || len(e.Pending) == 0 {
+		return false
+	}
+	s.mu.Lock()
+	en, ok := s.bySession[e.Session]
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	account := e.Session.JID().Bare()
+	for _, raw := range e.Pending {
+		m, err := stanza.ParseElement(raw)
+		if err != nil || m.Kind != stanza.Message || !Important(m) {
+			continue
+		}
+		s.notify(ctx, account, []storage.PushRegistration{en.reg}, m)
 	}
 	return false
 }

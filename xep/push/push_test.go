@@ -395,6 +395,29 @@ func TestDetached(t *testing.T) {
 	}
 }
 
+// TestDetachedWithPending: a session whose connection broke with an
+// important message unacknowledged notifies its registration at once,
+// not for what is not worth waking a phone.
+func TestDetachedWithPending(t *testing.T) {
+	w := newWorld(t)
+	phone := w.bind("alice@example.org/phone")
+	w.iq(phone, enableSecret)
+	phone.detach(true)
+	event.Fire(context.Background(), w.bus, &c2s.SessionDetached{Session: phone, Pending: [][]byte{
+		[]byte(`<presence from='bob@example.org/x' to='alice@example.org/phone'/>`),
+		[]byte(`<message from='bob@example.org/x' to='alice@example.org/phone' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>`),
+	}})
+	if got := w.app.take(); len(got) != 0 {
+		t.Fatalf("notified for presence and a chat state: %s", got[0].Raw)
+	}
+	event.Fire(context.Background(), w.bus, &c2s.SessionDetached{Session: phone, Pending: [][]byte{[]byte(chat)}})
+	got := w.app.take()
+	if len(got) != 1 {
+		t.Fatalf("%d notifications, want 1", len(got))
+	}
+	match(t, string(got[0].Raw), want(count("1")))
+}
+
 // TestRateLimit: one notification in flight at a time, at least
 // min_interval apart; what comes meanwhile is counted and sent once
 // afterwards; an answer that never comes holds things up for
