@@ -796,7 +796,15 @@ func (c *conn) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
 		return false, c.write(stanza.ErrorReply(st, jid.JID{}, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "invalid resource"}))
 	}
 	sess := newSession(c.srv, full)
-	if err := c.srv.Router.Bind(sess, c.srv.config().Limits.MaxSessionsPerAccount); err != nil {
+	max := c.srv.config().Limits.MaxSessionsPerAccount
+	err = c.srv.Router.Bind(sess, max)
+	if err != nil && c.srv.endOldestDetached(full.Bare()) {
+		// A phone that could not resume (it lost the id) must not be
+		// locked out by the sessions waiting for it: as Prosody's
+		// smacks_max_hibernated_sessions, the oldest waiting one goes.
+		err = c.srv.Router.Bind(sess, max)
+	}
+	if err != nil {
 		// §7.6.2.1: too many resources.
 		var se *stanza.Error
 		errors.As(err, &se)

@@ -53,6 +53,7 @@ type session struct {
 	id      string
 	timeout time.Duration // how long a detached session waits
 	timer   *time.Timer   // ends a detached session
+	since   time.Time     // when it was detached
 	// Stream management's outbound side (XEP-0198 §4): stanzas written
 	// since <enabled/> and not acknowledged yet, the 'h' the client
 	// acknowledged last, and whether our <r/> awaits its <a/>.
@@ -213,10 +214,36 @@ func (s *session) detachDone() {
 		return
 	}
 	s.timer = time.AfterFunc(s.timeout, s.expire)
+	s.since = time.Now()
 	pending := append([][]byte(nil), s.unacked...)
 	s.mu.Unlock()
 	pending = s.out.stanzas(pending)
 	event.Fire(context.Background(), s.srv.Bus, &SessionDetached{Session: s, Pending: pending})
+}
+
+// endOldestDetached ends the account's session that has waited longest
+// for a resumption, if it has one, and reports whether it did.
+func (srv *Server) endOldestDetached(bare jid.JID) bool {
+	var oldest *session
+	var since time.Time
+	for _, rs := range srv.Router.Sessions(bare) {
+		s, ok := rs.(*session)
+		if !ok {
+			continue
+		}
+		s.mu.Lock()
+		waiting, t := s.state == detached, s.since
+		s.mu.Unlock()
+		if waiting && (oldest == nil || t.Before(since)) {
+			oldest, since = s, t
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	srv.Log.Info("session waiting for resumption ended for a new one", "jid", oldest.full.String())
+	oldest.end(nil)
+	return true
 }
 
 // expire ends a session whose resumption timeout passed.
