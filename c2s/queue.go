@@ -17,6 +17,7 @@ type queue struct {
 	items  []item
 	bytes  int
 	closed bool
+	ackAt  int // 1 + the index of the ackItem waiting, 0 if none
 }
 
 // item is one top-level element waiting to be written.
@@ -34,6 +35,8 @@ const (
 	nonzaItem
 	// enabledItem is <enabled/>: stanzas written after it are counted.
 	enabledItem
+	// ackItem is an <a/>: a newer one replaces one not written yet.
+	ackItem
 )
 
 func newQueue(maxItems, maxBytes int) *queue {
@@ -64,16 +67,28 @@ func (q *queue) push(b []byte) (reason CloseReason, ok bool) {
 	return 0, true
 }
 
-// pushNonza adds a nonza of kind k, outside the bounds.
-func (q *queue) pushNonza(b []byte, k itemKind) {
+// pushNonza adds a nonza of kind k, outside the bytes bound; an ackItem
+// replaces the one still waiting, if any. It reports false when the
+// client has made the server queue as many nonzas as the stanza bound
+// allows without reading them (a flood of requests): it is refused.
+func (q *queue) pushNonza(b []byte, k itemKind) bool {
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return
+	defer q.mu.Unlock()
+	switch {
+	case q.closed:
+		return true
+	case k == ackItem && q.ackAt > 0:
+		q.items[q.ackAt-1].b = b
+		return true
+	case len(q.items) >= 2*q.maxItems:
+		return false
 	}
 	q.items = append(q.items, item{b: b, kind: k})
-	q.mu.Unlock()
+	if k == ackItem {
+		q.ackAt = len(q.items)
+	}
 	q.wake()
+	return true
 }
 
 func (q *queue) wake() {
@@ -94,6 +109,7 @@ func (q *queue) take(buf []item) []item {
 		q.items = q.items[:0]
 	}
 	q.bytes = 0
+	q.ackAt = 0
 	q.mu.Unlock()
 	return buf
 }
@@ -115,7 +131,7 @@ func (q *queue) close() []item {
 	q.mu.Lock()
 	q.closed = true
 	rest := q.items
-	q.items, q.bytes = nil, 0
+	q.items, q.bytes, q.ackAt = nil, 0, 0
 	q.mu.Unlock()
 	return rest
 }

@@ -102,3 +102,30 @@ func TestDeliverCountsCloses(t *testing.T) {
 		t.Fatalf("Closed(queue-items) = %d, want 0", n)
 	}
 }
+
+// TestQueueNonzas: a newer <a/> replaces one not written yet, so that a
+// client flooding <r/> without reading costs one element; other nonzas
+// are refused beyond twice the stanza bound.
+func TestQueueNonzas(t *testing.T) {
+	q := newQueue(2, 1<<20)
+	for _, h := range []string{"1", "2", "3"} {
+		if !q.pushNonza([]byte("<a h='"+h+"'/>"), ackItem) {
+			t.Fatalf("ack %s refused", h)
+		}
+	}
+	got := q.take(nil)
+	if len(got) != 1 || string(got[0].b) != "<a h='3'/>" {
+		t.Fatalf("took %q, want the last ack alone", got)
+	}
+	if !q.pushNonza([]byte("<a h='4'/>"), ackItem) || len(q.take(nil)) != 1 {
+		t.Fatal("an ack after a take was not queued")
+	}
+	for i := range 4 {
+		if !q.pushNonza([]byte("<failed/>"), nonzaItem) {
+			t.Fatalf("nonza %d refused", i)
+		}
+	}
+	if q.pushNonza([]byte("<failed/>"), nonzaItem) {
+		t.Fatal("a nonza beyond twice the bound was queued")
+	}
+}

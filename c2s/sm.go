@@ -66,8 +66,7 @@ func (c *conn) streamManagement(el *stream.Element) error {
 		cfg := c.srv.config().C2S
 		if !cfg.StreamManagement || sess.smOn.Load() {
 			// §3: enabling twice is an unexpected request.
-			sess.out.pushNonza(smFailed(stanza.UnexpectedRequest, -1), nonzaItem)
-			return nil
+			return sess.nonza(smFailed(stanza.UnexpectedRequest, -1), nonzaItem)
 		}
 		var id string
 		var timeout time.Duration
@@ -91,17 +90,15 @@ func (c *conn) streamManagement(el *stream.Element) error {
 		}
 		b = append(b, "/>"...)
 		sess.smOn.Store(true)
-		sess.out.pushNonza(b, enabledItem)
+		return sess.nonza(b, enabledItem)
 	case "r":
 		if !sess.smOn.Load() {
-			sess.out.pushNonza(smFailed(stanza.UnexpectedRequest, -1), nonzaItem)
-			return nil
+			return sess.nonza(smFailed(stanza.UnexpectedRequest, -1), nonzaItem)
 		}
-		sess.out.pushNonza(ackElement(sess.inH.Load()), nonzaItem)
+		return sess.nonza(ackElement(sess.inH.Load()), ackItem)
 	case "a":
 		if !sess.smOn.Load() {
-			sess.out.pushNonza(smFailed(stanza.UnexpectedRequest, -1), nonzaItem)
-			return nil
+			return sess.nonza(smFailed(stanza.UnexpectedRequest, -1), nonzaItem)
 		}
 		h, ok := parseH(el.AttrValue("h"))
 		if !ok {
@@ -110,9 +107,17 @@ func (c *conn) streamManagement(el *stream.Element) error {
 		return sess.ack(h)
 	case "resume":
 		// §5: a bound session is not resumed.
-		sess.out.pushNonza(smFailed(stanza.UnexpectedRequest, int64(sess.inH.Load())), nonzaItem)
+		return sess.nonza(smFailed(stanza.UnexpectedRequest, int64(sess.inH.Load())), nonzaItem)
 	default:
 		return &stream.Error{Condition: stream.UnsupportedStanzaType}
+	}
+}
+
+// nonza queues a stream management answer, or ends a stream whose client
+// floods the server with requests it does not read the answers to.
+func (s *session) nonza(b []byte, k itemKind) error {
+	if !s.out.pushNonza(b, k) {
+		return &stream.Error{Condition: stream.PolicyViolation, Text: "too many stream management requests unanswered"}
 	}
 	return nil
 }
