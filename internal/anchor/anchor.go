@@ -5,9 +5,9 @@
 //
 // Each server gets a self-signed certificate for Domain, a configuration
 // close to its Debian default (the modules a client expects at login, no
-// rate limits, no archive), the given accounts, and listens on
-// Addr:5222 (STARTTLS, required) and Addr:5223 (direct TLS), and for web
-// clients on Addr:5280 (HTTP) and Addr:5281 (HTTPS), each with XMPP over
+// rate limits, no archive unless Options.Archive), the given accounts,
+// and listens on Addr:5222 (STARTTLS, required) and Addr:5223 (direct
+// TLS), and for web clients on Addr:5280 (HTTP) and Addr:5281 (HTTPS), each with XMPP over
 // WebSocket (RFC 7395) at /xmpp-websocket and BOSH (XEP-0206) at
 // /http-bind: WebSocketURL and BOSHURL. Both are
 // started in the foreground as children of the caller, with the caller's
@@ -152,6 +152,10 @@ type Options struct {
 	ClientAuth bool
 	// S2S, if not nil, makes the server a federation peer; it needs CA.
 	S2S *S2S
+	// Archive turns the message archive on (XEP-0313): Prosody's mod_mam
+	// in its default storage (files), ejabberd's mod_mam in Mnesia, both
+	// archiving every chat message by default and keeping it forever.
+	Archive bool
 	// Prosody is appended to Prosody's configuration, after the
 	// VirtualHost (components: a pubsub service as the app server of
 	// push notifications). Prosody only.
@@ -235,6 +239,7 @@ type Server struct {
 	ports    []string      // every port it listens on
 	node     string        // ejabberd's Erlang node name
 	graceful func()        // asks the server to stop; nil: SIGTERM
+	archive  bool          // Options.Archive
 	after    func()        // runs once it has stopped
 }
 
@@ -246,7 +251,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Domain == "" {
 		o.Domain = Domain
 	}
-	s := &Server{Name: o.Name, Addr: o.Addr, Dir: o.Dir, Domain: o.Domain, S2S: o.S2S, ports: ports}
+	s := &Server{Name: o.Name, Addr: o.Addr, Dir: o.Dir, Domain: o.Domain, S2S: o.S2S, ports: ports, archive: o.Archive}
 	if o.S2S != nil {
 		if o.CA == nil {
 			return nil, fmt.Errorf("%s: a federation peer needs a CA for its certificate", o.Name)
@@ -456,6 +461,9 @@ http_default_host = %[7]q
 consider_websocket_secure = true
 consider_bosh_secure = true
 allow_registration = false
+-- mod_mam, when loaded (Options.Archive): every chat archived, kept forever
+default_archive_policy = true
+archive_expires_after = "never"
 authentication = "internal_hashed"
 certificates = %[3]q
 log = { { levels = { min = %[10]q }, to = "file", filename = %[6]q } }
@@ -470,7 +478,7 @@ VirtualHost %[7]q
 `, data, a.Addr, a.Dir, a.CertFile, a.KeyFile,
 		filepath.Join(a.Dir, "prosody.log"), a.Domain, HTTPPort, HTTPSPort,
 		map[bool]string{false: "info", true: "debug"}[a.S2S != nil],
-		map[bool]string{false: "", true: ` "dialback";`}[a.S2S != nil && a.S2S.Auth != External],
+		map[bool]string{false: "", true: ` "dialback";`}[a.S2S != nil && a.S2S.Auth != External]+map[bool]string{false: "", true: ` "mam";`}[a.archive],
 		a.prosodyS2S(), extra)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
@@ -628,7 +636,7 @@ modules:
   mod_roster:
     versioning: true
   mod_stream_mgmt: {}
-  mod_vcard: {}
+%[10]s  mod_vcard: {}
   mod_version: {}
   mod_blocking: {}
   mod_privacy: {}
@@ -636,7 +644,8 @@ modules:
     plugins:
       - flat
       - pep
-%[9]s`, a.Domain, a.ejabberdPEM(), a.Addr, HTTPPort, HTTPSPort, WebSocketPath, BOSHPath, a.ejabberdS2S(), a.ejabberdS2SModules())
+%[9]s`, a.Domain, a.ejabberdPEM(), a.Addr, HTTPPort, HTTPSPort, WebSocketPath, BOSHPath, a.ejabberdS2S(), a.ejabberdS2SModules(),
+		map[bool]string{false: "", true: "  mod_mam:\n    db_type: mnesia\n    default: always\n"}[a.archive])
 	if err := os.WriteFile(filepath.Join(a.Dir, "ejabberd.yml"), []byte(conf), 0o644); err != nil {
 		return err
 	}
