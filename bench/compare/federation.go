@@ -181,7 +181,7 @@ func (w *fedWorld) run(ctx context.Context, p fedPair, c benchCase, dir, bin, lo
 	}
 	args := fedArgs(p, c, strconv.Itoa(pids[0]), strconv.Itoa(pids[1]))
 	log.Printf("federation %s: %s", p.title(), c.name)
-	run.cell = runBench(ctx, filepath.Join(bin, "starling-bench"), filepath.Join(logDir, "federation-"+p.name()), "federation "+p.title(), args, pids[:], quick)
+	run.cell = runBench(ctx, filepath.Join(bin, "starling-bench"), filepath.Join(logDir, "federation-"+p.name()), "federation "+p.title(), args, pids[:], quick, 0)
 	return run
 }
 

@@ -4,7 +4,7 @@
 // docs/benchmarks.md (issue 3 part 5). `make bench-compare` runs it from the
 // repository root, as root:
 //
-//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-federation starling-prosody,prosody-starling,prosody-ejabberd] [-quick] [-doc docs/benchmarks.md]
+//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-cases NAME,…] [-federation starling-prosody,prosody-starling,prosody-ejabberd] [-quick] [-doc docs/benchmarks.md]
 //
 // Steps:
 //  1. Raises the open-file limit, which the servers inherit, and apt-get
@@ -20,7 +20,14 @@
 //     `starling-bench --json --pid`, and stops it before the next one
 //     starts, so no two servers ever share the CPUs. Starling runs on
 //     SQLite with a generated certificate; Prosody and ejabberd with
-//     internal/anchor's configuration (no archive, no rate limits).
+//     internal/anchor's configuration (no archive, no rate limits). The
+//     suite ends with churn (receivers that drop their connections and
+//     resume, XEP-0198), then the cases with the message archive on
+//     (XEP-0313): each server is started afresh with it ([modules.mam],
+//     mod_mam in Prosody's files and in ejabberd's Mnesia), for the
+//     messages case with every message archived and MAM query latency on
+//     archives of 1,000 to 1,000,000 messages (as far as each server fills
+//     them within a case's five minutes).
 //  4. Then the federation runs (federation.go), one pair of servers at a
 //     time: starling-bench's federation scenario with the senders on the
 //     first server and the receivers on the second, each server on a
@@ -96,6 +103,7 @@ func main() {
 	logs := flag.String("logs", filepath.Join(os.TempDir(), "starling-bench-compare"), "directory for each run's output and the servers' logs (kept; a new run overwrites them)")
 	list := flag.String("servers", "starling,prosody,ejabberd", "comma-separated servers to measure, in this order")
 	quick := flag.Bool("quick", false, "tiny sizes, to try the command out (not a benchmark); writes no -doc unless given")
+	only := flag.String("cases", "", "comma-separated case names to run (default: the whole suite), e.g. churn,mam-1k")
 	fed := flag.String("federation", defaultFederation, "comma-separated federation runs after the servers alone, FROM-TO: users on FROM message users on TO (\"\": none)")
 	flag.Parse()
 	if *quick {
@@ -122,7 +130,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *doc, *logs, chosen, pairs, *quick); err != nil {
+	if err := run(ctx, *doc, *logs, chosen, pairs, *quick, *only); err != nil {
 		if ctx.Err() != nil {
 			log.Fatal("interrupted; every server was stopped")
 		}
@@ -140,7 +148,7 @@ func (c cleanups) run() {
 	}
 }
 
-func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs []fedPair, quick bool) error {
+func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs []fedPair, quick bool, only string) error {
 	began := time.Now()
 	if _, err := os.Stat("go.mod"); err != nil {
 		return errors.New("run from the repository root (go.mod not found)")
@@ -176,7 +184,10 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 			return fmt.Errorf("go build ./cmd/%s: %v\n%s", pkg, err, out)
 		}
 	}
-	cases := suite(quick)
+	cases, err := pick(suite(quick), only)
+	if err != nil {
+		return err
+	}
 	rep := &report{
 		date: began.UTC(), quick: quick, cases: cases, servers: chosen, fedCase: fedCase(quick),
 		machine: machine(), commit: commit(),
@@ -192,40 +203,57 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 		}
 	}
 
+	// Each server runs twice: the cases without the archive, then, started
+	// afresh with its message archive on, those with it.
 	for _, s := range chosen {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		log.Printf("%s: starting on %s with %d accounts", s.title, s.addr, len(accounts))
-		t0 := time.Now()
-		srv, err := startServer(ctx, s, filepath.Join(dir, s.name), filepath.Join(bin, "starling"), logDir, accounts)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			log.Printf("%s did not start: %v", s.title, err)
+		for _, archive := range []bool{false, true} {
+			var phase []benchCase
 			for _, c := range cases {
-				rep.cells[c.name][s.name] = &cell{err: "did not start: " + err.Error(), skipped: mechFor(c, s) == ""}
+				if c.archive == archive {
+					phase = append(phase, c)
+				}
 			}
-			continue
-		}
-		log.Printf("%s is up, %s (%.1f s)", s.title, srv.version, time.Since(t0).Seconds())
-		rep.versions[s.name] = srv.version
-		stopped := false
-		stopSrv := func() {
-			if !stopped {
-				stopped = true
-				srv.stop()
+			if len(phase) == 0 {
+				continue
 			}
-		}
-		cl.add(stopSrv)
-		for _, c := range cases {
-			rep.cells[c.name][s.name] = runCase(ctx, filepath.Join(bin, "starling-bench"), logDir, s, srv, c, quick)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			with, sub := "", s.name
+			if archive {
+				with, sub = ", the archive on", s.name+"-archive"
+			}
+			log.Printf("%s: starting on %s with %d accounts%s", s.title, s.addr, len(accounts), with)
+			t0 := time.Now()
+			srv, err := startServer(ctx, s, filepath.Join(dir, sub), filepath.Join(bin, "starling"), logDir, accounts, archive)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				log.Printf("%s did not start: %v", s.title, err)
+				for _, c := range phase {
+					rep.cells[c.name][s.name] = &cell{err: "did not start: " + err.Error(), skipped: skipped(c, s)}
+				}
+				continue
+			}
+			log.Printf("%s is up, %s (%.1f s)", s.title, srv.version, time.Since(t0).Seconds())
+			rep.versions[s.name] = srv.version
+			stopped := false
+			stopSrv := func() {
+				if !stopped {
+					stopped = true
+					srv.stop()
+				}
+			}
+			cl.add(stopSrv)
+			for _, c := range phase {
+				rep.cells[c.name][s.name] = runCase(ctx, filepath.Join(bin, "starling-bench"), logDir, s, srv, c, quick)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+			stopSrv()
 		}
-		stopSrv()
 	}
 	if len(pairs) > 0 {
 		fedAccts := map[string]string{}
@@ -263,12 +291,42 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 
 // benchCase is one starling-bench command of the suite.
 type benchCase struct {
-	name      string   // short name: log file names, footnotes
-	scenario  string   // login, messages, idle, presence or websocket
-	title     string   // what it is, for the table's row labels
-	mech      string   // SASL mechanism; "" for the server's own SCRAM
-	websocket bool     // over XMPP over WebSocket: --url of the server's endpoint
-	args      []string // starling-bench arguments after the common ones
+	name      string        // short name: log file names, footnotes
+	scenario  string        // login, messages, idle, presence, websocket, churn or mam
+	title     string        // what it is, for the table's row labels
+	mech      string        // SASL mechanism; "" for the server's own SCRAM
+	websocket bool          // over XMPP over WebSocket: --url of the server's endpoint
+	args      []string      // starling-bench arguments after the common ones
+	archive   bool          // run on the servers started with their message archive on
+	servers   []string      // the servers it runs on; nil: all
+	why       string        // why it does not run on the others
+	timeout   time.Duration // how long it may run; 0: five minutes
+}
+
+// skipped reports whether c does not run on s: a mechanism s does not
+// offer, or a case for other servers.
+func skipped(c benchCase, s serverInfo) bool {
+	return mechFor(c, s) == "" || c.servers != nil && !slices.Contains(c.servers, s.name)
+}
+
+// pick keeps the cases named in only (comma-separated; "" keeps all).
+func pick(cases []benchCase, only string) ([]benchCase, error) {
+	if strings.TrimSpace(only) == "" {
+		return cases, nil
+	}
+	var out []benchCase
+	for _, name := range strings.Split(only, ",") {
+		i := slices.IndexFunc(cases, func(c benchCase) bool { return c.name == strings.TrimSpace(name) })
+		if i < 0 {
+			var names []string
+			for _, c := range cases {
+				names = append(names, c.name)
+			}
+			return nil, fmt.Errorf("-cases: no case %q (the suite has %s)", name, strings.Join(names, ", "))
+		}
+		out = append(out, cases[i])
+	}
+	return out, nil
 }
 
 // caseArgs are c's arguments for the server at addr: its own, after the
@@ -296,12 +354,17 @@ func suite(quick bool) []benchCase {
 		logins, pairs, count, manyPairs, manyCount, idle, idleAccounts, accounts, concurrency int
 		users, contacts, updates                                                              int
 		hold                                                                                  string
+		churnPairs, churnCount, archiveCount                                                  int
+		archives                                                                              [4]int
+		drop                                                                                  string
 	}
 	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20,
-		users: 200, contacts: 20, updates: 50, hold: "3s"}
+		users: 200, contacts: 20, updates: 50, hold: "3s",
+		churnPairs: 20, churnCount: 2000, drop: "1s", archiveCount: 1000, archives: [4]int{1000, 10000, 100000, 1000000}}
 	if quick {
 		z = sizes{logins: 100, pairs: 2, count: 500, manyPairs: 5, manyCount: 200, idle: 100, idleAccounts: 10, accounts: 5, concurrency: 5,
-			users: 20, contacts: 4, updates: 20, hold: "1s"}
+			users: 20, contacts: 4, updates: 20, hold: "1s",
+			churnPairs: 2, churnCount: 200, drop: "300ms", archiveCount: 500, archives: [4]int{1000, 2000, 3000, 10000}}
 	}
 	f := func(format string, a ...any) []string { return strings.Fields(fmt.Sprintf(format, a...)) }
 	var cases []benchCase
@@ -352,7 +415,41 @@ func suite(quick bool) []benchCase {
 			title: fmt.Sprintf("%d sessions on %d accounts", z.idle, z.idleAccounts),
 			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
 		},
+		benchCase{
+			name: "churn", scenario: "churn",
+			title: fmt.Sprintf("%d receivers resuming every %s ±50 %%, 100 messages/s each", z.churnPairs, z.drop),
+			args:  f("--scenario churn --n %d --count %d --rate 100 --drop-every %s --concurrency %d", z.churnPairs, z.churnCount, z.drop, z.concurrency),
+		},
+		// Fewer messages than the messages case: ejabberd archives about
+		// 200 a second.
+		benchCase{
+			name: "messages-archive", scenario: "messages", archive: true, timeout: 10 * time.Minute,
+			title: fmt.Sprintf("%d pairs, %d messages each, window 16, archive on", z.pairs, z.archiveCount),
+			args:  f("--scenario messages --n %d --count %d --window 16", z.pairs, z.archiveCount),
+		},
+		// Archives of 1,000 to 1,000,000 messages in one account each, as
+		// far as each server fills them in reasonable time: ejabberd
+		// archives a few hundred messages a second into one account, ever
+		// slower as it grows (37 a second on the way to 10,000, 4.5
+		// minutes); Prosody some 750.
+		mamCase("mam-1k", "kuser", z.archives[0], nil, ""),
+		mamCase("mam-10k", "tuser", z.archives[1], nil, ""),
+		mamCase("mam-100k", "huser", z.archives[2], []string{"starling", "prosody"},
+			"it archives into one account ever slower as the archive grows (37 messages/s and 26 ms of CPU each on the way to 10,000), so 100,000 would take hours"),
+		mamCase("mam-1m", "muser", z.archives[3], []string{"starling"},
+			"at the rates they archive into one account (Prosody some 750 messages/s, ejabberd far fewer), a million would take Prosody over 20 minutes and ejabberd days"),
 	)
+}
+
+// mamCase is a MAM query case on an archive of fill messages, its owner
+// PREFIX1 and ten senders filling it.
+func mamCase(name, prefix string, fill int, servers []string, why string) benchCase {
+	return benchCase{
+		name: name, scenario: "mam", archive: true, servers: servers, why: why, timeout: 10 * time.Minute,
+		title: fmt.Sprintf("archive of %s messages, pages of 50", thousands(float64(fill))),
+		args: strings.Fields(fmt.Sprintf("--scenario mam --users %s --n 10 --fill %d --page 50 --queries 100 --window 16 --batch 8",
+			prefix, fill)),
+	}
 }
 
 // accounts are the accounts PREFIX1…PREFIXk.
@@ -363,7 +460,8 @@ type accounts struct {
 
 // accountsNeeded are the accounts the cases use, per --users prefix
 // ("user" if not given), in order of appearance: up to --accounts, or one
-// per session for messages and websocket (2 × --n) and presence (--n).
+// per session for messages, websocket and churn (2 × --n), presence (--n)
+// and mam (--n + 1).
 func accountsNeeded(cases []benchCase) []accounts {
 	var out []accounts
 	for _, c := range cases {
@@ -375,8 +473,10 @@ func accountsNeeded(cases []benchCase) []accounts {
 				prefix = c.args[i+1]
 			case c.args[i] == "--accounts":
 				k = max(k, v)
-			case c.args[i] == "--n" && (c.scenario == "messages" || c.scenario == "websocket"):
+			case c.args[i] == "--n" && (c.scenario == "messages" || c.scenario == "websocket" || c.scenario == "churn"):
 				k = max(k, 2*v)
+			case c.args[i] == "--n" && c.scenario == "mam":
+				k = max(k, v+1)
 			case c.args[i] == "--n" && c.scenario == "presence":
 				k = max(k, v)
 			}
@@ -430,6 +530,18 @@ type result struct {
 	Bounced         int64   `json:"bounced"`
 	OutOfOrder      int64   `json:"out_of_order"`
 	ExactlyOnce     bool    `json:"exactly_once"`
+	// churn
+	Resumptions    int64   `json:"resumptions"`
+	ResumeFailures int64   `json:"resume_failures"`
+	ResumeP50Ms    float64 `json:"resume_p50_ms"`
+	ResumeP99Ms    float64 `json:"resume_p99_ms"`
+	AcrossDrops    int64   `json:"across_drops"`
+	// mam
+	Fill         int64   `json:"fill"`
+	FillRatePerS float64 `json:"fill_rate_per_s"`
+	FillCPUUs    float64 `json:"fill_server_cpu_us_per_msg"`
+	Queries      int64   `json:"queries"`
+	Results      int64   `json:"results"`
 }
 
 // cell is one case on one server: a result, a failure, or not applicable.
@@ -450,7 +562,7 @@ func (c *cell) ok() bool { return c != nil && !c.skipped && c.err == "" && c.res
 // in logDir.
 func runCase(ctx context.Context, bench, logDir string, s serverInfo, srv *server, c benchCase, quick bool) *cell {
 	mech := mechFor(c, s)
-	if mech == "" {
+	if skipped(c, s) {
 		return &cell{skipped: true}
 	}
 	pid, err := srv.pid()
@@ -459,13 +571,13 @@ func runCase(ctx context.Context, bench, logDir string, s serverInfo, srv *serve
 	}
 	args := append(benchArgs(s.addr, strconv.Itoa(pid), s.name), append([]string{"--mech", mech}, caseArgs(c, s.addr)...)...)
 	log.Printf("%s: %s", s.title, c.name)
-	return runBench(ctx, bench, filepath.Join(logDir, s.name+"-"+c.name), s.title+": "+c.name, args, []int{pid}, quick)
+	return runBench(ctx, bench, filepath.Join(logDir, s.name+"-"+c.name), s.title+": "+c.name, args, []int{pid}, quick, c.timeout)
 }
 
 // runBench runs starling-bench with args, keeping its output in base.json
 // and base.stderr, while the servers pids run; what names it in the log.
-func runBench(ctx context.Context, bench, base, what string, args []string, pids []int, quick bool) *cell {
-	timeout := 5 * time.Minute
+func runBench(ctx context.Context, bench, base, what string, args []string, pids []int, quick bool, timeout time.Duration) *cell {
+	timeout = cmp.Or(timeout, 5*time.Minute)
 	if quick {
 		timeout = time.Minute
 	}
@@ -541,11 +653,12 @@ type server struct {
 
 // startServer starts s in dir with the accounts; its logs end up in logDir
 // when it is stopped.
-func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string) (*server, error) {
+func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string, archive bool) (*server, error) {
 	if s.name == "starling" {
-		return startStarling(ctx, s, dir, starlingBin, logDir, accounts)
+		return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true, archive: archive,
+			log: map[bool]string{false: "starling.log", true: "starling-archive.log"}[archive]}, dir, starlingBin, logDir, accounts)
 	}
-	a, err := anchor.Start(ctx, anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts})
+	a, err := anchor.Start(ctx, anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts, Archive: archive})
 	if err != nil {
 		return nil, err
 	}
@@ -554,26 +667,17 @@ func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir str
 		// The anchor's directory is removed at the end: keep its logs.
 		for _, f := range []string{"prosody.out", "prosody.log", "ejabberd.out", "logs/ejabberd.log", "logs/error.log"} {
 			if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
-				os.WriteFile(filepath.Join(logDir, s.name+"-"+filepath.Base(f)), b, 0o644)
+				os.WriteFile(filepath.Join(logDir, filepath.Base(dir)+"-"+filepath.Base(f)), b, 0o644)
 			}
 		}
 	}}, nil
-}
-
-// startStarling writes a configuration (SQLite and a generated certificate
-// in dir, c2s listeners at s.addr and the HTTPS one, for WebSocket, on the
-// anchors' port, no practical limit of sessions per account, as the
-// anchors have none, no federation), creates the accounts with `starling
-// user add` and starts `starling serve` in its own process group. It
-// returns once every listener accepts connections.
-func startStarling(ctx context.Context, s serverInfo, dir, bin, logDir string, accounts map[string]string) (*server, error) {
-	return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true}, dir, bin, logDir, accounts)
 }
 
 // starlingSetup is where and how startStarlingWith runs Starling.
 type starlingSetup struct {
 	addr, domain string
 	https        bool         // the HTTPS listener, for WebSocket
+	archive      bool         // the message archive ([modules.mam]) on
 	s2s          *starlingS2S // federation; nil: [s2s] enabled = false
 	log          string       // the log file's name in logDir; "" is starling.log
 }
@@ -585,7 +689,14 @@ type starlingS2S struct {
 	cert, key, caFile, resolver string
 }
 
-// startStarlingWith is startStarling as set up by st.
+// startStarlingWith writes a configuration (SQLite and a generated
+// certificate in dir, c2s listeners at st.addr and, with st.https, the
+// HTTPS one, for WebSocket, on the anchors' port; no practical limit of
+// sessions per account, as the anchors have none; federation as st.s2s
+// says; the message archive on only with st.archive, as the anchors have
+// it), creates the accounts with `starling user add` and starts `starling
+// serve` in its own process group. It returns once every listener accepts
+// connections.
 func startStarlingWith(ctx context.Context, st starlingSetup, dir, bin, logDir string, accounts map[string]string) (*server, error) {
 	startTLS := net.JoinHostPort(st.addr, anchor.StartTLSPort)
 	directTLS := net.JoinHostPort(st.addr, anchor.DirectTLSPort)
@@ -626,7 +737,9 @@ listen = [%q]
 direct_tls_listen = [%q]
 %s[limits]
 max_sessions_per_account = 10000
-`, st.domain, filepath.Join(dir, "data"), s2s, startTLS, directTLS, web)
+[modules.mam]
+enabled = %t
+`, st.domain, filepath.Join(dir, "data"), s2s, startTLS, directTLS, web, st.archive)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,22 @@ var metrics = []metric{
 	{scenario: "presence", label: "server CPU per presence delivery (%s)",
 		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
 	{scenario: "presence", label: "presence delivered exactly once (%s)", text: exactlyOnce},
+	{scenario: "churn", label: "lost / duplicated messages (%s)", text: churnLoss},
+	{scenario: "churn", label: "resumptions (%s)", text: churnResumptions},
+	{scenario: "churn", label: "resumption latency p50 / p99, reset to <resumed/> (%s)",
+		values: func(r *result) []float64 { return []float64{r.ResumeP50Ms, r.ResumeP99Ms} }, format: millis},
+	{scenario: "churn", label: "message latency p50 / p99 (%s)",
+		values: func(r *result) []float64 { return []float64{r.LatP50Ms, r.LatP99Ms} }, format: millis},
+	{scenario: "churn", label: "server CPU per message, resumptions included (%s)",
+		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
+	{scenario: "mam", label: "MAM query latency p50 / p99 (%s)",
+		values: func(r *result) []float64 { return []float64{r.LatP50Ms, r.LatP99Ms} }, format: millis},
+	{scenario: "mam", label: "server CPU per MAM query (%s)",
+		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
+	{scenario: "mam", label: "archiving: messages/s into one account (%s)",
+		values: func(r *result) []float64 { return []float64{r.FillRatePerS} }, format: perSecond},
+	{scenario: "mam", label: "server CPU per archived message into one account (%s)",
+		values: func(r *result) []float64 { return []float64{r.FillCPUUs} }, format: micros},
 	{scenario: "idle", label: "server memory per idle session (%s, VmRSS)",
 		values: func(r *result) []float64 { return []float64{float64(r.RSSBytesPerSess)} }, format: kib},
 }
@@ -119,6 +136,19 @@ func exactlyOnce(r *result) string {
 		s += fmt.Sprintf(" (%d out of order)", r.OutOfOrder)
 	}
 	return s
+}
+
+// churnLoss is the churn case's verdict: lost and duplicated messages.
+func churnLoss(r *result) string {
+	return fmt.Sprintf("%s / %s of %s", thousands(float64(r.Lost)), thousands(float64(r.Duplicates)), thousands(float64(r.Sent)))
+}
+
+func churnResumptions(r *result) string {
+	s := thousands(float64(r.Resumptions))
+	if r.ResumeFailures > 0 {
+		s += fmt.Sprintf(", %d failed", r.ResumeFailures)
+	}
+	return s + fmt.Sprintf(" (%s messages carried across a drop)", thousands(float64(r.AcrossDrops)))
 }
 
 // ratio formats a/b for each pair.
@@ -278,6 +308,57 @@ func (r *report) otherCPU(s serverInfo) string {
 	return fmt.Sprintf("%.1f s of %.1f s (%.0f %%)", other.Seconds(), busy.Seconds(), 100*other.Seconds()/busy.Seconds())
 }
 
+// archiveNotes says why a case ran on some servers only, and how the MAM
+// query latency grew from the smallest archive to each bigger one.
+func (r *report) archiveNotes() string {
+	var b strings.Builder
+	for _, c := range r.cases {
+		if c.servers == nil || c.why == "" {
+			continue
+		}
+		var not []string
+		for _, s := range r.servers {
+			if skipped(c, s) && mechFor(c, s) != "" {
+				not = append(not, s.title)
+			}
+		}
+		if len(not) > 0 {
+			fmt.Fprintf(&b, "\n`%s` did not run on %s: %s.\n", c.name, strings.Join(not, " and "), c.why)
+		}
+	}
+	var mam []benchCase
+	for _, c := range r.cases {
+		if c.scenario == "mam" {
+			mam = append(mam, c)
+		}
+	}
+	if len(mam) < 2 {
+		return b.String()
+	}
+	var lines []string
+	for _, s := range r.servers {
+		base := r.cells[mam[0].name][s.name]
+		if !base.ok() || base.res.LatP50Ms <= 0 {
+			continue
+		}
+		var parts []string
+		for _, c := range mam[1:] {
+			if cl := r.cells[c.name][s.name]; cl.ok() && cl.res.LatP50Ms > 0 {
+				parts = append(parts, fmt.Sprintf("%.2f× with %s", cl.res.LatP50Ms/base.res.LatP50Ms, thousands(float64(cl.res.Fill))))
+			}
+		}
+		if len(parts) > 0 {
+			lines = append(lines, fmt.Sprintf("- %s: %s (p50 %s ms with %s)", s.title, strings.Join(parts, ", "),
+				strconv.FormatFloat(base.res.LatP50Ms, 'f', 2, 64), thousands(float64(base.res.Fill))))
+		}
+	}
+	if len(lines) > 0 {
+		b.WriteString("\nMAM query latency p50 as the archive grows, relative to the smallest archive:\n\n")
+		b.WriteString(strings.Join(lines, "\n") + "\n")
+	}
+	return b.String()
+}
+
 // generated is the page's part between the markers.
 func (r *report) generated() string {
 	var g strings.Builder
@@ -310,25 +391,42 @@ func (r *report) generated() string {
 		for _, a := range accountsNeeded(r.cases) {
 			accts = append(accts, fmt.Sprintf("%s1…%s%d", a.prefix, a.prefix, a.k))
 		}
+		archived := ""
+		if slices.ContainsFunc(r.cases, func(c benchCase) bool { return c.archive }) {
+			archived = " The cases marked `# archive on` ran after that on each server started\nfresh again with its message archive " +
+				"(XEP-0313) on, every chat message archived."
+		}
 		fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
-			"the next one started. The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
-			"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, " and "), "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
+			"the next one started.%s The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
+			"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, ", "), archived, "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
 		for _, c := range r.cases {
-			mech, who := "MECH", ""
+			mech := "MECH"
 			if c.mech != "" {
 				mech = c.mech
+			}
+			// A comment: the archive, and the servers it ran on when not all.
+			var notes []string
+			if c.archive {
+				notes = append(notes, "archive on")
+			}
+			if c.mech != "" || c.servers != nil {
 				var names []string
 				for _, s := range r.servers {
-					if mechFor(c, s) != "" {
+					if !skipped(c, s) {
 						names = append(names, s.title)
 					}
 				}
-				who = "   # " + strings.Join(names, ", ")
+				notes = append(notes, strings.Join(names, ", "))
+			}
+			who := ""
+			if len(notes) > 0 {
+				who = "   # " + strings.Join(notes, "; ")
 			}
 			fmt.Fprintf(&g, "$B --mech %s %s%s\n", mech, strings.Join(caseArgs(c, "ADDR"), " "), who)
 		}
 		g.WriteString("```\n\n")
 		g.WriteString(r.table())
+		g.WriteString(r.archiveNotes())
 	}
 	g.WriteString(r.fedSection())
 
@@ -346,7 +444,7 @@ func (r *report) generated() string {
 		}
 	}
 	for _, c := range r.cases {
-		if c.scenario != "messages" && c.scenario != "websocket" && c.scenario != "presence" {
+		if c.scenario != "messages" && c.scenario != "websocket" && c.scenario != "presence" && c.scenario != "churn" {
 			continue
 		}
 		for _, s := range r.servers {
@@ -439,10 +537,10 @@ const pageHowToRead = `
 - "server CPU per …" is the server process's own utime+stime (ejabberd: its Erlang VM, beam.smp) divided by
   the logins, messages or presence deliveries; "memory per idle session" is the growth of its VmRSS with the
   sessions open, divided by them. Prosody runs on one core (Lua); Starling and ejabberd can use both.
-- The servers are configured alike where it matters: STARTTLS, stored SCRAM keys, no message archive (MAM),
-  no rate limits or traffic shapers, logging at info. Starling stores on SQLite, Prosody in its files,
-  ejabberd in Mnesia. Prosody offers SCRAM-SHA-1 only and ejabberd (as set up by ` + "`internal/anchor`" + `)
-  SCRAM-SHA-256 only, so logins are measured per mechanism; "—" marks one the server does not offer.
+- The servers are configured alike where it matters: STARTTLS, stored SCRAM keys, no message archive (MAM)
+  except in the cases marked ` + "`# archive on`" + `, no rate limits or traffic shapers, stream management (XEP-0198)
+  on, logging at info. Starling stores on SQLite, Prosody in its files, ejabberd in Mnesia. Prosody offers
+  SCRAM-SHA-1 only and ejabberd (as set up by ` + "`internal/anchor`" + `) SCRAM-SHA-256 only, so logins are measured per mechanism; "—" marks one the server does not offer.
 - A login in starling-bench ends with closing the stream and waiting for the server's close. ejabberd sends
   its close 100 ms after the client's (ejabberd_c2s waits that long for stanzas still on their way to the
   session, to bounce them), so with 20 logins in flight its logins/s is bounded by that wait, not by its
@@ -468,6 +566,23 @@ const pageHowToRead = `
   deliveries/s, latency from sending to that arrival, and server CPU per delivery (per update it is K times
   that). Every delivery is checked off at its receiver, as messages are. With 200 users up to 64,000
   deliveries may be in flight, so the latency is mostly time spent queued at the server's pace.
+- Churn: receivers on flaky networks. Each of 20 receivers enables stream management with resumption and is
+  sent 100 numbered messages a second by a sender of its own; about every second (±50 %, at random) it resets
+  its TCP connection — no closing tag, no TLS close_notify — then connects, authenticates and resumes with
+  ` + "`<resume previd h/>`" + `. Its ` + "`h`" + ` counts every stanza it read, and what the server sends again after
+  ` + "`<resumed/>`" + ` is counted like anything else, as a client does, so a stanza sent twice shows up as a
+  duplicate. Lost and duplicated messages must both be 0. Resumption latency runs from the reset to
+  ` + "`<resumed/>`" + ` (TCP, TLS, SASL and the resumption); "carried across a drop" counts the messages sent before a
+  reset of their receiver and received after it. The server's CPU per message includes the resumptions' work.
+- Archive on: Starling's ` + "`[modules.mam]`" + `, Prosody's mod_mam (` + "`default_archive_policy = true`" + `, in its files)
+  and ejabberd's mod_mam (` + "`default: always`" + `, in Mnesia) each archive every chat message, once for the sender
+  and once for the receiver. The messages case then measures that cost on the message path (with fewer
+  messages than the case without the archive: ejabberd archives a couple of hundred a second). The MAM cases
+  first fill one account's archive through the server (ten senders to it; "archiving into one account" is
+  that fill's rate and CPU, not measured with the queries) and then page back through it as a client scrolling
+  up does: 100 queries of 50 messages (` + "`<before/>`" + `, then before the previous page's first), one at a time,
+  after five not measured. Each archive size has accounts of its own. A server that could not fill an archive
+  within a case's five minutes is marked "—" with the reason under the table.
 - Federation: two servers run at once, each on a domain of its own, and every message goes from a sender
   logged in to the first to a receiver logged in to the second over a server-to-server stream (STARTTLS on
   5269, SASL EXTERNAL both ways with certificates from one test CA that both trust). Before the measurement
