@@ -120,6 +120,9 @@ func checkArchive(c *check) {
 		offline = append(offline, id)
 		b.ok(cmd("send", "to", alice, "body", fmt.Sprintf("archived %d of %s, sent while alice is offline", n, c.tag), "id", id))
 	}
+	// A round trip of bob's own: the server has routed all eight (it
+	// handles a stream's stanzas in order) before alice comes back.
+	b.ok(cmd("roster-get"))
 	a3 := c.login("alice/3")[0]
 	a3.ok(cmd("presence", "status", ""))
 	a3.wait("the last offline message "+offline[len(offline)-1], isMessage(offline[len(offline)-1]))
