@@ -10,8 +10,9 @@ import (
 )
 
 // Bench measures what sessions do most often: the account lookup of a
-// login, roster reads and writes, and an offline message's round trip
-// (stored, fetched, deleted). Each backend's tests call it, so that a
+// login, roster reads and writes, archive appends of a few sizes (the
+// archiver's batches), and an offline message's round trip (stored,
+// fetched, deleted). Each backend's tests call it, so that a
 // change of backend code can be compared before and after.
 func Bench(b *testing.B, open func() (storage.Store, error)) {
 	s, err := open()
@@ -78,6 +79,33 @@ func Bench(b *testing.B, open func() (storage.Store, error)) {
 			}
 		})
 	})
+	// The archiver's writer appends what was routed while it wrote the
+	// previous batch: one message is two entries (its sender's archive
+	// and its recipient's), a busy server's batches are bigger.
+	var archiveID atomic.Int64
+	archiveID.Store(storage.ArchiveID(time.Now()))
+	for _, n := range []int{1, 2, 16, 256} {
+		b.Run(fmt.Sprint("AppendArchive/", n), func(b *testing.B) {
+			b.ReportAllocs()
+			entries := make([]storage.ArchiveEntry, n)
+			stanza := []byte("<message xmlns='jabber:client' from='user0@example.org/laptop' to='user1@example.org' type='chat' id='m1'><body>Message about as long as a chat line.</body><stanza-id xmlns='urn:xmpp:sid:0' by='user1@example.org' id='1'/></message>")
+			for b.Loop() {
+				for i := range entries {
+					u, with, dir := "user0", "user1@example.org", storage.Outgoing
+					if i%2 == 1 {
+						u, with, dir = "user1", "user0@example.org", storage.Incoming
+					}
+					entries[i] = storage.ArchiveEntry{Host: host, Username: u, ArchivedMessage: storage.ArchivedMessage{
+						ID: archiveID.Add(1), With: with, WithResource: "laptop", Direction: dir, Stanza: stanza,
+					}}
+				}
+				if err := s.AppendArchive(ctx, entries); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
+		})
+	}
 	b.Run("OfflineRoundTrip", func(b *testing.B) {
 		b.ReportAllocs()
 		stanza := []byte("<message to='user1@example.org' type='chat'><body>hello</body></message>")
