@@ -160,3 +160,16 @@ func BenchmarkChildren(b *testing.B) {
 		}
 	}
 }
+
+func TestInClientNS(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`<message to='a@b'><body>x</body></message>`, `<message xmlns='jabber:client' to='a@b'><body>x</body></message>`},
+		{`<message/>`, `<message xmlns='jabber:client'/>`},
+		{`<iq xmlns='jabber:server' type='get'/>`, `<iq xmlns='jabber:server' type='get'/>`},
+		{`<presence xmlns:x='y' to='a'/>`, `<presence xmlns='jabber:client' xmlns:x='y' to='a'/>`},
+	} {
+		if got := string(InClientNS([]byte(tc.in))); got != tc.want {
+			t.Errorf("InClientNS(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

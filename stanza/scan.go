@@ -81,3 +81,25 @@ func unescape(v []byte) string {
 	}
 	return s
 }
+
+// InClientNS returns raw, a stanza as received on a client stream, standing
+// alone in jabber:client: a stanza inherits its default namespace from the
+// stream header (RFC 6120 §4.8.3), so one without its own gets
+// xmlns='jabber:client' before it is nested in another namespace (a
+// <forwarded/> of XEP-0297, for carbons and archive results). raw itself
+// is returned when it declares one.
+func InClientNS(raw []byte) []byte {
+	end := StartLen(raw)
+	var buf [8]rawAttr
+	name, attrs := scanStartTag(raw[:end], buf[:0])
+	for _, a := range attrs {
+		if a.is("xmlns") {
+			return raw
+		}
+	}
+	at := 1 + len(name)
+	out := make([]byte, 0, len(raw)+len(" xmlns='jabber:client'"))
+	out = append(out, raw[:at]...)
+	out = append(out, " xmlns='jabber:client'"...)
+	return append(out, raw[at:]...)
+}

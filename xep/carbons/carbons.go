@@ -33,7 +33,6 @@ package carbons
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -313,7 +312,7 @@ func newWrapper(account jid.JID, st *stanza.Stanza, kind string) *wrapper {
 	t.WriteString("'><")
 	t.WriteString(kind)
 	t.WriteString(" xmlns='" + NS + "'><forwarded xmlns='" + nsForward + "'>")
-	t.Write(inClientNS(st.Raw))
+	t.Write(stanza.InClientNS(st.Raw))
 	t.WriteString("</forwarded></")
 	t.WriteString(kind)
 	t.WriteString("></message>")
@@ -327,32 +326,6 @@ func (w *wrapper) to(full jid.JID) []byte {
 	stanza.EscapeAttr(b, full.String())
 	b.Write(w.tail)
 	return b.Bytes()
-}
-
-// inClientNS returns a stanza as received on a client stream, standing
-// alone in jabber:client: a stanza inherits its default namespace from
-// the stream header (RFC 6120 §4.8.3), so one without its own is given
-// xmlns='jabber:client' before it is nested in another namespace.
-func inClientNS(raw []byte) []byte {
-	end := stanza.StartLen(raw)
-	d := xml.NewDecoder(bytes.NewReader(raw[:end]))
-	if tok, err := d.RawToken(); err == nil {
-		if se, ok := tok.(xml.StartElement); ok {
-			for _, a := range se.Attr {
-				if a.Name.Space == "" && a.Name.Local == "xmlns" {
-					return raw
-				}
-			}
-		}
-	}
-	name := 1
-	for name < end && raw[name] != ' ' && raw[name] != '\t' && raw[name] != '\n' && raw[name] != '\r' && raw[name] != '>' && raw[name] != '/' {
-		name++
-	}
-	out := make([]byte, 0, len(raw)+len(" xmlns='jabber:client'"))
-	out = append(out, raw[:name]...)
-	out = append(out, " xmlns='"+nsClient+"'"...)
-	return append(out, raw[name:]...)
 }
 
 // withoutPrivate returns a message without its <private/> children (§9).

@@ -337,7 +337,7 @@ func resultMessage(ns string, to interface{ String() string }, account, queryID 
 	b.WriteString("'><forwarded xmlns='" + nsForward + "'><delay xmlns='" + nsDelay + "' stamp='")
 	b.WriteString(m.Time().Format(stampFormat))
 	b.WriteString("'/>")
-	b.Write(inClientNS(m.Stanza))
+	b.Write(stanza.InClientNS(m.Stanza))
 	b.WriteString("</forwarded></result></message>")
 	return b.Bytes()
 }
@@ -418,30 +418,4 @@ func (s *service) handlePrefs(ns string) dispatch.Handler {
 		}
 		return appendPrefs(nil, ns, p, s.opts(host).Default), nil
 	}
-}
-
-// inClientNS returns a stanza standing alone in jabber:client: one
-// without a namespace of its own (it inherits the stream's, RFC 6120
-// §4.8.3) gets xmlns='jabber:client' before it is nested in <forwarded/>
-// (XEP-0297).
-func inClientNS(raw []byte) []byte {
-	end := stanza.StartLen(raw)
-	d := xml.NewDecoder(bytes.NewReader(raw[:end]))
-	if tok, err := d.RawToken(); err == nil {
-		if se, ok := tok.(xml.StartElement); ok {
-			for _, a := range se.Attr {
-				if a.Name.Space == "" && a.Name.Local == "xmlns" {
-					return raw
-				}
-			}
-		}
-	}
-	name := 1
-	for name < end && raw[name] != ' ' && raw[name] != '\t' && raw[name] != '\n' && raw[name] != '\r' && raw[name] != '>' && raw[name] != '/' {
-		name++
-	}
-	out := make([]byte, 0, len(raw)+len(" xmlns='jabber:client'"))
-	out = append(out, raw[:name]...)
-	out = append(out, " xmlns='"+nsClient+"'"...)
-	return append(out, raw[name:]...)
 }
