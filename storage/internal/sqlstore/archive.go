@@ -22,8 +22,30 @@ func init() {
 
 // appendChunks are the row counts of the INSERTs a batch is cut into,
 // biggest first (7 parameters a row, well within SQLite's limit of
-// 32766): a few statement shapes, so that prepared statements are reused.
-var appendChunks = []int{256, 64, 16, 4, 1}
+// 32766): the powers of two, so that past its 256-row statements a batch
+// takes at most one statement of each size, and every shape is prepared once
+// and reused (SQLite's through SQLDB's cache, PostgreSQL's by pgx). A
+// statement per row would cost about three times the allocations of a
+// 16-row batch.
+var appendChunks = []int{256, 128, 64, 32, 16, 8, 4, 2, 1}
+
+// appendQueries are the INSERTs of appendChunks, by row count.
+var appendQueries = func() map[int]string {
+	m := make(map[int]string, len(appendChunks))
+	for _, n := range appendChunks {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO archive (id, host, username, with_jid, with_resource, direction, stanza) VALUES `)
+		for i := range n {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		}
+		q.WriteString(` ON CONFLICT DO NOTHING`)
+		m[n] = q.String()
+	}
+	return m
+}()
 
 // purgeChunk is the most rows one DELETE of PurgeArchive removes, so that
 // no transaction holds the writer for long.
@@ -39,10 +61,12 @@ func (s *Store) AppendArchive(ctx context.Context, entries []storage.ArchiveEntr
 		return nil
 	}
 	err := s.write(ctx, func(c conn) error {
+		// The arguments of the biggest chunk, reused for the others.
+		args := make([]any, 0, 7*min(len(entries), appendChunks[0]))
 		rest := entries
 		for _, n := range appendChunks {
 			for len(rest) >= n {
-				if err := s.appendRows(ctx, c, rest[:n]); err != nil {
+				if err := appendRows(ctx, c, rest[:n], args); err != nil {
 					return err
 				}
 				rest = rest[n:]
@@ -78,21 +102,14 @@ func stanzaBytes(b []byte) []byte {
 	return b
 }
 
-// appendRows inserts rows with one statement.
-func (s *Store) appendRows(ctx context.Context, c conn, rows []storage.ArchiveEntry) error {
-	var q strings.Builder
-	q.Grow(96 + len(rows)*24)
-	q.WriteString(`INSERT INTO archive (id, host, username, with_jid, with_resource, direction, stanza) VALUES `)
-	args := make([]any, 0, 7*len(rows))
-	for i, e := range rows {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+// appendRows inserts rows, as many as one of appendChunks, with one
+// statement; args is room for its arguments.
+func appendRows(ctx context.Context, c conn, rows []storage.ArchiveEntry, args []any) error {
+	args = args[:0]
+	for _, e := range rows {
 		args = append(args, e.ID, e.Host, e.Username, e.With, e.WithResource, int(e.Direction), stanzaBytes(e.Stanza))
 	}
-	q.WriteString(` ON CONFLICT DO NOTHING`)
-	_, err := c.exec(ctx, q.String(), args...)
+	_, err := c.exec(ctx, appendQueries[len(rows)], args...)
 	return err
 }
 
