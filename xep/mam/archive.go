@@ -178,7 +178,11 @@ func appendEscaped(b []byte, s string) []byte {
 // sender's archive when it was sent (sent).
 func (s *service) routing(ctx context.Context, e *router.Routing) bool {
 	st := e.Stanza
-	if e.Quiet || st.Kind != stanza.Message || st.To.Localpart() == "" || !s.router.IsLocal(st.To.Domainpart()) {
+	if e.Quiet || st.Kind != stanza.Message || st.To.Localpart() == "" {
+		return false
+	}
+	accountStr := bareString(st.To)
+	if !s.router.IsLocal(domainOf(accountStr)) {
 		return false
 	}
 	f := inspect(st.Raw)
@@ -186,7 +190,6 @@ func (s *service) routing(ctx context.Context, e *router.Routing) bool {
 		return false
 	}
 	account := st.To.Bare()
-	accountStr := account.String()
 	raw := st.Raw
 	if f.sid {
 		raw = withoutStanzaIDs(raw, accountStr)
@@ -229,7 +232,7 @@ func (s *service) sent(ctx context.Context, e *c2s.ClientStanza) bool {
 	if !f.archived(st.Type) {
 		return false
 	}
-	accountStr := account.String()
+	accountStr := bareString(account)
 	if !s.shallArchive(ctx, account, accountStr, st.To) {
 		return false
 	}
@@ -251,7 +254,39 @@ func (s *service) sent(ctx context.Context, e *c2s.ClientStanza) bool {
 func entry(accountStr string, with jid.JID, dir storage.Direction, id int64, raw []byte) storage.ArchiveEntry {
 	at := strings.IndexByte(accountStr, '@') // a localpart has none
 	user, host := accountStr[:at], accountStr[at+1:]
+	bare, resource := splitJID(with)
 	return storage.ArchiveEntry{Host: host, Username: user, ArchivedMessage: storage.ArchivedMessage{
-		ID: id, With: with.Bare().String(), WithResource: with.Resourcepart(), Direction: dir, Stanza: raw,
+		ID: id, With: bare, WithResource: resource, Direction: dir, Stanza: raw,
 	}}
+}
+
+// The strings of JIDs on the message path, each made with one allocation
+// (jid.JID's String takes two for a bare JID, three for a full one;
+// every part accessor one).
+
+// bareString returns j's bare JID as a string, as j.Bare().String().
+func bareString(j jid.JID) string {
+	if j.Localpart() == "" {
+		return j.Domainpart()
+	}
+	return j.Localpart() + "@" + j.Domainpart()
+}
+
+// domainOf returns the domainpart of bare, a bare JID as a string.
+func domainOf(bare string) string {
+	return bare[strings.IndexByte(bare, '@')+1:] // a domainpart has no '@'
+}
+
+// splitJID returns j's bare JID as a string and its resourcepart, both
+// slices of one string.
+func splitJID(j jid.JID) (bare, resource string) {
+	var full string
+	if j.Localpart() == "" {
+		full = j.Domainpart() + "/" + j.Resourcepart()
+	} else {
+		full = j.Localpart() + "@" + j.Domainpart() + "/" + j.Resourcepart()
+	}
+	// Neither a localpart nor a domainpart has a '/'.
+	i := strings.IndexByte(full, '/')
+	return full[:i], full[i+1:]
 }

@@ -103,7 +103,7 @@ func (s *service) shallArchive(ctx context.Context, account jid.JID, accountStr 
 	}
 	mode := p.Default
 	if mode == "" {
-		mode = s.opts(account.Domainpart()).Default
+		mode = s.opts(domainOf(accountStr)).Default
 	}
 	switch mode {
 	case modeNever:
