@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
 )
@@ -15,12 +14,7 @@ import (
 // an <enable/> gets service-unavailable (RFC 6120 §8.3.3.19), as a client
 // that checks the feature first expects.
 func TestCarbonsTurnedOff(t *testing.T) {
-	parsed, err := config.Parse([]byte("[modules.carbons]\nenabled = false\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	on := testserver.Start(t, nil)
-	off := testserver.Start(t, func(c *config.Config) { c.Modules = parsed.Modules })
+	on, off := onAndOff(t, "carbons")
 	for _, srv := range []*testserver.Server{on, off} {
 		srv.AddUser(t, "alice", "alice-secret")
 		c := xmpptest.Login(t, srv.Addr, srv.Domain, "alice", "alice-secret", "SCRAM-SHA-256", "phone")

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
 )
@@ -15,12 +14,7 @@ import (
 // gone, so that a client does not send it, and one that does anyway ends
 // its stream with <unsupported-stanza-type/> (RFC 6120 §4.9.3.24).
 func TestCSITurnedOff(t *testing.T) {
-	parsed, err := config.Parse([]byte("[modules.csi]\nenabled = false\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	on := testserver.Start(t, nil)
-	off := testserver.Start(t, func(c *config.Config) { c.Modules = parsed.Modules })
+	on, off := onAndOff(t, "csi")
 	for _, srv := range []*testserver.Server{on, off} {
 		srv.AddUser(t, "alice", "alice-secret")
 		c := xmpptest.Login(t, srv.Addr, srv.Domain, "alice", "alice-secret", "SCRAM-SHA-256", "phone")

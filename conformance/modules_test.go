@@ -15,12 +15,7 @@ import (
 // (RFC 6120 §8.3.3.19), and disco#info no longer lists its feature, nor
 // does the capabilities hash count it.
 func TestModuleTurnedOff(t *testing.T) {
-	parsed, err := config.Parse([]byte("[modules.vcard]\nenabled = false\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	on := testserver.Start(t, nil)
-	off := testserver.Start(t, func(c *config.Config) { c.Modules = parsed.Modules })
+	on, off := onAndOff(t, "vcard")
 	var caps [2]string
 	for i, srv := range []*testserver.Server{on, off} {
 		srv.AddUser(t, "alice", "alice-secret")
@@ -46,3 +41,16 @@ func TestModuleTurnedOff(t *testing.T) {
 }
 
 var capsVer = regexp.MustCompile(`<c [^>]*ver='([^']*)'`)
+
+// onAndOff starts two servers: one with every module, one with the module
+// name turned off ([modules.NAME] enabled = false).
+func onAndOff(t *testing.T, name string) (on, off *testserver.Server) {
+	t.Helper()
+	parsed, err := config.Parse([]byte("[modules." + name + "]\nenabled = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on = testserver.Start(t, nil)
+	off = testserver.Start(t, func(c *config.Config) { c.Modules = parsed.Modules })
+	return on, off
+}
