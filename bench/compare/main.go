@@ -430,14 +430,15 @@ func suite(quick bool) []benchCase {
 		// Archives of 1,000 to 1,000,000 messages in one account each, as
 		// far as each server fills them in reasonable time: ejabberd
 		// archives a few hundred messages a second into one account, ever
-		// slower as it grows (37 a second on the way to 10,000, 4.5
-		// minutes); Prosody some 750.
+		// slower as it grows (about 50 a second on the way to 10,000, 4.5
+		// minutes); Prosody about 2,000 up to 10,000, 200 on the way to
+		// 100,000 (8 minutes with the queries).
 		mamCase("mam-1k", "kuser", z.archives[0], nil, ""),
 		mamCase("mam-10k", "tuser", z.archives[1], nil, ""),
 		mamCase("mam-100k", "huser", z.archives[2], []string{"starling", "prosody"},
-			"it archives into one account ever slower as the archive grows (37 messages/s and 26 ms of CPU each on the way to 10,000), so 100,000 would take hours"),
+			"it archives into one account ever slower as the archive grows (about 50 messages/s and 26 ms of CPU each on the way to 10,000), so 100,000 would take hours"),
 		mamCase("mam-1m", "muser", z.archives[3], []string{"starling"},
-			"at the rates they archive into one account (Prosody some 750 messages/s, ejabberd far fewer), a million would take Prosody over 20 minutes and ejabberd days"),
+			"at the rates they archive into one account (Prosody about 200 messages/s on the way to 100,000, ejabberd about 50 on the way to 10,000, both slowing as it grows), a million would take Prosody well over an hour and ejabberd days"),
 	)
 }
 
