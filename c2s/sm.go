@@ -131,7 +131,8 @@ func (s *session) handled() {
 
 // ack takes the client's 'h': the stanzas it acknowledges leave the
 // unacknowledged list. An 'h' beyond what was sent ends the stream with
-// <undefined-condition/> and <handled-count-too-high/> (§4, v1.6).
+// <undefined-condition/> and <handled-count-too-high/> (§4, v1.6); one
+// behind an earlier ack changes nothing.
 func (s *session) ack(h uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -140,6 +141,11 @@ func (s *session) ack(h uint32) error {
 
 func (s *session) ackLocked(h uint32) error {
 	n := h - s.acked // modulo 2^32 (§4)
+	if int32(n) < 0 {
+		// Behind what it acknowledged before: a confused client, but
+		// nothing it says is news. Keep what it has not acknowledged.
+		return nil
+	}
 	if int64(n) > int64(len(s.unacked)) {
 		sent := s.acked + uint32(len(s.unacked))
 		return &stream.Error{Condition: "undefined-condition", Text: "acknowledged more stanzas than were sent",

@@ -37,6 +37,9 @@ func TestAckWraps(t *testing.T) {
 	if err := s.ack(1); err != nil || len(s.unacked) != 1 {
 		t.Fatalf("an ack of what was acknowledged already: %v, %d unacked", err, len(s.unacked))
 	}
+	if err := s.ack(math.MaxUint32 - 5); err != nil || len(s.unacked) != 1 || s.acked != 1 {
+		t.Fatalf("an ack behind the last one: %v, %d unacked, acked %d", err, len(s.unacked), s.acked)
+	}
 }
 
 // TestSentCountsAfterEnabled: only stanzas written after <enabled/> are
