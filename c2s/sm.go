@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/base64"
 	"strconv"
@@ -264,8 +265,9 @@ func (c *conn) resume(ctx context.Context, el *stream.Element) (done bool, err e
 	return true, nil
 }
 
-// errClosed: the connection closed while it was being set up.
-var errClosed = &stream.Error{Condition: stream.ConnectionTimeout, Text: "connection closed"}
+// errClosed: the connection closed while a resumption handed it the
+// session; a lost connection, so the session waits again.
+var errClosed = errors.New("c2s: connection closed during resumption")
 
 // newSMID is a resumption id: random, unguessable (XEP-0198 §5 leaves
 // its form to the server).
