@@ -128,9 +128,9 @@ func newFramedConn(srv *Server, nc Framed, secure bool) *conn {
 	return c
 }
 
-// leaveUnauthenticated gives back the session's place among its
+// leaveUnauthenticated gives back the connection's place among its
 // address's streams not authenticated yet, once: at SASL success or when
-// the session ends.
+// the connection ends.
 func (c *conn) leaveUnauthenticated() {
 	if c.counted.CompareAndSwap(true, false) {
 		c.srv.unauthenticated.Leave(c.addrKey)

@@ -2,7 +2,9 @@
 // (STARTTLS §5, SASL §6, resource binding §7, the legacy session feature of
 // RFC 3921 §3), then the read loop that stamps 'from' and hands each stanza
 // to the router, and the single writer that drains the session's bounded
-// outbound queue. It is transport-agnostic: Serve takes the TCP listeners
+// outbound queue; stream management (XEP-0198: acknowledgements, and
+// resumption of a session on a new connection, sm.go) makes the session
+// outlive its connection (session.go). It is transport-agnostic: Serve takes the TCP listeners
 // (byte streams, RFC 6120 §4), ServeFramed a connection that carries each
 // top-level element on its own, such as XMPP over WebSocket (RFC 7395).
 package c2s
