@@ -1022,7 +1022,6 @@ func (c *conn) startIdleTimer() {
 	}()
 }
 
-
 func hostOf(a net.Addr) string {
 	h, _, err := net.SplitHostPort(a.String())
 	if err != nil {

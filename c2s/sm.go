@@ -2,9 +2,9 @@ package c2s
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"time"
 
