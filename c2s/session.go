@@ -167,14 +167,14 @@ func (s *session) end(err *stream.Error) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	cur := s.cur
+	cur, id := s.cur, s.id
 	s.mu.Unlock()
 	s.srv.Router.Unbind(s)
 	if cur != nil {
 		cur.close(err)
 		return
 	}
-	s.srv.forgetResumable(s)
+	s.srv.forgetResumable(s, id)
 	event.Fire(context.Background(), s.srv.Bus, &SessionEnded{Session: s})
 	s.settle()
 }
@@ -200,7 +200,7 @@ func (s *session) release(c *conn, lost bool) sessionAction {
 	default:
 		s.state = ended
 	}
-	s.srv.forgetResumable(s)
+	s.srv.forgetResumable(s, s.id)
 	return endSession
 }
 

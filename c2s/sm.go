@@ -305,18 +305,18 @@ func (s *Server) resumable(id string) (*session, *goneSession) {
 	return nil, nil
 }
 
-// forgetResumable removes an ending session from the resumable ones,
-// keeping its 'h' for a while.
-func (s *Server) forgetResumable(sess *session) {
-	if sess.id == "" {
+// forgetResumable removes an ending session, resumable by id ("" if it
+// is not), from the resumable ones, keeping its 'h' for a while.
+func (s *Server) forgetResumable(sess *session, id string) {
+	if id == "" {
 		return
 	}
 	s.smMu.Lock()
 	defer s.smMu.Unlock()
-	if s.smSessions[sess.id] != sess {
+	if s.smSessions[id] != sess {
 		return
 	}
-	delete(s.smSessions, sess.id)
+	delete(s.smSessions, id)
 	now := time.Now()
 	if len(s.smGone) >= goneMax {
 		for id, g := range s.smGone {
@@ -325,5 +325,5 @@ func (s *Server) forgetResumable(sess *session) {
 			}
 		}
 	}
-	s.smGone[sess.id] = goneSession{bare: sess.full.Bare().String(), h: sess.inH.Load(), at: now}
+	s.smGone[id] = goneSession{bare: sess.full.Bare().String(), h: sess.inH.Load(), at: now}
 }
