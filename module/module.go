@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/starling-xmpp/starling/caps"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
@@ -66,6 +67,10 @@ type Env struct {
 	// Roster answers questions about subscriptions (RFC 6121 §3): who
 	// sees an account's presence.
 	Roster *roster.Service
+	// Caps knows the entity capabilities (XEP-0115) of client sessions:
+	// their features, and caps.Known when they become known (personal
+	// eventing's "+notify" interest, XEP-0163 §4).
+	Caps *caps.Tracker
 	// IQ is where IQ handlers and disco features are registered.
 	IQ *dispatch.Mux
 	// Bus carries the typed events of the other packages and modules.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/starling-xmpp/starling/bosh"
 	"github.com/starling-xmpp/starling/c2s"
+	"github.com/starling-xmpp/starling/caps"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
@@ -122,10 +123,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	rost.Register(mux)
 	pres := &presence.Service{Router: r, Roster: rost, Bus: bus, Exists: exists, Log: log.With("module", "presence")}
 	pres.Register()
+	// Entity capabilities (XEP-0115) of client sessions, for personal
+	// eventing (XEP-0163 §4): it sees presence before the presence
+	// service does, and costs nothing until a client announces a 'ver'.
+	capsTracker := &caps.Tracker{Bus: bus, Log: log.With("module", "caps")}
+	capsTracker.Register()
 	// The modules of the list (modules.go), in order.
 	s.modules = module.NewSet(Modules())
 	if err := s.modules.Start(ctx, module.Env{
-		Log: log, Router: r, Roster: rost, IQ: mux, Bus: bus, Store: store, Config: s.config, TLS: tlsStore,
+		Log: log, Router: r, Roster: rost, Caps: capsTracker, IQ: mux, Bus: bus, Store: store, Config: s.config, TLS: tlsStore,
 	}); err != nil {
 		store.Close()
 		return nil, err
