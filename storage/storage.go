@@ -197,6 +197,7 @@ type Tx interface {
 	Blocklist
 	Documents
 	LastActivity
+	PubSub
 	// LockAccount holds the account until the transaction ends: another
 	// transaction's LockAccount of it waits until then, so that a read,
 	// decide, write sequence on the account's data (a subscription
@@ -217,6 +218,7 @@ type Store interface {
 	Documents
 	LastActivity
 	PushRegistrations
+	PubSub
 	// InTx runs f in one transaction, committed if f returns nil and
 	// rolled back otherwise (InTx then returns f's error). f runs once;
 	// it must use only tx, never the Store, whose writes may wait for

@@ -56,6 +56,12 @@ func TestDeleteAccountEveryTable(t *testing.T) {
 		if err == nil {
 			err = s.PutPushRegistration(ctx, "example.org", u, storage.PushRegistration{JID: "push.example.net", Node: "n", Enabled: time.Now()}, 0)
 		}
+		if err == nil {
+			err = s.CreatePubSubNode(ctx, "example.org", u, "n", storage.PubSubNodeConfig{}, storage.PubSubLimits{})
+		}
+		if err == nil {
+			err = s.PublishPubSubItem(ctx, "example.org", u, "n", storage.PubSubItem{ID: "1", Payload: []byte("<x/>"), Published: time.Now()}, storage.PubSubLimits{})
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

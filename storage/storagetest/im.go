@@ -620,6 +620,7 @@ func fill(t *testing.T, s storage.Store, user string) []storage.RosterItem {
 		s.Block(ctx, host, user, []string{"spam@example.net"}),
 		s.PutDocument(ctx, host, user, "vcard", []byte("<vCard/>")),
 		s.SetLastActivity(ctx, host, user, time.Unix(1700000000, 0), "bye"),
+		fillPubSub(t, s, user),
 	)
 	if err != nil {
 		t.Fatalf("filling %s's data: %v", user, err)
@@ -641,6 +642,7 @@ func checkFilled(t *testing.T, s storage.Store, user string, roster []storage.Ro
 	checkBlocked(t, s, user, "spam@example.net")
 	checkDocument(t, s, user, "vcard", []byte("<vCard/>"))
 	checkLastActivity(t, s, user, time.Unix(1700000000, 0), "bye")
+	checkFilledPubSub(t, s, user, false)
 }
 
 func testDeleteAccountData(t *testing.T, newDB NewDB) {
@@ -664,6 +666,7 @@ func testDeleteAccountData(t *testing.T, newDB NewDB) {
 	checkBlocked(t, s, "alice")
 	checkDocument(t, s, "alice", "vcard", nil)
 	checkLastActivity(t, s, "alice", time.Time{}, "")
+	checkFilledPubSub(t, s, "alice", true)
 	if v := putItem(t, s, "alice", storage.RosterItem{Contact: "a@example.net", Subscription: storage.SubNone}); v != 1 {
 		t.Errorf("first PutRosterItem after re-creation returned version %d, want 1", v)
 	}

@@ -224,4 +224,5 @@ func testDeleteAccountInTx(t *testing.T, newDB NewDB) {
 	checkBlocked(t, s, "alice")
 	checkDocument(t, s, "alice", "vcard", nil)
 	checkLastActivity(t, s, "alice", time.Time{}, "")
+	checkFilledPubSub(t, s, "alice", true)
 }
