@@ -9,11 +9,9 @@ package disco
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"slices"
-	"strings"
 
+	"github.com/starling-xmpp/starling/caps"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
@@ -33,36 +31,20 @@ const CapsNode = "https://starling.im"
 // Identity is a service discovery identity (XEP-0030 §3.1).
 type Identity = dispatch.Identity
 
-// Ver computes the XEP-0115 verification string (§5.1) for an entity with
-// these identities and features and no extended information forms:
-// identities sorted by category, type and xml:lang, each appended as
-// "category/type/lang/name<", then the sorted features, each followed by
-// "<", hashed with SHA-1 and encoded in base64 (the 'hash' is "sha-1").
+// Ver computes the XEP-0115 verification string (§5.1, with SHA-1: the
+// 'hash' is "sha-1") for an entity with these identities and features
+// and no extended information forms, by caps.Ver; duplicates, which
+// §5.4 calls ill-formed, are counted once.
 func Ver(identities []Identity, features []string) string {
-	ids := slices.Clone(identities)
-	slices.SortFunc(ids, func(a, b Identity) int {
-		if c := strings.Compare(a.Category, b.Category); c != 0 {
-			return c
+	info := caps.Info{Features: slices.Compact(slices.Sorted(slices.Values(features)))}
+	for _, id := range identities {
+		c := caps.Identity{Category: id.Category, Type: id.Type, Lang: id.Lang, Name: id.Name}
+		if !slices.Contains(info.Identities, c) {
+			info.Identities = append(info.Identities, c)
 		}
-		if c := strings.Compare(a.Type, b.Type); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Lang, b.Lang); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	fs := slices.Clone(features)
-	slices.Sort(fs) // "i;octet" collation: byte order
-	var s strings.Builder
-	for _, id := range ids {
-		s.WriteString(id.Category + "/" + id.Type + "/" + id.Lang + "/" + id.Name + "<")
 	}
-	for _, f := range fs {
-		s.WriteString(f + "<")
-	}
-	sum := sha1.Sum([]byte(s.String()))
-	return base64.StdEncoding.EncodeToString(sum[:])
+	v, _ := caps.Ver(info, "sha-1") // no duplicates, no forms: never ill-formed
+	return v
 }
 
 // ServerVer is the verification string of the server's disco#info on m.
