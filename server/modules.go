@@ -11,6 +11,7 @@ import (
 	"github.com/starling-xmpp/starling/xep/last"
 	"github.com/starling-xmpp/starling/xep/mam"
 	"github.com/starling-xmpp/starling/xep/offline"
+	"github.com/starling-xmpp/starling/xep/pep"
 	"github.com/starling-xmpp/starling/xep/ping"
 	"github.com/starling-xmpp/starling/xep/private"
 	"github.com/starling-xmpp/starling/xep/push"
@@ -39,6 +40,7 @@ func Modules() []module.Module {
 		entitytime.Module{},
 		vcard.Module{},
 		private.Module{},
+		pep.Module{},
 		// Federation last: other servers' stanzas arrive once every
 		// module is ready for them.
 		&s2s.Module{},
