@@ -149,8 +149,12 @@ var requirements = []requirement{
 			"./xep/disco TestVer",
 			"./xep/disco TestCaps",
 			"./xep/disco TestCapsFollowsFeatures",
+			"./conformance TestTranscripts/xep-0115-caps-clients",
+			"./caps TestXEPExamples",
+			"./caps TestOneQueryPerVerAcrossSessions",
+			"./caps TestForgedVer",
+			"./caps TestCacheBounded",
 		},
-		partial: "the server advertises its own capabilities (§6.3 stream feature, §6.2 disco#info by node); it does not cache clients' capabilities, which PEP notifications will need",
 	},
 	{
 		category: "Core", level: server, feature: "Server extensibility", spec: "XEP-0114 Jabber Component Protocol",
