@@ -29,8 +29,10 @@
 //     include NODE+notify; the last item of each node a session is
 //     interested in, of its own account and of the contacts whose presence
 //     it receives, when its capabilities become known (caps.Known) or it
-//     becomes available (presence.Available), whichever comes second
-//     (send_last_published_item on_sub_and_presence, the default).
+//     becomes available (presence.Available), whichever comes second,
+//     and to a contact's sessions when it is granted a presence
+//     subscription (roster.PresenceGranted) (send_last_published_item
+//     on_sub_and_presence, the default).
 //
 // Errors (XEP-0060 §6.5.9, §7.1.3, §7.2.3, §8): a node or item that does
 // not exist is <item-not-found/>; writes to another account's node are
@@ -914,41 +916,69 @@ func (s *Service) notify(ctx context.Context, owner jid.JID, node storage.PubSub
 	}
 }
 
-// sendLast sends sess the last item of each node it is interested in, of
-// its own account and of the contacts whose presence it receives.
-func (s *Service) sendLast(ctx context.Context, sess router.Session) {
+// interests are the nodes a session's capabilities ask for (NODE+notify).
+func (s *Service) interests(sess router.Session) []string {
 	var nodes []string
 	for _, f := range s.Features(sess) {
 		if n, ok := strings.CutSuffix(f, "+notify"); ok && n != "" {
 			nodes = append(nodes, n)
 		}
 	}
+	return nodes
+}
+
+// sendLast sends sess the last item of each node it is interested in, of
+// its own account and of the contacts whose presence it receives.
+func (s *Service) sendLast(ctx context.Context, sess router.Session) {
+	nodes := s.interests(sess)
 	if len(nodes) == 0 {
 		return
 	}
 	user := sess.JID().Bare()
-	owners := append([]jid.JID{user}, s.Contacts(ctx, user, roster.ReceivesPresence)...)
-	for _, owner := range owners {
-		if !s.Router.IsLocal(owner.Domainpart()) {
+	for _, owner := range append([]jid.JID{user}, s.Contacts(ctx, user, roster.ReceivesPresence)...) {
+		s.sendLastFrom(ctx, sess, owner, nodes)
+	}
+}
+
+// granted sends contact's available sessions the last items of user's
+// nodes they are interested in, now that contact sees user's presence
+// (XEP-0060 §4.4.2 "on_sub": the presence subscription is PEP's).
+func (s *Service) granted(ctx context.Context, user, contact jid.JID) {
+	if !s.Router.IsLocal(user.Domainpart()) || !s.Router.IsLocal(contact.Domainpart()) {
+		return
+	}
+	for _, sess := range s.Router.Sessions(contact.Bare()) {
+		if ok, _ := sess.Available(); ok {
+			if nodes := s.interests(sess); len(nodes) > 0 {
+				s.sendLastFrom(ctx, sess, user.Bare(), nodes)
+			}
+		}
+	}
+}
+
+// sendLastFrom sends sess the last item of owner's nodes among names that
+// it may read and that send their last item.
+func (s *Service) sendLastFrom(ctx context.Context, sess router.Session, owner jid.JID, names []string) {
+	if !s.Router.IsLocal(owner.Domainpart()) {
+		return
+	}
+	user := sess.JID().Bare()
+	for _, name := range names {
+		node, err := s.Store.PubSubNode(ctx, owner.Domainpart(), owner.Localpart(), name)
+		if err != nil {
+			if !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
+				s.Log.Error("reading a node failed", "jid", owner.String(), "err", err)
+			}
 			continue
 		}
-		for _, name := range nodes {
-			node, err := s.Store.PubSubNode(ctx, owner.Domainpart(), owner.Localpart(), name)
-			if err != nil {
-				if !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
-					s.Log.Error("reading a node failed", "jid", owner.String(), "err", err)
-				}
-				continue
-			}
-			if node.Config.SendLastPublishedItem == "never" || s.mayRead(ctx, owner, user, node.Config) != nil {
-				continue
-			}
-			items, err := s.Store.PubSubItems(ctx, owner.Domainpart(), owner.Localpart(), name, storage.PubSubItemsQuery{Last: 1})
-			if err != nil || len(items) == 0 {
-				continue
-			}
-			sess.Deliver(eventMessage(owner, sess.JID(), eventItems(name, items)))
+		if node.Config.SendLastPublishedItem == "never" || s.mayRead(ctx, owner, user, node.Config) != nil {
+			continue
 		}
+		items, err := s.Store.PubSubItems(ctx, owner.Domainpart(), owner.Localpart(), name, storage.PubSubItemsQuery{Last: 1})
+		if err != nil || len(items) == 0 {
+			continue
+		}
+		sess.Deliver(eventMessage(owner, sess.JID(), eventItems(name, items)))
 	}
 }
 
@@ -991,6 +1021,10 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 		if ok, _ := e.Session.Available(); ok {
 			s.sendLast(ctx, e.Session)
 		}
+		return false
+	})
+	event.On(env.Bus, event.Normal, "pep", func(ctx context.Context, e *roster.PresenceGranted) bool {
+		s.granted(ctx, e.User, e.Contact)
 		return false
 	})
 	event.On(env.Bus, event.Normal, "pep", func(ctx context.Context, e *presence.Available) bool {

@@ -335,3 +335,27 @@ func TestRegister(t *testing.T) {
 		}
 	}
 }
+
+func TestGrantedSendsLastItems(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.iq(t, f.s.handle, "alice@localhost/phone", "alice@localhost", "set", "<pubsub xmlns='"+NS+"'>"+nick+"</pubsub>"); err != nil {
+		t.Fatal(err)
+	}
+	f.bob.take()
+	f.alice.take()
+	// bob sees alice's presence (the fixture's roster): he gets her
+	// nickname; carol is not interested in it.
+	f.s.granted(t.Context(), jid.MustParse("alice@localhost"), jid.MustParse("bob@localhost"))
+	if got := f.bob.take(); len(got) != 1 || !strings.Contains(got[0], "<item id='n1'>") {
+		t.Errorf("bob got %q", got)
+	}
+	// eve's session, were it there, is not allowed by the presence model.
+	eve := &session{full: jid.MustParse("eve@localhost/x"), available: true}
+	if err := f.r.Bind(eve, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.s.granted(t.Context(), jid.MustParse("alice@localhost"), jid.MustParse("eve@localhost"))
+	if got := eve.take(); len(got) != 0 {
+		t.Errorf("eve got %q", got)
+	}
+}
