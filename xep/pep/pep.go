@@ -3,6 +3,7 @@
 // XEP-0060 that clients use for OMEMO keys, avatars, nicknames and the like.
 //
 // What it does (XEP-0163 §4–§7 on XEP-0060):
+//   - node creation (§8.1.2, with a configuration form: §8.1.3);
 //   - publish (§7.1), auto-creating the node (§7.1.4, XEP-0163 §6.1) with
 //     the default configuration or the publish-options, and generating the
 //     item id when the item has none (§7.1.2);
@@ -41,12 +42,12 @@
 // <not-allowed/> with <closed-node/> (whitelist); an item larger than
 // max_item_bytes is <not-acceptable/> with <payload-too-big/> (§7.1.3.4);
 // an account quota (nodes, items, bytes) exceeded is <not-acceptable/>
-// with a text naming the quota, type cancel, nothing changed (Prosody's
-// mod_pep has no account quotas; ejabberd answers its max_items_node with
-// not-acceptable too); a malformed request is <bad-request/>; what PEP
-// does not do here (explicit subscriptions, affiliations, collection
-// nodes, node creation without publishing, the domain as a pubsub
-// service) is <feature-not-implemented/> with <unsupported/>.
+// with a text, type cancel, nothing changed (Prosody's mod_pep has no
+// account quotas to follow; not-acceptable is what §7.1.3.4 answers an
+// item the service will not take); a malformed request is <bad-request/>;
+// what PEP does not do here (explicit subscriptions, affiliations,
+// collection nodes, instant nodes, the domain as a pubsub service) is
+// <feature-not-implemented/> with <unsupported/>.
 //
 // Not done: notifications to contacts on other servers (their
 // capabilities are not known here), whitelist management by affiliations,
@@ -107,6 +108,8 @@ var Features = []string{
 	NS + "#auto-subscribe",
 	NS + "#config-node",
 	NS + "#config-node-max",
+	NS + "#create-and-configure",
+	NS + "#create-nodes",
 	NS + "#delete-items",
 	NS + "#delete-nodes",
 	NS + "#filtered-notifications",
@@ -260,6 +263,7 @@ type pubsubXML struct {
 	Items          *nodeItems `xml:"items"`
 	Retract        *nodeItems `xml:"retract"`
 	Configure      *withForm  `xml:"configure"`
+	Create         *withForm  `xml:"create"`
 	Delete         *withForm  `xml:"delete"`
 	Purge          *withForm  `xml:"purge"`
 }
@@ -294,6 +298,11 @@ func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, err
 			return nil, errForbidden
 		}
 		return nil, s.retract(ctx, owner, p.Retract)
+	case req.Set() && p.Create != nil:
+		if !own {
+			return nil, errForbidden
+		}
+		return nil, s.create(ctx, owner, p.Create.Node, p.Configure)
 	case !req.Set() && p.Items != nil:
 		return s.items(ctx, owner, req.Stanza.From.Bare(), p.Items)
 	}
@@ -423,6 +432,29 @@ func newID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// create is §8.1.2 (a named node; PEP has no instant nodes) with
+// §8.1.3's configuration form.
+func (s *Service) create(ctx context.Context, owner jid.JID, name string, c *withForm) error {
+	if name == "" {
+		return errNodeID
+	}
+	cfg := DefaultConfig()
+	if c != nil && len(c.Forms) > 0 {
+		f, ok := submitted(c.Forms, NSNodeConfig)
+		if !ok {
+			return errBadRequest
+		}
+		if err := applyForm(&cfg, f, true); err != nil {
+			return err
+		}
+	}
+	err := s.Store.CreatePubSubNode(ctx, owner.Domainpart(), owner.Localpart(), name, cfg, s.Options().limits())
+	if errors.Is(err, storage.ErrConflict) {
+		return &stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict}
+	}
+	return storeErr(err)
 }
 
 // retract is §7.2.

@@ -359,3 +359,32 @@ func TestGrantedSendsLastItems(t *testing.T) {
 		t.Errorf("eve got %q", got)
 	}
 }
+
+func TestCreate(t *testing.T) {
+	f := newFixture(t)
+	create := func(payload string) error {
+		_, err := f.iq(t, f.s.handle, "alice@localhost/phone", "alice@localhost", "set", "<pubsub xmlns='"+NS+"'>"+payload+"</pubsub>")
+		return err
+	}
+	if err := create("<create node='storage:bookmarks'/><configure><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>" + NSNodeConfig + "</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></configure>"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := f.s.Store.PubSubNode(t.Context(), "localhost", "alice", "storage:bookmarks")
+	if err != nil || n.Config.AccessModel != storage.AccessWhitelist {
+		t.Errorf("node %+v %v", n, err)
+	}
+	for _, tc := range []struct{ payload, want string }{
+		{"<create node='storage:bookmarks'/>", stanza.Conflict},
+		{"<create/>", stanza.BadRequest},
+		{"<create node='a'/><configure><x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'><value>-1</value></field></x></configure>", stanza.NotAcceptable},
+		{"<create node='b'/>", ""},
+		{"<create node='c'/>", stanza.NotAcceptable}, // max_nodes 2
+	} {
+		if got := cond(create(tc.payload)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.payload, got, tc.want)
+		}
+	}
+	if _, err := f.iq(t, f.s.handle, "eve@localhost/x", "alice@localhost", "set", "<pubsub xmlns='"+NS+"'><create node='d'/></pubsub>"); cond(err) != stanza.Forbidden {
+		t.Errorf("eve creates: %v", err)
+	}
+}
