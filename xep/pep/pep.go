@@ -33,7 +33,9 @@
 //     becomes available (presence.Available), whichever comes second,
 //     and to a contact's sessions when it is granted a presence
 //     subscription (roster.PresenceGranted) (send_last_published_item
-//     on_sub_and_presence, the default).
+//     on_sub_and_presence, the default). A notification that blocking
+//     (XEP-0191) would stop on its way (router.Routing, asked quietly) is
+//     not sent.
 //
 // Errors (XEP-0060 §6.5.9, §7.1.3, §7.2.3, §8): a node or item that does
 // not exist is <item-not-found/>; writes to another account's node are
@@ -185,7 +187,12 @@ type Service struct {
 	Interested func(sess router.Session, feature string) bool
 	Features   func(sess router.Session) []string
 	Options    func() *Options
-	Log        *slog.Logger
+	// Stopped reports whether a stanza would be stopped on its way
+	// (router.Routing, Quiet): a notification for a contact the owner
+	// blocks, or who blocks the owner (XEP-0191), is not sent. Nil: none
+	// is.
+	Stopped func(ctx context.Context, st *stanza.Stanza) bool
+	Log     *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -942,7 +949,7 @@ func (s *Service) notify(ctx context.Context, owner jid.JID, node storage.PubSub
 		}
 		for _, sess := range s.Router.Sessions(r) {
 			if ok, _ := sess.Available(); ok && s.Interested(sess, feature) {
-				sess.Deliver(eventMessage(owner, sess.JID(), ev))
+				s.deliver(ctx, sess, owner, ev)
 			}
 		}
 	}
@@ -1010,8 +1017,21 @@ func (s *Service) sendLastFrom(ctx context.Context, sess router.Session, owner j
 		if err != nil || len(items) == 0 {
 			continue
 		}
-		sess.Deliver(eventMessage(owner, sess.JID(), eventItems(name, items)))
+		s.deliver(ctx, sess, owner, eventItems(name, items))
 	}
+}
+
+// deliver sends sess the event ev from owner, unless it would be stopped
+// on its way (blocking).
+func (s *Service) deliver(ctx context.Context, sess router.Session, owner jid.JID, ev []byte) {
+	raw := eventMessage(owner, sess.JID(), ev)
+	if s.Stopped != nil && !sess.JID().Bare().Equal(owner) {
+		st, err := stanza.ParseElement(raw)
+		if err != nil || s.Stopped(ctx, st) {
+			return
+		}
+	}
+	sess.Deliver(raw)
 }
 
 // Module is XEP-0163 as a module.
@@ -1046,7 +1066,10 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 			return f.List()
 		},
 		Options: func() *Options { return env.Options().(*Options) },
-		Log:     env.Log,
+		Stopped: func(ctx context.Context, st *stanza.Stanza) bool {
+			return event.Fire(ctx, env.Bus, &router.Routing{Stanza: st, Quiet: true})
+		},
+		Log: env.Log,
 	}
 	s.Register(env.IQ)
 	event.On(env.Bus, event.Normal, "pep", func(ctx context.Context, e *caps.Known) bool {

@@ -388,3 +388,28 @@ func TestCreate(t *testing.T) {
 		t.Errorf("eve creates: %v", err)
 	}
 }
+
+func TestBlockedNotNotified(t *testing.T) {
+	f := newFixture(t)
+	var asked []string
+	f.s.Stopped = func(_ context.Context, st *stanza.Stanza) bool {
+		asked = append(asked, st.From.String()+" "+st.To.String())
+		return st.To.Localpart() == "bob"
+	}
+	if _, err := f.iq(t, f.s.handle, "alice@localhost/phone", "alice@localhost", "set", "<pubsub xmlns='"+NS+"'>"+nick+"</pubsub>"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.bob.take(); len(got) != 0 {
+		t.Errorf("bob, blocked, got %q", got)
+	}
+	if got := f.alice.take(); len(got) != 1 {
+		t.Errorf("alice got %q", got)
+	}
+	if !slices.Equal(asked, []string{"alice@localhost bob@localhost/desk"}) {
+		t.Errorf("asked about %q", asked)
+	}
+	f.s.sendLast(t.Context(), f.bob)
+	if got := f.bob.take(); len(got) != 0 {
+		t.Errorf("bob, blocked, got the last item %q", got)
+	}
+}
