@@ -31,6 +31,15 @@
 //     the presence carried no capabilities. Every client still maintained
 //     sends a hash.
 //
+// Entities of other servers (contacts reached over federation) are
+// tracked the same way when the Tracker has a Router: their broadcast
+// presence to a local account is seen at router.Routing (never stopped),
+// each remote full JID becomes a Remote (a router.Session whose Deliver
+// routes), asked for its disco#info from the local domain its presence
+// reached, the answer taken at router.Routing by id and sender, verified
+// and cached in the same cache; its unavailable presence forgets it, and
+// at most MaxRemote are tracked (the least recently seen forgotten).
+//
 // A query unanswered after Timeout is given up, and the next session with
 // that 'ver' asked. A session has at most one query in flight; a 'ver' it
 // announces meanwhile is looked at when that query ends.
@@ -46,6 +55,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/event"
@@ -111,9 +122,15 @@ func (f *Features) List() []string {
 // presence.Available of the same presence (a cached 'ver' is seen before
 // presence handles the stanza): a module that needs both acts on the
 // second.
+//
+// Session may be a *Remote: an entity on another server whose presence
+// reached local accounts. Known is fired again for it, with Locals set to
+// that account alone, when its presence reaches another local account
+// once its features are known; Locals nil means all of Remote.Locals.
 type Known struct {
 	Session  router.Session
 	Features *Features
+	Locals   []jid.JID
 }
 
 // Tracker tracks the capabilities of client sessions. Set its fields,
@@ -126,6 +143,13 @@ type Tracker struct {
 	MaxCached int
 	// Timeout is how long an answer is waited for; 0 is DefaultTimeout.
 	Timeout time.Duration
+	// Router, when set, lets the tracker follow entities of other
+	// servers (Remote): their presence and the answers to its queries
+	// are seen at router.Routing, its queries routed to them.
+	Router router.Router
+	// MaxRemote bounds the remote entities tracked (least recently seen
+	// first out); 0 is DefaultMaxRemote.
+	MaxRemote int
 
 	mu       sync.Mutex // guards everything below
 	sessions map[router.Session]*session
@@ -134,6 +158,10 @@ type Tracker struct {
 	cache    map[string]*list.Element // key → element of lru, holding *entry
 	lru      list.List                // front: most recently used
 	seq      uint64
+	// remotes are the Remote entities, by bare JID and resource; remoteLRU
+	// holds them, most recently seen first.
+	remotes   map[string]map[string]*Remote
+	remoteLRU list.List
 }
 
 // session is what the tracker knows of one session.
@@ -167,6 +195,9 @@ func (t *Tracker) Register() {
 		t.ended(ctx, e.Session)
 		return false
 	})
+	if t.Router != nil {
+		event.On(t.Bus, Priority, "caps", t.routing)
+	}
 }
 
 // Features returns the features of a session, and whether they are known.
@@ -400,10 +431,14 @@ func (t *Tracker) send(ctx context.Context, q *query) {
 		timeout = DefaultTimeout
 	}
 	node := s.node
+	from := q.target.JID().Domainpart()
+	if r, ok := q.target.(*Remote); ok {
+		from = r.local
+	}
 	q.timer = time.AfterFunc(timeout, func() { t.expired(context.WithoutCancel(ctx), q) })
 	t.mu.Unlock()
 	full := q.target.JID()
-	raw := "<iq type='get' from='" + stanza.Escape(full.Domainpart()) + "' to='" + stanza.Escape(full.String()) +
+	raw := "<iq type='get' from='" + stanza.Escape(from) + "' to='" + stanza.Escape(full.String()) +
 		"' id='" + q.id + "'><query xmlns='" + NSInfo + "' node='" + stanza.Escape(node+"#"+q.ver) + "'/></iq>"
 	if t.Log != nil {
 		t.Log.Debug("asking for capabilities", "jid", full.String(), "ver", q.ver, "hash", q.hash, "id", q.id)

@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	// Entity capabilities (XEP-0115) of client sessions, for personal
 	// eventing (XEP-0163 §4): it sees presence before the presence
 	// service does, and costs nothing until a client announces a 'ver'.
-	capsTracker := &caps.Tracker{Bus: bus, Log: log.With("module", "caps")}
+	capsTracker := &caps.Tracker{Bus: bus, Log: log.With("module", "caps"), Router: r}
 	capsTracker.Register()
 	// The modules of the list (modules.go), in order.
 	s.modules = module.NewSet(Modules())

@@ -51,8 +51,15 @@
 // collection nodes, instant nodes, the domain as a pubsub service) is
 // <feature-not-implemented/> with <unsupported/>.
 //
-// Not done: notifications to contacts on other servers (their
-// capabilities are not known here), whitelist management by affiliations,
+// Contacts on other servers (federation) are notified too: their
+// entities' capabilities are tracked from the presence they send local
+// accounts (caps.Remote, asked over s2s), the notifications and last
+// items routed to their full JIDs, under the same access models
+// (presence and roster: a subscription from or both; open: contacts
+// only).
+//
+// Not done: notifications to entities on other servers that are not
+// contacts (open nodes), whitelist management by affiliations,
 // bookmarks synchronisation (XEP-0402/0048) and avatar conversion
 // (XEP-0398).
 package pep
@@ -186,7 +193,11 @@ type Service struct {
 	// feature; Features lists them (nil when unknown).
 	Interested func(sess router.Session, feature string) bool
 	Features   func(sess router.Session) []string
-	Options    func() *Options
+	// Remotes are the available entities (full JIDs, as sessions whose
+	// Deliver routes) of a contact on another server whose capabilities
+	// are tracked (caps.Remote). Nil: none.
+	Remotes func(bare jid.JID) []router.Session
+	Options func() *Options
 	// Stopped reports whether a stanza would be stopped on its way
 	// (router.Routing, Quiet): a notification for a contact the owner
 	// blocks, or who blocks the owner (XEP-0191), is not sent. Nil: none
@@ -930,7 +941,9 @@ func eventMessage(from, to jid.JID, ev []byte) []byte {
 }
 
 // notify sends ev about node to every available session of the owner and
-// of the local contacts the access model lets read that are interested.
+// of the local contacts the access model lets read that are interested,
+// and to the remote contacts' entities (Remotes) the access model lets
+// read whose capabilities are interested.
 func (s *Service) notify(ctx context.Context, owner jid.JID, node storage.PubSubNode, ev []byte) {
 	feature := node.Name + "+notify"
 	readers := []jid.JID{owner}
@@ -944,10 +957,14 @@ func (s *Service) notify(ctx context.Context, owner jid.JID, node storage.PubSub
 		}
 	}
 	for _, r := range readers {
+		sessions := s.Router.Sessions
 		if !s.Router.IsLocal(r.Domainpart()) {
-			continue
+			if s.Remotes == nil {
+				continue
+			}
+			sessions = s.Remotes
 		}
-		for _, sess := range s.Router.Sessions(r) {
+		for _, sess := range sessions(r) {
 			if ok, _ := sess.Available(); ok && s.Interested(sess, feature) {
 				s.deliver(ctx, sess, owner, ev)
 			}
@@ -983,15 +1000,34 @@ func (s *Service) sendLast(ctx context.Context, sess router.Session) {
 // nodes they are interested in, now that contact sees user's presence
 // (XEP-0060 §4.4.2 "on_sub": the presence subscription is PEP's).
 func (s *Service) granted(ctx context.Context, user, contact jid.JID) {
-	if !s.Router.IsLocal(user.Domainpart()) || !s.Router.IsLocal(contact.Domainpart()) {
+	if !s.Router.IsLocal(user.Domainpart()) {
 		return
 	}
-	for _, sess := range s.Router.Sessions(contact.Bare()) {
+	sessions := s.Router.Sessions
+	if !s.Router.IsLocal(contact.Domainpart()) {
+		if s.Remotes == nil {
+			return
+		}
+		sessions = s.Remotes
+	}
+	for _, sess := range sessions(contact.Bare()) {
 		if ok, _ := sess.Available(); ok {
 			if nodes := s.interests(sess); len(nodes) > 0 {
 				s.sendLastFrom(ctx, sess, user.Bare(), nodes)
 			}
 		}
+	}
+}
+
+// sendLastRemote sends a remote entity the last item of each node it is
+// interested in of the local accounts (locals) its presence reached.
+func (s *Service) sendLastRemote(ctx context.Context, sess router.Session, locals []jid.JID) {
+	nodes := s.interests(sess)
+	if len(nodes) == 0 {
+		return
+	}
+	for _, owner := range locals {
+		s.sendLastFrom(ctx, sess, owner, nodes)
 	}
 }
 
@@ -1065,6 +1101,14 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 			f, _ := env.Caps.Features(sess)
 			return f.List()
 		},
+		Remotes: func(bare jid.JID) []router.Session {
+			rs := env.Caps.Remotes(bare)
+			out := make([]router.Session, len(rs))
+			for i, r := range rs {
+				out[i] = r
+			}
+			return out
+		},
 		Options: func() *Options { return env.Options().(*Options) },
 		Stopped: func(ctx context.Context, st *stanza.Stanza) bool {
 			return event.Fire(ctx, env.Bus, &router.Routing{Stanza: st, Quiet: true})
@@ -1073,6 +1117,14 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 	}
 	s.Register(env.IQ)
 	event.On(env.Bus, event.Normal, "pep", func(ctx context.Context, e *caps.Known) bool {
+		if r, ok := e.Session.(*caps.Remote); ok {
+			locals := e.Locals
+			if locals == nil {
+				locals = r.Locals()
+			}
+			s.sendLastRemote(ctx, r, locals)
+			return false
+		}
 		if ok, _ := e.Session.Available(); ok {
 			s.sendLast(ctx, e.Session)
 		}

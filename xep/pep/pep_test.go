@@ -413,3 +413,73 @@ func TestBlockedNotNotified(t *testing.T) {
 		t.Errorf("bob, blocked, got the last item %q", got)
 	}
 }
+
+// TestRemoteContacts: a contact on another server (juliet, subscription
+// both) is notified at the full JIDs the caps tracker follows whose
+// capabilities are interested, gets last items, and reads; a remote
+// stranger (mallory) neither.
+func TestRemoteContacts(t *testing.T) {
+	f := newFixture(t)
+	balcony := &session{full: jid.MustParse("juliet@remote.test/balcony"), available: true}
+	tomb := &session{full: jid.MustParse("juliet@remote.test/tomb"), available: true}
+	mallory := &session{full: jid.MustParse("mallory@remote.test/m"), available: true}
+	sub, contacts := f.s.Subscription, f.s.Contacts
+	f.s.Subscription = func(ctx context.Context, user, contact jid.JID) storage.Subscription {
+		if user.String() == "alice@localhost" && contact.Bare().String() == "juliet@remote.test" {
+			return storage.SubBoth
+		}
+		return sub(ctx, user, contact)
+	}
+	f.s.Contacts = func(ctx context.Context, user jid.JID, keep func(storage.Subscription) bool) []jid.JID {
+		out := contacts(ctx, user, keep)
+		if user.String() == "alice@localhost" && keep(storage.SubBoth) {
+			out = append(out, jid.MustParse("juliet@remote.test"))
+		}
+		return out
+	}
+	f.s.Interested = func(sess router.Session, feature string) bool {
+		return sess.JID().Localpart() != "carol" && sess.JID().Resourcepart() != "tomb"
+	}
+	f.s.Remotes = func(bare jid.JID) []router.Session {
+		switch bare.String() {
+		case "juliet@remote.test":
+			return []router.Session{balcony, tomb}
+		case "mallory@remote.test":
+			return []router.Session{mallory}
+		}
+		return nil
+	}
+	if _, err := f.iq(t, f.s.handle, "alice@localhost/phone", "alice@localhost", "set", "<pubsub xmlns='"+NS+"'>"+nick+"</pubsub>"); err != nil {
+		t.Fatal(err)
+	}
+	if got := balcony.take(); len(got) != 1 || !strings.Contains(got[0], "to='juliet@remote.test/balcony'") ||
+		!strings.Contains(got[0], "from='alice@localhost'") || !strings.Contains(got[0], "<item id='n1'>") {
+		t.Errorf("juliet's balcony got %q", got)
+	}
+	if got := tomb.take(); len(got) != 0 {
+		t.Errorf("juliet's tomb, without +notify, got %q", got)
+	}
+	if got := mallory.take(); len(got) != 0 {
+		t.Errorf("mallory got %q", got)
+	}
+	alice := []jid.JID{jid.MustParse("alice@localhost")}
+	f.s.sendLastRemote(t.Context(), balcony, alice)
+	if got := balcony.take(); len(got) != 1 || !strings.Contains(got[0], "<item id='n1'>") {
+		t.Errorf("last item to juliet: %q", got)
+	}
+	f.s.sendLastRemote(t.Context(), mallory, alice)
+	if got := mallory.take(); len(got) != 0 {
+		t.Errorf("last item to mallory: %q", got)
+	}
+	f.s.granted(t.Context(), alice[0], jid.MustParse("juliet@remote.test"))
+	if got := balcony.take(); len(got) != 1 {
+		t.Errorf("granted: juliet got %q", got)
+	}
+	items := "<pubsub xmlns='" + NS + "'><items node='urn:xmpp:nickname'/></pubsub>"
+	if res, err := f.iq(t, f.s.handle, "juliet@remote.test/balcony", "alice@localhost", "get", items); err != nil || !strings.Contains(string(res), "Alice") {
+		t.Errorf("juliet reads: %s %v", res, err)
+	}
+	if _, err := f.iq(t, f.s.handle, "mallory@remote.test/m", "alice@localhost", "get", items); cond(err) != stanza.NotAuthorized {
+		t.Errorf("mallory reads: %v", err)
+	}
+}
