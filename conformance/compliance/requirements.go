@@ -154,6 +154,8 @@ var requirements = []requirement{
 			"./caps TestOneQueryPerVerAcrossSessions",
 			"./caps TestForgedVer",
 			"./caps TestCacheBounded",
+			"./caps TestRemoteEntity",
+			"./caps TestRemoteBounded",
 		},
 	},
 	{
@@ -170,6 +172,8 @@ var requirements = []requirement{
 			"./xep/pep TestErrors",
 			"./xep/pep TestGrantedSendsLastItems",
 			"./xep/pep TestBlockedNotNotified",
+			"./xep/pep TestRemoteContacts",
+			"./conformance TestTranscripts/xep-0163-pep-s2s",
 		},
 		partial: "PEP on account JIDs with publish-options, access models and caps-based notifications; no explicit subscriptions, affiliations or collections",
 	},
