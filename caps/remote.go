@@ -25,9 +25,9 @@ type Remote struct {
 	t     *Tracker
 	full  jid.JID
 	local string // the local domain its presence reached first: queries come from it
-	el    *list.Element
-	// locals are the local accounts (bare JIDs) its presence reached;
-	// guarded by t.mu.
+	// el (its element of t.remoteLRU) and locals (the local accounts,
+	// bare JIDs, its presence reached) are guarded by t.mu.
+	el     *list.Element
 	locals map[string]jid.JID
 }
 

@@ -67,7 +67,8 @@ type Env struct {
 	// Roster answers questions about subscriptions (RFC 6121 §3): who
 	// sees an account's presence.
 	Roster *roster.Service
-	// Caps knows the entity capabilities (XEP-0115) of client sessions:
+	// Caps knows the entity capabilities (XEP-0115) of client sessions,
+	// and of contacts' entities on other servers (caps.Remote, Remotes):
 	// their features, and caps.Known when they become known (personal
 	// eventing's "+notify" interest, XEP-0163 §4).
 	Caps *caps.Tracker
