@@ -1038,15 +1038,19 @@ func (s *Service) sendLastFrom(ctx context.Context, sess router.Session, owner j
 		return
 	}
 	user := sess.JID().Bare()
-	for _, name := range names {
-		node, err := s.Store.PubSubNode(ctx, owner.Domainpart(), owner.Localpart(), name)
-		if err != nil {
-			if !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
-				s.Log.Error("reading a node failed", "jid", owner.String(), "err", err)
-			}
-			continue
+	// One read of the owner's nodes, not one per interest: a client
+	// asks for a dozen nodes, most contacts have a few, and this runs
+	// for every contact at each login.
+	nodes, err := s.Store.PubSubNodes(ctx, owner.Domainpart(), owner.Localpart())
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Log.Error("reading nodes failed", "jid", owner.String(), "err", err)
 		}
-		if node.Config.SendLastPublishedItem == "never" || s.mayRead(ctx, owner, user, node.Config) != nil {
+		return
+	}
+	for _, node := range nodes {
+		name := node.Name
+		if !slices.Contains(names, name) || node.Config.SendLastPublishedItem == "never" || s.mayRead(ctx, owner, user, node.Config) != nil {
 			continue
 		}
 		items, err := s.Store.PubSubItems(ctx, owner.Domainpart(), owner.Localpart(), name, storage.PubSubItemsQuery{Last: 1})
