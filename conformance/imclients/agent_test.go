@@ -78,6 +78,10 @@ type event struct {
 	First    string      `json:"first"`
 	Last     string      `json:"last"`
 	Count    int         `json:"count"`
+	// avatar-metadata: the <info/> of the notification's item (ID is the
+	// item's id); the result of avatar-get: the bytes, base64.
+	Avatar *avatarInfo `json:"avatar"`
+	Data   string      `json:"data"`
 }
 
 // stanzaID is a XEP-0359 <stanza-id/>.

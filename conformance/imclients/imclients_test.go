@@ -27,6 +27,11 @@
 //     error back; after bob unblocks her (§3.4) her message arrives.
 //   - vcard: alice publishes a vCard with FN and NICKNAME, bob fetches it
 //     (XEP-0054 §3.2, §3.3).
+//   - avatar: alice on the check's library and bob on the other, each
+//     with entity capabilities asking for avatar metadata notifications
+//     (XEP-0115, XEP-0163 §4), publish an avatar with the library's own
+//     call (XEP-0084); the other gets the metadata notification and
+//     fetches the same bytes; carol, a stranger, is refused both.
 //   - carbons: alice on both libraries at once (the check's and the other),
 //     each with carbons enabled (XEP-0280 §4); what bob sends to one of
 //     them reaches the other as a received carbon, and what one sends bob
@@ -157,6 +162,7 @@ func runChecks(t *testing.T, srv *server, lib string) {
 		{"presence", checkPresence},
 		{"blocking", checkBlocking},
 		{"vcard", checkVCard},
+		{"avatar", checkAvatar},
 		{"carbons", checkCarbons},
 		{"offline", checkOffline},
 		{"resume-close", checkResumeClose},

@@ -25,6 +25,10 @@ through nbxmpp's own modules:
   carbons-enable Client.send_stanza(Iq(set) with <enable xmlns='urn:xmpp:carbons:2'/>)
                                                     (nbxmpp has no carbons call; Gajim sends
                                                      the same IQ itself, XEP-0280 §4)
+  avatar-publish UserAvatar.set_avatar(Avatar with add_image_source(), public): Gajim's
+                 publishing, publish-options and all (--pep); result "id": the SHA-1
+  avatar-get     UserAvatar.request_avatar_data(id, jid): result "data" (base64), which
+                 nbxmpp has checked against the SHA-1 id
   quit           Client.disconnect(), then exit 0 once the server has closed too
   drop           Client.disconnect(immediate=True): the TCP connection is shut down
                  under the stream (a FIN; no </stream:stream>, and nbxmpp keeps its
@@ -35,6 +39,12 @@ through nbxmpp's own modules:
   mam-page       MAM.make_query(max_, after) on the account's archive, with a
                  queryid of its own; the results nbxmpp unwraps for that queryid make
                  the result's "page"
+
+With --pep the session has entity capabilities as Gajim sets them up
+(EntityCaps.set_caps(): nbxmpp answers disco#info for its node, and every
+"presence" carries <c/>), with urn:xmpp:avatar:metadata+notify, and each
+avatar metadata notification UserAvatar parsed is reported as the event
+"avatar-metadata" of slixmpp_client.py.
 
 nbxmpp enables stream management with resumption by itself whenever the
 server offers it (--sm only documents the intent). The extra events are
@@ -50,7 +60,9 @@ a subscription request by itself. Its debug log goes to stderr.
 """
 
 import argparse
+import base64
 import datetime
+import hashlib
 import json
 import logging
 import sys
@@ -65,10 +77,11 @@ from nbxmpp.client import Client  # noqa: E402
 from nbxmpp.const import ConnectionProtocol, ConnectionType, StreamState  # noqa: E402
 from nbxmpp.errors import StanzaError  # noqa: E402
 from nbxmpp.modules.delay import parse_delay  # noqa: E402
+from nbxmpp.modules.user_avatar import Avatar  # noqa: E402
 from nbxmpp.modules.vcard_temp import VCard  # noqa: E402
 from nbxmpp.namespaces import Namespace  # noqa: E402
 from nbxmpp.protocol import JID, Iq, Message, isResultNode  # noqa: E402
-from nbxmpp.structs import StanzaHandler  # noqa: E402
+from nbxmpp.structs import DiscoIdentity, StanzaHandler  # noqa: E402
 
 
 def emit(**obj):
@@ -91,6 +104,9 @@ def main():
     p.add_argument("--timeout", type=float, required=True, help="seconds before the process gives up")
     p.add_argument("--sm", action="store_true", help="stream management (nbxmpp's default whenever offered)")
     p.add_argument("--mam", action="store_true", help="message archive management (nbxmpp's MAM module is always there)")
+    p.add_argument("--pep", action="store_true",
+                   help="entity capabilities as Gajim sets them (EntityCaps.set_caps, <c/> on every presence, "
+                        "disco#info answered by nbxmpp) with urn:xmpp:avatar:metadata+notify")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -109,6 +125,16 @@ def main():
     client.set_custom_host("%s:%d" % (args.host, args.port), ConnectionProtocol.TCP, ConnectionType.START_TLS)
     client.set_mechs({args.mech})
     client.set_accepted_certificates([Gio.TlsCertificate.new_from_file(args.ca_file)])
+
+    caps = None
+    if args.pep:
+        # What Gajim does: its features go to EntityCaps, which answers
+        # disco#info for its node, and every presence carries the hash.
+        entity_caps = client.get_module("EntityCaps")
+        entity_caps.set_caps([DiscoIdentity(category="client", type="pc", name="starling-imclients")],
+                             sorted([Namespace.DISCO_INFO, Namespace.CAPS, Namespace.AVATAR_METADATA + "+notify"]),
+                             "https://gajim.org")
+        caps = entity_caps.caps._asdict()
 
     def finish(ok, error=None):
         if state["ok"] is not None:
@@ -175,7 +201,7 @@ def main():
             presence.subscribed(cmd["jid"])
             sent(seq)
         elif name == "presence":
-            presence.send(status=cmd["status"])
+            presence.send(status=cmd["status"], caps=caps)
             sent(seq)
         elif name == "send":
             msg = Message(to=cmd["to"], body=cmd["body"], typ="chat")
@@ -225,6 +251,24 @@ def main():
                         "count": rsm.count if rsm.count is not None else -1}
             answer(seq, client.get_module("MAM").make_query(None, queryid=queryid, after=cmd["after"] or None,
                                                             max_=cmd["max"]), page)
+        elif name == "avatar-publish":
+            # Gajim's way: UserAvatar.set_avatar() publishes the data node,
+            # then the metadata node, each with publish-options
+            # pubsub#persist_items true and pubsub#access_model presence
+            # (open if "public"), reconfiguring a node whose configuration
+            # differs (force_node_options).
+            data = base64.b64decode(cmd["data"])
+            avatar = Avatar()
+            avatar.add_image_source(data, cmd["type"], cmd["height"], cmd["width"])
+            answer(seq, client.get_module("UserAvatar").set_avatar(avatar, public=bool(cmd.get("public"))),
+                   lambda _: {"id": hashlib.sha1(data).hexdigest()})
+        elif name == "avatar-get":
+            def fetched(result):
+                if result is None:
+                    return {"error": "no-data"}
+                return {"data": base64.b64encode(result.data).decode()}
+            answer(seq, client.get_module("UserAvatar").request_avatar_data(cmd["id"], jid=JID.from_string(cmd["jid"])),
+                   fetched)
         elif name == "quit":
             sent(seq)
             finish(True)
@@ -282,6 +326,16 @@ def main():
                "id": properties.id or "", "body": properties.body or "",
                "stanza_ids": [{"by": el.getAttr("by") or "", "id": el.getAttr("id") or ""}
                               for el in stanza.getTags("stanza-id", namespace=Namespace.SID)]}
+        if properties.is_pubsub_event and properties.mam is None and properties.carbon is None:
+            # UserAvatar (before us) put the parsed metadata in the event.
+            ev = properties.pubsub_event
+            if ev.node == Namespace.AVATAR_METADATA and ev.data is not None:
+                for info in ev.data.infos:
+                    emit(event="avatar-metadata", **{"from": str(stanza.getFrom()), "id": ev.id or "", "avatar": {
+                        "id": info.id, "bytes": info.bytes, "type": info.type,
+                        "width": info.width if info.width is not None else -1,
+                        "height": info.height if info.height is not None else -1}})
+            return
         if properties.mam is not None:
             results = state["mam"].get(properties.mam.query_id)
             if results is None:

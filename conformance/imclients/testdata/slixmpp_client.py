@@ -45,6 +45,22 @@ With --mam (XEP-0313, slixmpp's xep_0313):
                                                         forwarded message's fields),
                                                         "complete", "first", "last", "count"
 
+With --pep (xep_0115 entity capabilities, whose <c/> goes on every
+presence and whose disco#info node slixmpp answers; xep_0084 user avatar,
+which adds urn:xmpp:avatar:metadata+notify to the caps):
+
+  {"seq": 19, "cmd": "avatar-publish", "data": B64, "type": T, "width": W, "height": H}
+                                                        xep_0084 publish_avatar() (data node, item
+                                                        id the SHA-1) then
+                                                        publish_avatar_metadata(); slixmpp sends
+                                                        no publish-options. Result "id"
+  {"seq": 20, "cmd": "avatar-get", "jid": J, "id": ID}  xep_0084 retrieve_avatar(): result "data"
+                                                        (base64 of the bytes)
+
+and every metadata notification (avatar_metadata_publish) is reported as
+
+  {"event": "avatar-metadata", "from", "id", "avatar": {"id", "bytes", "type", "width", "height"}}
+
 Subscription requests are not answered automatically (auto_authorize is
 None): only "approve" answers them. Everything observable goes to stdout
 as JSON lines:
@@ -79,6 +95,7 @@ stderr.
 
 import argparse
 import asyncio
+import base64
 import datetime
 import json
 import logging
@@ -111,6 +128,9 @@ def main():
     p.add_argument("--timeout", type=float, required=True, help="seconds before the process gives up")
     p.add_argument("--sm", action="store_true", help="enable stream management (XEP-0198) with resumption")
     p.add_argument("--mam", action="store_true", help="load message archive management (XEP-0313)")
+    p.add_argument("--pep", action="store_true",
+                   help="load entity capabilities (XEP-0115) and user avatars (XEP-0084, XEP-0163): "
+                        "urn:xmpp:avatar:metadata+notify in the caps of every presence")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -125,6 +145,9 @@ def main():
         xmpp.register_plugin("xep_0198")  # stream management, resumption allowed
     if args.mam:
         xmpp.register_plugin("xep_0313")  # message archive management (and RSM)
+    if args.pep:
+        xmpp.register_plugin("xep_0115")  # entity capabilities: <c/> on presence, disco#info answered
+        xmpp.register_plugin("xep_0084")  # user avatar; registers +notify for the metadata node
     xmpp.auto_authorize = None  # subscription requests wait for "approve"
     xmpp.auto_subscribe = False
     xmpp.ca_certs = args.ca_file
@@ -239,6 +262,23 @@ def main():
             rset = fin["rsm"]
             return {"page": page, "complete": fin.xml.get("complete") in ("true", "1"),
                     "first": rset["first"], "last": rset["last"], "count": int(rset["count"] or -1)}
+        elif name == "avatar-publish":
+            # As slixmpp's API has it: the data item (id the SHA-1 of the
+            # bytes), then the metadata; no publish-options, so the nodes
+            # get the server's default configuration.
+            data = base64.b64decode(cmd["data"])
+            avatar = xmpp.plugin["xep_0084"]
+            sha = avatar.generate_id(data)
+            await avatar.publish_avatar(data)
+            await avatar.publish_avatar_metadata([{"id": sha, "type": cmd["type"], "bytes": len(data),
+                                                   "width": str(cmd["width"]), "height": str(cmd["height"])}])
+            return {"id": sha}
+        elif name == "avatar-get":
+            iq = await xmpp.plugin["xep_0084"].retrieve_avatar(cmd["jid"], cmd["id"])
+            el = iq.xml.find(".//{urn:xmpp:avatar:data}data")
+            if el is None or not el.text:
+                return {"error": "no-data"}
+            return {"data": base64.b64encode(base64.b64decode(el.text)).decode()}
         elif name == "quit":
             finish(True)
         else:
@@ -317,6 +357,15 @@ def main():
                  **message_fields(inner))
         return handler
 
+    def avatar_metadata(msg):
+        # slixmpp's xep_0084 maps the metadata node's events to
+        # avatar_metadata_publish (one per item).
+        item = msg["pubsub_event"]["items"]["item"]
+        for info in item.xml.findall("{urn:xmpp:avatar:metadata}metadata/{urn:xmpp:avatar:metadata}info"):
+            emit(event="avatar-metadata", **{"from": str(msg["from"]), "id": item["id"], "avatar": {
+                "id": info.get("id", ""), "bytes": int(info.get("bytes") or -1), "type": info.get("type", ""),
+                "width": int(info.get("width") or -1), "height": int(info.get("height") or -1)}})
+
     def disconnected(reason):
         state["disconnected"] = reason
         if state["dropping"]:
@@ -334,6 +383,7 @@ def main():
             message(msg)
 
     xmpp.add_event_handler("session_start", session_start)
+    xmpp.add_event_handler("avatar_metadata_publish", avatar_metadata)
     xmpp.add_event_handler("roster_update", roster_update)
     xmpp.add_event_handler("presence", presence)
     xmpp.add_event_handler("message", message_with_body)

@@ -1,0 +1,130 @@
+package imclients
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"image"
+	"image/color"
+	"image/png"
+	"testing"
+)
+
+// User avatars (XEP-0084) over personal eventing (XEP-0163), with the
+// notifications decided by entity capabilities (XEP-0115; issue 14).
+
+// avatarInfo is one <info/> of a XEP-0084 metadata item as the library
+// parsed it (-1 for a number it did not give).
+type avatarInfo struct {
+	ID     string `json:"id"`
+	Bytes  int    `json:"bytes"`
+	Type   string `json:"type"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+}
+
+const avatarSide = 4 // the test avatars are avatarSide × avatarSide PNGs
+
+// checkAvatar: alice on the check's library and bob on the other, mutual
+// contacts (as the subscription check leaves them), both with --pep: each
+// library's entity capabilities (XEP-0115) on its presence, with
+// urn:xmpp:avatar:metadata+notify among the features it answers the
+// server's disco#info query with (XEP-0163 §4: the server learns of the
+// interest only that way). alice publishes an avatar with her library's
+// own call — a fresh PNG, so its id matches nothing an earlier run left —:
+// the data node urn:xmpp:avatar:data with the base64 bytes, then the
+// metadata node with id = SHA-1 of the bytes, bytes, type, width and
+// height (XEP-0084 §4.1, §4.2). bob must receive the metadata notification
+// from alice's bare JID with exactly those values (XEP-0084 §4.3, a
+// notification or the last item sent when his caps became known), then
+// fetch the data item by that id (§4.4), and get the same bytes. Then the
+// same with bob publishing and alice receiving. Last, carol, no contact
+// of either, asks for each avatar's data item and must be refused: nbxmpp
+// publishes with publish-options access_model presence (Gajim's
+// non-public avatar), slixmpp with none, so the node has the server's
+// default, presence for PEP (XEP-0163 §5); a server's answer here is
+// not-authorized with presence-subscription-required (XEP-0060
+// §6.5.9.3), and Starling must give exactly that (an anchor may differ:
+// Prosody answers forbidden, ejabberd not-authorized; any refusal passes
+// there).
+func checkAvatar(c *check) {
+	t := c.t
+	other := "nbxmpp"
+	if c.lib == other {
+		other = "slixmpp"
+	}
+	requireLibrary(t, other)
+	pep := []string{"--pep"}
+	a := c.loginArgs(c.lib, pep, "alice/1")[0]
+	b := c.loginArgs(other, pep, "bob/1")[0]
+	for _, ag := range []*agent{a, b} {
+		ag.ok(cmd("presence", "status", ""))
+	}
+	aliceID := avatarRoundTrip(c, a, b, c.srv.bare("alice"))
+	bobID := avatarRoundTrip(c, b, a, c.srv.bare("bob"))
+
+	s := c.loginArgs(c.lib, pep, "carol/1")[0]
+	for _, p := range []struct{ owner, id string }{{c.srv.bare("alice"), aliceID}, {c.srv.bare("bob"), bobID}} {
+		r := s.do(cmd("avatar-get", "jid", p.owner, "id", p.id))
+		switch {
+		case r.Error == "":
+			t.Errorf("%s, no contact of %s, fetched the avatar %s (%d base64 characters): the access model must refuse a stranger", s, p.owner, p.id, len(r.Data))
+		case c.srv.proc != nil && r.Error != "not-authorized":
+			t.Errorf("%s fetching %s's avatar: %s, want not-authorized (XEP-0060 §6.5.9.3, presence access model)", s, p.owner, r.Error)
+		default:
+			t.Logf("%s fetching %s's avatar: refused with %s", s, p.owner, r.Error)
+		}
+	}
+	a.quit()
+	b.quit()
+	s.quit()
+}
+
+// avatarRoundTrip has pub publish a fresh avatar, sub receive its metadata
+// notification from owner (pub's bare JID) and fetch its data, and checks
+// every value on the way. It returns the avatar's id.
+func avatarRoundTrip(c *check, pub, sub *agent, owner string) string {
+	t := c.t
+	t.Helper()
+	data := randomPNG(t)
+	sum := sha1.Sum(data)
+	id := hex.EncodeToString(sum[:])
+	r := pub.ok(cmd("avatar-publish", "data", base64.StdEncoding.EncodeToString(data), "type", "image/png",
+		"width", avatarSide, "height", avatarSide))
+	if r.ID != id {
+		t.Fatalf("%s published its avatar as %q, want the SHA-1 of its bytes %s", pub, r.ID, id)
+	}
+	n := sub.wait("the avatar metadata notification "+id+" from "+owner, func(e event) bool {
+		return e.Event == "avatar-metadata" && e.Avatar != nil && e.Avatar.ID == id
+	})
+	want := avatarInfo{ID: id, Bytes: len(data), Type: "image/png", Width: avatarSide, Height: avatarSide}
+	if n.From != owner || n.ID != id || *n.Avatar != want {
+		t.Errorf("%s got the metadata notification from %q, item %q, %+v; want from %s, item %s, %+v", sub, n.From, n.ID, *n.Avatar, owner, id, want)
+	}
+	g := sub.ok(cmd("avatar-get", "jid", owner, "id", id))
+	got, err := base64.StdEncoding.DecodeString(g.Data)
+	if err != nil {
+		t.Fatalf("%s fetched %s's avatar %s as %q: %v", sub, owner, id, g.Data, err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("%s fetched %s's avatar %s as %d bytes that differ from the %d published", sub, owner, id, len(got), len(data))
+	}
+	return id
+}
+
+// randomPNG is an avatarSide-pixel square PNG of random colours.
+func randomPNG(t *testing.T) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, avatarSide, avatarSide))
+	px := make([]byte, 3*avatarSide*avatarSide)
+	rand.Read(px)
+	for i := 0; i < avatarSide*avatarSide; i++ {
+		img.Set(i%avatarSide, i/avatarSide, color.NRGBA{px[3*i], px[3*i+1], px[3*i+2], 255})
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
