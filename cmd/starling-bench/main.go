@@ -22,6 +22,12 @@
 //	          a ring (subscriptions made first, not measured); each sends
 //	          --count presence updates, broadcast to its K contacts;
 //	          deliveries/s, latency, exactly-once for every delivery
+//	pep       the presence ring, every session advertising entity caps
+//	          (XEP-0115) with a test node's +notify and answering the
+//	          server's disco#info; each user publishes --count items to
+//	          that PEP node (XEP-0163), notified to its K contacts;
+//	          notifications/s, latency publish → notification, server
+//	          CPU per notification, exactly-once for every notification
 //	websocket messages with every session over XMPP over WebSocket
 //	          (RFC 7395) at --url instead of TCP: the same figures and
 //	          the same exactly-once check
@@ -187,7 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = runIdle(ctx, cfg)
 	case "messages", "websocket":
 		res, err = runMessages(ctx, cfg)
-	case "presence":
+	case "presence", "pep":
 		res, err = runPresence(ctx, cfg)
 	case "federation":
 		res, err = runFederation(ctx, cfg)
@@ -215,7 +221,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("starling-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|churn|mam [flags]")
+		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|pep|churn|mam [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --url wss://HOST:PORT/xmpp-websocket --domain DOMAIN [--insecure] --scenario websocket|login|idle|presence [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --addr HOST:PORT --domain DOMAIN --peer-addr HOST:PORT --peer-domain DOMAIN [--insecure] --scenario federation [flags]")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
@@ -236,20 +242,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
 	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
 	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
-	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, websocket (messages over --url), federation (messages from --domain to --peer-domain), churn (receivers that drop their connections and resume), or mam (archive queries)")
-	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence: users (default 100); mam: senders filling the archive (default 10)")
-	fs.IntVar(&cfg.contacts, "contacts", 10, "presence: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
-	fs.IntVar(&cfg.count, "count", 1000, "messages, churn: messages each sender sends; presence: presence updates each user sends (ignored with --duration)")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, pep (PEP notifications to contacts), websocket (messages over --url), federation (messages from --domain to --peer-domain), churn (receivers that drop their connections and resume), or mam (archive queries)")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence, pep: users (default 100); mam: senders filling the archive (default 10)")
+	fs.IntVar(&cfg.contacts, "contacts", 10, "presence, pep: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
+	fs.IntVar(&cfg.count, "count", 1000, "messages, churn: messages each sender sends; presence: presence updates each user sends; pep: items each user publishes (ignored with --duration)")
 	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n, federation --n on each server)")
-	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages, presence: send for this long instead of --count")
+	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages, presence, pep: send for this long instead of --count")
 	fs.Float64Var(&cfg.rate, "rate", 100, "churn: messages per second each sender sends, steadily")
 	fs.DurationVar(&cfg.dropEvery, "drop-every", time.Second, "churn: each receiver drops its connection and resumes this often (±50 %, at random)")
 	fs.IntVar(&cfg.fill, "fill", 1000, "mam: messages sent to PREFIX1 first, which the server archives")
 	fs.IntVar(&cfg.page, "page", 50, "mam: messages per query (RSM <max/>)")
 	fs.IntVar(&cfg.queries, "queries", 200, "mam: queries measured, one at a time, after 5 not measured")
 	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
-	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence: updates in flight from each user to each contact")
-	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
+	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence, pep: updates (items) in flight from each user to each contact")
+	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence, pep: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "bound on one login, on waiting for outstanding messages or presence, and on the presence setup without a roster push")
 	fs.DurationVar(&cfg.settle, "settle", time.Second, "idle: wait this long after the last login before reading the server's RSS")
 	fs.IntVar(&cfg.pid, "pid", 0, "`PID` of the server process to measure (CPU, RSS); 0: none")
@@ -272,10 +278,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, ok := mechanisms[cfg.mech]; !ok {
 		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
 	}
-	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "websocket": 10, "federation": 10, "churn": 10, "mam": 10}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "pep": 100, "websocket": 10, "federation": 10, "churn": 10, "mam": 10}
 	def, ok := defaults[cfg.scenario]
 	if !ok {
-		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, websocket, federation, churn or mam", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, pep, websocket, federation, churn or mam", cfg.scenario)
 	}
 	if err := cfg.checkPeer(fs); err != nil {
 		return nil, err
@@ -308,7 +314,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.accounts = cfg.n
 		case "messages", "websocket", "churn":
 			cfg.accounts = 2 * cfg.n
-		case "presence", "federation":
+		case "presence", "pep", "federation":
 			cfg.accounts = cfg.n
 		case "mam":
 			cfg.accounts = cfg.n + 1
@@ -326,9 +332,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.scenario == "federation" && cfg.accounts < cfg.n {
 		return nil, fmt.Errorf("federation needs one account per session on each server: --accounts %d < --n", cfg.accounts)
 	}
-	if cfg.scenario == "presence" {
+	if cfg.scenario == "presence" || cfg.scenario == "pep" {
 		if cfg.accounts < cfg.n {
-			return nil, fmt.Errorf("presence needs one account per user: --accounts %d < --n", cfg.accounts)
+			return nil, fmt.Errorf("%s needs one account per user: --accounts %d < --n", cfg.scenario, cfg.accounts)
 		}
 		if cfg.contacts < 2 || cfg.contacts%2 != 0 || cfg.contacts >= cfg.n {
 			return nil, fmt.Errorf("--contacts %d: want an even number from 2 to --n - 1 (%d)", cfg.contacts, cfg.n-1)

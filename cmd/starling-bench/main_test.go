@@ -40,6 +40,7 @@ func TestScenarios(t *testing.T) {
 		srv.AddUser(t, "u"+strconv.Itoa(i), "secret")
 		srv.AddUser(t, "p"+strconv.Itoa(i), "secret")
 		srv.AddUser(t, "m"+strconv.Itoa(i), "secret")
+		srv.AddUser(t, "e"+strconv.Itoa(i), "secret")
 	}
 	common := []string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "u", "--password", "secret"}
 
@@ -190,6 +191,46 @@ func TestScenarios(t *testing.T) {
 		// Three of them, for a duration: p1 and p3 are contacts again.
 		check(bench(t, 0, args("--n", "3", "--contacts", "2", "--duration", "100ms")...), 2, 2)
 	})
+	// PEP on the presence ring: sessions with caps (whose disco#info the
+	// server asks once, then caches, across runs too), every item notified to each contact
+	// exactly once. The second run's sessions get the first run's last
+	// items when they come online, which are ignored.
+	t.Run("pep", func(t *testing.T) {
+		args := func(more ...string) []string {
+			return append([]string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "e", "--password", "secret",
+				"--scenario", "pep"}, more...)
+		}
+		check := func(r result, sent int64, contacts int, requests, discos int64) {
+			t.Helper()
+			if r.Delivery == nil || r.PEP == nil || !r.ExactlyOnce || r.Sent != sent || r.Contacts != contacts ||
+				r.Delivered != sent*int64(contacts) || r.Ops != r.Delivered || r.Lost != 0 || r.Duplicates != 0 || r.Misrouted != 0 ||
+				r.Bounced != 0 || r.LatP50Ms <= 0 || r.ServerCPUUsPerOp <= 0 || r.ServerCPUUsPerUpdate <= 0 ||
+				r.SubscriptionRequests != requests || r.DiscoQueries != discos || r.Node != pepNode || r.Ver != capsVer || r.Errors != 0 {
+				t.Fatalf("pep result: %+v, %+v, %+v", r, r.Delivery, r.PEP)
+			}
+		}
+		check(bench(t, 0, args("--n", "5", "--contacts", "4", "--count", "30", "--window", "4")...), 150, 4, 20, 1)
+		r := bench(t, 0, args("--n", "5", "--contacts", "2", "--count", "20", "--batch", "4")...)
+		check(r, 100, 2, 0, 0) // the server knows the ver from the first run
+		if r.Stale == 0 {
+			t.Errorf("no last items of the first run were seen: %+v", r.PEP)
+		}
+	})
+}
+
+// The caps ver is XEP-0115 §5.1's hash of the disco#info the sessions
+// give, which lists the features in that order.
+func TestCapsVer(t *testing.T) {
+	a := discoAnswer([]byte("<iq type='get' id='d1' from='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='" + capsNode + "#" + capsVer + "'/></iq>"))
+	for _, want := range []string{"id='d1'", "to='localhost'", "node='" + capsNode + "#" + capsVer + "'",
+		"<identity category='client' type='pc' name='starling-bench'/>", "<feature var='" + pepNode + "+notify'/>"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("disco#info answer %s lacks %s", a, want)
+		}
+	}
+	if !strings.Contains(capsPresence, "ver='"+capsVer+"'") || len(capsVer) != 28 {
+		t.Errorf("caps presence %s", capsPresence)
+	}
 }
 
 func TestFlags(t *testing.T) {
@@ -197,6 +238,8 @@ func TestFlags(t *testing.T) {
 		{"--scenario", "presence", "--n", "5", "--contacts", "3"},
 		{"--scenario", "presence", "--n", "4", "--contacts", "4"},
 		{"--scenario", "presence", "--n", "5", "--accounts", "4"},
+		{"--scenario", "pep", "--n", "5", "--contacts", "3"},
+		{"--scenario", "pep", "--n", "5", "--accounts", "4"},
 		{"--scenario", "messages", "--n", "2", "--accounts", "3"},
 		{"--scenario", "nothing"},
 		{"--scenario", "websocket"},

@@ -83,6 +83,8 @@ type presenceRun struct {
 	delivered, target atomic.Int64 // updates checked off at a contact; how many are expected
 	allIn             chan struct{}
 	allInOnce         sync.Once
+
+	pep *pepRun // the pep scenario's; nil for presence
 }
 
 // runPresence sets up the ring's subscriptions, then measures presence
@@ -94,6 +96,9 @@ func runPresence(ctx context.Context, cfg *config) (*result, error) {
 	k := cfg.contacts
 	pr := &presenceRun{cfg: cfg, g: ring{cfg.n, k}, users: []byte(cfg.users), domain: []byte(cfg.domain),
 		members: make([]*member, cfg.n), moved: make(chan struct{}, 1), allIn: make(chan struct{})}
+	if cfg.scenario == "pep" {
+		pr.pep = newPEPRun(cfg.n, k)
+	}
 	for i := range pr.members {
 		m := &member{idx: i, wake: make(chan struct{}, 1), got: make([]atomic.Int64, k),
 			sub: make([]string, k), others: map[int]bool{}, in: make([]inbox, k)}
@@ -112,7 +117,7 @@ func runPresence(ctx context.Context, cfg *config) (*result, error) {
 	t0 := time.Now()
 	sess, _ := openSessions(ctx, cfg, r, cfg.n,
 		func(i int) string { return cfg.account(i + 1) },
-		func(int) string { return "presence" },
+		func(int) string { return cfg.scenario },
 		pr.handler)
 	defer closeAll(sess, 5*time.Second)
 	for i, s := range sess {
@@ -129,6 +134,12 @@ func runPresence(ctx context.Context, cfg *config) (*result, error) {
 		r.fail(err)
 		return r, r.err()
 	}
+	if pr.pep != nil {
+		if err := pr.warmUp(ctx, sess); err != nil {
+			r.fail(err)
+			return r, r.err()
+		}
+	}
 	r.SetupS = time.Since(t0).Seconds()
 
 	var deadline time.Time
@@ -136,13 +147,17 @@ func runPresence(ctx context.Context, cfg *config) (*result, error) {
 		deadline = time.Now().Add(cfg.duration)
 	}
 	stop := progress(cfg, func() string { return fmt.Sprintf("deliveries: %d", pr.delivered.Load()) })
+	send := pr.send
+	if pr.pep != nil {
+		send = pr.sendPEP
+	}
 	a := sample(cfg.pid)
 	var wg sync.WaitGroup
 	var stalls atomic.Int64
 	var sendErr atomic.Pointer[error]
 	for _, m := range pr.members {
 		wg.Go(func() {
-			if err := pr.send(m, deadline); err != nil {
+			if err := send(m, deadline); err != nil {
 				if errors.Is(err, errStall) {
 					stalls.Add(1)
 				}
@@ -192,9 +207,14 @@ func runPresence(ctx context.Context, cfg *config) (*result, error) {
 		r.ServerCPUUsPerUpdate = r.ServerCPUS * 1e6 / float64(sent)
 	}
 	r.latencies(lat)
+	r.bounce = bounce // verdict names it
 	r.verdict(sendErr.Load(), stalls.Load(), early)
-	if bounce != "" {
-		r.fail(fmt.Errorf("first presence error: %s", bounce))
+	if pr.pep != nil {
+		r.PEP = &PEP{Node: pepNode, Ver: capsVer, DiscoQueries: pr.pep.discos.Load(), Stale: pr.pep.stale.Load(),
+			WarmUpErrors: pr.pep.warmErrors.Load()}
+		if e := pr.pep.firstWarmErr.Load(); e != nil {
+			r.FirstWarmUpError = *e
+		}
 	}
 	return r, r.err()
 }
@@ -205,6 +225,9 @@ func runPresence(ctx context.Context, cfg *config) (*result, error) {
 func (pr *presenceRun) handler(i int, s *session) func([]byte) bool {
 	m := pr.members[i]
 	return func(el []byte) bool {
+		if pr.pep != nil && pr.handlePEP(m, s, el) {
+			return true
+		}
 		switch {
 		case is(el, "presence"):
 			pr.presence(m, s, el)

@@ -74,6 +74,8 @@ type result struct {
 	*Churn `json:",omitempty"`
 	// MAM is the mam scenario's fill and queries.
 	*MAM `json:",omitempty"`
+	// PEP is the pep scenario's node and caps.
+	*PEP `json:",omitempty"`
 	Date string `json:"date"`
 
 	bounce string // the first message bounced to a sender, for the error
@@ -95,6 +97,23 @@ type Delivery struct {
 	Bounced     int64 `json:"bounced"`
 	OutOfOrder  int64 `json:"out_of_order"`
 	ExactlyOnce bool  `json:"exactly_once"`
+}
+
+// PEP is what the pep scenario adds: the node published to, the caps
+// ver every session advertised, the disco#info queries the server sent
+// (for that ver: once per server if it caches, as XEP-0115 says) and the
+// notifications of items of earlier runs (the last item, sent when a
+// session becomes available), which are not counted, and the warm-up's
+// refused publishes.
+type PEP struct {
+	Node         string `json:"node"`
+	Ver          string `json:"caps_ver"`
+	DiscoQueries int64  `json:"disco_queries"`
+	Stale        int64  `json:"stale_notifications"`
+	// WarmUpErrors are the warm-up publishes the server refused (each
+	// user publishes again the next round), not counted as bounced.
+	WarmUpErrors     int64  `json:"warm_up_errors,omitempty"`
+	FirstWarmUpError string `json:"first_warm_up_error,omitempty"`
 }
 
 func newResult(cfg *config) *result {
@@ -185,13 +204,18 @@ func (r *result) writeTable(w io.Writer) {
 		row("", "senders on %s, receivers on %s (%s, %s, %s)", r.Domain, r.PeerDomain, r.PeerAddr, r.TLS, r.PeerMech)
 	}
 	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "websocket": "messages delivered",
-		"federation": "messages delivered", "presence": "presence deliveries", "churn": "messages delivered", "mam": "MAM queries"}[r.Scenario]
+		"federation": "messages delivered", "presence": "presence deliveries", "churn": "messages delivered", "mam": "MAM queries",
+		"pep": "PEP notifications"}[r.Scenario]
 	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
 	if r.WarmupS > 0 {
 		row("warm-up", "%.3f s, not measured: one message per pair, server-to-server streams negotiated", r.WarmupS)
 	}
 	if r.SetupS > 0 {
-		row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both'", r.SetupS, r.SubscriptionRequests)
+		if r.PEP != nil {
+			row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both', a warm-up notification from each contact", r.SetupS, r.SubscriptionRequests)
+		} else {
+			row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both'", r.SetupS, r.SubscriptionRequests)
+		}
 	}
 	if r.LatP50Ms > 0 {
 		if r.Delivery != nil {
@@ -209,7 +233,11 @@ func (r *result) writeTable(w io.Writer) {
 		}
 		row("server CPU", "%.3f s = %.1f µs per op (pid %d%s)", r.ServerCPUS, r.ServerCPUUsPerOp, r.ServerPID, who)
 		if r.ServerCPUUsPerUpdate > 0 {
-			row("", "%.1f µs per presence update sent", r.ServerCPUUsPerUpdate)
+			if r.PEP != nil {
+				row("", "%.1f µs per item published", r.ServerCPUUsPerUpdate)
+			} else {
+				row("", "%.1f µs per presence update sent", r.ServerCPUUsPerUpdate)
+			}
 		}
 	}
 	if r.PeerPID > 0 {
@@ -229,6 +257,12 @@ func (r *result) writeTable(w io.Writer) {
 		row("archive", "filled with %d messages in %.2f s = %.1f/s, %.1f µs server CPU per message", r.Fill, r.FillS, r.FillRatePerS, r.FillCPUUsPerOp)
 		row("queries", "%d of %d messages each, paging back: %d results, back at the latest %d times", r.Queries, r.Page, r.Results, r.Wrapped)
 	}
+	if r.PEP != nil {
+		row("pep", "node %s, caps ver %s: %d disco#info queries answered, %d notifications of earlier runs' items ignored", r.Node, r.Ver, r.DiscoQueries, r.Stale)
+		if r.WarmUpErrors > 0 {
+			row("warm-up errors", "%d publishes refused, published again, first: %s", r.WarmUpErrors, r.FirstWarmUpError)
+		}
+	}
 	if r.Churn != nil {
 		row("churn", "%d receivers, %.0f messages/s each, a drop every %.1f s ±50 %%", r.N, r.RatePerSender, r.DropEveryS)
 		row("resumptions", "%d, %d failed; latency p50 %.2f ms  p99 %.2f ms  max %.2f ms (reset → <resumed/>)",
@@ -237,7 +271,9 @@ func (r *result) writeTable(w io.Writer) {
 	}
 	if r.Delivery != nil {
 		sent := fmt.Sprintf("sent %d", r.Sent)
-		if r.Contacts > 0 {
+		if r.PEP != nil {
+			sent = fmt.Sprintf("published %d items, notified to %d contacts each", r.Sent, r.Contacts)
+		} else if r.Contacts > 0 {
 			sent = fmt.Sprintf("sent %d updates to %d contacts each", r.Sent, r.Contacts)
 		}
 		row("delivery", "%s, delivered %d, lost %d, duplicates %d, misrouted %d, bounced %d, out of order %d (window %d, batch %d)",

@@ -192,7 +192,7 @@ func (s *session) serve(handle func(el []byte) bool) {
 // announce sends initial presence and a roster get and waits until the
 // reader has the roster answer.
 func (s *session) announce(timeout time.Duration) error {
-	if err := s.send("<presence/><iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"); err != nil {
+	if err := s.send(initialPresence(s.cfg) + "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"); err != nil {
 		return err
 	}
 	t := time.NewTimer(timeout)
