@@ -292,7 +292,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 // benchCase is one starling-bench command of the suite.
 type benchCase struct {
 	name      string        // short name: log file names, footnotes
-	scenario  string        // login, messages, idle, presence, websocket, churn or mam
+	scenario  string        // login, messages, idle, presence, pep, websocket, churn or mam
 	title     string        // what it is, for the table's row labels
 	mech      string        // SASL mechanism; "" for the server's own SCRAM
 	websocket bool          // over XMPP over WebSocket: --url of the server's endpoint
@@ -352,18 +352,18 @@ func caseArgs(c benchCase, addr string) []string {
 func suite(quick bool) []benchCase {
 	type sizes struct {
 		logins, pairs, count, manyPairs, manyCount, idle, idleAccounts, accounts, concurrency int
-		users, contacts, updates                                                              int
+		users, contacts, updates, items                                                       int
 		hold                                                                                  string
 		churnPairs, churnCount, archiveCount                                                  int
 		archives                                                                              [4]int
 		drop                                                                                  string
 	}
 	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20,
-		users: 200, contacts: 20, updates: 50, hold: "3s",
+		users: 200, contacts: 20, updates: 50, items: 10, hold: "3s",
 		churnPairs: 20, churnCount: 2000, drop: "1s", archiveCount: 1000, archives: [4]int{1000, 10000, 100000, 1000000}}
 	if quick {
 		z = sizes{logins: 100, pairs: 2, count: 500, manyPairs: 5, manyCount: 200, idle: 100, idleAccounts: 10, accounts: 5, concurrency: 5,
-			users: 20, contacts: 4, updates: 20, hold: "1s",
+			users: 20, contacts: 4, updates: 20, items: 10, hold: "1s",
 			churnPairs: 2, churnCount: 200, drop: "300ms", archiveCount: 500, archives: [4]int{1000, 2000, 3000, 10000}}
 	}
 	f := func(format string, a ...any) []string { return strings.Fields(fmt.Sprintf(format, a...)) }
@@ -409,6 +409,15 @@ func suite(quick bool) []benchCase {
 			title: fmt.Sprintf("%d users, %d contacts each, %d updates each", z.users, z.contacts, z.updates),
 			args: f("--scenario presence --users puser --n %d --contacts %d --count %d --window 16 --concurrency %d",
 				z.users, z.contacts, z.updates, z.concurrency),
+		},
+		// PEP on the presence case's ring, on accounts of its own
+		// (pepuser…): every session advertises caps with the test node's
+		// +notify, and each user publishes to it.
+		benchCase{
+			name: "pep", scenario: "pep",
+			title: fmt.Sprintf("%d users, %d contacts each, %d items each", z.users, z.contacts, z.items),
+			args: f("--scenario pep --users pepuser --n %d --contacts %d --count %d --window 16 --concurrency %d",
+				z.users, z.contacts, z.items, z.concurrency),
 		},
 		benchCase{
 			name: "idle", scenario: "idle",
@@ -461,8 +470,8 @@ type accounts struct {
 
 // accountsNeeded are the accounts the cases use, per --users prefix
 // ("user" if not given), in order of appearance: up to --accounts, or one
-// per session for messages, websocket and churn (2 × --n), presence (--n)
-// and mam (--n + 1).
+// per session for messages, websocket and churn (2 × --n), presence and
+// pep (--n) and mam (--n + 1).
 func accountsNeeded(cases []benchCase) []accounts {
 	var out []accounts
 	for _, c := range cases {
@@ -478,7 +487,7 @@ func accountsNeeded(cases []benchCase) []accounts {
 				k = max(k, 2*v)
 			case c.args[i] == "--n" && c.scenario == "mam":
 				k = max(k, v+1)
-			case c.args[i] == "--n" && c.scenario == "presence":
+			case c.args[i] == "--n" && (c.scenario == "presence" || c.scenario == "pep"):
 				k = max(k, v)
 			}
 		}

@@ -71,6 +71,13 @@ var metrics = []metric{
 	{scenario: "presence", label: "server CPU per presence delivery (%s)",
 		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
 	{scenario: "presence", label: "presence delivered exactly once (%s)", text: exactlyOnce},
+	{scenario: "pep", label: "PEP notifications/s (%s)",
+		values: func(r *result) []float64 { return []float64{r.RatePerS} }, format: perSecond},
+	{scenario: "pep", label: "PEP latency p50 / p99, publish to notification (%s)",
+		values: func(r *result) []float64 { return []float64{r.LatP50Ms, r.LatP99Ms} }, format: millis},
+	{scenario: "pep", label: "server CPU per PEP notification (%s)",
+		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
+	{scenario: "pep", label: "PEP notified exactly once (%s)", text: exactlyOnce},
 	{scenario: "churn", label: "lost / duplicated messages (%s)", text: churnLoss},
 	{scenario: "churn", label: "resumptions (%s)", text: churnResumptions},
 	{scenario: "churn", label: "resumption latency p50 / p99, reset to <resumed/> (%s)",
@@ -122,7 +129,7 @@ func thousands(x float64) string {
 }
 
 // expected is how many deliveries a run should have made: one per message,
-// one per contact for each presence update.
+// one per contact for each presence update or PEP item.
 func (r *result) expected() int64 { return r.Sent * int64(max(r.Contacts, 1)) }
 
 func exactlyOnce(r *result) string {
@@ -430,7 +437,7 @@ func (r *report) generated() string {
 	}
 	g.WriteString(r.fedSection())
 
-	var messages, presences int64
+	var messages, presences, notifications int64
 	checked, notOnce, noResult := 0, 0, 0
 	for _, run := range r.fed {
 		switch cl := run.cell; {
@@ -444,7 +451,7 @@ func (r *report) generated() string {
 		}
 	}
 	for _, c := range r.cases {
-		if c.scenario != "messages" && c.scenario != "websocket" && c.scenario != "presence" && c.scenario != "churn" {
+		if c.scenario != "messages" && c.scenario != "websocket" && c.scenario != "presence" && c.scenario != "pep" && c.scenario != "churn" {
 			continue
 		}
 		for _, s := range r.servers {
@@ -457,6 +464,9 @@ func (r *report) generated() string {
 			case c.scenario == "presence":
 				checked++
 				presences += cl.res.expected()
+			case c.scenario == "pep":
+				checked++
+				notifications += cl.res.expected()
 			default:
 				checked++
 				messages += cl.res.Sent
@@ -466,6 +476,9 @@ func (r *report) generated() string {
 	what := thousands(float64(messages)) + " messages"
 	if presences > 0 {
 		what += " and " + thousands(float64(presences)) + " presence deliveries"
+	}
+	if notifications > 0 {
+		what += " and " + thousands(float64(notifications)) + " PEP notifications"
 	}
 	switch {
 	case notOnce > 0:
@@ -566,6 +579,17 @@ const pageHowToRead = `
   deliveries/s, latency from sending to that arrival, and server CPU per delivery (per update it is K times
   that). Every delivery is checked off at its receiver, as messages are. With 200 users up to 64,000
   deliveries may be in flight, so the latency is mostly time spent queued at the server's pace.
+- PEP (XEP-0163): the presence case's ring (200 users, 20 contacts each, on accounts of their own, pepuser…),
+  every session's presence carrying entity capabilities (XEP-0115, a real SHA-1 ver) whose disco#info has a
+  test node's +notify; each session answers the server's disco#info for that ver (each server asks once and
+  caches it). Before the measurement every session sends its presence again and each user publishes warm-up
+  items until each contact has had a notification of one, so that every server has seen every contact's caps.
+  Then each user publishes 10 items to the node on its account, at most 16 outstanding to each contact, and
+  the server sends each to the contacts whose caps want the node. A notification is one item reaching one
+  contact (` + "`<message><event><items node><item id>`" + `): notifications/s, latency from the publish to that
+  arrival, server CPU per notification (per item published it is 20 times that), and exactly-once, checked
+  off per contact and item as presence is; the last item of an earlier run, which a server sends a session
+  that comes online, is told apart by its item id and not counted.
 - Churn: receivers on flaky networks. Each of 20 receivers enables stream management with resumption and is
   sent 100 numbered messages a second by a sender of its own; about every second (±50 %, at random) it resets
   its TCP connection — no closing tag, no TLS close_notify — then connects, authenticates and resumes with
