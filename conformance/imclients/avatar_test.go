@@ -48,7 +48,11 @@ const avatarSide = 4 // the test avatars are avatarSide × avatarSide PNGs
 // not-authorized with presence-subscription-required (XEP-0060
 // §6.5.9.3), and Starling must give exactly that (an anchor may differ:
 // Prosody answers forbidden, ejabberd not-authorized; any refusal passes
-// there).
+// there). Then the nbxmpp user makes its avatar public as Gajim does:
+// publish-options access_model open, which the presence nodes fail
+// (precondition-not-met, XEP-0060 §7.1.5), so nbxmpp reconfigures them and
+// publishes again; the other still gets the notification and the bytes,
+// and now carol may fetch them too.
 func checkAvatar(c *check) {
 	t := c.t
 	other := "nbxmpp"
@@ -59,11 +63,19 @@ func checkAvatar(c *check) {
 	pep := []string{"--pep"}
 	a := c.loginArgs(c.lib, pep, "alice/1")[0]
 	b := c.loginArgs(other, pep, "bob/1")[0]
+	// slixmpp publishes without publish-options, so its nodes keep the
+	// configuration they have: on an anchor, the other library's run
+	// made them public. Deleted, they come back with the defaults.
+	sl := a
+	if b.lib == "slixmpp" {
+		sl = b
+	}
+	sl.ok(cmd("avatar-delete"))
 	for _, ag := range []*agent{a, b} {
 		ag.ok(cmd("presence", "status", ""))
 	}
-	aliceID := avatarRoundTrip(c, a, b, c.srv.bare("alice"))
-	bobID := avatarRoundTrip(c, b, a, c.srv.bare("bob"))
+	aliceID, _ := avatarRoundTrip(c, a, b, c.srv.bare("alice"), false)
+	bobID, _ := avatarRoundTrip(c, b, a, c.srv.bare("bob"), false)
 
 	s := c.loginArgs(c.lib, pep, "carol/1")[0]
 	for _, p := range []struct{ owner, id string }{{c.srv.bare("alice"), aliceID}, {c.srv.bare("bob"), bobID}} {
@@ -77,22 +89,41 @@ func checkAvatar(c *check) {
 			t.Logf("%s fetching %s's avatar: refused with %s", s, p.owner, r.Error)
 		}
 	}
+
+	// Gajim's "public avatar": the nbxmpp user publishes again with
+	// access_model open; the nodes are presence, so the server answers
+	// precondition-not-met (XEP-0060 §7.1.5), nbxmpp reconfigures both
+	// nodes to the options and publishes again. Then carol may read it.
+	nb, peer, owner := a, b, c.srv.bare("alice")
+	if b.lib == "nbxmpp" {
+		nb, peer, owner = b, a, c.srv.bare("bob")
+	}
+	id, data := avatarRoundTrip(c, nb, peer, owner, true)
+	r := s.ok(cmd("avatar-get", "jid", owner, "id", id))
+	if got, err := base64.StdEncoding.DecodeString(r.Data); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("%s fetched %s's public avatar %s as %q (%v), not the %d bytes published", s, owner, id, r.Data, err, len(data))
+	}
 	a.quit()
 	b.quit()
 	s.quit()
 }
 
-// avatarRoundTrip has pub publish a fresh avatar, sub receive its metadata
-// notification from owner (pub's bare JID) and fetch its data, and checks
-// every value on the way. It returns the avatar's id.
-func avatarRoundTrip(c *check, pub, sub *agent, owner string) string {
+// avatarRoundTrip has pub publish a fresh avatar (public: with access
+// model open, nbxmpp only), sub receive its metadata notification from
+// owner (pub's bare JID) and fetch its data, and checks every value on
+// the way. It returns the avatar's id and bytes.
+func avatarRoundTrip(c *check, pub, sub *agent, owner string, public bool) (string, []byte) {
 	t := c.t
 	t.Helper()
 	data := randomPNG(t)
 	sum := sha1.Sum(data)
 	id := hex.EncodeToString(sum[:])
-	r := pub.ok(cmd("avatar-publish", "data", base64.StdEncoding.EncodeToString(data), "type", "image/png",
-		"width", avatarSide, "height", avatarSide))
+	publish := cmd("avatar-publish", "data", base64.StdEncoding.EncodeToString(data), "type", "image/png",
+		"width", avatarSide, "height", avatarSide)
+	if public {
+		publish["public"] = true
+	}
+	r := pub.ok(publish)
 	if r.ID != id {
 		t.Fatalf("%s published its avatar as %q, want the SHA-1 of its bytes %s", pub, r.ID, id)
 	}
@@ -111,7 +142,7 @@ func avatarRoundTrip(c *check, pub, sub *agent, owner string) string {
 	if !bytes.Equal(got, data) {
 		t.Errorf("%s fetched %s's avatar %s as %d bytes that differ from the %d published", sub, owner, id, len(got), len(data))
 	}
-	return id
+	return id, data
 }
 
 // randomPNG is an avatarSide-pixel square PNG of random colours.

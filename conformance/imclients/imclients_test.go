@@ -31,7 +31,10 @@
 //     with entity capabilities asking for avatar metadata notifications
 //     (XEP-0115, XEP-0163 §4), publish an avatar with the library's own
 //     call (XEP-0084); the other gets the metadata notification and
-//     fetches the same bytes; carol, a stranger, is refused both.
+//     fetches the same bytes; carol, a stranger, is refused both; then
+//     the nbxmpp user makes its avatar public as Gajim does (access model
+//     open through precondition-not-met and reconfiguration), and carol
+//     gets it.
 //   - carbons: alice on both libraries at once (the check's and the other),
 //     each with carbons enabled (XEP-0280 §4); what bob sends to one of
 //     them reaches the other as a received carbon, and what one sends bob

@@ -56,6 +56,8 @@ which adds urn:xmpp:avatar:metadata+notify to the caps):
                                                         no publish-options. Result "id"
   {"seq": 20, "cmd": "avatar-get", "jid": J, "id": ID}  xep_0084 retrieve_avatar(): result "data"
                                                         (base64 of the bytes)
+  {"seq": 21, "cmd": "avatar-delete"}                   xep_0060 delete_node() of both avatar
+                                                        nodes of the account (none there: no error)
 
 and every metadata notification (avatar_metadata_publish) is reported as
 
@@ -273,6 +275,16 @@ def main():
             await avatar.publish_avatar_metadata([{"id": sha, "type": cmd["type"], "bytes": len(data),
                                                    "width": str(cmd["width"]), "height": str(cmd["height"])}])
             return {"id": sha}
+        elif name == "avatar-delete":
+            # Both avatar nodes of the account go (xep_0060 delete_node), so
+            # that the next publish creates them with the server's defaults;
+            # a node that is not there is no error.
+            for node in ("urn:xmpp:avatar:data", "urn:xmpp:avatar:metadata"):
+                try:
+                    await xmpp.plugin["xep_0060"].delete_node(None, node)
+                except IqError as e:
+                    if e.iq["error"]["condition"] != "item-not-found":
+                        raise
         elif name == "avatar-get":
             iq = await xmpp.plugin["xep_0084"].retrieve_avatar(cmd["jid"], cmd["id"])
             el = iq.xml.find(".//{urn:xmpp:avatar:data}data")
