@@ -167,6 +167,7 @@ var requirements = []requirement{
 		note: "full pubsub on account JIDs is desirable and expected by future suites",
 		checks: []string{
 			"./conformance TestTranscripts/xep-0163-pep",
+			"./conformance/imclients TestIMClients/*/*/avatar",
 			"./xep/pep TestPreconditions",
 			"./xep/pep TestPublishNotifiesAndAccess",
 			"./xep/pep TestErrors",
