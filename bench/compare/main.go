@@ -359,7 +359,7 @@ func suite(quick bool) []benchCase {
 		drop                                                                                  string
 	}
 	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20,
-		users: 200, contacts: 20, updates: 50, items: 10, hold: "3s",
+		users: 200, contacts: 20, updates: 50, items: 50, hold: "3s",
 		churnPairs: 20, churnCount: 2000, drop: "1s", archiveCount: 1000, archives: [4]int{1000, 10000, 100000, 1000000}}
 	if quick {
 		z = sizes{logins: 100, pairs: 2, count: 500, manyPairs: 5, manyCount: 200, idle: 100, idleAccounts: 10, accounts: 5, concurrency: 5,

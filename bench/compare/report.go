@@ -584,7 +584,7 @@ const pageHowToRead = `
   test node's +notify; each session answers the server's disco#info for that ver (each server asks once and
   caches it). Before the measurement every session sends its presence again and each user publishes warm-up
   items until each contact has had a notification of one, so that every server has seen every contact's caps.
-  Then each user publishes 10 items to the node on its account, at most 16 outstanding to each contact, and
+  Then each user publishes 50 items to the node on its account, at most 16 outstanding to each contact, and
   the server sends each to the contacts whose caps want the node. A notification is one item reaching one
   contact (` + "`<message><event><items node><item id>`" + `): notifications/s, latency from the publish to that
   arrival, server CPU per notification (per item published it is 20 times that), and exactly-once, checked
