@@ -30,8 +30,11 @@ import (
 // contact's caps and ask for the disco#info of an unknown ver), then each
 // user publishes warm-up items, one every half second, until each of its
 // contacts has had a notification of one. A warm-up publish the server
-// refuses is counted (ejabberd 23.01 answers the first ones item-not-found
-// for a while) but does not fail the run; a measured one does. Item ids carry a nonce of the
+// refuses is counted but does not fail the run; a measured one does.
+// ejabberd 23.01 answers many of the first ones item-not-found: the
+// users' nodes, auto-created at once, all take pubsub_index's lock in
+// Mnesia, whose transactions abort as deadlocked ("cyclic" in its error
+// log) until each has been created. Item ids carry a nonce of the
 // run, so that the last item of an earlier run, which the servers send
 // when a session becomes available, is told apart and ignored.
 
