@@ -72,7 +72,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -845,73 +844,13 @@ func preconditions(cfg storage.PubSubNodeConfig, f map[string][]string) error {
 }
 
 // onePayload returns the one element an item holds, which must declare
-// its own namespace and every prefix it uses, so that its bytes mean the
-// same when stored and sent on their own.
+// its own namespace and every prefix it uses (stanza.SelfContained).
 func onePayload(inner []byte) ([]byte, bool) {
 	p := bytes.TrimSpace(inner)
-	if len(p) == 0 {
+	if !stanza.SelfContained(p) {
 		return nil, false
 	}
-	type scope struct {
-		prefixes   []string
-		hasDefault bool
-	}
-	var stack []scope
-	declared := func(prefix string) bool {
-		for i := len(stack) - 1; i >= 0; i-- {
-			if prefix == "" && stack[i].hasDefault {
-				return true
-			}
-			if prefix != "" && slices.Contains(stack[i].prefixes, prefix) {
-				return true
-			}
-		}
-		return false
-	}
-	d := xml.NewDecoder(bytes.NewReader(p))
-	roots := 0
-	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			return p, len(stack) == 0 && roots == 1
-		}
-		if err != nil {
-			return nil, false
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if len(stack) == 0 {
-				roots++
-			}
-			var sc scope
-			for _, a := range t.Attr {
-				switch {
-				case a.Name.Space == "xmlns":
-					sc.prefixes = append(sc.prefixes, a.Name.Local)
-				case a.Name.Space == "" && a.Name.Local == "xmlns":
-					sc.hasDefault = true
-				}
-			}
-			stack = append(stack, sc)
-			if !declared(t.Name.Space) {
-				return nil, false
-			}
-			for _, a := range t.Attr {
-				if pr := a.Name.Space; pr != "" && pr != "xmlns" && pr != "xml" && !declared(pr) {
-					return nil, false
-				}
-			}
-		case xml.EndElement:
-			if len(stack) == 0 {
-				return nil, false
-			}
-			stack = stack[:len(stack)-1]
-		case xml.CharData:
-			if len(stack) == 0 && len(bytes.TrimSpace(t)) > 0 {
-				return nil, false
-			}
-		}
-	}
+	return p, true
 }
 
 // Notifications.

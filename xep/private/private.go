@@ -109,7 +109,7 @@ func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, err
 		case req.Set() && len(e.raw) > max:
 			return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
 				Text: "the element is larger than " + strconv.Itoa(max) + " bytes"}
-		case req.Set() && !selfContained(e.raw):
+		case req.Set() && !stanza.SelfContained(e.raw):
 			return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
 				Text: "the element uses a namespace prefix it does not declare"}
 		}
@@ -203,65 +203,6 @@ func children(raw []byte) ([]element, error) {
 			els = append(els, element{name: t.Name, raw: raw[off:d.InputOffset()], empty: empty})
 		case xml.EndElement:
 			depth--
-		}
-	}
-}
-
-// selfContained reports whether raw, one element cut out of a stanza,
-// declares every namespace prefix it uses and its own default namespace,
-// so that its bytes mean the same when stored and later sent on their own.
-// (An element that relies on a prefix declared on the <query/>, the <iq/>
-// or the stream does not.) xep/vcard has the same check.
-func selfContained(raw []byte) bool {
-	type scope struct {
-		prefixes   []string
-		hasDefault bool
-	}
-	var stack []scope
-	declared := func(prefix string) bool {
-		for i := len(stack) - 1; i >= 0; i-- {
-			if prefix == "" && stack[i].hasDefault {
-				return true
-			}
-			for _, p := range stack[i].prefixes {
-				if prefix != "" && p == prefix {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			return len(stack) == 0
-		}
-		if err != nil {
-			return false
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			var sc scope
-			for _, a := range t.Attr {
-				switch {
-				case a.Name.Space == "xmlns":
-					sc.prefixes = append(sc.prefixes, a.Name.Local)
-				case a.Name.Space == "" && a.Name.Local == "xmlns":
-					sc.hasDefault = true
-				}
-			}
-			stack = append(stack, sc)
-			if !declared(t.Name.Space) {
-				return false
-			}
-			for _, a := range t.Attr {
-				if p := a.Name.Space; p != "" && p != "xmlns" && p != "xml" && !declared(p) {
-					return false
-				}
-			}
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
 		}
 	}
 }

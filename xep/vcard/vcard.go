@@ -24,9 +24,7 @@ package vcard
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
-	"io"
 	"strconv"
 
 	"github.com/starling-xmpp/starling/dispatch"
@@ -71,7 +69,7 @@ func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, err
 			return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
 				Text: "the vCard is larger than " + strconv.Itoa(max) + " bytes"}
 		}
-		if !selfContained(req.Payload) {
+		if !stanza.SelfContained(req.Payload) {
 			return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
 				Text: "the vCard uses a namespace prefix it does not declare"}
 		}
@@ -100,65 +98,6 @@ func (s *Service) maxBytes() int {
 		return s.MaxBytes
 	}
 	return DefaultMaxBytes
-}
-
-// selfContained reports whether raw, one element cut out of a stanza,
-// declares every namespace prefix it uses and its own default namespace,
-// so that its bytes mean the same when stored and later sent on their own.
-// (A payload that relies on a prefix declared on the <iq/> or the stream
-// does not.)
-func selfContained(raw []byte) bool {
-	type scope struct {
-		prefixes   []string
-		hasDefault bool
-	}
-	var stack []scope
-	declared := func(prefix string) bool {
-		for i := len(stack) - 1; i >= 0; i-- {
-			if prefix == "" && stack[i].hasDefault {
-				return true
-			}
-			for _, p := range stack[i].prefixes {
-				if prefix != "" && p == prefix {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			return len(stack) == 0
-		}
-		if err != nil {
-			return false
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			var sc scope
-			for _, a := range t.Attr {
-				switch {
-				case a.Name.Space == "xmlns":
-					sc.prefixes = append(sc.prefixes, a.Name.Local)
-				case a.Name.Space == "" && a.Name.Local == "xmlns":
-					sc.hasDefault = true
-				}
-			}
-			stack = append(stack, sc)
-			if !declared(t.Name.Space) {
-				return false
-			}
-			for _, a := range t.Attr {
-				if p := a.Name.Space; p != "" && p != "xmlns" && p != "xml" && !declared(p) {
-					return false
-				}
-			}
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
-		}
-	}
 }
 
 // Module is XEP-0054 as a module.
