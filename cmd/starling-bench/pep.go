@@ -277,15 +277,7 @@ func (pr *presenceRun) warmUp(ctx context.Context, sess []*session) error {
 // contact. The item id is NONCE-SEQ, its payload "SRC:SEQ:SENTNS".
 func (pr *presenceRun) sendPEP(m *member, deadline time.Time) error {
 	src := strconv.AppendInt(nil, int64(m.idx), 10)
-	w := int64(pr.cfg.window)
-	room := func(seq int64) bool {
-		for i := range m.got {
-			if seq-m.got[i].Load() >= w {
-				return false
-			}
-		}
-		return true
-	}
+	room := m.room(int64(pr.cfg.window))
 	var id []byte
 	return pump(pr.cfg, m.s, &m.sent, deadline, room, m.wake, func(buf []byte, seq int64) []byte {
 		id = append(append(append(id[:0], pr.pep.nonce...), '-'), src...)

@@ -437,12 +437,10 @@ func (pr *presenceRun) subscribe(ctx context.Context, r *result, sess []*session
 	return nil
 }
 
-// send writes m's presence updates, at most --window outstanding to each
-// contact. The status is "SRC:SEQ:SENTNS", digits only.
-func (pr *presenceRun) send(m *member, deadline time.Time) error {
-	src := strconv.AppendInt(nil, int64(m.idx), 10)
-	w := int64(pr.cfg.window)
-	room := func(seq int64) bool {
+// room reports, for the next update seq of m, whether every contact has
+// fewer than w of m's updates outstanding.
+func (m *member) room(w int64) func(seq int64) bool {
+	return func(seq int64) bool {
 		for i := range m.got {
 			if seq-m.got[i].Load() >= w {
 				return false
@@ -450,6 +448,13 @@ func (pr *presenceRun) send(m *member, deadline time.Time) error {
 		}
 		return true
 	}
+}
+
+// send writes m's presence updates, at most --window outstanding to each
+// contact. The status is "SRC:SEQ:SENTNS", digits only.
+func (pr *presenceRun) send(m *member, deadline time.Time) error {
+	src := strconv.AppendInt(nil, int64(m.idx), 10)
+	room := m.room(int64(pr.cfg.window))
 	return pump(pr.cfg, m.s, &m.sent, deadline, room, m.wake, func(buf []byte, seq int64) []byte {
 		buf = append(buf, "<presence><status>"...)
 		buf = appendStamp(buf, src, seq)
