@@ -206,23 +206,9 @@ func (s *Store) PubSubNode(ctx context.Context, host, username, node string) (st
 
 // PubSubNodes implements storage.PubSub.
 func (s *Store) PubSubNodes(ctx context.Context, host, username string) ([]storage.PubSubNode, error) {
-	nodes, err := func() ([]storage.PubSubNode, error) {
-		rows, err := s.reader().query(ctx,
-			`SELECT `+pubsubNodeColumns+` FROM pubsub_nodes WHERE host = ? AND username = ? ORDER BY node`, host, username)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		var nodes []storage.PubSubNode
-		for rows.Next() {
-			n, err := scanPubSubNode(rows)
-			if err != nil {
-				return nil, err
-			}
-			nodes = append(nodes, n)
-		}
-		return nodes, rows.Err()
-	}()
+	rows, err := s.reader().query(ctx,
+		`SELECT `+pubsubNodeColumns+` FROM pubsub_nodes WHERE host = ? AND username = ? ORDER BY node`, host, username)
+	nodes, err := collect(rows, err, func(r Rows) (storage.PubSubNode, error) { return scanPubSubNode(r) })
 	if err != nil {
 		return nil, fmt.Errorf("pubsub nodes of %s@%s: %w", username, host, err)
 	}
@@ -463,21 +449,11 @@ func (s *Store) PubSubItems(ctx context.Context, host, username, node string, q 
 				ORDER BY seq DESC LIMIT ?`, append(args, q.Last)
 		}
 		rows, err := c.query(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			it, err := s.scanPubSubItem(rows)
-			if err != nil {
-				return err
-			}
-			items = append(items, it)
-		}
+		items, err = collect(rows, err, func(r Rows) (seqItem, error) { return s.scanPubSubItem(r) })
 		if q.Last > 0 {
 			slices.Reverse(items)
 		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("items of pubsub node %q of %s@%s: %w", node, username, host, err)

@@ -64,19 +64,7 @@ func scanRosterItem(row interface{ Scan(...any) error }) (storage.RosterItem, er
 
 func queryRosterItems(ctx context.Context, c conn, query string, args ...any) ([]storage.RosterItem, error) {
 	rows, err := c.query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []storage.RosterItem
-	for rows.Next() {
-		it, err := scanRosterItem(rows)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, it)
-	}
-	return items, rows.Err()
+	return collect(rows, err, func(r Rows) (storage.RosterItem, error) { return scanRosterItem(r) })
 }
 
 func rosterVersion(ctx context.Context, c conn, host, username string) (int64, error) {

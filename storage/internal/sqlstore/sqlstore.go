@@ -197,6 +197,23 @@ func (c *core) notFoundIfNoAccount(err error) error {
 	return err
 }
 
+// collect scans every row with scan and closes rows; err is the query's.
+func collect[T any](rows Rows, err error, scan func(Rows) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // collectStrings scans rows of one text column and closes them.
 func collectStrings(rows Rows, err error) ([]string, error) {
 	if err != nil {
