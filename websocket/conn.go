@@ -285,23 +285,17 @@ func (c *Conn) Flush() error { return c.out.flush() }
 // (RFC 6455 §7), after c2s has closed the XMPP stream. The close frame
 // sends whatever is still unflushed before it.
 func (c *Conn) Close() error {
-	var err error
-	c.closeOnce.Do(func() {
-		c.stopPing()
-		c.mu.Lock()
-		if c.readTimer != nil {
-			c.readTimer.Stop()
-		}
-		c.mu.Unlock()
-		err = c.ws.Close(websocket.StatusNormalClosure, "")
-	})
-	return err
+	return c.end(func() error { return c.ws.Close(websocket.StatusNormalClosure, "") })
 }
 
 // CloseNow ends the connection at once, without the closing handshake:
 // for a client known to have left it (c2s: a stream management
 // resumption took its session elsewhere, XEP-0198 §5).
-func (c *Conn) CloseNow() error {
+func (c *Conn) CloseNow() error { return c.end(c.ws.CloseNow) }
+
+// end stops the pings and the read timer and closes the WebSocket with
+// close, once, whichever of Close and CloseNow comes first.
+func (c *Conn) end(close func() error) error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.stopPing()
@@ -310,7 +304,7 @@ func (c *Conn) CloseNow() error {
 			c.readTimer.Stop()
 		}
 		c.mu.Unlock()
-		err = c.ws.CloseNow()
+		err = close()
 	})
 	return err
 }
