@@ -434,10 +434,7 @@ func (r *Local) messageToBare(ctx context.Context, s *stanza.Stanza, sessions []
 		if s.Type == "headline" {
 			return
 		}
-		ev := &NoResource{Stanza: s, Err: &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}}
-		event.Fire(ctx, r.bus, ev)
-		if ev.Err != nil {
-			r.bounce(ctx, s, s.To, ev.Err)
+		if !r.noResource(ctx, s) {
 			return
 		}
 		r.delivered(ctx, deliveredPool.Get().(*Delivered), s, nil, noCopy)
@@ -461,12 +458,21 @@ func (r *Local) Undelivered(ctx context.Context, s *stanza.Stanza) {
 	case s.Kind == stanza.IQ && s.IsRequest():
 		r.bounce(ctx, s, s.To, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	case s.Kind == stanza.Message && (s.Type == "chat" || s.Type == "normal" || s.Type == ""):
-		ev := &NoResource{Stanza: s, Err: &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}}
-		event.Fire(ctx, r.bus, ev)
-		if ev.Err != nil {
-			r.bounce(ctx, s, s.To, ev.Err)
-		}
+		r.noResource(ctx, s)
 	}
+}
+
+// noResource fires NoResource for a message no resource takes and
+// bounces it with the error the handlers leave; it reports whether a
+// handler (offline storage) kept it.
+func (r *Local) noResource(ctx context.Context, s *stanza.Stanza) bool {
+	ev := &NoResource{Stanza: s, Err: &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}}
+	event.Fire(ctx, r.bus, ev)
+	if ev.Err != nil {
+		r.bounce(ctx, s, s.To, ev.Err)
+		return false
+	}
+	return true
 }
 
 // noAccount applies RFC 6121 §8.5.1: IQs and messages (but not errors)
