@@ -67,12 +67,13 @@ type AccountExists func(ctx context.Context, bare jid.JID) bool
 type Mux struct {
 	log *slog.Logger
 
-	mu       sync.RWMutex // guards the fields below; written at start-up
-	handlers map[xml.Name]entry
-	features []string
-	out      Sender
-	exists   AccountExists
-	preAuth  map[xml.Name]PreAuthHandler
+	mu        sync.RWMutex // guards the fields below; written at start-up
+	handlers  map[xml.Name]entry
+	observers map[xml.Name][]Observer // AfterSet's
+	features  []string
+	out       Sender
+	exists    AccountExists
+	preAuth   map[xml.Name]PreAuthHandler
 	// What disco (XEP-0030) lists: the server's identities and items,
 	// and the identities and features of every account's bare JID.
 	identities        []Identity
@@ -180,13 +181,16 @@ type entry struct {
 	accounts bool
 }
 
+// Observer is told of a request a handler answered with a result.
+type Observer func(ctx context.Context, req Request)
+
 // New returns a Mux that answers only the legacy session establishment:
 // old clients still send it after binding (RFC 3921 §3), and RFC 6121
 // Appendix E keeps it as a no-op (c2s offers it as <optional/>). It
 // lists the server as an IM server (identity server/im, XEP-0030 §3.1,
 // registry category "server") and each account as account/registered.
 func New(log *slog.Logger) *Mux {
-	m := &Mux{log: log, handlers: make(map[xml.Name]entry),
+	m := &Mux{log: log, handlers: make(map[xml.Name]entry), observers: make(map[xml.Name][]Observer),
 		identities:        []Identity{{Category: "server", Type: "im", Name: "Starling"}},
 		accountIdentities: []Identity{{Category: "account", Type: "registered"}},
 	}
@@ -224,6 +228,18 @@ func (m *Mux) Handle(space, local string, h Handler) {
 // sender may have an answer (req.To is then not the sender's bare JID).
 func (m *Mux) HandleForAccounts(space, local string, h Handler) {
 	m.handle(space, local, entry{h: h, accounts: true})
+}
+
+// AfterSet registers f to run after each IQ set of {space}local that its
+// handler answered with a result, once that result is queued: for a module
+// that keeps its data in step with what another stores (bookmarks,
+// XEP-0402 §5.3, with private XML storage's; avatars, XEP-0398 §3, with
+// the vCard's). f runs on the sender's reader, after the reply.
+func (m *Mux) AfterSet(space, local string, f Observer) {
+	m.mu.Lock()
+	name := xml.Name{Space: space, Local: local}
+	m.observers[name] = append(m.observers[name], f)
+	m.mu.Unlock()
 }
 
 func (m *Mux) handle(space, local string, e entry) {
@@ -300,7 +316,16 @@ func (m *Mux) answer(ctx context.Context, s *stanza.Stanza, to, from jid.JID, af
 	if unavailable {
 		return stanza.ErrorReply(s, from, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}
-	res, err := e.h(ctx, Request{Stanza: s, To: to, Name: name, Payload: payload, after: after})
+	req := Request{Stanza: s, To: to, Name: name, Payload: payload, after: after}
+	res, err := e.h(ctx, req)
+	if err == nil && req.Set() {
+		m.mu.RLock()
+		obs := m.observers[name]
+		m.mu.RUnlock()
+		for _, f := range obs {
+			req.AfterReply(func() { f(ctx, req) })
+		}
+	}
 	if err != nil {
 		se, ok := err.(*stanza.Error)
 		if !ok {

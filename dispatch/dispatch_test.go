@@ -188,3 +188,31 @@ func TestAfterReply(t *testing.T) {
 		t.Errorf("effect ran with %d replies sent, want 1", repliesAtEffect)
 	}
 }
+
+// TestAfterSet: observers see sets answered with a result, after the
+// reply; not gets, not errors.
+func TestAfterSet(t *testing.T) {
+	m := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := &sender{}
+	m.SetSender(out)
+	m.Handle("urn:test", "q", func(_ context.Context, req Request) ([]byte, error) {
+		if _, bad := req.Stanza.Child("urn:test", "q"); bad && bytes.Contains(req.Payload, []byte("bad")) {
+			return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+		}
+		return nil, nil
+	})
+	var seen []string
+	for _, name := range []string{"first", "second"} {
+		m.AfterSet("urn:test", "q", func(_ context.Context, req Request) {
+			seen = append(seen, name+" "+req.Stanza.ID+" after "+string(rune('0'+len(out.replies))))
+		})
+	}
+	ctx := context.Background()
+	m.HandleServer(ctx, parse(t, `<iq from='alice@example.org/phone' type='get' id='g'><q xmlns='urn:test'/></iq>`))
+	m.HandleServer(ctx, parse(t, `<iq from='alice@example.org/phone' type='set' id='e'><q xmlns='urn:test'>bad</q></iq>`))
+	m.HandleServer(ctx, parse(t, `<iq from='alice@example.org/phone' type='set' id='s'><q xmlns='urn:test'/></iq>`))
+	want := []string{"first s after 3", "second s after 3"}
+	if len(seen) != len(want) || seen[0] != want[0] || seen[1] != want[1] {
+		t.Errorf("observers saw %q, want %q", seen, want)
+	}
+}
