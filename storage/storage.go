@@ -168,9 +168,16 @@ type Blocklist interface {
 	Unblock(ctx context.Context, host, username string, jids []string) error
 }
 
+// VCardKey is the Documents key of an account's vCard (XEP-0054).
+const VCardKey = "vcard"
+
+// PrivateKey is the Documents key of the private XML element {space}local
+// (XEP-0049).
+func PrivateKey(space, local string) string { return "private {" + space + "} " + local }
+
 // Documents stores small XML documents per account under a key: the
-// vCard-temp (XEP-0054, key "vcard") and private XML storage (XEP-0049, key
-// "private {namespace} local") — opaque bytes to the backend.
+// vCard-temp (VCardKey) and private XML storage (PrivateKey) — opaque
+// bytes to the backend.
 type Documents interface {
 	// Document returns a stored document; ErrNotFound if there is none.
 	Document(ctx context.Context, host, username, key string) ([]byte, error)

@@ -55,7 +55,7 @@ var reserved = map[string]bool{
 }
 
 // Key is the storage.Documents key of the element {space}local.
-func Key(space, local string) string { return "private {" + space + "} " + local }
+func Key(space, local string) string { return storage.PrivateKey(space, local) }
 
 // Service stores and serves private XML.
 type Service struct {

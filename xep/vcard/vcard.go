@@ -37,7 +37,7 @@ import (
 const NS = "vcard-temp"
 
 // Key is the storage.Documents key of an account's vCard.
-const Key = "vcard"
+const Key = storage.VCardKey
 
 // DefaultMaxBytes is the largest vCard stored when Service.MaxBytes is 0:
 // room for an embedded photo (XEP-0153 avatars are meant to be well below
