@@ -290,12 +290,18 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "User avatar compatibility", spec: "XEP-0398 User Avatar to vCard-Based Avatars Conversion",
-		notImplemented: notFiled + ": needs PEP, and vCard from issue 4",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0398-avatar-conversion",
+			"./xep/pep TestAvatarConversion",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "User avatar compatibility", spec: "XEP-0153 vCard-Based Avatars",
-		checks:  []string{"./conformance TestTranscripts/xep-0054-vcard", "./xep/vcard TestVCard"},
-		partial: "the vCard with its photo is stored and served; the server does not add the photo's hash to presence (ejabberd's mod_vcard_xupdate does), clients do",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0054-vcard",
+			"./xep/vcard TestVCard",
+			"./conformance TestTranscripts/xep-0398-avatar-conversion",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "User blocking", spec: "XEP-0191 Blocking Command",
@@ -310,9 +316,13 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0048 Bookmarks",
-		note:    "may be provided by a component",
-		checks:  []string{"./conformance TestTranscripts/xep-0049-private", "./xep/private TestPrivate"},
-		partial: "bookmarks in private XML storage (XEP-0049) only; in PEP (XEP-0223) and as XEP-0402 native bookmarks, kept in sync with private storage, they are issue 14's, not done yet",
+		note: "may be provided by a component",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0049-private",
+			"./xep/private TestPrivate",
+			"./conformance TestTranscripts/xep-0402-bookmarks",
+			"./xep/pep TestBookmarksSync",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0313 Message Archive Management (MUC archives)",
@@ -321,8 +331,12 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0402 PEP Native Bookmarks",
-		note:           "clients use it only when the server exposes urn:xmpp:bookmarks:1#compat, else XEP-0049",
-		notImplemented: notFiled + ": comes with PEP",
+		note: "clients use it only when the server exposes urn:xmpp:bookmarks:1#compat, else XEP-0049",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0402-bookmarks",
+			"./xep/pep TestBookmarksSync",
+			"./xep/pep TestBookmarksMigrate",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0410 MUC Self-Ping",
@@ -330,7 +344,10 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "Persistent storage of private data via PubSub", spec: "XEP-0223 Persistent Storage of Private Data via PubSub",
-		notImplemented: notFiled + ": comes with PEP",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0402-bookmarks",
+			"./conformance TestTranscripts/xep-0163-pep",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "Private XML storage", spec: "XEP-0049 Private XML Storage",

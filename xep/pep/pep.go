@@ -58,10 +58,17 @@
 // (presence and roster: a subscription from or both; open: contacts
 // only).
 //
+// The server keeps two kinds of the user's data in step across their
+// forms: bookmarks (XEP-0402 with §5.3's compatibility: the
+// urn:xmpp:bookmarks:1 node, the storage:bookmarks node and private XML
+// storage, XEP-0049; bookmarks.go) and avatars (XEP-0398: the XEP-0084
+// nodes and the vCard's photo, with the photo's hash added to the user's
+// presence; avatar.go). Private storage and the vCard are other modules':
+// their sets are followed with dispatch's AfterSet, and their documents
+// written through storage.Documents.
+//
 // Not done: notifications to entities on other servers that are not
-// contacts (open nodes), whitelist management by affiliations,
-// bookmarks synchronisation (XEP-0402/0048) and avatar conversion
-// (XEP-0398).
+// contacts (open nodes), whitelist management by affiliations.
 package pep
 
 import (
@@ -76,6 +83,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -182,7 +190,12 @@ func DefaultConfig() storage.PubSubNodeConfig {
 
 // Service is PEP. Set its fields, then Register it.
 type Service struct {
-	Store  storage.PubSub
+	// Store holds the nodes, and the documents of the forms kept in
+	// step with them (private XML's bookmarks, the vCard).
+	Store interface {
+		storage.PubSub
+		storage.Documents
+	}
 	Router router.Router
 	// Subscription is contact's subscription in user's roster.
 	Subscription func(ctx context.Context, user, contact jid.JID) storage.Subscription
@@ -205,14 +218,24 @@ type Service struct {
 	Log     *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+
+	// bookmarkLocks serialise each account's bookmark conversions
+	// (lockBookmarks).
+	bookmarkLocks [64]sync.Mutex
+	// photos caches the accounts' avatar hashes (avatar.go).
+	photos photoCache
 }
 
 // Register adds the IQ handlers and disco entries to m.
 func (s *Service) Register(m *dispatch.Mux) {
 	m.AddAccountIdentity(dispatch.Identity{Category: "pubsub", Type: "pep"})
 	m.AddAccountFeatures(Features...)
+	m.AddAccountFeatures(BookmarkFeatures...)
+	m.AddAccountFeatures(NSAvatarConversion)
 	m.HandleForAccounts(NS, "pubsub", s.handle)
 	m.HandleForAccounts(NSOwner, "pubsub", s.handleOwner)
+	m.AfterSet(nsPrivate, "query", s.privateSet)
+	m.AfterSet(nsVCard, "vCard", s.vcardSet)
 }
 
 // Errors.
@@ -397,23 +420,13 @@ func (s *Service) publish(ctx context.Context, from jid.JID, p *pubsubXML) ([]by
 		want = f
 	}
 	owner := from.Bare()
-	host, user := owner.Domainpart(), owner.Localpart()
-	lim := opts.limits()
-	node, err := s.Store.PubSubNode(ctx, host, user, pub.Node)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		cfg := DefaultConfig()
-		if err := applyForm(&cfg, want, false); err != nil {
-			return nil, err
-		}
-		if err := s.Store.CreatePubSubNode(ctx, host, user, pub.Node, cfg, lim); err != nil && !errors.Is(err, storage.ErrConflict) {
-			return nil, storeErr(err)
-		}
-		if node, err = s.Store.PubSubNode(ctx, host, user, pub.Node); err != nil {
-			return nil, storeErr(err)
-		}
-	case err != nil:
+	cfg := DefaultConfig()
+	if err := applyForm(&cfg, want, false); err != nil {
 		return nil, err
+	}
+	node, err := s.node(ctx, owner, pub.Node, cfg)
+	if err != nil {
+		return nil, storeErr(err)
 	}
 	if err := preconditions(node.Config, want); err != nil {
 		return nil, err
@@ -422,13 +435,11 @@ func (s *Service) publish(ctx context.Context, from jid.JID, p *pubsubXML) ([]by
 	if id == "" {
 		id = newID()
 	}
-	it := storage.PubSubItem{ID: id, Publisher: owner.String(), Payload: bytes.Clone(payload), Published: s.now()}
-	if node.Config.PersistItems {
-		if err := s.Store.PublishPubSubItem(ctx, host, user, pub.Node, it, lim); err != nil {
-			return nil, storeErr(err)
-		}
+	it, err := s.store(ctx, owner, node, id, bytes.Clone(payload))
+	if err != nil {
+		return nil, storeErr(err)
 	}
-	s.notify(ctx, owner, node, eventItems(pub.Node, []storage.PubSubItem{it}))
+	s.converted(ctx, owner, pub.Node, &it)
 	var b bytes.Buffer
 	b.WriteString("<pubsub xmlns='" + NS + "'><publish node='")
 	stanza.EscapeAttr(&b, pub.Node)
@@ -436,6 +447,96 @@ func (s *Service) publish(ctx context.Context, from jid.JID, p *pubsubXML) ([]by
 	stanza.EscapeAttr(&b, id)
 	b.WriteString("'/></publish></pubsub>")
 	return b.Bytes(), nil
+}
+
+// node returns owner's node name, creating it with cfg if it does not
+// exist (XEP-0060 §7.1.4, auto-create).
+func (s *Service) node(ctx context.Context, owner jid.JID, name string, cfg storage.PubSubNodeConfig) (storage.PubSubNode, error) {
+	host, user := owner.Domainpart(), owner.Localpart()
+	node, err := s.Store.PubSubNode(ctx, host, user, name)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return node, err
+	}
+	if err := s.Store.CreatePubSubNode(ctx, host, user, name, cfg, s.Options().limits()); err != nil && !errors.Is(err, storage.ErrConflict) {
+		return node, err
+	}
+	return s.Store.PubSubNode(ctx, host, user, name)
+}
+
+// store keeps an item in node (if it persists items) and notifies it.
+func (s *Service) store(ctx context.Context, owner jid.JID, node storage.PubSubNode, id string, payload []byte) (storage.PubSubItem, error) {
+	it := storage.PubSubItem{ID: id, Publisher: owner.String(), Payload: payload, Published: s.now()}
+	if node.Config.PersistItems {
+		if err := s.Store.PublishPubSubItem(ctx, owner.Domainpart(), owner.Localpart(), node.Name, it, s.Options().limits()); err != nil {
+			return it, err
+		}
+	}
+	s.notify(ctx, owner, node, eventItems(node.Name, []storage.PubSubItem{it}))
+	return it, nil
+}
+
+// put publishes an item on the owner's behalf — the server keeping one
+// form of the owner's data in step with another (bookmarks, avatars) —,
+// creating the node with cfg if needed, and notifies it as a publish
+// would; it converts nothing further.
+func (s *Service) put(ctx context.Context, owner jid.JID, name string, cfg storage.PubSubNodeConfig, id string, payload []byte) error {
+	node, err := s.node(ctx, owner, name, cfg)
+	if err != nil {
+		return err
+	}
+	_, err = s.store(ctx, owner, node, id, payload)
+	return err
+}
+
+// drop retracts an item on the owner's behalf, as put publishes one;
+// nothing to retract is no error.
+func (s *Service) drop(ctx context.Context, owner jid.JID, name, id string) error {
+	node, err := s.Store.PubSubNode(ctx, owner.Domainpart(), owner.Localpart(), name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.remove(ctx, owner, node, id, node.Config.NotifyRetract); !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// remove retracts id from node (ErrNotFound if it is not there),
+// notifying if notify.
+func (s *Service) remove(ctx context.Context, owner jid.JID, node storage.PubSubNode, id string, notify bool) error {
+	err := s.Store.RetractPubSubItem(ctx, owner.Domainpart(), owner.Localpart(), node.Name, id)
+	if err != nil || !notify {
+		return err
+	}
+	var b bytes.Buffer
+	b.WriteString("<items node='")
+	stanza.EscapeAttr(&b, node.Name)
+	b.WriteString("'><retract id='")
+	stanza.EscapeAttr(&b, id)
+	b.WriteString("'/></items>")
+	s.notify(ctx, owner, node, b.Bytes())
+	return nil
+}
+
+// converted keeps the forms the server holds in step with a node after a
+// client changed it (it the item published; nil for a retraction, purge
+// or deletion): bookmarks (bookmarks.go) and avatars (avatar.go).
+func (s *Service) converted(ctx context.Context, owner jid.JID, node string, it *storage.PubSubItem) {
+	var err error
+	switch {
+	case node == NSBookmarks:
+		err = s.bookmarksFromNative(ctx, owner)
+	case node == NSLegacyBookmarks && it != nil:
+		err = s.bookmarksFromLegacy(ctx, owner, it.Payload, fromPEP)
+	case node == NSAvatarMetadata:
+		err = s.avatarToVCard(ctx, owner, it)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.Log.Error("converting personal data failed", "jid", owner.String(), "node", node, "err", err)
+	}
 }
 
 func (s *Service) now() time.Time {
@@ -487,18 +588,10 @@ func (s *Service) retract(ctx context.Context, owner jid.JID, r *nodeItems) erro
 	if err != nil {
 		return storeErr(err)
 	}
-	if err := s.Store.RetractPubSubItem(ctx, host, user, r.Node, r.Items[0].ID); err != nil {
+	if err := s.remove(ctx, owner, node, r.Items[0].ID, node.Config.NotifyRetract || r.Notify == "true" || r.Notify == "1"); err != nil {
 		return storeErr(err)
 	}
-	if node.Config.NotifyRetract || r.Notify == "true" || r.Notify == "1" {
-		var b bytes.Buffer
-		b.WriteString("<items node='")
-		stanza.EscapeAttr(&b, r.Node)
-		b.WriteString("'><retract id='")
-		stanza.EscapeAttr(&b, r.Items[0].ID)
-		b.WriteString("'/></items>")
-		s.notify(ctx, owner, node, b.Bytes())
-	}
+	s.converted(ctx, owner, r.Node, nil)
 	return nil
 }
 
@@ -509,6 +602,12 @@ func (s *Service) items(ctx context.Context, owner, reader jid.JID, q *nodeItems
 	}
 	host, user := owner.Domainpart(), owner.Localpart()
 	node, err := s.Store.PubSubNode(ctx, host, user, q.Node)
+	if errors.Is(err, storage.ErrNotFound) && owner.Equal(reader) && (q.Node == NSBookmarks || q.Node == NSLegacyBookmarks) {
+		// Bookmarks stored privately before: the PEP forms start
+		// with them.
+		s.migrateBookmarks(ctx, owner)
+		node, err = s.Store.PubSubNode(ctx, host, user, q.Node)
+	}
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -689,6 +788,7 @@ func (s *Service) deleteNode(ctx context.Context, owner jid.JID, name string) er
 		return storeErr(err)
 	}
 	s.notify(ctx, owner, node, []byte("<delete node='"+stanza.Escape(name)+"'/>"))
+	s.converted(ctx, owner, name, nil)
 	return nil
 }
 
@@ -705,6 +805,7 @@ func (s *Service) purge(ctx context.Context, owner jid.JID, name string) error {
 		return storeErr(err)
 	}
 	s.notify(ctx, owner, node, []byte("<purge node='"+stanza.Escape(name)+"'/>"))
+	s.converted(ctx, owner, name, nil)
 	return nil
 }
 
@@ -1075,6 +1176,12 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 	})
 	event.On(env.Bus, event.Normal, "pep", func(ctx context.Context, e *roster.PresenceGranted) bool {
 		s.granted(ctx, e.User, e.Contact)
+		return false
+	})
+	// Before presence (Normal), which broadcasts what this leaves.
+	event.On(env.Bus, event.Normal+20, "pep", s.presenceHash)
+	event.On(env.Bus, event.Normal, "pep", func(_ context.Context, e *presence.AccountUnavailable) bool {
+		s.photos.forget(e.User.Bare().String())
 		return false
 	})
 	event.On(env.Bus, event.Normal, "pep", func(ctx context.Context, e *presence.Available) bool {

@@ -1,0 +1,163 @@
+package pep
+
+import (
+	"bytes"
+	"encoding/base64"
+	"image"
+	"image/color"
+	"image/png"
+	"strconv"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/c2s"
+	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/storage"
+)
+
+func testPNG(t *testing.T, c uint8) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 3, 2))
+	img.Set(1, 1, color.RGBA{c, 0, 0, 255})
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func vcardDoc(t *testing.T, f *fixture) string {
+	t.Helper()
+	d, err := f.s.Store.Document(t.Context(), "localhost", "alice", storage.VCardKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(d)
+}
+
+func publishAvatar(t *testing.T, f *fixture, data []byte, id string) {
+	t.Helper()
+	b64 := base64.StdEncoding.EncodeToString(data)
+	for _, p := range []string{
+		"<publish node='urn:xmpp:avatar:data'><item id='" + id + "'><data xmlns='urn:xmpp:avatar:data'>" + b64 + "</data></item></publish>",
+		"<publish node='urn:xmpp:avatar:metadata'><item id='" + id + "'><metadata xmlns='urn:xmpp:avatar:metadata'><info id='" + id + "' bytes='1' type='image/png' url='https://example.org/a.png'/><info id='" + id + "' bytes='1' type='image/png'/></metadata></item></publish>",
+	} {
+		if _, err := f.iq(t, f.s.handle, "alice@localhost/phone", "alice@localhost", "set", "<pubsub xmlns='"+NS+"'>"+p+"</pubsub>"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// presence runs presenceHash on raw, from alice's session.
+func sendPresence(t *testing.T, f *fixture, raw string) string {
+	t.Helper()
+	st, err := stanza.ParseElement([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &c2s.ClientStanza{Session: f.alice, Stanza: st}
+	if f.s.presenceHash(t.Context(), e) {
+		t.Fatal("presenceHash stopped the presence")
+	}
+	return string(e.Stanza.Raw)
+}
+
+// TestAvatarConversion: XEP-0398 §3.1, §3.2 and §4.
+func TestAvatarConversion(t *testing.T) {
+	f := newFixture(t)
+	f.s.Options().MaxNodes = 10
+	ctx := t.Context()
+
+	// No avatar: presence goes as it came.
+	const bare = "<presence from='alice@localhost/phone'/>"
+	if got := sendPresence(t, f, bare); got != bare {
+		t.Errorf("no avatar: %s", got)
+	}
+	f.s.photos.forget("alice@localhost")
+
+	// A vCard stored earlier keeps its other fields.
+	if err := f.s.Store.PutDocument(ctx, "localhost", "alice", storage.VCardKey, []byte("<vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/gif</TYPE><BINVAL>R0lG</BINVAL></PHOTO></vCard>")); err != nil {
+		t.Fatal(err)
+	}
+	img := testPNG(t, 1)
+	id := sha1Hex(img)
+	publishAvatar(t, f, img, id)
+	want := "<vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>" + base64.StdEncoding.EncodeToString(img) + "</BINVAL></PHOTO></vCard>"
+	if got := vcardDoc(t, f); got != want {
+		t.Errorf("vCard after a PEP avatar:\n%s\nwant\n%s", got, want)
+	}
+
+	for _, tc := range []struct{ in, want string }{
+		{bare, "<presence from='alice@localhost/phone'><x xmlns='vcard-temp:x:update'><photo>" + id + "</photo></x></presence>"},
+		{"<presence from='alice@localhost/phone' to='room@muc.example/al'><x xmlns='http://jabber.org/protocol/muc'/></presence>",
+			"<presence from='alice@localhost/phone' to='room@muc.example/al'><x xmlns='http://jabber.org/protocol/muc'/><x xmlns='vcard-temp:x:update'><photo>" + id + "</photo></x></presence>"},
+		{"<presence from='alice@localhost/phone'><show>away</show><x xmlns='vcard-temp:x:update'/></presence>",
+			"<presence from='alice@localhost/phone'><show>away</show><x xmlns='vcard-temp:x:update'><photo>" + id + "</photo></x></presence>"},
+		// The client's own photo element, empty or not, is left alone.
+		{"<presence from='alice@localhost/phone'><x xmlns='vcard-temp:x:update'><photo/></x></presence>", ""},
+		{"<presence from='alice@localhost/phone'><x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>", ""},
+		{"<presence from='alice@localhost/phone' type='unavailable'/>", ""},
+		{"<presence from='alice@localhost/phone' to='bob@localhost' type='subscribe'/>", ""},
+	} {
+		w := tc.want
+		if w == "" {
+			w = tc.in
+		}
+		if got := sendPresence(t, f, tc.in); got != w {
+			t.Errorf("presence %s:\n got %s\nwant %s", tc.in, got, w)
+		}
+	}
+
+	// An old client sets a vCard photo: it becomes the PEP avatar, and
+	// alice's sessions are told.
+	f.alice.take()
+	img2 := testPNG(t, 2)
+	id2 := sha1Hex(img2)
+	b64 := base64.StdEncoding.EncodeToString(img2)
+	vc := "<vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>" + b64[:10] + "\n" + b64[10:] + "</BINVAL></PHOTO></vCard>"
+	if err := f.s.Store.PutDocument(ctx, "localhost", "alice", storage.VCardKey, []byte(vc)); err != nil {
+		t.Fatal(err)
+	}
+	f.s.vcardSet(ctx, request(t, "alice@localhost/phone", vc))
+	items, err := f.s.Store.PubSubItems(ctx, "localhost", "alice", NSAvatarData, storage.PubSubItemsQuery{IDs: []string{id2}})
+	if err != nil || len(items) != 1 || string(items[0].Payload) != "<data xmlns='urn:xmpp:avatar:data'>"+b64+"</data>" {
+		t.Fatalf("data item: %v %v", items, err)
+	}
+	in, ok, err := f.s.avatar(ctx, jid.MustParse("alice@localhost"))
+	if err != nil || !ok || in.ID != id2 || in.Bytes != strconv.Itoa(len(img2)) || in.Type != "image/png" || in.Width != "3" || in.Height != "2" {
+		t.Errorf("metadata: %+v %v %v", in, ok, err)
+	}
+	if ev := events(f.alice.take(), NSAvatarMetadata); len(ev) != 1 || ev[0] != "+"+id2 {
+		t.Errorf("metadata notifications: %q", ev)
+	}
+	if got := sendPresence(t, f, bare); !strings.Contains(got, "<photo>"+id2+"</photo>") {
+		t.Errorf("presence after the vCard photo: %s", got)
+	}
+	// The same vCard again publishes nothing.
+	f.s.vcardSet(ctx, request(t, "alice@localhost/phone", vc))
+	if got := f.alice.take(); len(got) != 0 {
+		t.Errorf("the same photo again: %q", got)
+	}
+
+	// Metadata whose data is not its SHA-1 leaves the vCard alone.
+	bad := testPNG(t, 3)
+	publishAvatar(t, f, bad, id)
+	if got := vcardDoc(t, f); got != vc {
+		t.Errorf("vCard after a mismatching avatar: %s", got)
+	}
+
+	// Disabling the avatar (empty metadata, XEP-0084 §4.2) removes the
+	// photo, keeping the rest.
+	if _, err := f.iq(t, f.s.handle, "alice@localhost/phone", "alice@localhost", "set",
+		"<pubsub xmlns='"+NS+"'><publish node='urn:xmpp:avatar:metadata'><item id='none'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></publish></pubsub>"); err != nil {
+		t.Fatal(err)
+	}
+	if got := vcardDoc(t, f); got != "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>" {
+		t.Errorf("vCard after disabling the avatar: %s", got)
+	}
+	if got := sendPresence(t, f, bare); got != bare {
+		t.Errorf("presence without an avatar: %s", got)
+	}
+}
