@@ -309,6 +309,10 @@ func (s *Service) presenceHash(ctx context.Context, e *c2s.ClientStanza) bool {
 	if st.Kind != stanza.Presence || st.Type != "" {
 		return false
 	}
+	hash := s.photoHash(ctx, st.From.Bare())
+	if hash == "" {
+		return false
+	}
 	x, hasX := st.Child(nsVCardUpdate, "x")
 	if hasX {
 		for c := range stanza.Children(x) {
@@ -316,10 +320,6 @@ func (s *Service) presenceHash(ctx context.Context, e *c2s.ClientStanza) bool {
 				return false
 			}
 		}
-	}
-	hash := s.photoHash(ctx, st.From.Bare())
-	if hash == "" {
-		return false
 	}
 	raw := st.Raw
 	upd := "<x xmlns='" + nsVCardUpdate + "'><photo>" + hash + "</photo></x>"

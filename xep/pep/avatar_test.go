@@ -161,3 +161,29 @@ func TestAvatarConversion(t *testing.T) {
 		t.Errorf("presence without an avatar: %s", got)
 	}
 }
+
+// BenchmarkPresenceHash is XEP-0398 §4 on the presence path: an account
+// without an avatar (the hash cached as none: nothing added) and one with
+// (the presence rewritten with it).
+func BenchmarkPresenceHash(b *testing.B) {
+	for _, name := range []string{"none", "avatar"} {
+		b.Run(name, func(b *testing.B) {
+			s := &Service{}
+			hash := ""
+			if name == "avatar" {
+				hash = "8ac21996bb7f2aa6f610f46d81a90497ac80009e"
+			}
+			s.photos.set("alice@localhost", hash)
+			st, err := stanza.ParseElement([]byte("<presence from='alice@localhost/phone'><show>away</show><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org' ver='HqysBISGPrtMkgelPAooM8V38OQ='/></presence>"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			e := &c2s.ClientStanza{Stanza: st}
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Stanza = st
+				s.presenceHash(b.Context(), e)
+			}
+		})
+	}
+}
