@@ -21,8 +21,8 @@
 //     data form of the fields the storage keeps (others kept as given);
 //   - access models (§4.5) on every read: open; presence (contacts with a
 //     subscription from or both); roster (the same: no roster groups);
-//     whitelist (the owner and the node's whitelist, which only the
-//     storage holds for now);
+//     whitelist (the owner and the node's members, managed as its
+//     affiliations, §8.9: member or none);
 //   - notifications (XEP-0163 §4): on publish, retract, purge and delete,
 //     a headline message from the account's bare JID to every available
 //     session of the account and of its local contacts the access model
@@ -47,8 +47,8 @@
 // with a text, type cancel, nothing changed (Prosody's mod_pep has no
 // account quotas to follow; not-acceptable is what §7.1.3.4 answers an
 // item the service will not take); a malformed request is <bad-request/>;
-// what PEP does not do here (explicit subscriptions, affiliations,
-// collection nodes, instant nodes, the domain as a pubsub service) is
+// what PEP does not do here (explicit subscriptions, affiliations other
+// than member, collection nodes, instant nodes, the domain as a pubsub service) is
 // <feature-not-implemented/> with <unsupported/>.
 //
 // Contacts on other servers (federation) are notified too: their
@@ -68,7 +68,7 @@
 // written through storage.Documents.
 //
 // Not done: notifications to entities on other servers that are not
-// contacts (open nodes), whitelist management by affiliations.
+// contacts (open nodes).
 package pep
 
 import (
@@ -131,6 +131,7 @@ var Features = []string{
 	NS + "#filtered-notifications",
 	NS + "#item-ids",
 	NS + "#last-published",
+	NS + "#modify-affiliations",
 	NS + "#multi-items",
 	NS + "#persistent-items",
 	NS + "#presence-notifications",
@@ -298,14 +299,15 @@ type pubsubXML struct {
 	Children []struct {
 		XMLName xml.Name
 	} `xml:",any"`
-	Publish        *nodeItems `xml:"publish"`
-	PublishOptions *withForm  `xml:"publish-options"`
-	Items          *nodeItems `xml:"items"`
-	Retract        *nodeItems `xml:"retract"`
-	Configure      *withForm  `xml:"configure"`
-	Create         *withForm  `xml:"create"`
-	Delete         *withForm  `xml:"delete"`
-	Purge          *withForm  `xml:"purge"`
+	Publish        *nodeItems       `xml:"publish"`
+	PublishOptions *withForm        `xml:"publish-options"`
+	Items          *nodeItems       `xml:"items"`
+	Retract        *nodeItems       `xml:"retract"`
+	Configure      *withForm        `xml:"configure"`
+	Create         *withForm        `xml:"create"`
+	Delete         *withForm        `xml:"delete"`
+	Purge          *withForm        `xml:"purge"`
+	Affiliations   *affiliationsXML `xml:"affiliations"`
 }
 
 func decode(raw []byte) (*pubsubXML, error) {
@@ -374,6 +376,10 @@ func (s *Service) handleOwner(ctx context.Context, req dispatch.Request) ([]byte
 		return nil, s.deleteNode(ctx, owner, p.Delete.Node)
 	case p.Purge != nil && req.Set():
 		return nil, s.purge(ctx, owner, p.Purge.Node)
+	case p.Affiliations != nil && req.Set():
+		return nil, s.setAffiliations(ctx, owner, p.Affiliations)
+	case p.Affiliations != nil:
+		return s.affiliations(ctx, owner, p.Affiliations.Node)
 	}
 	for _, c := range p.Children {
 		return nil, unsupported(c.XMLName.Local)
@@ -807,6 +813,83 @@ func (s *Service) purge(ctx context.Context, owner jid.JID, name string) error {
 	s.notify(ctx, owner, node, []byte("<purge node='"+stanza.Escape(name)+"'/>"))
 	s.converted(ctx, owner, name, nil)
 	return nil
+}
+
+// Affiliations (§8.9): on a personal node they are the owner and the
+// whitelist's members, who may read a whitelist node (§4.5); PEP has no
+// publishers or outcasts (XEP-0163 §4: only the owner publishes).
+
+type affiliationsXML struct {
+	Node         string `xml:"node,attr"`
+	Affiliations []struct {
+		JID         string `xml:"jid,attr"`
+		Affiliation string `xml:"affiliation,attr"`
+	} `xml:"affiliation"`
+}
+
+// affiliations is §8.9.1.
+func (s *Service) affiliations(ctx context.Context, owner jid.JID, name string) ([]byte, error) {
+	if name == "" {
+		return nil, errNodeID
+	}
+	node, err := s.Store.PubSubNode(ctx, owner.Domainpart(), owner.Localpart(), name)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	var b bytes.Buffer
+	b.WriteString("<pubsub xmlns='" + NSOwner + "'><affiliations node='")
+	stanza.EscapeAttr(&b, name)
+	b.WriteString("'><affiliation jid='")
+	stanza.EscapeAttr(&b, owner.String())
+	b.WriteString("' affiliation='owner'/>")
+	for _, w := range node.Config.Whitelist {
+		b.WriteString("<affiliation jid='")
+		stanza.EscapeAttr(&b, w)
+		b.WriteString("' affiliation='member'/>")
+	}
+	b.WriteString("</affiliations></pubsub>")
+	return b.Bytes(), nil
+}
+
+// setAffiliations is §8.9.2: member adds a bare JID to the whitelist,
+// none removes it; all or nothing (§8.9.2.4).
+func (s *Service) setAffiliations(ctx context.Context, owner jid.JID, a *affiliationsXML) error {
+	if a.Node == "" {
+		return errNodeID
+	}
+	host, user := owner.Domainpart(), owner.Localpart()
+	node, err := s.Store.PubSubNode(ctx, host, user, a.Node)
+	if err != nil {
+		return storeErr(err)
+	}
+	cfg := node.Config
+	list := slices.Clone(cfg.Whitelist)
+	for _, af := range a.Affiliations {
+		j, err := jid.Parse(af.JID)
+		if err != nil {
+			return &stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed}
+		}
+		bare := j.Bare().String()
+		if j.Bare().Equal(owner) {
+			// §8.9.2.4: the owner stays the owner.
+			return &stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "the owner's affiliation cannot change"}
+		}
+		list = slices.DeleteFunc(list, func(w string) bool { return w == bare })
+		switch af.Affiliation {
+		case "member":
+			list = append(list, bare)
+		case "none":
+		case "publisher", "publish-only", "outcast", "owner":
+			return unsupported("modify-affiliations")
+		default:
+			return errBadRequest
+		}
+	}
+	if len(list) == 0 {
+		list = nil
+	}
+	cfg.Whitelist = list
+	return storeErr(s.Store.ConfigurePubSubNode(ctx, host, user, a.Node, cfg, s.Options().limits()))
 }
 
 // Forms.

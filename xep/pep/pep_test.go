@@ -304,7 +304,10 @@ func TestErrors(t *testing.T) {
 		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><delete node='none'/></pubsub>", stanza.ItemNotFound},
 		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><purge node='n1'/></pubsub>", ""},
 		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><delete node='n2'/></pubsub>", ""},
-		{f.s.handleOwner, "get", "<pubsub xmlns='" + NSOwner + "'><affiliations node='n1'/></pubsub>", stanza.FeatureNotImplemented},
+		{f.s.handleOwner, "get", "<pubsub xmlns='" + NSOwner + "'><subscriptions node='n1'/></pubsub>", stanza.FeatureNotImplemented},
+		{f.s.handleOwner, "get", "<pubsub xmlns='" + NSOwner + "'><affiliations node='none'/></pubsub>", stanza.ItemNotFound},
+		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><affiliations node='n1'><affiliation jid='bad@@jid' affiliation='member'/></affiliations></pubsub>", stanza.JIDMalformed},
+		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><affiliations node='n1'><affiliation jid='bob@localhost' affiliation='lord'/></affiliations></pubsub>", stanza.BadRequest},
 	} {
 		_, err := f.iq(t, tc.h, "alice@localhost/phone", "alice@localhost", tc.typ, tc.payload)
 		if got := cond(err); got != tc.want {
