@@ -19,6 +19,23 @@
 // once each and in that order (issue 13). A second screenshot,
 // "-history", shows it.
 //
+// Against Starling, alice and bob are made mutual contacts first, and
+// each login checks their profiles too (profile_test.go), as a user sees
+// them. bob (over TCP) publishes a new avatar, a small random PNG, in PEP
+// (XEP-0084, readable by his contacts): once logged in, alice's roster
+// must show it, the very bytes (Converse asks for bob's vCard, XEP-0054,
+// so the server must give his PEP avatar as the vCard's PHOTO, XEP-0398).
+// A bookmark of a random room with a random name is stored for alice
+// before she logs in, as legacy clients do, in private XML storage
+// (XEP-0049) of storage:bookmarks (XEP-0048): Converse, which keeps
+// bookmarks in PEP (XEP-0402 when the account advertises
+// urn:xmpp:bookmarks:1#compat, else XEP-0048's node), must list it by its
+// name when alice opens her bookmarks; then she bookmarks another room in
+// Converse (through its API: its form for it belongs to a groupchat's
+// view, and there is no MUC service to join), and a legacy client must
+// read both back from private XML storage, each with its name. A
+// screenshot, "-bookmarks", shows the list.
+//
 // `make check` installs chromium (Debian) and the npm packages into
 // testdata/node_modules (npm ci from testdata/package-lock.json).
 //
@@ -100,6 +117,14 @@ type event struct {
 	// Settings are what a page passed to converse.initialize (with
 	// --login).
 	Settings map[string]any `json:"settings"`
+	// Image is the data URL of the avatar shown (with --avatar).
+	Image string `json:"image"`
+	// Bookmarks are the bookmarks Converse lists, Node the PEP node it
+	// keeps them in (with --bookmark-jid); Answer the server's error
+	// answer to its publish of one (with --add-bookmark-jid).
+	Bookmarks []bookmark `json:"bookmarks"`
+	Node      string     `json:"node"`
+	Answer    string     `json:"answer"`
 }
 
 // server is the server under test: Starling started by the test, or an
@@ -113,6 +138,11 @@ type server struct {
 	// archive: the accounts have a message archive (XEP-0313) that
 	// Converse syncs from, so the history check after a reload runs.
 	archive bool
+	// profile: the profile checks run (bob's avatar, alice's bookmarks;
+	// profile_test.go): the server converts avatars between PEP and vCard
+	// (XEP-0398) and keeps bookmarks in PEP and private XML storage in
+	// step (XEP-0402 §5, XEP-0048).
+	profile bool
 	// urls maps each web transport checked ("websocket", "bosh") to its
 	// endpoint.
 	urls map[string]string
@@ -149,7 +179,7 @@ func TestBrowser(t *testing.T) {
 			testbin.Require(t, fmt.Sprintf("Starling has no WebSocket listener yet: its config does not take %q (check-config: %s)", starlingHTTP(httpAddr, page), bytes.TrimSpace(out)), false)
 		}
 		srv := &server{name: "Starling", domain: "localhost", starttls: setup.StartTLS, mech: "SCRAM-SHA-256",
-			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}, archive: true}
+			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}, archive: true, profile: true}
 		for _, user := range []string{"alice", "bob"} {
 			testbin.AddUser(t, bin, setup.Config, user+"@"+srv.domain, srv.passwords[user])
 		}
@@ -186,6 +216,13 @@ func runChecks(t *testing.T, page string, srv *server) {
 	bob := xmpptest.Login(t, srv.starttls, srv.domain, "bob", srv.passwords["bob"], srv.mech, "browser-peer")
 	// Available, so that a reply to his bare JID reaches this session.
 	bob.Send("<presence/>")
+	// With the profile checks, a session of alice's over TCP as a legacy
+	// client, never available, and alice and bob mutual contacts.
+	var legacy *xmpptest.Client
+	if srv.profile {
+		legacy = xmpptest.Login(t, srv.starttls, srv.domain, "alice", srv.passwords["alice"], srv.mech, "browser-legacy")
+		befriend(t, legacy, bob)
+	}
 	for _, transport := range []string{"websocket", "bosh"} {
 		endpoint, ok := srv.urls[transport]
 		if !ok {
@@ -195,14 +232,16 @@ func runChecks(t *testing.T, page string, srv *server) {
 			if endpoint == "" {
 				t.Fatalf("no %s URL for %s: set %s_%s_URL", transport, srv.name, anchorenv.Var, strings.ToUpper(transport))
 			}
-			checkConverse(t, page, srv, bob, transport, endpoint)
+			checkConverse(t, page, srv, bob, legacy, transport, endpoint)
 		})
 	}
 }
 
 // checkConverse is one login of Converse over transport at endpoint, a
-// message from bob shown in the chat and a reply typed back to him.
-func checkConverse(t *testing.T, page string, srv *server, bob *xmpptest.Client, transport, endpoint string) {
+// message from bob shown in the chat and a reply typed back to him; with
+// srv.profile, bob's avatar and alice's bookmarks (legacy is her TCP
+// session).
+func checkConverse(t *testing.T, page string, srv *server, bob, legacy *xmpptest.Client, transport, endpoint string) {
 	alice := "alice@" + srv.domain
 	tag := randomTag()
 	expect := fmt.Sprintf("Hello Converse over %s, from a TCP client <&> ☃ %s", transport, tag)
@@ -215,16 +254,22 @@ func checkConverse(t *testing.T, page string, srv *server, bob *xmpptest.Client,
 	if srv.archive {
 		args = append(args, "--history")
 	}
+	var p *profile
+	if srv.profile {
+		p = newProfile(t, legacy, bob, srv.domain)
+		args = append(args, p.args()...)
+	}
 	d := startDriver(t, args...)
-	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply, srv.archive)
+	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply, srv.archive, p)
 }
 
 // chat is the check once the driver d has started logging alice in: she
 // is online over transport at endpoint, sees bob's message expect (with
 // id browser-tag) in her chat, and her reply reaches him; then the
 // screenshot; with history, the reload and the history from the archive
-// (see checkHistory); and the logout.
-func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string, history bool) {
+// (see checkHistory); and the logout. With a profile p, bob's avatar in
+// her roster once she is online, and her bookmarks after the screenshot.
+func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string, history bool, p *profile) {
 	t.Helper()
 	// 1. Logged in over the transport asked for, at the URL given.
 	e := d.next(t, "online")
@@ -233,6 +278,9 @@ func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport
 	}
 	t.Logf("Converse logged in as %s over %s at %s", e.JID, e.Transport, e.Service)
 	full := e.JID
+	if p != nil {
+		p.checkAvatar(t, d, bareJID(bob.JID))
+	}
 
 	// 2. bob's message, to alice's bare JID, shows up in her chat.
 	bob.Send(fmt.Sprintf("<message to='%s' type='chat' id='browser-%s'><body>%s</body></message>", alice, tag, xmlEscape(expect)))
@@ -252,6 +300,9 @@ func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport
 	e = d.next(t, "screenshot")
 	checkPNG(t, e.Path)
 	t.Logf("screenshot: %s", e.Path)
+	if p != nil {
+		p.checkBookmarks(t, d)
+	}
 
 	if history {
 		io.WriteString(d.stdin, "reload\n")

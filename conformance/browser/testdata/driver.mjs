@@ -5,9 +5,18 @@
 //   {"event":"form","text":"...","settings":{...}}                with --login: the login form shown (text: the
 //                                                                 address field's placeholder) and the page's settings
 //   {"event":"online","jid":"...","transport":"websocket|bosh","service":"..."}
+//   {"event":"avatar","jid":"...","image":"data:..."}             with --avatar: the peer's avatar shown in the roster
 //   {"event":"received","from":"...","type":"...","body":"..."}  the message shown in the chat
 //   {"event":"sent","body":"..."}                                 the reply, typed and shown as sent
 //   {"event":"screenshot","path":"..."}
+//   {"event":"bookmarks","bookmarks":[{"jid":"...","name":"..."}],"node":"..."}
+//                                                                 with --bookmark-jid: the bookmarks Converse lists,
+//                                                                 and the node it keeps them in (urn:xmpp:bookmarks:1
+//                                                                 when the account has urn:xmpp:bookmarks:1#compat,
+//                                                                 else storage:bookmarks)
+//   {"event":"bookmarked","node":"...","type":"result|error","answer":"..."}
+//                                                                 with --add-bookmark-jid: the bookmark added, listed,
+//                                                                 and the server's answer to Converse's publish of it
 //   {"event":"reloaded","jid":"..."}                              with --history: logged in again after the reload
 //   {"event":"history","texts":[...],"bodies":[...],"mam":N}       with --history: the chat's texts shown, in order,
 //                                                                 the bodies of Converse's message models, in order,
@@ -27,6 +36,21 @@
 // host other than the page's and the XMPP service's is refused and fails
 // the run: Converse must need nothing from the network; so is any
 // violation of the page's Content-Security-Policy.
+//
+// With --avatar BASE64 (a PNG image), once logged in: wait until the
+// peer's entry in the roster (the controlbox) shows an avatar whose image
+// is exactly those bytes, however Converse got it (it asks for the
+// contact's vCard, XEP-0054, and shows its PHOTO), and report its data
+// URL; then go on with the message.
+//
+// With --bookmark-jid and --bookmark-name, after the screenshot: open the
+// bookmarks as a user does (the Groupchats menu, then Bookmarks) and wait
+// until that room is listed, then report what the list shows. With
+// --add-bookmark-jid and --add-bookmark-name too, bookmark that room
+// through Converse's API (api.bookmarks.set: Converse's form for it is
+// part of a groupchat's view, which needs a MUC service to join), wait
+// until the server has answered Converse's publish of it and the list
+// shows it, and report the answer; a screenshot of the list, "-bookmarks".
 //
 // With --history, after the screenshot and a line "reload" on stdin (the
 // test has seen the reply arrive): log out, leave the page, clear
@@ -51,6 +75,8 @@
 //          --transport websocket|bosh --url ws[s]://…|http[s]://…
 //          --jid alice@localhost --password pw --peer bob@localhost
 //          --expect TEXT --reply TEXT --screenshot FILE.png
+//          [--history] [--avatar BASE64] [--bookmark-jid JID --bookmark-name NAME
+//          [--add-bookmark-jid JID --add-bookmark-name NAME]]
 //    or:  node driver.mjs --page https://localhost:PORT/chat --login alice
 //          --transport websocket --url wss://… --password pw --peer … …
 import { parseArgs } from "node:util";
@@ -74,6 +100,11 @@ const { values: opt } = parseArgs({
     reply: { type: "string" },
     screenshot: { type: "string" },
     history: { type: "boolean", default: false },
+    avatar: { type: "string" },
+    "bookmark-jid": { type: "string" },
+    "bookmark-name": { type: "string" },
+    "add-bookmark-jid": { type: "string" },
+    "add-bookmark-name": { type: "string" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
     timeout: { type: "string", default: "30000" },
   },
@@ -221,6 +252,48 @@ async function main() {
   const state = await page.evaluate(() => window.starling);
   report({ event: "online", jid: state.jid, transport: state.transport, service: state.service });
 
+  // 1b. With --avatar: the peer's avatar, in the roster, is that image.
+  if (opt.avatar !== undefined) {
+    const selector = `converse-controlbox a.open-chat[data-jid="${opt.peer}"] converse-avatar svg image`;
+    const shown = () =>
+      page.evaluate((selector) => document.querySelector(selector)?.getAttribute("href") ?? null, selector);
+    try {
+      await page.waitForFunction(
+        ({ selector, want }) => {
+          const href = document.querySelector(selector)?.getAttribute("href") ?? "";
+          const m = /^data:[^,]*;base64,(.*)$/s.exec(href);
+          try {
+            return m !== null && atob(m[1].replace(/\s+/g, "")) === atob(want);
+          } catch {
+            return false;
+          }
+        },
+        { selector, want: opt.avatar },
+        { timeout },
+      );
+    } catch {
+      // What Converse shows instead, and what it made of the vCard.
+      const href = await shown();
+      const vcard = await page.evaluate(async (peer) => {
+        const contact = await window.starlingAPI.contacts.get(peer);
+        if (!contact) {
+          return "no roster contact";
+        }
+        const attrs = { ...(contact.vcard?.attributes ?? {}) };
+        if (attrs.image) {
+          attrs.image = `${attrs.image.length} base64 characters`;
+        }
+        return JSON.stringify(attrs);
+      }, opt.peer);
+      throw new Error(
+        `the roster does not show ${opt.peer}'s avatar within ${timeout} ms: it shows ` +
+          (href === null ? "no image" : `an image of ${href.length} characters (${href.slice(0, 60)}…)`) +
+          `; Converse's vCard for ${opt.peer}: ${vcard}`,
+      );
+    }
+    report({ event: "avatar", jid: opt.peer, image: await shown() });
+  }
+
   // 2. The peer's message shows up in its chat. In the fullscreen view
   // Converse lists a new conversation in the controlbox, with its unread
   // count, without opening it: a click on it, as a user does, opens the
@@ -263,6 +336,12 @@ async function main() {
   // 4. The screenshot: the conversation, both ways.
   await page.screenshot({ path: opt.screenshot, fullPage: true });
   report({ event: "screenshot", path: opt.screenshot });
+
+  // 4b. With --bookmark-jid: the bookmarks, listed as a user opens them;
+  // with --add-bookmark-jid, one added.
+  if (opt["bookmark-jid"] !== undefined) {
+    await bookmarks(page);
+  }
 
   if (refused.length > 0) {
     throw new Error(`Converse tried to reach other hosts: ${refused.join(" ")}`);
@@ -328,6 +407,77 @@ async function main() {
   await page.waitForFunction(() => !window.starling.connected, null, { timeout: 5000 }).catch(() => {
     report({ event: "log", text: "still connected 5 s after logout" });
   });
+}
+
+// bookmarks is step 4b: the Groupchats menu in the controlbox, then
+// Bookmarks, which opens the list; --bookmark-jid must be listed. Then,
+// with --add-bookmark-jid, that bookmark added through Converse's API:
+// listed, and its publish answered.
+async function bookmarks(page) {
+  const bare = (await page.evaluate(() => window.starling.jid)).split("/")[0];
+  const ns = (await page.evaluate(
+    (bare) => window.starlingAPI.disco.supports("urn:xmpp:bookmarks:1#compat", bare),
+    bare,
+  ))
+    ? "urn:xmpp:bookmarks:1"
+    : "storage:bookmarks";
+  const rooms = page.locator("converse-controlbox converse-rooms-list");
+  await rooms.locator("converse-dropdown button.dropdown-toggle").first().click({ timeout });
+  await rooms.locator("a.show-bookmark-list-modal").click({ timeout });
+  const modal = page.locator("converse-bookmark-list-modal");
+  const item = (jid) => modal.locator(`converse-bookmarks a.open-room[data-room-jid="${jid}"]`);
+  const listed = () =>
+    modal.locator("converse-bookmarks a.open-room").evaluateAll((els) =>
+      els.map((a) => ({ jid: a.getAttribute("data-room-jid"), name: a.textContent.trim() })),
+    );
+  // Why Converse might have no bookmarks at all: it keeps them only if the
+  // account is a PEP service with publish-options (XEP-0223).
+  const support = () =>
+    page.evaluate(async (bare) => {
+      const api = window.starlingAPI;
+      const pep = !!(await api.disco.getIdentity("pubsub", "pep", bare));
+      const options = await api.disco.supports("http://jabber.org/protocol/pubsub#publish-options", bare);
+      return `PEP identity ${pep}, publish-options ${options}`;
+    }, bare);
+  try {
+    await item(opt["bookmark-jid"]).waitFor({ state: "visible", timeout });
+  } catch {
+    throw new Error(
+      `Converse's bookmarks do not list ${opt["bookmark-jid"]} within ${timeout} ms: they list ` +
+        `${JSON.stringify(await listed())} (node ${ns}; ${await support()})`,
+    );
+  }
+  report({ event: "bookmarks", bookmarks: await listed(), node: ns });
+
+  if (opt["add-bookmark-jid"] !== undefined) {
+    const jid = opt["add-bookmark-jid"];
+    const before = await page.evaluate(() => window.starling.publishes.length);
+    await page.evaluate(
+      ({ jid, name }) => window.starlingAPI.bookmarks.set({ jid, name, autojoin: false }),
+      { jid, name: opt["add-bookmark-name"] },
+    );
+    let pub;
+    try {
+      const handle = await page.waitForFunction(
+        ({ before, ns }) => window.starling.publishes.slice(before).find((p) => p.node === ns && p.type),
+        { before, ns },
+        { timeout },
+      );
+      pub = await handle.jsonValue();
+    } catch {
+      const sent = await page.evaluate((before) => window.starling.publishes.slice(before), before);
+      throw new Error(`Converse's publish of the bookmark ${jid} to ${ns} was not answered within ${timeout} ms (publishes: ${JSON.stringify(sent)})`);
+    }
+    try {
+      await item(jid).waitFor({ state: "visible", timeout });
+    } catch {
+      throw new Error(`Converse's bookmarks do not list ${jid} within ${timeout} ms after adding it: they list ${JSON.stringify(await listed())}`);
+    }
+    report({ event: "bookmarked", node: pub.node, type: pub.type, answer: pub.answer ?? "" });
+  }
+  await page.screenshot({ path: opt.screenshot.replace(/\.png$/, "") + "-bookmarks.png", fullPage: true });
+  await page.keyboard.press("Escape");
+  await modal.locator(".modal").first().waitFor({ state: "hidden", timeout }).catch(() => {});
 }
 
 let code = 0;

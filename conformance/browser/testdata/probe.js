@@ -3,8 +3,10 @@
 // (converse) registers a Converse plugin, "starling-probe", which records
 // in window.starling what the driver (driver.mjs) waits for: the
 // connection's state, the bound JID, the transport Strophe.js really used
-// (websocket or bosh) and its URL; it hands Converse's API to the driver
-// as window.starlingAPI. The page must list "starling-probe" in
+// (websocket or bosh) and its URL, the MAM queries Converse sends and
+// their answers, and the PEP publishes it sends (window.starling.
+// publishes: node, then the answer's type); it hands Converse's API to
+// the driver as window.starlingAPI. The page must list "starling-probe" in
 // whitelisted_plugins.
 //
 // index.html registers it itself. On a page the driver does not control,
@@ -15,6 +17,9 @@ window.starling = {
   connected: false, available: false, ready: false, jid: "", transport: "", service: "", events: [],
   // The MAM queries (XEP-0313) Converse sent, and how many were answered.
   mamQueries: 0, mamAnswered: 0,
+  // The pubsub publishes (PEP) Converse sent, in order: the node, and once
+  // answered the answer's type and, for an error, the whole answer.
+  publishes: [],
   // Content-Security-Policy violations on the page.
   violations: [],
 };
@@ -47,6 +52,13 @@ window.starlingProbe = function (converse) {
             window.starling.mamIDs.delete(el.getAttribute("id"));
             window.starling.mamAnswered++;
           }
+          const pub = window.starling.publishes.find((p) => p.id === el.getAttribute("id") && !p.type);
+          if (pub && ["result", "error"].includes(el.getAttribute("type"))) {
+            pub.type = el.getAttribute("type");
+            if (pub.type === "error") {
+              pub.answer = el.outerHTML;
+            }
+          }
           return true;
         }, null, "iq");
       });
@@ -64,6 +76,11 @@ window.starlingProbe = function (converse) {
         if (el.tagName === "iq" && Array.from(el.children).some(isMAM)) {
           window.starling.mamIDs.add(el.getAttribute("id"));
           window.starling.mamQueries++;
+        }
+        const publish = el.tagName === "iq" && el.getAttribute("type") === "set" &&
+          Array.from(el.children).filter((c) => c.localName === "pubsub").flatMap((c) => Array.from(c.children)).find((c) => c.localName === "publish");
+        if (publish) {
+          window.starling.publishes.push({ id: el.getAttribute("id"), node: publish.getAttribute("node") });
         }
         if (el.tagName === "presence" && !el.getAttribute("to") && !el.getAttribute("type") && !window.starling.available) {
           window.starling.available = true;
