@@ -1,7 +1,8 @@
 // Package profanity checks Starling with Profanity (a terminal client on
 // libstrophe, from Debian), driven in tmux: it logs in to the built binary
 // over STARTTLS, sends a message that is checked on arrival, and shows one
-// it receives.
+// it receives. TestProfanityOMEMO (omemo_test.go, on Starling only) has it
+// exchange OMEMO messages with python-omemo, through Starling's PEP.
 //
 // With STARLING_ANCHOR set (internal/anchorenv; `make conformance-anchors`)
 // the same checks run against that server instead, such as Prosody or
@@ -34,6 +35,7 @@ const screenTimeout = 20 * time.Second
 type tmux struct {
 	socket string
 	env    []string
+	log    string // Profanity's log file, if the test reads it
 }
 
 func (x *tmux) run(t *testing.T, args ...string) string {
@@ -56,8 +58,8 @@ func (x *tmux) keys(t *testing.T, text string) {
 	x.run(t, "send-keys", "-t", "p", "Enter")
 }
 
-// waitScreen polls the screen until it contains want.
-func (x *tmux) waitScreen(t *testing.T, want string) {
+// waitScreen polls the screen until it contains want, and returns it.
+func (x *tmux) waitScreen(t *testing.T, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(screenTimeout)
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -65,7 +67,7 @@ func (x *tmux) waitScreen(t *testing.T, want string) {
 	for {
 		screen := x.run(t, "capture-pane", "-p", "-t", "p")
 		if strings.Contains(screen, want) {
-			return
+			return screen
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("Profanity's screen never showed %q; it shows:\n%s", want, screen)
