@@ -10,6 +10,7 @@ import (
 	"github.com/starling-xmpp/starling/xep/entitytime"
 	"github.com/starling-xmpp/starling/xep/last"
 	"github.com/starling-xmpp/starling/xep/mam"
+	"github.com/starling-xmpp/starling/xep/muc"
 	"github.com/starling-xmpp/starling/xep/offline"
 	"github.com/starling-xmpp/starling/xep/pep"
 	"github.com/starling-xmpp/starling/xep/ping"
@@ -41,6 +42,7 @@ func Modules() []module.Module {
 		vcard.Module{},
 		private.Module{},
 		pep.Module{},
+		muc.Module{},
 		// Federation last: other servers' stanzas arrive once every
 		// module is ready for them.
 		&s2s.Module{},

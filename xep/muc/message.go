@@ -1,0 +1,75 @@
+package muc
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/stanza"
+)
+
+// groupchat is §7.4 (and §8.1, a subject change): an occupant's message
+// to everyone, from its occupant JID, with its occupant-id (XEP-0421).
+func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
+	subject, hasSubject := clientChild(st.Raw, "subject")
+	_, hasBody := clientChild(st.Raw, "body")
+	r.mu.Lock()
+	o := r.byReal(st.From)
+	var e *stanza.Error
+	switch {
+	case o == nil:
+		e = &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, Text: "only occupants may send messages to the room"}
+	case o.role == roleVisitor:
+		e = &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "you have no voice in this room"} // §7.4, §8.6
+	case hasSubject && !hasBody && !r.cfg.ChangeSubject && o.role != roleModerator:
+		e = &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "only moderators may change the subject"} // §8.1
+	}
+	if e != nil {
+		r.mu.Unlock()
+		s.fail(ctx, st, e)
+		return
+	}
+	from := r.occupantJID(o.nick).String()
+	var inner bytes.Buffer
+	inner.Write(stripped(st.Raw))
+	inner.WriteString("<occupant-id xmlns='" + NSOccupantID + "' id='" + o.id + "'/>")
+	if hasSubject && !hasBody {
+		var t struct {
+			Text string `xml:",chardata"`
+		}
+		xml.Unmarshal(subject, &t)
+		r.subject, r.subjectFrom = t.Text, from
+	} else if hasBody {
+		r.history = append(r.history, historyMessage{from: from, inner: inner.Bytes(), at: s.now(), chars: utf8.RuneCount(inner.Bytes())})
+		if len(r.history) > historyKept {
+			r.history = r.history[len(r.history)-historyKept:]
+		}
+	}
+	to := r.sessions()
+	r.mu.Unlock()
+	for _, t := range to {
+		s.send(ctx, groupchatMessage(from, t, st.ID, inner.Bytes()))
+	}
+}
+
+func groupchatMessage(from string, to jid.JID, id string, inner []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(inner) + 128)
+	b.WriteString("<message type='groupchat' from='")
+	stanza.EscapeAttr(&b, from)
+	b.WriteString("' to='")
+	stanza.EscapeAttr(&b, to.String())
+	b.WriteString("'")
+	if id != "" {
+		b.WriteString(" id='")
+		stanza.EscapeAttr(&b, id)
+		b.WriteString("'")
+	}
+	b.WriteString(">")
+	b.Write(inner)
+	b.WriteString("</message>")
+	return b.Bytes()
+}

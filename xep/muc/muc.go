@@ -1,0 +1,123 @@
+// Package muc implements multi-user chat (XEP-0045) as a service on a
+// subdomain of each host (conference.<host>, XEP-0045 §6.1): rooms that
+// users join with a nickname, where messages go to every occupant.
+//
+// What it does:
+//   - the service: disco#info with the conference/text identity (§6.1),
+//     disco#items listing the public rooms (§6.3), listed in each host's
+//     disco#items (XEP-0030 §4);
+//   - rooms: entering with a nickname (§7.2: a new room is created, locked
+//     until its owner configures it or accepts the defaults, §10.1; the
+//     errors for a locked room, an outcast, a members-only room, a wrong
+//     password, a nickname in use, a full room), the occupants' presence
+//     with their roles and affiliations (§7.2.3) and the status codes 110,
+//     100, 170, 201, 210, 303; presence changes, nickname changes (§7.6),
+//     leaving (§7.14); the subject (§7.2.15, §8.1); messages to all
+//     occupants (§7.4) and private messages (§7.5); one occupant may be
+//     joined from several sessions of its user, which share it;
+//   - the owner's configuration form (§10.2, muc#roomconfig), instant rooms
+//     (§10.1.2), destroying a room (§10.9);
+//   - room disco#info with muc#roominfo (§6.4: the occupant count);
+//   - occupant-id (XEP-0421), self-ping (XEP-0410).
+//
+// A room's state is guarded by its lock, which is never held while
+// stanzas are sent: each change computes what goes to whom, then sends it.
+package muc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/module"
+)
+
+// The XEP-0045 namespaces.
+const (
+	NS      = "http://jabber.org/protocol/muc"
+	NSUser  = NS + "#user"
+	NSAdmin = NS + "#admin"
+	NSOwner = NS + "#owner"
+	// NSOccupantID is XEP-0421's.
+	NSOccupantID = "urn:xmpp:occupant-id:0"
+	nsData       = "jabber:x:data"
+	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	nsDiscoItems = "http://jabber.org/protocol/disco#items"
+	nsPing       = "urn:xmpp:ping"
+)
+
+// Options are [modules.muc].
+type Options struct {
+	// Subdomain is the service's label under each host: Subdomain.host.
+	Subdomain string `toml:"subdomain"`
+	// Create is who may create rooms: "anyone" (on this server or
+	// another) or "local" (users of the host).
+	Create string `toml:"create"`
+	// MaxOccupants is the most occupants a room may have
+	// (muc#roomconfig_maxusers' ceiling and default).
+	MaxOccupants int `toml:"max_occupants"`
+	// MaxRooms is the most rooms a service holds at once.
+	MaxRooms int `toml:"max_rooms"`
+	// Rooms are the defaults of a new room's configuration.
+	Persistent bool `toml:"persistent"`
+	Public     bool `toml:"public"`
+}
+
+// DefaultOptions are the defaults (Prosody's: anyone local creates
+// public, temporary rooms).
+func DefaultOptions() *Options {
+	return &Options{Subdomain: "conference", Create: "local", MaxOccupants: 1000, MaxRooms: 10000, Public: true}
+}
+
+// Validate implements config.Validator.
+func (o *Options) Validate() []config.OptionsProblem {
+	var p []config.OptionsProblem
+	if o.Subdomain == "" || strings.ContainsAny(o.Subdomain, "@/ ") {
+		p = append(p, config.OptionsProblem{Key: "subdomain", Message: fmt.Sprintf("must be a DNS label, not %q", o.Subdomain)})
+	}
+	switch o.Create {
+	case "anyone", "local":
+	default:
+		p = append(p, config.OptionsProblem{Key: "create", Message: fmt.Sprintf("must be anyone or local, not %q", o.Create)})
+	}
+	if o.MaxOccupants < 1 {
+		p = append(p, config.OptionsProblem{Key: "max_occupants", Message: "must be at least 1"})
+	}
+	if o.MaxRooms < 1 {
+		p = append(p, config.OptionsProblem{Key: "max_rooms", Message: "must be at least 1"})
+	}
+	return p
+}
+
+// Module is XEP-0045 as a module.
+type Module struct{}
+
+// Name implements module.Module.
+func (Module) Name() string { return "muc" }
+
+// Optional implements module.Optional.
+func (Module) Optional() {}
+
+// Options implements module.Configurable.
+func (Module) Options() any { return DefaultOptions() }
+
+// Start implements module.Module: a service for each host.
+func (Module) Start(_ context.Context, env *module.Env) error {
+	opts := env.Options().(*Options)
+	for _, host := range env.Config().Server.Hosts {
+		domain := opts.Subdomain + "." + host
+		s := &Service{
+			Domain:  domain,
+			Host:    host,
+			Router:  env.Router,
+			Options: func() *Options { return env.Options().(*Options) },
+			Log:     env.Log.With(slog.String("service", domain)),
+		}
+		env.Router.AddService(domain, s)
+		env.IQ.AddItem(dispatch.Item{JID: domain, Name: "Chat rooms"})
+	}
+	return nil
+}
