@@ -156,11 +156,19 @@ func (s *Store) Certificate(host string) *tls.Certificate {
 	return s.cur.Load().pick(host)
 }
 
-// pick selects by server name, case-insensitively, else the default.
+// pick selects by server name, case-insensitively: a host's, or for a
+// service on a host's subdomain (conference.host) the host's; else the
+// default.
 func (set *certSet) pick(serverName string) *tls.Certificate {
 	if serverName != "" {
-		if c, ok := set.byName[normalize(serverName)]; ok {
+		name := normalize(serverName)
+		if c, ok := set.byName[name]; ok {
 			return c
+		}
+		if _, parent, ok := strings.Cut(name, "."); ok {
+			if c, ok := set.byName[parent]; ok {
+				return c
+			}
 		}
 	}
 	return set.def
@@ -183,7 +191,8 @@ func (s *Store) selfSigned(dir, host string) (*tls.Certificate, error) {
 	certPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	// Missing or damaged files are (re)generated.
 	if c, err := loadPair(certPath, keyPath); err == nil {
-		if c.Leaf.VerifyHostname(name) == nil && s.now().Add(renewBefore).Before(c.Leaf.NotAfter) {
+		if c.Leaf.VerifyHostname(name) == nil && c.Leaf.VerifyHostname("service."+name) == nil &&
+			s.now().Add(renewBefore).Before(c.Leaf.NotAfter) {
 			return c, nil
 		}
 	}
@@ -208,7 +217,8 @@ func (s *Store) selfSigned(dir, host string) (*tls.Certificate, error) {
 }
 
 // generate makes a self-signed ECDSA P-256 server certificate for the
-// ASCII host name, valid for selfSignedLifetime from now.
+// ASCII host name and its subdomains (the services on them, such as
+// conference.host), valid for selfSignedLifetime from now.
 func generate(host string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -221,7 +231,7 @@ func generate(host string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: host, Organization: []string{"Starling self-signed"}},
-		DNSNames:              []string{host},
+		DNSNames:              []string{host, "*." + host},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(selfSignedLifetime),
 		KeyUsage:              x509.KeyUsageDigitalSignature,

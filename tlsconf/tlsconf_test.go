@@ -103,10 +103,17 @@ func TestSelfSignedGeneratedAndReused(t *testing.T) {
 			t.Errorf("%s.key mode %v, want 0600", name, fi.Mode().Perm())
 		}
 		leaf := s.Leaf(name)
-		if !slices.Equal(leaf.DNSNames, []string{name}) {
+		if !slices.Equal(leaf.DNSNames, []string{name, "*." + name}) {
 			t.Errorf("%s: DNSNames %v", name, leaf.DNSNames)
 		}
 		if err := leaf.VerifyHostname(name); err != nil {
+			t.Error(err)
+		}
+		// A service on a subdomain (XEP-0045's conference.host) is
+		// covered, and presented the host's certificate.
+		if got := s.Leaf("conference." + name); got != leaf {
+			t.Errorf("conference.%s presented %v", name, got.DNSNames)
+		} else if err := leaf.VerifyHostname("conference." + name); err != nil {
 			t.Error(err)
 		}
 		if d := time.Until(leaf.NotAfter); d < 364*24*time.Hour || d > 366*24*time.Hour {
@@ -204,8 +211,9 @@ func TestSNISelectsHostCertificate(t *testing.T) {
 		{"b.example", "b.example"},
 		{"B.Example", "b.example"},
 		{"xn--bcher-kva.example", "xn--bcher-kva.example"},
-		{"unknown.example", "a.example"}, // default: the first host
-		{"", "a.example"},                // no SNI
+		{"conference.b.example", "b.example"}, // a service of b.example
+		{"unknown.example", "a.example"},      // default: the first host
+		{"", "a.example"},                     // no SNI
 	} {
 		t.Run(tc.sni, func(t *testing.T) {
 			st, err := handshake(t, srv, clientConfig(tc.sni))
@@ -213,7 +221,7 @@ func TestSNISelectsHostCertificate(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := st.PeerCertificates[0]
-			if !slices.Equal(got.DNSNames, []string{tc.want}) {
+			if !slices.Equal(got.DNSNames, []string{tc.want, "*." + tc.want}) {
 				t.Errorf("presented %v, want %s", got.DNSNames, tc.want)
 			}
 			if !bytes.Equal(got.Raw, s.Leaf(tc.sni).Raw) {
