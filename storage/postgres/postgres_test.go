@@ -38,3 +38,18 @@ func BenchmarkArchive(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkMUC(b *testing.B) {
+	dsn := pgtest.DSN(b)
+	storagetest.BenchMUC(b, func() (storage.Store, error) { return postgres.Open(b.Context(), dsn) }, func(b *testing.B) {
+		// As for BenchmarkArchive.
+		conn, err := pgx.Connect(b.Context(), dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(b.Context())
+		if _, err := conn.Exec(b.Context(), "ANALYZE muc_archive"); err != nil {
+			b.Fatal(err)
+		}
+	})
+}

@@ -25,3 +25,8 @@ func BenchmarkArchive(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "starling.db")
 	storagetest.BenchArchive(b, func() (storage.Store, error) { return sqlite.Open(b.Context(), path) }, nil)
 }
+
+func BenchmarkMUC(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "starling.db")
+	storagetest.BenchMUC(b, func() (storage.Store, error) { return sqlite.Open(b.Context(), path) }, nil)
+}

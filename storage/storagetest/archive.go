@@ -48,11 +48,18 @@ func checkPage(t *testing.T, s storage.Store, user string, q storage.ArchiveQuer
 	if err != nil {
 		t.Fatalf("QueryArchive(%+v): %v", q, err)
 	}
+	comparePage(t, "QueryArchive", q, page, all, want, complete, count)
+}
+
+// comparePage compares the page query q returned with want (indexes into
+// all), complete and count.
+func comparePage(t *testing.T, query string, q storage.ArchiveQuery, page storage.ArchivePage, all []storage.ArchivedMessage, want []int, complete bool, count int) {
+	t.Helper()
 	var got []int
 	for _, m := range page.Messages {
 		i := slices.IndexFunc(all, func(a storage.ArchivedMessage) bool { return a.ID == m.ID })
 		if i < 0 {
-			t.Fatalf("QueryArchive(%+v) returned unknown ID %d", q, m.ID)
+			t.Fatalf("%s(%+v) returned unknown ID %d", query, q, m.ID)
 		}
 		a := all[i]
 		if m.With != a.With || m.WithResource != a.WithResource || m.Direction != a.Direction || string(m.Stanza) != string(a.Stanza) {
@@ -64,8 +71,8 @@ func checkPage(t *testing.T, s storage.Store, user string, q storage.ArchiveQuer
 		got = append(got, i)
 	}
 	if !slices.Equal(got, want) || page.Complete != complete || page.Count != count {
-		t.Errorf("QueryArchive(%+v) = %v complete=%v count=%d; want %v complete=%v count=%d",
-			q, got, page.Complete, page.Count, want, complete, count)
+		t.Errorf("%s(%+v) = %v complete=%v count=%d; want %v complete=%v count=%d",
+			query, q, got, page.Complete, page.Count, want, complete, count)
 	}
 }
 
