@@ -182,6 +182,10 @@ func (s *Service) handleRoom(ctx context.Context, st *stanza.Stanza) {
 			s.groupchat(ctx, r, st)
 			return
 		}
+		if x, ok := st.Child(NSUser, "x"); ok && st.Type != "error" {
+			s.mediated(ctx, r, st, x)
+			return
+		}
 		if st.Type != "error" {
 			s.fail(ctx, st, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 		}
