@@ -82,6 +82,18 @@ type event struct {
 	// item's id); the result of avatar-get: the bytes, base64.
 	Avatar *avatarInfo `json:"avatar"`
 	Data   string      `json:"data"`
+	// presence: the hash of its vcard-temp:x:update (XEP-0153), "" for
+	// an empty <photo/>, nil for none.
+	Photo *string `json:"photo"`
+	// The result of bookmarks-get: the bookmarks, and (nbxmpp) the
+	// module Gajim's rule picked and the account's bookmark features;
+	// of disco-features, every feature. bookmark-event: the item's
+	// bookmark (ID is the item's id), or its retraction.
+	Bookmarks []bookmark `json:"bookmarks"`
+	Module    string     `json:"module"`
+	Features  []string   `json:"features"`
+	Bookmark  *bookmark  `json:"bookmark"`
+	Retracted bool       `json:"retracted"`
 }
 
 // stanzaID is a XEP-0359 <stanza-id/>.

@@ -9,6 +9,8 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -158,4 +160,138 @@ func randomPNG(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// The account feature of avatar conversion (XEP-0398 §2).
+const nsVCardConversion = "urn:xmpp:pep-vcard-conversion:0"
+
+// checkVCardAvatar: avatar conversion between PEP and vcard-temp
+// (XEP-0398), between a user on nbxmpp, which publishes and reads avatars
+// in PEP only (XEP-0084; --pep, as in checkAvatar), and one on slixmpp
+// with vCard-based avatars only (xep_0153, XEP-0153: its PHOTO in the
+// vCard, its hash on its presence); alice is on the check's library, bob
+// on the other, mutual contacts (as the subscription check leaves them).
+// On Starling the account must advertise urn:xmpp:pep-vcard-conversion:0;
+// an anchor that does not is skipped.
+//
+// PEP to vCard: the nbxmpp user sets its vCard with FN and NICKNAME
+// (XEP-0054), publishes a fresh avatar and sends presence again, as Gajim
+// does after changing its avatar. The slixmpp user fetches the nbxmpp
+// user's vCard and must find a PHOTO with TYPE image/png and a BINVAL of
+// exactly the bytes published (XEP-0398 §3.1), FN and NICKNAME as they
+// were, and gets the nbxmpp user's presence with the
+// vcard-temp:x:update photo the SHA-1 of those bytes, which the server
+// put there (XEP-0398 §4; nbxmpp sends none, as Gajim sends none to a
+// server with avatar conversion).
+//
+// vCard to PEP: the slixmpp user sets a vCard with a new PHOTO
+// (xep_0153 set_avatar: the vCard fetched, PHOTO set, published). The
+// nbxmpp user must get the avatar metadata notification from the slixmpp
+// user's bare JID with item and info id the SHA-1 of the new bytes, their
+// size and type (and width and height, if given, right), and fetch
+// exactly those bytes from urn:xmpp:avatar:data (XEP-0398 §3.2).
+//
+// The check's library goes first.
+func checkVCardAvatar(c *check) {
+	t := c.t
+	other := "nbxmpp"
+	if c.lib == other {
+		other = "slixmpp"
+	}
+	requireLibrary(t, other)
+	args := map[string][]string{"nbxmpp": {"--pep"}, "slixmpp": {"--vcard-avatar"}}
+	a := c.loginArgs(c.lib, args[c.lib], "alice/1")[0]
+	b := c.loginArgs(other, args[other], "bob/1")[0]
+	nb, sl := a, b
+	if nb.lib != "nbxmpp" {
+		nb, sl = b, a
+	}
+	nbOwner, slOwner := c.srv.bare(strings.Split(nb.name, "/")[0]), c.srv.bare(strings.Split(sl.name, "/")[0])
+
+	features := nb.ok(cmd("disco-features", "jid", nbOwner)).Features
+	if !slices.Contains(features, nsVCardConversion) {
+		if c.srv.proc == nil {
+			t.Skipf("%s does not advertise %s on accounts (features %q)", c.srv.anchor, nsVCardConversion, features)
+		}
+		t.Errorf("%s's account does not advertise %s (features %q)", nbOwner, nsVCardConversion, features)
+	}
+	for _, ag := range []*agent{a, b} {
+		ag.ok(cmd("presence", "status", ""))
+	}
+
+	pepToVCard := func() {
+		t.Helper()
+		card := map[string]string{"FN": "Avatar " + c.tag, "NICKNAME": "avatar-" + c.tag}
+		nb.ok(cmd("vcard-set", "fn", card["FN"], "nickname", card["NICKNAME"]))
+		data := randomPNG(t)
+		id := sha1Hex(data)
+		r := nb.ok(cmd("avatar-publish", "data", base64.StdEncoding.EncodeToString(data), "type", "image/png",
+			"width", avatarSide, "height", avatarSide))
+		if r.ID != id {
+			t.Fatalf("%s published its avatar as %q, want the SHA-1 of its bytes %s", nb, r.ID, id)
+		}
+		nb.ok(cmd("presence", "status", "new avatar "+id))
+
+		v := sl.ok(cmd("vcard-get", "jid", nbOwner)).VCard
+		got, err := base64.StdEncoding.DecodeString(v["PHOTO/BINVAL"])
+		switch {
+		case v["PHOTO/BINVAL"] == "":
+			t.Errorf("%s fetched %s's vCard without a PHOTO BINVAL after %s published the PEP avatar %s (vCard: %q)", sl, nbOwner, nb, id, v)
+		case err != nil || !bytes.Equal(got, data):
+			t.Errorf("%s fetched %s's vCard PHOTO as %d bytes (%v) that differ from the %d of the PEP avatar %s", sl, nbOwner, len(got), err, len(data), id)
+		}
+		if v["PHOTO/TYPE"] != "image/png" {
+			t.Errorf("%s fetched %s's vCard PHOTO with TYPE %q, want image/png", sl, nbOwner, v["PHOTO/TYPE"])
+		}
+		for k, want := range card {
+			if v[k] != want {
+				t.Errorf("%s fetched %s's vCard with %s %q after the PEP avatar %s, want the %q set before it: the PHOTO goes into the vCard, the rest stays", sl, nbOwner, k, v[k], id, want)
+			}
+		}
+		sl.wait("presence from "+nb.jid+" with the vcard-temp:x:update photo "+id, func(e event) bool {
+			return isPresence(nb.jid, "available")(e) && e.Photo != nil && *e.Photo == id
+		})
+	}
+
+	vcardToPEP := func() {
+		t.Helper()
+		data := randomPNG(t)
+		id := sha1Hex(data)
+		r := sl.ok(cmd("vcard-avatar-set", "data", base64.StdEncoding.EncodeToString(data), "type", "image/png"))
+		if r.ID != id {
+			t.Fatalf("%s set its vCard avatar as %q, want the SHA-1 of its bytes %s", sl, r.ID, id)
+		}
+		n := nb.wait("the avatar metadata notification "+id+" from "+slOwner, func(e event) bool {
+			return e.Event == "avatar-metadata" && e.Avatar != nil && e.Avatar.ID == id
+		})
+		in := *n.Avatar
+		if n.From != slOwner || n.ID != id || in.Bytes != len(data) || in.Type != "image/png" ||
+			(in.Width != -1 && in.Width != avatarSide) || (in.Height != -1 && in.Height != avatarSide) {
+			t.Errorf("%s got the metadata notification from %q, item %q, %+v; want from %s, item %s, %d bytes of image/png (%d×%d if given)",
+				nb, n.From, n.ID, in, slOwner, id, len(data), avatarSide, avatarSide)
+		}
+		g := nb.ok(cmd("avatar-get", "jid", slOwner, "id", id))
+		if got, err := base64.StdEncoding.DecodeString(g.Data); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s fetched %s's avatar %s as %d bytes (%v) that differ from the %d of the vCard PHOTO", nb, slOwner, id, len(got), err, len(data))
+		}
+		nb.wait("presence from "+sl.jid+" with the vcard-temp:x:update photo "+id, func(e event) bool {
+			return isPresence(sl.jid, "available")(e) && e.Photo != nil && *e.Photo == id
+		})
+	}
+
+	if c.lib == "nbxmpp" {
+		pepToVCard()
+		vcardToPEP()
+	} else {
+		vcardToPEP()
+		pepToVCard()
+	}
+	a.quit()
+	b.quit()
+}
+
+// sha1Hex is the hex SHA-1 of data: a XEP-0084 and XEP-0153 avatar id.
+func sha1Hex(data []byte) string {
+	sum := sha1.Sum(data)
+	return hex.EncodeToString(sum[:])
 }

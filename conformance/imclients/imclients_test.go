@@ -35,6 +35,18 @@
 //     the nbxmpp user makes its avatar public as Gajim does (access model
 //     open through precondition-not-met and reconfiguration), and carol
 //     gets it.
+//   - vcard-avatar: avatar conversion (XEP-0398) between alice and bob,
+//     one on nbxmpp with PEP avatars only, the other on slixmpp with
+//     vCard-based avatars only (XEP-0153): the PEP avatar's bytes and type
+//     in the vCard's PHOTO and its SHA-1 in the vcard-temp:x:update of the
+//     PEP user's presence; the PHOTO the vCard user sets notified and
+//     fetched as a PEP avatar with the SHA-1 as its id.
+//   - bookmarks: alice on nbxmpp, with the bookmarks Gajim picks (native
+//     XEP-0402 on Starling), and on slixmpp, with XEP-0048 bookmarks in
+//     private storage (XEP-0049): a bookmark one adds, with its name, nick
+//     and autojoin, the other sees, and back, additions and removals, in
+//     private storage, in the PEP node storage:bookmarks where #compat-pep
+//     is advertised, and as XEP-0402 notifications (XEP-0402 §5).
 //   - carbons: alice on both libraries at once (the check's and the other),
 //     each with carbons enabled (XEP-0280 §4); what bob sends to one of
 //     them reaches the other as a received carbon, and what one sends bob
@@ -166,6 +178,8 @@ func runChecks(t *testing.T, srv *server, lib string) {
 		{"blocking", checkBlocking},
 		{"vcard", checkVCard},
 		{"avatar", checkAvatar},
+		{"vcard-avatar", checkVCardAvatar},
+		{"bookmarks", checkBookmarks},
 		{"carbons", checkCarbons},
 		{"offline", checkOffline},
 		{"resume-close", checkResumeClose},

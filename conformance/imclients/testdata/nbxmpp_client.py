@@ -21,7 +21,8 @@ through nbxmpp's own modules:
   unblock        Blocking.unblock()
   blocklist      Blocking.request_blocking_list()
   vcard-set      VCardTemp.set_vcard()
-  vcard-get      VCardTemp.request_vcard()
+  vcard-get      VCardTemp.request_vcard(): FN, NICKNAME, and PHOTO/TYPE and
+                 PHOTO/BINVAL (base64) when there is a PHOTO with a BINVAL
   carbons-enable Client.send_stanza(Iq(set) with <enable xmlns='urn:xmpp:carbons:2'/>)
                                                     (nbxmpp has no carbons call; Gajim sends
                                                      the same IQ itself, XEP-0280 §4)
@@ -39,12 +40,43 @@ through nbxmpp's own modules:
   mam-page       MAM.make_query(max_, after) on the account's archive, with a
                  queryid of its own; the results nbxmpp unwraps for that queryid make
                  the result's "page"
+  disco-features {"jid"}: Discovery.disco_info(jid): result "features", all of them
+  bookmarks-get  request_bookmarks() of the bookmarks module Gajim picks (below): result
+                 "module" (NativeBookmarks, PEPBookmarks or PrivateBookmarks), "features"
+                 (the bookmark features of the account's disco#info) and "bookmarks"
+                 ({"jid", "name", "nick", "autojoin"} each)
+  bookmark-add   {"jid", "name", "nick", "autojoin"}: as Gajim adds a bookmark. Native:
+                 the one item published to urn:xmpp:bookmarks:1 (item id the room's JID)
+                 with NativeBookmarks' publish-options and force_node_options, the
+                 request NativeBookmarks.store_bookmarks() sends, here awaited through
+                 PubSub.publish() (store_bookmarks() does not wait for the answer).
+                 Otherwise: the whole list, fetched, with the bookmark added or
+                 replaced, stored again by the module (PEP: the same awaited way)
+  bookmark-remove {"jid"}: native, NativeBookmarks.retract_bookmark(); otherwise the
+                 list without it, stored as for bookmark-add
 
 With --pep the session has entity capabilities as Gajim sets them up
 (EntityCaps.set_caps(): nbxmpp answers disco#info for its node, and every
 "presence" carries <c/>), with urn:xmpp:avatar:metadata+notify, and each
 avatar metadata notification UserAvatar parsed is reported as the event
 "avatar-metadata" of slixmpp_client.py.
+
+With --bookmarks the same entity capabilities have
+urn:xmpp:bookmarks:1+notify (as Gajim's do), and each XEP-0402
+notification NativeBookmarks parsed is reported as
+
+  {"event": "bookmark-event", "from", "id", "retracted": bool, "bookmark":
+   {"jid", "name", "nick", "autojoin"} or null}
+
+The bookmarks module is Gajim's choice (gajim/common/modules/bookmarks.py,
+_bookmark_module) from the account's disco#info, asked once: private
+storage (XEP-0049) without pubsub#publish-options; native (XEP-0402) with
+urn:xmpp:bookmarks:1#compat-pep and pubsub#config-node-max; the PEP node
+storage:bookmarks with urn:xmpp:bookmarks-conversion:0; private storage
+otherwise.
+
+Presence events carry "photo": the vcard-temp:x:update hash VCardAvatar
+parsed (XEP-0153), "" for an empty <photo/>, null for none.
 
 nbxmpp enables stream management with resumption by itself whenever the
 server offers it (--sm only documents the intent). The extra events are
@@ -74,18 +106,41 @@ gi.require_version('GLib', '2.0')
 from gi.repository import Gio, GLib  # noqa: E402
 
 from nbxmpp.client import Client  # noqa: E402
-from nbxmpp.const import ConnectionProtocol, ConnectionType, StreamState  # noqa: E402
+from nbxmpp.const import AvatarState, ConnectionProtocol, ConnectionType, StreamState  # noqa: E402
 from nbxmpp.errors import StanzaError  # noqa: E402
+from nbxmpp.modules.bookmarks.native_bookmarks import BOOKMARK_OPTIONS as NATIVE_OPTIONS  # noqa: E402
+from nbxmpp.modules.bookmarks.pep_bookmarks import BOOKMARK_OPTIONS as PEP_OPTIONS  # noqa: E402
+from nbxmpp.modules.bookmarks.util import build_conference_node, build_storage_node  # noqa: E402
 from nbxmpp.modules.delay import parse_delay  # noqa: E402
 from nbxmpp.modules.user_avatar import Avatar  # noqa: E402
 from nbxmpp.modules.vcard_temp import VCard  # noqa: E402
 from nbxmpp.namespaces import Namespace  # noqa: E402
 from nbxmpp.protocol import JID, Iq, Message, isResultNode  # noqa: E402
-from nbxmpp.structs import DiscoIdentity, StanzaHandler  # noqa: E402
+from nbxmpp.structs import BookmarkData, DiscoIdentity, StanzaHandler  # noqa: E402
 
 
 def emit(**obj):
     print(json.dumps(obj), flush=True)
+
+
+def bookmark_dict(b):
+    return {"jid": str(b.jid), "name": b.name or "", "nick": b.nick or "", "autojoin": bool(b.autojoin)}
+
+
+# The bookmark features of an account's disco#info Gajim looks at.
+BOOKMARK_FEATURES = [Namespace.PUBSUB_PUBLISH_OPTIONS, Namespace.PUBSUB_NODE_MAX, Namespace.BOOKMARKS_COMPAT,
+                     Namespace.BOOKMARKS_COMPAT_PEP, Namespace.BOOKMARK_CONVERSION]
+
+
+def bookmark_module(features):
+    """Gajim's _bookmark_module(), from the account's features."""
+    if Namespace.PUBSUB_PUBLISH_OPTIONS not in features:
+        return "PrivateBookmarks"
+    if Namespace.BOOKMARKS_COMPAT_PEP in features and Namespace.PUBSUB_NODE_MAX in features:
+        return "NativeBookmarks"
+    if Namespace.BOOKMARK_CONVERSION in features:
+        return "PEPBookmarks"
+    return "PrivateBookmarks"
 
 
 def roster_item(item):
@@ -107,6 +162,8 @@ def main():
     p.add_argument("--pep", action="store_true",
                    help="entity capabilities as Gajim sets them (EntityCaps.set_caps, <c/> on every presence, "
                         "disco#info answered by nbxmpp) with urn:xmpp:avatar:metadata+notify")
+    p.add_argument("--bookmarks", action="store_true",
+                   help="the same entity capabilities with urn:xmpp:bookmarks:1+notify")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -115,7 +172,9 @@ def main():
     jid = JID.from_string(args.jid)
     loop = GLib.MainLoop()
     # dropping: a "drop" is under way; mam: queryid -> the results so far.
-    state = {"ok": None, "bound": False, "closing": False, "dropping": False, "reading": False, "mam": {}}
+    # bookmarks: (module, features) once the account's disco#info is known.
+    state = {"ok": None, "bound": False, "closing": False, "dropping": False, "reading": False, "mam": {},
+             "bookmarks": None}
 
     client = Client(log_context="nbxmpp-" + jid.resource)
     client.set_username(jid.localpart)
@@ -127,13 +186,17 @@ def main():
     client.set_accepted_certificates([Gio.TlsCertificate.new_from_file(args.ca_file)])
 
     caps = None
-    if args.pep:
+    if args.pep or args.bookmarks:
         # What Gajim does: its features go to EntityCaps, which answers
         # disco#info for its node, and every presence carries the hash.
+        features = [Namespace.DISCO_INFO, Namespace.CAPS]
+        if args.pep:
+            features.append(Namespace.AVATAR_METADATA + "+notify")
+        if args.bookmarks:
+            features.append(Namespace.BOOKMARKS_1 + "+notify")
         entity_caps = client.get_module("EntityCaps")
         entity_caps.set_caps([DiscoIdentity(category="client", type="pc", name="starling-imclients")],
-                             sorted([Namespace.DISCO_INFO, Namespace.CAPS, Namespace.AVATAR_METADATA + "+notify"]),
-                             "https://gajim.org")
+                             sorted(features), "https://gajim.org")
         caps = entity_caps.caps._asdict()
 
     def finish(ok, error=None):
@@ -180,6 +243,78 @@ def main():
         # weak=False: nbxmpp keeps only weak references to callbacks by default.
         task.add_done_callback(done, weak=False)
 
+    def then(seq, task, fn, missing=None):
+        """Calls fn(value) once task is done; a stanza error ends command
+        seq with its condition, except item-not-found when missing is not
+        None (Gajim takes a failed fetch for no bookmarks): fn(missing)."""
+        @guarded
+        def done(task):
+            try:
+                value = task.finish()
+            except StanzaError as e:
+                if missing is not None and e.condition == "item-not-found":
+                    fn(missing)
+                    return
+                emit(event="result", seq=seq, error=e.condition)
+                return
+            fn(value)
+        task.add_done_callback(done, weak=False)
+
+    def bookmarks_module(seq, fn):
+        """Calls fn(module, features) with the bookmarks module Gajim uses
+        for the account's disco#info features, asked once."""
+        if state["bookmarks"] is not None:
+            fn(*state["bookmarks"])
+            return
+
+        def got(info):
+            features = [f for f in BOOKMARK_FEATURES if f in info.features]
+            state["bookmarks"] = (bookmark_module(features), features)
+            fn(*state["bookmarks"])
+        then(seq, client.get_module("Discovery").disco_info(JID.from_string(jid.bare)), got)
+
+    def fetch_bookmarks(seq, module, fn):
+        then(seq, client.get_module(module).request_bookmarks(), lambda bms: fn(list(bms or [])), missing=[])
+
+    def store_bookmarks(seq, module, bookmarks):
+        """Stores the whole list as Gajim's module does (private or PEP
+        storage:bookmarks), and reports command seq done once the server has
+        answered."""
+        if module == "PEPBookmarks":
+            task = client.get_module("PubSub").publish(Namespace.BOOKMARKS, build_storage_node(bookmarks), id_="current",
+                                                      options=PEP_OPTIONS, force_node_options=True)
+        else:
+            task = client.get_module("PrivateBookmarks").store_bookmarks(bookmarks)
+        then(seq, task, lambda _: sent(seq))
+
+    def bookmark_command(seq, cmd):
+        name = cmd["cmd"]
+
+        def run(module, features):
+            if name == "bookmarks-get":
+                fetch_bookmarks(seq, module, lambda bms: emit(
+                    event="result", seq=seq, module=module, features=features,
+                    bookmarks=[bookmark_dict(b) for b in bms]))
+                return
+            room = JID.from_string(cmd["jid"])
+            if name == "bookmark-add":
+                bookmark = BookmarkData(jid=room, name=cmd["name"] or None, nick=cmd["nick"] or None,
+                                        autojoin=bool(cmd["autojoin"]))
+                if module == "NativeBookmarks":
+                    then(seq, client.get_module("PubSub").publish(
+                        Namespace.BOOKMARKS_1, build_conference_node(bookmark), id_=str(room),
+                        options=NATIVE_OPTIONS, force_node_options=True), lambda _: sent(seq))
+                    return
+                fetch_bookmarks(seq, module, lambda bms: store_bookmarks(
+                    seq, module, [b for b in bms if b.jid != room] + [bookmark]))
+            elif name == "bookmark-remove":
+                if module == "NativeBookmarks":
+                    then(seq, client.get_module("NativeBookmarks").retract_bookmark(room), lambda _: sent(seq))
+                    return
+                fetch_bookmarks(seq, module, lambda bms: store_bookmarks(
+                    seq, module, [b for b in bms if b.jid != room]))
+        bookmarks_module(seq, guarded(run))
+
     @guarded
     def command(line):
         cmd = json.loads(line)
@@ -218,8 +353,14 @@ def main():
             card = VCard(data={"FN": cmd["fn"], "NICKNAME": cmd["nickname"]})
             answer(seq, vcard.set_vcard(card), lambda _: {})
         elif name == "vcard-get":
-            answer(seq, vcard.request_vcard(JID.from_string(cmd["jid"])),
-                   lambda card: {"vcard": {"FN": card.data.get("FN") or "", "NICKNAME": card.data.get("NICKNAME") or ""}})
+            def card_fields(card):
+                out = {"FN": card.data.get("FN") or "", "NICKNAME": card.data.get("NICKNAME") or ""}
+                photo = card.data.get("PHOTO")
+                if isinstance(photo, dict) and photo.get("BINVAL"):
+                    out["PHOTO/TYPE"] = photo.get("TYPE") or ""
+                    out["PHOTO/BINVAL"] = base64.b64encode(base64.b64decode(photo["BINVAL"])).decode()
+                return {"vcard": out}
+            answer(seq, vcard.request_vcard(JID.from_string(cmd["jid"])), card_fields)
         elif name == "carbons-enable":
             iq = Iq(typ="set")
             iq.addChild("enable", namespace=Namespace.CARBONS)
@@ -269,6 +410,11 @@ def main():
                 return {"data": base64.b64encode(result.data).decode()}
             answer(seq, client.get_module("UserAvatar").request_avatar_data(cmd["id"], jid=JID.from_string(cmd["jid"])),
                    fetched)
+        elif name == "disco-features":
+            answer(seq, client.get_module("Discovery").disco_info(JID.from_string(cmd["jid"])),
+                   lambda info: {"features": sorted(info.features)})
+        elif name in ("bookmarks-get", "bookmark-add", "bookmark-remove"):
+            bookmark_command(seq, cmd)
         elif name == "quit":
             sent(seq)
             finish(True)
@@ -313,10 +459,16 @@ def main():
 
     @guarded
     def on_presence(_client, stanza, properties):
+        # VCardAvatar (before us) parsed any vcard-temp:x:update.
+        photo = None
+        if properties.avatar_state == AvatarState.ADVERTISED:
+            photo = properties.avatar_sha
+        elif properties.avatar_state == AvatarState.EMPTY:
+            photo = ""
         emit(event="presence", **{"from": str(stanza.getFrom()), "to": str(stanza.getTo()),
                                   "type": properties.type.value or "available",
                                   "show": "" if properties.show.is_online else properties.show.value,
-                                  "status": properties.status or ""})
+                                  "status": properties.status or "", "photo": photo})
 
     @guarded
     def on_message(_client, stanza, properties):
@@ -329,6 +481,11 @@ def main():
         if properties.is_pubsub_event and properties.mam is None and properties.carbon is None:
             # UserAvatar (before us) put the parsed metadata in the event.
             ev = properties.pubsub_event
+            if ev.node == Namespace.BOOKMARKS_1:
+                # NativeBookmarks (before us) put the parsed item in the event.
+                emit(event="bookmark-event", **{"from": str(stanza.getFrom()), "id": ev.id or "",
+                                                "retracted": ev.retracted,
+                                                "bookmark": bookmark_dict(ev.data) if ev.data is not None else None})
             if ev.node == Namespace.AVATAR_METADATA and ev.data is not None:
                 for info in ev.data.infos:
                     emit(event="avatar-metadata", **{"from": str(stanza.getFrom()), "id": ev.id or "", "avatar": {

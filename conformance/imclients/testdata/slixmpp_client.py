@@ -63,6 +63,36 @@ and every metadata notification (avatar_metadata_publish) is reported as
 
   {"event": "avatar-metadata", "from", "id", "avatar": {"id", "bytes", "type", "width", "height"}}
 
+With --bookmarks (xep_0048, XEP-0048 bookmarks, which slixmpp keeps in
+private XML storage, XEP-0049, by default; slixmpp 1.8 has no XEP-0402),
+as an old client keeps them, the whole list read and written back:
+
+  {"seq": 22, "cmd": "bookmarks-get", "method": "private"|"pep"}
+                                                        xep_0048 get_bookmarks(), from private
+                                                        storage or ("pep", method xep_0223) the
+                                                        PEP node storage:bookmarks: result
+                                                        "bookmarks" ({"jid", "name", "nick",
+                                                        "autojoin"} each)
+  {"seq": 23, "cmd": "bookmark-add", "jid": J, "name": N, "nick": K, "autojoin": bool}
+                                                        get_bookmarks() from private storage, the
+                                                        conference added (or replaced), and
+                                                        set_bookmarks() of the whole list
+  {"seq": 24, "cmd": "bookmark-remove", "jid": J}       the same with the conference left out
+
+With --vcard-avatar (xep_0153, vCard-based avatars: slixmpp then puts
+vcard-temp:x:update with its own vCard's hash on every available presence):
+
+  {"seq": 25, "cmd": "vcard-avatar-set", "data": B64, "type": T}
+                                                        xep_0153 set_avatar(): the vCard fetched,
+                                                        its PHOTO set, published again
+                                                        (xep_0054), and presence sent again.
+                                                        Result "id": the SHA-1 of the bytes
+
+The result of "vcard-get" has, besides FN and NICKNAME, "PHOTO/TYPE" and
+"PHOTO/BINVAL" (base64 of the bytes slixmpp decoded) when the vCard has a
+PHOTO with a BINVAL; presence events carry "photo", the hash of their
+vcard-temp:x:update (XEP-0153; "" for an empty <photo/>, null for none).
+
 Subscription requests are not answered automatically (auto_authorize is
 None): only "approve" answers them. Everything observable goes to stdout
 as JSON lines:
@@ -72,7 +102,7 @@ as JSON lines:
                                                 stanza error condition of a refused request,
                                                 "roster", "blocklist" or "vcard" what was asked
   {"event": "roster-push", "item": {"jid", "name", "subscription", "ask", "groups"}}
-  {"event": "presence", "from", "to", "type", "show", "status"}
+  {"event": "presence", "from", "to", "type", "show", "status", "photo"}
   {"event": "message", "from", "to", "type", "id", "body", "error", "delay": {"from", "stamp"}}
                                                 (slixmpp reports messages with a <body/> or an <error/>)
   {"event": "carbon", "kind": "sent" or "received", "carbon_from", "carbon_to",
@@ -99,6 +129,7 @@ import argparse
 import asyncio
 import base64
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -133,6 +164,8 @@ def main():
     p.add_argument("--pep", action="store_true",
                    help="load entity capabilities (XEP-0115) and user avatars (XEP-0084, XEP-0163): "
                         "urn:xmpp:avatar:metadata+notify in the caps of every presence")
+    p.add_argument("--bookmarks", action="store_true", help="load bookmarks (XEP-0048, in private storage)")
+    p.add_argument("--vcard-avatar", action="store_true", help="load vCard-based avatars (XEP-0153)")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -150,6 +183,10 @@ def main():
     if args.pep:
         xmpp.register_plugin("xep_0115")  # entity capabilities: <c/> on presence, disco#info answered
         xmpp.register_plugin("xep_0084")  # user avatar; registers +notify for the metadata node
+    if args.bookmarks:
+        xmpp.register_plugin("xep_0048")  # bookmarks; storage_method xep_0049, private storage
+    if args.vcard_avatar:
+        xmpp.register_plugin("xep_0153")  # vCard-based avatars: x:update on presence
     xmpp.auto_authorize = None  # subscription requests wait for "approve"
     xmpp.auto_subscribe = False
     xmpp.ca_certs = args.ca_file
@@ -180,6 +217,29 @@ def main():
             values["channel_binding"] = None
         return values
     mechanisms.sasl_callback = without_channel_binding
+
+    def conferences(storage):
+        return [{"jid": str(c["jid"]), "name": c["name"] or "", "nick": c["nick"] or "",
+                 "autojoin": bool(c["autojoin"])} for c in storage["conferences"]]
+
+    async def private_bookmarks():
+        """The bookmarks storage element in private storage."""
+        iq = await xmpp.plugin["xep_0048"].get_bookmarks()
+        return iq["private"]["bookmarks"]
+
+    async def store_bookmarks(old, keep, add=None):
+        """Writes the whole list back to private storage: old's conferences
+        that keep accepts, then add (a dict), and old's URLs."""
+        new = xmpp.plugin["xep_0048"].stanza.Bookmarks()
+        for c in old["conferences"]:
+            if keep(c):
+                new.add_conference(c["jid"], c["nick"], name=c["name"], autojoin=c["autojoin"],
+                                   password=c["password"] or None)
+        if add is not None:
+            new.add_conference(add["jid"], add["nick"], name=add["name"], autojoin=add["autojoin"])
+        for u in old["urls"]:
+            new.add_url(u["url"], name=u["name"])
+        await xmpp.plugin["xep_0048"].set_bookmarks(new)
 
     def roster_item(jid, values):
         return {"jid": str(jid), "name": values.get("name") or "",
@@ -225,7 +285,11 @@ def main():
             vcard = iq["vcard_temp"]
             # slixmpp reads NICKNAME as the comma-separated list vCard
             # makes of it (RFC 2426 §3.1.3).
-            return {"vcard": {"FN": vcard["FN"], "NICKNAME": ",".join(vcard["NICKNAME"] or [])}}
+            out = {"FN": vcard["FN"], "NICKNAME": ",".join(vcard["NICKNAME"] or [])}
+            if vcard.xml.find("{vcard-temp}PHOTO/{vcard-temp}BINVAL") is not None:
+                out["PHOTO/TYPE"] = vcard["PHOTO"]["TYPE"] or ""
+                out["PHOTO/BINVAL"] = base64.b64encode(vcard["PHOTO"]["BINVAL"]).decode()
+            return {"vcard": out}
         elif name == "carbons-enable":
             await xmpp.plugin["xep_0280"].enable()
         elif name == "drop":
@@ -291,6 +355,26 @@ def main():
             if el is None or not el.text:
                 return {"error": "no-data"}
             return {"data": base64.b64encode(base64.b64decode(el.text)).decode()}
+        elif name == "bookmarks-get":
+            if cmd["method"] == "pep":
+                iq = await xmpp.plugin["xep_0048"].get_bookmarks(method="xep_0223")
+                out = []
+                for item in iq["pubsub"]["items"]:
+                    out += conferences(item["bookmarks"])
+                return {"bookmarks": out}
+            if cmd["method"] != "private":
+                raise ValueError("unknown bookmarks method %r" % cmd["method"])
+            return {"bookmarks": conferences(await private_bookmarks())}
+        elif name == "bookmark-add":
+            old = await private_bookmarks()
+            await store_bookmarks(old, lambda c: str(c["jid"]) != cmd["jid"], cmd)
+        elif name == "bookmark-remove":
+            old = await private_bookmarks()
+            await store_bookmarks(old, lambda c: str(c["jid"]) != cmd["jid"])
+        elif name == "vcard-avatar-set":
+            data = base64.b64decode(cmd["data"])
+            await xmpp.plugin["xep_0153"].set_avatar(avatar=data, mtype=cmd["type"])
+            return {"id": hashlib.sha1(data).hexdigest()}
         elif name == "quit":
             finish(True)
         else:
@@ -341,8 +425,11 @@ def main():
     def presence(pres):
         # slixmpp reports an available presence's <show/> as its type.
         ptype = "available" if pres["type"] in pres.showtypes else pres["type"]
+        # The raw <x xmlns='vcard-temp:x:update'/> (XEP-0153 §3.2).
+        photo = pres.xml.find("{vcard-temp:x:update}x/{vcard-temp:x:update}photo")
         emit(event="presence", **{"from": str(pres["from"]), "to": str(pres["to"]), "type": ptype,
-                                  "show": pres["show"], "status": pres["status"]})
+                                  "show": pres["show"], "status": pres["status"],
+                                  "photo": None if photo is None else (photo.text or "")})
 
     def message_fields(msg):
         return {"from": str(msg["from"]), "to": str(msg["to"]), "type": msg["type"],
