@@ -45,15 +45,19 @@ func (s *Service) admin(ctx context.Context, r *room, st *stanza.Stanza, payload
 	var res []byte
 	var outs []out
 	var e *stanza.Error
+	var sn snapshot
 	if st.Type == "get" {
 		res, e = r.list(st.From, q.Items[0].Affiliation, q.Items[0].Role)
-	} else {
-		outs, e = r.change(st.From, &q)
+	} else if outs, e = r.change(st.From, &q); e == nil {
+		sn = r.snapshot()
 	}
 	r.mu.Unlock()
 	if e != nil {
 		s.fail(ctx, st, e)
 		return
+	}
+	if sn.version != 0 {
+		s.persist(ctx, r, sn)
 	}
 	s.result(ctx, st, res)
 	s.sendAll(ctx, outs)

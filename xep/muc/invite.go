@@ -78,18 +78,23 @@ func (s *Service) mediated(ctx context.Context, r *room, st *stanza.Stanza, x []
 			targets = append(targets, to)
 		}
 	}
+	var sn snapshot
 	if e == nil && r.cfg.MembersOnly && rank(aff) >= rank(affAdmin) {
 		for _, to := range targets {
 			if r.affiliationOf(to.Bare()) == affNone {
 				r.affiliations[to.Bare().String()] = affiliation{aff: affMember}
 			}
 		}
+		sn = r.snapshot()
 	}
 	password := r.cfg.Password
 	r.mu.Unlock()
 	if e != nil {
 		s.fail(ctx, st, e)
 		return
+	}
+	if sn.version != 0 {
+		s.persist(ctx, r, sn)
 	}
 	for i, to := range targets {
 		var b bytes.Buffer

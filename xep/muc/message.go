@@ -36,12 +36,14 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 	var inner bytes.Buffer
 	inner.Write(stripped(st.Raw))
 	inner.WriteString("<occupant-id xmlns='" + NSOccupantID + "' id='" + o.id + "'/>")
+	var sn snapshot
 	if hasSubject && !hasBody {
 		var t struct {
 			Text string `xml:",chardata"`
 		}
 		xml.Unmarshal(subject, &t)
 		r.subject, r.subjectFrom = t.Text, from
+		sn = r.snapshot()
 	} else if hasBody {
 		r.history = append(r.history, historyMessage{from: from, inner: inner.Bytes(), at: s.now(), chars: utf8.RuneCount(inner.Bytes())})
 		if len(r.history) > historyKept {
@@ -50,6 +52,9 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 	}
 	to := r.sessions()
 	r.mu.Unlock()
+	if sn.version != 0 {
+		s.persist(ctx, r, sn)
+	}
 	for _, t := range to {
 		s.send(ctx, groupchatMessage(from, t, st.ID, inner.Bytes()))
 	}

@@ -18,6 +18,10 @@
 //   - the owner's configuration form (§10.2, muc#roomconfig), instant rooms
 //     (§10.1.2), destroying a room (§10.9);
 //   - room disco#info with muc#roominfo (§6.4: the occupant count);
+//   - persistent rooms (muc#roomconfig_persistentroom) kept in
+//     storage.MUC with their configuration, subject and affiliations,
+//     loaded at start; others gone when their last occupant leaves;
+//   - mediated invitations and declines (§7.8.2, §7.8.3);
 //   - occupant-id (XEP-0421), self-ping (XEP-0410).
 //
 // A room's state is guarded by its lock, which is never held while
@@ -105,7 +109,7 @@ func (Module) Optional() {}
 func (Module) Options() any { return DefaultOptions() }
 
 // Start implements module.Module: a service for each host.
-func (Module) Start(_ context.Context, env *module.Env) error {
+func (Module) Start(ctx context.Context, env *module.Env) error {
 	opts := env.Options().(*Options)
 	for _, host := range env.Config().Server.Hosts {
 		domain := opts.Subdomain + "." + host
@@ -113,8 +117,12 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 			Domain:  domain,
 			Host:    host,
 			Router:  env.Router,
+			Store:   env.Store,
 			Options: func() *Options { return env.Options().(*Options) },
 			Log:     env.Log.With(slog.String("service", domain)),
+		}
+		if err := s.load(ctx); err != nil {
+			return fmt.Errorf("loading the rooms of %s: %w", domain, err)
 		}
 		env.Router.AddService(domain, s)
 		env.IQ.AddItem(dispatch.Item{JID: domain, Name: "Chat rooms"})

@@ -172,10 +172,19 @@ func (s *Service) owner(ctx context.Context, r *room, st *stanza.Stanza, payload
 		}
 		r.mu.Lock()
 		outs, e := r.configure(values, s.Options().MaxOccupants)
+		gone := e == nil && !r.cfg.Persistent && len(r.occupants) == 0
+		if gone {
+			r.destroyed = true
+		}
+		sn := r.snapshot()
 		r.mu.Unlock()
 		if e != nil {
 			s.fail(ctx, st, e)
 			return
+		}
+		s.persist(ctx, r, sn)
+		if gone {
+			s.forget(r)
 		}
 		s.result(ctx, st, nil)
 		s.sendAll(ctx, outs)
@@ -359,7 +368,9 @@ func (s *Service) destroy(ctx context.Context, r *room, alternate, reason string
 	}
 	r.occupants = make(map[string]*occupant)
 	r.destroyed = true
+	sn := r.snapshot()
 	r.mu.Unlock()
+	s.persist(ctx, r, sn)
 	s.forget(r)
 	s.sendAll(ctx, outs)
 }

@@ -92,10 +92,18 @@ type room struct {
 	affiliations map[string]affiliation
 	history      []historyMessage
 	destroyed    bool
+	created      time.Time
+	version      uint64 // of the last snapshot (persist.go)
+
+	// persistMu orders the writes of snapshots (persist.go); persisted
+	// and storedAffs are what was written last, guarded by it.
+	persistMu  sync.Mutex
+	persisted  uint64
+	storedAffs map[string]affiliation // nil: the room is not stored
 }
 
 func newRoom(j jid.JID, cfg roomConfig) *room {
-	r := &room{jid: j, cfg: cfg, occupants: make(map[string]*occupant), affiliations: make(map[string]affiliation)}
+	r := &room{jid: j, cfg: cfg, occupants: make(map[string]*occupant), affiliations: make(map[string]affiliation), created: time.Now()}
 	r.secret = make([]byte, 16)
 	rand.Read(r.secret)
 	return r

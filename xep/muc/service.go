@@ -13,6 +13,7 @@ import (
 
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/storage"
 )
 
 // Service is the MUC service of one domain. Set its fields, then add it
@@ -21,6 +22,8 @@ type Service struct {
 	Domain string // conference.example.org
 	Host   string // the host it belongs to: whose users are local
 	Router router.Router
+	// Store keeps the persistent rooms (nil: none are kept).
+	Store storage.MUC
 	// Options are the module's options in force.
 	Options func() *Options
 	Log     *slog.Logger
