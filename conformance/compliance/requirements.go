@@ -175,6 +175,7 @@ var requirements = []requirement{
 			"./xep/pep TestBlockedNotNotified",
 			"./xep/pep TestRemoteContacts",
 			"./conformance TestTranscripts/xep-0163-pep-s2s",
+			"./conformance/profanity TestProfanityOMEMO",
 		},
 		partial: "PEP on account JIDs with publish-options, access models and caps-based notifications; no explicit subscriptions, affiliations or collections",
 	},
@@ -275,13 +276,17 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: server, feature: "Group chat", spec: "XEP-0045 Multi-User Chat",
-		note:           "may be provided by a component; future suites may require XEP-0369 MIX instead",
-		notImplemented: notFiled,
+		note: "may be provided by a component; future suites may require XEP-0369 MIX instead",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0045-muc",
+			"./xep/muc TestPersistentRoom",
+		},
+		partial: "rooms, roles, affiliations, kick and ban, history, invitations and persistent rooms on conference.<host>; no room archive (XEP-0313), reserved-nickname registration, room avatars, flood limits or real-client tests yet (issue 15)",
 	},
 	{
 		category: "IM", level: server, feature: "Group chat", spec: "XEP-0249 Direct MUC Invitations",
-		note:           "an invitation is a message the server routes; there are no rooms to invite to before MUC",
-		notImplemented: notFiled + ": comes with MUC",
+		note:   "an invitation is a message from client to client, which the server routes as any other",
+		checks: []string{"./conformance TestTranscripts/xep-0045-muc"},
 	},
 	{
 		category: "IM", level: server, feature: "File upload", spec: "XEP-0363 HTTP File Upload",
@@ -293,6 +298,8 @@ var requirements = []requirement{
 		checks: []string{
 			"./conformance TestTranscripts/xep-0398-avatar-conversion",
 			"./xep/pep TestAvatarConversion",
+			"./conformance/imclients TestIMClients/*/*/vcard-avatar",
+			"./conformance/browser TestBrowser/sqlite/websocket",
 		},
 	},
 	{
@@ -322,6 +329,7 @@ var requirements = []requirement{
 			"./xep/private TestPrivate",
 			"./conformance TestTranscripts/xep-0402-bookmarks",
 			"./xep/pep TestBookmarksSync",
+			"./conformance/imclients TestIMClients/*/*/bookmarks",
 		},
 	},
 	{
@@ -336,11 +344,13 @@ var requirements = []requirement{
 			"./conformance TestTranscripts/xep-0402-bookmarks",
 			"./xep/pep TestBookmarksSync",
 			"./xep/pep TestBookmarksMigrate",
+			"./conformance/imclients TestIMClients/*/*/bookmarks",
+			"./conformance/browser TestBrowser/sqlite/websocket",
 		},
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0410 MUC Self-Ping",
-		notImplemented: notFiled + ": comes with MUC",
+		checks: []string{"./conformance TestTranscripts/xep-0045-muc"},
 	},
 	{
 		category: "IM", level: advanced, feature: "Persistent storage of private data via PubSub", spec: "XEP-0223 Persistent Storage of Private Data via PubSub",
