@@ -257,6 +257,6 @@ func (r *room) removeOccupant(outs []out, o *occupant, code int, actor, reason s
 	}
 	o.presence = nil
 	outs = r.broadcastPresence(outs, o, "unavailable", itemExtra{children: children}, []int{code}, nil)
-	delete(r.occupants, o.nick)
+	r.dropOccupant(o)
 	return outs
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -152,4 +153,114 @@ func jidOf(t *testing.T, s string) jid.JID {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// countRouter counts what the service routes, and checks that no room
+// lock is held while it does (the room's lock is tried from inside).
+type countRouter struct {
+	router.Router
+	mu     sync.Mutex
+	n      int
+	room   func() *room
+	locked int
+}
+
+func (c *countRouter) Route(_ context.Context, st *stanza.Stanza) {
+	locked := false
+	if r := c.room(); r != nil {
+		if r.mu.TryLock() {
+			r.mu.Unlock()
+		} else {
+			locked = true
+		}
+	}
+	c.mu.Lock()
+	c.n++
+	if locked {
+		c.locked++
+	}
+	c.mu.Unlock()
+}
+
+func bigRoom(tb testing.TB, n int) (*Service, *countRouter) {
+	tb.Helper()
+	c := &countRouter{}
+	s := &Service{Domain: "conference.example.org", Host: "example.org", Router: c,
+		Options: DefaultOptions, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c.room = func() *room { return s.room("big") }
+	ctx := context.Background()
+	do := func(raw string) {
+		st, err := stanza.ParseElement([]byte(raw))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.HandleService(ctx, st)
+	}
+	do("<presence from='u0@example.org/r' to='big@conference.example.org/u0'/>")
+	do("<iq from='u0@example.org/r' to='big@conference.example.org' type='set' id='c'><query xmlns='" + NSOwner + "'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
+	for i := 1; i < n; i++ {
+		u := "u" + strconv.Itoa(i)
+		do("<presence from='" + u + "@example.org/r' to='big@conference.example.org/" + u + "'/>")
+	}
+	return s, c
+}
+
+// TestConcurrentRoom: occupants entering, talking, changing nicknames
+// and leaving at once (run with -race); the room ends as it should.
+func TestConcurrentRoom(t *testing.T) {
+	s, c := bigRoom(t, 50)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u := "w" + strconv.Itoa(i)
+			for j := 0; j < 20; j++ {
+				send(t, s, "<presence from='"+u+"@example.org/r' to='big@conference.example.org/"+u+"'/>")
+				send(t, s, "<message from='"+u+"@example.org/r' to='big@conference.example.org' type='groupchat'><body>hi</body></message>")
+				send(t, s, "<presence from='"+u+"@example.org/r' to='big@conference.example.org/"+u+"x'/>")
+				send(t, s, "<presence from='"+u+"@example.org/r' to='big@conference.example.org/"+u+"x' type='unavailable'/>")
+			}
+		}()
+	}
+	wg.Wait()
+	r := s.room("big")
+	if r == nil || len(r.occupants) != 50 || len(r.real) != 50 {
+		t.Fatalf("room after the churn: %v", r)
+	}
+	_ = c
+}
+
+// TestRoutesUnlocked: with one goroutine, the room's lock is free at
+// every delivery of a message, an entering and a kick (§ scale: no lock
+// held over the sends).
+func TestRoutesUnlocked(t *testing.T) {
+	s, c := bigRoom(t, 20)
+	c.n, c.locked = 0, 0
+	send(t, s, "<message from='u3@example.org/r' to='big@conference.example.org' type='groupchat'><body>hi</body></message>")
+	send(t, s, "<presence from='new@example.org/r' to='big@conference.example.org/new'/>")
+	send(t, s, "<iq from='u0@example.org/r' to='big@conference.example.org' type='set' id='k'><query xmlns='"+NSAdmin+"'><item nick='new' role='none'/></query></iq>")
+	if c.n < 20+20+2+21 {
+		t.Fatalf("only %d stanzas routed", c.n)
+	}
+	if c.locked != 0 {
+		t.Errorf("%d of %d stanzas routed with the room locked", c.locked, c.n)
+	}
+}
+
+// BenchmarkGroupchat1000 is one message to a room of 1,000 occupants:
+// 1,000 deliveries, none under the room's lock.
+func BenchmarkGroupchat1000(b *testing.B) {
+	s, c := bigRoom(b, 1000)
+	st, err := stanza.ParseElement([]byte("<message from='u7@example.org/r' to='big@conference.example.org' type='groupchat' id='m'><body>Hello everyone, a message of a usual length for a busy room.</body></message>"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	c.n = 0
+	b.ReportAllocs()
+	for b.Loop() {
+		s.HandleService(ctx, st)
+	}
+	b.ReportMetric(float64(c.n)/float64(b.N), "deliveries/op")
 }

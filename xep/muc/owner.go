@@ -367,6 +367,7 @@ func (s *Service) destroy(ctx context.Context, r *room, alternate, reason string
 		}
 	}
 	r.occupants = make(map[string]*occupant)
+	r.real = make(map[string]*occupant)
 	r.destroyed = true
 	sn := r.snapshot()
 	r.mu.Unlock()

@@ -135,7 +135,7 @@ func (r *room) enter(st *stanza.Stanza, nick string, join *joinXML, created bool
 	if o == nil {
 		o = &occupant{nick: nick, bare: bare, role: r.defaultRole(aff), id: r.occupantID(bare)}
 	}
-	o.sessions = append(o.sessions, from)
+	r.addSession(o, from)
 	o.presence = stripped(st.Raw)
 	// The occupants, to the new session (§7.2.3).
 	names := make([]string, 0, len(r.occupants))
@@ -290,10 +290,10 @@ func (s *Service) leave(ctx context.Context, st *stanza.Stanza, codes []int) {
 		var b bytes.Buffer
 		r.presenceOf(&b, o, st.From, "unavailable", true, itemExtra{}, append([]int{110}, codes...)...)
 		outs = append(outs, out{st.From, b.Bytes()})
-		o.sessions = slices.DeleteFunc(o.sessions, st.From.Equal)
+		r.dropSession(o, st.From)
 	} else {
 		outs = r.broadcastPresence(outs, o, "unavailable", itemExtra{}, codes, nil)
-		delete(r.occupants, o.nick)
+		r.dropOccupant(o)
 	}
 	empty := len(r.occupants) == 0 && (!r.cfg.Persistent || r.locked)
 	if empty {

@@ -65,10 +65,6 @@ type occupant struct {
 	id       string // occupant-id (XEP-0421)
 }
 
-func (o *occupant) has(full jid.JID) bool {
-	return slices.ContainsFunc(o.sessions, full.Equal)
-}
-
 // historyMessage is a groupchat message kept for new occupants (§7.2.14).
 type historyMessage struct {
 	from  string // the occupant JID it came from
@@ -89,6 +85,7 @@ type room struct {
 	locked       bool                 // created and not configured yet (§10.1.1)
 	secret       []byte               // occupant-id key
 	occupants    map[string]*occupant // by nick
+	real         map[string]*occupant // by each session's full JID
 	affiliations map[string]affiliation
 	history      []historyMessage
 	destroyed    bool
@@ -103,7 +100,7 @@ type room struct {
 }
 
 func newRoom(j jid.JID, cfg roomConfig) *room {
-	r := &room{jid: j, cfg: cfg, occupants: make(map[string]*occupant), affiliations: make(map[string]affiliation), created: time.Now()}
+	r := &room{jid: j, cfg: cfg, occupants: make(map[string]*occupant), real: make(map[string]*occupant), affiliations: make(map[string]affiliation), created: time.Now()}
 	r.secret = make([]byte, 16)
 	rand.Read(r.secret)
 	return r
@@ -135,13 +132,26 @@ func (r *room) defaultRole(aff string) string {
 }
 
 // byReal returns the occupant joined from full.
-func (r *room) byReal(full jid.JID) *occupant {
-	for _, o := range r.occupants {
-		if o.has(full) {
-			return o
-		}
+func (r *room) byReal(full jid.JID) *occupant { return r.real[full.String()] }
+
+// addSession joins full to o.
+func (r *room) addSession(o *occupant, full jid.JID) {
+	o.sessions = append(o.sessions, full)
+	r.real[full.String()] = o
+}
+
+// dropSession takes full out of o, which stays.
+func (r *room) dropSession(o *occupant, full jid.JID) {
+	o.sessions = slices.DeleteFunc(o.sessions, full.Equal)
+	delete(r.real, full.String())
+}
+
+// dropOccupant takes o out of the room.
+func (r *room) dropOccupant(o *occupant) {
+	delete(r.occupants, o.nick)
+	for _, s := range o.sessions {
+		delete(r.real, s.String())
 	}
-	return nil
 }
 
 // occupantID is XEP-0421 §3: stable for a user in a room, opaque.
