@@ -75,6 +75,21 @@ type PubSubLimits struct {
 	Nodes int
 	Items int
 	Bytes int64
+	// Subscriptions is the most explicit subscriptions one node has
+	// (PubSubSubscribe), bounding what strangers can make an open node
+	// hold.
+	Subscriptions int
+}
+
+// PubSubSubscription is an explicit subscription (XEP-0060 §6.1) to an
+// account's node: one per subscriber JID and node, in the state
+// subscribed (no pending or unconfigured subscriptions, no subids: one
+// subscription per JID, as Prosody keeps them).
+type PubSubSubscription struct {
+	Node string
+	// JID is the subscriber as it subscribed: a bare or a full JID, in
+	// its string form (jid.JID.String: localpart@domainpart/resource).
+	JID string
 }
 
 // PubSubUsage is what an account's nodes hold, for its quotas.
@@ -98,8 +113,13 @@ type PubSubItemsQuery struct {
 // newest, and when the node then holds more than its MaxItems (capped by
 // PubSubLimits.NodeItems), the oldest go in the same transaction.
 // Writes return ErrNotFound for an account that does not exist; every
-// method but PubSubNodes and PubSubUsage (which find nothing) returns it
-// for a node that does not exist.
+// method but PubSubNodes, PubSubUsage and PubSubSubscriptionsOf (which
+// find nothing) returns it for a node that does not exist.
+//
+// A node's explicit subscriptions go with the node (DeletePubSubNode) and
+// with its account; those a local account made to any node go when that
+// account is deleted (DeleteAccount: the subscriber's JID names its host
+// and username).
 type PubSub interface {
 	// CreatePubSubNode adds a node; ErrConflict if the account has one of
 	// that name; ErrQuota if it would have more than lim.Nodes.
@@ -111,7 +131,7 @@ type PubSub interface {
 	// ConfigurePubSubNode replaces a node's configuration, removing the
 	// oldest items beyond its new MaxItems in the same transaction.
 	ConfigurePubSubNode(ctx context.Context, host, username, node string, cfg PubSubNodeConfig, lim PubSubLimits) error
-	// DeletePubSubNode removes a node and its items.
+	// DeletePubSubNode removes a node, its items and its subscriptions.
 	DeletePubSubNode(ctx context.Context, host, username, node string) error
 	// PurgePubSubNode removes every item of a node and returns how many
 	// it removed.
@@ -133,4 +153,19 @@ type PubSub interface {
 	// PubSubUsage returns the account's totals (kept per node as items
 	// change, so reading them costs a row per node).
 	PubSubUsage(ctx context.Context, host, username string) (PubSubUsage, error)
+
+	// PubSubSubscribe subscribes jid (a bare or full JID's string) to a
+	// node; subscribing again is no change and no error. ErrQuota (and
+	// nothing changed) if jid is new and the node has lim.Subscriptions
+	// already.
+	PubSubSubscribe(ctx context.Context, host, username, node, jid string, lim PubSubLimits) error
+	// PubSubUnsubscribe removes jid's subscription to a node; ErrNotFound
+	// if it has none (or there is no such node).
+	PubSubUnsubscribe(ctx context.Context, host, username, node, jid string) error
+	// PubSubSubscriptions returns a node's subscriptions, sorted by JID.
+	PubSubSubscriptions(ctx context.Context, host, username, node string) ([]PubSubSubscription, error)
+	// PubSubSubscriptionsOf returns the subscriptions to the account's
+	// nodes of bare (a bare JID) and of its full JIDs, sorted by node,
+	// then JID.
+	PubSubSubscriptionsOf(ctx context.Context, host, username, bare string) ([]PubSubSubscription, error)
 }

@@ -62,12 +62,23 @@ func TestDeleteAccountEveryTable(t *testing.T) {
 		if err == nil {
 			err = s.PublishPubSubItem(ctx, "example.org", u, "n", storage.PubSubItem{ID: "1", Payload: []byte("<x/>"), Published: time.Now()}, storage.PubSubLimits{})
 		}
+		if err == nil {
+			err = s.PubSubSubscribe(ctx, "example.org", u, "n", "x@example.net", storage.PubSubLimits{})
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	// alice's subscription to bob's node goes with alice too.
+	if err := s.PubSubSubscribe(ctx, "example.org", "bob", "n", "alice@example.org/phone", storage.PubSubLimits{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteAccount(ctx, "example.org", "alice"); err != nil {
 		t.Fatal(err)
+	}
+	var bySubscriber int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM pubsub_subscriptions WHERE sub_username = 'alice'`).Scan(&bySubscriber); err != nil || bySubscriber != 0 {
+		t.Errorf("alice's subscriptions to others' nodes: %d left, %v", bySubscriber, err)
 	}
 	rows, err := s.w.QueryContext(ctx, `SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c
 		WHERE m.type = 'table' AND c.name = 'username'`)

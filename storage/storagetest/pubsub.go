@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -499,4 +500,146 @@ func checkFilledPubSub(t *testing.T, s storage.Store, user string, empty bool) {
 		Config: storage.PubSubNodeConfig{AccessModel: storage.AccessPresence, Whitelist: []string{"a@example.net"}}})
 	checkPubItems(t, s, user, avatar, storage.PubSubItemsQuery{}, pubItem("1", "<one/>", 0), pubItem("2", "<two/>", 1))
 	checkUsage(t, s, user, storage.PubSubUsage{Nodes: 1, Items: 2, Bytes: 12})
+}
+
+func checkSubs(t *testing.T, s storage.Store, user, node string, want ...storage.PubSubSubscription) {
+	t.Helper()
+	got, err := s.PubSubSubscriptions(t.Context(), host, user, node)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("PubSubSubscriptions(%s, %q) = %v, %v; want %v", user, node, got, err, want)
+	}
+}
+
+func checkSubsOf(t *testing.T, s storage.Store, user, bare string, want ...storage.PubSubSubscription) {
+	t.Helper()
+	got, err := s.PubSubSubscriptionsOf(t.Context(), host, user, bare)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("PubSubSubscriptionsOf(%s, %s) = %v, %v; want %v", user, bare, got, err, want)
+	}
+}
+
+func subscribe(t *testing.T, s storage.Store, user, node, jid string, lim storage.PubSubLimits) {
+	t.Helper()
+	if err := s.PubSubSubscribe(t.Context(), host, user, node, jid, lim); err != nil {
+		t.Fatalf("PubSubSubscribe(%s, %q, %s): %v", user, node, jid, err)
+	}
+}
+
+// testPubSubSubscriptions checks explicit subscriptions: bare and full
+// JIDs apart, one per JID and node, the per-node limit, the errors, and
+// a node's deletion taking its subscriptions.
+func testPubSubSubscriptions(t *testing.T, newDB NewDB) {
+	s := open(t, newDB)
+	imAccounts(t, s)
+	ctx := t.Context()
+	none := storage.PubSubLimits{}
+	cfg := storage.PubSubNodeConfig{AccessModel: storage.AccessOpen, MaxItems: 1}
+	createNode(t, s, "alice", devices, cfg)
+	createNode(t, s, "alice", avatar, cfg)
+	createNode(t, s, "bob", devices, cfg)
+	checkSubs(t, s, "alice", devices)
+	checkSubsOf(t, s, "alice", "bob@example.org")
+
+	sub := func(node, j string) storage.PubSubSubscription { return storage.PubSubSubscription{Node: node, JID: j} }
+	subscribe(t, s, "alice", devices, "bob@example.org", none)
+	subscribe(t, s, "alice", devices, "bob@example.org/desk", none)
+	subscribe(t, s, "alice", devices, "bob@example.org", none) // again: no change
+	subscribe(t, s, "alice", devices, "juliet@example.net/balcony", none)
+	subscribe(t, s, "alice", avatar, "bob@example.org/phone", none)
+	subscribe(t, s, "alice", avatar, "example.net", none)
+	subscribe(t, s, "bob", devices, "bob@example.org", none)
+	checkSubs(t, s, "alice", devices, sub(devices, "bob@example.org"), sub(devices, "bob@example.org/desk"), sub(devices, "juliet@example.net/balcony"))
+	checkSubs(t, s, "alice", avatar, sub(avatar, "bob@example.org/phone"), sub(avatar, "example.net"))
+	checkSubs(t, s, "bob", devices, sub(devices, "bob@example.org"))
+	checkSubsOf(t, s, "alice", "bob@example.org",
+		sub(devices, "bob@example.org"), sub(devices, "bob@example.org/desk"), sub(avatar, "bob@example.org/phone"))
+	checkSubsOf(t, s, "alice", "juliet@example.net", sub(devices, "juliet@example.net/balcony"))
+	checkSubsOf(t, s, "alice", "example.net", sub(avatar, "example.net"))
+	checkSubsOf(t, s, "alice", "nobody@example.org")
+	checkSubsOf(t, s, "carol", "bob@example.org")
+
+	// The limit counts the node's subscriptions; a JID subscribed
+	// already is no addition.
+	lim := storage.PubSubLimits{Subscriptions: 3}
+	if err := s.PubSubSubscribe(ctx, host, "alice", devices, "eve@example.org", lim); !errors.Is(err, storage.ErrQuota) {
+		t.Errorf("a subscription beyond the limit: %v, want ErrQuota", err)
+	}
+	subscribe(t, s, "alice", devices, "bob@example.org/desk", lim)
+	subscribe(t, s, "alice", avatar, "eve@example.org", lim)
+
+	// Errors.
+	for _, tc := range []struct {
+		what string
+		err  error
+	}{
+		{"subscribe to a missing node", s.PubSubSubscribe(ctx, host, "alice", "none", "bob@example.org", none)},
+		{"subscribe to a missing account's node", s.PubSubSubscribe(ctx, host, "carol", devices, "bob@example.org", none)},
+		{"unsubscribe from a missing node", s.PubSubUnsubscribe(ctx, host, "alice", "none", "bob@example.org")},
+		{"unsubscribe what is not subscribed", s.PubSubUnsubscribe(ctx, host, "alice", devices, "bob@example.org/phone")},
+	} {
+		if !errors.Is(tc.err, storage.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", tc.what, tc.err)
+		}
+	}
+	if _, err := s.PubSubSubscriptions(ctx, host, "alice", "none"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("PubSubSubscriptions of a missing node: %v, want ErrNotFound", err)
+	}
+
+	// Unsubscribing the bare JID leaves the full one.
+	if err := s.PubSubUnsubscribe(ctx, host, "alice", devices, "bob@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	checkSubs(t, s, "alice", devices, sub(devices, "bob@example.org/desk"), sub(devices, "juliet@example.net/balcony"))
+
+	// Purging and reconfiguring keep them; deleting the node takes them.
+	if _, err := s.PurgePubSubNode(ctx, host, "alice", devices); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ConfigurePubSubNode(ctx, host, "alice", devices, storage.PubSubNodeConfig{AccessModel: storage.AccessPresence}, none); err != nil {
+		t.Fatal(err)
+	}
+	checkSubs(t, s, "alice", devices, sub(devices, "bob@example.org/desk"), sub(devices, "juliet@example.net/balcony"))
+	if err := s.DeletePubSubNode(ctx, host, "alice", devices); err != nil {
+		t.Fatal(err)
+	}
+	createNode(t, s, "alice", devices, cfg)
+	checkSubs(t, s, "alice", devices)
+	checkSubsOf(t, s, "alice", "bob@example.org", sub(avatar, "bob@example.org/phone"))
+	checkSubs(t, s, "bob", devices, sub(devices, "bob@example.org"))
+}
+
+// testPubSubSubscriptionsDelete checks that deleting an account removes
+// the subscriptions to its nodes and those it made to others' nodes (by
+// its bare and full JIDs), and no one else's: not those of an account of
+// the same name on another host.
+func testPubSubSubscriptionsDelete(t *testing.T, newDB NewDB) {
+	s := open(t, newDB)
+	imAccounts(t, s)
+	create(t, s, account(host, "carol", 3))
+	ctx := t.Context()
+	none := storage.PubSubLimits{}
+	cfg := storage.PubSubNodeConfig{AccessModel: storage.AccessOpen, MaxItems: 1}
+	createNode(t, s, "alice", devices, cfg)
+	createNode(t, s, "bob", devices, cfg)
+	createNode(t, s, "carol", devices, cfg)
+	subscribe(t, s, "alice", devices, "bob@example.org", none)
+	subscribe(t, s, "alice", devices, "bob@example.org/desk", none)
+	subscribe(t, s, "alice", devices, "bob@example.net", none)
+	subscribe(t, s, "alice", devices, "carol@example.org", none)
+	subscribe(t, s, "carol", devices, "bob@example.org/phone", none)
+	subscribe(t, s, "carol", devices, "alice@example.org", none)
+	subscribe(t, s, "bob", devices, "alice@example.org", none)
+	subscribe(t, s, "bob", devices, "carol@example.org", none)
+
+	if err := s.DeleteAccount(ctx, host, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	sub := func(j string) storage.PubSubSubscription { return storage.PubSubSubscription{Node: devices, JID: j} }
+	checkSubs(t, s, "alice", devices, sub("bob@example.net"), sub("carol@example.org"))
+	checkSubs(t, s, "carol", devices, sub("alice@example.org"))
+	checkSubsOf(t, s, "bob", "alice@example.org")
+	create(t, s, account(host, "bob", 4))
+	createNode(t, s, "bob", devices, cfg)
+	checkSubs(t, s, "bob", devices)
+	checkSubsOf(t, s, "alice", "bob@example.org")
 }

@@ -52,6 +52,8 @@ func Run(t *testing.T, newDB NewDB) {
 		{"PubSubQuota", testPubSubQuota},
 		{"PubSubAccounts", testPubSubAccounts},
 		{"PubSubTx", testPubSubTx},
+		{"PubSubSubscriptions", testPubSubSubscriptions},
+		{"PubSubSubscriptionsDelete", testPubSubSubscriptionsDelete},
 		{"MUCRooms", testMUCRooms},
 		{"MUCAffiliations", testMUCAffiliations},
 		{"MUCDelete", testMUCDelete},

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/starling-xmpp/starling/storage"
@@ -21,6 +22,10 @@ import (
 
 func init() {
 	onDeleteAccount("pubsub",
+		// The account's subscriptions to others' nodes, then those to
+		// its own.
+		`DELETE FROM pubsub_subscriptions WHERE sub_host = ? AND sub_username = ?`,
+		`DELETE FROM pubsub_subscriptions WHERE host = ? AND username = ?`,
 		`DELETE FROM pubsub_items WHERE host = ? AND username = ?`,
 		`DELETE FROM pubsub_nodes WHERE host = ? AND username = ?`)
 }
@@ -256,9 +261,13 @@ func (s *Store) DeletePubSubNode(ctx context.Context, host, username, node strin
 		if err := lockAccount(ctx, c, host, username, LockWrite); err != nil {
 			return err
 		}
-		if _, err := c.exec(ctx, `DELETE FROM pubsub_items WHERE host = ? AND username = ? AND node = ?`,
-			host, username, node); err != nil {
-			return err
+		for _, q := range []string{
+			`DELETE FROM pubsub_subscriptions WHERE host = ? AND username = ? AND node = ?`,
+			`DELETE FROM pubsub_items WHERE host = ? AND username = ? AND node = ?`,
+		} {
+			if _, err := c.exec(ctx, q, host, username, node); err != nil {
+				return err
+			}
 		}
 		n, err := c.exec(ctx, `DELETE FROM pubsub_nodes WHERE host = ? AND username = ? AND node = ?`, host, username, node)
 		if err == nil && n == 0 {
@@ -475,4 +484,116 @@ func (s *Store) PubSubUsage(ctx context.Context, host, username string) (storage
 		return storage.PubSubUsage{}, fmt.Errorf("pubsub usage of %s@%s: %w", username, host, err)
 	}
 	return u, nil
+}
+
+// splitJID returns a JID's domainpart and localpart ("" for none): a
+// localpart holds no '@' or '/', a domainpart no '/' (RFC 7622 §3).
+func splitJID(j string) (domain, local string) {
+	bare, _, _ := strings.Cut(j, "/")
+	if l, d, ok := strings.Cut(bare, "@"); ok {
+		return d, l
+	}
+	return bare, ""
+}
+
+// PubSubSubscribe implements storage.PubSub. The node's subscriptions are
+// counted with the account held, so that the limit holds.
+func (s *Store) PubSubSubscribe(ctx context.Context, host, username, node, jid string, lim storage.PubSubLimits) error {
+	subHost, subUser := splitJID(jid)
+	err := s.write(ctx, func(c conn) error {
+		if err := lockAccount(ctx, c, host, username, LockWrite); err != nil {
+			return err
+		}
+		if _, err := pubsubNodeStateOf(ctx, c, host, username, node); err != nil {
+			return err
+		}
+		var one int
+		err := c.queryRow(ctx, `SELECT 1 FROM pubsub_subscriptions WHERE host = ? AND username = ? AND node = ? AND jid = ?`,
+			host, username, node, jid).Scan(&one)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if lim.Subscriptions > 0 {
+			var n int
+			if err := c.queryRow(ctx, `SELECT count(*) FROM pubsub_subscriptions WHERE host = ? AND username = ? AND node = ?`,
+				host, username, node).Scan(&n); err != nil {
+				return err
+			}
+			if n >= lim.Subscriptions {
+				return storage.ErrQuota
+			}
+		}
+		_, err = c.exec(ctx, `INSERT INTO pubsub_subscriptions (host, username, node, jid, sub_host, sub_username)
+			VALUES (?, ?, ?, ?, ?, ?)`, host, username, node, jid, subHost, subUser)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s to pubsub node %q of %s@%s: %w", jid, node, username, host, err)
+	}
+	return nil
+}
+
+// PubSubUnsubscribe implements storage.PubSub.
+func (s *Store) PubSubUnsubscribe(ctx context.Context, host, username, node, jid string) error {
+	err := s.write(ctx, func(c conn) error {
+		if err := lockAccount(ctx, c, host, username, LockWrite); err != nil {
+			return err
+		}
+		n, err := c.exec(ctx, `DELETE FROM pubsub_subscriptions WHERE host = ? AND username = ? AND node = ? AND jid = ?`,
+			host, username, node, jid)
+		if err == nil && n == 0 {
+			err = storage.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("unsubscribe %s from pubsub node %q of %s@%s: %w", jid, node, username, host, err)
+	}
+	return nil
+}
+
+func scanPubSubSubscription(r Rows) (storage.PubSubSubscription, error) {
+	var sub storage.PubSubSubscription
+	err := r.Scan(&sub.Node, &sub.JID)
+	return sub, err
+}
+
+// PubSubSubscriptions implements storage.PubSub, in one read transaction.
+func (s *Store) PubSubSubscriptions(ctx context.Context, host, username, node string) ([]storage.PubSubSubscription, error) {
+	var subs []storage.PubSubSubscription
+	err := s.read(ctx, func(c conn) error {
+		var one int
+		err := c.queryRow(ctx, `SELECT 1 FROM pubsub_nodes WHERE host = ? AND username = ? AND node = ?`,
+			host, username, node).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return storage.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := c.query(ctx, `SELECT node, jid FROM pubsub_subscriptions WHERE host = ? AND username = ? AND node = ?
+			ORDER BY jid`, host, username, node)
+		subs, err = collect(rows, err, scanPubSubSubscription)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions of pubsub node %q of %s@%s: %w", node, username, host, err)
+	}
+	return subs, nil
+}
+
+// PubSubSubscriptionsOf implements storage.PubSub.
+func (s *Store) PubSubSubscriptionsOf(ctx context.Context, host, username, bare string) ([]storage.PubSubSubscription, error) {
+	subHost, subUser := splitJID(bare)
+	rows, err := s.reader().query(ctx, `SELECT node, jid FROM pubsub_subscriptions
+		WHERE sub_host = ? AND sub_username = ? AND host = ? AND username = ? ORDER BY node, jid`,
+		subHost, subUser, host, username)
+	subs, err := collect(rows, err, scanPubSubSubscription)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions of %s to pubsub nodes of %s@%s: %w", bare, username, host, err)
+	}
+	return subs, nil
 }
