@@ -51,6 +51,7 @@ const (
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
 	nsPing       = "urn:xmpp:ping"
+	nsVCard      = "vcard-temp"
 )
 
 // Options are [modules.muc].

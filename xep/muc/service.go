@@ -32,6 +32,9 @@ type Service struct {
 
 	mu    sync.Mutex // guards rooms
 	rooms map[string]*room
+
+	relayMu sync.Mutex // guards relays
+	relays  map[string]relayed
 }
 
 func (s *Service) now() time.Time {
@@ -213,6 +216,7 @@ func (s *Service) handleOccupant(ctx context.Context, st *stanza.Stanza) {
 		s.private(ctx, r, st)
 	case stanza.IQ:
 		if !st.IsRequest() {
+			s.relayAnswer(ctx, st)
 			return
 		}
 		r := s.room(st.To.Localpart())
@@ -225,29 +229,38 @@ func (s *Service) handleOccupant(ctx context.Context, st *stanza.Stanza) {
 }
 
 // occupantIQ: XEP-0410 self-ping is answered by the service; other
-// requests to an occupant are not relayed.
+// requests from an occupant to another are relayed (iqrelay.go).
 func (s *Service) occupantIQ(ctx context.Context, r *room, st *stanza.Stanza) {
 	name, _, _ := st.Payload()
-	if st.Type == "get" && name.Space == nsPing && name.Local == "ping" {
-		r.mu.Lock()
-		o := r.byReal(st.From)
-		self := o != nil && o.nick == st.To.Resourcepart()
-		_, present := r.occupants[st.To.Resourcepart()]
-		r.mu.Unlock()
-		switch {
-		case self:
-			s.result(ctx, st, nil)
-		case o == nil:
-			// XEP-0410 §3: not joined (any more).
-			s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable})
-		case present:
-			s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented})
-		default:
-			s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+	r.mu.Lock()
+	o := r.byReal(st.From)
+	target := r.occupants[st.To.Resourcepart()]
+	var to jid.JID
+	var fromJID jid.JID
+	if o != nil && target != nil && target != o && len(target.sessions) > 0 {
+		fromJID = r.occupantJID(o.nick)
+		to = target.sessions[len(target.sessions)-1]
+		if st.Type == "get" && name.Space == nsVCard && name.Local == "vCard" {
+			// The occupant's vCard is its account's: its server answers
+			// (XEP-0054 §3.3, XEP-0153 in rooms).
+			to = target.bare
 		}
-		return
 	}
-	s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	r.mu.Unlock()
+	switch {
+	case o == nil:
+		// XEP-0410 §3: not joined (any more); others may not reach
+		// occupants either.
+		s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable})
+	case target == nil:
+		s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+	case target == o && st.Type == "get" && name.Space == nsPing && name.Local == "ping":
+		s.result(ctx, st, nil)
+	case target == o:
+		s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	default:
+		s.relayRequest(ctx, st, fromJID, to)
+	}
 }
 
 // private is §7.5: a message from an occupant to another, relayed to
