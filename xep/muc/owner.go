@@ -37,6 +37,8 @@ func (s *Service) roomIQ(ctx context.Context, r *room, st *stanza.Stanza) {
 		s.owner(ctx, r, st, payload)
 	case name.Space == NSAdmin && name.Local == "query":
 		s.admin(ctx, r, st, payload)
+	case name.Space == nsVCard && name.Local == "vCard":
+		s.vcard(ctx, r, st, payload)
 	default:
 		s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}
@@ -73,7 +75,7 @@ func (r *room) info(asker jid.JID) ([]byte, *stanza.Error) {
 		}
 		return no
 	}
-	for _, f := range []string{nsDiscoInfo, NS, NSOccupantID, nsPing,
+	for _, f := range []string{nsDiscoInfo, NS, NSOccupantID, nsPing, nsVCard,
 		pick(c.Public, "muc_public", "muc_hidden"),
 		pick(c.MembersOnly, "muc_membersonly", "muc_open"),
 		pick(c.Moderated, "muc_moderated", "muc_unmoderated"),
@@ -89,6 +91,9 @@ func (r *room) info(asker jid.JID) ([]byte, *stanza.Error) {
 	field(&b, "muc#roominfo_occupants", "", strconv.Itoa(len(r.occupants)))
 	field(&b, "muc#roominfo_subject", "", r.subject)
 	field(&b, "muc#roomconfig_roomname", "", c.Name)
+	if len(r.avatars) > 0 {
+		field(&b, "muc#roominfo_avatarhash", "text-multi", r.avatars...) // XEP-0486 §3.3
+	}
 	b.WriteString("</x></query>")
 	return b.Bytes(), nil
 }
@@ -320,6 +325,12 @@ func (r *room) configure(v map[string][]string, max int) ([]out, *stanza.Error) 
 	} else if !c.WhoisAnyone && old.WhoisAnyone {
 		codes = append(codes, 173)
 	}
+	return r.configChanged(codes), nil
+}
+
+// configChanged tells every occupant that the configuration changed
+// (§10.2.1: status 104, and 172 or 173 for the room's anonymity).
+func (r *room) configChanged(codes []int) []out {
 	var outs []out
 	for _, s := range r.sessions() {
 		var b bytes.Buffer
@@ -334,7 +345,7 @@ func (r *room) configure(v map[string][]string, max int) ([]out, *stanza.Error) 
 		b.WriteString("</x></message>")
 		outs = append(outs, out{s, b.Bytes()})
 	}
-	return outs, nil
+	return outs
 }
 
 // destroy is §10.9: every occupant leaves, told where the room went.

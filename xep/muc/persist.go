@@ -22,6 +22,7 @@ type stored struct {
 	Subject     string     `json:"subject,omitempty"`
 	SubjectFrom string     `json:"subject_from,omitempty"`
 	Secret      []byte     `json:"secret"`
+	VCard       []byte     `json:"vcard,omitempty"`
 }
 
 // snapshot is a room's state to store.
@@ -37,7 +38,7 @@ func (r *room) snapshot() snapshot {
 	r.version++
 	sn := snapshot{version: r.version, persistent: r.cfg.Persistent && !r.locked && !r.destroyed}
 	if sn.persistent {
-		sn.blob, _ = json.Marshal(stored{Config: r.cfg, Subject: r.subject, SubjectFrom: r.subjectFrom, Secret: r.secret})
+		sn.blob, _ = json.Marshal(stored{Config: r.cfg, Subject: r.subject, SubjectFrom: r.subjectFrom, Secret: r.secret, VCard: r.vcard})
 		sn.affiliations = maps.Clone(r.affiliations)
 	}
 	return sn
@@ -115,6 +116,7 @@ func (s *Service) load(ctx context.Context) error {
 		if len(st.Secret) > 0 {
 			r.secret = st.Secret
 		}
+		r.vcard, r.avatars = st.VCard, photoHashes(st.VCard)
 		affs, err := s.Store.MUCAffiliations(ctx, s.Domain, sr.Name)
 		if err != nil {
 			return err

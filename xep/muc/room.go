@@ -88,6 +88,8 @@ type room struct {
 	real         map[string]*occupant // by each session's full JID
 	affiliations map[string]affiliation
 	history      []historyMessage
+	vcard        []byte   // the room's vCard (XEP-0486), nil for none
+	avatars      []string // the SHA-1 of each of its photos
 	destroyed    bool
 	created      time.Time
 	version      uint64 // of the last snapshot (persist.go)

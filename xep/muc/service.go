@@ -108,7 +108,7 @@ func (s *Service) handleDomain(ctx context.Context, st *stanza.Stanza) {
 	case st.Type == "get" && name.Space == nsDiscoInfo && name.Local == "query" && queryNode(payload) == "":
 		s.result(ctx, st, []byte("<query xmlns='"+nsDiscoInfo+"'><identity category='conference' type='text' name='Chat rooms'/>"+
 			"<feature var='"+nsDiscoInfo+"'/><feature var='"+nsDiscoItems+"'/><feature var='"+NS+"'/>"+
-			"<feature var='"+NSOccupantID+"'/><feature var='"+nsPing+"'/></query>"))
+			"<feature var='"+NSOccupantID+"'/><feature var='"+nsPing+"'/><feature var='"+nsVCard+"'/></query>"))
 	case st.Type == "get" && name.Space == nsDiscoItems && name.Local == "query" && queryNode(payload) == "":
 		s.result(ctx, st, s.publicRooms())
 	case st.Type == "get" && name.Space == nsPing && name.Local == "ping":
