@@ -26,6 +26,8 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 		e = &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "you have no voice in this room"} // §7.4, §8.6
 	case hasSubject && !hasBody && !r.cfg.ChangeSubject && o.role != roleModerator:
 		e = &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "only moderators may change the subject"} // §8.1
+	case r.flooding(o, s.now(), s.Options()):
+		e = errFlood
 	}
 	if e != nil {
 		r.mu.Unlock()

@@ -22,6 +22,9 @@
 //     storage.MUC with their configuration, subject and affiliations,
 //     loaded at start; others gone when their last occupant leaves;
 //   - mediated invitations and declines (§7.8.2, §7.8.3);
+//   - flood limits: an occupant's messages and presence changes, and a
+//     room's, beyond their rates are refused with <policy-violation/>,
+//     type wait;
 //   - occupant-id (XEP-0421), self-ping (XEP-0410).
 //
 // A room's state is guarded by its lock, which is never held while
@@ -69,12 +72,19 @@ type Options struct {
 	// Rooms are the defaults of a new room's configuration.
 	Persistent bool `toml:"persistent"`
 	Public     bool `toml:"public"`
+	// OccupantRate and RoomRate bound the messages (to the room and
+	// private) and presence changes of one occupant, and of all the
+	// occupants of a room, per second; each may go five seconds' worth
+	// over in a burst.
+	OccupantRate int `toml:"occupant_rate"`
+	RoomRate     int `toml:"room_rate"`
 }
 
 // DefaultOptions are the defaults (Prosody's: anyone local creates
 // public, temporary rooms).
 func DefaultOptions() *Options {
-	return &Options{Subdomain: "conference", Create: "local", MaxOccupants: 1000, MaxRooms: 10000, Public: true}
+	return &Options{Subdomain: "conference", Create: "local", MaxOccupants: 1000, MaxRooms: 10000, Public: true,
+		OccupantRate: 10, RoomRate: 200}
 }
 
 // Validate implements config.Validator.
@@ -93,6 +103,12 @@ func (o *Options) Validate() []config.OptionsProblem {
 	}
 	if o.MaxRooms < 1 {
 		p = append(p, config.OptionsProblem{Key: "max_rooms", Message: "must be at least 1"})
+	}
+	if o.OccupantRate < 1 {
+		p = append(p, config.OptionsProblem{Key: "occupant_rate", Message: "must be at least 1"})
+	}
+	if o.RoomRate < 1 {
+		p = append(p, config.OptionsProblem{Key: "room_rate", Message: "must be at least 1"})
 	}
 	return p
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -185,8 +186,10 @@ func (c *countRouter) Route(_ context.Context, st *stanza.Stanza) {
 func bigRoom(tb testing.TB, n int) (*Service, *countRouter) {
 	tb.Helper()
 	c := &countRouter{}
+	opts := DefaultOptions()
+	opts.OccupantRate, opts.RoomRate = 1<<30, 1<<30 // measured, not limited
 	s := &Service{Domain: "conference.example.org", Host: "example.org", Router: c,
-		Options: DefaultOptions, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Options: func() *Options { return opts }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	c.room = func() *room { return s.room("big") }
 	ctx := context.Background()
 	do := func(raw string) {
@@ -263,4 +266,50 @@ func BenchmarkGroupchat1000(b *testing.B) {
 		s.HandleService(ctx, st)
 	}
 	b.ReportMetric(float64(c.n)/float64(b.N), "deliveries/op")
+}
+
+// TestFloodLimits: an occupant's burst is five seconds of its rate,
+// then policy-violation (type wait) until time refills it; the room has
+// a rate of its own over all its occupants.
+func TestFloodLimits(t *testing.T) {
+	s, r := newService(t, nil)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+	opts := DefaultOptions()
+	opts.OccupantRate, opts.RoomRate = 2, 3
+	s.Options = func() *Options { return opts }
+	send(t, s, "<presence from='a@example.org/r' to='flood@conference.example.org/a'/>")
+	send(t, s, "<iq from='a@example.org/r' to='flood@conference.example.org' type='set' id='c'><query xmlns='"+NSOwner+"'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
+	send(t, s, "<presence from='b@example.org/r' to='flood@conference.example.org/b'/>")
+	r.take()
+	msg := func(from string) []string {
+		send(t, s, "<message from='"+from+"' to='flood@conference.example.org' type='groupchat'><body>x</body></message>")
+		return r.take()
+	}
+	for i := 0; i < 10; i++ { // a's burst: 2/s × 5 s
+		if got := msg("a@example.org/r"); contains(got, "type='error'") {
+			t.Fatalf("message %d refused: %q", i, got)
+		}
+	}
+	if got := msg("a@example.org/r"); !contains(got, "<policy-violation") || !contains(got, "type='wait'") {
+		t.Fatalf("the 11th message: %q", got)
+	}
+	// b has its own bucket, but the room's (3/s × 5 s = 15) has 5 left.
+	for i := 0; i < 5; i++ {
+		if got := msg("b@example.org/r"); contains(got, "type='error'") {
+			t.Fatalf("b's message %d refused: %q", i, got)
+		}
+	}
+	if got := msg("b@example.org/r"); !contains(got, "<policy-violation") {
+		t.Fatalf("over the room's rate: %q", got)
+	}
+	now = now.Add(time.Second) // 2 for a, 3 for the room
+	for i := 0; i < 2; i++ {
+		if got := msg("a@example.org/r"); contains(got, "type='error'") {
+			t.Fatalf("after a second, message %d refused: %q", i, got)
+		}
+	}
+	if got := msg("a@example.org/r"); !contains(got, "<policy-violation") {
+		t.Fatalf("a's third after a second: %q", got)
+	}
 }

@@ -91,6 +91,11 @@ func (s *Service) available(ctx context.Context, st *stanza.Stanza) {
 	var outs []out
 	var e *stanza.Error
 	if o := r.byReal(st.From); o != nil {
+		if r.flooding(o, s.now(), s.Options()) {
+			r.mu.Unlock()
+			s.fail(ctx, st, errFlood)
+			return
+		}
 		if o.nick == nick {
 			// A presence change (§7.7 of RFC 6121 in a room): to all.
 			o.presence = stripped(st.Raw)

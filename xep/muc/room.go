@@ -63,6 +63,7 @@ type occupant struct {
 	presence []byte
 	role     string
 	id       string // occupant-id (XEP-0421)
+	limit    bucket // its flood limit
 }
 
 // historyMessage is a groupchat message kept for new occupants (§7.2.14).
@@ -88,6 +89,7 @@ type room struct {
 	real         map[string]*occupant // by each session's full JID
 	affiliations map[string]affiliation
 	history      []historyMessage
+	limit        bucket   // the room's flood limit
 	vcard        []byte   // the room's vCard (XEP-0486), nil for none
 	avatars      []string // the SHA-1 of each of its photos
 	destroyed    bool

@@ -286,6 +286,8 @@ func (s *Service) private(ctx context.Context, r *room, st *stanza.Stanza) {
 		e = &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
 	case !r.allowsPM(from):
 		e = &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "private messages are not allowed in this room"}
+	case r.flooding(from, s.now(), s.Options()):
+		e = errFlood
 	default:
 		sessions = slices.Clone(to.sessions)
 		fromJID = r.occupantJID(from.nick)
