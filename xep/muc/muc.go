@@ -55,6 +55,7 @@ const (
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
 	nsPing       = "urn:xmpp:ping"
 	nsVCard      = "vcard-temp"
+	nsRegister   = "jabber:iq:register"
 )
 
 // Options are [modules.muc].

@@ -29,6 +29,11 @@ func (s *Service) roomIQ(ctx context.Context, r *room, st *stanza.Stanza) {
 	case get && name.Space == nsDiscoInfo && name.Local == "query" && queryNode(payload) == "":
 		res, e := r.info(st.From.Bare())
 		s.answer(ctx, st, res, e)
+	case get && name.Space == nsDiscoInfo && name.Local == "query" && queryNode(payload) == "x-roomuser-item":
+		res, e := r.reservedNick(st.From.Bare())
+		s.answer(ctx, st, res, e)
+	case name.Space == nsRegister && name.Local == "query":
+		s.register(ctx, r, st, payload)
 	case get && name.Space == nsDiscoItems && name.Local == "query":
 		s.result(ctx, st, []byte("<query xmlns='"+nsDiscoItems+"'/>"))
 	case get && name.Space == nsPing && name.Local == "ping":
@@ -75,7 +80,7 @@ func (r *room) info(asker jid.JID) ([]byte, *stanza.Error) {
 		}
 		return no
 	}
-	for _, f := range []string{nsDiscoInfo, NS, NSOccupantID, nsPing, nsVCard,
+	for _, f := range []string{nsDiscoInfo, NS, NSOccupantID, nsPing, nsVCard, nsRegister,
 		pick(c.Public, "muc_public", "muc_hidden"),
 		pick(c.MembersOnly, "muc_membersonly", "muc_open"),
 		pick(c.Moderated, "muc_moderated", "muc_unmoderated"),
