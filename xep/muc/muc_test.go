@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"encoding/xml"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -311,5 +312,49 @@ func TestFloodLimits(t *testing.T) {
 	}
 	if got := msg("a@example.org/r"); !contains(got, "<policy-violation") {
 		t.Fatalf("a's third after a second: %q", got)
+	}
+}
+
+// TestHistory: §7.2.14's maxstanzas, maxchars, seconds and since, alone
+// and together (the most restrictive wins), each message delayed by the
+// room (XEP-0203).
+func TestHistory(t *testing.T) {
+	base := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := newRoom(jidOf(t, "h@conference.example.org"), roomConfig{})
+	for i := 0; i < 5; i++ {
+		inner := "<body>m" + strconv.Itoa(i) + "</body>"
+		r.history = append(r.history, historyMessage{from: "h@conference.example.org/x", inner: []byte(inner),
+			at: base.Add(time.Duration(i) * time.Minute), chars: len(inner)})
+	}
+	now := base.Add(5 * time.Minute)
+	to := jidOf(t, "a@example.org/r")
+	for _, tc := range []struct {
+		h    string
+		want string // the bodies, in order
+	}{
+		{"", "m0 m1 m2 m3 m4"},
+		{"<history maxstanzas='2'/>", "m3 m4"},
+		{"<history maxstanzas='0'/>", ""},
+		{"<history seconds='150'/>", "m3 m4"},
+		{"<history since='2026-01-01T12:01:00Z'/>", "m2 m3 m4"},
+		{"<history maxchars='30'/>", "m3 m4"},
+		{"<history maxstanzas='3' seconds='90'/>", "m4"},
+	} {
+		var j joinXML
+		if err := xml.Unmarshal([]byte("<x xmlns='"+NS+"'>"+tc.h+"</x>"), &j); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range r.historyFor(nil, to, &j, now) {
+			s := string(o.raw)
+			if !strings.Contains(s, "<delay xmlns='urn:xmpp:delay' from='h@conference.example.org' stamp='2026-01-01T12:0") {
+				t.Errorf("%s: no delay in %s", tc.h, s)
+			}
+			i := strings.Index(s, "<body>")
+			got = append(got, s[i+6:i+8])
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%q: %q, want %q", tc.h, got, tc.want)
+		}
 	}
 }
