@@ -174,10 +174,15 @@ var requirements = []requirement{
 			"./xep/pep TestGrantedSendsLastItems",
 			"./xep/pep TestBlockedNotNotified",
 			"./xep/pep TestRemoteContacts",
+			"./xep/pep TestSubscribe",
+			"./xep/pep TestSubscribeAccessModels",
+			"./xep/pep TestUnsubscribe",
+			"./xep/pep TestSubscriptionLists",
+			"./xep/pep TestSubscriberNotifications",
 			"./conformance TestTranscripts/xep-0163-pep-s2s",
 			"./conformance/profanity TestProfanityOMEMO",
 		},
-		partial: "PEP on account JIDs with publish-options, access models and caps-based notifications; no explicit subscriptions, affiliations or collections",
+		partial: "PEP on account JIDs with publish-options, access models, caps-based notifications and explicit subscriptions; no affiliations other than member, no collections",
 	},
 
 	// Web Compliance Suite (§2.2). The "only one of the providers" note is

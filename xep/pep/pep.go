@@ -23,6 +23,17 @@
 //     subscription from or both); roster (the same: no roster groups);
 //     whitelist (the owner and the node's members, managed as its
 //     affiliations, §8.9: member or none);
+//   - explicit subscriptions (subscriptions.go; XEP-0163 §4 item 1):
+//     subscribe (§6.1) by the sender's bare or full JID (else
+//     <bad-request/> with <invalid-jid/>), anyone's — other servers'
+//     users too — the access model lets read, one per JID and node, no
+//     subids, the last item sent after the result when the node's
+//     send_last_published_item is on_sub or on_sub_and_presence
+//     (§6.1.7); unsubscribe (§6.2, with §6.2.3's errors); the
+//     requester's own subscriptions (§5.6); the owner's view and changes
+//     of a node's (§8.8: subscribed or none); at most
+//     max_subscriptions_per_node per node (<policy-violation/> with
+//     <too-many-subscriptions/>); a node's deletion ends them;
 //   - notifications (XEP-0163 §4): on publish, retract, purge and delete,
 //     a headline message from the account's bare JID to every available
 //     session of the account and of its local contacts the access model
@@ -33,9 +44,14 @@
 //     becomes available (presence.Available), whichever comes second,
 //     and to a contact's sessions when it is granted a presence
 //     subscription (roster.PresenceGranted) (send_last_published_item
-//     on_sub_and_presence, the default). A notification that blocking
-//     (XEP-0191) would stop on its way (router.Routing, asked quietly) is
-//     not sent.
+//     on_sub_and_presence, the default). Explicit subscribers the access
+//     model lets read when the notification is sent get it too, at the
+//     JID they subscribed (a full JID; a bare JID routed to, by the
+//     router's rules; other servers' over federation), unless a session
+//     got it already: a full JID the path above notified is skipped, and
+//     so is a bare JID one of whose sessions it notified. A notification
+//     that blocking (XEP-0191) would stop on its way (router.Routing,
+//     asked quietly) is not sent.
 //
 // Errors (XEP-0060 §6.5.9, §7.1.3, §7.2.3, §8): a node or item that does
 // not exist is <item-not-found/>; writes to another account's node are
@@ -47,8 +63,9 @@
 // with a text, type cancel, nothing changed (Prosody's mod_pep has no
 // account quotas to follow; not-acceptable is what §7.1.3.4 answers an
 // item the service will not take); a malformed request is <bad-request/>;
-// what PEP does not do here (explicit subscriptions, affiliations other
-// than member, collection nodes, instant nodes, the domain as a pubsub service) is
+// what PEP does not do here (affiliations other than member, pending or
+// configurable subscriptions and their options, collection nodes,
+// instant nodes, the domain as a pubsub service) is
 // <feature-not-implemented/> with <unsupported/>.
 //
 // Contacts on other servers (federation) are notified too: their
@@ -67,8 +84,10 @@
 // their sets are followed with dispatch's AfterSet, and their documents
 // written through storage.Documents.
 //
-// Not done: notifications to entities on other servers that are not
-// contacts (open nodes).
+// Not done: notifications to entities on other servers that are neither
+// contacts nor explicit subscribers (open nodes); the last item to an
+// explicit subscriber that is no contact when it becomes available
+// (on_sub_and_presence: its presence is not known here).
 package pep
 
 import (
@@ -131,6 +150,7 @@ var Features = []string{
 	NS + "#filtered-notifications",
 	NS + "#item-ids",
 	NS + "#last-published",
+	NS + "#manage-subscriptions",
 	NS + "#modify-affiliations",
 	NS + "#multi-items",
 	NS + "#persistent-items",
@@ -140,6 +160,8 @@ var Features = []string{
 	NS + "#purge-nodes",
 	NS + "#retract-items",
 	NS + "#retrieve-items",
+	NS + "#retrieve-subscriptions",
+	NS + "#subscribe",
 }
 
 // Options are the module's: [modules.pep]. The quotas are per account.
@@ -149,12 +171,15 @@ type Options struct {
 	MaxBytes        int64 `toml:"max_bytes"`          // the sum of those items' payloads
 	MaxItemBytes    int   `toml:"max_item_bytes"`     // one item's payload
 	MaxItemsPerNode int   `toml:"max_items_per_node"` // what pubsub#max_items "max" means, and its ceiling
+	// MaxSubscriptionsPerNode bounds a node's explicit subscriptions.
+	MaxSubscriptionsPerNode int `toml:"max_subscriptions_per_node"`
 }
 
 // DefaultOptions are the defaults: max_items_per_node is Prosody's
 // pep_max_items; the item size the default stanza limit.
 func DefaultOptions() *Options {
-	return &Options{MaxNodes: 100, MaxItems: 2000, MaxBytes: 8 << 20, MaxItemBytes: 256 << 10, MaxItemsPerNode: 256}
+	return &Options{MaxNodes: 100, MaxItems: 2000, MaxBytes: 8 << 20, MaxItemBytes: 256 << 10, MaxItemsPerNode: 256,
+		MaxSubscriptionsPerNode: 1000}
 }
 
 // Validate implements config.Validator.
@@ -170,11 +195,13 @@ func (o *Options) Validate() []config.OptionsProblem {
 	check("max_bytes", o.MaxBytes)
 	check("max_item_bytes", int64(o.MaxItemBytes))
 	check("max_items_per_node", int64(o.MaxItemsPerNode))
+	check("max_subscriptions_per_node", int64(o.MaxSubscriptionsPerNode))
 	return p
 }
 
 func (o *Options) limits() storage.PubSubLimits {
-	return storage.PubSubLimits{NodeItems: o.MaxItemsPerNode, Nodes: o.MaxNodes, Items: o.MaxItems, Bytes: o.MaxBytes}
+	return storage.PubSubLimits{NodeItems: o.MaxItemsPerNode, Nodes: o.MaxNodes, Items: o.MaxItems, Bytes: o.MaxBytes,
+		Subscriptions: o.MaxSubscriptionsPerNode}
 }
 
 // DefaultConfig is a new node's configuration (XEP-0163 §5: presence
@@ -235,6 +262,7 @@ func (s *Service) Register(m *dispatch.Mux) {
 	m.AddAccountFeatures(NSAvatarConversion)
 	m.HandleForAccounts(NS, "pubsub", s.handle)
 	m.HandleForAccounts(NSOwner, "pubsub", s.handleOwner)
+	m.AfterSet(NS, "pubsub", s.subscribed)
 	m.AfterSet(nsPrivate, "query", s.privateSet)
 	m.AfterSet(nsVCard, "vCard", s.vcardSet)
 }
@@ -299,15 +327,18 @@ type pubsubXML struct {
 	Children []struct {
 		XMLName xml.Name
 	} `xml:",any"`
-	Publish        *nodeItems       `xml:"publish"`
-	PublishOptions *withForm        `xml:"publish-options"`
-	Items          *nodeItems       `xml:"items"`
-	Retract        *nodeItems       `xml:"retract"`
-	Configure      *withForm        `xml:"configure"`
-	Create         *withForm        `xml:"create"`
-	Delete         *withForm        `xml:"delete"`
-	Purge          *withForm        `xml:"purge"`
-	Affiliations   *affiliationsXML `xml:"affiliations"`
+	Publish        *nodeItems        `xml:"publish"`
+	PublishOptions *withForm         `xml:"publish-options"`
+	Items          *nodeItems        `xml:"items"`
+	Retract        *nodeItems        `xml:"retract"`
+	Configure      *withForm         `xml:"configure"`
+	Create         *withForm         `xml:"create"`
+	Delete         *withForm         `xml:"delete"`
+	Purge          *withForm         `xml:"purge"`
+	Affiliations   *affiliationsXML  `xml:"affiliations"`
+	Subscribe      *subscribeXML     `xml:"subscribe"`
+	Unsubscribe    *subscribeXML     `xml:"unsubscribe"`
+	Subscriptions  *subscriptionsXML `xml:"subscriptions"`
 }
 
 func decode(raw []byte) (*pubsubXML, error) {
@@ -347,6 +378,12 @@ func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, err
 		return nil, s.create(ctx, owner, p.Create.Node, p.Configure)
 	case !req.Set() && p.Items != nil:
 		return s.items(ctx, owner, req.Stanza.From.Bare(), p.Items)
+	case req.Set() && p.Subscribe != nil:
+		return s.subscribe(ctx, owner, req.Stanza.From, p.Subscribe)
+	case req.Set() && p.Unsubscribe != nil:
+		return nil, s.unsubscribe(ctx, owner, req.Stanza.From, p.Unsubscribe)
+	case !req.Set() && p.Subscriptions != nil:
+		return s.subscriptionsOf(ctx, owner, req.Stanza.From, p.Subscriptions.Node)
 	}
 	for _, c := range p.Children {
 		return nil, unsupported(c.XMLName.Local)
@@ -380,6 +417,10 @@ func (s *Service) handleOwner(ctx context.Context, req dispatch.Request) ([]byte
 		return nil, s.setAffiliations(ctx, owner, p.Affiliations)
 	case p.Affiliations != nil:
 		return s.affiliations(ctx, owner, p.Affiliations.Node)
+	case p.Subscriptions != nil && req.Set():
+		return nil, s.setSubscriptions(ctx, owner, p.Subscriptions)
+	case p.Subscriptions != nil:
+		return s.nodeSubscriptions(ctx, owner, p.Subscriptions.Node)
 	}
 	for _, c := range p.Children {
 		return nil, unsupported(c.XMLName.Local)
@@ -790,10 +831,13 @@ func (s *Service) deleteNode(ctx context.Context, owner jid.JID, name string) er
 	if err != nil {
 		return storeErr(err)
 	}
+	// The subscribers are told of the deletion, which takes their
+	// subscriptions (§8.4.2).
+	subs := s.subscriptions(ctx, owner, name)
 	if err := s.Store.DeletePubSubNode(ctx, host, user, name); err != nil {
 		return storeErr(err)
 	}
-	s.notify(ctx, owner, node, []byte("<delete node='"+stanza.Escape(name)+"'/>"))
+	s.notifyAll(ctx, owner, node, []byte("<delete node='"+stanza.Escape(name)+"'/>"), subs)
 	s.converted(ctx, owner, name, nil)
 	return nil
 }
@@ -1065,10 +1109,18 @@ func eventMessage(from, to jid.JID, ev []byte) []byte {
 
 // notify sends ev about node to every available session of the owner and
 // of the local contacts the access model lets read that are interested,
-// and to the remote contacts' entities (Remotes) the access model lets
-// read whose capabilities are interested.
+// to the remote contacts' entities (Remotes) the access model lets read
+// whose capabilities are interested, and to the node's explicit
+// subscribers the access model lets read that none of those reached
+// (notifySubscribers).
 func (s *Service) notify(ctx context.Context, owner jid.JID, node storage.PubSubNode, ev []byte) {
+	s.notifyAll(ctx, owner, node, ev, s.subscriptions(ctx, owner, node.Name))
+}
+
+// notifyAll is notify with the node's subscriptions read already.
+func (s *Service) notifyAll(ctx context.Context, owner jid.JID, node storage.PubSubNode, ev []byte, subs []storage.PubSubSubscription) {
 	feature := node.Name + "+notify"
+	notified := make(map[string]bool)
 	readers := []jid.JID{owner}
 	if node.Config.AccessModel != storage.AccessWhitelist {
 		readers = append(readers, s.Contacts(ctx, owner, roster.SeesPresence)...)
@@ -1089,10 +1141,12 @@ func (s *Service) notify(ctx context.Context, owner jid.JID, node storage.PubSub
 		}
 		for _, sess := range sessions(r) {
 			if ok, _ := sess.Available(); ok && s.Interested(sess, feature) {
+				notified[sess.JID().String()] = true
 				s.deliver(ctx, sess, owner, ev)
 			}
 		}
 	}
+	s.notifySubscribers(ctx, owner, node, ev, subs, notified)
 }
 
 // interests are the nodes a session's capabilities ask for (NODE+notify).

@@ -297,14 +297,18 @@ func TestErrors(t *testing.T) {
 		typ, payload string
 		want         string
 	}{
-		{f.s.handle, "set", "<pubsub xmlns='" + NS + "'><subscribe node='n1' jid='alice@localhost'/></pubsub>", stanza.FeatureNotImplemented},
+		{f.s.handle, "set", "<pubsub xmlns='" + NS + "'><subscribe node='n1' jid='alice@localhost'/></pubsub>", ""},
+		{f.s.handle, "set", "<pubsub xmlns='" + NS + "'><subscribe node='none' jid='alice@localhost'/></pubsub>", stanza.ItemNotFound},
 		{f.s.handle, "set", "<pubsub xmlns='" + NS + "'><retract node='n1'><item id='nope'/></retract></pubsub>", stanza.ItemNotFound},
 		{f.s.handle, "get", "<pubsub xmlns='" + NS + "'><items node='none'/></pubsub>", stanza.ItemNotFound},
 		{f.s.handle, "get", "<pubsub xmlns='" + NS + "'><items node='n1' max_items='x'/></pubsub>", stanza.BadRequest},
 		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><delete node='none'/></pubsub>", stanza.ItemNotFound},
 		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><purge node='n1'/></pubsub>", ""},
 		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><delete node='n2'/></pubsub>", ""},
-		{f.s.handleOwner, "get", "<pubsub xmlns='" + NSOwner + "'><subscriptions node='n1'/></pubsub>", stanza.FeatureNotImplemented},
+		{f.s.handleOwner, "get", "<pubsub xmlns='" + NSOwner + "'><subscriptions node='n1'/></pubsub>", ""},
+		{f.s.handleOwner, "get", "<pubsub xmlns='" + NSOwner + "'><subscriptions node='none'/></pubsub>", stanza.ItemNotFound},
+		{f.s.handleOwner, "get", "<pubsub xmlns='" + NSOwner + "'><subscriptions/></pubsub>", stanza.BadRequest},
+		{f.s.handle, "set", "<pubsub xmlns='" + NS + "'><collection node='n1'/></pubsub>", stanza.FeatureNotImplemented},
 		{f.s.handleOwner, "get", "<pubsub xmlns='" + NSOwner + "'><affiliations node='none'/></pubsub>", stanza.ItemNotFound},
 		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><affiliations node='n1'><affiliation jid='bad@@jid' affiliation='member'/></affiliations></pubsub>", stanza.JIDMalformed},
 		{f.s.handleOwner, "set", "<pubsub xmlns='" + NSOwner + "'><affiliations node='n1'><affiliation jid='bob@localhost' affiliation='lord'/></affiliations></pubsub>", stanza.BadRequest},
