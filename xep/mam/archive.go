@@ -6,8 +6,6 @@ import (
 	"encoding/xml"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -19,34 +17,11 @@ import (
 
 // Namespaces that decide whether and how a message is archived.
 const (
-	nsSID      = "urn:xmpp:sid:0" // XEP-0359
-	nsHints    = "urn:xmpp:hints" // XEP-0334
-	nsCarbons  = "urn:xmpp:carbons:2"
-	nsClient   = "jabber:client"
-	nsForward  = "urn:xmpp:forward:0"
-	nsDelay    = "urn:xmpp:delay"
-	nsRSM      = "http://jabber.org/protocol/rsm"
-	nsDataForm = "jabber:x:data"
+	nsSID     = "urn:xmpp:sid:0" // XEP-0359
+	nsHints   = "urn:xmpp:hints" // XEP-0334
+	nsCarbons = "urn:xmpp:carbons:2"
+	nsClient  = "jabber:client"
 )
-
-// ids hands out archive IDs: Unix microseconds of now, raised past the
-// last one handed out, so that they are unique in this process and
-// increase with time (storage.ArchivedMessage.ID).
-type ids struct {
-	last atomic.Int64
-	now  func() time.Time
-}
-
-func (g *ids) next() int64 {
-	t := g.now().UnixMicro()
-	for {
-		l := g.last.Load()
-		n := max(t, l+1)
-		if g.last.CompareAndSwap(l, n) {
-			return n
-		}
-	}
-}
 
 // facts are what the archiving rules look at in a message's direct
 // children.
@@ -200,9 +175,9 @@ func (s *service) routing(ctx context.Context, e *router.Routing) bool {
 			dir = storage.Outgoing
 		}
 		if s.shallArchive(ctx, account, accountStr, with) {
-			id := s.ids.next()
+			id := s.ids.Next()
 			raw = withStanzaID(raw, accountStr, id)
-			s.writer.add(entry(accountStr, with, dir, id, raw))
+			s.writer.Add(entry(accountStr, with, dir, id, raw))
 		}
 	}
 	if len(raw) != len(st.Raw) {
@@ -240,9 +215,9 @@ func (s *service) sent(ctx context.Context, e *c2s.ClientStanza) bool {
 	if f.sid {
 		raw = withoutStanzaIDs(raw, accountStr)
 	}
-	id := s.ids.next()
+	id := s.ids.Next()
 	raw = withStanzaID(raw, accountStr, id)
-	s.writer.add(entry(accountStr, st.To, storage.Outgoing, id, raw))
+	s.writer.Add(entry(accountStr, st.To, storage.Outgoing, id, raw))
 	c := *st
 	c.Raw = raw
 	e.Stanza = &c

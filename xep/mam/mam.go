@@ -42,6 +42,11 @@
 //
 // Retention: messages older than the host's retention are purged in the
 // background.
+//
+// The protocol itself (query parsing, result messages, <fin/>, the form,
+// the writer and archive IDs) is package archive's, shared with room
+// archives; this module has the rules of accounts' archives: what is
+// archived, preferences, who may query, options.
 package mam
 
 import (
@@ -51,6 +56,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/starling-xmpp/starling/archive"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
@@ -60,15 +66,9 @@ import (
 	"github.com/starling-xmpp/starling/storage"
 )
 
-// The namespaces, newest first: urn:xmpp:mam:2 is XEP-0313 0.6 and later.
-const (
-	NS2 = "urn:xmpp:mam:2"
-	NS1 = "urn:xmpp:mam:1"
-	NS0 = "urn:xmpp:mam:0"
-	// Extended is the disco feature of the before-id, after-id and ids
-	// fields and <flip-page/> (XEP-0313 §7.1).
-	Extended = NS2 + "#extended"
-)
+// Extended is the disco feature of the before-id, after-id and ids fields
+// and <flip-page/> (XEP-0313 §7.1).
+const Extended = archive.NS2 + "#extended"
 
 var errBadRequest = &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
 
@@ -202,8 +202,8 @@ type service struct {
 	limits func() (stanzas, bytes int)
 	now    func() time.Time
 
-	ids    ids
-	writer *writer
+	ids    archive.IDs
+	writer *archive.Writer[storage.ArchiveEntry]
 	prefs  prefsCache
 
 	stopPurge chan struct{}
@@ -233,11 +233,11 @@ func (m *Module) Start(_ context.Context, env *module.Env) error {
 
 // start registers the handlers and starts the writer.
 func (s *service) start(iq *dispatch.Mux, bus *event.Bus) {
-	s.ids.now = s.now
-	s.writer = newWriter(s.store, s.log)
+	s.ids.Now = s.now
+	s.writer = archive.NewWriter(s.store.AppendArchive, s.log)
 	s.stopPurge = make(chan struct{})
-	iq.AddAccountFeatures(NS2, Extended, NS1, NS0, nsSID)
-	for _, ns := range []string{NS2, NS1, NS0} {
+	iq.AddAccountFeatures(archive.NS2, Extended, archive.NS1, archive.NS0, nsSID)
+	for _, ns := range []string{archive.NS2, archive.NS1, archive.NS0} {
 		iq.HandleForAccounts(ns, "query", s.query(ns))
 		iq.HandleForAccounts(ns, "prefs", s.handlePrefs(ns))
 	}
@@ -250,7 +250,7 @@ func (s *service) start(iq *dispatch.Mux, bus *event.Bus) {
 func (s *service) stop(ctx context.Context) error {
 	close(s.stopPurge)
 	s.purgeDone.Wait()
-	return s.writer.stop(ctx)
+	return s.writer.Stop(ctx)
 }
 
 // startPurge removes, every purge interval, the messages of each host

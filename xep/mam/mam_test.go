@@ -1,10 +1,7 @@
 package mam
 
 import (
-	"bytes"
 	"context"
-	"encoding/xml"
-	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -13,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starling-xmpp/starling/archive"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
@@ -24,20 +22,11 @@ type fakeStore struct {
 	entries []storage.ArchiveEntry
 	docs    map[string][]byte
 	roster  map[string]bool // "user contact"
-	fail    int             // AppendArchive calls left to fail
-	block   chan struct{}   // if not nil, AppendArchive waits for it
 }
 
 func (f *fakeStore) AppendArchive(_ context.Context, e []storage.ArchiveEntry) error {
-	if f.block != nil {
-		<-f.block
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.fail > 0 {
-		f.fail--
-		return errors.New("database down")
-	}
 	f.entries = append(f.entries, e...)
 	return nil
 }
@@ -88,10 +77,10 @@ func newTestService(t testing.TB, store *fakeStore, def string) *service {
 		limits:  func() (int, int) { return 1000, 4 << 20 },
 		now:     func() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) },
 	}
-	s.ids.now = s.now
-	s.writer = newWriter(store, s.log)
-	s.writer.retries = []time.Duration{0}
-	t.Cleanup(func() { s.writer.stop(context.Background()) })
+	s.ids.Now = s.now
+	s.writer = archive.NewWriter(store.AppendArchive, s.log)
+	s.writer.Retries = []time.Duration{0}
+	t.Cleanup(func() { s.writer.Stop(context.Background()) })
 	return s
 }
 
@@ -176,7 +165,7 @@ func TestRouting(t *testing.T) {
 	}
 	// To oneself: once, as outgoing.
 	route(`<message from='juliet@example.org/balcony' to='juliet@example.org' type='chat'><body>note</body></message>`)
-	if err := s.writer.flush(ctx); err != nil {
+	if err := s.writer.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	e := store.appended()
@@ -200,7 +189,7 @@ func TestPrefs(t *testing.T) {
 	archived := func(from string) bool {
 		n := len(store.appended())
 		s.routing(ctx, &router.Routing{Stanza: parse(t, `<message from='`+from+`' to='juliet@example.org' type='chat'><body>hi</body></message>`)})
-		if err := s.writer.flush(ctx); err != nil {
+		if err := s.writer.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return len(store.appended()) > n
@@ -223,108 +212,6 @@ func TestPrefs(t *testing.T) {
 	}
 }
 
-func TestParseQuery(t *testing.T) {
-	form := func(fields string) string {
-		return `<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>` + fields + `</x></query>`
-	}
-	for _, tt := range []struct {
-		ns, query string
-		err       string // condition, "" for none
-		check     func(r request) bool
-	}{
-		{NS2, form(`<field var='with'><value>romeo@example.net/orchard</value></field>`), "", func(r request) bool {
-			return r.q.With == "romeo@example.net" && r.q.WithResource == "orchard" && r.max == defaultPageSize
-		}},
-		{NS2, form(`<field var='start'><value>2010-06-07T00:00:00Z</value></field><field var='end'><value>2010-07-07T13:23:54.123+02:00</value></field>`), "", func(r request) bool {
-			return r.q.Start.Equal(time.Date(2010, 6, 7, 0, 0, 0, 0, time.UTC)) && r.q.End.Equal(time.Date(2010, 7, 7, 11, 23, 54, 123e6, time.UTC))
-		}},
-		{NS2, form(`<field var='after-id'><value>17</value></field><field var='ids'><value>5</value><value>x</value></field>`), "", func(r request) bool {
-			return r.q.AfterID == 17 && slices.Equal(r.q.IDs, []int64{5})
-		}},
-		{NS2, `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>1000000</max><before/></set><flip-page/></query>`, "", func(r request) bool {
-			return r.max == 250 && r.q.Last && r.q.BeforeID == 0 && r.flip
-		}},
-		{NS2, `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>10</max><after>9</after><before>20</before></set></query>`, "", func(r request) bool {
-			return r.max == 10 && r.q.AfterID == 9 && r.q.BeforeID == 20 && r.q.Last
-		}},
-		{NS0, `<query xmlns='urn:xmpp:mam:0'><with>romeo@example.net</with><start>2010-06-07T00:00:00Z</start></query>`, "", func(r request) bool {
-			return r.q.With == "romeo@example.net" && !r.q.Start.IsZero()
-		}},
-		{NS2, `<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:1</value></field></x></query>`, stanza.BadRequest, nil},
-		{NS2, form(`<field var='start'><value>yesterday</value></field>`), stanza.BadRequest, nil},
-		{NS2, form(`<field var='with'><value>@@</value></field>`), stanza.BadRequest, nil},
-		{NS2, form(`<field var='withtext'><value>hi</value></field>`), stanza.BadRequest, nil},
-		{NS1, `<query xmlns='urn:xmpp:mam:1'><x xmlns='jabber:x:data'><field var='after-id'><value>1</value></field></x></query>`, stanza.BadRequest, nil},
-		{NS2, form(`<field var='after-id'><value>nope</value></field>`), stanza.ItemNotFound, nil},
-		{NS2, `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><after>nope</after></set></query>`, stanza.ItemNotFound, nil},
-		{NS2, `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>-1</max></set></query>`, stanza.BadRequest, nil},
-		{NS2, `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><index>3</index></set></query>`, stanza.FeatureNotImplemented, nil},
-	} {
-		var el queryElement
-		if err := xml.Unmarshal([]byte(tt.query), &el); err != nil {
-			t.Fatal(err)
-		}
-		r, err := parseQuery(tt.ns, &el, 250)
-		var se *stanza.Error
-		switch {
-		case tt.err == "" && err != nil:
-			t.Errorf("parseQuery(%s): %v", tt.query, err)
-		case tt.err != "" && (!errors.As(err, &se) || se.Condition != tt.err):
-			t.Errorf("parseQuery(%s): %v, want %s", tt.query, err, tt.err)
-		case tt.check != nil && !tt.check(r):
-			t.Errorf("parseQuery(%s) = %+v", tt.query, r)
-		}
-	}
-}
-
-// TestWriter checks group commit, flush, a retried failure and stop.
-func TestWriter(t *testing.T) {
-	store := &fakeStore{block: make(chan struct{}), fail: 1}
-	w := newWriter(store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	w.retries = []time.Duration{0}
-	e := func(id int64) storage.ArchiveEntry {
-		return storage.ArchiveEntry{Host: "example.org", Username: "u", ArchivedMessage: storage.ArchivedMessage{ID: id}}
-	}
-	w.add(e(1))
-	// The writer is held in AppendArchive with the first; these wait and
-	// go in one batch.
-	w.add(e(2))
-	w.add(e(3))
-	flushed := make(chan error)
-	go func() { flushed <- w.flush(context.Background()) }()
-	close(store.block)
-	if err := <-flushed; err != nil {
-		t.Fatal(err)
-	}
-	var ids []int64
-	for _, x := range store.appended() {
-		ids = append(ids, x.ID)
-	}
-	if !slices.Equal(ids, []int64{1, 2, 3}) {
-		t.Errorf("written %v, want [1 2 3]", ids)
-	}
-	w.add(e(4))
-	if err := w.stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(store.appended()); n != 4 {
-		t.Errorf("after stop, %d written, want 4", n)
-	}
-}
-
-func TestResultMessage(t *testing.T) {
-	m := storage.ArchivedMessage{ID: 1735787045123456, Stanza: []byte(`<message from='a@example.org/x' to='b@example.org'><body>&lt;hi</body></message>`)}
-	got := resultMessage(NS2, stringer("b@example.org/y"), "b@example.org", "q1", m)
-	want := `<message to='b@example.org/y' from='b@example.org'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='1735787045123456'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2025-01-02T03:04:05.123456Z'/><message xmlns='jabber:client' from='a@example.org/x' to='b@example.org'><body>&lt;hi</body></message></forwarded></result></message>`
-	if !bytes.Equal(got, []byte(want)) {
-		t.Errorf("resultMessage = %s\nwant %s", got, want)
-	}
-}
-
-type stringer string
-
-func (s stringer) String() string { return string(s) }
-
 // BenchmarkRouting is the cost archiving adds to each message routed to a
 // local account: inspection, preferences (cached), stanza-id, queueing.
 func BenchmarkRouting(b *testing.B) {
@@ -342,5 +229,5 @@ func BenchmarkRouting(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	s.writer.flush(ctx)
+	s.writer.Flush(ctx)
 }
