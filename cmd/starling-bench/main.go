@@ -28,6 +28,14 @@
 //	          that PEP node (XEP-0163), notified to its K contacts;
 //	          notifications/s, latency publish → notification, server
 //	          CPU per notification, exactly-once for every notification
+//	groupchat --rooms R multi-user chat rooms (XEP-0045) on --muc
+//	          (conference.DOMAIN), each of --n N occupants, made instant
+//	          rooms and entered first, not measured; each occupant sends
+//	          --count messages to its room with at most --window
+//	          outstanding to each other occupant; deliveries/s (one
+//	          message reaching one other occupant), latency, server CPU
+//	          per delivery, exactly-once for every delivery and for every
+//	          reflection to the sender, checked apart
 //	websocket messages with every session over XMPP over WebSocket
 //	          (RFC 7395) at --url instead of TCP: the same figures and
 //	          the same exactly-once check
@@ -132,6 +140,8 @@ type config struct {
 	fill              int           // mam: messages put in the archive first
 	page              int           // mam: messages per query
 	queries           int           // mam: queries measured
+	rooms             int           // groupchat: rooms, each with --n occupants
+	muc               string        // groupchat: the MUC service's domain
 
 	// federation: server B, where the receivers log in (the fields above
 	// are server A's, where the senders do).
@@ -201,6 +211,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = runChurn(ctx, cfg)
 	case "mam":
 		res, err = runMAM(ctx, cfg)
+	case "groupchat":
+		res, err = runGroupchat(ctx, cfg)
 	}
 	if res != nil {
 		if cfg.json {
@@ -221,7 +233,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("starling-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|pep|churn|mam [flags]")
+		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|pep|groupchat|churn|mam [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --url wss://HOST:PORT/xmpp-websocket --domain DOMAIN [--insecure] --scenario websocket|login|idle|presence [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --addr HOST:PORT --domain DOMAIN --peer-addr HOST:PORT --peer-domain DOMAIN [--insecure] --scenario federation [flags]")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
@@ -242,20 +254,22 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
 	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
 	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
-	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, pep (PEP notifications to contacts), websocket (messages over --url), federation (messages from --domain to --peer-domain), churn (receivers that drop their connections and resume), or mam (archive queries)")
-	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence, pep: users (default 100); mam: senders filling the archive (default 10)")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, pep (PEP notifications to contacts), groupchat (messages in multi-user chat rooms), websocket (messages over --url), federation (messages from --domain to --peer-domain), churn (receivers that drop their connections and resume), or mam (archive queries)")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence, pep: users (default 100); groupchat: occupants per room (default 10); mam: senders filling the archive (default 10)")
 	fs.IntVar(&cfg.contacts, "contacts", 10, "presence, pep: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
-	fs.IntVar(&cfg.count, "count", 1000, "messages, churn: messages each sender sends; presence: presence updates each user sends; pep: items each user publishes (ignored with --duration)")
-	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n, federation --n on each server)")
+	fs.IntVar(&cfg.count, "count", 1000, "messages, churn: messages each sender sends; presence: presence updates each user sends; pep: items each user publishes; groupchat: messages each occupant sends (ignored with --duration)")
+	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n, groupchat --rooms×--n, federation --n on each server)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages, presence, pep: send for this long instead of --count")
 	fs.Float64Var(&cfg.rate, "rate", 100, "churn: messages per second each sender sends, steadily")
 	fs.DurationVar(&cfg.dropEvery, "drop-every", time.Second, "churn: each receiver drops its connection and resumes this often (±50 %, at random)")
 	fs.IntVar(&cfg.fill, "fill", 1000, "mam: messages sent to PREFIX1 first, which the server archives")
 	fs.IntVar(&cfg.page, "page", 50, "mam: messages per query (RSM <max/>)")
 	fs.IntVar(&cfg.queries, "queries", 200, "mam: queries measured, one at a time, after 5 not measured")
+	fs.IntVar(&cfg.rooms, "rooms", 10, "groupchat: rooms, each with --n occupants")
+	fs.StringVar(&cfg.muc, "muc", "", "groupchat: the multi-user chat service's `domain` (default conference.DOMAIN)")
 	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
-	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence, pep: updates (items) in flight from each user to each contact")
-	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence, pep: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
+	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence, pep: updates (items) in flight from each user to each contact; groupchat: messages in flight from each occupant to each other occupant")
+	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence, pep, groupchat: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "bound on one login, on waiting for outstanding messages or presence, and on the presence setup without a roster push")
 	fs.DurationVar(&cfg.settle, "settle", time.Second, "idle: wait this long after the last login before reading the server's RSS")
 	fs.IntVar(&cfg.pid, "pid", 0, "`PID` of the server process to measure (CPU, RSS); 0: none")
@@ -278,10 +292,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, ok := mechanisms[cfg.mech]; !ok {
 		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
 	}
-	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "pep": 100, "websocket": 10, "federation": 10, "churn": 10, "mam": 10}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "pep": 100, "websocket": 10, "federation": 10, "churn": 10, "mam": 10, "groupchat": 10}
 	def, ok := defaults[cfg.scenario]
 	if !ok {
-		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, pep, websocket, federation, churn or mam", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, pep, groupchat, websocket, federation, churn or mam", cfg.scenario)
 	}
 	if err := cfg.checkPeer(fs); err != nil {
 		return nil, err
@@ -318,6 +332,19 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.accounts = cfg.n
 		case "mam":
 			cfg.accounts = cfg.n + 1
+		case "groupchat":
+			cfg.accounts = cfg.rooms * cfg.n
+		}
+	}
+	if cfg.scenario == "groupchat" {
+		if cfg.n < 2 || cfg.rooms < 1 {
+			return nil, errors.New("groupchat needs --rooms of at least 1 and --n of at least 2 occupants per room")
+		}
+		if cfg.accounts < cfg.rooms*cfg.n {
+			return nil, fmt.Errorf("groupchat needs one account per occupant: --accounts %d < --rooms×--n (%d)", cfg.accounts, cfg.rooms*cfg.n)
+		}
+		if cfg.muc == "" {
+			cfg.muc = "conference." + cfg.domain
 		}
 	}
 	if cfg.scenario == "mam" && (cfg.n < 1 || cfg.fill < 1 || cfg.page < 1 || cfg.queries < 1 || cfg.accounts < cfg.n+1) {

@@ -35,12 +35,25 @@ func bench(t *testing.T, wantCode int, args ...string) result {
 }
 
 func TestScenarios(t *testing.T) {
-	srv := testserver.Start(t, nil)
+	// Group chat without its flood limits, as bench/compare runs it.
+	mucLimits, err := sconfig.Parse([]byte("[modules.muc]\noccupant_rate = 1000000\nroom_rate = 1000000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, func(c *sconfig.Config) {
+		if c.Modules == nil {
+			c.Modules = map[string]sconfig.ModuleTable{}
+		}
+		c.Modules["muc"] = mucLimits.Modules["muc"]
+	})
 	for i := 1; i <= 5; i++ {
 		srv.AddUser(t, "u"+strconv.Itoa(i), "secret")
 		srv.AddUser(t, "p"+strconv.Itoa(i), "secret")
 		srv.AddUser(t, "m"+strconv.Itoa(i), "secret")
 		srv.AddUser(t, "e"+strconv.Itoa(i), "secret")
+	}
+	for i := 1; i <= 6; i++ {
+		srv.AddUser(t, "g"+strconv.Itoa(i), "secret")
 	}
 	common := []string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "u", "--password", "secret"}
 
@@ -214,6 +227,52 @@ func TestScenarios(t *testing.T) {
 		check(r, 100, 2, 0, 0) // the server knows the ver from the first run
 		if r.Stale == 0 {
 			t.Errorf("no last items of the first run were seen: %+v", r.PEP)
+		}
+	})
+	// Group chat (XEP-0045): two instant rooms of three occupants, each
+	// message delivered to the two others and reflected to its sender
+	// exactly once; then one room of six, batched, and for a duration.
+	t.Run("groupchat", func(t *testing.T) {
+		args := func(more ...string) []string {
+			return append([]string{"--addr", srv.Addr, "--domain", srv.Domain, "--users", "g", "--password", "secret",
+				"--scenario", "groupchat"}, more...)
+		}
+		check := func(r result, rooms, n int) {
+			t.Helper()
+			gc := r.Groupchat
+			if r.Delivery == nil || gc == nil || !r.ExactlyOnce || r.Sent < 1 || r.Contacts != n-1 || r.Delivered != r.Sent*int64(n-1) ||
+				r.Ops != r.Delivered || r.Lost != 0 || r.Duplicates != 0 || r.Misrouted != 0 || r.Bounced != 0 || r.LatP50Ms <= 0 ||
+				r.ServerCPUUsPerOp <= 0 || r.ServerCPUUsPerUpdate <= 0 || r.Errors != 0 || r.SetupS <= 0 ||
+				gc.Rooms != rooms || gc.Occupants != n || gc.Service != "conference."+srv.Domain || gc.RoomsCreated != int64(rooms) ||
+				!gc.ReflectedOnce || gc.Reflections != r.Sent || gc.ReflectionsLost != 0 || gc.ReflectionDuplicates != 0 || gc.ReflectP50Ms <= 0 || gc.ReflectionsOtherID != 0 {
+				t.Fatalf("groupchat result: %+v, %+v, %+v", r, r.Delivery, r.Groupchat)
+			}
+		}
+		r := bench(t, 0, args("--rooms", "2", "--n", "3", "--count", "100", "--window", "8")...)
+		check(r, 2, 3)
+		if r.Sent != 600 {
+			t.Fatalf("sent %d messages, want 600", r.Sent)
+		}
+		check(bench(t, 0, args("--rooms", "1", "--n", "6", "--count", "50", "--batch", "4")...), 1, 6)
+		check(bench(t, 0, args("--rooms", "3", "--n", "2", "--duration", "100ms")...), 3, 2)
+		// No such service: the entering fails, with the error.
+		r = bench(t, 1, args("--rooms", "1", "--n", "2", "--muc", "nowhere."+srv.Domain)...)
+		if !strings.Contains(r.FirstError, "entering") {
+			t.Fatalf("groupchat without a service: %+v", r)
+		}
+	})
+	// Starling's default flood limit, 10 messages a second per occupant
+	// after a burst of 50: the messages beyond are refused with
+	// policy-violation, which fails the run at once, with the error.
+	t.Run("groupchat-flood-limit", func(t *testing.T) {
+		lim := testserver.Start(t, nil)
+		for i := 1; i <= 2; i++ {
+			lim.AddUser(t, "g"+strconv.Itoa(i), "secret")
+		}
+		r := bench(t, 1, "--addr", lim.Addr, "--domain", lim.Domain, "--users", "g", "--password", "secret",
+			"--scenario", "groupchat", "--rooms", "1", "--n", "2", "--count", "200")
+		if r.Delivery == nil || r.ExactlyOnce || r.Bounced == 0 || !strings.Contains(r.FirstError, "policy-violation") || r.ElapsedS > 5 {
+			t.Fatalf("groupchat over the flood limit: %+v, %+v", r, r.Delivery)
 		}
 	})
 }

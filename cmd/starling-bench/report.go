@@ -76,7 +76,9 @@ type result struct {
 	*MAM `json:",omitempty"`
 	// PEP is the pep scenario's node and caps.
 	*PEP `json:",omitempty"`
-	Date string `json:"date"`
+	// Groupchat is the groupchat scenario's rooms and reflections.
+	*Groupchat `json:",omitempty"`
+	Date       string `json:"date"`
 
 	bounce string // the first message bounced to a sender, for the error
 }
@@ -114,6 +116,33 @@ type PEP struct {
 	// user publishes again the next round), not counted as bounced.
 	WarmUpErrors     int64  `json:"warm_up_errors,omitempty"`
 	FirstWarmUpError string `json:"first_warm_up_error,omitempty"`
+}
+
+// Groupchat is what the groupchat scenario adds: the rooms (the first
+// one's JID, the others differing in their last number), how many the
+// server reported created (status 201) and the enterings tried again
+// after item-not-found; and the reflections of each message to its
+// sender (XEP-0045 §7.4), checked exactly once apart from the
+// deliveries, with their latency, and how many came back with another id
+// than the one sent (by which clients recognize their own messages; not
+// a failure). Stray counts groupchat messages with a
+// body not of this run (history, the service's own), ignored.
+type Groupchat struct {
+	Rooms                 int     `json:"rooms"`
+	Occupants             int     `json:"occupants_per_room"`
+	Service               string  `json:"muc"`
+	Room                  string  `json:"first_room"`
+	RoomsCreated          int64   `json:"rooms_created"`
+	JoinRetries           int64   `json:"join_retries"`
+	Reflections           int64   `json:"reflections"`
+	ReflectionsLost       int64   `json:"reflections_lost"`
+	ReflectionDuplicates  int64   `json:"reflection_duplicates"`
+	ReflectionsOutOfOrder int64   `json:"reflections_out_of_order"`
+	ReflectionsOtherID    int64   `json:"reflections_other_id"`
+	ReflectedOnce         bool    `json:"reflected_exactly_once"`
+	ReflectP50Ms          float64 `json:"reflect_p50_ms,omitempty"`
+	ReflectP99Ms          float64 `json:"reflect_p99_ms,omitempty"`
+	Stray                 int64   `json:"stray_messages"`
 }
 
 func newResult(cfg *config) *result {
@@ -205,7 +234,7 @@ func (r *result) writeTable(w io.Writer) {
 	}
 	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "websocket": "messages delivered",
 		"federation": "messages delivered", "presence": "presence deliveries", "churn": "messages delivered", "mam": "MAM queries",
-		"pep": "PEP notifications"}[r.Scenario]
+		"pep": "PEP notifications", "groupchat": "group chat deliveries"}[r.Scenario]
 	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
 	if r.WarmupS > 0 {
 		row("warm-up", "%.3f s, not measured: one message per pair, server-to-server streams negotiated", r.WarmupS)
@@ -213,6 +242,8 @@ func (r *result) writeTable(w io.Writer) {
 	if r.SetupS > 0 {
 		if r.PEP != nil {
 			row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both', a warm-up notification from each contact", r.SetupS, r.SubscriptionRequests)
+		} else if r.Groupchat != nil {
+			row("setup", "%.2f s, not measured: logins, %d instant rooms created, every occupant entered (%d enterings tried again)", r.SetupS, r.RoomsCreated, r.JoinRetries)
 		} else {
 			row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both'", r.SetupS, r.SubscriptionRequests)
 		}
@@ -235,6 +266,8 @@ func (r *result) writeTable(w io.Writer) {
 		if r.ServerCPUUsPerUpdate > 0 {
 			if r.PEP != nil {
 				row("", "%.1f µs per item published", r.ServerCPUUsPerUpdate)
+			} else if r.Groupchat != nil {
+				row("", "%.1f µs per message sent to a room", r.ServerCPUUsPerUpdate)
 			} else {
 				row("", "%.1f µs per presence update sent", r.ServerCPUUsPerUpdate)
 			}
@@ -273,6 +306,8 @@ func (r *result) writeTable(w io.Writer) {
 		sent := fmt.Sprintf("sent %d", r.Sent)
 		if r.PEP != nil {
 			sent = fmt.Sprintf("published %d items, notified to %d contacts each", r.Sent, r.Contacts)
+		} else if r.Groupchat != nil {
+			sent = fmt.Sprintf("sent %d messages to rooms, each to %d other occupants", r.Sent, r.Contacts)
 		} else if r.Contacts > 0 {
 			sent = fmt.Sprintf("sent %d updates to %d contacts each", r.Sent, r.Contacts)
 		}
@@ -283,6 +318,15 @@ func (r *result) writeTable(w io.Writer) {
 			v = "yes"
 		}
 		row("exactly once", "%s", v)
+	}
+	if gc := r.Groupchat; gc != nil {
+		row("rooms", "%d × %d occupants on %s (first: %s), %d groupchat messages not of this run ignored", gc.Rooms, gc.Occupants, gc.Service, gc.Room, gc.Stray)
+		v := "NO"
+		if gc.ReflectedOnce {
+			v = "yes"
+		}
+		row("reflections", "%d to their senders, lost %d, duplicates %d, out of order %d, %d with another id than sent; latency p50 %.2f ms  p99 %.2f ms; exactly once: %s",
+			gc.Reflections, gc.ReflectionsLost, gc.ReflectionDuplicates, gc.ReflectionsOutOfOrder, gc.ReflectionsOtherID, gc.ReflectP50Ms, gc.ReflectP99Ms, v)
 	}
 	row("errors", "%d %s", r.Errors, r.FirstError)
 	tw.Flush()
