@@ -15,7 +15,8 @@
 //     ejabberd on 127.0.0.3, each on 5222 (STARTTLS), 5223 (direct TLS)
 //     and 5281 (HTTPS, with XMPP over WebSocket at /xmpp-websocket, for
 //     the websocket cases), domain localhost — starts it fresh with the accounts user1…userK
-//     and, for presence, puser1…puserN (password "pw") the suite needs,
+//     and, for presence, puser1…puserN (password "pw") the suite needs
+//     (and, for group chat, its multi-user chat service: groupchat.go),
 //     runs every case with
 //     `starling-bench --json --pid`, and stops it before the next one
 //     starts, so no two servers ever share the CPUs. Starling runs on
@@ -225,7 +226,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 			}
 			log.Printf("%s: starting on %s with %d accounts%s", s.title, s.addr, len(accounts), with)
 			t0 := time.Now()
-			srv, err := startServer(ctx, s, filepath.Join(dir, sub), filepath.Join(bin, "starling"), logDir, accounts, archive)
+			srv, err := startServer(ctx, s, filepath.Join(dir, sub), filepath.Join(bin, "starling"), logDir, accounts, archive, needsMUC(phase))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -292,7 +293,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 // benchCase is one starling-bench command of the suite.
 type benchCase struct {
 	name      string        // short name: log file names, footnotes
-	scenario  string        // login, messages, idle, presence, pep, websocket, churn or mam
+	scenario  string        // login, messages, idle, presence, pep, groupchat, websocket, churn or mam
 	title     string        // what it is, for the table's row labels
 	mech      string        // SASL mechanism; "" for the server's own SCRAM
 	websocket bool          // over XMPP over WebSocket: --url of the server's endpoint
@@ -353,17 +354,18 @@ func suite(quick bool) []benchCase {
 	type sizes struct {
 		logins, pairs, count, manyPairs, manyCount, idle, idleAccounts, accounts, concurrency int
 		users, contacts, updates, items                                                       int
+		rooms, occupants, gcCount                                                             int
 		hold                                                                                  string
 		churnPairs, churnCount, archiveCount                                                  int
 		archives                                                                              [4]int
 		drop                                                                                  string
 	}
 	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20,
-		users: 200, contacts: 20, updates: 50, items: 50, hold: "3s",
+		users: 200, contacts: 20, updates: 50, items: 50, hold: "3s", rooms: 10, occupants: 20, gcCount: 50,
 		churnPairs: 20, churnCount: 2000, drop: "1s", archiveCount: 1000, archives: [4]int{1000, 10000, 100000, 1000000}}
 	if quick {
 		z = sizes{logins: 100, pairs: 2, count: 500, manyPairs: 5, manyCount: 200, idle: 100, idleAccounts: 10, accounts: 5, concurrency: 5,
-			users: 20, contacts: 4, updates: 20, items: 10, hold: "1s",
+			users: 20, contacts: 4, updates: 20, items: 10, hold: "1s", rooms: 2, occupants: 4, gcCount: 20,
 			churnPairs: 2, churnCount: 200, drop: "300ms", archiveCount: 500, archives: [4]int{1000, 2000, 3000, 10000}}
 	}
 	f := func(format string, a ...any) []string { return strings.Fields(fmt.Sprintf(format, a...)) }
@@ -419,6 +421,18 @@ func suite(quick bool) []benchCase {
 			args: f("--scenario pep --users pepuser --n %d --contacts %d --count %d --window 16 --concurrency %d",
 				z.users, z.contacts, z.items, z.concurrency),
 		},
+		// Group chat (XEP-0045) on accounts of its own (guser…): instant
+		// rooms on conference.localhost, each occupant sending to its room;
+		// a delivery is one message reaching one other occupant. Up to
+		// 60,800 deliveries are in flight: Prosody, on one core, has kept
+		// senders waiting for more than the default --timeout of 30 s on a
+		// busy machine, which is slowness, not a stall.
+		benchCase{
+			name: "groupchat", scenario: "groupchat",
+			title: fmt.Sprintf("%d rooms × %d occupants, %d messages each", z.rooms, z.occupants, z.gcCount),
+			args: f("--scenario groupchat --users guser --rooms %d --n %d --count %d --window 16 --concurrency %d --timeout 60s",
+				z.rooms, z.occupants, z.gcCount, z.concurrency),
+		},
 		benchCase{
 			name: "idle", scenario: "idle",
 			title: fmt.Sprintf("%d sessions on %d accounts", z.idle, z.idleAccounts),
@@ -471,11 +485,25 @@ type accounts struct {
 // accountsNeeded are the accounts the cases use, per --users prefix
 // ("user" if not given), in order of appearance: up to --accounts, or one
 // per session for messages, websocket and churn (2 × --n), presence and
-// pep (--n) and mam (--n + 1).
+// pep (--n), mam (--n + 1) and groupchat (--rooms × --n, --rooms being
+// 10 if not given).
 func accountsNeeded(cases []benchCase) []accounts {
 	var out []accounts
 	for _, c := range cases {
 		prefix, k := "user", 0
+		if c.scenario == "groupchat" {
+			rooms, n := 10, 0
+			for i := 0; i+1 < len(c.args); i++ {
+				v, _ := strconv.Atoi(c.args[i+1])
+				switch c.args[i] {
+				case "--rooms":
+					rooms = v
+				case "--n":
+					n = v
+				}
+			}
+			k = rooms * n
+		}
 		for i := 0; i+1 < len(c.args); i++ {
 			v, _ := strconv.Atoi(c.args[i+1])
 			switch {
@@ -552,6 +580,15 @@ type result struct {
 	FillCPUUs    float64 `json:"fill_server_cpu_us_per_msg"`
 	Queries      int64   `json:"queries"`
 	Results      int64   `json:"results"`
+	// groupchat: the reflections of the messages to their senders
+	ServerCPUUsPerUpdate float64 `json:"server_cpu_us_per_update"`
+	Reflections          int64   `json:"reflections"`
+	ReflectionsLost      int64   `json:"reflections_lost"`
+	ReflectionDuplicates int64   `json:"reflection_duplicates"`
+	ReflectedOnce        bool    `json:"reflected_exactly_once"`
+	ReflectP50Ms         float64 `json:"reflect_p50_ms"`
+	ReflectP99Ms         float64 `json:"reflect_p99_ms"`
+	SetupS               float64 `json:"setup_s"`
 }
 
 // cell is one case on one server: a result, a failure, or not applicable.
@@ -663,16 +700,24 @@ type server struct {
 
 // startServer starts s in dir with the accounts; its logs end up in logDir
 // when it is stopped.
-func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string, archive bool) (*server, error) {
+//
+// With muc, the server has its multi-user chat service on mucDomain
+// (groupchat.go): Starling has it anyway, Prosody gets a MUC component,
+// ejabberd mod_muc.
+func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string, archive, muc bool) (*server, error) {
 	if s.name == "starling" {
 		return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true, archive: archive,
 			log: map[bool]string{false: "starling.log", true: "starling-archive.log"}[archive]}, dir, starlingBin, logDir, accounts)
 	}
-	a, err := anchor.Start(ctx, anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts, Archive: archive})
+	o := anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts, Archive: archive}
+	if muc && s.name == "prosody" {
+		o.Prosody = prosodyMUC
+	}
+	a, err := anchor.Start(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	return &server{version: a.Version + " (Debian)", pid: a.PID, stop: func() {
+	srv := &server{version: a.Version + " (Debian)", pid: a.PID, stop: func() {
 		a.Stop()
 		// The anchor's directory is removed at the end: keep its logs.
 		for _, f := range []string{"prosody.out", "prosody.log", "ejabberd.out", "logs/ejabberd.log", "logs/error.log"} {
@@ -680,7 +725,18 @@ func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir str
 				os.WriteFile(filepath.Join(logDir, filepath.Base(dir)+"-"+filepath.Base(f)), b, 0o644)
 			}
 		}
-	}}, nil
+	}}
+	if muc && s.name == "ejabberd" {
+		pid, err := a.PID()
+		if err == nil {
+			err = ejabberdMUC(ctx, dir, pid)
+		}
+		if err != nil {
+			srv.stop()
+			return nil, err
+		}
+	}
+	return srv, nil
 }
 
 // starlingSetup is where and how startStarlingWith runs Starling.
@@ -702,9 +758,11 @@ type starlingS2S struct {
 // startStarlingWith writes a configuration (SQLite and a generated
 // certificate in dir, c2s listeners at st.addr and, with st.https, the
 // HTTPS one, for WebSocket, on the anchors' port; no practical limit of
-// sessions per account, as the anchors have none; federation as st.s2s
-// says; the message archive on only with st.archive, as the anchors have
-// it), creates the accounts with `starling user add` and starts `starling
+// sessions per account, as the anchors have none; no flood limits in
+// group chat rooms ([modules.muc] allows an occupant 10 messages a
+// second by default), as the anchors' MUC services have none;
+// federation as st.s2s says; the message archive on only with
+// st.archive, as the anchors have it), creates the accounts with `starling user add` and starts `starling
 // serve` in its own process group. It returns once every listener accepts
 // connections.
 func startStarlingWith(ctx context.Context, st starlingSetup, dir, bin, logDir string, accounts map[string]string) (*server, error) {
@@ -749,6 +807,9 @@ direct_tls_listen = [%q]
 max_sessions_per_account = 10000
 [modules.mam]
 enabled = %t
+[modules.muc]
+occupant_rate = 1000000
+room_rate = 1000000
 `, st.domain, filepath.Join(dir, "data"), s2s, startTLS, directTLS, web, st.archive)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err

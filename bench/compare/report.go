@@ -78,6 +78,18 @@ var metrics = []metric{
 	{scenario: "pep", label: "server CPU per PEP notification (%s)",
 		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
 	{scenario: "pep", label: "PEP notified exactly once (%s)", text: exactlyOnce},
+	{scenario: "groupchat", label: "group chat deliveries/s (%s)",
+		values: func(r *result) []float64 { return []float64{r.RatePerS} }, format: perSecond},
+	{scenario: "groupchat", label: "group chat latency p50 / p99, sent to another occupant's arrival (%s)",
+		values: func(r *result) []float64 { return []float64{r.LatP50Ms, r.LatP99Ms} }, format: millis},
+	{scenario: "groupchat", label: "server CPU per group chat delivery (%s)",
+		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
+	{scenario: "groupchat", label: "server CPU per message sent to a room (%s)",
+		values: func(r *result) []float64 { return []float64{r.ServerCPUUsPerUpdate} }, format: micros},
+	{scenario: "groupchat", label: "group chat delivered exactly once (%s)", text: exactlyOnce},
+	{scenario: "groupchat", label: "reflection to the sender p50 / p99 (%s)",
+		values: func(r *result) []float64 { return []float64{r.ReflectP50Ms, r.ReflectP99Ms} }, format: millis},
+	{scenario: "groupchat", label: "reflected to the sender exactly once (%s)", text: groupchatReflections},
 	{scenario: "churn", label: "lost / duplicated messages (%s)", text: churnLoss},
 	{scenario: "churn", label: "resumptions (%s)", text: churnResumptions},
 	{scenario: "churn", label: "resumption latency p50 / p99, reset to <resumed/> (%s)",
@@ -129,7 +141,8 @@ func thousands(x float64) string {
 }
 
 // expected is how many deliveries a run should have made: one per message,
-// one per contact for each presence update or PEP item.
+// one per contact for each presence update or PEP item, one per other
+// occupant for each group chat message.
 func (r *result) expected() int64 { return r.Sent * int64(max(r.Contacts, 1)) }
 
 func exactlyOnce(r *result) string {
@@ -437,7 +450,7 @@ func (r *report) generated() string {
 	}
 	g.WriteString(r.fedSection())
 
-	var messages, presences, notifications int64
+	var messages, presences, notifications, groupchats int64
 	checked, notOnce, noResult := 0, 0, 0
 	for _, run := range r.fed {
 		switch cl := run.cell; {
@@ -451,7 +464,7 @@ func (r *report) generated() string {
 		}
 	}
 	for _, c := range r.cases {
-		if c.scenario != "messages" && c.scenario != "websocket" && c.scenario != "presence" && c.scenario != "pep" && c.scenario != "churn" {
+		if !slices.Contains([]string{"messages", "websocket", "presence", "pep", "groupchat", "churn"}, c.scenario) {
 			continue
 		}
 		for _, s := range r.servers {
@@ -459,8 +472,11 @@ func (r *report) generated() string {
 			case cl == nil || cl.skipped:
 			case cl.res == nil || cl.res.Sent == 0:
 				noResult++
-			case !cl.res.ExactlyOnce:
+			case !cl.res.ExactlyOnce || c.scenario == "groupchat" && !cl.res.ReflectedOnce:
 				notOnce++
+			case c.scenario == "groupchat":
+				checked++
+				groupchats += cl.res.expected() + cl.res.Reflections
 			case c.scenario == "presence":
 				checked++
 				presences += cl.res.expected()
@@ -480,9 +496,12 @@ func (r *report) generated() string {
 	if notifications > 0 {
 		what += " and " + thousands(float64(notifications)) + " PEP notifications"
 	}
+	if groupchats > 0 {
+		what += " and " + thousands(float64(groupchats)) + " group chat deliveries (reflections to the senders included)"
+	}
 	switch {
 	case notOnce > 0:
-		g.WriteString("\nExactly once: **not every message or presence was delivered exactly once**, see the rows \"delivered exactly once\".\n")
+		g.WriteString("\nExactly once: **not every message or presence was delivered exactly once**, see the rows \"delivered exactly once\" and \"reflected to the sender exactly once\".\n")
 	case checked > 0 && noResult == 0:
 		fmt.Fprintf(&g, "\nExactly once: every one of the %s of these runs was\ndelivered exactly once (starling-bench checks each off at its receiver).\n", what)
 	case checked > 0:
@@ -592,6 +611,19 @@ const pageHowToRead = `
   that comes online, is told apart by its item id and not counted. ejabberd refuses thousands of the warm-up
   publishes with item-not-found (the nodes auto-created at once all lock pubsub_index in Mnesia, and its
   transactions abort as deadlocked) until every node exists; the measured publishes are all accepted.
+- Group chat (XEP-0045): 10 rooms of 20 occupants, on accounts of their own (guser…), on each server's
+  multi-user chat service at conference.localhost: Starling's ` + "`[modules.muc]`" + ` (on by default), a Prosody MUC
+  component and ejabberd's mod_muc, each letting local users create rooms, archiving and logging nothing, rooms
+  going when their last occupant leaves, and no flood limit (Starling's, 10 messages a second per occupant by
+  default, is raised out of reach; Prosody's and ejabberd's MUC have none by default). Not measured: the first
+  occupant of each room creates it as an instant room (the default configuration accepted with an empty submit
+  form, §10.1.2), then the 19 others enter. Then each occupant sends 50 messages to its room, at most 16
+  outstanding to each other occupant; the room sends each to the 19 others and reflects it to its sender (§7.4).
+  A delivery is one message reaching one other occupant: deliveries/s, latency from sending to that arrival,
+  server CPU per delivery and per message sent to a room (the 19 deliveries and the reflection). Every delivery
+  is checked off at its receiver as messages are, and every reflection at its sender, apart ("reflected to the
+  sender exactly once"). Up to 60,800 deliveries may be in flight, so the latency is mostly time spent queued at
+  the server's pace; a sender that sees no progress for 60 s (` + "`--timeout`" + `) fails the case.
 - Churn: receivers on flaky networks. Each of 20 receivers enables stream management with resumption and is
   sent 100 numbered messages a second by a sender of its own; about every second (±50 %, at random) it resets
   its TCP connection — no closing tag, no TLS close_notify — then connects, authenticates and resumes with
