@@ -94,6 +94,9 @@ type event struct {
 	Features  []string   `json:"features"`
 	Bookmark  *bookmark  `json:"bookmark"`
 	Retracted bool       `json:"retracted"`
+	// muc-presence, muc-message and the results of muc-join and
+	// muc-info: what the library parsed (muc_test.go).
+	MUC *mucInfo `json:"muc"`
 }
 
 // stanzaID is a XEP-0359 <stanza-id/>.

@@ -47,6 +47,15 @@
 //     and autojoin, the other sees, and back, additions and removals, in
 //     private storage, in the PEP node storage:bookmarks where #compat-pep
 //     is advertised, and as XEP-0402 notifications (XEP-0402 §5).
+//   - muc: group chat (XEP-0045) in a new room on conference.<domain>,
+//     alice on the check's library (its owner), bob on the other, carol
+//     on the check's: the locked new room (201) and its default
+//     configuration, each one's presence with roles, affiliations and
+//     occupant ids (XEP-0421) as the others' libraries parse them, the
+//     occupant count in the room's disco#info, messages to everyone each
+//     way exactly once, a private message, a nickname change (303), a
+//     kick (307) and the history a returning occupant asks for
+//     (muc_test.go). The room's archive (MAM) is not checked yet.
 //   - carbons: alice on both libraries at once (the check's and the other),
 //     each with carbons enabled (XEP-0280 §4); what bob sends to one of
 //     them reaches the other as a received carbon, and what one sends bob
@@ -180,6 +189,7 @@ func runChecks(t *testing.T, srv *server, lib string) {
 		{"avatar", checkAvatar},
 		{"vcard-avatar", checkVCardAvatar},
 		{"bookmarks", checkBookmarks},
+		{"muc", checkMUC},
 		{"carbons", checkCarbons},
 		{"offline", checkOffline},
 		{"resume-close", checkResumeClose},

@@ -75,6 +75,28 @@ urn:xmpp:bookmarks:1#compat-pep and pubsub#config-node-max; the PEP node
 storage:bookmarks with urn:xmpp:bookmarks-conversion:0; private storage
 otherwise.
 
+With --muc, group chat (XEP-0045) as Gajim does it on nbxmpp's MUC module
+(whose handlers parse room presence and messages into properties), with
+the commands of slixmpp_client.py:
+
+  muc-join     BasePresence.send() to the occupant JID with muc_history (maxstanzas, or
+               maxchars 0 for none), as Gajim joins; the result (its own presence,
+               "muc") once the room's subject has come after its own presence (110),
+               or "error": a presence error's condition ("timeout" after "timeout" s)
+  muc-instant  MUC.request_config() and MUC.set_config() of the form as it came, as
+               Gajim accepts a new room's defaults
+  muc-say      Client.send_stanza(Message(type groupchat))
+  muc-pm       Client.send_stanza(Message(type chat) with <x xmlns='muc#user'/>), as Gajim
+  muc-nick     BasePresence.send() to the new occupant JID (Gajim's change_nick)
+  muc-kick     MUC.set_role(nick, "none", reason)
+  muc-leave    BasePresence.send(typ unavailable) to the occupant JID
+  muc-info     MUC.request_info() of the room (no vCard): "features", and "muc":
+               "count" (DiscoInfo.muc_users, -1 if absent) and "identities"
+
+and the events muc-presence and muc-message of slixmpp_client.py, from
+the properties the MUC module parsed (muc_user, muc_status_codes,
+occupant_id; muc_private_message).
+
 Presence events carry "photo": the vcard-temp:x:update hash VCardAvatar
 parsed (XEP-0153), "" for an empty <photo/>, null for none.
 
@@ -164,6 +186,7 @@ def main():
                         "disco#info answered by nbxmpp) with urn:xmpp:avatar:metadata+notify")
     p.add_argument("--bookmarks", action="store_true",
                    help="the same entity capabilities with urn:xmpp:bookmarks:1+notify")
+    p.add_argument("--muc", action="store_true", help="report room presence and messages (XEP-0045)")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -175,6 +198,8 @@ def main():
     # bookmarks: (module, features) once the account's disco#info is known.
     state = {"ok": None, "bound": False, "closing": False, "dropping": False, "reading": False, "mam": {},
              "bookmarks": None}
+    # muc_joins: room -> the muc-join under way ({"seq", "presence"}).
+    state["muc_joins"] = {}
 
     client = Client(log_context="nbxmpp-" + jid.resource)
     client.set_username(jid.localpart)
@@ -415,6 +440,49 @@ def main():
                    lambda info: {"features": sorted(info.features)})
         elif name in ("bookmarks-get", "bookmark-add", "bookmark-remove"):
             bookmark_command(seq, cmd)
+        elif name == "muc-join":
+            room = cmd["room"]
+            history = {"maxchars": "0"} if cmd.get("maxstanzas") is None else {"maxstanzas": str(cmd["maxstanzas"])}
+            state["muc_joins"][room] = {"seq": seq, "presence": None}
+
+            def join_timeout():
+                if state["muc_joins"].get(room, {}).get("seq") == seq:
+                    del state["muc_joins"][room]
+                    emit(event="result", seq=seq, error="timeout")
+                return False
+            GLib.timeout_add(int((cmd.get("timeout") or args.timeout) * 1000), join_timeout)
+            presence.send(jid="%s/%s" % (room, cmd["nick"]), muc_history=history, caps=caps)
+        elif name == "muc-instant":
+            muc = client.get_module("MUC")
+            then(seq, muc.request_config(JID.from_string(cmd["room"])),
+                 lambda result: then(seq, muc.set_config(result.jid, result.form), lambda _: sent(seq)))
+        elif name == "muc-say":
+            msg = Message(to=cmd["room"], body=cmd["body"], typ="groupchat")
+            msg.setID(cmd["id"])
+            client.send_stanza(msg)
+            sent(seq)
+        elif name == "muc-pm":
+            msg = Message(to=cmd["to"], body=cmd["body"], typ="chat")
+            msg.setID(cmd["id"])
+            msg.setTag("x", namespace=Namespace.MUC_USER)
+            client.send_stanza(msg)
+            sent(seq)
+        elif name == "muc-nick":
+            presence.send(jid="%s/%s" % (cmd["room"], cmd["nick"]), caps=caps)
+            sent(seq)
+        elif name == "muc-kick":
+            answer(seq, client.get_module("MUC").set_role(JID.from_string(cmd["room"]), cmd["nick"], "none",
+                                                          reason=cmd.get("reason") or None), lambda _: {})
+        elif name == "muc-leave":
+            presence.send(jid="%s/%s" % (cmd["room"], cmd["nick"]), typ="unavailable")
+            sent(seq)
+        elif name == "muc-info":
+            def info(result):
+                users = result.info.muc_users
+                return {"features": sorted(result.info.features),
+                        "muc": {"count": int(users) if users not in (None, "") else -1,
+                                "identities": ["%s/%s" % (i.category, i.type) for i in result.info.identities]}}
+            answer(seq, client.get_module("MUC").request_info(JID.from_string(cmd["room"]), request_vcard=False), info)
         elif name == "quit":
             sent(seq)
             finish(True)
@@ -512,6 +580,58 @@ def main():
                             "stamp": datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).isoformat().replace("+00:00", "Z") if stamp is not None else ""}
         emit(event="message", **out)
 
+    def muc_presence_fields(stanza, properties):
+        user = properties.muc_user
+        return {"room": str(properties.jid.new_as_bare()), "nick": properties.jid.resource or "",
+                "role": user.role.value if user is not None and user.role is not None else "",
+                "affiliation": user.affiliation.value if user is not None and user.affiliation is not None else "",
+                "jid": str(user.jid) if user is not None and user.jid is not None else "",
+                "codes": sorted(int(c.value) for c in (properties.muc_status_codes or [])),
+                "new_nick": (user.nick or "") if user is not None else "",
+                "actor": (user.actor or "") if user is not None else "",
+                "reason": (user.reason or "") if user is not None else "",
+                "occupant_id": properties.occupant_id or ""}
+
+    @guarded
+    def on_muc_presence(_client, stanza, properties):
+        room = str(properties.jid.new_as_bare()) if properties.jid is not None else ""
+        pending = state["muc_joins"].get(room)
+        if properties.type.is_error:
+            if pending is not None and pending["presence"] is None:
+                del state["muc_joins"][room]
+                emit(event="result", seq=pending["seq"], error=properties.error.condition)
+            return
+        if not properties.from_muc or stanza.getTag("x", namespace=Namespace.MUC_USER) is None:
+            return
+        fields = muc_presence_fields(stanza, properties)
+        emit(event="muc-presence", **{"from": str(stanza.getFrom()),
+                                      "type": properties.type.value or "available", "muc": fields})
+        if pending is not None and 110 in fields["codes"] and not properties.type.is_unavailable:
+            pending["presence"] = fields
+
+    @guarded
+    def on_muc_message(_client, stanza, properties):
+        if properties.mam is not None or properties.carbon is not None:
+            return
+        room = str(properties.jid.new_as_bare()) if properties.jid is not None else ""
+        pending = state["muc_joins"].get(room)
+        if properties.muc_subject is not None and pending is not None and pending["presence"] is not None:
+            del state["muc_joins"][room]
+            emit(event="result", seq=pending["seq"], muc=pending["presence"])
+        if properties.body is None or not (properties.type.is_groupchat or properties.muc_private_message):
+            return
+        out = {"from": str(stanza.getFrom()), "to": str(stanza.getTo()), "type": properties.type.value,
+               "id": properties.id or "", "body": properties.body,
+               "stanza_ids": [{"by": el.getAttr("by") or "", "id": el.getAttr("id") or ""}
+                              for el in stanza.getTags("stanza-id", namespace=Namespace.SID)],
+               "muc": {"room": room, "nick": properties.jid.resource or "", "occupant_id": properties.occupant_id or ""}}
+        node = stanza.getTag("delay", namespace=Namespace.DELAY2)
+        if node is not None:
+            stamp = parse_delay(stanza)
+            out["delay"] = {"from": node.getAttr("from") or "",
+                            "stamp": datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).isoformat().replace("+00:00", "Z") if stamp is not None else ""}
+        emit(event="muc-message", **out)
+
     def describe_error():
         domain, error, text = client.get_error()
         _cert, errors = client.peer_certificate
@@ -557,6 +677,9 @@ def main():
     client.register_handler(StanzaHandler(name="iq", callback=on_roster_push, typ="set", ns=Namespace.ROSTER, priority=50))
     client.register_handler(StanzaHandler(name="presence", callback=on_presence, priority=50))
     client.register_handler(StanzaHandler(name="message", callback=on_message, priority=50))
+    if args.muc:
+        client.register_handler(StanzaHandler(name="presence", callback=on_muc_presence, priority=51))
+        client.register_handler(StanzaHandler(name="message", callback=on_muc_message, priority=51))
 
     GLib.timeout_add(int(args.timeout * 1000), on_timeout)
     client.connect()

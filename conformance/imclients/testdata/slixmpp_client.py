@@ -88,6 +88,45 @@ vcard-temp:x:update with its own vCard's hash on every available presence):
                                                         (xep_0054), and presence sent again.
                                                         Result "id": the SHA-1 of the bytes
 
+With --muc (xep_0045 multi-user chat, xep_0421 occupant ids, xep_0128
+for the room's muc#roominfo form; XEP-0045):
+
+  {"seq": 26, "cmd": "muc-join", "room": R, "nick": N, "maxstanzas": M|null, "timeout": S}
+                                                        xep_0045 join_muc_wait(): the join
+                                                        presence with <history maxstanzas=M/>,
+                                                        or maxchars 0 (no history) for null,
+                                                        awaited until the subject. Result "muc":
+                                                        the own presence's fields (below), or
+                                                        "error": the presence error's condition
+                                                        ("timeout" when xep_0045 saw neither
+                                                        within S seconds)
+  {"seq": 27, "cmd": "muc-instant", "room": R}          xep_0045 set_room_config() of an empty
+                                                        submit form: the instant room (§10.1.2)
+  {"seq": 28, "cmd": "muc-say", "room": R, "body": B, "id": I}
+                                                        a groupchat message to the room
+  {"seq": 29, "cmd": "muc-pm", "to": OCCUPANT-JID, "body": B, "id": I}
+                                                        a private message (type chat, with
+                                                        <x xmlns='muc#user'/>, XEP-0045 §7.5)
+  {"seq": 30, "cmd": "muc-nick", "room": R, "nick": N}  presence to the new occupant JID (§7.6;
+                                                        xep_0045 has no call for it)
+  {"seq": 31, "cmd": "muc-kick", "room": R, "nick": N, "reason": T}
+                                                        xep_0045 set_role(nick, "none", reason)
+  {"seq": 32, "cmd": "muc-leave", "room": R, "nick": N} xep_0045 leave_muc()
+  {"seq": 33, "cmd": "muc-info", "room": R}             xep_0030 get_info() of the room: result
+                                                        "features", and "muc" with "count", the
+                                                        muc#roominfo_occupants xep_0128 parsed
+                                                        (-1 if absent) and "identities"
+
+and what xep_0045 parses of room presence and messages is reported as
+
+  {"event": "muc-presence", "from", "type", "muc": {"room", "nick", "role", "affiliation",
+   "jid", "codes", "new_nick", "actor", "reason", "occupant_id"}}
+                                                        each "groupchat_presence" (for rooms
+                                                        joined with muc-join)
+  {"event": "muc-message", "from", "to", "type", "id", "body", "delay", "stanza_ids",
+   "muc": {"room", "nick", "occupant_id"}}              each groupchat message with a body, and
+                                                        each private message from an occupant
+
 The result of "vcard-get" has, besides FN and NICKNAME, "PHOTO/TYPE" and
 "PHOTO/BINVAL" (base64 of the bytes slixmpp decoded) when the vCard has a
 PHOTO with a BINVAL; presence events carry "photo", the hash of their
@@ -166,6 +205,8 @@ def main():
                         "urn:xmpp:avatar:metadata+notify in the caps of every presence")
     p.add_argument("--bookmarks", action="store_true", help="load bookmarks (XEP-0048, in private storage)")
     p.add_argument("--vcard-avatar", action="store_true", help="load vCard-based avatars (XEP-0153)")
+    p.add_argument("--muc", action="store_true",
+                   help="load multi-user chat (XEP-0045), occupant ids (XEP-0421) and extended disco (XEP-0128)")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -187,6 +228,15 @@ def main():
         xmpp.register_plugin("xep_0048")  # bookmarks; storage_method xep_0049, private storage
     if args.vcard_avatar:
         xmpp.register_plugin("xep_0153")  # vCard-based avatars: x:update on presence
+    if args.muc:
+        xmpp.register_plugin("xep_0045")  # multi-user chat
+        xmpp.register_plugin("xep_0421")  # <occupant-id/> on room presence and messages
+        xmpp.register_plugin("xep_0128")  # the room's muc#roominfo form in its disco#info
+        # slixmpp 1.8's join_muc_wait prints each room message's delay to
+        # stdout while it waits (a leftover print()), which would break
+        # the JSON lines: to stderr with it.
+        import slixmpp.plugins.xep_0045.muc as muc_module
+        muc_module.print = lambda *a, **kw: print(*a, file=sys.stderr, **kw)
     xmpp.auto_authorize = None  # subscription requests wait for "approve"
     xmpp.auto_subscribe = False
     xmpp.ca_certs = args.ca_file
@@ -375,6 +425,46 @@ def main():
             data = base64.b64decode(cmd["data"])
             await xmpp.plugin["xep_0153"].set_avatar(avatar=data, mtype=cmd["type"])
             return {"id": hashlib.sha1(data).hexdigest()}
+        elif name == "muc-join":
+            muc = xmpp.plugin["xep_0045"]
+            history = {"maxchars": 0} if cmd.get("maxstanzas") is None else {"maxstanzas": cmd["maxstanzas"]}
+            try:
+                pres, _subject, _occupants, _history = await muc.join_muc_wait(
+                    slixmpp.JID(cmd["room"]), cmd["nick"], timeout=cmd.get("timeout") or args.timeout, **history)
+            except slixmpp.exceptions.PresenceError as e:
+                return {"error": e.condition}
+            except asyncio.TimeoutError:
+                # Neither its own presence nor a presence error xep_0045
+                # took for one (it needs <x xmlns='muc'/> in the error).
+                return {"error": "timeout"}
+            return {"muc": muc_presence_fields(pres)}
+        elif name == "muc-instant":
+            form = xmpp.plugin["xep_0004"].make_form(ftype="submit")
+            await xmpp.plugin["xep_0045"].set_room_config(slixmpp.JID(cmd["room"]), form)
+        elif name == "muc-say":
+            msg = xmpp.make_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
+            msg["id"] = cmd["id"]
+            msg.send()
+        elif name == "muc-pm":
+            msg = xmpp.make_message(mto=cmd["to"], mbody=cmd["body"], mtype="chat")
+            msg["id"] = cmd["id"]
+            msg.enable("muc")  # <x xmlns='http://jabber.org/protocol/muc#user'/>
+            msg.send()
+        elif name == "muc-nick":
+            xmpp.send_presence(pto="%s/%s" % (cmd["room"], cmd["nick"]))
+        elif name == "muc-kick":
+            await xmpp.plugin["xep_0045"].set_role(slixmpp.JID(cmd["room"]), cmd["nick"], "none",
+                                                   reason=cmd.get("reason", ""))
+        elif name == "muc-leave":
+            xmpp.plugin["xep_0045"].leave_muc(slixmpp.JID(cmd["room"]), cmd["nick"])
+        elif name == "muc-info":
+            iq = await xmpp.plugin["xep_0030"].get_info(jid=cmd["room"], local=False, cached=False)
+            info = iq["disco_info"]
+            values = info["form"].get_values() if info.get_plugin("form", check=True) is not None else {}
+            count = values.get("muc#roominfo_occupants")
+            return {"features": sorted(info["features"]),
+                    "muc": {"count": int(count) if count not in (None, "") else -1,
+                            "identities": ["%s/%s" % (i[0], i[1]) for i in info["identities"]]}}
         elif name == "quit":
             finish(True)
         else:
@@ -480,6 +570,38 @@ def main():
         # the original body (as ejabberd's do) raises both; report it once.
         if msg["type"] != "error":
             message(msg)
+
+    def muc_presence_fields(pres):
+        muc = pres["muc"]
+        item = pres.xml.find("{http://jabber.org/protocol/muc#user}x/{http://jabber.org/protocol/muc#user}item")
+        actor = item.find("{http://jabber.org/protocol/muc#user}actor") if item is not None else None
+        return {"room": muc["room"], "nick": muc["nick"], "role": muc["role"], "affiliation": muc["affiliation"],
+                "jid": str(muc["jid"] or ""), "codes": sorted(muc["status_codes"]),
+                "new_nick": muc["item"]["nick"] if item is not None else "",
+                "actor": (actor.get("nick") or actor.get("jid") or "") if actor is not None else "",
+                "reason": muc["item"]["reason"] if item is not None else "",
+                "occupant_id": pres["occupant-id"]["id"]}
+
+    def muc_presence(pres):
+        ptype = "available" if pres["type"] in pres.showtypes else pres["type"]
+        emit(event="muc-presence", **{"from": str(pres["from"]), "type": ptype, "muc": muc_presence_fields(pres)})
+
+    def muc_message(msg):
+        private = msg["type"] == "chat" and msg.xml.find("{http://jabber.org/protocol/muc#user}x") is not None
+        if msg["type"] != "groupchat" and not private:
+            return
+        out = message_fields(msg)
+        if msg.xml.find("{urn:xmpp:delay}delay") is not None:
+            delay = msg["delay"]
+            out["delay"] = {"from": str(delay["from"] or ""),
+                            "stamp": utc(delay["stamp"]) if delay["stamp"] else ""}
+        out["muc"] = {"room": msg["from"].bare, "nick": msg["from"].resource,
+                      "occupant_id": msg["occupant-id"]["id"]}
+        emit(event="muc-message", **out)
+
+    if args.muc:
+        xmpp.add_event_handler("groupchat_presence", muc_presence)
+        xmpp.add_event_handler("message", muc_message)  # any message with a body, groupchat or not
 
     xmpp.add_event_handler("session_start", session_start)
     xmpp.add_event_handler("avatar_metadata_publish", avatar_metadata)
