@@ -42,7 +42,7 @@ func Modules() []module.Module {
 		vcard.Module{},
 		private.Module{},
 		pep.Module{},
-		muc.Module{},
+		&muc.Module{},
 		// Federation last: other servers' stanzas arrive once every
 		// module is ready for them.
 		&s2s.Module{},

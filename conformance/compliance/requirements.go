@@ -286,7 +286,7 @@ var requirements = []requirement{
 			"./conformance TestTranscripts/xep-0045-muc",
 			"./xep/muc TestPersistentRoom",
 		},
-		partial: "rooms, roles, affiliations, kick and ban, history, invitations and persistent rooms on conference.<host>; no room archive (XEP-0313), reserved-nickname registration, room avatars, flood limits or real-client tests yet (issue 15)",
+		partial: "rooms, roles, affiliations, kick and ban, history, invitations, registration, room avatars, flood limits, persistent and archived rooms on conference.<host>; no message moderation (XEP-0425) nor real-client tests yet (issue 15)",
 	},
 	{
 		category: "IM", level: server, feature: "Group chat", spec: "XEP-0249 Direct MUC Invitations",
@@ -339,8 +339,12 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0313 Message Archive Management (MUC archives)",
-		note:           "history requested from the room's archive, not the account's",
-		notImplemented: notFiled + ": comes with MUC and MAM",
+		note: "history requested from the room's archive, not the account's",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0045-muc",
+			"./xep/muc TestArchivedHistory",
+			"./archive TestParseQuery",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "Advanced group chat", spec: "XEP-0402 PEP Native Bookmarks",

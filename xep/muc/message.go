@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/starling-xmpp/starling/stanza"
+	"github.com/starling-xmpp/starling/storage"
 )
 
 // groupchat is §7.4 (and §8.1, a subject change): an occupant's message
@@ -38,6 +39,13 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 	var inner bytes.Buffer
 	inner.Write(stripped(st.Raw))
 	inner.WriteString("<occupant-id xmlns='" + NSOccupantID + "' id='" + o.id + "'/>")
+	var entry *storage.MUCArchiveEntry
+	if hasBody && s.writer != nil && r.archiving() {
+		id := s.ids.Next()
+		inner.WriteString(r.stanzaID(id))
+		entry = &storage.MUCArchiveEntry{Service: s.Domain, Room: r.jid.Localpart(), ArchivedMessage: storage.ArchivedMessage{
+			ID: id, With: r.jid.String(), WithResource: o.nick, Stanza: archived(from, st.ID, inner.Bytes())}}
+	}
 	var sn snapshot
 	if hasSubject && !hasBody {
 		var t struct {
@@ -56,6 +64,9 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 	r.mu.Unlock()
 	if sn.version != 0 {
 		s.persist(ctx, r, sn)
+	}
+	if entry != nil {
+		s.writer.Add(*entry)
 	}
 	for _, t := range to {
 		s.send(ctx, groupchatMessage(from, t, st.ID, inner.Bytes()))

@@ -22,6 +22,7 @@
 //     storage.MUC with their configuration, subject and affiliations,
 //     loaded at start; others gone when their last occupant leaves;
 //   - mediated invitations and declines (§7.8.2, §7.8.3);
+//   - room archives (XEP-0313 on the room's JID, mam.go);
 //   - flood limits: an occupant's messages and presence changes, and a
 //     room's, beyond their rates are refused with <policy-violation/>,
 //     type wait;
@@ -36,7 +37,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
+	"github.com/starling-xmpp/starling/archive"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/module"
@@ -79,13 +82,23 @@ type Options struct {
 	// over in a burst.
 	OccupantRate int `toml:"occupant_rate"`
 	RoomRate     int `toml:"room_rate"`
+	// Archive is whether a new room archives its messages (XEP-0313;
+	// persistent rooms only; muc#roomconfig_enablelogging).
+	Archive bool `toml:"archive"`
+	// Retention is how long room messages are kept; 0 keeps them
+	// forever. PurgeInterval is how often older ones are removed.
+	Retention     config.Duration `toml:"retention"`
+	PurgeInterval config.Duration `toml:"purge_interval"`
+	// MaxPageSize is the most messages one archive query returns.
+	MaxPageSize int `toml:"max_page_size"`
 }
 
 // DefaultOptions are the defaults (Prosody's: anyone local creates
 // public, temporary rooms).
 func DefaultOptions() *Options {
 	return &Options{Subdomain: "conference", Create: "local", MaxOccupants: 1000, MaxRooms: 10000, Public: true,
-		OccupantRate: 10, RoomRate: 200}
+		OccupantRate: 10, RoomRate: 200, Archive: true,
+		PurgeInterval: config.Duration{Duration: time.Hour}, MaxPageSize: 250}
 }
 
 // Validate implements config.Validator.
@@ -111,23 +124,52 @@ func (o *Options) Validate() []config.OptionsProblem {
 	if o.RoomRate < 1 {
 		p = append(p, config.OptionsProblem{Key: "room_rate", Message: "must be at least 1"})
 	}
+	if o.Retention.Duration < 0 {
+		p = append(p, config.OptionsProblem{Key: "retention", Message: "must not be negative (0 keeps messages forever)"})
+	}
+	if o.PurgeInterval.Duration < time.Minute {
+		p = append(p, config.OptionsProblem{Key: "purge_interval", Message: fmt.Sprintf("must be at least 1m, not %v", o.PurgeInterval.Duration)})
+	}
+	if o.MaxPageSize < 1 || o.MaxPageSize > 10000 {
+		p = append(p, config.OptionsProblem{Key: "max_page_size", Message: fmt.Sprintf("must be between 1 and 10000, not %d", o.MaxPageSize)})
+	}
 	return p
 }
 
 // Module is XEP-0045 as a module.
-type Module struct{}
+type Module struct {
+	services []*Service // set by Start
+	stop     chan struct{}
+}
 
 // Name implements module.Module.
-func (Module) Name() string { return "muc" }
+func (*Module) Name() string { return "muc" }
 
 // Optional implements module.Optional.
-func (Module) Optional() {}
+func (*Module) Optional() {}
 
 // Options implements module.Configurable.
-func (Module) Options() any { return DefaultOptions() }
+func (*Module) Options() any { return DefaultOptions() }
+
+// Stop implements module.Stopper: the room archives' writers finish.
+func (m *Module) Stop(ctx context.Context) error {
+	if m.stop != nil {
+		close(m.stop)
+	}
+	var first error
+	for _, s := range m.services {
+		if s.writer != nil {
+			if err := s.writer.Stop(ctx); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
 
 // Start implements module.Module: a service for each host.
-func (Module) Start(ctx context.Context, env *module.Env) error {
+func (m *Module) Start(ctx context.Context, env *module.Env) error {
+	m.stop = make(chan struct{})
 	opts := env.Options().(*Options)
 	for _, host := range env.Config().Server.Hosts {
 		domain := opts.Subdomain + "." + host
@@ -139,9 +181,12 @@ func (Module) Start(ctx context.Context, env *module.Env) error {
 			Options: func() *Options { return env.Options().(*Options) },
 			Log:     env.Log.With(slog.String("service", domain)),
 		}
+		s.writer = archive.NewWriter(s.appendArchive, s.Log)
 		if err := s.load(ctx); err != nil {
 			return fmt.Errorf("loading the rooms of %s: %w", domain, err)
 		}
+		go s.purgeLoop(m.stop)
+		m.services = append(m.services, s)
 		env.Router.AddService(domain, s)
 		env.IQ.AddItem(dispatch.Item{JID: domain, Name: "Chat rooms"})
 	}

@@ -14,6 +14,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/archive"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
@@ -50,6 +51,8 @@ func newService(t *testing.T, st storage.MUC) (*Service, *fakeRouter) {
 	s := &Service{Domain: "conference.example.org", Host: "example.org", Router: r, Store: st,
 		Options: DefaultOptions, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if st != nil {
+		s.writer = archive.NewWriter(s.appendArchive, s.Log)
+		t.Cleanup(func() { s.writer.Stop(context.Background()) })
 		if err := s.load(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -356,5 +359,41 @@ func TestHistory(t *testing.T) {
 		if strings.Join(got, " ") != tc.want {
 			t.Errorf("%q: %q, want %q", tc.h, got, tc.want)
 		}
+	}
+}
+
+// TestArchivedHistory: a persistent room's messages are archived, and
+// after a restart they are the history a new occupant gets.
+func TestArchivedHistory(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "starling.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, r := newService(t, db)
+	const owner = "alice@example.org/phone"
+	send(t, s, "<presence from='"+owner+"' to='log@conference.example.org/Al'/>")
+	send(t, s, "<iq from='"+owner+"' to='log@conference.example.org' type='set' id='c'><query xmlns='"+NSOwner+"'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>")
+	for i := 0; i < 3; i++ {
+		send(t, s, "<message from='"+owner+"' to='log@conference.example.org' type='groupchat' id='m"+strconv.Itoa(i)+"'><body>said "+strconv.Itoa(i)+"</body></message>")
+	}
+	if got := r.take(); !contains(got, "<stanza-id xmlns='urn:xmpp:sid:0' by='log@conference.example.org'") {
+		t.Fatalf("no stanza-id: %q", got)
+	}
+	if err := s.writer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2, r2 := newService(t, db)
+	send(t, s2, "<presence from='bob@example.org/x' to='log@conference.example.org/Bob'/>")
+	got := r2.take()
+	for i := 0; i < 3; i++ {
+		if !contains(got, "<body>said "+strconv.Itoa(i)+"</body>") {
+			t.Errorf("history after a restart lacks message %d: %q", i, got)
+		}
+	}
+	if !contains(got, "<delay xmlns='urn:xmpp:delay' from='log@conference.example.org'") || !contains(got, "<status code='170'/>") {
+		t.Errorf("history or 170 missing: %q", got)
 	}
 }

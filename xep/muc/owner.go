@@ -10,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/archive"
 	"github.com/starling-xmpp/starling/stanza"
 )
 
@@ -44,6 +45,8 @@ func (s *Service) roomIQ(ctx context.Context, r *room, st *stanza.Stanza) {
 		s.admin(ctx, r, st, payload)
 	case name.Space == nsVCard && name.Local == "vCard":
 		s.vcard(ctx, r, st, payload)
+	case (name.Space == archive.NS2 || name.Space == archive.NS1) && name.Local == "query":
+		s.mamQuery(ctx, r, st, name.Space, payload)
 	default:
 		s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}
@@ -89,6 +92,11 @@ func (r *room) info(asker jid.JID) ([]byte, *stanza.Error) {
 		pick(c.Persistent, "muc_persistent", "muc_temporary"),
 	} {
 		b.WriteString("<feature var='" + f + "'/>")
+	}
+	if c.Persistent && c.Archive {
+		for _, f := range []string{archive.NS2, archive.NS1} {
+			b.WriteString("<feature var='" + f + "'/>")
+		}
 	}
 	b.WriteString("<x xmlns='" + nsData + "' type='result'>")
 	field(&b, "FORM_TYPE", "hidden", NS+"#roominfo")
@@ -227,6 +235,7 @@ func (r *room) configForm(max int) []byte {
 	}
 	b.WriteString("</field>")
 	field(&b, "muc#roomconfig_changesubject", "boolean", boolValue(c.ChangeSubject))
+	field(&b, "muc#roomconfig_enablelogging", "boolean", boolValue(c.Archive))
 	b.WriteString("</x></query>")
 	return b.Bytes()
 }
@@ -266,6 +275,7 @@ func (r *room) configure(v map[string][]string, max int) ([]out, *stanza.Error) 
 		"muc#roomconfig_persistentroom": &c.Persistent, "muc#roomconfig_publicroom": &c.Public,
 		"muc#roomconfig_membersonly": &c.MembersOnly, "muc#roomconfig_moderatedroom": &c.Moderated,
 		"muc#roomconfig_allowinvites": &c.AllowInvites, "muc#roomconfig_changesubject": &c.ChangeSubject,
+		"muc#roomconfig_enablelogging": &c.Archive,
 	} {
 		if e := boolean(f, dst); e != nil {
 			return nil, e

@@ -126,6 +126,9 @@ func (s *Service) load(ctx context.Context) error {
 			r.affiliations[a.JID] = affiliation{aff: a.Affiliation, nick: a.Nick, reason: a.Reason}
 			r.storedAffs[a.JID] = r.affiliations[a.JID]
 		}
+		if r.cfg.Archive && s.writer != nil {
+			s.loadHistory(ctx, r)
+		}
 		loaded[j.Localpart()] = r
 	}
 	s.mu.Lock()

@@ -67,7 +67,8 @@ func (s *Service) available(ctx context.Context, st *stanza.Stanza) {
 			}
 			opts := s.Options()
 			r = newRoom(st.To.Bare(), roomConfig{Persistent: opts.Persistent, Public: opts.Public,
-				MaxUsers: opts.MaxOccupants, AllowInvites: true, AllowPM: "anyone", WhoisAnyone: false})
+				MaxUsers: opts.MaxOccupants, AllowInvites: true, AllowPM: "anyone", WhoisAnyone: false,
+				Archive: opts.Archive})
 			r.locked = true
 			r.affiliations[st.From.Bare().String()] = affiliation{aff: affOwner}
 			if s.rooms == nil {
@@ -175,6 +176,9 @@ func (r *room) enter(st *stanza.Stanza, nick string, join *joinXML, created bool
 	codes := []int{110}
 	if r.cfg.WhoisAnyone {
 		codes = append(codes, 100)
+	}
+	if r.archiving() {
+		codes = append(codes, 170) // §7.2.12
 	}
 	if created {
 		codes = append(codes, 201)

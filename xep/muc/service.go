@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/archive"
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
@@ -35,6 +36,11 @@ type Service struct {
 
 	relayMu sync.Mutex // guards relays
 	relays  map[string]relayed
+
+	// writer writes the room archives (nil: no archives); ids numbers
+	// their messages.
+	writer *archive.Writer[storage.MUCArchiveEntry]
+	ids    archive.IDs
 }
 
 func (s *Service) now() time.Time {
