@@ -256,7 +256,10 @@ func (g *gcRun) handler(i int, s *session) func([]byte) bool {
 		case is(el, "iq"):
 			if id := attr(el, "id"); bytes.HasPrefix(id, []byte("cfg")) {
 				if t := string(attr(el, "type")); t == "result" || t == "error" {
-					o.iqEv <- bytes.Clone(el)
+					select {
+					case o.iqEv <- bytes.Clone(el):
+					default: // an answer nobody waits for
+					}
 					return true
 				}
 			}

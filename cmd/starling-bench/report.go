@@ -243,7 +243,7 @@ func (r *result) writeTable(w io.Writer) {
 		if r.PEP != nil {
 			row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both', a warm-up notification from each contact", r.SetupS, r.SubscriptionRequests)
 		} else if r.Groupchat != nil {
-			row("setup", "%.2f s, not measured: logins, %d instant rooms created, every occupant entered (%d enterings tried again)", r.SetupS, r.RoomsCreated, r.JoinRetries)
+			row("setup", "%.2f s, not measured: logins, rooms created as instant rooms: %d, every occupant entered (%d enterings tried again)", r.SetupS, r.RoomsCreated, r.JoinRetries)
 		} else {
 			row("setup", "%.2f s, not measured: logins, %d subscription requests, every contact 'both'", r.SetupS, r.SubscriptionRequests)
 		}
