@@ -36,6 +36,15 @@
 // read both back from private XML storage, each with its name. A
 // screenshot, "-bookmarks", shows the list.
 //
+// Then group chat (muc_test.go, the subtest "muc"): Converse opens a new
+// room on conference.<domain>, which it creates and configures with the
+// defaults as its owner; bob, over TCP, enters and writes there; the room
+// view must show his message with his occupant id (XEP-0421), its
+// sidebar both occupants, the room's disco#info two; alice's message,
+// typed into the room, must reach bob from her occupant JID; she leaves
+// and bob sees her go. A screenshot, "-muc", shows the room. On an anchor
+// without a MUC service at conference.<domain> the subtest is skipped.
+//
 // `make check` installs chromium (Debian) and the npm packages into
 // testdata/node_modules (npm ci from testdata/package-lock.json).
 //
@@ -125,6 +134,15 @@ type event struct {
 	Bookmarks []bookmark `json:"bookmarks"`
 	Node      string     `json:"node"`
 	Answer    string     `json:"answer"`
+	// The group chat (with --muc-room; muc_test.go): Converse's own
+	// nick, role and affiliation in the room, or a message's sender's
+	// nick and occupant id (XEP-0421); the room's occupant count
+	// (muc#roominfo_occupants) as Converse has it.
+	Nick        string `json:"nick"`
+	Role        string `json:"role"`
+	Affiliation string `json:"affiliation"`
+	OccupantID  string `json:"occupant_id"`
+	Count       int    `json:"count"`
 }
 
 // server is the server under test: Starling started by the test, or an
@@ -259,8 +277,10 @@ func checkConverse(t *testing.T, page string, srv *server, bob, legacy *xmpptest
 		p = newProfile(t, legacy, bob, srv.domain)
 		args = append(args, p.args()...)
 	}
+	g := newGroupchat(t, srv, transport)
+	args = append(args, g.args()...)
 	d := startDriver(t, args...)
-	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply, srv.archive, p)
+	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply, srv.archive, p, g)
 }
 
 // chat is the check once the driver d has started logging alice in: she
@@ -268,8 +288,9 @@ func checkConverse(t *testing.T, page string, srv *server, bob, legacy *xmpptest
 // id browser-tag) in her chat, and her reply reaches him; then the
 // screenshot; with history, the reload and the history from the archive
 // (see checkHistory); and the logout. With a profile p, bob's avatar in
-// her roster once she is online, and her bookmarks after the screenshot.
-func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string, history bool, p *profile) {
+// her roster once she is online, and her bookmarks after the screenshot;
+// with a groupchat g, then the room (the subtest "muc", muc_test.go).
+func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string, history bool, p *profile, g *groupchat) {
 	t.Helper()
 	// 1. Logged in over the transport asked for, at the URL given.
 	e := d.next(t, "online")
@@ -302,6 +323,9 @@ func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport
 	t.Logf("screenshot: %s", e.Path)
 	if p != nil {
 		p.checkBookmarks(t, d)
+	}
+	if g != nil {
+		t.Run("muc", func(t *testing.T) { g.check(t, d) })
 	}
 
 	if history {

@@ -17,6 +17,20 @@
 //   {"event":"bookmarked","node":"...","type":"result|error","answer":"..."}
 //                                                                 with --add-bookmark-jid: the bookmark added, listed,
 //                                                                 and the server's answer to Converse's publish of it
+//   {"event":"muc-joined","jid":"...","nick":"...","role":"...","affiliation":"...","count":N,"texts":[...]}
+//                                                                 with --muc-room: entered the room Converse created
+//                                                                 and configured (its own occupant's role and
+//                                                                 affiliation, muc#roominfo_occupants of the room's
+//                                                                 disco#info as Converse keeps it, the info messages
+//                                                                 the room view shows)
+//   {"event":"muc-received","from":"...","type":"...","body":"...","nick":"...","occupant_id":"..."}
+//                                                                 --muc-expect shown in the room, and Converse's model
+//   {"event":"muc-occupants","texts":[...],"text":"...","count":N}  the sidebar's nicks and heading once it lists
+//                                                                 --muc-peer-nick, and muc#roominfo_occupants again
+//   {"event":"muc-sent","body":"...","path":"..."}               --muc-say typed into the room and shown; its screenshot
+//   {"event":"muc-left","node":"...","type":"result|error","answer":"..."}
+//                                                                 the room closed (left), and the server's answer to
+//                                                                 Converse's publish of its bookmark without autojoin
 //   {"event":"reloaded","jid":"..."}                              with --history: logged in again after the reload
 //   {"event":"history","texts":[...],"bodies":[...],"mam":N}       with --history: the chat's texts shown, in order,
 //                                                                 the bodies of Converse's message models, in order,
@@ -52,6 +66,18 @@
 // until the server has answered Converse's publish of it and the list
 // shows it, and report the answer; a screenshot of the list, "-bookmarks".
 //
+// With --muc-room JID and --muc-nick NICK, after the bookmarks: open that
+// room through Converse's API (api.rooms.open, forced to the front, as
+// its "Add a groupchat" form does); Converse creates it (status 201) and, as it does by default
+// (muc_instant_rooms), accepts the default configuration and asks for the
+// room's disco#info again. Once it has, report what it knows; wait until
+// --muc-expect shows in the room view (the test has a peer enter and
+// write), and the sidebar lists --muc-peer-nick; then type --muc-say into
+// the room's text area, press Enter, wait until it shows, and save a
+// screenshot, "-muc"; then leave the room (Converse's close of it) and
+// wait until the server has answered the publish of its bookmark, which
+// Converse made with autojoin when it entered the room, now without.
+//
 // With --history, after the screenshot and a line "reload" on stdin (the
 // test has seen the reply arrive): log out, leave the page, clear
 // everything the browser keeps for the page's origin (IndexedDB, local
@@ -77,6 +103,7 @@
 //          --expect TEXT --reply TEXT --screenshot FILE.png
 //          [--history] [--avatar BASE64] [--bookmark-jid JID --bookmark-name NAME
 //          [--add-bookmark-jid JID --add-bookmark-name NAME]]
+//          [--muc-room JID --muc-nick NICK --muc-peer-nick NICK --muc-expect TEXT --muc-say TEXT]
 //    or:  node driver.mjs --page https://localhost:PORT/chat --login alice
 //          --transport websocket --url wss://… --password pw --peer … …
 import { parseArgs } from "node:util";
@@ -105,6 +132,11 @@ const { values: opt } = parseArgs({
     "bookmark-name": { type: "string" },
     "add-bookmark-jid": { type: "string" },
     "add-bookmark-name": { type: "string" },
+    "muc-room": { type: "string" },
+    "muc-nick": { type: "string" },
+    "muc-peer-nick": { type: "string" },
+    "muc-expect": { type: "string" },
+    "muc-say": { type: "string" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
     timeout: { type: "string", default: "30000" },
   },
@@ -343,6 +375,11 @@ async function main() {
     await bookmarks(page);
   }
 
+  // 4c. With --muc-room: the group chat.
+  if (opt["muc-room"] !== undefined) {
+    await groupchat(page);
+  }
+
   if (refused.length > 0) {
     throw new Error(`Converse tried to reach other hosts: ${refused.join(" ")}`);
   }
@@ -478,6 +515,114 @@ async function bookmarks(page) {
   await page.screenshot({ path: opt.screenshot.replace(/\.png$/, "") + "-bookmarks.png", fullPage: true });
   await page.keyboard.press("Escape");
   await modal.locator(".modal").first().waitFor({ state: "hidden", timeout }).catch(() => {});
+}
+
+// groupchat is step 4c: the room --muc-room entered as --muc-nick, a
+// message from --muc-peer-nick shown, the occupants listed, and
+// --muc-say posted.
+async function groupchat(page) {
+  const jid = opt["muc-room"];
+  // force: shown in front of the chat with the peer, as a room a user
+  // opens is.
+  await page.evaluate(({ jid, nick }) => window.starlingAPI.rooms.open(jid, { nick }, true), { jid, nick: opt["muc-nick"] });
+  const view = page.locator(`converse-muc[jid="${jid}"]`);
+  // Entered (ROOMSTATUS.ENTERED), and configured: the disco#info Converse
+  // asks for after accepting the defaults has the occupant count.
+  const state = () =>
+    page.evaluate(async (jid) => {
+      const muc = await window.starlingAPI.rooms.get(jid);
+      const self = muc?.getOwnOccupant();
+      return {
+        status: muc?.session.get("connection_status"),
+        nick: muc?.get("nick") ?? "",
+        role: self?.get("role") ?? "",
+        affiliation: self?.get("affiliation") ?? "",
+        count: muc?.config.get("occupants"),
+      };
+    }, jid);
+  try {
+    await page.waitForFunction(
+      async (jid) => {
+        const muc = await window.starlingAPI.rooms.get(jid);
+        return muc && muc.session.get("connection_status") === 5 && muc.config.get("occupants") !== undefined;
+      },
+      jid,
+      { timeout },
+    );
+    // (the custom element itself has no box of its own: its heading)
+    await view.locator("converse-muc-heading").first().waitFor({ state: "visible", timeout });
+  } catch {
+    throw new Error(`Converse did not enter and configure ${jid} within ${timeout} ms: ${JSON.stringify(await state())}`);
+  }
+  const joined = await state();
+  const info = await view.locator(".chat-info").allInnerTexts();
+  report({ event: "muc-joined", jid, nick: joined.nick, role: joined.role, affiliation: joined.affiliation,
+    count: Number(joined.count), texts: info.map((t) => t.trim()) });
+
+  const incoming = view.locator(".chat-msg__text", { hasText: opt["muc-expect"] }).first();
+  try {
+    await incoming.waitFor({ state: "visible", timeout });
+  } catch {
+    throw new Error(`the room ${jid} does not show "${opt["muc-expect"]}" within ${timeout} ms`);
+  }
+  const msg = await page.evaluate(
+    async ({ jid, expect }) => {
+      const muc = await window.starlingAPI.rooms.get(jid);
+      const m = muc.messages.findWhere({ body: expect });
+      return m ? { from: m.get("from"), type: m.get("type"), body: m.get("body"), nick: m.get("nick"), occupant_id: m.get("occupant_id") ?? "" } : null;
+    },
+    { jid, expect: opt["muc-expect"] },
+  );
+  if (!msg) {
+    throw new Error(`the room ${jid} shows "${opt["muc-expect"]}", but Converse has no such message`);
+  }
+  report({ event: "muc-received", ...msg });
+
+  const sidebar = view.locator("converse-muc-sidebar");
+  try {
+    await sidebar.locator(".occupant-nick", { hasText: opt["muc-peer-nick"] }).first().waitFor({ state: "visible", timeout });
+  } catch {
+    throw new Error(`the sidebar of ${jid} does not list ${opt["muc-peer-nick"]} within ${timeout} ms`);
+  }
+  const count = await page.evaluate(async (jid) => {
+    const muc = await window.starlingAPI.rooms.get(jid);
+    await muc.refreshDiscoInfo();
+    return Number(muc.config.get("occupants"));
+  }, jid);
+  report({
+    event: "muc-occupants",
+    texts: (await sidebar.locator(".occupant-nick").allInnerTexts()).map((t) => t.trim()),
+    text: (await sidebar.locator(".occupants-heading").first().innerText()).trim(),
+    count,
+  });
+
+  await view.locator("textarea.chat-textarea").click({ timeout });
+  await page.keyboard.type(opt["muc-say"]);
+  await page.keyboard.press("Enter");
+  await view.locator(".chat-msg__text", { hasText: opt["muc-say"] }).first().waitFor({ state: "visible", timeout });
+  const path = opt.screenshot.replace(/\.png$/, "") + "-muc.png";
+  await page.screenshot({ path, fullPage: true });
+  report({ event: "muc-sent", body: opt["muc-say"], path });
+
+  // The user leaves the room (Converse's close of it). Converse bookmarked
+  // it with autojoin when it entered it, as it does every new room, and
+  // now stores the bookmark with autojoin false: once the server has
+  // answered that publish, a later login does not enter the room again.
+  const before = await page.evaluate(() => window.starling.publishes.length);
+  await page.evaluate(async (jid) => (await window.starlingAPI.rooms.get(jid)).close(), jid);
+  let pub;
+  try {
+    const handle = await page.waitForFunction(
+      (before) => window.starling.publishes.slice(before).find((p) => p.type),
+      before,
+      { timeout },
+    );
+    pub = await handle.jsonValue();
+  } catch {
+    const sent = await page.evaluate((before) => window.starling.publishes.slice(before), before);
+    throw new Error(`Converse's bookmark of ${jid} without autojoin was not answered within ${timeout} ms after leaving it (publishes: ${JSON.stringify(sent)})`);
+  }
+  report({ event: "muc-left", node: pub.node, type: pub.type, answer: pub.answer ?? "" });
 }
 
 let code = 0;
