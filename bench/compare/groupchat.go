@@ -20,11 +20,13 @@ import (
 // their last occupant leaves:
 //
 //   - Starling: [modules.muc], on by default with those defaults
-//     (create = "local", rooms not persistent, no room archive), its
-//     flood limits (10 messages a second per occupant, 200 per room, by
-//     default) raised out of reach in startStarlingWith: neither
-//     Prosody's mod_muc nor ejabberd's (min_message_interval 0, no
-//     shapers) limits a room's traffic by default.
+//     (create = "local", rooms not persistent, and so not archived even
+//     with its archive option on, which startStarlingWith turns off all
+//     the same), its flood limits (10 messages a second per occupant,
+//     200 per room, by default) raised out of reach in
+//     startStarlingWith: neither Prosody's mod_muc nor ejabberd's
+//     (min_message_interval 0, no shapers) limits a room's traffic by
+//     default.
 //   - Prosody: a MUC component, appended to its configuration through
 //     anchor.Options.Prosody, with restrict_room_creation = "local", no
 //     muc_mam or muc_log, and no tombstones of destroyed rooms.

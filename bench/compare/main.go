@@ -760,11 +760,11 @@ type starlingS2S struct {
 // HTTPS one, for WebSocket, on the anchors' port; no practical limit of
 // sessions per account, as the anchors have none; no flood limits in
 // group chat rooms ([modules.muc] allows an occupant 10 messages a
-// second by default), as the anchors' MUC services have none;
-// federation as st.s2s says; the message archive on only with
-// st.archive, as the anchors have it), creates the accounts with `starling user add` and starts `starling
-// serve` in its own process group. It returns once every listener accepts
-// connections.
+// second by default) and no room archive, as the anchors' MUC services
+// have neither; federation as st.s2s says; the message archive on only
+// with st.archive, as the anchors have it), creates the accounts with
+// `starling user add` and starts `starling serve` in its own process
+// group. It returns once every listener accepts connections.
 func startStarlingWith(ctx context.Context, st starlingSetup, dir, bin, logDir string, accounts map[string]string) (*server, error) {
 	startTLS := net.JoinHostPort(st.addr, anchor.StartTLSPort)
 	directTLS := net.JoinHostPort(st.addr, anchor.DirectTLSPort)
@@ -810,6 +810,7 @@ enabled = %t
 [modules.muc]
 occupant_rate = 1000000
 room_rate = 1000000
+archive = false
 `, st.domain, filepath.Join(dir, "data"), s2s, startTLS, directTLS, web, st.archive)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
