@@ -72,6 +72,14 @@ var ErrNotStanza = errors.New("stanza: not a stanza")
 // caller does not know (one the server built).
 func ParseElement(raw []byte) (*Stanza, error) { return Parse(raw, StartLen(raw)) }
 
+// Built returns the Stanza of raw, an element the server built, whose
+// start tag is startLen bytes long and whose kind, type, id and
+// addresses the caller knows: Parse without reading them again (a room
+// sending one message to a thousand occupants parses no JID).
+func Built(raw []byte, startLen int, kind Kind, typ, id string, from, to jid.JID) *Stanza {
+	return &Stanza{Kind: kind, Type: typ, ID: id, From: from, To: to, Raw: raw, startLen: startLen}
+}
+
 // StartLen returns the length of the start tag of raw, a well-formed
 // element: up to its first '>' outside an attribute value.
 func StartLen(raw []byte) int {

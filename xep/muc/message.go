@@ -35,7 +35,8 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 		s.fail(ctx, st, e)
 		return
 	}
-	from := r.occupantJID(o.nick).String()
+	fromJID := r.occupantJID(o.nick)
+	from := fromJID.String()
 	var inner bytes.Buffer
 	inner.Write(stripped(st.Raw))
 	inner.WriteString("<occupant-id xmlns='" + NSOccupantID + "' id='" + o.id + "'/>")
@@ -55,7 +56,7 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 		r.subject, r.subjectFrom = t.Text, from
 		sn = r.snapshot()
 	} else if hasBody {
-		r.history = append(r.history, historyMessage{from: from, inner: inner.Bytes(), at: s.now(), chars: utf8.RuneCount(inner.Bytes())})
+		r.history = append(r.history, historyMessage{from: from, id: st.ID, inner: inner.Bytes(), at: s.now(), chars: utf8.RuneCount(inner.Bytes())})
 		if len(r.history) > historyKept {
 			r.history = r.history[len(r.history)-historyKept:]
 		}
@@ -69,11 +70,14 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 		s.writer.Add(*entry)
 	}
 	for _, t := range to {
-		s.send(ctx, groupchatMessage(from, t, st.ID, inner.Bytes()))
+		raw, n := groupchatMessage(from, t, st.ID, inner.Bytes())
+		s.Router.Route(ctx, stanza.Built(raw, n, stanza.Message, "groupchat", st.ID, fromJID, t))
 	}
 }
 
-func groupchatMessage(from string, to jid.JID, id string, inner []byte) []byte {
+// groupchatMessage is the copy of a message for one occupant session,
+// and the length of its start tag.
+func groupchatMessage(from string, to jid.JID, id string, inner []byte) ([]byte, int) {
 	var b bytes.Buffer
 	b.Grow(len(inner) + 128)
 	b.WriteString("<message type='groupchat' from='")
@@ -87,7 +91,8 @@ func groupchatMessage(from string, to jid.JID, id string, inner []byte) []byte {
 		b.WriteString("'")
 	}
 	b.WriteString(">")
+	n := b.Len()
 	b.Write(inner)
 	b.WriteString("</message>")
-	return b.Bytes()
+	return b.Bytes(), n
 }
