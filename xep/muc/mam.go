@@ -161,7 +161,7 @@ func (s *Service) loadHistory(ctx context.Context, r *room) {
 		if i := bytes.LastIndex(inner, []byte("</")); i >= 0 {
 			inner = inner[:i]
 		}
-		r.history = append(r.history, historyMessage{from: st.From.String(), inner: bytes.Clone(inner), at: m.Time(), chars: len(inner)})
+		r.history = append(r.history, historyMessage{from: st.From.String(), id: st.ID, inner: bytes.Clone(inner), at: m.Time(), chars: len(inner)})
 	}
 }
 

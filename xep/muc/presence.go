@@ -55,14 +55,14 @@ func (s *Service) available(ctx context.Context, st *stanza.Stanza) {
 	r := s.room(st.To.Localpart())
 	if r == nil {
 		if !s.mayCreate(st.From) {
-			s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "rooms are created by this server's users only"})
+			s.failEntering(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "rooms are created by this server's users only"})
 			return
 		}
 		s.mu.Lock()
 		if r = s.rooms[st.To.Localpart()]; r == nil {
 			if len(s.rooms) >= s.Options().MaxRooms {
 				s.mu.Unlock()
-				s.fail(ctx, st, &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: "this service has too many rooms"})
+				s.failEntering(ctx, st, &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: "this service has too many rooms"})
 				return
 			}
 			opts := s.Options()
@@ -86,7 +86,7 @@ func (s *Service) available(ctx context.Context, st *stanza.Stanza) {
 	r.mu.Lock()
 	if r.destroyed {
 		r.mu.Unlock()
-		s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+		s.failEntering(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
 		return
 	}
 	var outs []out
@@ -109,10 +109,23 @@ func (s *Service) available(ctx context.Context, st *stanza.Stanza) {
 	}
 	r.mu.Unlock()
 	if e != nil {
-		s.fail(ctx, st, e)
+		s.failEntering(ctx, st, e)
 		return
 	}
 	s.sendAll(ctx, outs)
+}
+
+// failEntering answers a presence to an occupant JID with an error
+// that carries <x xmlns='…muc'/>, as every example of §7.2 does:
+// clients (slixmpp) take it for the refusal of their entering only so.
+func (s *Service) failEntering(ctx context.Context, st *stanza.Stanza, e *stanza.Error) {
+	raw := stanza.ErrorReply(st, st.To, e)
+	n := stanza.StartLen(raw)
+	var b bytes.Buffer
+	b.Write(raw[:n])
+	b.WriteString("<x xmlns='" + NS + "'/>")
+	b.Write(raw[n:])
+	s.send(ctx, b.Bytes())
 }
 
 // enter is §7.2: checks, then the occupants to the new one, the new one
@@ -248,7 +261,14 @@ func (r *room) historyFor(outs []out, to jid.JID, join *joinXML, now time.Time) 
 		stanza.EscapeAttr(&b, h.from)
 		b.WriteString("' to='")
 		stanza.EscapeAttr(&b, to.String())
-		b.WriteString("'>")
+		b.WriteString("'")
+		if h.id != "" {
+			// §7.2.14: as sent, so that clients recognise it.
+			b.WriteString(" id='")
+			stanza.EscapeAttr(&b, h.id)
+			b.WriteString("'")
+		}
+		b.WriteString(">")
 		b.Write(h.inner)
 		b.WriteString("<delay xmlns='urn:xmpp:delay' from='")
 		stanza.EscapeAttr(&b, r.jid.String())

@@ -69,6 +69,7 @@ type occupant struct {
 // historyMessage is a groupchat message kept for new occupants (§7.2.14).
 type historyMessage struct {
 	from  string // the occupant JID it came from
+	id    string // its id as sent
 	inner []byte // its children, as broadcast
 	at    time.Time
 	chars int

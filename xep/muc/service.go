@@ -183,7 +183,7 @@ func (s *Service) handleRoom(ctx context.Context, st *stanza.Stanza) {
 	case stanza.Presence:
 		if st.Type == "" {
 			// §7.2.1: entering needs a nickname.
-			s.fail(ctx, st, &stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: "a nickname is needed to enter a room"})
+			s.failEntering(ctx, st, &stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: "a nickname is needed to enter a room"})
 		}
 	case stanza.Message:
 		if r == nil {
@@ -285,6 +285,7 @@ func (s *Service) private(ctx context.Context, r *room, st *stanza.Stanza) {
 	var e *stanza.Error
 	var sessions []jid.JID
 	var fromJID jid.JID
+	var oid string
 	switch {
 	case from == nil:
 		e = &stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, Text: "only occupants may send private messages"}
@@ -297,6 +298,7 @@ func (s *Service) private(ctx context.Context, r *room, st *stanza.Stanza) {
 	default:
 		sessions = slices.Clone(to.sessions)
 		fromJID = r.occupantJID(from.nick)
+		oid = from.id
 	}
 	r.mu.Unlock()
 	if e != nil {
@@ -323,7 +325,7 @@ func (s *Service) private(ctx context.Context, r *room, st *stanza.Stanza) {
 		}
 		b.WriteString(">")
 		b.Write(inner)
-		b.WriteString("<x xmlns='" + NSUser + "'/></message>")
+		b.WriteString("<x xmlns='" + NSUser + "'/><occupant-id xmlns='" + NSOccupantID + "' id='" + oid + "'/></message>")
 		s.send(ctx, b.Bytes())
 	}
 }
