@@ -51,7 +51,7 @@ func (s *Service) admin(ctx context.Context, r *room, st *stanza.Stanza, payload
 	} else if outs, e = r.change(st.From, &q); e == nil {
 		sn = r.snapshot()
 	}
-	r.mu.Unlock()
+	defer r.handOff()()
 	if e != nil {
 		s.fail(ctx, st, e)
 		return

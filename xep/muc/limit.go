@@ -16,8 +16,9 @@ type bucket struct {
 	at     time.Time
 }
 
-// take spends a token if there is one at now.
-func (b *bucket) take(now time.Time, rate int) bool {
+// fill adds what rate gave since the last fill, and reports whether a
+// token is there.
+func (b *bucket) fill(now time.Time, rate int) bool {
 	limit := float64(rate * burstSeconds)
 	if b.at.IsZero() {
 		b.tokens = limit
@@ -25,20 +26,20 @@ func (b *bucket) take(now time.Time, rate int) bool {
 		b.tokens = min(limit, b.tokens+d*float64(rate))
 	}
 	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.tokens >= 1
 }
 
 var errFlood = &stanza.Error{Type: stanza.Wait, Condition: stanza.PolicyViolation, Text: "too many messages: wait a moment"}
 
-// flooding reports whether o (or the room) is over its rate, spending a
-// token of each otherwise; r.mu is held.
+// flooding reports whether o or the room is over its rate, spending a
+// token of each otherwise (a refused stanza costs nothing); r.mu is
+// held.
 func (r *room) flooding(o *occupant, now time.Time, opts *Options) bool {
-	if !o.limit.take(now, opts.OccupantRate) {
+	occupantOK := o.limit.fill(now, opts.OccupantRate)
+	if !r.limit.fill(now, opts.RoomRate) || !occupantOK {
 		return true
 	}
-	return !r.limit.take(now, opts.RoomRate)
+	o.limit.tokens--
+	r.limit.tokens--
+	return false
 }

@@ -62,7 +62,7 @@ func (s *Service) groupchat(ctx context.Context, r *room, st *stanza.Stanza) {
 		}
 	}
 	to := r.sessions()
-	r.mu.Unlock()
+	defer r.handOff()()
 	if sn.version != 0 {
 		s.persist(ctx, r, sn)
 	}

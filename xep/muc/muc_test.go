@@ -397,3 +397,56 @@ func TestArchivedHistory(t *testing.T) {
 		t.Errorf("history or 170 missing: %q", got)
 	}
 }
+
+// TestNewcomerOrder: while occupants talk, each newcomer gets its own
+// entering — the occupants, its presence, the subject — before any live
+// message: the room sends the stanzas of its changes in the order it
+// made them (handOff).
+func TestNewcomerOrder(t *testing.T) {
+	s, r := newService(t, nil)
+	opts := DefaultOptions()
+	opts.OccupantRate, opts.RoomRate = 1<<30, 1<<30
+	s.Options = func() *Options { return opts }
+	send(t, s, "<presence from='t0@example.org/r' to='o@conference.example.org/t0'/>")
+	send(t, s, "<iq from='t0@example.org/r' to='o@conference.example.org' type='set' id='c'><query xmlns='"+NSOwner+"'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
+	for i := 1; i < 4; i++ {
+		send(t, s, "<presence from='t"+strconv.Itoa(i)+"@example.org/r' to='o@conference.example.org/t"+strconv.Itoa(i)+"'/>")
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 50; j++ {
+				send(t, s, "<message from='t"+strconv.Itoa(i)+"@example.org/r' to='o@conference.example.org' type='groupchat'><body>x</body></message>")
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			send(t, s, "<presence from='n"+strconv.Itoa(i)+"@example.org/r' to='o@conference.example.org/n"+strconv.Itoa(i)+"'/>")
+		}()
+	}
+	wg.Wait()
+	entered := map[string]bool{}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.out {
+		to := st.To.String()
+		if !strings.HasPrefix(to, "n") {
+			continue
+		}
+		raw := string(st.Raw)
+		switch {
+		case strings.Contains(raw, "<subject"):
+			entered[to] = true
+		case strings.Contains(raw, "<body>") && !strings.Contains(raw, "<delay") && !entered[to]:
+			t.Fatalf("%s got a message before the end of its entering", to)
+		}
+	}
+	if len(entered) != 20 {
+		t.Errorf("%d newcomers entered, want 20", len(entered))
+	}
+}

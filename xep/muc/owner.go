@@ -195,7 +195,7 @@ func (s *Service) owner(ctx context.Context, r *room, st *stanza.Stanza, payload
 			r.destroyed = true
 		}
 		sn := r.snapshot()
-		r.mu.Unlock()
+		defer r.handOff()()
 		if e != nil {
 			s.fail(ctx, st, e)
 			return
@@ -396,7 +396,7 @@ func (s *Service) destroy(ctx context.Context, r *room, alternate, reason string
 	r.real = make(map[string]*occupant)
 	r.destroyed = true
 	sn := r.snapshot()
-	r.mu.Unlock()
+	defer r.handOff()()
 	s.persist(ctx, r, sn)
 	s.forget(r)
 	s.sendAll(ctx, outs)

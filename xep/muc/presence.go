@@ -93,8 +93,9 @@ func (s *Service) available(ctx context.Context, st *stanza.Stanza) {
 	var e *stanza.Error
 	if o := r.byReal(st.From); o != nil {
 		if r.flooding(o, s.now(), s.Options()) {
+			// Dropped, not refused: an error presence from its own
+			// occupant JID tells a client it is out of the room.
 			r.mu.Unlock()
-			s.fail(ctx, st, errFlood)
 			return
 		}
 		if o.nick == nick {
@@ -107,7 +108,7 @@ func (s *Service) available(ctx context.Context, st *stanza.Stanza) {
 	} else {
 		outs, e = r.enter(st, nick, &join, created, s.now())
 	}
-	r.mu.Unlock()
+	defer r.handOff()()
 	if e != nil {
 		s.failEntering(ctx, st, e)
 		return
@@ -328,7 +329,7 @@ func (s *Service) leave(ctx context.Context, st *stanza.Stanza, codes []int) {
 	if empty {
 		r.destroyed = true
 	}
-	r.mu.Unlock()
+	defer r.handOff()()
 	if empty {
 		s.forget(r)
 	}

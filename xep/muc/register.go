@@ -111,7 +111,7 @@ func (s *Service) register(ctx context.Context, r *room, st *stanza.Stanza, payl
 			}
 		}
 	}
-	r.mu.Unlock()
+	defer r.handOff()()
 	if e != nil {
 		s.fail(ctx, st, e)
 		return

@@ -97,6 +97,12 @@ type room struct {
 	created      time.Time
 	version      uint64 // of the last snapshot (persist.go)
 
+	// sendMu orders what the room sends: a change takes it before it
+	// releases mu (handOff), so that the stanzas of changes leave in the
+	// order the changes were made — nobody gets a message before their
+	// own entering — while mu is free for the next change.
+	sendMu sync.Mutex
+
 	// persistMu orders the writes of snapshots (persist.go); persisted
 	// and storedAffs are what was written last, guarded by it.
 	persistMu  sync.Mutex
@@ -109,6 +115,15 @@ func newRoom(j jid.JID, cfg roomConfig) *room {
 	r.secret = make([]byte, 16)
 	rand.Read(r.secret)
 	return r
+}
+
+// handOff releases r.mu, which the caller holds, for sending what a
+// change computed: it takes the room's send lock first and returns its
+// release, to call once the stanzas are sent.
+func (r *room) handOff() func() {
+	r.sendMu.Lock()
+	r.mu.Unlock()
+	return r.sendMu.Unlock
 }
 
 // affiliationOf returns bare's affiliation (§5.2).

@@ -56,7 +56,7 @@ func (s *Service) vcard(ctx context.Context, r *room, st *stanza.Stanza, payload
 	r.vcard, r.avatars = v, photoHashes(v)
 	outs := r.configChanged([]int{104})
 	sn := r.snapshot()
-	r.mu.Unlock()
+	defer r.handOff()()
 	s.persist(ctx, r, sn)
 	s.result(ctx, st, nil)
 	s.sendAll(ctx, outs)
