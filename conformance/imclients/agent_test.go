@@ -106,11 +106,12 @@ type stanzaID struct {
 }
 
 // mamResult is one archived message of a MAM result page, as the library
-// unwrapped it: the <result/>'s id and queryid, and the forwarded
-// message's fields.
+// unwrapped it: the <result/>'s id and queryid, the JID of the message
+// carrying it, and the forwarded message's fields.
 type mamResult struct {
 	ResultID  string     `json:"result_id"`
 	QueryID   string     `json:"queryid"`
+	Archive   string     `json:"archive"` // the JID the <result/> came from, as the library took it
 	From      string     `json:"from"`
 	To        string     `json:"to"`
 	Type      string     `json:"type"`

@@ -55,7 +55,12 @@
 //     occupant count in the room's disco#info, messages to everyone each
 //     way exactly once, a private message, a nickname change (303), a
 //     kick (307) and the history a returning occupant asks for
-//     (muc_test.go). The room's archive (MAM) is not checked yet.
+//     (muc_test.go); the room made persistent with the library's
+//     configuration form, so it keeps an archive: 170 on entering, each
+//     message with the same stanza-id by the room for every occupant
+//     (XEP-0359), and the room's archive paged through by MAM (XEP-0313
+//     at the room's JID, RSM) on both libraries, every message once, in
+//     order, with the ids seen live.
 //   - carbons: alice on both libraries at once (the check's and the other),
 //     each with carbons enabled (XEP-0280 §4); what bob sends to one of
 //     them reaches the other as a received carbon, and what one sends bob

@@ -7,7 +7,8 @@ import (
 )
 
 // Group chat (issue 15): XEP-0045 multi-user chat rooms on the service
-// conference.<domain>, with occupant ids (XEP-0421).
+// conference.<domain>, with occupant ids (XEP-0421) and the room's archive
+// (XEP-0313 on the room's JID, with XEP-0359 stanza ids by the room).
 
 // mucInfo is what a library parsed of a room's presence (the event
 // muc-presence, and the result of muc-join: its own), of a room message
@@ -55,9 +56,10 @@ func isMUCMessage(id string) func(event) bool {
 }
 
 // checkMUC: group chat through each library's multi-user chat support
-// (slixmpp's xep_0045 with xep_0421; nbxmpp's MUC module, the way Gajim
-// uses it): alice on the check's library, bob on the other, carol on the
-// check's again, each logged in with --muc.
+// (slixmpp's xep_0045 with xep_0421 and xep_0313; nbxmpp's MUC and MAM
+// modules, the way Gajim uses them): alice on the check's library, bob on
+// the other, carol on the check's again, each logged in with --muc and
+// --mam.
 //
 //   - The service conference.<domain> has the conference/text identity
 //     (XEP-0045 §6.1). An anchor without one is skipped: the check does
@@ -65,21 +67,29 @@ func isMUCMessage(id string) func(event) bool {
 //   - alice enters a room that does not exist: she gets her own presence
 //     with 110 and 201, as its owner and a moderator (§10.1.1); the room
 //     is locked, so bob's attempt to enter is refused with
-//     item-not-found, as his library reports it. alice accepts the
-//     default configuration as her library does (slixmpp: an empty
-//     submit form, the instant room of §10.1.2; nbxmpp: the form
-//     fetched and submitted as it came, as Gajim does).
-//   - bob and carol enter (110, no 201, participants without
-//     affiliation). Each occupant sees every other's presence from its
+//     item-not-found, as his library reports it. alice makes the room
+//     persistent as her library configures a room (§10.1.3): the form
+//     fetched, muc#roomconfig_persistentroom set to 1 in it, submitted
+//     (slixmpp: get_room_config, set_values, set_room_config; nbxmpp:
+//     request_config, the field's value, set_config, as Gajim's
+//     configuration dialog). muc#roomconfig_enablelogging is left as it
+//     came: on, Starling's default, so the room keeps an archive.
+//   - bob and carol enter (110 and 170, room logging, XEP-0045
+//     §7.2.12; no 201; participants without affiliation). Each
+//     occupant sees every other's presence from its
 //     occupant JID with the role and affiliation the library parsed and
 //     the occupant id the other saw on its own presence (XEP-0421); the
 //     real JID only where the viewer moderates (alice) or the room is
 //     non-anonymous (100) (§7.2.3, §7.2.4).
 //   - Each one's disco#info of the room has muc#roominfo_occupants 3
-//     (§6.4) and the conference/text identity.
+//     (§6.4), the conference/text identity, muc_persistent and
+//     urn:xmpp:mam:2 (XEP-0313: a room's archive is discovered there;
+//     Gajim asks a room's archive only if it says so).
 //   - Each sends a groupchat message, which every occupant, the sender
 //     included (§7.4), gets from the sender's occupant JID with its id,
-//     body and occupant id; bob sends alice a private message (§7.5),
+//     body and occupant id, and with one <stanza-id/> by the room's bare
+//     JID (XEP-0313 §3.5, XEP-0359), the same id for every occupant;
+//     bob sends alice a private message (§7.5),
 //     which she gets from his occupant JID as type chat. After a last
 //     message from alice that everyone gets, each occupant has had each
 //     groupchat message exactly once, and only alice the private one.
@@ -91,15 +101,29 @@ func isMUCMessage(id string) func(event) bool {
 //     unavailable presence with 307 and 110 and the reason; alice and bob
 //     see her leave with 307; the room counts 2.
 //   - bob writes while carol is away; carol enters again with <history
-//     maxstanzas='3'/> (§7.2.14) and gets exactly the last three
-//     groupchat messages, in order, from their senders' occupant JIDs,
-//     each delayed by the room (XEP-0203) and with its occupant id.
+//     maxstanzas='3'/> (§7.2.14), with 170 again, and gets exactly the
+//     last three groupchat messages, in order, from their senders'
+//     occupant JIDs, each delayed by the room (XEP-0203) and with its
+//     occupant id (and, if it has a stanza-id by the room, the one seen
+//     live).
+//   - carol catches up from the room's archive too, and so does bob on
+//     the other library: each pages through it at the room's JID
+//     (slixmpp: xep_0313 retrieve(jid=room); nbxmpp: MAM.make_query of
+//     the room's JID, as Gajim asks a room's archive), 2 a page with RSM
+//     (XEP-0059) after the last page's last id, and must find every
+//     groupchat message exactly once, in order, in pages of 2, 2 and 1 of
+//     which only the last says complete, each from the room's JID, from
+//     its sender's occupant JID, with its id and body, as type
+//     groupchat, each result's id the stanza-id seen live (and any
+//     <stanza-id/> by the room in the forwarded message the same), each
+//     page's RSM first and last its first and last result's ids; the
+//     private message is not there (XEP-0313 §5.1.2: a room archives
+//     what it broadcast to its occupants).
 //   - bob leaves (§7.14): alice and carol see him go.
 //
-// TODO(issue 15): the room's archive (XEP-0313 on the room JID, with
-// stanza ids by the room) is not implemented in xep/muc yet; once it is,
-// carol's catch-up should come from a MAM query of the room as well, and
-// every groupchat message should carry a <stanza-id by=room/>.
+// On an anchor whose room does not advertise urn:xmpp:mam:2 once
+// persistent, the archive's part (170, stanza ids, the queries) is
+// skipped; on Starling it is required.
 func checkMUC(c *check) {
 	t := c.t
 	other := "nbxmpp"
@@ -107,7 +131,7 @@ func checkMUC(c *check) {
 		other = "slixmpp"
 	}
 	requireLibrary(t, other)
-	args := []string{"--muc"}
+	args := []string{"--muc", "--mam"}
 	a := c.loginArgs(c.lib, args, "alice/1")[0]
 	b := c.loginArgs(other, args, "bob/1")[0]
 	k := c.loginArgs(c.lib, args, "carol/1")[0]
@@ -131,6 +155,10 @@ func checkMUC(c *check) {
 	alice := &occupant{ag: a, nick: "Alice-" + c.tag, role: "moderator", affiliation: "owner"}
 	bob := &occupant{ag: b, nick: "Bob-" + c.tag, role: "participant", affiliation: "none"}
 	carol := &occupant{ag: k, nick: "Carol-" + c.tag, role: "participant", affiliation: "none"}
+	// archived: the room is persistent and keeps an archive (XEP-0313),
+	// as Starling's do by default; an anchor's room that does not
+	// advertise urn:xmpp:mam:2 once persistent clears it.
+	archived := false
 
 	// join has o enter with history (maxstanzas, or none for nil) and
 	// checks its own presence.
@@ -144,6 +172,9 @@ func checkMUC(c *check) {
 		if !slices.Contains(self.Codes, 110) || slices.Contains(self.Codes, 201) != created {
 			t.Errorf("%s entered %s with the status codes %v, want 110%s (XEP-0045 §7.2.3, §10.1.1)", o, room, self.Codes,
 				map[bool]string{true: " and 201: the room is new", false: " and no 201"}[created])
+		}
+		if archived && !slices.Contains(self.Codes, 170) {
+			t.Errorf("%s entered the persistent room %s, which keeps an archive, with the status codes %v, want 170 among them (XEP-0045 §7.2.12: room logging)", o, room, self.Codes)
 		}
 		if self.Nick != o.nick || self.Role != o.role || self.Affiliation != o.affiliation {
 			t.Errorf("%s's own presence in %s: nick %q, role %q, affiliation %q; want %q, %q, %q", o, room,
@@ -172,7 +203,17 @@ func checkMUC(c *check) {
 	case locked.Error != "item-not-found":
 		t.Errorf("%s tried to enter %s before its owner configured it: %+v (error %q), want the presence error item-not-found (XEP-0045 §10.1.1: locked)", b, room, locked.MUC, locked.Error)
 	}
-	a.ok(cmd("muc-instant", "room", room))
+	a.ok(cmd("muc-configure", "room", room, "fields", map[string]any{"muc#roomconfig_persistentroom": true}))
+	if r := a.ok(cmd("muc-info", "room", room)); !slices.Contains(r.Features, "muc_persistent") {
+		t.Errorf("%s: the disco#info of %s, configured with muc#roomconfig_persistentroom 1, has the features %q, want muc_persistent (XEP-0045 §10.1.3, §6.4)", a, room, r.Features)
+	} else if slices.Contains(r.Features, nsMAM) {
+		archived = true
+	} else if c.srv.proc == nil {
+		t.Logf("%s's persistent room %s does not advertise %s (features %q): the room archive's part is skipped", c.srv.anchor, room, nsMAM, r.Features)
+	} else {
+		t.Errorf("%s: the disco#info of the persistent room %s has the features %q, want %s: its archive is on by default (muc#roomconfig_enablelogging)", a, room, r.Features, nsMAM)
+		archived = true
+	}
 
 	// 2. bob and carol enter; everyone sees everyone.
 	join(bob, nil, false)
@@ -212,30 +253,54 @@ func checkMUC(c *check) {
 		if r.MUC == nil || r.MUC.Count != want || !slices.Contains(r.MUC.Identities, "conference/text") {
 			t.Errorf("%s: the disco#info of %s has %+v, want muc#roominfo_occupants %d and the identity conference/text (XEP-0045 §6.4)", ag, room, r.MUC, want)
 		}
+		if archived && (!slices.Contains(r.Features, nsMAM) || !slices.Contains(r.Features, "muc_persistent")) {
+			t.Errorf("%s: the disco#info of %s has the features %q, want muc_persistent and %s (XEP-0313: the room's archive)", ag, room, r.Features, nsMAM)
+		}
 	}
 	for _, o := range all {
 		count(o.ag, 3)
 	}
 
 	// 3. Messages to everyone, each way, and a private one.
-	var ids []string
-	say := func(from *occupant, id, body string) {
+	var ids []string               // the groupchat messages, in the order sent
+	sids := map[string]string{}    // id -> the room's stanza-id, as every occupant saw it
+	senders := map[string]string{} // id -> the sender's occupant JID
+	bodies := map[string]string{}  // id -> body
+	say := func(from *occupant, id, body string, to []*occupant) {
 		t.Helper()
 		from.ag.ok(cmd("muc-say", "room", room, "body", body, "id", id))
-		for _, to := range all {
+		for _, to := range to {
 			m := to.ag.wait("the groupchat message "+id+" from "+occ(from), isMUCMessage(id))
 			if m.From != occ(from) || m.Type != "groupchat" || m.Body != body || m.MUC.OccupantID != from.oid || m.Delay != nil {
 				t.Errorf("%s got %s as from %q, type %q, body %q, occupant id %q, delay %+v; want from %s, groupchat, %q, %q, undelayed (XEP-0045 §7.4, XEP-0421)",
 					to, id, m.From, m.Type, m.Body, m.MUC.OccupantID, m.Delay, occ(from), body, from.oid)
 			}
+			if !archived {
+				continue
+			}
+			n := 0
+			for _, s := range m.StanzaIDs {
+				if s.By == room {
+					n++
+				}
+			}
+			sid := stanzaIDBy(m.StanzaIDs, room)
+			switch first, seen := sids[id]; {
+			case n != 1 || sid == "":
+				t.Errorf("%s got %s with the stanza ids %+v, want exactly one by the room %s (XEP-0313 §3.5, XEP-0359 §3)", to, id, m.StanzaIDs, room)
+			case seen && sid != first:
+				t.Errorf("%s got %s with the room's stanza-id %q, another occupant with %q: one message, one archive id", to, id, sid, first)
+			case !seen:
+				sids[id] = sid
+			}
 		}
 		ids = append(ids, id)
+		senders[id] = occ(from)
+		bodies[id] = body
 	}
-	bodies := map[string]string{}
 	for _, o := range all {
 		id := "g-" + strings.ToLower(o.nick)
-		bodies[id] = "hello from " + o.nick
-		say(o, id, bodies[id])
+		say(o, id, "hello from "+o.nick, all)
 	}
 	pm := "pm-" + c.tag
 	b.ok(cmd("muc-pm", "to", occ(alice), "body", "psst "+c.tag, "id", pm))
@@ -245,8 +310,7 @@ func checkMUC(c *check) {
 	}
 	t.Logf("%s: bob's private message carries the occupant id %q (his: %q)", a, m.MUC.OccupantID, bob.oid)
 	fence := "fence-" + c.tag
-	bodies[fence] = "that is all from " + alice.nick
-	say(alice, fence, bodies[fence])
+	say(alice, fence, "that is all from "+alice.nick, all)
 	for _, o := range all {
 		seen := map[string]int{}
 		for _, e := range o.ag.snapshot() {
@@ -304,19 +368,18 @@ func checkMUC(c *check) {
 
 	// 6. bob writes while carol is away; she comes back for the history.
 	away := "away-" + c.tag
-	bodies[away] = "carol is gone " + c.tag
-	b.ok(cmd("muc-say", "room", room, "body", bodies[away], "id", away))
-	for _, o := range []*occupant{alice, bob} {
-		o.ag.wait("the groupchat message "+away, isMUCMessage(away))
-	}
+	say(bob, away, "carol is gone "+c.tag, []*occupant{alice, bob})
 	carol.nick = oldNick
 	start := len(k.snapshot())
 	join(carol, 3, false)
 	events := k.snapshot()[start:]
-	// History messages are told apart by their bodies: Starling's lack
-	// the original message's id (XEP-0045 §7.2.14's example keeps it).
+	// History messages are told apart by their bodies: a room need not
+	// keep the original message's id (XEP-0045 §7.2.14's example does,
+	// and so does Starling).
 	type hist struct{ body, from string }
-	want := []hist{{bodies["g-"+strings.ToLower(oldNick)], room + "/" + oldNick}, {bodies[fence], occ(alice)}, {bodies[away], occ(bob)}}
+	mine := "g-" + strings.ToLower(oldNick)
+	want := []hist{{bodies[mine], room + "/" + oldNick}, {bodies[fence], occ(alice)}, {bodies[away], occ(bob)}}
+	byBody := map[string]string{bodies[mine]: mine, bodies[fence]: fence, bodies[away]: away}
 	oids := map[string]string{room + "/" + oldNick: carol.oid, occ(alice): alice.oid, occ(bob): bob.oid}
 	var got []hist
 	for _, e := range events {
@@ -331,6 +394,9 @@ func checkMUC(c *check) {
 		if e.ID == "" {
 			t.Logf("%s: the history message %q from %s has no id (the original had one)", k, e.Body, e.From)
 		}
+		if sid := stanzaIDBy(e.StanzaIDs, room); sid != "" && sid != sids[byBody[e.Body]] {
+			t.Errorf("%s got the history message %q with the room's stanza-id %q, but it was broadcast with %q", k, e.Body, sid, sids[byBody[e.Body]])
+		}
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("%s entered %s again with <history maxstanzas='3'/> and got the messages %+v, want the last three groupchat messages %+v, in order", k, room, got, want)
@@ -340,7 +406,15 @@ func checkMUC(c *check) {
 	}
 	count(b, 3)
 
-	// 7. bob leaves.
+	// 7. carol, on the check's library, and bob, on the other, page
+	// through the room's archive.
+	if archived {
+		for _, o := range []*occupant{carol, bob} {
+			syncRoom(c, o.ag, room, 2, ids, sids, senders, bodies)
+		}
+	}
+
+	// 8. bob leaves.
 	b.ok(cmd("muc-leave", "room", room, "nick", bob.nick))
 	for _, v := range []*occupant{alice, carol} {
 		p := v.ag.wait("bob leaving", isMUCPresence(occ(bob), "unavailable")).MUC
@@ -354,6 +428,67 @@ func checkMUC(c *check) {
 	if known != "" && !t.Failed() {
 		t.Skipf("all else passed; skipped for a known server issue: %s", known)
 	}
+}
+
+// nsMAM is XEP-0313's namespace, which a room with an archive advertises.
+const nsMAM = "urn:xmpp:mam:2"
+
+// syncRoom has ag page through the archive of room from its start, max
+// results a page, the way its library asks a room's archive, after each
+// page's RSM last until a page says complete; the archive must hold the
+// groupchat messages ids exactly, in order, each from its sender's
+// occupant JID with its body, as the room's message (from the room's
+// JID, the result's id the stanza-id sids[id] the occupants saw live).
+func syncRoom(c *check, ag *agent, room string, max int, ids []string, sids, senders, bodies map[string]string) {
+	t := c.t
+	t.Helper()
+	var results []mamResult
+	var sizes, want []int
+	after := ""
+	for page := 1; ; page++ {
+		if page > len(ids)+2 {
+			t.Fatalf("%s: the archive of %s is still not complete after %d pages of %d (%d results)", ag, room, page-1, max, len(results))
+		}
+		r := ag.ok(cmd("mam-page", "jid", room, "max", max, "after", after))
+		sizes = append(sizes, len(r.Page))
+		if len(r.Page) > 0 && (r.First != r.Page[0].ResultID || r.Last != r.Page[len(r.Page)-1].ResultID) {
+			t.Errorf("%s: page %d of %s's archive has RSM first %q and last %q, but its results run from %q to %q (XEP-0059 §2.2)", ag, page, room, r.First, r.Last, r.Page[0].ResultID, r.Page[len(r.Page)-1].ResultID)
+		}
+		results = append(results, r.Page...)
+		if r.Complete {
+			break
+		}
+		if len(r.Page) == 0 {
+			t.Fatalf("%s: page %d of %s's archive is empty but not complete", ag, page, room)
+		}
+		after = r.Last
+	}
+	for n := len(ids); n > 0; n -= max {
+		want = append(want, min(n, max))
+	}
+	if !slices.Equal(sizes, want) {
+		t.Errorf("%s paged through the archive of %s in pages of %v, want %v, only the last complete (XEP-0059 §2)", ag, room, sizes, want)
+	}
+	var got []string
+	for _, r := range results {
+		got = append(got, r.ID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("%s found the messages %q in the archive of %s, want %q: each groupchat message once, in the order sent, and nothing else", ag, got, room, ids)
+	}
+	for _, r := range results {
+		sid := sids[r.ID]
+		if r.ResultID != sid {
+			t.Errorf("%s: the archive of %s has %s as %q, but the room broadcast it with the stanza-id %q (XEP-0313 §3.5)", ag, room, r.ID, r.ResultID, sid)
+		}
+		if in := stanzaIDBy(r.StanzaIDs, room); in != "" && in != sid {
+			t.Errorf("%s: the archive of %s has %s with the room's stanza-id %q inside, %q outside", ag, room, r.ID, in, r.ResultID)
+		}
+		if r.Archive != room || r.From != senders[r.ID] || r.Type != "groupchat" || r.Body != bodies[r.ID] {
+			t.Errorf("%s: the archive of %s has %s as %+v, want a result from %s of a groupchat message from %s with the body %q", ag, room, r.ID, r, room, senders[r.ID], bodies[r.ID])
+		}
+	}
+	t.Logf("%s paged through the archive of %s: %d messages in pages of %v", ag, room, len(results), sizes)
 }
 
 // snapshot returns the agent's events so far.

@@ -37,9 +37,13 @@ through nbxmpp's own modules:
                  socket down itself, so a "silent" drop is refused)
   resume         Client.connect() again: nbxmpp resumes the stream (XEP-0198) when
                  it can, as Gajim does after a network change
-  mam-page       MAM.make_query(max_, after) on the account's archive, with a
-                 queryid of its own; the results nbxmpp unwraps for that queryid make
-                 the result's "page"
+  mam-page       MAM.make_query(jid, max_, after) on the account's archive (jid None) or,
+                 with "jid", on the archive at that JID, as Gajim queries a room's
+                 (make_query(room JID, ...), paging with after = the last page's RSM
+                 last), with a queryid of its own; the results nbxmpp unwraps for that
+                 queryid make the result's "page", each with "archive": the JID nbxmpp
+                 took the result from (MAMData.archive, which Gajim checks against the
+                 archive it asked)
   disco-features {"jid"}: Discovery.disco_info(jid): result "features", all of them
   bookmarks-get  request_bookmarks() of the bookmarks module Gajim picks (below): result
                  "module" (NativeBookmarks, PEPBookmarks or PrivateBookmarks), "features"
@@ -83,8 +87,10 @@ the commands of slixmpp_client.py:
                maxchars 0 for none), as Gajim joins; the result (its own presence,
                "muc") once the room's subject has come after its own presence (110),
                or "error": a presence error's condition ("timeout" after "timeout" s)
-  muc-instant  MUC.request_config() and MUC.set_config() of the form as it came, as
-               Gajim accepts a new room's defaults
+  muc-configure MUC.request_config(), the "fields" set in the form that came (each
+               field's value, as Gajim's configuration dialog sets it; "error": "no-field
+               VAR" if the form lacks one), and MUC.set_config() of it, as Gajim
+               configures a new room
   muc-say      Client.send_stanza(Message(type groupchat))
   muc-pm       Client.send_stanza(Message(type chat) with <x xmlns='muc#user'/>), as Gajim
   muc-nick     BasePresence.send() to the new occupant JID (Gajim's change_nick)
@@ -415,7 +421,8 @@ def main():
                 return {"page": state["mam"].pop(queryid), "complete": data.complete,
                         "first": rsm.first or "", "last": rsm.last or "",
                         "count": rsm.count if rsm.count is not None else -1}
-            answer(seq, client.get_module("MAM").make_query(None, queryid=queryid, after=cmd["after"] or None,
+            archive = JID.from_string(cmd["jid"]) if cmd.get("jid") else None
+            answer(seq, client.get_module("MAM").make_query(archive, queryid=queryid, after=cmd["after"] or None,
                                                             max_=cmd["max"]), page)
         elif name == "avatar-publish":
             # Gajim's way: UserAvatar.set_avatar() publishes the data node,
@@ -452,10 +459,19 @@ def main():
                 return False
             GLib.timeout_add(int((cmd.get("timeout") or args.timeout) * 1000), join_timeout)
             presence.send(jid="%s/%s" % (room, cmd["nick"]), muc_history=history, caps=caps)
-        elif name == "muc-instant":
+        elif name == "muc-configure":
             muc = client.get_module("MUC")
-            then(seq, muc.request_config(JID.from_string(cmd["room"])),
-                 lambda result: then(seq, muc.set_config(result.jid, result.form), lambda _: sent(seq)))
+
+            @guarded
+            def configure(result):
+                form = result.form
+                for var, value in cmd["fields"].items():
+                    if form is None or var not in form.vars:
+                        emit(event="result", seq=seq, error="no-field " + var)
+                        return
+                    form[var].value = value
+                then(seq, muc.set_config(result.jid, form), lambda _: sent(seq))
+            then(seq, muc.request_config(JID.from_string(cmd["room"])), configure)
         elif name == "muc-say":
             msg = Message(to=cmd["room"], body=cmd["body"], typ="groupchat")
             msg.setID(cmd["id"])
@@ -566,7 +582,8 @@ def main():
             if results is None:
                 emit(event="fatal", error="a MAM result for no query of ours: %s" % properties.mam.query_id)
                 return
-            results.append(dict(result_id=properties.mam.id, queryid=properties.mam.query_id, **out))
+            results.append(dict(result_id=properties.mam.id, queryid=properties.mam.query_id,
+                                archive=str(properties.mam.archive or ""), **out))
             return
         if properties.carbon is not None:
             emit(event="carbon", kind=properties.carbon.type, carbon_from="", **out)

@@ -37,13 +37,18 @@ otherwise):
 
 With --mam (XEP-0313, slixmpp's xep_0313):
 
-  {"seq": 18, "cmd": "mam-page", "max": N, "after": ID}   retrieve() of one page of the
-                                                        account's archive, after the archive
-                                                        id ID ("" for the start): its result
-                                                        has "page" (the results in order:
-                                                        "result_id", "queryid" and the
-                                                        forwarded message's fields),
-                                                        "complete", "first", "last", "count"
+  {"seq": 18, "cmd": "mam-page", "max": N, "after": ID, "jid": J}
+                                                        retrieve() of one page of the
+                                                        account's archive, or with "jid" of the
+                                                        archive at J (a room's: retrieve(jid=J),
+                                                        whose results must come from J), after
+                                                        the archive id ID ("" for the start):
+                                                        its result has "page" (the results in
+                                                        order: "result_id", "queryid",
+                                                        "archive", the <result/>'s message's
+                                                        from, and the forwarded message's
+                                                        fields), "complete", "first", "last",
+                                                        "count"
 
 With --pep (xep_0115 entity capabilities, whose <c/> goes on every
 presence and whose disco#info node slixmpp answers; xep_0084 user avatar,
@@ -100,8 +105,12 @@ for the room's muc#roominfo form; XEP-0045):
                                                         "error": the presence error's condition
                                                         ("timeout" when xep_0045 saw neither
                                                         within S seconds)
-  {"seq": 27, "cmd": "muc-instant", "room": R}          xep_0045 set_room_config() of an empty
-                                                        submit form: the instant room (§10.1.2)
+  {"seq": 27, "cmd": "muc-configure", "room": R, "fields": {VAR: VALUE}}
+                                                        xep_0045 get_room_config(), the fields set
+                                                        in the form that came (set_values(); "error":
+                                                        "no-field VAR" if it lacks one), and
+                                                        set_room_config() of it as a submit form
+                                                        (§10.1.3)
   {"seq": 28, "cmd": "muc-say", "room": R, "body": B, "id": I}
                                                         a groupchat message to the room
   {"seq": 29, "cmd": "muc-pm", "to": OCCUPANT-JID, "body": B, "id": I}
@@ -367,13 +376,14 @@ def main():
             rsm = {"max": cmd["max"]}
             if cmd["after"]:
                 rsm["after"] = cmd["after"]
-            iq = await xmpp.plugin["xep_0313"].retrieve(rsm=rsm)
+            iq = await xmpp.plugin["xep_0313"].retrieve(jid=slixmpp.JID(cmd["jid"]) if cmd.get("jid") else None,
+                                                        rsm=rsm)
             fin = iq["mam_fin"]
             page = []
             for res in iq["mam"]["results"]:
                 r = res["mam_result"]
                 inner = r["forwarded"]["stanza"]
-                page.append(dict(result_id=r["id"], queryid=r["queryid"],
+                page.append(dict(result_id=r["id"], queryid=r["queryid"], archive=str(res["from"]),
                                  **message_fields(inner)))
             rset = fin["rsm"]
             return {"page": page, "complete": fin.xml.get("complete") in ("true", "1"),
@@ -438,9 +448,14 @@ def main():
                 # took for one (it needs <x xmlns='muc'/> in the error).
                 return {"error": "timeout"}
             return {"muc": muc_presence_fields(pres)}
-        elif name == "muc-instant":
-            form = xmpp.plugin["xep_0004"].make_form(ftype="submit")
-            await xmpp.plugin["xep_0045"].set_room_config(slixmpp.JID(cmd["room"]), form)
+        elif name == "muc-configure":
+            muc = xmpp.plugin["xep_0045"]
+            form = await muc.get_room_config(slixmpp.JID(cmd["room"]))
+            for var in cmd["fields"]:
+                if var not in form.get_fields():
+                    return {"error": "no-field " + var}
+            form.set_values(cmd["fields"])
+            await muc.set_room_config(slixmpp.JID(cmd["room"]), form)
         elif name == "muc-say":
             msg = xmpp.make_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
             msg["id"] = cmd["id"]
