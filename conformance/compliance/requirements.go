@@ -284,8 +284,15 @@ var requirements = []requirement{
 		checks: []string{
 			"./conformance TestTranscripts/xep-0045-muc",
 			"./xep/muc TestPersistentRoom",
+			"./xep/muc TestArchivedHistory",
+			"./xep/muc TestHistory",
+			"./xep/muc TestFloodLimits",
+			"./xep/muc TestConcurrentRoom",
+			"./xep/muc TestNewcomerOrder",
+			"./conformance/imclients TestIMClients/*/*/muc",
+			"./conformance/profanity TestProfanityMUC",
+			"./conformance/browser TestBrowser/sqlite/websocket",
 		},
-		partial: "rooms, roles, affiliations, kick and ban, history, invitations, registration, room avatars, flood limits, persistent and archived rooms on conference.<host>; no message moderation (XEP-0425) nor real-client tests yet (issue 15)",
 	},
 	{
 		category: "IM", level: server, feature: "Group chat", spec: "XEP-0249 Direct MUC Invitations",
@@ -343,6 +350,7 @@ var requirements = []requirement{
 			"./conformance TestTranscripts/xep-0045-muc",
 			"./xep/muc TestArchivedHistory",
 			"./archive TestParseQuery",
+			"./conformance/imclients TestIMClients/*/*/muc",
 		},
 	},
 	{

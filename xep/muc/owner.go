@@ -340,7 +340,23 @@ func (r *room) configure(v map[string][]string, max int) ([]out, *stanza.Error) 
 	} else if !c.WhoisAnyone && old.WhoisAnyone {
 		codes = append(codes, 173)
 	}
-	return r.configChanged(codes), nil
+	logged, wasLogged := c.Archive && c.Persistent, old.Archive && old.Persistent
+	if logged && !wasLogged {
+		codes = append(codes, 170)
+	} else if !logged && wasLogged {
+		codes = append(codes, 171)
+	}
+	var removed []out
+	if c.MembersOnly && !old.MembersOnly {
+		// A room made members-only removes those who are not members
+		// (status code 322 of XEP-0045's registry).
+		for _, o := range r.occupants {
+			if r.affiliationOf(o.bare) == affNone {
+				removed = r.removeOccupant(removed, o, 322, "", "")
+			}
+		}
+	}
+	return append(removed, r.configChanged(codes)...), nil
 }
 
 // configChanged tells every occupant that the configuration changed
