@@ -75,6 +75,10 @@ type MUC interface {
 	// direction: every message has Direction Incoming. A room that does
 	// not exist has an empty archive.
 	QueryMUCArchive(ctx context.Context, service, name string, q ArchiveQuery) (ArchivePage, error)
+	// ReplaceMUCArchived replaces the stored stanza of one archived
+	// message (a moderated message's tombstone, XEP-0425 §6);
+	// ErrNotFound if the room has no message with that ID.
+	ReplaceMUCArchived(ctx context.Context, service, name string, id int64, stanza []byte) error
 	// PurgeMUCArchive removes the messages of a service's rooms archived
 	// before t, and returns how many it removed.
 	PurgeMUCArchive(ctx context.Context, service string, before time.Time) (int64, error)

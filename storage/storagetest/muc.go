@@ -552,3 +552,28 @@ func BenchMUC(b *testing.B, open func() (storage.Store, error), settle func(b *t
 		})
 	}
 }
+
+// testMUCReplace checks that one archived message's stanza can be
+// replaced (a moderated message's tombstone), in its room only.
+func testMUCReplace(t *testing.T, newDB NewDB) {
+	s := open(t, newDB)
+	ctx := t.Context()
+	putRoom(t, s, mucRoom("lobby", "<x/>"))
+	putRoom(t, s, mucRoom("kitchen", "<x/>"))
+	all := mucFill(t, s, "lobby", 3)
+	tomb := []byte("<message><retracted xmlns='urn:xmpp:message-retract:1'/></message>")
+	if err := s.ReplaceMUCArchived(ctx, mucService, "lobby", all[1].ID, tomb); err != nil {
+		t.Fatalf("ReplaceMUCArchived: %v", err)
+	}
+	want := slices.Clone(all)
+	want[1].Stanza = tomb
+	checkMUCPage(t, s, "lobby", storage.ArchiveQuery{}, want, span(0, 3), true, -1)
+	for _, tc := range []struct {
+		room string
+		id   int64
+	}{{"kitchen", all[1].ID}, {"lobby", all[2].ID + 1}, {"nowhere", all[0].ID}} {
+		if err := s.ReplaceMUCArchived(ctx, mucService, tc.room, tc.id, tomb); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("ReplaceMUCArchived(%s, %d): %v, want ErrNotFound", tc.room, tc.id, err)
+		}
+	}
+}

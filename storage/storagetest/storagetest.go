@@ -58,6 +58,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"MUCAffiliations", testMUCAffiliations},
 		{"MUCDelete", testMUCDelete},
 		{"MUCArchive", testMUCArchive},
+		{"MUCReplace", testMUCReplace},
 		{"MUCConcurrent", testMUCConcurrent},
 		{"DeleteAccountData", testDeleteAccountData},
 		{"DeleteAccountRace", testDeleteAccountRace},

@@ -182,6 +182,19 @@ func (s *Store) QueryMUCArchive(ctx context.Context, service, name string, q sto
 	return page, nil
 }
 
+// ReplaceMUCArchived implements storage.MUC.
+func (s *Store) ReplaceMUCArchived(ctx context.Context, service, name string, id int64, st []byte) error {
+	n, err := s.writer().exec(ctx, `UPDATE muc_archive SET stanza = ? WHERE service = ? AND room = ? AND id = ?`,
+		stanzaBytes(st), service, name, id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("replace message %d of room %s@%s: %w", id, name, service, err)
+	case n == 0:
+		return fmt.Errorf("replace message %d of room %s@%s: %w", id, name, service, storage.ErrNotFound)
+	}
+	return nil
+}
+
 // PurgeMUCArchive implements storage.MUC (see purgeArchived).
 func (s *Store) PurgeMUCArchive(ctx context.Context, service string, before time.Time) (int64, error) {
 	n, err := purgeArchived(ctx, s, mucArchive, service, before)
