@@ -22,7 +22,8 @@
 //     storage.MUC with their configuration, subject and affiliations,
 //     loaded at start; others gone when their last occupant leaves;
 //   - mediated invitations and declines (§7.8.2, §7.8.3);
-//   - room archives (XEP-0313 on the room's JID, mam.go);
+//   - room archives (XEP-0313 on the room's JID, mam.go), and message
+//     moderation (XEP-0425, moderate.go);
 //   - flood limits: an occupant's messages and presence changes, and a
 //     room's, beyond their rates are refused with <policy-violation/>,
 //     type wait;

@@ -47,6 +47,8 @@ func (s *Service) roomIQ(ctx context.Context, r *room, st *stanza.Stanza) {
 		s.vcard(ctx, r, st, payload)
 	case (name.Space == archive.NS2 || name.Space == archive.NS1) && name.Local == "query":
 		s.mamQuery(ctx, r, st, name.Space, payload)
+	case name.Space == nsModerate1 && name.Local == "moderate", name.Space == nsFasten && name.Local == "apply-to":
+		s.moderate(ctx, r, st, payload)
 	default:
 		s.fail(ctx, st, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}
@@ -94,7 +96,7 @@ func (r *room) info(asker jid.JID) ([]byte, *stanza.Error) {
 		b.WriteString("<feature var='" + f + "'/>")
 	}
 	if c.Persistent && c.Archive {
-		for _, f := range []string{archive.NS2, archive.NS1} {
+		for _, f := range []string{archive.NS2, archive.NS1, nsModerate0, nsModerate1} {
 			b.WriteString("<feature var='" + f + "'/>")
 		}
 	}
