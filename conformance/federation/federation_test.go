@@ -10,6 +10,11 @@
 //     the built starling binary on starling.test in the place of one
 //     of them; TestSpoofedDomain: a stream claiming a domain it cannot
 //     authenticate gets nothing delivered.
+//   - TestMUCFederation: group chat (XEP-0045) across federation: a
+//     user of each peer in a room of Starling's service on
+//     conference.starling.test, whose streams to and from the peer
+//     authenticate as the host's do, and a Starling user in a room of
+//     Prosody's muc component.
 //
 // Every test runs in three trust modes (anchor.Auth: External, where
 // everybody trusts one test CA, internal/testca, and SASL EXTERNAL is

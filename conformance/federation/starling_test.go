@@ -85,10 +85,11 @@ type starlingServer struct {
 }
 
 // starling starts the built Starling on starling.test at starlingAddr,
-// with the CA's certificate for starling.test (with clientAuth too, if
-// clientAuth), federation on, and the account alice. It trusts the CA
-// (ca_file) in every mode but DialbackOnly. The test is skipped if the
-// binary refuses the [s2s] table: federation not implemented yet.
+// with the CA's certificate for starling.test and its group chat
+// service, starlingMUC (with clientAuth too, if clientAuth), federation
+// on, and the account alice. It trusts the CA (ca_file) in every mode
+// but DialbackOnly. The test is skipped if the binary refuses the [s2s]
+// table: federation not implemented yet.
 func (w *world) starling(mode anchor.Auth, clientAuth bool) (*starlingServer, user) {
 	t := w.t
 	t.Helper()
@@ -101,7 +102,10 @@ func (w *world) starling(mode anchor.Auth, clientAuth bool) (*starlingServer, us
 	if clientAuth {
 		usages = testca.ServerAndClientAuth
 	}
-	cert, key, err := w.ca.WriteFilesUsages(dir, starlingDomain, usages, starlingDomain)
+	// Its group chat service (xep/muc, on by default) is a domain of its
+	// own, conference.starling.test, which the certificate covers too:
+	// the room's stanzas go to other servers from that domain.
+	cert, key, err := w.ca.WriteFilesUsages(dir, starlingDomain, usages, starlingDomain, starlingMUC)
 	if err != nil {
 		t.Fatal(err)
 	}
