@@ -292,6 +292,7 @@ var requirements = []requirement{
 			"./conformance/imclients TestIMClients/*/*/muc",
 			"./conformance/profanity TestProfanityMUC",
 			"./conformance/browser TestBrowser/sqlite/websocket",
+			"./conformance/federation TestMUCFederation",
 		},
 	},
 	{
