@@ -728,14 +728,24 @@ func (s *Service) mayRead(ctx context.Context, owner, reader jid.JID, cfg storag
 	}
 }
 
-// configuration is §8.2.1's form.
-func (s *Service) configuration(ctx context.Context, owner jid.JID, name string) ([]byte, error) {
+// ownedNode returns owner's node for a request of the owner's (§8):
+// nodeid-required without a name, item-not-found without the node.
+func (s *Service) ownedNode(ctx context.Context, owner jid.JID, name string) (storage.PubSubNode, error) {
 	if name == "" {
-		return nil, errNodeID
+		return storage.PubSubNode{}, errNodeID
 	}
 	node, err := s.Store.PubSubNode(ctx, owner.Domainpart(), owner.Localpart(), name)
 	if err != nil {
-		return nil, storeErr(err)
+		return node, storeErr(err)
+	}
+	return node, nil
+}
+
+// configuration is §8.2.1's form.
+func (s *Service) configuration(ctx context.Context, owner jid.JID, name string) ([]byte, error) {
+	node, err := s.ownedNode(ctx, owner, name)
+	if err != nil {
+		return nil, err
 	}
 	var b bytes.Buffer
 	b.WriteString("<pubsub xmlns='" + NSOwner + "'><configure node='")
@@ -823,14 +833,11 @@ func (s *Service) configure(ctx context.Context, owner jid.JID, c *withForm) err
 }
 
 func (s *Service) deleteNode(ctx context.Context, owner jid.JID, name string) error {
-	if name == "" {
-		return errNodeID
+	node, err := s.ownedNode(ctx, owner, name)
+	if err != nil {
+		return err
 	}
 	host, user := owner.Domainpart(), owner.Localpart()
-	node, err := s.Store.PubSubNode(ctx, host, user, name)
-	if err != nil {
-		return storeErr(err)
-	}
 	// The subscribers are told of the deletion, which takes their
 	// subscriptions (§8.4.2).
 	subs := s.subscriptions(ctx, owner, name)
@@ -843,14 +850,11 @@ func (s *Service) deleteNode(ctx context.Context, owner jid.JID, name string) er
 }
 
 func (s *Service) purge(ctx context.Context, owner jid.JID, name string) error {
-	if name == "" {
-		return errNodeID
+	node, err := s.ownedNode(ctx, owner, name)
+	if err != nil {
+		return err
 	}
 	host, user := owner.Domainpart(), owner.Localpart()
-	node, err := s.Store.PubSubNode(ctx, host, user, name)
-	if err != nil {
-		return storeErr(err)
-	}
 	if _, err := s.Store.PurgePubSubNode(ctx, host, user, name); err != nil {
 		return storeErr(err)
 	}
@@ -873,12 +877,9 @@ type affiliationsXML struct {
 
 // affiliations is §8.9.1.
 func (s *Service) affiliations(ctx context.Context, owner jid.JID, name string) ([]byte, error) {
-	if name == "" {
-		return nil, errNodeID
-	}
-	node, err := s.Store.PubSubNode(ctx, owner.Domainpart(), owner.Localpart(), name)
+	node, err := s.ownedNode(ctx, owner, name)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, err
 	}
 	var b bytes.Buffer
 	b.WriteString("<pubsub xmlns='" + NSOwner + "'><affiliations node='")
