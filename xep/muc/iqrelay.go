@@ -90,13 +90,7 @@ func (s *Service) relayAnswer(ctx context.Context, st *stanza.Stanza) {
 		return
 	}
 	// The answer's children (payload, or error), as they came.
-	raw := st.Raw
-	inner := raw[stanza.StartLen(raw):]
-	if i := bytes.LastIndex(inner, []byte("</")); i >= 0 {
-		inner = inner[:i]
-	} else {
-		inner = nil
-	}
+	inner := content(st.Raw)
 	var b bytes.Buffer
 	b.WriteString("<iq type='" + st.Type + "' from='")
 	stanza.EscapeAttr(&b, r.occupant.String())

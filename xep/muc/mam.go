@@ -156,11 +156,7 @@ func (s *Service) loadHistory(ctx context.Context, r *room) {
 		if err != nil {
 			continue
 		}
-		raw := m.Stanza
-		inner := raw[stanza.StartLen(raw):]
-		if i := bytes.LastIndex(inner, []byte("</")); i >= 0 {
-			inner = inner[:i]
-		}
+		inner := content(m.Stanza)
 		r.history = append(r.history, historyMessage{from: st.From.String(), id: st.ID, inner: bytes.Clone(inner), at: m.Time(), chars: len(inner)})
 	}
 }

@@ -141,17 +141,13 @@ func writeReason(b *bytes.Buffer, reason string) {
 // occupant-id and stanza-id kept, a <retracted/> saying who moderated
 // it, when and why.
 func tombstone(raw []byte, by, byID, reason string, at time.Time) []byte {
-	n := stanza.StartLen(raw)
-	if n >= len(raw) || bytes.HasSuffix(raw[:n], []byte("/>")) {
-		return raw
-	}
-	end := bytes.LastIndex(raw, []byte("</"))
-	if end < n {
+	inner := content(raw)
+	if inner == nil {
 		return raw
 	}
 	var b bytes.Buffer
-	b.Write(raw[:n])
-	b.Write(tombstoneInner(raw[n:end], by, byID, reason, at))
+	b.Write(raw[:stanza.StartLen(raw)])
+	b.Write(tombstoneInner(inner, by, byID, reason, at))
 	b.WriteString("</message>")
 	return b.Bytes()
 }

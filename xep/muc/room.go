@@ -271,6 +271,17 @@ func (r *room) sessions() []jid.JID {
 	return all
 }
 
+// content returns what is between a whole element's start and end tags
+// (nil for an empty element): a stanza's children as they came.
+func content(raw []byte) []byte {
+	n := stanza.StartLen(raw)
+	end := bytes.LastIndex(raw, []byte("</"))
+	if end < n {
+		return nil
+	}
+	return raw[n:end]
+}
+
 // stripped returns a client's stanza children without what only the
 // room may say: MUC payloads, occupant-ids (XEP-0421 §4), stanza-ids by
 // the room (XEP-0359 §4).
