@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/starling-xmpp/starling/archive"
 	"github.com/starling-xmpp/starling/stanza"
@@ -157,7 +158,7 @@ func (s *Service) loadHistory(ctx context.Context, r *room) {
 			continue
 		}
 		inner := content(m.Stanza)
-		r.history = append(r.history, historyMessage{from: st.From.String(), id: st.ID, inner: bytes.Clone(inner), at: m.Time(), chars: len(inner)})
+		r.history = append(r.history, historyMessage{from: st.From.String(), id: st.ID, inner: bytes.Clone(inner), at: m.Time(), chars: utf8.RuneCount(inner)})
 	}
 }
 
