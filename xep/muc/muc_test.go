@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
@@ -377,7 +378,7 @@ func TestArchivedHistory(t *testing.T) {
 	send(t, s, "<iq from='"+owner+"' to='log@conference.example.org' type='set' id='c'><query xmlns='"+NSOwner+"'><x xmlns='jabber:x:data' type='submit'>"+
 		"<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>")
 	for i := 0; i < 3; i++ {
-		send(t, s, "<message from='"+owner+"' to='log@conference.example.org' type='groupchat' id='m"+strconv.Itoa(i)+"'><body>said "+strconv.Itoa(i)+"</body></message>")
+		send(t, s, "<message from='"+owner+"' to='log@conference.example.org' type='groupchat' id='m"+strconv.Itoa(i)+"'><body>said "+strconv.Itoa(i)+" café</body></message>")
 	}
 	if got := r.take(); !contains(got, "<stanza-id xmlns='urn:xmpp:sid:0' by='log@conference.example.org'") {
 		t.Fatalf("no stanza-id: %q", got)
@@ -386,10 +387,16 @@ func TestArchivedHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2, r2 := newService(t, db)
+	// maxchars counts characters, live and reloaded alike.
+	for _, h := range s2.rooms["log"].history {
+		if h.chars != utf8.RuneCount(h.inner) {
+			t.Errorf("reloaded history counts %d characters of %q", h.chars, h.inner)
+		}
+	}
 	send(t, s2, "<presence from='bob@example.org/x' to='log@conference.example.org/Bob'/>")
 	got := r2.take()
 	for i := 0; i < 3; i++ {
-		if !contains(got, "<body>said "+strconv.Itoa(i)+"</body>") {
+		if !contains(got, "<body>said "+strconv.Itoa(i)+" café</body>") {
 			t.Errorf("history after a restart lacks message %d: %q", i, got)
 		}
 	}
