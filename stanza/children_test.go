@@ -173,3 +173,17 @@ func TestInClientNS(t *testing.T) {
 		}
 	}
 }
+
+func TestAttr(t *testing.T) {
+	for _, tc := range []struct{ raw, name, want string }{
+		{`<query xmlns='q' node='a&amp;b'/>`, "node", "a&b"},
+		{`<query node="x"><item node='inner'/></query>`, "node", "x"},
+		{`<stanza-id xmlns='urn:xmpp:sid:0' by='r@muc' id='1'/>`, "by", "r@muc"},
+		{`<query xmlns='q'><x node='inner'/></query>`, "node", ""},
+		{`<query xmlns:p='q' p:node='x'/>`, "node", ""},
+	} {
+		if got := Attr([]byte(tc.raw), tc.name); got != tc.want {
+			t.Errorf("Attr(%s, %s) = %q, want %q", tc.raw, tc.name, got, tc.want)
+		}
+	}
+}

@@ -20,6 +20,20 @@ func (a rawAttr) is(name string) bool { return string(a.name) == name }
 // text returns the attribute's unescaped value.
 func (a rawAttr) text() string { return unescape(a.value) }
 
+// Attr returns the unescaped value of the attribute name (a qualified
+// name as written, such as "node") of the start tag of raw, a
+// well-formed element; "" when it has none.
+func Attr(raw []byte, name string) string {
+	var buf [8]rawAttr
+	_, attrs := scanStartTag(raw[:StartLen(raw)], buf[:0])
+	for _, a := range attrs {
+		if a.is(name) {
+			return a.text()
+		}
+	}
+	return ""
+}
+
 // scanStartTag splits a well-formed start tag ("<name a='1' b=\"2\">" or
 // "<name/>") into its qualified name and attributes, appended to attrs
 // (pass a stack array's slice to avoid allocating). It trusts that the

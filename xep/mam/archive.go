@@ -3,7 +3,6 @@ package mam
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"strconv"
 	"strings"
 
@@ -75,7 +74,7 @@ func withoutStanzaIDs(raw []byte, by string) []byte {
 	var out []byte
 	last := 0
 	for c := range stanza.Children(raw) {
-		if !c.Is(nsSID, "stanza-id") || attr(c.Raw, "by") != by {
+		if !c.Is(nsSID, "stanza-id") || stanza.Attr(c.Raw, "by") != by {
 			continue
 		}
 		if out == nil {
@@ -88,23 +87,6 @@ func withoutStanzaIDs(raw []byte, by string) []byte {
 		return raw
 	}
 	return append(out, raw[last:]...)
-}
-
-// attr returns the attribute name of the start tag of raw, an element.
-func attr(raw []byte, name string) string {
-	d := xml.NewDecoder(bytes.NewReader(raw[:stanza.StartLen(raw)]))
-	tok, err := d.RawToken()
-	if err != nil {
-		return ""
-	}
-	if se, ok := tok.(xml.StartElement); ok {
-		for _, a := range se.Attr {
-			if a.Name.Space == "" && a.Name.Local == name {
-				return a.Value
-			}
-		}
-	}
-	return ""
 }
 
 // withStanzaID returns raw, a message with content (not <message/>), with

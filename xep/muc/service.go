@@ -157,24 +157,7 @@ func (s *Service) publicRooms() []byte {
 }
 
 // queryNode returns the node attribute of a disco query.
-func queryNode(payload []byte) string {
-	n := stanza.StartLen(payload)
-	tag := payload[:n]
-	i := bytes.Index(tag, []byte(" node="))
-	if i < 0 {
-		return ""
-	}
-	v := tag[i+len(" node="):]
-	if len(v) < 2 {
-		return ""
-	}
-	q := v[0]
-	end := bytes.IndexByte(v[1:], q)
-	if end < 0 {
-		return ""
-	}
-	return string(v[1 : 1+end])
-}
+func queryNode(payload []byte) string { return stanza.Attr(payload, "node") }
 
 // handleRoom takes what is addressed to a room's bare JID.
 func (s *Service) handleRoom(ctx context.Context, st *stanza.Stanza) {
