@@ -11,6 +11,7 @@ package module
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"github.com/starling-xmpp/starling/caps"
 	"github.com/starling-xmpp/starling/config"
@@ -83,6 +84,11 @@ type Env struct {
 	// TLS holds the hosts' certificates (for a module with listeners of
 	// its own, such as federation).
 	TLS *tlsconf.Store
+	// WebURL returns the base URL ("https://host:port", no trailing
+	// slash) at which the web listener's HTTPS side ([http] tls_listen)
+	// serves host's users, or "" when it has none. It may be called once
+	// the server listens, not during Start.
+	WebURL func(host string) string
 
 	name string
 	set  *Set
@@ -101,6 +107,15 @@ func (e *Env) Options() any { return (*e.set.options.Load())[e.name] }
 func (e *Env) AddStreamFeature(f func() string) {
 	e.set.mu.Lock()
 	e.set.stream = append(e.set.stream, f)
+	e.set.mu.Unlock()
+}
+
+// HandleHTTP serves h at pattern (a net/http ServeMux pattern without
+// method or host, such as "/upload/") on the web listeners ([http] listen
+// and tls_listen), beside WebSocket and BOSH. It is called during Start.
+func (e *Env) HandleHTTP(pattern string, h http.Handler) {
+	e.set.mu.Lock()
+	e.set.http = append(e.set.http, httpRoute{pattern, h})
 	e.set.mu.Unlock()
 }
 

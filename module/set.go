@@ -3,6 +3,7 @@ package module
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -18,9 +19,16 @@ type Set struct {
 
 	options atomic.Pointer[map[string]any] // by name, for the configuration in force
 
-	mu     sync.Mutex // guards stream and admin
+	mu     sync.Mutex // guards stream, admin and http
 	stream []func() string
 	admin  map[string]func(string) string
+	http   []httpRoute
+}
+
+// httpRoute is a handler a module serves on the web listeners.
+type httpRoute struct {
+	pattern string
+	handler http.Handler
 }
 
 // NewSet returns the Set of list, in its order.
@@ -161,4 +169,15 @@ func (s *Set) AdminCommand(name string) (func(args string) string, bool) {
 	defer s.mu.Unlock()
 	f, ok := s.admin[name]
 	return f, ok
+}
+
+// HTTPHandlers calls handle with each handler the started modules serve on
+// the web listeners (Env.HandleHTTP), in the order they were added.
+func (s *Set) HTTPHandlers(handle func(pattern string, h http.Handler)) {
+	s.mu.Lock()
+	routes := s.http
+	s.mu.Unlock()
+	for _, r := range routes {
+		handle(r.pattern, r.handler)
+	}
 }

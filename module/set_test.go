@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ func (f fake) Name() string { return f.name }
 func (f fake) Start(_ context.Context, env *Env) error {
 	*f.log = append(*f.log, "start "+f.name)
 	env.AddStreamFeature(func() string { return "<" + f.name + "/>" })
+	env.HandleHTTP("/"+f.name+"/", http.NotFoundHandler())
 	return f.startErr
 }
 func (f fake) Stop(context.Context) error {
@@ -84,6 +86,11 @@ func TestSet(t *testing.T) {
 	}
 	if f := string(set.StreamFeatures()); f != "<a/><c/><d/>" {
 		t.Errorf("stream features %q", f)
+	}
+	var patterns []string
+	set.HTTPHandlers(func(pattern string, _ http.Handler) { patterns = append(patterns, pattern) })
+	if want := []string{"/a/", "/c/", "/d/"}; !slices.Equal(patterns, want) {
+		t.Errorf("HTTP handlers %v, want %v", patterns, want)
 	}
 
 	// A reload changes the options the modules read, not which run.

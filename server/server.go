@@ -132,6 +132,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.modules = module.NewSet(Modules())
 	if err := s.modules.Start(ctx, module.Env{
 		Log: log, Router: r, Roster: rost, Caps: capsTracker, IQ: mux, Bus: bus, Store: store, Config: s.config, TLS: tlsStore,
+		WebURL: s.webURL,
 	}); err != nil {
 		store.Close()
 		return nil, err
@@ -150,6 +151,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return s.c2s.StartFramed(conn, secure)
 	})
 	s.web.HandleBOSH(bosh.Path, s.bosh)
+	// What the modules serve there (module.Env.HandleHTTP), such as file
+	// upload.
+	s.modules.HTTPHandlers(s.web.Handle)
 	// And the web chat page, Converse.js, when [http] web_client is on.
 	s.chat, err = webclient.New(cfg, log.With("module", "webclient"), s.web.Requested,
 		webclient.Endpoints{WebSocket: websocket.Path, BOSH: bosh.Path})
@@ -250,6 +254,16 @@ func (s *Server) HTTPAddrs() (plain, tls []net.Addr) {
 		tls = append(tls, ln.Addr())
 	}
 	return plain, tls
+}
+
+// webURL is module.Env.WebURL: the first HTTPS listener's port, under
+// host's name, which its certificate covers.
+func (s *Server) webURL(host string) string {
+	if len(s.httpTLS) == 0 {
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(s.httpTLS[0].Addr().String())
+	return "https://" + net.JoinHostPort(host, port)
 }
 
 // webSocketURL is the address to give clients for a web listener at addr:

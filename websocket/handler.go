@@ -135,6 +135,13 @@ func (h *Handler) HandleBOSH(path string, bosh http.Handler) {
 	h.mux.Handle(path, bosh)
 }
 
+// Handle serves h at pattern (a ServeMux pattern without method), such
+// as a module's endpoint (module.Env.HandleHTTP). It is called before the
+// handler serves.
+func (h *Handler) Handle(pattern string, handler http.Handler) {
+	h.mux.Handle(pattern, handler)
+}
+
 // HandleOther serves every request that no endpoint of the handler
 // matches with other (the web client, package webclient), which answers
 // 404 to what it does not serve. It is called before the handler serves.
