@@ -9,7 +9,9 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -158,6 +160,9 @@ func (d *decoder) value(prim toml.Primitive, rv reflect.Value, path toml.Key) {
 	t := rv.Type()
 	isText := reflect.PointerTo(t).Implements(textUnmarshaler)
 	switch {
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct &&
+		!reflect.PointerTo(t.Elem()).Implements(textUnmarshaler):
+		d.tables(prim, rv, path)
 	case t.Kind() == reflect.Struct && !isText, t.Kind() == reflect.Map:
 		tbl, ok := d.tableAt(prim, path)
 		if !ok {
@@ -181,7 +186,13 @@ func (d *decoder) value(prim toml.Primitive, rv reflect.Value, path toml.Key) {
 	default:
 		want := expected(t, isText)
 		isArray := strings.HasPrefix(want, "an array")
-		if got := d.tomlType(path); want != "" && got != want && !(isArray && got == "an array") {
+		got := d.tomlType(path)
+		if d.md.Type(path...) == "" {
+			// A key of a table in an array of tables has no type
+			// in the metadata (its path holds the table's index).
+			got = d.valueType(prim)
+		}
+		if want != "" && got != want && !(isArray && got == "an array") {
 			d.probs.add(path.String(), "expected %s, got %s", want, got)
 			return
 		}
@@ -224,13 +235,53 @@ func (d *decoder) table(tbl map[string]toml.Primitive, rv reflect.Value, path to
 	}
 }
 
+// tables decodes prim, an array of tables ([[x]] or x = [{...}]), into
+// the slice of structs rv, each table as strictly as any other; the path
+// of a table's keys holds its position, counted from 1 as an operator
+// counts them (`modules.m.services.2.host`).
+func (d *decoder) tables(prim toml.Primitive, rv reflect.Value, path toml.Key) {
+	var tbls []map[string]toml.Primitive
+	if typ := d.md.Type(path...); typ != "ArrayHash" && typ != "Array" && typ != "" {
+		d.probs.add(path.String(), "expected an array of tables, got %s", d.tomlType(path))
+		return
+	}
+	var elems []any
+	if err := d.md.PrimitiveDecode(prim, &elems); err != nil {
+		d.probs.add(path.String(), "expected an array of tables")
+		return
+	}
+	for _, e := range elems {
+		// Decoding a value that is not a table into a map succeeds,
+		// empty: each element is checked first.
+		if _, ok := e.(map[string]any); !ok {
+			d.probs.add(path.String(), "expected an array of tables")
+			return
+		}
+	}
+	if err := d.md.PrimitiveDecode(prim, &tbls); err != nil {
+		d.probs.add(path.String(), "expected an array of tables")
+		return
+	}
+	s := reflect.MakeSlice(rv.Type(), len(tbls), len(tbls))
+	for i, tbl := range tbls {
+		d.table(tbl, s.Index(i), sub(path, strconv.Itoa(i+1)))
+	}
+	rv.Set(s)
+}
+
 // tableAt decodes prim, the value at path, as a table, or records that it
 // is not one. PrimitiveDecode into a map silently accepts a non-table
 // value, so the TOML type is checked first ("" is an implicit table).
 func (d *decoder) tableAt(prim toml.Primitive, path toml.Key) (map[string]toml.Primitive, bool) {
 	var tbl map[string]toml.Primitive
-	if typ := d.md.Type(path...); typ != "Hash" && typ != "" {
+	typ := d.md.Type(path...)
+	if typ != "Hash" && typ != "" {
 		d.probs.add(path.String(), "expected a table, got %s", d.tomlType(path))
+		return nil, false
+	}
+	if got := d.valueType(prim); typ == "" && got != "a table" {
+		// Within an array of tables (no type in the metadata).
+		d.probs.add(path.String(), "expected a table, got %s", got)
 		return nil, false
 	}
 	if err := d.md.PrimitiveDecode(prim, &tbl); err != nil {
@@ -284,6 +335,32 @@ func (d *decoder) tomlType(path toml.Key) string {
 		return "a table"
 	case "ArrayHash":
 		return "an array of tables"
+	}
+	return "something else"
+}
+
+// valueType names the TOML type of prim, in tomlType's words, from its
+// decoded value: for values whose path the metadata does not type.
+func (d *decoder) valueType(prim toml.Primitive) string {
+	var v any
+	if err := d.md.PrimitiveDecode(prim, &v); err != nil {
+		return "something else"
+	}
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case time.Time:
+		return "a date-time"
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
 	}
 	return "something else"
 }

@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 type testOptions struct {
@@ -94,5 +96,83 @@ func TestCheckModules(t *testing.T) {
 	}
 	if _, err := Parse([]byte("[modules]\nvcard = 1\n")); err == nil || !strings.Contains(err.Error(), "modules.vcard: expected a table, got an integer") {
 		t.Fatalf("modules.vcard = 1: %v", err)
+	}
+}
+
+type testService struct {
+	Type   string   `toml:"type"`
+	Port   int      `toml:"port"`
+	TTL    Duration `toml:"ttl"`
+	Limits struct {
+		Max int `toml:"max"`
+	} `toml:"limits"`
+}
+
+type testServices struct {
+	Services []testService `toml:"services"`
+}
+
+// TestDecodeModuleArrayOfTables: an array of tables, written [[x]] or
+// x = [{...}], decodes into a slice of structs as strictly as a table,
+// its problems named by the table's position, counted from 1.
+func TestDecodeModuleArrayOfTables(t *testing.T) {
+	for _, tc := range []struct {
+		name, toml string
+		want       []testService
+		problems   []string
+	}{
+		{name: "none", toml: "[modules.m]\n", want: nil},
+		{name: "empty", toml: "[modules.m]\nservices = []\n", want: []testService{}},
+		{
+			name: "double brackets",
+			toml: "[[modules.m.services]]\ntype = \"stun\"\nport = 1\n[[modules.m.services]]\ntype = \"turn\"\nttl = \"1h\"\n[modules.m.services.limits]\nmax = 2\n",
+			want: []testService{{Type: "stun", Port: 1}, {Type: "turn", TTL: Duration{time.Hour}}},
+		},
+		{
+			name: "inline",
+			toml: "[modules.m]\nservices = [{type = \"stun\"}, {type = \"turn\", port = 3}]\n",
+			want: []testService{{Type: "stun"}, {Type: "turn", Port: 3}},
+		},
+		{
+			name:     "unknown key",
+			toml:     "[[modules.m.services]]\ntype = \"stun\"\n[[modules.m.services]]\ntpye = \"turn\"\n",
+			problems: []string{"modules.m.services.2.tpye: unknown key (did you mean type?)"},
+		},
+		{
+			name:     "wrong types",
+			toml:     "[modules.m]\nservices = [{type = 1, port = \"3\", ttl = 5, limits = 4}]\n",
+			problems: []string{"modules.m.services.1.limits: expected a table, got an integer", "modules.m.services.1.port: expected an integer, got a string", "modules.m.services.1.ttl: expected a string, got an integer", "modules.m.services.1.type: expected a string, got an integer"},
+		},
+		{name: "not tables", toml: "[modules.m]\nservices = [1]\n", problems: []string{"modules.m.services: expected an array of tables"}},
+		{name: "a table", toml: "[modules.m.services]\ntype = \"stun\"\n", problems: []string{"modules.m.services: expected an array of tables, got a table"}},
+		{name: "a string", toml: "[modules.m]\nservices = \"stun\"\n", problems: []string{"modules.m.services: expected an array of tables, got a string"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.toml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var opts testServices
+			_, err = cfg.DecodeModule("m", &opts, false)
+			var got []string
+			if p, ok := errors.AsType[*Problems](err); ok {
+				for _, pr := range p.List {
+					got = append(got, pr.String())
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.problems, "\n") {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.problems, "\n"))
+			}
+			if len(tc.problems) == 0 {
+				for i := range opts.Services {
+					opts.Services[i].Limits.Max = 0
+				}
+				if !reflect.DeepEqual(opts.Services, tc.want) {
+					t.Errorf("services = %#v, want %#v", opts.Services, tc.want)
+				}
+			}
+		})
 	}
 }
