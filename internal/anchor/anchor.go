@@ -9,7 +9,9 @@
 // and listens on Addr:5222 (STARTTLS, required) and Addr:5223 (direct
 // TLS), and for web clients on Addr:5280 (HTTP) and Addr:5281 (HTTPS), each with XMPP over
 // WebSocket (RFC 7395) at /xmpp-websocket and BOSH (XEP-0206) at
-// /http-bind: WebSocketURL and BOSHURL. Both are
+// /http-bind: WebSocketURL and BOSHURL; with Options.Upload, HTTP file
+// upload (XEP-0363) at UploadService(Domain), PUT and GET on the HTTPS
+// port. Both are
 // started in the foreground as children of the caller, with the caller's
 // open-file limit (RaiseOpenFiles): Prosody as root, ejabberd as its own
 // user. Everything here needs root.
@@ -163,7 +165,23 @@ type Options struct {
 	// Names are more names of the certificate from CA (components'
 	// domains), beside Domain.
 	Names []string
+	// Upload turns HTTP file upload on (XEP-0363) at UploadService(Domain),
+	// listed in Domain's disco#items, its URLs on HTTPSPort: Prosody's
+	// mod_http_file_share (a component), ejabberd's mod_http_upload
+	// (request handler UploadPath), both with files up to UploadMaxSize,
+	// quotas out of reach (UploadQuota a day) and the files in Dir.
+	Upload bool
 }
+
+// HTTP file upload (Options.Upload).
+const (
+	UploadMaxSize = 100 << 20 // bytes, per file
+	UploadQuota   = 1 << 40   // bytes a day per user (Prosody's daily quota)
+	UploadPath    = "/upload" // ejabberd's; Prosody's is /file_share
+)
+
+// UploadService is the upload service's JID on domain.
+func UploadService(domain string) string { return "upload." + domain }
 
 // Auth is how a federation peer authenticates other servers, and lets
 // them authenticate it.
@@ -240,6 +258,7 @@ type Server struct {
 	node     string        // ejabberd's Erlang node name
 	graceful func()        // asks the server to stop; nil: SIGTERM
 	archive  bool          // Options.Archive
+	upload   bool          // Options.Upload
 	after    func()        // runs once it has stopped
 }
 
@@ -251,7 +270,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Domain == "" {
 		o.Domain = Domain
 	}
-	s := &Server{Name: o.Name, Addr: o.Addr, Dir: o.Dir, Domain: o.Domain, S2S: o.S2S, ports: ports, archive: o.Archive}
+	s := &Server{Name: o.Name, Addr: o.Addr, Dir: o.Dir, Domain: o.Domain, S2S: o.S2S, ports: ports, archive: o.Archive, upload: o.Upload}
 	if o.S2S != nil {
 		if o.CA == nil {
 			return nil, fmt.Errorf("%s: a federation peer needs a CA for its certificate", o.Name)
@@ -474,12 +493,12 @@ modules_enabled = {
 }
 %[12]s
 VirtualHost %[7]q
-%[13]s
+%[14]s%[13]s
 `, data, a.Addr, a.Dir, a.CertFile, a.KeyFile,
 		filepath.Join(a.Dir, "prosody.log"), a.Domain, HTTPPort, HTTPSPort,
 		map[bool]string{false: "info", true: "debug"}[a.S2S != nil],
 		map[bool]string{false: "", true: ` "dialback";`}[a.S2S != nil && a.S2S.Auth != External]+map[bool]string{false: "", true: ` "mam";`}[a.archive],
-		a.prosodyS2S(), extra)
+		a.prosodyS2S(), extra, a.prosodyUpload())
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -492,6 +511,24 @@ VirtualHost %[7]q
 		return err
 	}
 	return a.waitListening()
+}
+
+// prosodyUpload is Prosody's HTTP file upload (Options.Upload), a
+// mod_http_file_share component: files up to UploadMaxSize (bodies
+// above http_max_content_size, 10 MiB, are streamed to disk), kept a
+// day (the anchor's directory goes anyway), a daily quota out of reach,
+// no global one (its default); its URLs are
+// https://UploadService(Domain):HTTPSPort/file_share/…, the HTTPS port
+// being the only one Prosody's module:http_url() names when there is one.
+func (a *Server) prosodyUpload() string {
+	if !a.upload {
+		return ""
+	}
+	return fmt.Sprintf(`Component %q "http_file_share"
+	http_file_share_size_limit = %d
+	http_file_share_daily_quota = %d
+	http_file_share_expires_after = 86400
+`, UploadService(a.Domain), UploadMaxSize, UploadQuota)
 }
 
 // prosodyS2S is the global part of Prosody's configuration about
@@ -545,7 +582,7 @@ func (a *Server) startEjabberd(ctx context.Context, passwords map[string]string)
 	// The node's name is unique on the machine: two nodes of one name
 	// cannot run at once (epmd refuses the second).
 	a.node = fmt.Sprintf("ejabberd-anchor-%d-%d@localhost", os.Getpid(), ejabberdNodes.Add(1))
-	for _, d := range []string{"logs", "spool"} {
+	for _, d := range []string{"logs", "spool", "upload"} {
 		if err := os.MkdirAll(filepath.Join(a.Dir, d), 0o750); err != nil {
 			return err
 		}
@@ -605,7 +642,7 @@ listen:
     request_handlers:
       %[6]q: ejabberd_http_ws
       %[7]q: mod_bosh
-%[8]sdisable_sasl_mechanisms:
+%[11]s%[8]sdisable_sasl_mechanisms:
   - "digest-md5"
   - "X-OAUTH2"
 auth_method: internal
@@ -615,9 +652,13 @@ acl:
   loopback:
     ip:
       - 127.0.0.0/8
+  anchor_users:
+    user_regexp: ""
 access_rules:
   c2s:
     allow: all
+  anchor_upload:
+    allow: anchor_users
 api_permissions:
   "console commands":
     from:
@@ -644,8 +685,9 @@ modules:
     plugins:
       - flat
       - pep
-%[9]s`, a.Domain, a.ejabberdPEM(), a.Addr, HTTPPort, HTTPSPort, WebSocketPath, BOSHPath, a.ejabberdS2S(), a.ejabberdS2SModules(),
-		map[bool]string{false: "", true: "  mod_mam:\n    db_type: mnesia\n    default: always\n"}[a.archive])
+%[9]s%[12]s`, a.Domain, a.ejabberdPEM(), a.Addr, HTTPPort, HTTPSPort, WebSocketPath, BOSHPath, a.ejabberdS2S(), a.ejabberdS2SModules(),
+		map[bool]string{false: "", true: "  mod_mam:\n    db_type: mnesia\n    default: always\n"}[a.archive],
+		map[bool]string{false: "", true: fmt.Sprintf("      %q: mod_http_upload\n", UploadPath)}[a.upload], a.ejabberdUpload())
 	if err := os.WriteFile(filepath.Join(a.Dir, "ejabberd.yml"), []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -709,6 +751,26 @@ modules:
 		return err
 	}
 	return a.registerEjabberd(ctx, node.Env, cred, passwords)
+}
+
+// ejabberdUpload is ejabberd's HTTP file upload (Options.Upload):
+// mod_http_upload on UploadService(Domain) (its default, upload.@HOST@),
+// for the host's users (the ACL anchor_users, as Debian's "local"),
+// files up to UploadMaxSize in Dir/upload, PUT and GET at
+// https://Domain:HTTPSPort/upload (the request handler UploadPath on the
+// HTTPS listener), no thumbnails; no mod_http_upload_quota, so no quota.
+func (a *Server) ejabberdUpload() string {
+	if !a.upload {
+		return ""
+	}
+	return fmt.Sprintf(`  mod_http_upload:
+    host: %q
+    access: anchor_upload
+    put_url: %q
+    docroot: %q
+    max_size: %d
+    thumbnail: false
+`, UploadService(a.Domain), "https://@HOST@:"+HTTPSPort+UploadPath, filepath.Join(a.Dir, "upload"), UploadMaxSize)
 }
 
 // ejabberdPEM is the path of ejabberd's certfile, the certificate chain

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -179,5 +182,103 @@ func checkS2STLS(t *testing.T, ca *testca.CA, addr, domain string, direct bool) 
 	}
 	if direct && tc.ConnectionState().NegotiatedProtocol != "xmpp-server" {
 		t.Logf("%s: ALPN %q (XEP-0368 asks for xmpp-server; servers may ignore it)", addr, tc.ConnectionState().NegotiatedProtocol)
+	}
+}
+
+// TestUpload: with Options.Upload, each server's upload service is in
+// the host's disco#items with the XEP-0363 feature and a max-file-size
+// of UploadMaxSize, hands out a slot for a file above Prosody's 10 MiB
+// of buffered HTTP body, takes the PUT with the slot's headers on the
+// HTTPS port and serves the same bytes back.
+func TestUpload(t *testing.T) {
+	requireServers(t)
+	for _, name := range []string{"prosody", "ejabberd"} {
+		t.Run(name, func(t *testing.T) {
+			a, err := Start(context.Background(), Options{Name: name, Addr: plainAddr, Dir: workDir(t), Upload: true,
+				Accounts: map[string]string{"alice": "secret"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Stop()
+			c := xmpptest.Login(t, net.JoinHostPort(plainAddr, StartTLSPort), Domain, "alice", "secret", "PLAIN", "r")
+			iq := func(id, to, payload string) []byte {
+				t.Helper()
+				c.Send(fmt.Sprintf("<iq type='get' id='%s' to='%s'>%s</iq>", id, to, payload))
+				for {
+					el, err := c.Next()
+					if err != nil {
+						t.Fatalf("%s: %v", id, err)
+					}
+					if el.Name.Local == "iq" && (bytes.Contains(el.Raw, []byte("id='"+id+"'")) || bytes.Contains(el.Raw, []byte(`id="`+id+`"`))) {
+						if !bytes.Contains(el.Raw, []byte("type='result'")) && !bytes.Contains(el.Raw, []byte(`type="result"`)) {
+							t.Fatalf("%s: %s", id, el.Raw)
+						}
+						return el.Raw
+					}
+				}
+			}
+			svc := UploadService(Domain)
+			if items := iq("i1", Domain, "<query xmlns='http://jabber.org/protocol/disco#items'/>"); !bytes.Contains(items, []byte(svc)) {
+				t.Errorf("disco#items of %s without %s: %s", Domain, svc, items)
+			}
+			info := iq("i2", svc, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+			if !bytes.Contains(info, []byte("urn:xmpp:http:upload:0")) || !bytes.Contains(info, []byte(strconv.Itoa(UploadMaxSize))) {
+				t.Errorf("disco#info of %s: %s", svc, info)
+			}
+			const size = 12 << 20
+			slot := iq("s1", svc, fmt.Sprintf("<request xmlns='urn:xmpp:http:upload:0' filename='a b.bin' size='%d' content-type='application/octet-stream'/>", size))
+			var answer struct {
+				Put struct {
+					URL     string `xml:"url,attr"`
+					Headers []struct {
+						Name  string `xml:"name,attr"`
+						Value string `xml:",chardata"`
+					} `xml:"header"`
+				} `xml:"slot>put"`
+				Get struct {
+					URL string `xml:"url,attr"`
+				} `xml:"slot>get"`
+			}
+			if err := xml.Unmarshal(slot, &answer); err != nil || answer.Put.URL == "" || answer.Get.URL == "" {
+				t.Fatalf("slot %s: %v", slot, err)
+			}
+			for _, u := range []string{answer.Put.URL, answer.Get.URL} {
+				if !strings.HasPrefix(u, "https://") || !strings.Contains(u, ":"+HTTPSPort+"/") {
+					t.Errorf("URL %s: not on the HTTPS port", u)
+				}
+			}
+			// Whatever host the URLs name, the connection goes to the
+			// anchor's address.
+			hc := &http.Client{Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+					_, port, _ := net.SplitHostPort(addr)
+					return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(plainAddr, port))
+				},
+			}}
+			body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+			req, _ := http.NewRequest(http.MethodPut, answer.Put.URL, bytes.NewReader(body))
+			for _, h := range answer.Put.Headers {
+				req.Header.Set(h.Name, h.Value)
+			}
+			req.Header.Set("Content-Type", "application/octet-stream")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+				t.Fatalf("PUT %s: %s", answer.Put.URL, resp.Status)
+			}
+			resp, err = hc.Get(answer.Get.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, body) {
+				t.Fatalf("GET %s: %s, %d bytes, %v", answer.Get.URL, resp.Status, len(got), err)
+			}
+		})
 	}
 }
