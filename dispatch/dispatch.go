@@ -1,8 +1,9 @@
 // Package dispatch answers the IQs that the server handles itself: those
 // addressed to a local domain, to an account's bare JID on its behalf, or
 // with no 'to' (RFC 6120 §10.3.3, §10.5.3.1). Modules register a handler per
-// payload namespace and the disco features they provide, so that service
-// discovery (XEP-0030) is built from what is registered. Every IQ get or set
+// payload namespace and the disco features they provide (and the server's
+// extended information forms, XEP-0128), so that service discovery
+// (XEP-0030) is built from what is registered. Every IQ get or set
 // gets exactly one answer: service-unavailable when nothing handles it
 // (RFC 6120 §8.2.3, §8.3.3.19).
 //
@@ -18,6 +19,7 @@ import (
 	"encoding/xml"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	"mellium.im/xmpp/jid"
@@ -80,6 +82,7 @@ type Mux struct {
 	items             []Item
 	accountIdentities []Identity
 	accountFeatures   []string
+	serverForms       []func() Form
 }
 
 // Identity is a service discovery identity (XEP-0030 §3.1).
@@ -91,6 +94,48 @@ type Identity struct {
 // server, such as a service on a subdomain.
 type Item struct {
 	JID, Node, Name string
+}
+
+// Form is an extended information form (XEP-0128) of the server's
+// disco#info: a data form (XEP-0004) of type 'result' whose FORM_TYPE, a
+// hidden field, is Type.
+type Form struct {
+	Type   string
+	Fields []Field
+}
+
+// Field is one field of a Form: its 'var', its 'type' (none when empty)
+// and its values.
+type Field struct {
+	Var, Type string
+	Values    []string
+}
+
+// AddServerForm lists an extended information form in the server's
+// disco#info (XEP-0128 §2), and so in its entity capabilities (XEP-0115
+// §5.4): f returns the form each time either is computed, so that it
+// follows the configuration in force. A form without fields is left out,
+// and so is one whose FORM_TYPE an earlier registered form has already
+// (XEP-0115 §5.4 would call the result ill-formed).
+func (m *Mux) AddServerForm(f func() Form) {
+	m.mu.Lock()
+	m.serverForms = append(m.serverForms, f)
+	m.mu.Unlock()
+}
+
+// ServerForms returns the server's extended information forms as their
+// functions return them now, sorted by FORM_TYPE.
+func (m *Mux) ServerForms() []Form {
+	var forms []Form
+	for _, f := range snapshot(m, &m.serverForms) {
+		form := f()
+		if len(form.Fields) == 0 || slices.ContainsFunc(forms, func(o Form) bool { return o.Type == form.Type }) {
+			continue
+		}
+		forms = append(forms, form)
+	}
+	slices.SortStableFunc(forms, func(a, b Form) int { return strings.Compare(a.Type, b.Type) })
+	return forms
 }
 
 // AddIdentity lists an identity of the server (XEP-0030 §3.1).

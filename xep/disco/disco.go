@@ -1,9 +1,12 @@
 // Package disco answers service discovery for the server and for accounts
 // (XEP-0030 §3 info, §4 items). The feature list is whatever the modules
-// registered on the dispatch.Mux. It also computes the server's entity
-// capabilities (XEP-0115): the verification string of its disco#info
-// (§5.1), advertised as a stream feature (§6.3), and answers disco#info for
-// the caps node 'node#ver' with the same identity and features (§6.2).
+// registered on the dispatch.Mux, and so are the extended information
+// forms (XEP-0128) of the server's disco#info, such as its contact
+// addresses (XEP-0157). It also computes the server's entity capabilities
+// (XEP-0115): the verification string of its disco#info, forms included
+// (§5.1, §5.4), advertised as a stream feature (§6.3), and answers
+// disco#info for the caps node 'node#ver' with the same identity, features
+// and forms (§6.2).
 package disco
 
 import (
@@ -31,11 +34,16 @@ const CapsNode = "https://starling.im"
 // Identity is a service discovery identity (XEP-0030 §3.1).
 type Identity = dispatch.Identity
 
+// Form is an extended information form (XEP-0128) of the server's
+// disco#info.
+type Form = dispatch.Form
+
 // Ver computes the XEP-0115 verification string (§5.1, with SHA-1: the
-// 'hash' is "sha-1") for an entity with these identities and features
-// and no extended information forms, by caps.Ver; duplicates, which
-// §5.4 calls ill-formed, are counted once.
-func Ver(identities []Identity, features []string) string {
+// 'hash' is "sha-1") for an entity with these identities, features and
+// extended information forms, by caps.Ver; duplicate identities and
+// features, which §5.4 calls ill-formed, are counted once, and a form
+// whose FORM_TYPE an earlier one has is left out.
+func Ver(identities []Identity, features []string, forms []Form) string {
 	info := caps.Info{Features: slices.Compact(slices.Sorted(slices.Values(features)))}
 	for _, id := range identities {
 		c := caps.Identity{Category: id.Category, Type: id.Type, Lang: id.Lang, Name: id.Name}
@@ -43,13 +51,25 @@ func Ver(identities []Identity, features []string) string {
 			info.Identities = append(info.Identities, c)
 		}
 	}
-	v, _ := caps.Ver(info, "sha-1") // no duplicates, no forms: never ill-formed
+	var types []string
+	for _, f := range forms {
+		if slices.Contains(types, f.Type) {
+			continue
+		}
+		types = append(types, f.Type)
+		c := caps.Form{Fields: []caps.Field{{Var: "FORM_TYPE", Type: "hidden", Values: []string{f.Type}}}}
+		for _, field := range f.Fields {
+			c.Fields = append(c.Fields, caps.Field{Var: field.Var, Type: field.Type, Values: field.Values})
+		}
+		info.Forms = append(info.Forms, c)
+	}
+	v, _ := caps.Ver(info, "sha-1") // no duplicates: never ill-formed
 	return v
 }
 
 // ServerVer is the verification string of the server's disco#info on m.
 func ServerVer(m *dispatch.Mux) string {
-	return Ver(m.Identities(), m.Features())
+	return Ver(m.Identities(), m.Features(), m.ServerForms())
 }
 
 // Caps returns the <c/> element a server advertises in its stream features
@@ -70,8 +90,13 @@ func Register(m *dispatch.Mux) {
 		}
 		node := queryNode(req.Payload)
 		// XEP-0115 §6.2: the caps node of the server's current
-		// verification string is the server's disco#info itself.
-		caps := req.ForServer() && node == CapsNode+"#"+ServerVer(m)
+		// verification string is the server's disco#info itself. The
+		// forms are read once, so that the answer is the one hashed.
+		var forms []Form
+		if req.ForServer() {
+			forms = m.ServerForms()
+		}
+		caps := req.ForServer() && node == CapsNode+"#"+Ver(m.Identities(), m.Features(), forms)
 		if node != "" && !caps {
 			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
 		}
@@ -94,6 +119,9 @@ func Register(m *dispatch.Mux) {
 			b.WriteString("<feature var='")
 			stanza.EscapeAttr(&b, f)
 			b.WriteString("'/>")
+		}
+		for _, f := range forms {
+			writeForm(&b, f)
 		}
 		b.WriteString("</query>")
 		return b.Bytes(), nil
@@ -130,6 +158,31 @@ func writeIdentity(b *bytes.Buffer, id Identity) {
 	writeAttr(b, "xml:lang", id.Lang)
 	writeAttr(b, "name", id.Name)
 	b.WriteString("/>")
+}
+
+// writeForm writes an extended information form (XEP-0128 §2): a data
+// form of type 'result' with its FORM_TYPE as a hidden field first.
+func writeForm(b *bytes.Buffer, f Form) {
+	b.WriteString("<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'><value>")
+	stanza.EscapeAttr(b, f.Type)
+	b.WriteString("</value></field>")
+	for _, field := range f.Fields {
+		b.WriteString("<field")
+		writeAttr(b, "var", field.Var)
+		writeAttr(b, "type", field.Type)
+		if len(field.Values) == 0 {
+			b.WriteString("/>")
+			continue
+		}
+		b.WriteString(">")
+		for _, v := range field.Values {
+			b.WriteString("<value>")
+			stanza.EscapeAttr(b, v)
+			b.WriteString("</value>")
+		}
+		b.WriteString("</field>")
+	}
+	b.WriteString("</x>")
 }
 
 // writeAttr writes name='value', unless value is empty.

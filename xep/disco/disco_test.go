@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/caps"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/internal/xmlcmp"
 	"github.com/starling-xmpp/starling/stanza"
@@ -22,8 +23,28 @@ func TestVer(t *testing.T) {
 		name       string
 		identities []Identity
 		features   []string
+		forms      []Form
 		want       string
 	}{
+		{
+			// §5.3 (complex generation example): an extended
+			// information form, fields and values unsorted.
+			name: "XEP-0115 §5.3, with a form",
+			identities: []Identity{
+				{Category: "client", Type: "pc", Lang: "en", Name: "Psi 0.11"},
+				{Category: "client", Type: "pc", Lang: "el", Name: "Ψ 0.11"},
+			},
+			features: []string{"http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#info",
+				"http://jabber.org/protocol/disco#items", "http://jabber.org/protocol/muc"},
+			forms: []Form{{Type: "urn:xmpp:dataforms:softwareinfo", Fields: []dispatch.Field{
+				{Var: "ip_version", Type: "text-multi", Values: []string{"ipv6", "ipv4"}},
+				{Var: "software", Values: []string{"Psi"}},
+				{Var: "software_version", Values: []string{"0.11"}},
+				{Var: "os", Values: []string{"Mac"}},
+				{Var: "os_version", Values: []string{"10.5.1"}},
+			}}},
+			want: "q07IKJEyjvHSyhy//CH0CxmKi8w=",
+		},
 		{
 			name:       "XEP-0115 §5.2",
 			identities: exodus,
@@ -52,7 +73,7 @@ func TestVer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Ver(tt.identities, tt.features); got != tt.want {
+			if got := Ver(tt.identities, tt.features, tt.forms); got != tt.want {
 				t.Errorf("Ver = %s, want %s", got, tt.want)
 			}
 		})
@@ -97,7 +118,7 @@ func ask(t *testing.T, m *dispatch.Mux, out *sender, raw string) []byte {
 func TestCaps(t *testing.T) {
 	m, out := newMux(t)
 	ver := Ver([]Identity{{Category: "server", Type: "im", Name: "Starling"}},
-		[]string{NSInfo, NSItems, "urn:xmpp:ping", "jabber:iq:version"})
+		[]string{NSInfo, NSItems, "urn:xmpp:ping", "jabber:iq:version"}, nil)
 	if got := ServerVer(m); got != ver {
 		t.Fatalf("ServerVer = %s, want %s", got, ver)
 	}
@@ -180,5 +201,89 @@ func TestRegistered(t *testing.T) {
 		if err := xmlcmp.Equal([]byte(tc.want), got, "jabber:client"); err != nil {
 			t.Errorf("%s\nwant %s\n%v", got, tc.want, err)
 		}
+	}
+}
+
+// TestServerForms: the forms registered with AddServerForm are in the
+// server's disco#info (XEP-0128 §2), after the features, and in its caps
+// node's answer, never in an account's; they count in the verification
+// string (XEP-0115 §5.4) as they are when it is computed; a form without
+// fields, or with the FORM_TYPE of an earlier one, is left out.
+func TestServerForms(t *testing.T) {
+	m, out := newMux(t)
+	before := ServerVer(m)
+	var admins []string
+	m.AddServerForm(func() Form {
+		if admins == nil {
+			return Form{Type: "http://jabber.org/network/serverinfo"}
+		}
+		return Form{Type: "http://jabber.org/network/serverinfo", Fields: []dispatch.Field{
+			{Var: "admin-addresses", Values: admins},
+			{Var: "abuse-addresses", Type: "list-multi"},
+		}}
+	})
+	m.AddServerForm(func() Form {
+		return Form{Type: "http://jabber.org/network/serverinfo", Fields: []dispatch.Field{{Var: "other"}}}
+	})
+	m.AddServerForm(func() Form {
+		return Form{Type: "urn:example:a", Fields: []dispatch.Field{{Var: "x", Values: []string{"<&>"}}}}
+	})
+	withA := ServerVer(m)
+	if withA == before {
+		t.Error("a form did not change the capabilities")
+	}
+	admins = []string{"xmpp:admin@example.org", "mailto:admin@example.org"}
+	ver := ServerVer(m)
+	if ver == withA {
+		t.Error("a form's new values did not change the capabilities")
+	}
+	want := Ver([]Identity{{Category: "server", Type: "im", Name: "Starling"}},
+		[]string{NSInfo, NSItems, "urn:xmpp:ping", "jabber:iq:version"},
+		[]Form{
+			{Type: "urn:example:a", Fields: []dispatch.Field{{Var: "x", Values: []string{"<&>"}}}},
+			{Type: "http://jabber.org/network/serverinfo", Fields: []dispatch.Field{
+				{Var: "abuse-addresses"}, {Var: "admin-addresses", Values: []string{"mailto:admin@example.org", "xmpp:admin@example.org"}}}},
+		})
+	if ver != want {
+		t.Errorf("ServerVer = %s, want %s", ver, want)
+	}
+	info := `<identity category='server' type='im' name='Starling'/>
+		<feature var='http://jabber.org/protocol/disco#info'/>
+		<feature var='http://jabber.org/protocol/disco#items'/>
+		<feature var='jabber:iq:version'/>
+		<feature var='urn:xmpp:ping'/>
+		<x xmlns='jabber:x:data' type='result'>
+			<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/network/serverinfo</value></field>
+			<field var='admin-addresses'><value>xmpp:admin@example.org</value><value>mailto:admin@example.org</value></field>
+			<field var='abuse-addresses' type='list-multi'/>
+		</x>
+		<x xmlns='jabber:x:data' type='result'>
+			<field var='FORM_TYPE' type='hidden'><value>urn:example:a</value></field>
+			<field var='x'><value>&lt;&amp;&gt;</value></field>
+		</x>`
+	for _, tc := range []struct{ send, want string }{
+		{`<iq from='alice@example.org/a' to='example.org' type='get' id='1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			`<iq from='example.org' to='alice@example.org/a' type='result' id='1'><query xmlns='http://jabber.org/protocol/disco#info'>` + info + `</query></iq>`},
+		{`<iq from='alice@example.org/a' to='example.org' type='get' id='2'><query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.im#` + ver + `'/></iq>`,
+			`<iq from='example.org' to='alice@example.org/a' type='result' id='2'><query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.im#` + ver + `'>` + info + `</query></iq>`},
+		{`<iq from='alice@example.org/a' to='example.org' type='get' id='3'><query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.im#` + withA + `'/></iq>`,
+			`<iq from='example.org' to='alice@example.org/a' type='error' id='3'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+		{`<iq from='alice@example.org/a' to='alice@example.org' type='get' id='4'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			`<iq from='alice@example.org' to='alice@example.org/a' type='result' id='4'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='account' type='registered'/><feature var='http://jabber.org/protocol/disco#info'/><feature var='http://jabber.org/protocol/disco#items'/></query></iq>`},
+	} {
+		got := ask(t, m, out, tc.send)
+		if err := xmlcmp.Equal([]byte(tc.want), got, "jabber:client"); err != nil {
+			t.Errorf("%s\nwant %s\n%v", got, tc.want, err)
+		}
+	}
+	// What a client computes from the answer is the advertised 'ver'.
+	got := ask(t, m, out, `<iq from='alice@example.org/a' to='example.org' type='get' id='5'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+	start := bytes.Index(got, []byte("<query"))
+	parsed, err := caps.ParseInfo(got[start:bytes.LastIndex(got, []byte("</iq>"))])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := caps.Ver(parsed, "sha-1"); err != nil || v != ver {
+		t.Errorf("the answer hashes to %s (%v), the server advertises %s", v, err, ver)
 	}
 }
