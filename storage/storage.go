@@ -227,6 +227,7 @@ type Store interface {
 	PushRegistrations
 	PubSub
 	MUC
+	Uploads
 	// InTx runs f in one transaction, committed if f returns nil and
 	// rolled back otherwise (InTx then returns f's error). f runs once;
 	// it must use only tx, never the Store, whose writes may wait for

@@ -65,6 +65,9 @@ func TestDeleteAccountEveryTable(t *testing.T) {
 		if err == nil {
 			err = s.PubSubSubscribe(ctx, "example.org", u, "n", "x@example.net", storage.PubSubLimits{})
 		}
+		if err == nil {
+			err = s.AddUpload(ctx, storage.Upload{ID: "slot-" + u, Host: "example.org", Username: u, Name: "f.txt", Size: 1, Created: time.Now()})
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

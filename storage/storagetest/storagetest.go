@@ -60,6 +60,8 @@ func Run(t *testing.T, newDB NewDB) {
 		{"MUCArchive", testMUCArchive},
 		{"MUCReplace", testMUCReplace},
 		{"MUCConcurrent", testMUCConcurrent},
+		{"Uploads", testUploads},
+		{"UploadsDeleteAccount", testUploadsDeleteAccount},
 		{"DeleteAccountData", testDeleteAccountData},
 		{"DeleteAccountRace", testDeleteAccountRace},
 		{"ReopenData", testReopenData},
