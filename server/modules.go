@@ -5,6 +5,7 @@ import (
 	"github.com/starling-xmpp/starling/s2s"
 	"github.com/starling-xmpp/starling/xep/blocking"
 	"github.com/starling-xmpp/starling/xep/carbons"
+	"github.com/starling-xmpp/starling/xep/contactinfo"
 	"github.com/starling-xmpp/starling/xep/csi"
 	"github.com/starling-xmpp/starling/xep/disco"
 	"github.com/starling-xmpp/starling/xep/entitytime"
@@ -39,6 +40,7 @@ func Modules() []module.Module {
 		&push.Module{},
 		version.Module{Software: "Starling", Version: Version},
 		entitytime.Module{},
+		contactinfo.Module{},
 		vcard.Module{},
 		private.Module{},
 		pep.Module{},
