@@ -56,6 +56,11 @@
 //	          stream; a warm-up message per pair first, not measured;
 //	          delivered messages/s, latency, server CPU per message on
 //	          both sides (--pid, --peer-pid), exactly-once delivery
+//	upload    HTTP file upload (XEP-0363): N clients find the upload
+//	          service by disco, then each requests slots for --count
+//	          files of --size bytes and PUTs them; then each downloads
+//	          the files of another and checks every byte; uploads and
+//	          downloads/s, MiB/s each way, latency, server CPU per MiB
 //
 // --url wss://HOST:PORT/xmpp-websocket runs any scenario over WebSocket
 // (subprotocol xmpp, <open/> and <close/> framing, one element per
@@ -142,6 +147,7 @@ type config struct {
 	queries           int           // mam: queries measured
 	rooms             int           // groupchat: rooms, each with --n occupants
 	muc               string        // groupchat: the MUC service's domain
+	size              int64         // upload: bytes per file
 
 	// federation: server B, where the receivers log in (the fields above
 	// are server A's, where the senders do).
@@ -213,6 +219,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = runMAM(ctx, cfg)
 	case "groupchat":
 		res, err = runGroupchat(ctx, cfg)
+	case "upload":
+		res, err = runUpload(ctx, cfg)
 	}
 	if res != nil {
 		if cfg.json {
@@ -233,7 +241,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("starling-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|pep|groupchat|churn|mam [flags]")
+		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|pep|groupchat|churn|mam|upload [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --url wss://HOST:PORT/xmpp-websocket --domain DOMAIN [--insecure] --scenario websocket|login|idle|presence [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --addr HOST:PORT --domain DOMAIN --peer-addr HOST:PORT --peer-domain DOMAIN [--insecure] --scenario federation [flags]")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
@@ -254,10 +262,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms, or PLAIN")
 	fs.BoolVar(&cfg.pq, "tls-pq", false, "offer Go's default post-quantum hybrid key exchange (X25519MLKEM768) instead of X25519/P-256 only")
 	fs.BoolVar(&cfg.scramCache, "scram-cache", true, "keep each account's SCRAM ClientKey/ServerKey after its first login, as clients that store them do; false: PBKDF2 on every login (mellium.im/sasl)")
-	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, pep (PEP notifications to contacts), groupchat (messages in multi-user chat rooms), websocket (messages over --url), federation (messages from --domain to --peer-domain), churn (receivers that drop their connections and resume), or mam (archive queries)")
-	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence, pep: users (default 100); groupchat: occupants per room (default 10); mam: senders filling the archive (default 10)")
+	fs.StringVar(&cfg.scenario, "scenario", "login", "login, idle, messages, presence, pep (PEP notifications to contacts), groupchat (messages in multi-user chat rooms), websocket (messages over --url), federation (messages from --domain to --peer-domain), churn (receivers that drop their connections and resume), mam (archive queries), or upload (HTTP file upload, XEP-0363)")
+	fs.IntVar(&cfg.n, "n", 0, "login: logins (default 200); idle: sessions (default 1000); messages, websocket, federation, churn: pairs (default 10); presence, pep: users (default 100); groupchat: occupants per room (default 10); mam: senders filling the archive (default 10); upload: clients (default 4)")
 	fs.IntVar(&cfg.contacts, "contacts", 10, "presence, pep: each user's mutual contacts, an even number below --n: the K/2 next and K/2 previous users on a ring")
-	fs.IntVar(&cfg.count, "count", 1000, "messages, churn: messages each sender sends; presence: presence updates each user sends; pep: items each user publishes; groupchat: messages each occupant sends (ignored with --duration)")
+	fs.IntVar(&cfg.count, "count", 1000, "messages, churn: messages each sender sends; presence: presence updates each user sends; pep: items each user publishes; groupchat: messages each occupant sends (ignored with --duration); upload: files each client uploads (default 10)")
 	fs.IntVar(&cfg.accounts, "accounts", 0, "accounts to use, PREFIX1..PREFIXk (default: login --concurrency, idle --n, messages 2×--n, presence --n, groupchat --rooms×--n, federation --n on each server)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "login: run for this long instead of --n logins; idle: hold the sessions this long; messages, presence, pep: send for this long instead of --count")
 	fs.Float64Var(&cfg.rate, "rate", 100, "churn: messages per second each sender sends, steadily")
@@ -267,6 +275,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.queries, "queries", 200, "mam: queries measured, one at a time, after 5 not measured")
 	fs.IntVar(&cfg.rooms, "rooms", 10, "groupchat: rooms, each with --n occupants")
 	fs.StringVar(&cfg.muc, "muc", "", "groupchat: the multi-user chat service's `domain` (default conference.DOMAIN)")
+	size := fs.String("size", "1MiB", "upload: `bytes` per file, optionally with K, M or G (KiB, MiB, GiB)")
 	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
 	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence, pep: updates (items) in flight from each user to each contact; groupchat: messages in flight from each occupant to each other occupant")
 	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence, pep, groupchat: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
@@ -292,10 +301,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, ok := mechanisms[cfg.mech]; !ok {
 		return nil, fmt.Errorf("--mech %q: unsupported", cfg.mech)
 	}
-	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "pep": 100, "websocket": 10, "federation": 10, "churn": 10, "mam": 10, "groupchat": 10}
+	defaults := map[string]int{"login": 200, "idle": 1000, "messages": 10, "presence": 100, "pep": 100, "websocket": 10, "federation": 10, "churn": 10, "mam": 10, "groupchat": 10, "upload": 4}
 	def, ok := defaults[cfg.scenario]
 	if !ok {
-		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, pep, groupchat, websocket, federation, churn or mam", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want login, idle, messages, presence, pep, groupchat, websocket, federation, churn, mam or upload", cfg.scenario)
 	}
 	if err := cfg.checkPeer(fs); err != nil {
 		return nil, err
@@ -328,7 +337,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.accounts = cfg.n
 		case "messages", "websocket", "churn":
 			cfg.accounts = 2 * cfg.n
-		case "presence", "pep", "federation":
+		case "presence", "pep", "federation", "upload":
 			cfg.accounts = cfg.n
 		case "mam":
 			cfg.accounts = cfg.n + 1
@@ -349,6 +358,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if cfg.scenario == "mam" && (cfg.n < 1 || cfg.fill < 1 || cfg.page < 1 || cfg.queries < 1 || cfg.accounts < cfg.n+1) {
 		return nil, errors.New("mam needs --n, --fill, --page and --queries of at least 1, and --accounts of at least --n + 1")
+	}
+	if cfg.scenario == "upload" {
+		var err error
+		if cfg.size, err = parseSize(*size); err != nil {
+			return nil, fmt.Errorf("--size %q: %w", *size, err)
+		}
+		countSet := false
+		fs.Visit(func(f *flag.Flag) { countSet = countSet || f.Name == "count" })
+		if !countSet {
+			cfg.count = 10
+		}
+		if cfg.n < 1 || cfg.accounts < cfg.n {
+			return nil, fmt.Errorf("upload needs --n of at least 1 and one account per client: --accounts %d < --n", cfg.accounts)
+		}
 	}
 	if cfg.scenario == "churn" && (cfg.rate <= 0 || cfg.dropEvery <= 0) {
 		return nil, errors.New("--rate and --drop-every must be positive")

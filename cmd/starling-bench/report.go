@@ -78,7 +78,9 @@ type result struct {
 	*PEP `json:",omitempty"`
 	// Groupchat is the groupchat scenario's rooms and reflections.
 	*Groupchat `json:",omitempty"`
-	Date       string `json:"date"`
+	// Upload is the upload scenario's service, files and downloads.
+	*Upload `json:",omitempty"`
+	Date    string `json:"date"`
 
 	bounce string // the first message bounced to a sender, for the error
 }
@@ -234,7 +236,7 @@ func (r *result) writeTable(w io.Writer) {
 	}
 	unit := map[string]string{"login": "logins", "idle": "sessions", "messages": "messages delivered", "websocket": "messages delivered",
 		"federation": "messages delivered", "presence": "presence deliveries", "churn": "messages delivered", "mam": "MAM queries",
-		"pep": "PEP notifications", "groupchat": "group chat deliveries"}[r.Scenario]
+		"pep": "PEP notifications", "groupchat": "group chat deliveries", "upload": "uploads"}[r.Scenario]
 	row(unit, "%d in %.2f s = %.1f/s (concurrency %d)", r.Ops, r.ElapsedS, r.RatePerS, r.Concurrency)
 	if r.WarmupS > 0 {
 		row("warm-up", "%.3f s, not measured: one message per pair, server-to-server streams negotiated", r.WarmupS)
@@ -251,6 +253,8 @@ func (r *result) writeTable(w io.Writer) {
 	if r.LatP50Ms > 0 {
 		if r.Delivery != nil {
 			row("latency", "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatP999Ms, r.LatMaxMs)
+		} else if r.Upload != nil {
+			row("upload latency", "p50 %.2f ms  p99 %.2f ms  max %.2f ms (slot request and PUT)", r.LatP50Ms, r.LatP99Ms, r.LatMaxMs)
 		} else if r.MAM != nil {
 			row("query latency", "p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatP999Ms, r.LatMaxMs)
 		} else {
@@ -295,6 +299,14 @@ func (r *result) writeTable(w io.Writer) {
 		if r.WarmUpErrors > 0 {
 			row("warm-up errors", "%d publishes refused, published again, first: %s", r.WarmUpErrors, r.FirstWarmUpError)
 		}
+	}
+	if u := r.Upload; u != nil {
+		row("service", "%s, max-file-size %d; %d clients, files of %d bytes (%.2f MiB), %s", u.Service, u.MaxFileSize, u.Clients, u.Size, mib(u.Size), u.Proto)
+		row("uploads", "%d in %.2f s = %.2f/s, %.1f MiB/s; slot request p50 %.2f ms  p99 %.2f ms; server CPU %.1f µs per MiB",
+			u.Uploads, u.UploadS, u.UploadsPerS, u.UploadMiBPerS, u.SlotP50Ms, u.SlotP99Ms, u.UploadCPUUsPerMiB)
+		row("downloads", "%d in %.2f s = %.2f/s, %.1f MiB/s; latency p50 %.2f ms  p99 %.2f ms; server CPU %.3f s = %.1f µs per MiB",
+			u.Downloads, u.DownloadS, u.DownloadsPerS, u.DownloadMiBPerS, u.DownloadP50Ms, u.DownloadP99Ms, u.DownloadCPUS, u.DownloadCPUUsPerMiB)
+		row("verified", "%d of %d downloads of the right size and content", u.Verified, u.Downloads)
 	}
 	if r.Churn != nil {
 		row("churn", "%d receivers, %.0f messages/s each, a drop every %.1f s ±50 %%", r.N, r.RatePerSender, r.DropEveryS)
