@@ -18,6 +18,7 @@ import (
 	"github.com/starling-xmpp/starling/xep/private"
 	"github.com/starling-xmpp/starling/xep/push"
 	"github.com/starling-xmpp/starling/xep/register"
+	"github.com/starling-xmpp/starling/xep/upload"
 	"github.com/starling-xmpp/starling/xep/vcard"
 	"github.com/starling-xmpp/starling/xep/version"
 )
@@ -45,6 +46,7 @@ func Modules() []module.Module {
 		private.Module{},
 		pep.Module{},
 		&muc.Module{},
+		&upload.Module{},
 		// Federation last: other servers' stanzas arrive once every
 		// module is ready for them.
 		&s2s.Module{},
