@@ -19,7 +19,11 @@ type ModuleTable struct {
 
 // Problem of a module's options, from their Validate method.
 type OptionsProblem struct {
-	Key     string // the option's key in the module's table, e.g. "max_items"
+	Key string // the option's key in the module's table, e.g. "max_items"
+	// Path is the key's path within the table when the key is nested, in
+	// place of Key: e.g. "services", "2", "host" for the host of the
+	// second table of [[modules.m.services]].
+	Path    []string
 	Message string
 }
 
@@ -67,7 +71,11 @@ func (c *Config) DecodeModule(name string, opts any, optional bool) (enabled boo
 	}
 	if v, ok := opts.(Validator); ok && len(probs.List) == 0 {
 		for _, p := range v.Validate() {
-			probs.add(sub(path, p.Key).String(), "%s", p.Message)
+			at := sub(path, p.Key)
+			if len(p.Path) > 0 {
+				at = append(path[:len(path):len(path)], p.Path...)
+			}
+			probs.add(at.String(), "%s", p.Message)
 		}
 	}
 	return enabled, probs.err()

@@ -17,6 +17,9 @@ func (o *testOptions) Validate() []OptionsProblem {
 	if o.MaxItems < 1 {
 		return []OptionsProblem{{Key: "max_items", Message: "must be at least 1"}}
 	}
+	if o.MaxItems > 100 {
+		return []OptionsProblem{{Path: []string{"limits", "example.org", "max_items"}, Message: "must be at most 100"}}
+	}
 	return nil
 }
 
@@ -45,6 +48,8 @@ func TestDecodeModule(t *testing.T) {
 			problems: []string{"modules.m.enabled: expected a boolean, got an integer", "modules.m.max_items: expected an integer, got a string"}},
 		{name: "invalid value", toml: "[modules.m]\nmax_items = 0\n", opts: true, enabled: true,
 			problems: []string{"modules.m.max_items: must be at least 1"}},
+		{name: "invalid value at a nested key", toml: "[modules.m]\nmax_items = 101\n", opts: true, enabled: true,
+			problems: []string{`modules.m.limits."example.org".max_items: must be at most 100`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse([]byte(tc.toml))
