@@ -2,6 +2,7 @@ package upload_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/xml"
 	"io"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/internal/testserver"
 	"github.com/starling-xmpp/starling/internal/xmpptest"
@@ -242,5 +246,25 @@ func TestUploadDeletedWithAccount(t *testing.T) {
 	}
 	if resp, _ := do(t, hc, http.MethodGet, get, "", nil, nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET after the account's deletion: %s", resp.Status)
+	}
+}
+
+// TestUploadOtherHost: a host's service gives slots to its own users
+// only (§5, not-allowed); another host has its own service.
+func TestUploadOtherHost(t *testing.T) {
+	parsed, _ := config.Parse([]byte("[server]\nhosts = [\"localhost\", \"other.test\"]\n"))
+	srv := testserver.Start(t, func(c *config.Config) { c.Server.Hosts = parsed.Server.Hosts })
+	j, _ := jid.New("olga", "other.test", "")
+	if err := auth.CreateAccount(context.Background(), srv.Store(), j, "olga-secret", srv.Config.Auth.SCRAMIterations); err != nil {
+		t.Fatal(err)
+	}
+	c := xmpptest.Login(t, srv.Addr, "other.test", "olga", "olga-secret", "SCRAM-SHA-256", "phone")
+	answer := iq(t, c, "o1", "<iq type='get' id='o1' to='upload.localhost'><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5'/></iq>")
+	if !strings.Contains(answer, "<not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>") || !strings.Contains(answer, "type='cancel'") {
+		t.Errorf("slot of another host's service: %s", answer)
+	}
+	answer = iq(t, c, "o2", "<iq type='get' id='o2' to='upload.other.test'><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5'/></iq>")
+	if !strings.Contains(answer, "<slot xmlns='urn:xmpp:http:upload:0'><put url='https://other.test:") {
+		t.Errorf("slot of the user's own host: %s", answer)
 	}
 }
