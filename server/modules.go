@@ -9,6 +9,7 @@ import (
 	"github.com/starling-xmpp/starling/xep/csi"
 	"github.com/starling-xmpp/starling/xep/disco"
 	"github.com/starling-xmpp/starling/xep/entitytime"
+	"github.com/starling-xmpp/starling/xep/extdisco"
 	"github.com/starling-xmpp/starling/xep/last"
 	"github.com/starling-xmpp/starling/xep/mam"
 	"github.com/starling-xmpp/starling/xep/muc"
@@ -42,6 +43,7 @@ func Modules() []module.Module {
 		version.Module{Software: "Starling", Version: Version},
 		entitytime.Module{},
 		contactinfo.Module{},
+		&extdisco.Module{},
 		vcard.Module{},
 		private.Module{},
 		pep.Module{},

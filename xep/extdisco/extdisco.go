@@ -1,0 +1,372 @@
+// Package extdisco is External Service Discovery (XEP-0215, version
+// 1.0.0, urn:xmpp:extdisco:2) for STUN and TURN: the services the
+// operator configured ([[modules.extdisco.services]]), which clients
+// (Conversations, Dino, Monal, Gajim) use to set up audio and video
+// calls through NATs. It answers <services/> (§3.1), filtered by 'type'
+// when one is asked for (§3.2), and <credentials/> for named services
+// (§3.3), both IQ gets to the server's domain, and lists the namespace in
+// the server's disco#info (§4) when services are configured at start.
+//
+// A TURN service with a shared 'secret' gets time-limited credentials,
+// computed for each answer by the "TURN REST API" scheme that coturn
+// (use-auth-secret, static-auth-secret) and eturnal check without
+// talking to the XMPP server: the username is "<expiry>:<bare JID>", the
+// expiry in Unix seconds, the password base64(HMAC-SHA1(secret,
+// username)), valid until the expiry ('expires', XEP-0082), 'ttl' after
+// the request. Such a service is marked restricted='1' and its
+// credentials are in the <services/> answer too, as Prosody's
+// mod_turn_external and ejabberd's mod_stun_disco give them, since
+// clients use them from there.
+//
+// Only the host's own users get an answer: a request from another
+// server's user, or from a user of another host served here, is refused
+// with <forbidden/> (type auth), as Prosody and ejabberd (its default
+// access rule, local) do; a request to an account's bare JID, or without
+// 'to', gets service-unavailable, as the XEP's requests go to the server.
+package extdisco
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/module"
+	"github.com/starling-xmpp/starling/stanza"
+)
+
+// NS is the namespace of XEP-0215 version 0.7 and later.
+const NS = "urn:xmpp:extdisco:2"
+
+// DefaultTTL is how long credentials are valid when a service says no
+// 'ttl', as Prosody's mod_turn_external.
+const DefaultTTL = 24 * time.Hour
+
+// Service is one configured STUN or TURN service.
+type Service struct {
+	// Type is stun, stuns, turn or turns (XEP-0215 §6's registry).
+	Type string `toml:"type"`
+	// Host is the service's host name or IP address.
+	Host string `toml:"host"`
+	// Port is its port; 0: 3478 (stun, turn) or 5349 (stuns, turns).
+	Port int `toml:"port"`
+	// Transport is udp or tcp; "": udp for stun and turn, tcp for stuns
+	// and turns (TLS).
+	Transport string `toml:"transport"`
+	// Name is a label for people (the 'name' attribute); may be empty.
+	Name string `toml:"name"`
+	// Restricted marks the service as needing credentials (restricted='1')
+	// though it has no secret here, for credentials given out otherwise.
+	// A service with a secret is restricted anyway.
+	Restricted bool `toml:"restricted"`
+	// Secret is the TURN server's shared secret (coturn's
+	// static-auth-secret, eturnal's secret), from which credentials are
+	// computed; turn and turns only.
+	Secret string `toml:"secret"`
+	// TTL is how long credentials are valid; 0: DefaultTTL. Only with a
+	// secret.
+	TTL config.Duration `toml:"ttl"`
+}
+
+// port is the service's port, its default when none is set.
+func (s *Service) port() int {
+	if s.Port != 0 {
+		return s.Port
+	}
+	if s.tls() {
+		return 5349
+	}
+	return 3478
+}
+
+// transport is the service's transport, its default when none is set.
+func (s *Service) transport() string {
+	if s.Transport != "" {
+		return s.Transport
+	}
+	if s.tls() {
+		return "tcp"
+	}
+	return "udp"
+}
+
+func (s *Service) tls() bool { return s.Type == "stuns" || s.Type == "turns" }
+
+func (s *Service) ttl() time.Duration {
+	if s.TTL.Duration != 0 {
+		return s.TTL.Duration
+	}
+	return DefaultTTL
+}
+
+// Options are the module's: [modules.extdisco].
+type Options struct {
+	Services []Service `toml:"services"`
+}
+
+// DefaultOptions are the options of an empty table: no services.
+func DefaultOptions() *Options { return &Options{Services: []Service{}} }
+
+// Validate implements config.Validator.
+func (o *Options) Validate() []config.OptionsProblem {
+	var p []config.OptionsProblem
+	problem := func(i int, key, format string, args ...any) {
+		p = append(p, config.OptionsProblem{Path: []string{"services", strconv.Itoa(i + 1), key}, Message: fmt.Sprintf(format, args...)})
+	}
+	for i, s := range o.Services {
+		switch s.Type {
+		case "stun", "stuns", "turn", "turns":
+		case "":
+			problem(i, "type", "missing: write stun, stuns, turn or turns")
+		default:
+			problem(i, "type", "must be stun, stuns, turn or turns, not %q", s.Type)
+		}
+		if err := checkHost(s.Host); err != nil {
+			problem(i, "host", "%v", err)
+		}
+		if s.Port < 0 || s.Port > 65535 {
+			problem(i, "port", "must be between 1 and 65535 (0: the default), not %d", s.Port)
+		}
+		switch {
+		case s.Transport != "" && s.Transport != "udp" && s.Transport != "tcp":
+			problem(i, "transport", "must be udp or tcp, not %q", s.Transport)
+		case s.Transport == "udp" && s.tls():
+			problem(i, "transport", "%s is over TLS: tcp, not udp", s.Type)
+		}
+		if s.Secret != "" && s.Type != "turn" && s.Type != "turns" {
+			problem(i, "secret", "only a turn or turns service has credentials")
+		}
+		switch d := s.TTL.Duration; {
+		case d != 0 && s.Secret == "":
+			problem(i, "ttl", "is the lifetime of credentials computed from a secret: set secret, or remove ttl")
+		case d != 0 && (d < time.Minute || d > 30*24*time.Hour):
+			problem(i, "ttl", "must be between 1m and 720h, not %v", d)
+		}
+		for j, t := range o.Services[:i] {
+			if t.Type == s.Type && t.Host == s.Host && t.port() == s.port() && t.transport() == s.transport() {
+				problem(i, "host", "the same service as services.%d (type, host, port and transport)", j+1)
+			}
+		}
+	}
+	return p
+}
+
+// checkHost reports what is wrong with host as a service's host: an IP
+// address or a DNS name.
+func checkHost(host string) error {
+	if host == "" {
+		return fmt.Errorf("missing: the service's host name or IP address")
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if len(host) > 253 {
+		return fmt.Errorf("%q is too long for a host name", host)
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		ok := label != "" && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-'
+		for _, c := range label {
+			ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-')
+		}
+		if !ok {
+			return fmt.Errorf("%q is not a host name or an IP address", host)
+		}
+	}
+	return nil
+}
+
+// Credentials returns the "TURN REST API" credentials of user for a
+// service with this secret, valid until expires: the username
+// "<expires in Unix seconds>:<user>" and the password
+// base64(HMAC-SHA1(secret, username)), which coturn with
+// use-auth-secret and eturnal check.
+func Credentials(secret, user string, expires time.Time) (username, password string) {
+	username = strconv.FormatInt(expires.Unix(), 10) + ":" + user
+	mac := hmac.New(sha1.New, []byte(secret))
+	mac.Write([]byte(username))
+	return username, base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Discovery answers the requests. Set Options (and Now), then Register.
+type Discovery struct {
+	// Options returns the options in force.
+	Options func() *Options
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+func (d *Discovery) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// Register adds the handlers of <services/> and <credentials/> to m, and
+// the feature when there are services.
+func (d *Discovery) Register(m *dispatch.Mux) {
+	if len(d.Options().Services) > 0 {
+		m.AddFeatures(NS)
+	}
+	m.Handle(NS, "services", d.services)
+	m.Handle(NS, "credentials", d.credentials)
+}
+
+// allowed checks that req may have an answer: addressed to the server,
+// from a user of that host.
+func allowed(req dispatch.Request) error {
+	if req.Set() {
+		return &stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
+	}
+	if !req.ForServer() {
+		return &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	}
+	from := req.Stanza.From
+	if from.Localpart() == "" || from.Domainpart() != req.To.Domainpart() {
+		return &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden}
+	}
+	return nil
+}
+
+// services answers §3.1 and §3.2: every service, or those of the type
+// asked for.
+func (d *Discovery) services(_ context.Context, req dispatch.Request) ([]byte, error) {
+	if err := allowed(req); err != nil {
+		return nil, err
+	}
+	var q struct {
+		Type string `xml:"type,attr"`
+	}
+	if err := stanza.Decode(req.Payload, &q); err != nil {
+		return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+	}
+	var b bytes.Buffer
+	b.WriteString("<services xmlns='" + NS + "'")
+	writeAttr(&b, "type", q.Type)
+	b.WriteString(">")
+	now := d.now()
+	for _, s := range d.Options().Services {
+		if q.Type == "" || q.Type == s.Type {
+			writeService(&b, &s, req.Stanza.From.Bare(), now)
+		}
+	}
+	b.WriteString("</services>")
+	return b.Bytes(), nil
+}
+
+// credentials answers §3.3: the services named by type and host (and
+// port, when given), with their credentials.
+func (d *Discovery) credentials(_ context.Context, req dispatch.Request) ([]byte, error) {
+	if err := allowed(req); err != nil {
+		return nil, err
+	}
+	var q struct {
+		Services []struct {
+			Type string `xml:"type,attr"`
+			Host string `xml:"host,attr"`
+			Port string `xml:"port,attr"`
+		} `xml:"service"`
+	}
+	if err := stanza.Decode(req.Payload, &q); err != nil || len(q.Services) == 0 {
+		return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+	}
+	var matched []*Service
+	services := d.Options().Services
+	for _, want := range q.Services {
+		port := 0
+		if want.Port != "" {
+			p, err := strconv.Atoi(want.Port)
+			if err != nil {
+				return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+			}
+			port = p
+		}
+		if want.Type == "" || want.Host == "" {
+			return nil, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+		}
+		for i := range services {
+			s := &services[i]
+			if s.Type == want.Type && strings.EqualFold(s.Host, want.Host) && (port == 0 || port == s.port()) &&
+				!slices.Contains(matched, s) {
+				matched = append(matched, s)
+			}
+		}
+	}
+	if len(matched) == 0 {
+		return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
+	}
+	var b bytes.Buffer
+	b.WriteString("<credentials xmlns='" + NS + "'>")
+	now := d.now()
+	for _, s := range matched {
+		writeService(&b, s, req.Stanza.From.Bare(), now)
+	}
+	b.WriteString("</credentials>")
+	return b.Bytes(), nil
+}
+
+// writeService writes s as a <service/> (XEP-0215 §5), with credentials
+// for user computed at now when it has a secret.
+func writeService(b *bytes.Buffer, s *Service, user jid.JID, now time.Time) {
+	b.WriteString("<service")
+	writeAttr(b, "type", s.Type)
+	writeAttr(b, "host", s.Host)
+	writeAttr(b, "port", strconv.Itoa(s.port()))
+	writeAttr(b, "transport", s.transport())
+	writeAttr(b, "name", s.Name)
+	if s.Restricted || s.Secret != "" {
+		writeAttr(b, "restricted", "1")
+	}
+	if s.Secret != "" {
+		expires := now.Add(s.ttl()).Truncate(time.Second)
+		username, password := Credentials(s.Secret, user.String(), expires)
+		writeAttr(b, "username", username)
+		writeAttr(b, "password", password)
+		writeAttr(b, "expires", expires.UTC().Format(time.RFC3339))
+	}
+	b.WriteString("/>")
+}
+
+// writeAttr writes name='value', unless value is empty.
+func writeAttr(b *bytes.Buffer, name, value string) {
+	if value == "" {
+		return
+	}
+	b.WriteString(" " + name + "='")
+	stanza.EscapeAttr(b, value)
+	b.WriteString("'")
+}
+
+// Module is XEP-0215 as a module. The operator may turn it off; without
+// services it lists no feature and answers an empty list.
+type Module struct {
+	// Now is the clock; nil: time.Now. For tests.
+	Now func() time.Time
+}
+
+// Name implements module.Module.
+func (*Module) Name() string { return "extdisco" }
+
+// Optional implements module.Optional.
+func (*Module) Optional() {}
+
+// Options implements module.Configurable.
+func (*Module) Options() any { return DefaultOptions() }
+
+// Start implements module.Module.
+func (m *Module) Start(_ context.Context, env *module.Env) error {
+	d := &Discovery{Options: func() *Options { return env.Options().(*Options) }, Now: m.Now}
+	d.Register(env.IQ)
+	return nil
+}

@@ -1,0 +1,229 @@
+package extdisco
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/starling-xmpp/starling/config"
+	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/internal/xmlcmp"
+	"github.com/starling-xmpp/starling/stanza"
+)
+
+// TestCredentials: the TURN REST API scheme, against values computed with
+// `printf %s USERNAME | openssl dgst -sha1 -hmac north -binary | base64`.
+func TestCredentials(t *testing.T) {
+	u, p := Credentials("north", "alice@example.org", time.Unix(1700000000, 0))
+	if u != "1700000000:alice@example.org" || p != "PZI+z4ibN1IQ7v4pzuL4fO8lnhI=" {
+		t.Errorf("Credentials = %q, %q", u, p)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		toml     string
+		problems []string
+	}{
+		{toml: ""},
+		{toml: `[[modules.extdisco.services]]
+type = "stun"
+host = "stun.example.org"
+[[modules.extdisco.services]]
+type = "turn"
+host = "turn.example.org"
+secret = "north"
+ttl = "1h"
+name = "Example TURN"
+[[modules.extdisco.services]]
+type = "turn"
+host = "turn.example.org"
+transport = "tcp"
+secret = "north"
+[[modules.extdisco.services]]
+type = "turns"
+host = "192.0.2.1"
+port = 443
+restricted = true
+[[modules.extdisco.services]]
+type = "stun"
+host = "2001:db8::1"`},
+		{toml: `[[modules.extdisco.services]]
+type = "relay"
+host = "turn..example.org"
+port = 70000
+[[modules.extdisco.services]]
+host = "-turn.example.org"
+transport = "sctp"
+[[modules.extdisco.services]]
+type = "turns"
+host = ""
+transport = "udp"`, problems: []string{
+			`modules.extdisco.services.1.host: "turn..example.org" is not a host name or an IP address`,
+			`modules.extdisco.services.1.port: must be between 1 and 65535 (0: the default), not 70000`,
+			`modules.extdisco.services.1.type: must be stun, stuns, turn or turns, not "relay"`,
+			`modules.extdisco.services.2.host: "-turn.example.org" is not a host name or an IP address`,
+			`modules.extdisco.services.2.transport: must be udp or tcp, not "sctp"`,
+			`modules.extdisco.services.2.type: missing: write stun, stuns, turn or turns`,
+			`modules.extdisco.services.3.host: missing: the service's host name or IP address`,
+			`modules.extdisco.services.3.transport: turns is over TLS: tcp, not udp`,
+		}},
+		{toml: `[[modules.extdisco.services]]
+type = "stun"
+host = "stun.example.org"
+secret = "north"
+[[modules.extdisco.services]]
+type = "turn"
+host = "turn.example.org"
+ttl = "1h"
+[[modules.extdisco.services]]
+type = "turn"
+host = "turn.example.org"
+secret = "north"
+ttl = "10s"
+[[modules.extdisco.services]]
+type = "turn"
+host = "turn.example.org"
+port = 3478
+transport = "udp"`, problems: []string{
+			`modules.extdisco.services.1.secret: only a turn or turns service has credentials`,
+			`modules.extdisco.services.2.ttl: is the lifetime of credentials computed from a secret: set secret, or remove ttl`,
+			`modules.extdisco.services.3.host: the same service as services.2 (type, host, port and transport)`,
+			`modules.extdisco.services.3.ttl: must be between 1m and 720h, not 10s`,
+			`modules.extdisco.services.4.host: the same service as services.2 (type, host, port and transport)`,
+			`modules.extdisco.services.4.host: the same service as services.3 (type, host, port and transport)`,
+		}},
+		{toml: `[[modules.extdisco.services]]
+type = "turn"
+host = "turn.example.org"
+secert = "north"`, problems: []string{`modules.extdisco.services.1.secert: unknown key (did you mean secret?)`}},
+	} {
+		cfg, err := config.Parse([]byte("[modules.extdisco]\n" + tc.toml + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cfg.DecodeModule("extdisco", DefaultOptions(), true)
+		var got []string
+		if p, ok := errors.AsType[*config.Problems](err); ok {
+			for _, pr := range p.List {
+				got = append(got, pr.String())
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		if strings.Join(got, "\n") != strings.Join(tc.problems, "\n") {
+			t.Errorf("%s:\n%s\nwant:\n%s", tc.toml, strings.Join(got, "\n"), strings.Join(tc.problems, "\n"))
+		}
+	}
+}
+
+// sender records replies.
+type sender struct{ replies [][]byte }
+
+func (s *sender) DeliverTo(_ jid.JID, raw []byte) bool {
+	s.replies = append(s.replies, raw)
+	return true
+}
+
+// TestRequests: §3.1 every service, §3.2 those of a type, §3.3
+// credentials of named services; credentials computed from the injected
+// clock; the refusals.
+func TestRequests(t *testing.T) {
+	opts := &Options{Services: []Service{
+		{Type: "stun", Host: "stun.example.org"},
+		{Type: "turn", Host: "turn.example.org", Secret: "north", TTL: config.Duration{Duration: time.Hour}, Name: "Example & TURN"},
+		{Type: "turn", Host: "turn.example.org", Transport: "tcp", Secret: "north", TTL: config.Duration{Duration: time.Hour}},
+		{Type: "turns", Host: "turn.example.org", Port: 443, Restricted: true},
+	}}
+	now := time.Date(2025, 12, 7, 12, 0, 0, 500, time.UTC)
+	m := dispatch.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := &sender{}
+	m.SetSender(out)
+	d := &Discovery{Options: func() *Options { return opts }, Now: func() time.Time { return now }}
+	d.Register(m)
+	if got := m.Features(); len(got) != 1 || got[0] != NS {
+		t.Errorf("features %v", got)
+	}
+	const (
+		stun     = `<service type='stun' host='stun.example.org' port='3478' transport='udp'/>`
+		turnUDP  = `<service type='turn' host='turn.example.org' port='3478' transport='udp' name='Example &amp; TURN' restricted='1' username='1765112400:alice@example.org' password='3BlOBbdAsGvsMlVgLL2YpEyYMrA=' expires='2025-12-07T13:00:00Z'/>`
+		turnTCP  = `<service type='turn' host='turn.example.org' port='3478' transport='tcp' restricted='1' username='1765112400:alice@example.org' password='3BlOBbdAsGvsMlVgLL2YpEyYMrA=' expires='2025-12-07T13:00:00Z'/>`
+		turns    = `<service type='turns' host='turn.example.org' port='443' transport='tcp' restricted='1'/>`
+		alice    = `from='alice@example.org/phone' to='example.org'`
+		aliceRes = `from='example.org' to='alice@example.org/phone'`
+	)
+	for _, tc := range []struct{ name, send, want string }{
+		{"every service", `<iq ` + alice + ` type='get' id='1'><services xmlns='urn:xmpp:extdisco:2'/></iq>`,
+			`<iq ` + aliceRes + ` type='result' id='1'><services xmlns='urn:xmpp:extdisco:2'>` + stun + turnUDP + turnTCP + turns + `</services></iq>`},
+		{"by type", `<iq ` + alice + ` type='get' id='2'><services xmlns='urn:xmpp:extdisco:2' type='turn'/></iq>`,
+			`<iq ` + aliceRes + ` type='result' id='2'><services xmlns='urn:xmpp:extdisco:2' type='turn'>` + turnUDP + turnTCP + `</services></iq>`},
+		{"a type not offered", `<iq ` + alice + ` type='get' id='3'><services xmlns='urn:xmpp:extdisco:2' type='ftp'/></iq>`,
+			`<iq ` + aliceRes + ` type='result' id='3'><services xmlns='urn:xmpp:extdisco:2' type='ftp'/></iq>`},
+		{"credentials", `<iq ` + alice + ` type='get' id='4'><credentials xmlns='urn:xmpp:extdisco:2'><service type='turn' host='turn.example.org'/></credentials></iq>`,
+			`<iq ` + aliceRes + ` type='result' id='4'><credentials xmlns='urn:xmpp:extdisco:2'>` + turnUDP + turnTCP + `</credentials></iq>`},
+		{"credentials by port", `<iq ` + alice + ` type='get' id='5'><credentials xmlns='urn:xmpp:extdisco:2'><service type='turns' host='TURN.example.org' port='443'/><service type='turn' host='turn.example.org' port='5349'/></credentials></iq>`,
+			`<iq ` + aliceRes + ` type='result' id='5'><credentials xmlns='urn:xmpp:extdisco:2'>` + turns + `</credentials></iq>`},
+		{"credentials of no service", `<iq ` + alice + ` type='get' id='6'><credentials xmlns='urn:xmpp:extdisco:2'><service type='turn' host='turn.example.net'/></credentials></iq>`,
+			`<iq ` + aliceRes + ` type='error' id='6'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+		{"credentials without host", `<iq ` + alice + ` type='get' id='7'><credentials xmlns='urn:xmpp:extdisco:2'><service type='turn'/></credentials></iq>`,
+			`<iq ` + aliceRes + ` type='error' id='7'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+		{"credentials of nothing", `<iq ` + alice + ` type='get' id='8'><credentials xmlns='urn:xmpp:extdisco:2'/></iq>`,
+			`<iq ` + aliceRes + ` type='error' id='8'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+		{"a set", `<iq ` + alice + ` type='set' id='9'><services xmlns='urn:xmpp:extdisco:2'/></iq>`,
+			`<iq ` + aliceRes + ` type='error' id='9'><error type='cancel'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+		{"another server's user", `<iq from='mallory@example.net/x' to='example.org' type='get' id='10'><services xmlns='urn:xmpp:extdisco:2'/></iq>`,
+			`<iq from='example.org' to='mallory@example.net/x' type='error' id='10'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+		{"another server", `<iq from='example.net' to='example.org' type='get' id='11'><credentials xmlns='urn:xmpp:extdisco:2'><service type='turn' host='turn.example.org'/></credentials></iq>`,
+			`<iq from='example.org' to='example.net' type='error' id='11'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+		{"another host's user", `<iq from='carol@other.example/x' to='example.org' type='get' id='12'><services xmlns='urn:xmpp:extdisco:2'/></iq>`,
+			`<iq from='example.org' to='carol@other.example/x' type='error' id='12'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+		{"to the account", `<iq from='alice@example.org/phone' type='get' id='13'><services xmlns='urn:xmpp:extdisco:2'/></iq>`,
+			`<iq to='alice@example.org/phone' type='error' id='13'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := stanza.Parse([]byte(tc.send), bytes.IndexByte([]byte(tc.send), '>')+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.replies = nil
+			m.HandleServer(context.Background(), s)
+			if len(out.replies) != 1 {
+				t.Fatalf("%d replies", len(out.replies))
+			}
+			if err := xmlcmp.Equal([]byte(tc.want), out.replies[0], "jabber:client"); err != nil {
+				t.Errorf("got %s\nwant %s\n%v", out.replies[0], tc.want, err)
+			}
+		})
+	}
+	// An hour later, new credentials; bob's are his own.
+	now = now.Add(time.Hour)
+	raw := []byte(`<iq from='bob@example.org/x' to='example.org' type='get' id='1'><services xmlns='urn:xmpp:extdisco:2' type='turn'/></iq>`)
+	s, err := stanza.Parse(raw, bytes.IndexByte(raw, '>')+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.replies = nil
+	m.HandleServer(context.Background(), s)
+	if len(out.replies) != 1 || !bytes.Contains(out.replies[0], []byte(`username='1765116000:bob@example.org'`)) ||
+		!bytes.Contains(out.replies[0], []byte(`expires='2025-12-07T14:00:00Z'`)) {
+		t.Errorf("an hour later: %s", out.replies)
+	}
+}
+
+// TestNoServices: without services, no feature, and an empty list.
+func TestNoServices(t *testing.T) {
+	m := dispatch.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	(&Discovery{Options: DefaultOptions}).Register(m)
+	if f := m.Features(); len(f) != 0 {
+		t.Errorf("features %v", f)
+	}
+}
