@@ -23,7 +23,9 @@
 //     SQLite with a generated certificate; Prosody and ejabberd with
 //     internal/anchor's configuration (no archive, no rate limits). The
 //     suite ends with churn (receivers that drop their connections and
-//     resume, XEP-0198), then the cases with the message archive on
+//     resume, XEP-0198), then the HTTP file upload cases (XEP-0363) on each
+//     server started afresh with its upload service on (upload.go), then
+//     the cases with the message archive on
 //     (XEP-0313): each server is started afresh with it ([modules.mam],
 //     mod_mam in Prosody's files and in ejabberd's Mnesia), for the
 //     messages case with every message archived and MAM query latency on
@@ -204,35 +206,39 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 		}
 	}
 
-	// Each server runs twice: the cases without the archive, then, started
-	// afresh with its message archive on, those with it.
+	// Each server runs up to three times: the cases without the archive;
+	// then, started afresh with HTTP file upload on, the upload cases;
+	// then, started afresh with its message archive on, those with it.
 	for _, s := range chosen {
-		for _, archive := range []bool{false, true} {
-			var phase []benchCase
+		for _, ph := range []phase{plain, uploads, archived} {
+			var phaseCases []benchCase
 			for _, c := range cases {
-				if c.archive == archive {
-					phase = append(phase, c)
+				if phaseOf(c) == ph {
+					phaseCases = append(phaseCases, c)
 				}
 			}
-			if len(phase) == 0 {
+			if len(phaseCases) == 0 {
 				continue
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			with, sub := "", s.name
-			if archive {
+			switch ph {
+			case uploads:
+				with, sub = ", HTTP file upload on", s.name+"-upload"
+			case archived:
 				with, sub = ", the archive on", s.name+"-archive"
 			}
 			log.Printf("%s: starting on %s with %d accounts%s", s.title, s.addr, len(accounts), with)
 			t0 := time.Now()
-			srv, err := startServer(ctx, s, filepath.Join(dir, sub), filepath.Join(bin, "starling"), logDir, accounts, archive, needsMUC(phase))
+			srv, err := startServer(ctx, s, filepath.Join(dir, sub), filepath.Join(bin, "starling"), logDir, accounts, ph, needsMUC(phaseCases))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				log.Printf("%s did not start: %v", s.title, err)
-				for _, c := range phase {
+				for _, c := range phaseCases {
 					rep.cells[c.name][s.name] = &cell{err: "did not start: " + err.Error(), skipped: skipped(c, s)}
 				}
 				continue
@@ -247,7 +253,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 				}
 			}
 			cl.add(stopSrv)
-			for _, c := range phase {
+			for _, c := range phaseCases {
 				rep.cells[c.name][s.name] = runCase(ctx, filepath.Join(bin, "starling-bench"), logDir, s, srv, c, quick)
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -299,9 +305,31 @@ type benchCase struct {
 	websocket bool          // over XMPP over WebSocket: --url of the server's endpoint
 	args      []string      // starling-bench arguments after the common ones
 	archive   bool          // run on the servers started with their message archive on
+	upload    bool          // run on the servers started with HTTP file upload on
 	servers   []string      // the servers it runs on; nil: all
 	why       string        // why it does not run on the others
 	timeout   time.Duration // how long it may run; 0: five minutes
+}
+
+// phase is how the servers are started for a case: as they are, with
+// HTTP file upload on, or with the message archive on. Each server is
+// started afresh for each phase, in this order.
+type phase int
+
+const (
+	plain phase = iota
+	uploads
+	archived
+)
+
+func phaseOf(c benchCase) phase {
+	switch {
+	case c.archive:
+		return archived
+	case c.upload:
+		return uploads
+	}
+	return plain
 }
 
 // skipped reports whether c does not run on s: a mechanism s does not
@@ -359,14 +387,17 @@ func suite(quick bool) []benchCase {
 		churnPairs, churnCount, archiveCount                                                  int
 		archives                                                                              [4]int
 		drop                                                                                  string
+		uploaders, smallFiles, bigFiles                                                       int
 	}
 	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20,
 		users: 200, contacts: 20, updates: 50, items: 50, hold: "3s", rooms: 10, occupants: 20, gcCount: 50,
-		churnPairs: 20, churnCount: 2000, drop: "1s", archiveCount: 1000, archives: [4]int{1000, 10000, 100000, 1000000}}
+		churnPairs: 20, churnCount: 2000, drop: "1s", archiveCount: 1000, archives: [4]int{1000, 10000, 100000, 1000000},
+		uploaders: 4, smallFiles: 50, bigFiles: 4}
 	if quick {
 		z = sizes{logins: 100, pairs: 2, count: 500, manyPairs: 5, manyCount: 200, idle: 100, idleAccounts: 10, accounts: 5, concurrency: 5,
 			users: 20, contacts: 4, updates: 20, items: 10, hold: "1s", rooms: 2, occupants: 4, gcCount: 20,
-			churnPairs: 2, churnCount: 200, drop: "300ms", archiveCount: 500, archives: [4]int{1000, 2000, 3000, 10000}}
+			churnPairs: 2, churnCount: 200, drop: "300ms", archiveCount: 500, archives: [4]int{1000, 2000, 3000, 10000},
+			uploaders: 2, smallFiles: 5, bigFiles: 1}
 	}
 	f := func(format string, a ...any) []string { return strings.Fields(fmt.Sprintf(format, a...)) }
 	var cases []benchCase
@@ -438,6 +469,10 @@ func suite(quick bool) []benchCase {
 			title: fmt.Sprintf("%d sessions on %d accounts", z.idle, z.idleAccounts),
 			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
 		},
+		// HTTP file upload (XEP-0363), on each server started with it
+		// (upload.go): a picture's size and a video's.
+		uploadCase("upload-1m", "1MiB", "1 MiB", z.uploaders, z.smallFiles),
+		uploadCase("upload-50m", "50MiB", "50 MiB", z.uploaders, z.bigFiles),
 		benchCase{
 			name: "churn", scenario: "churn",
 			title: fmt.Sprintf("%d receivers resuming every %s ±50 %%, 100 messages/s each", z.churnPairs, z.drop),
@@ -484,8 +519,8 @@ type accounts struct {
 
 // accountsNeeded are the accounts the cases use, per --users prefix
 // ("user" if not given), in order of appearance: up to --accounts, or one
-// per session for messages, websocket and churn (2 × --n), presence and
-// pep (--n), mam (--n + 1) and groupchat (--rooms × --n, --rooms being
+// per session for messages, websocket and churn (2 × --n), presence,
+// pep and upload (--n), mam (--n + 1) and groupchat (--rooms × --n, --rooms being
 // 10 if not given).
 func accountsNeeded(cases []benchCase) []accounts {
 	var out []accounts
@@ -515,7 +550,7 @@ func accountsNeeded(cases []benchCase) []accounts {
 				k = max(k, 2*v)
 			case c.args[i] == "--n" && c.scenario == "mam":
 				k = max(k, v+1)
-			case c.args[i] == "--n" && (c.scenario == "presence" || c.scenario == "pep"):
+			case c.args[i] == "--n" && (c.scenario == "presence" || c.scenario == "pep" || c.scenario == "upload"):
 				k = max(k, v)
 			}
 		}
@@ -589,6 +624,22 @@ type result struct {
 	ReflectP50Ms         float64 `json:"reflect_p50_ms"`
 	ReflectP99Ms         float64 `json:"reflect_p99_ms"`
 	SetupS               float64 `json:"setup_s"`
+	// upload: the uploads and the downloads apart
+	Uploads             int64   `json:"uploads"`
+	UploadsPerS         float64 `json:"uploads_per_s"`
+	UploadMiBPerS       float64 `json:"upload_mib_per_s"`
+	UploadP50Ms         float64 `json:"upload_p50_ms"`
+	UploadP99Ms         float64 `json:"upload_p99_ms"`
+	SlotP50Ms           float64 `json:"slot_p50_ms"`
+	SlotP99Ms           float64 `json:"slot_p99_ms"`
+	UploadCPUUsPerMiB   float64 `json:"upload_server_cpu_us_per_mib"`
+	Downloads           int64   `json:"downloads"`
+	DownloadsPerS       float64 `json:"downloads_per_s"`
+	DownloadMiBPerS     float64 `json:"download_mib_per_s"`
+	DownloadP50Ms       float64 `json:"download_p50_ms"`
+	DownloadP99Ms       float64 `json:"download_p99_ms"`
+	DownloadCPUUsPerMiB float64 `json:"download_server_cpu_us_per_mib"`
+	Verified            int64   `json:"verified"`
 }
 
 // cell is one case on one server: a result, a failure, or not applicable.
@@ -703,13 +754,14 @@ type server struct {
 //
 // With muc, the server has its multi-user chat service on mucDomain
 // (groupchat.go): Starling has it anyway, Prosody gets a MUC component,
-// ejabberd mod_muc.
-func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string, archive, muc bool) (*server, error) {
+// ejabberd mod_muc. The phase turns the archive or HTTP file upload on
+// (upload.go).
+func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string, ph phase, muc bool) (*server, error) {
 	if s.name == "starling" {
-		return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true, archive: archive,
-			log: map[bool]string{false: "starling.log", true: "starling-archive.log"}[archive]}, dir, starlingBin, logDir, accounts)
+		return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true, archive: ph == archived, upload: ph == uploads,
+			log: map[phase]string{plain: "starling.log", uploads: "starling-upload.log", archived: "starling-archive.log"}[ph]}, dir, starlingBin, logDir, accounts)
 	}
-	o := anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts, Archive: archive}
+	o := anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts, Archive: ph == archived, Upload: ph == uploads}
 	if muc && s.name == "prosody" {
 		o.Prosody = prosodyMUC
 	}
@@ -744,6 +796,7 @@ type starlingSetup struct {
 	addr, domain string
 	https        bool         // the HTTPS listener, for WebSocket
 	archive      bool         // the message archive ([modules.mam]) on
+	upload       bool         // HTTP file upload ([modules.upload]) on, with https
 	s2s          *starlingS2S // federation; nil: [s2s] enabled = false
 	log          string       // the log file's name in logDir; "" is starling.log
 }
@@ -762,7 +815,8 @@ type starlingS2S struct {
 // group chat rooms ([modules.muc] allows an occupant 10 messages a
 // second by default) and no room archive, as the anchors' MUC services
 // have neither; federation as st.s2s says; the message archive on only
-// with st.archive, as the anchors have it), creates the accounts with
+// with st.archive, as the anchors have it; HTTP file upload only with
+// st.upload, as starlingUpload says), creates the accounts with
 // `starling user add` and starts `starling serve` in its own process
 // group. It returns once every listener accepts connections.
 func startStarlingWith(ctx context.Context, st starlingSetup, dir, bin, logDir string, accounts map[string]string) (*server, error) {
@@ -811,7 +865,7 @@ enabled = %t
 occupant_rate = 1000000
 room_rate = 1000000
 archive = false
-`, st.domain, filepath.Join(dir, "data"), s2s, startTLS, directTLS, web, st.archive)
+%s`, st.domain, filepath.Join(dir, "data"), s2s, startTLS, directTLS, web, st.archive, starlingUpload(st.upload))
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}

@@ -106,6 +106,25 @@ var metrics = []metric{
 		values: func(r *result) []float64 { return []float64{r.FillRatePerS} }, format: perSecond},
 	{scenario: "mam", label: "server CPU per archived message into one account (%s)",
 		values: func(r *result) []float64 { return []float64{r.FillCPUUs} }, format: micros},
+	{scenario: "upload", label: "uploads/s (%s)",
+		values: func(r *result) []float64 { return []float64{r.UploadsPerS} }, format: filesPerS},
+	{scenario: "upload", label: "upload throughput (%s)",
+		values: func(r *result) []float64 { return []float64{r.UploadMiBPerS} }, format: mibPerS},
+	{scenario: "upload", label: "upload latency p50 / p99, slot request and PUT (%s)",
+		values: func(r *result) []float64 { return []float64{r.UploadP50Ms, r.UploadP99Ms} }, format: millis},
+	{scenario: "upload", label: "slot request latency p50 / p99 (%s)",
+		values: func(r *result) []float64 { return []float64{r.SlotP50Ms, r.SlotP99Ms} }, format: millis},
+	{scenario: "upload", label: "server CPU per MiB uploaded (%s)",
+		values: func(r *result) []float64 { return []float64{r.UploadCPUUsPerMiB} }, format: micros},
+	{scenario: "upload", label: "downloads/s (%s)",
+		values: func(r *result) []float64 { return []float64{r.DownloadsPerS} }, format: filesPerS},
+	{scenario: "upload", label: "download throughput (%s)",
+		values: func(r *result) []float64 { return []float64{r.DownloadMiBPerS} }, format: mibPerS},
+	{scenario: "upload", label: "download latency p50 / p99, GET to the last byte (%s)",
+		values: func(r *result) []float64 { return []float64{r.DownloadP50Ms, r.DownloadP99Ms} }, format: millis},
+	{scenario: "upload", label: "server CPU per MiB downloaded (%s)",
+		values: func(r *result) []float64 { return []float64{r.DownloadCPUUsPerMiB} }, format: micros},
+	{scenario: "upload", label: "every download of the size and bytes uploaded (%s)", text: uploadVerified},
 	{scenario: "idle", label: "server memory per idle session (%s, VmRSS)",
 		values: func(r *result) []float64 { return []float64{float64(r.RSSBytesPerSess)} }, format: kib},
 }
@@ -412,8 +431,11 @@ func (r *report) generated() string {
 			accts = append(accts, fmt.Sprintf("%s1…%s%d", a.prefix, a.prefix, a.k))
 		}
 		archived := ""
+		if slices.ContainsFunc(r.cases, func(c benchCase) bool { return c.upload }) {
+			archived += " The cases marked `# upload on` ran on each server started fresh\nagain with HTTP file upload (XEP-0363) on."
+		}
 		if slices.ContainsFunc(r.cases, func(c benchCase) bool { return c.archive }) {
-			archived = " The cases marked `# archive on` ran after that on each server started\nfresh again with its message archive " +
+			archived += " The cases marked `# archive on` ran after that on each server started\nfresh again with its message archive " +
 				"(XEP-0313) on, every chat message archived."
 		}
 		fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
@@ -428,6 +450,9 @@ func (r *report) generated() string {
 			var notes []string
 			if c.archive {
 				notes = append(notes, "archive on")
+			}
+			if c.upload {
+				notes = append(notes, "upload on")
 			}
 			if c.mech != "" || c.servers != nil {
 				var names []string
@@ -641,6 +666,17 @@ const pageHowToRead = `
   up does: 100 queries of 50 messages (` + "`<before/>`" + `, then before the previous page's first), one at a time,
   after five not measured. Each archive size has accounts of its own. A server that could not fill an archive
   within a case's five minutes is marked "—" with the reason under the table.
+- HTTP file upload (XEP-0363): each server is started afresh with its upload service on upload.localhost, listed
+  in the host's disco#items (Starling's ` + "`[modules.upload]`" + `, Prosody's mod_http_file_share component, ejabberd's
+  mod_http_upload), its PUT and GET URLs on the HTTPS port 5281 with the server's certificate, files up to 100 MiB,
+  quotas out of reach. Four clients (user1…user4) log in; the first finds the service by disco (its
+  max-file-size must allow the file). After a warm-up, not measured (one file of at most 1 MiB up and down per
+  client, which opens the kept-alive HTTPS connections), each client uploads its files one at a time, as a client
+  sharing a file does: a slot request over XMPP, then a PUT with exactly the headers the slot lists. Once all are
+  up, each client downloads the files of another and checks the size and every byte (each file differs in its
+  first bytes). Uploads and downloads are measured apart: files/s, MiB/s (2^20 bytes), latency (upload: the slot
+  request and the PUT; download: the GET to the last byte) and server CPU per MiB moved, TLS included. HTTP/1.1
+  over TLS with every server.
 - Federation: two servers run at once, each on a domain of its own, and every message goes from a sender
   logged in to the first to a receiver logged in to the second over a server-to-server stream (STARTTLS on
   5269, SASL EXTERNAL both ways with certificates from one test CA that both trust). Before the measurement
