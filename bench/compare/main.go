@@ -43,6 +43,12 @@
 //     exact commands, between the markers of -doc (text outside them, such
 //     as hand-written notes, is kept).
 //
+// -cases runs chosen cases only, by name or by scenario (-cases upload:
+// upload-1m and upload-50m), and no federation runs unless -federation
+// is given; it updates -doc in part (merge.go): the rows of those cases,
+// marked with the run's date, and a section on that run, every other
+// figure staying from the last full run.
+//
 // A case that fails on a server is recorded in its cell (with the error
 // below the table) and the run goes on; the exit status is 1 if any cell
 // failed. Every server is stopped on error and on interrupt. Each
@@ -106,7 +112,7 @@ func main() {
 	logs := flag.String("logs", filepath.Join(os.TempDir(), "starling-bench-compare"), "directory for each run's output and the servers' logs (kept; a new run overwrites them)")
 	list := flag.String("servers", "starling,prosody,ejabberd", "comma-separated servers to measure, in this order")
 	quick := flag.Bool("quick", false, "tiny sizes, to try the command out (not a benchmark); writes no -doc unless given")
-	only := flag.String("cases", "", "comma-separated case names to run (default: the whole suite), e.g. churn,mam-1k")
+	only := flag.String("cases", "", "comma-separated cases to run (default: the whole suite), by name or by scenario (all its cases), e.g. churn,mam-1k or upload; with -doc, only their rows of the page are replaced")
 	fed := flag.String("federation", defaultFederation, "comma-separated federation runs after the servers alone, FROM-TO: users on FROM message users on TO (\"\": none)")
 	flag.Parse()
 	if *quick {
@@ -126,6 +132,11 @@ func main() {
 			log.Fatalf("-servers: unknown server %q (want starling, prosody, ejabberd)", name)
 		}
 		chosen = append(chosen, servers[i])
+	}
+	fedGiven := false
+	flag.Visit(func(f *flag.Flag) { fedGiven = fedGiven || f.Name == "federation" })
+	if strings.TrimSpace(*only) != "" && !fedGiven {
+		*fed = "" // chosen cases: no federation runs unless asked for
 	}
 	pairs, err := parseFederation(*fed)
 	if err != nil {
@@ -190,6 +201,16 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 	cases, err := pick(suite(quick), only)
 	if err != nil {
 		return err
+	}
+	// A run of chosen cases updates the page in part (merge.go).
+	partial := strings.TrimSpace(only) != "" && !quick && docPath != ""
+	if partial {
+		if len(pairs) > 0 {
+			return errors.New("-cases with federation runs cannot update -doc in part: give -federation '' or -doc ''")
+		}
+		if b, err := os.ReadFile(docPath); err != nil || !strings.Contains(string(b), beginMarker) {
+			return fmt.Errorf("-cases updates the figures of %s in part, and it has none yet: run the whole suite first", docPath)
+		}
 	}
 	rep := &report{
 		date: began.UTC(), quick: quick, cases: cases, servers: chosen, fedCase: fedCase(quick),
@@ -282,10 +303,14 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 		fmt.Println(rep.fedTable())
 	}
 	if docPath != "" {
-		if err := rep.writeDoc(docPath); err != nil {
+		write, what := rep.writeDoc, "wrote %s"
+		if partial {
+			write, what = rep.mergeDoc, "updated the rows of the cases run in %s"
+		}
+		if err := write(docPath); err != nil {
 			return err
 		}
-		log.Printf("wrote %s", docPath)
+		log.Printf(what, docPath)
 	}
 	log.Printf("took %s; each run's output and the servers' logs are in %s", rep.took.Round(time.Second), logDir)
 	if n := rep.failures(); n > 0 {
@@ -338,22 +363,42 @@ func skipped(c benchCase, s serverInfo) bool {
 	return mechFor(c, s) == "" || c.servers != nil && !slices.Contains(c.servers, s.name)
 }
 
-// pick keeps the cases named in only (comma-separated; "" keeps all).
+// pick keeps the cases named in only (comma-separated; "" keeps all),
+// in the suite's order: a case by its name or, for a name no case has,
+// every case of the scenario of that name (upload: upload-1m and
+// upload-50m).
 func pick(cases []benchCase, only string) ([]benchCase, error) {
 	if strings.TrimSpace(only) == "" {
 		return cases, nil
 	}
-	var out []benchCase
+	want := map[string]bool{}
 	for _, name := range strings.Split(only, ",") {
-		i := slices.IndexFunc(cases, func(c benchCase) bool { return c.name == strings.TrimSpace(name) })
-		if i < 0 {
+		name = strings.TrimSpace(name)
+		n := 0
+		for _, c := range cases {
+			if c.name == name {
+				want[c.name] = true
+				n++
+			}
+		}
+		for _, c := range cases {
+			if n == 0 && c.scenario == name {
+				want[c.name] = true
+			}
+		}
+		if !slices.ContainsFunc(cases, func(c benchCase) bool { return c.name == name || c.scenario == name }) {
 			var names []string
 			for _, c := range cases {
 				names = append(names, c.name)
 			}
-			return nil, fmt.Errorf("-cases: no case %q (the suite has %s)", name, strings.Join(names, ", "))
+			return nil, fmt.Errorf("-cases: no case or scenario %q (the suite has %s)", name, strings.Join(names, ", "))
 		}
-		out = append(out, cases[i])
+	}
+	var out []benchCase
+	for _, c := range cases {
+		if want[c.name] {
+			out = append(out, c)
+		}
 	}
 	return out, nil
 }

@@ -410,71 +410,94 @@ func (r *report) generated() string {
 	fmt.Fprintf(&g, "Machine: %s. Commit: %s.\n\n", r.machine, r.commit)
 
 	if len(r.servers) > 0 { // else federation runs only
-		g.WriteString("| server | version | address | SASL mechanism | CPU time of other processes while measured |\n|---|---|---|---|---|\n")
-		for _, s := range r.servers {
-			v, ok := r.versions[s.name]
-			if !ok {
-				v = "did not start"
-			}
-			if s.name == "starling" {
-				v = "commit " + r.commit + ", " + v
-			}
-			mech := s.mechs[0]
-			if len(s.mechs) > 1 {
-				mech += " (logins: " + strings.Join(s.mechs, " and ") + ")"
-			}
-			fmt.Fprintf(&g, "| %s | %s | %s:%s STARTTLS, wss://%s:%s%s | %s | %s |\n", s.title, v, s.addr, anchor.StartTLSPort,
-				s.addr, anchor.HTTPSPort, anchor.WebSocketPath, mech, r.otherCPU(s))
-		}
-		var accts []string
-		for _, a := range accountsNeeded(r.cases) {
-			accts = append(accts, fmt.Sprintf("%s1…%s%d", a.prefix, a.prefix, a.k))
-		}
-		archived := ""
-		if slices.ContainsFunc(r.cases, func(c benchCase) bool { return c.upload }) {
-			archived += " The cases marked `# upload on` ran on each server started fresh\nagain with HTTP file upload (XEP-0363) on."
-		}
-		if slices.ContainsFunc(r.cases, func(c benchCase) bool { return c.archive }) {
-			archived += " The cases marked `# archive on` ran after that on each server started\nfresh again with its message archive " +
-				"(XEP-0313) on, every chat message archived."
-		}
-		fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
-			"the next one started.%s The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
-			"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, ", "), archived, "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
-		for _, c := range r.cases {
-			mech := "MECH"
-			if c.mech != "" {
-				mech = c.mech
-			}
-			// A comment: the archive, and the servers it ran on when not all.
-			var notes []string
-			if c.archive {
-				notes = append(notes, "archive on")
-			}
-			if c.upload {
-				notes = append(notes, "upload on")
-			}
-			if c.mech != "" || c.servers != nil {
-				var names []string
-				for _, s := range r.servers {
-					if !skipped(c, s) {
-						names = append(names, s.title)
-					}
-				}
-				notes = append(notes, strings.Join(names, ", "))
-			}
-			who := ""
-			if len(notes) > 0 {
-				who = "   # " + strings.Join(notes, "; ")
-			}
-			fmt.Fprintf(&g, "$B --mech %s %s%s\n", mech, strings.Join(caseArgs(c, "ADDR"), " "), who)
-		}
-		g.WriteString("```\n\n")
+		g.WriteString(r.setup())
 		g.WriteString(r.table())
 		g.WriteString(r.archiveNotes())
 	}
 	g.WriteString(r.fedSection())
+	g.WriteString(r.checks())
+	if len(r.notes) > 0 {
+		g.WriteString("\nFailures:\n\n")
+		for i, n := range r.notes {
+			fmt.Fprintf(&g, "%d. %s\n", i+1, strings.ReplaceAll(n, "\n", " "))
+		}
+	}
+	g.WriteString("\n" + endMarker + "\n")
+	return g.String()
+}
 
+// setup is the servers table, the accounts and the commands of the
+// cases.
+func (r *report) setup() string {
+	var g strings.Builder
+	g.WriteString("| server | version | address | SASL mechanism | CPU time of other processes while measured |\n|---|---|---|---|---|\n")
+	for _, s := range r.servers {
+		v, ok := r.versions[s.name]
+		if !ok {
+			v = "did not start"
+		}
+		if s.name == "starling" {
+			v = "commit " + r.commit + ", " + v
+		}
+		mech := s.mechs[0]
+		if len(s.mechs) > 1 {
+			mech += " (logins: " + strings.Join(s.mechs, " and ") + ")"
+		}
+		fmt.Fprintf(&g, "| %s | %s | %s:%s STARTTLS, wss://%s:%s%s | %s | %s |\n", s.title, v, s.addr, anchor.StartTLSPort,
+			s.addr, anchor.HTTPSPort, anchor.WebSocketPath, mech, r.otherCPU(s))
+	}
+	var accts []string
+	for _, a := range accountsNeeded(r.cases) {
+		accts = append(accts, fmt.Sprintf("%s1…%s%d", a.prefix, a.prefix, a.k))
+	}
+	archived := ""
+	if slices.ContainsFunc(r.cases, func(c benchCase) bool { return c.upload }) {
+		archived += " The cases marked `# upload on` ran on each server started fresh\nagain with HTTP file upload (XEP-0363) on."
+	}
+	if slices.ContainsFunc(r.cases, func(c benchCase) bool { return c.archive }) {
+		archived += " The cases marked `# archive on` ran after that on each server started\nfresh again with its message archive " +
+			"(XEP-0313) on, every chat message archived."
+	}
+	fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
+		"the next one started.%s The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
+		"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, ", "), archived, "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
+	for _, c := range r.cases {
+		mech := "MECH"
+		if c.mech != "" {
+			mech = c.mech
+		}
+		// A comment: the archive, and the servers it ran on when not all.
+		var notes []string
+		if c.archive {
+			notes = append(notes, "archive on")
+		}
+		if c.upload {
+			notes = append(notes, "upload on")
+		}
+		if c.mech != "" || c.servers != nil {
+			var names []string
+			for _, s := range r.servers {
+				if !skipped(c, s) {
+					names = append(names, s.title)
+				}
+			}
+			notes = append(notes, strings.Join(names, ", "))
+		}
+		who := ""
+		if len(notes) > 0 {
+			who = "   # " + strings.Join(notes, "; ")
+		}
+		fmt.Fprintf(&g, "$B --mech %s %s%s\n", mech, strings.Join(caseArgs(c, "ADDR"), " "), who)
+	}
+	g.WriteString("```\n\n")
+	return g.String()
+}
+
+// checks says whether every message, presence and notification of the
+// runs was delivered exactly once, and which servers answered roster
+// gets with errors.
+func (r *report) checks() string {
+	var g strings.Builder
 	var messages, presences, notifications, groupchats int64
 	checked, notOnce, noResult := 0, 0, 0
 	for _, run := range r.fed {
@@ -540,13 +563,6 @@ func (r *report) generated() string {
 			}
 		}
 	}
-	if len(r.notes) > 0 {
-		g.WriteString("\nFailures:\n\n")
-		for i, n := range r.notes {
-			fmt.Fprintf(&g, "%d. %s\n", i+1, strings.ReplaceAll(n, "\n", " "))
-		}
-	}
-	g.WriteString("\n" + endMarker + "\n")
 	return g.String()
 }
 
