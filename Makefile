@@ -5,8 +5,9 @@
 # Debian packages the tests drive; PostgreSQL is added below if absent.
 DEB_PACKAGES := python3-slixmpp python3-omemo python3-oldmemo python3-xmlschema go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux chromium
 # Servers the tests run themselves (internal/anchor: conformance/federation's
-# peers, the anchors): installed without starting their system services.
-DEB_SERVERS := prosody ejabberd
+# peers, the anchors; coturn: conformance/turn's TURN server): installed
+# without starting their system services.
+DEB_SERVERS := prosody ejabberd coturn
 # The PostgreSQL server the tests create throwaway databases on.
 TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME ?= 30s
