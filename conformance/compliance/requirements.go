@@ -447,7 +447,14 @@ var requirements = []requirement{
 	// A/V Calling Compliance Suite (§2.5): its only server row.
 	{
 		category: "A/V", level: server, feature: "STUN/TURN server discovery", spec: "XEP-0215 External Service Discovery",
-		notImplemented: "issue 16",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0215-extdisco",
+			"./xep/extdisco TestRequests",
+			"./xep/extdisco TestCredentials",
+			"./xep/extdisco TestValidate",
+			"./conformance/turn TestCoturn",
+		},
+		partial: "STUN and TURN services only, with shared-secret credentials (no static ones); no pushed updates (§3.4)",
 	},
 
 	// Specifications of note for public IM networks (§2.3), not required.
@@ -461,6 +468,11 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: ofNote, feature: "Contact addresses", spec: "XEP-0157 Contact Addresses for XMPP Services",
-		notImplemented: "issue 16",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0157-contact",
+			"./xep/contactinfo TestForm",
+			"./xep/contactinfo TestValidate",
+			"./xep/disco TestServerForms",
+		},
 	},
 }
