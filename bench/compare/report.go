@@ -695,7 +695,7 @@ const pageHowToRead = `
   over TLS with every server. Prosody's uploads are not bound by its CPU: its event loop (net.server_epoll)
   passes what it has read of a TLS record to the upload 4 KiB at a time, one turn of the loop each, and sleeps
   at least a millisecond (its min_wait) between turns (strace: a 1 ms epoll_wait between 4 KiB writes to the
-  file), so each upload moves about 2 MiB/s however idle the CPUs are; its downloads are not held back so.
+  file), so one upload moves a MiB or two a second however idle the CPUs are; its downloads are not held back so.
 - Federation: two servers run at once, each on a domain of its own, and every message goes from a sender
   logged in to the first to a receiver logged in to the second over a server-to-server stream (STARTTLS on
   5269, SASL EXTERNAL both ways with certificates from one test CA that both trust). Before the measurement
