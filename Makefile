@@ -110,5 +110,8 @@ compliance: deps postgres
 # cmd/starling-bench's standard suite against Starling, Prosody and ejabberd
 # (one at a time, on 127.0.0.1, .2 and .3; the anchors as above); writes
 # the figures and ratios to docs/benchmarks.md. See bench/compare.
+# CASES=upload (names or scenarios, comma-separated) runs only those cases
+# and replaces only their rows, the rest staying from the last full run.
+CASES ?=
 bench-compare: deps
-	$(SUDO) env "PATH=$$PATH" $(GO) run ./bench/compare
+	$(SUDO) env "PATH=$$PATH" $(GO) run ./bench/compare $(if $(CASES),-cases $(CASES))
