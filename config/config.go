@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"mellium.im/xmpp/jid"
 )
 
 // Config is the whole configuration. Each table of the TOML file is one
@@ -57,6 +59,11 @@ type Server struct {
 	// DataDir holds the SQLite database, generated certificates and other
 	// server state.
 	DataDir string `toml:"data_dir"`
+	// Admins are the bare JIDs of the accounts (of hosts served here)
+	// that administer every host from their clients: the service
+	// administration commands (XEP-0133). A host's own list,
+	// [hosts."x"] admins, replaces it for that host.
+	Admins []string `toml:"admins"`
 }
 
 // C2S is the [c2s] table: client-to-server listeners.
@@ -302,6 +309,9 @@ type Log struct {
 
 // Host is one [hosts."domain"] override table.
 type Host struct {
+	// Admins replaces the global server.admins for this host when set
+	// (an empty list: nobody administers it from a client).
+	Admins []string `toml:"admins"`
 	// TLS replaces the global [tls] certificate for this host when set.
 	TLS TLS `toml:"tls"`
 	// Registration replaces the global [registration] switch for this
@@ -339,6 +349,7 @@ func Default() *Config {
 		Server: Server{
 			Hosts:   []string{"localhost"},
 			DataDir: "./data",
+			Admins:  []string{},
 		},
 		C2S: C2S{
 			Listen:          []string{"0.0.0.0:5222"},
@@ -405,6 +416,7 @@ func Default() *Config {
 func (c *Config) Clone() *Config {
 	n := *c
 	n.Server.Hosts = append([]string(nil), c.Server.Hosts...)
+	n.Server.Admins = slices.Clone(c.Server.Admins)
 	n.C2S.Listen = append([]string(nil), c.C2S.Listen...)
 	n.C2S.DirectTLSListen = append([]string(nil), c.C2S.DirectTLSListen...)
 	n.S2S.Listen = slices.Clone(c.S2S.Listen)
@@ -419,8 +431,9 @@ func (c *Config) Clone() *Config {
 		if h.Registration.Enabled != nil {
 			v := *h.Registration.Enabled
 			h.Registration.Enabled = &v
-			n.Hosts[k] = h
 		}
+		h.Admins = slices.Clone(h.Admins)
+		n.Hosts[k] = h
 	}
 	return &n
 }
@@ -433,6 +446,30 @@ func (c *Config) RegistrationEnabled(host string) bool {
 		return *h.Registration.Enabled
 	}
 	return c.Registration.Enabled
+}
+
+// Admins returns the bare JIDs that administer host from their clients
+// (XEP-0133): its [hosts."host"] admins if set, else server.admins.
+func (c *Config) Admins(host string) []string {
+	if h, ok := c.Hosts[host]; ok && h.Admins != nil {
+		return h.Admins
+	}
+	return c.Server.Admins
+}
+
+// IsAdmin reports whether the account bare administers host: whether it
+// is one of Admins(host), compared as JIDs (RFC 7622 preparation).
+func (c *Config) IsAdmin(host string, bare jid.JID) bool {
+	if bare.Localpart() == "" {
+		return false
+	}
+	bare = bare.Bare()
+	for _, a := range c.Admins(host) {
+		if j, err := jid.Parse(a); err == nil && j.Equal(bare) {
+			return true
+		}
+	}
+	return false
 }
 
 // HostTLS returns the certificate files for host: its

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"mellium.im/xmpp/jid"
 )
 
 const examplePath = "../config.example.toml"
@@ -222,6 +223,12 @@ func TestValidationErrors(t *testing.T) {
 		{"IP host", func(c *Config) { c.Server.Hosts = []string{"192.0.2.1"} }, `server.hosts: "192.0.2.1": an IP address is not a host name`},
 		{"duplicate host", func(c *Config) { c.Server.Hosts = []string{"a.example", "b.example", "a.example"} }, `server.hosts: "a.example" is listed twice`},
 		{"empty data dir", func(c *Config) { c.Server.DataDir = "" }, "server.data_dir: must not be empty"},
+		{"admin not a JID", func(c *Config) { c.Server.Admins = []string{"@localhost"} }, ""},
+		{"admin a domain", func(c *Config) { c.Server.Admins = []string{"localhost"} }, `server.admins: "localhost": must be the bare JID of an account, like "admin@example.org"`},
+		{"admin a full JID", func(c *Config) { c.Server.Admins = []string{"admin@localhost/gajim"} }, `server.admins: "admin@localhost/gajim": must be the bare JID of an account, like "admin@example.org"`},
+		{"admin of another server", func(c *Config) { c.Server.Admins = []string{"admin@example.net"} }, `server.admins: "admin@example.net": not an account of a host in server.hosts`},
+		{"admin twice", func(c *Config) { c.Server.Admins = []string{"Admin@localhost", "admin@localhost"} }, `server.admins: "admin@localhost" is listed twice`},
+		{"host admin of another server", func(c *Config) { c.Hosts["localhost"] = Host{Admins: []string{"admin@example.net"}} }, `hosts.localhost.admins: "admin@example.net": not an account of a host in server.hosts`},
 		{"no listener", func(c *Config) { c.C2S.Listen, c.C2S.DirectTLSListen = nil, nil }, "c2s: no listener: set c2s.listen or c2s.direct_tls_listen (or http.listen or http.tls_listen for web clients only)"},
 		{"HTTP listener on a client listener's address", func(c *Config) { c.HTTP.TLSListen = []string{"0.0.0.0:5223"} }, `http.tls_listen: "0.0.0.0:5223" is listed twice`},
 		{"bad HTTP listener", func(c *Config) { c.HTTP.Listen = []string{"localhost"} }, ""},
@@ -420,6 +427,10 @@ enabled = false
 
 [hosts."c.example"]
 registration = { enabled = true }
+admins = []
+
+[hosts."b.example"]
+admins = ["boss@b.example"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -431,6 +442,25 @@ registration = { enabled = true }
 	}
 	if got := cfg.HostTLS("b.example"); got != (TLS{Cert: cert, Key: key}) {
 		t.Errorf("HostTLS(b.example) = %+v", got)
+	}
+	// Administrators: the global list unless a host has its own, even
+	// an empty one.
+	cfg.Server.Admins = []string{"root@a.example"}
+	root, boss := jid.MustParse("root@a.example"), jid.MustParse("Boss@b.example")
+	for _, tc := range []struct {
+		host  string
+		admin jid.JID
+		want  bool
+	}{
+		{"a.example", root, true}, {"a.example", boss, false},
+		{"b.example", root, false}, {"b.example", boss, true},
+		{"c.example", root, false}, {"c.example", boss, false},
+		{"a.example", jid.MustParse("a.example"), false},
+		{"a.example", jid.MustParse("root@a.example/res"), true},
+	} {
+		if got := cfg.IsAdmin(tc.host, tc.admin); got != tc.want {
+			t.Errorf("IsAdmin(%s, %s) = %v, want %v", tc.host, tc.admin, got, tc.want)
+		}
 	}
 	for _, h := range []string{"a.example", "c.example"} {
 		if got := cfg.HostTLS(h); !got.IsZero() {
@@ -477,7 +507,8 @@ func TestDurationText(t *testing.T) {
 func TestClone(t *testing.T) {
 	a := Default()
 	a.Server.Hosts = []string{"a.example"}
-	a.Hosts["a.example"] = Host{Registration: HostRegistration{Enabled: ptr(true)}}
+	a.Hosts["a.example"] = Host{Registration: HostRegistration{Enabled: ptr(true)}, Admins: []string{"x@a.example"}}
+	a.Server.Admins = []string{"y@a.example"}
 	b := a.Clone()
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("clone differs")
@@ -486,6 +517,11 @@ func TestClone(t *testing.T) {
 	*b.Hosts["a.example"].Registration.Enabled = false
 	b.C2S.Listen[0] = "127.0.0.1:1"
 	b.HTTP.TrustedProxies[0] = "192.0.2.1"
+	b.Hosts["a.example"].Admins[0] = "z@a.example"
+	b.Server.Admins[0] = "z@a.example"
+	if a.Hosts["a.example"].Admins[0] != "x@a.example" || a.Server.Admins[0] != "y@a.example" {
+		t.Error("editing the clone's admins changed the original")
+	}
 	if a.Server.Hosts[0] != "a.example" || !*a.Hosts["a.example"].Registration.Enabled || a.C2S.Listen[0] != "0.0.0.0:5222" || a.HTTP.TrustedProxies[0] != "127.0.0.1" {
 		t.Error("editing the clone changed the original")
 	}

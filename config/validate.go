@@ -55,6 +55,7 @@ func (c *Config) Validate() error {
 	if c.Server.DataDir == "" {
 		p.add("server.data_dir", "must not be empty")
 	}
+	checkAdmins(p, "server.admins", c.Server.Admins, c.Server.Hosts)
 
 	// [c2s]
 	if len(c.C2S.Listen)+len(c.C2S.DirectTLSListen)+len(c.HTTP.Listen)+len(c.HTTP.TLSListen) == 0 {
@@ -108,6 +109,7 @@ func (c *Config) Validate() error {
 			continue
 		}
 		checkTLS(p, toml.Key{"hosts", h, "tls"}.String(), c.Hosts[h].TLS)
+		checkAdmins(p, toml.Key{"hosts", h, "admins"}.String(), c.Hosts[h].Admins, c.Server.Hosts)
 	}
 
 	// [storage]
@@ -161,6 +163,29 @@ func (c *Config) Validate() error {
 		p.add("log.format", `must be "text" or "json", not %q`, c.Log.Format)
 	}
 	return p.err()
+}
+
+// checkAdmins checks a list of administrators at path: bare JIDs of
+// accounts of the hosts served, each written once. An administrator of
+// another server is refused: the commands would trust that server to
+// vouch for its user.
+func checkAdmins(p *Problems, path string, admins, hosts []string) {
+	var seen []jid.JID
+	for _, a := range admins {
+		j, err := jid.Parse(a)
+		switch {
+		case err != nil:
+			p.add(path, "%q: not a JID: %v", a, err)
+		case j.Localpart() == "" || j.Resourcepart() != "":
+			p.add(path, "%q: must be the bare JID of an account, like \"admin@example.org\"", a)
+		case !slices.Contains(hosts, j.Domainpart()):
+			p.add(path, "%q: not an account of a host in server.hosts", a)
+		case slices.ContainsFunc(seen, j.Equal):
+			p.add(path, "%q is listed twice", a)
+		default:
+			seen = append(seen, j)
+		}
+	}
 }
 
 // domainProfile enforces DNS rules on a host name: LDH labels (STD3),
