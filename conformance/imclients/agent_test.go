@@ -97,6 +97,21 @@ type event struct {
 	// muc-presence, muc-message and the results of muc-join and
 	// muc-info: what the library parsed (muc_test.go).
 	MUC *mucInfo `json:"muc"`
+	// HTTP file upload (upload_test.go). The results of upload and
+	// upload-slot: the GET URL, the service and its max-file-size as
+	// the library found them (-1 for none); for a refused slot, the
+	// application condition (file-too-large) and the max-file-size
+	// in it. Of download: the response's status, length, SHA-256 (hex)
+	// and Content-Type. A message's jabber:x:oob URL.
+	URL         string `json:"url"`
+	Service     string `json:"service"`
+	MaxFileSize int64  `json:"max_file_size"`
+	AppError    string `json:"app_error"`
+	HTTPStatus  int    `json:"http_status"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	ContentType string `json:"content_type"`
+	OOB         string `json:"oob"`
 }
 
 // stanzaID is a XEP-0359 <stanza-id/>.

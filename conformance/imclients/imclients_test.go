@@ -61,6 +61,19 @@
 //     (XEP-0359), and the room's archive paged through by MAM (XEP-0313
 //     at the room's JID, RSM) on both libraries, every message once, in
 //     order, with the ids seen live.
+//   - upload: HTTP file upload (XEP-0363, upload_test.go), alice on the
+//     check's library, bob on the other: each uploads a file of a few
+//     hundred KiB of random bytes under a non-ASCII name with the
+//     library's own upload API (slixmpp's xep_0363 upload_file(), which
+//     finds the service by disco; nbxmpp's HTTPUpload.request_slot()
+//     and a PUT with the slot's headers, as Gajim), and sends the other
+//     the GET URL as body and jabber:x:oob URL; the other downloads it
+//     over HTTPS, trusting only the server's certificate, and has the
+//     same bytes (SHA-256) with the declared content type. A slot of
+//     the advertised max-file-size is granted, one byte more refused
+//     with <file-too-large/> and the limit, as the library parses it
+//     (§5). On Starling: the service upload.localhost, the configured
+//     limit, the URLs on its HTTPS listener under /upload/.
 //   - carbons: alice on both libraries at once (the check's and the other),
 //     each with carbons enabled (XEP-0280 §4); what bob sends to one of
 //     them reaches the other as a received carbon, and what one sends bob
@@ -84,7 +97,9 @@
 //
 // On Starling a fresh server runs per storage backend (SQLite, and
 // PostgreSQL via pgtest.Database) and library, with accounts alice, bob and
-// carol, so each library starts from empty rosters. offline-restart comes
+// carol, so each library starts from empty rosters, and with its HTTPS
+// listener and upload module ([http] tls_listen, [modules.upload]
+// max_file_size 1 MiB). offline-restart comes
 // last: the server it restarts belongs to it.
 //
 // With STARLING_ANCHOR set (internal/anchorenv; `make conformance-anchors`)
@@ -94,10 +109,12 @@
 // for the next: the subscription check starts by undoing the subscription
 // an earlier one made, and the blocking check unblocks at its end.
 // offline-restart is skipped there: a server this test did not start is
-// not restarted.
+// not restarted; upload needs an upload service the anchor lists in its
+// disco#items.
 //
-// Prerequisites (python3-slixmpp; python3-nbxmpp with GObject and a GIO TLS
-// backend) are checked with testbin.Require: a skip, or a failure under
+// Prerequisites (python3-slixmpp, and python3-aiohttp for its uploads;
+// python3-nbxmpp with GObject and a GIO TLS backend) are checked with
+// testbin.Require: a skip, or a failure under
 // STARLING_REQUIRE_ALL=1.
 package imclients
 
@@ -135,6 +152,7 @@ type server struct {
 	anchor      string        // the anchor's name; "" for Starling
 	host        string        // IP address the clients connect to
 	port        int           // STARTTLS
+	httpsPort   int           // Starling's HTTPS listener, of the upload service; 0 for an anchor
 	domain      string        // the XMPP domain of the accounts
 	cert        string        // the certificate (PEM) clients trust: self-signed, so also the CA
 	mech        string        // the SASL mechanism the clients use
@@ -195,6 +213,7 @@ func runChecks(t *testing.T, srv *server, lib string) {
 		{"vcard-avatar", checkVCardAvatar},
 		{"bookmarks", checkBookmarks},
 		{"muc", checkMUC},
+		{"upload", checkUpload},
 		{"carbons", checkCarbons},
 		{"offline", checkOffline},
 		{"resume-close", checkResumeClose},
@@ -219,6 +238,7 @@ func startServer(t *testing.T, backend, dsn string) *server {
 		config:    filepath.Join(dir, "starling.toml"),
 		host:      "127.0.0.1",
 		port:      testbin.FreePort(t),
+		httpsPort: testbin.FreePort(t),
 		domain:    starlingDomain,
 		cert:      filepath.Join(data, "certs", starlingDomain+".crt"),
 		mech:      "SCRAM-SHA-256",
@@ -235,13 +255,19 @@ enabled = false
 listen = ["%s:%d"]
 direct_tls_listen = []
 
+[http]
+tls_listen = ["%s:%d"]
+
+[modules.upload]
+max_file_size = %d
+
 [storage]
 driver = %q
 dsn = %q
 
 [log]
 level = "debug"
-`, s.domain, data, s.host, s.port, backend, dsn)
+`, s.domain, data, s.host, s.port, s.host, s.httpsPort, uploadLimit, backend, dsn)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +313,11 @@ var libraryCheck = map[string]*struct {
 	},
 	// nbxmpp's GObject dependencies (python3-gi, the GLib and Soup 3
 	// typelibs) load on import; GIO needs a TLS backend (glib-networking).
+	// slixmpp's xep_0363 uploads with aiohttp (upload_test.go).
+	"aiohttp": {
+		what:  "python3-aiohttp for " + python + ", which slixmpp's HTTP file upload needs (apt-get install python3-aiohttp)",
+		probe: "import aiohttp; print(aiohttp.__version__)",
+	},
 	"nbxmpp": {
 		what: "python3-nbxmpp for " + python + " (apt-get install python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking)",
 		probe: `import nbxmpp

@@ -103,6 +103,31 @@ and the events muc-presence and muc-message of slixmpp_client.py, from
 the properties the MUC module parsed (muc_user, muc_status_codes,
 occupant_id; muc_private_message).
 
+HTTP file upload (XEP-0363) as Gajim shares a file, with the commands of
+slixmpp_client.py (--upload only documents the intent):
+
+  upload       the service as Gajim finds it (Discovery.disco_items() of the account's
+               domain, then disco_info() of each item: the first with
+               urn:xmpp:http:upload:0, its max-file-size as DiscoInfo parsed it), a slot
+               from HTTPUpload.request_slot(), and the file PUT as Gajim's HTTPUpload
+               does: an nbxmpp.http request (Soup 3) with the body from the file, the
+               slot's headers and its content type; result "url" (GET), "service",
+               "max_file_size" (-1 for none), or "error": a stanza error's condition or
+               the HTTP request's error
+  upload-slot  HTTPUpload.request_slot() from the service "upload" found: "url", or
+               "error" with the condition and, from the HTTPUploadStanzaError nbxmpp
+               raised, "app_error" (its app_condition) and "max_file_size"
+               (get_max_file_size())
+  download     an nbxmpp.http GET of the URL, as Gajim fetches a shared file (in
+               memory: "http_status", "size", "sha256", "content_type")
+
+Both HTTPS requests trust what the XMPP connection does: GIO's verification,
+"unknown CA" forgiven for exactly the --ca-file certificate (the Soup
+message's accept-certificate, which Gajim answers from its stored
+certificates). "send" takes "oob", put in <x xmlns='jabber:x:oob'><url/></x>
+as Gajim does for an uploaded file; message events carry "oob": the URL
+nbxmpp's OOB module parsed ("" for none).
+
 Presence events carry "photo": the vcard-temp:x:update hash VCardAvatar
 parsed (XEP-0153), "" for an empty <photo/>, null for none.
 
@@ -125,8 +150,10 @@ import datetime
 import hashlib
 import json
 import logging
+import os
 import sys
 import threading
+from pathlib import Path
 
 import gi
 gi.require_version('Gio', '2.0')
@@ -135,7 +162,8 @@ from gi.repository import Gio, GLib  # noqa: E402
 
 from nbxmpp.client import Client  # noqa: E402
 from nbxmpp.const import AvatarState, ConnectionProtocol, ConnectionType, StreamState  # noqa: E402
-from nbxmpp.errors import StanzaError  # noqa: E402
+from nbxmpp.errors import HTTPUploadStanzaError, StanzaError  # noqa: E402
+from nbxmpp.http import HTTPSession  # noqa: E402
 from nbxmpp.modules.bookmarks.native_bookmarks import BOOKMARK_OPTIONS as NATIVE_OPTIONS  # noqa: E402
 from nbxmpp.modules.bookmarks.pep_bookmarks import BOOKMARK_OPTIONS as PEP_OPTIONS  # noqa: E402
 from nbxmpp.modules.bookmarks.util import build_conference_node, build_storage_node  # noqa: E402
@@ -193,6 +221,7 @@ def main():
     p.add_argument("--bookmarks", action="store_true",
                    help="the same entity capabilities with urn:xmpp:bookmarks:1+notify")
     p.add_argument("--muc", action="store_true", help="report room presence and messages (XEP-0045)")
+    p.add_argument("--upload", action="store_true", help="HTTP file upload (nbxmpp's HTTPUpload module is always there)")
     args = p.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
@@ -206,6 +235,8 @@ def main():
              "bookmarks": None}
     # muc_joins: room -> the muc-join under way ({"seq", "presence"}).
     state["muc_joins"] = {}
+    # upload: (service JID, max-file-size) once found.
+    state["upload"] = None
 
     client = Client(log_context="nbxmpp-" + jid.resource)
     client.set_username(jid.localpart)
@@ -291,6 +322,48 @@ def main():
             fn(value)
         task.add_done_callback(done, weak=False)
 
+    # nbxmpp's HTTP session (Soup 3), as Gajim makes one for uploads and
+    # downloads.
+    http = HTTPSession()
+    pinned = Gio.TlsCertificate.new_from_file(args.ca_file)
+
+    def https(request, method, url, done):
+        """Sends an nbxmpp.http request, trusting what the XMPP connection
+        does: GIO's verification, "unknown CA" forgiven for the pinned
+        certificate only; done(request) when it has finished."""
+        def accept(_message, certificate, errors):
+            return errors == Gio.TlsCertificateFlags.UNKNOWN_CA and certificate.is_same(pinned)
+        # On the Soup message itself: HTTPRequest.connect() drops a
+        # handler's return value, which is the answer here.
+        request.get_soup_message().connect("accept-certificate", accept)
+        request.send(method, url, timeout=int(args.timeout), callback=guarded(done))
+
+    def upload_service(seq, fn):
+        """Calls fn(jid, max-file-size) with the upload service Gajim finds:
+        disco#items of the domain, disco#info of each until one has
+        urn:xmpp:http:upload:0. Asked once."""
+        if state["upload"] is not None:
+            fn(*state["upload"])
+            return
+
+        def items(result):
+            jids = [item.jid for item in result.items]
+
+            def info(i):
+                if i == len(jids):
+                    emit(event="result", seq=seq, error="no upload service among %s" % [str(j) for j in jids])
+                    return
+
+                def got(disco):
+                    if disco.has_httpupload:
+                        state["upload"] = (disco.jid, disco.httpupload_max_file_size)
+                        fn(*state["upload"])
+                        return
+                    info(i + 1)
+                then(seq, client.get_module("Discovery").disco_info(jids[i]), got)
+            info(0)
+        then(seq, client.get_module("Discovery").disco_items(JID.from_string(jid.domain)), items)
+
     def bookmarks_module(seq, fn):
         """Calls fn(module, features) with the bookmarks module Gajim uses
         for the account's disco#info features, asked once."""
@@ -372,6 +445,8 @@ def main():
         elif name == "send":
             msg = Message(to=cmd["to"], body=cmd["body"], typ="chat")
             msg.setID(cmd["id"])
+            if cmd.get("oob"):
+                msg.addChild("x", namespace=Namespace.X_OOB).addChild("url").setData(cmd["oob"])
             client.send_stanza(msg)
             sent(seq)
         elif name == "block":
@@ -499,6 +574,54 @@ def main():
                         "muc": {"count": int(users) if users not in (None, "") else -1,
                                 "identities": ["%s/%s" % (i.category, i.type) for i in result.info.identities]}}
             answer(seq, client.get_module("MUC").request_info(JID.from_string(cmd["room"]), request_vcard=False), info)
+        elif name == "upload":
+            def put(service, max_size):
+                size = os.path.getsize(cmd["path"])
+
+                @guarded
+                def slot(data):
+                    def done(request):
+                        if request.is_complete():
+                            emit(event="result", seq=seq, url=data.get_uri, service=str(service),
+                                 max_file_size=int(max_size) if max_size is not None else -1)
+                        else:
+                            emit(event="result", seq=seq, error="PUT: %s (HTTP %d)" % (
+                                request.get_error_string(), int(request.get_status())))
+                    request = http.create_request()
+                    request.set_request_body_from_path(cmd["type"], Path(cmd["path"]))
+                    for header, value in data.headers.items():
+                        request.get_request_headers().append(header, value)
+                    https(request, "PUT", data.put_uri, done)
+                then(seq, client.get_module("HTTPUpload").request_slot(service, cmd["name"], size, cmd["type"]), slot)
+            upload_service(seq, put)
+        elif name == "upload-slot":
+            if state["upload"] is None:
+                raise ValueError("no upload service: upload first")
+
+            def slot(task):
+                try:
+                    data = task.finish()
+                except HTTPUploadStanzaError as e:
+                    out = {"error": e.condition, "app_error": e.app_condition or ""}
+                    if e.get_max_file_size() is not None:
+                        out["max_file_size"] = int(e.get_max_file_size())
+                    emit(event="result", seq=seq, **out)
+                    return
+                emit(event="result", seq=seq, url=data.get_uri)
+            client.get_module("HTTPUpload").request_slot(state["upload"][0], cmd["name"], cmd["size"],
+                                                         cmd["type"]).add_done_callback(guarded(slot), weak=False)
+        elif name == "download":
+            def downloaded(request):
+                status = int(request.get_status())
+                if not request.is_complete():
+                    emit(event="result", seq=seq, http_status=status,
+                         error="GET: %s (HTTP %d)" % (request.get_error_string(), status))
+                    return
+                data = request.get_data()
+                content_type, _params = request.get_response_headers().get_content_type()
+                emit(event="result", seq=seq, http_status=status, size=len(data),
+                     sha256=hashlib.sha256(data).hexdigest(), content_type=content_type or "")
+            https(http.create_request(), "GET", cmd["url"], downloaded)
         elif name == "quit":
             sent(seq)
             finish(True)
@@ -560,6 +683,7 @@ def main():
         # message already: stanza is that one.
         out = {"from": str(stanza.getFrom()), "to": str(stanza.getTo()), "type": properties.type.value,
                "id": properties.id or "", "body": properties.body or "",
+               "oob": properties.oob.url if properties.oob is not None else "",
                "stanza_ids": [{"by": el.getAttr("by") or "", "id": el.getAttr("id") or ""}
                               for el in stanza.getTags("stanza-id", namespace=Namespace.SID)]}
         if properties.is_pubsub_event and properties.mam is None and properties.carbon is None:

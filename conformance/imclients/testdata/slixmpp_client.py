@@ -136,6 +136,41 @@ and what xep_0045 parses of room presence and messages is reported as
    "muc": {"room", "nick", "occupant_id"}}              each groupchat message with a body, and
                                                         each private message from an occupant
 
+With --upload (xep_0363 HTTP file upload, XEP-0363, which uploads with
+aiohttp; and jabber:x:oob, XEP-0066, on messages):
+
+  {"seq": 34, "cmd": "upload", "path": P, "name": N, "type": T}
+                                                        xep_0363 upload_file(N, input_file=the
+                                                        file at P, content_type=T): the service
+                                                        found by disco (items of the account's
+                                                        domain, the one with identity store/file
+                                                        and urn:xmpp:http:upload:0), the size
+                                                        checked against its max-file-size, a
+                                                        slot requested and the file PUT with
+                                                        the slot's headers. Result "url" (the
+                                                        GET URL), "service", "max_file_size"
+                                                        (from the service's disco#info form,
+                                                        -1 for none); "error": xep_0363's
+                                                        exception (an HTTP error, too big, no
+                                                        service) in words
+  {"seq": 35, "cmd": "upload-slot", "name": N, "size": S, "type": T}
+                                                        xep_0363 request_slot() from the service
+                                                        "upload" found: result "url" (GET), or
+                                                        "error" with the condition and, for
+                                                        <file-too-large/> (which slixmpp does not
+                                                        parse), "app_error" and "max_file_size"
+                                                        read from the error
+  {"seq": 36, "cmd": "download", "url": U}              an aiohttp GET of U: result "http_status",
+                                                        "size", "sha256" (hex) and
+                                                        "content_type" of the response
+
+aiohttp verifies servers with OpenSSL's default verify paths, which the
+script points at --ca-file alone (SSL_CERT_FILE, and an empty SSL_CERT_DIR):
+HTTPS, like XMPP, trusts only the server's certificate. "send" takes an
+optional "oob": the URL, put in <x xmlns='jabber:x:oob'><url/></x> beside
+the body (xep_0066's stanza), as clients share an uploaded file; message
+events carry "oob", the <url/> of a jabber:x:oob element ("" for none).
+
 The result of "vcard-get" has, besides FN and NICKNAME, "PHOTO/TYPE" and
 "PHOTO/BINVAL" (base64 of the bytes slixmpp decoded) when the vCard has a
 PHOTO with a BINVAL; presence events carry "photo", the hash of their
@@ -182,8 +217,11 @@ import json
 import logging
 import os
 import socket
+import ssl
 import sys
+import tempfile
 import threading
+import types
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
@@ -216,7 +254,19 @@ def main():
     p.add_argument("--vcard-avatar", action="store_true", help="load vCard-based avatars (XEP-0153)")
     p.add_argument("--muc", action="store_true",
                    help="load multi-user chat (XEP-0045), occupant ids (XEP-0421) and extended disco (XEP-0128)")
+    p.add_argument("--upload", action="store_true",
+                   help="load HTTP file upload (XEP-0363) and out-of-band data on messages (XEP-0066)")
     args = p.parse_args()
+
+    if args.upload:
+        # xep_0363 uploads with aiohttp, which verifies servers with
+        # OpenSSL's default verify paths: only --ca-file there, as for
+        # XMPP. (Read when aiohttp makes its context, on the first request.)
+        os.environ["SSL_CERT_FILE"] = args.ca_file
+        no_certs = tempfile.TemporaryDirectory()
+        os.environ["SSL_CERT_DIR"] = no_certs.name
+        import aiohttp
+        from slixmpp.plugins.xep_0363.http_upload import FileUploadError
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
                         format="slixmpp %(levelname)s %(name)s: %(message)s")
@@ -246,6 +296,18 @@ def main():
         # the JSON lines: to stderr with it.
         import slixmpp.plugins.xep_0045.muc as muc_module
         muc_module.print = lambda *a, **kw: print(*a, file=sys.stderr, **kw)
+    if args.upload:
+        xmpp.register_plugin("xep_0066")  # out-of-band data: <x xmlns='jabber:x:oob'/> on messages
+        xmpp.register_plugin("xep_0363")  # HTTP file upload (needs aiohttp)
+        # xep_0363 finds the service with xep_0030's get_info_from_domain(),
+        # which in slixmpp 1.8 hands asyncio.wait() coroutines, refused since
+        # Python 3.11 ("Passing coroutines is forbidden"): wrapped in tasks
+        # for it, as later slixmpp does, its discovery is left as it is.
+        import slixmpp.plugins.xep_0030.disco as disco_module
+        tasks = types.ModuleType("asyncio")
+        tasks.__dict__.update(vars(asyncio))
+        tasks.wait = lambda fs, **kw: asyncio.wait([asyncio.ensure_future(f) for f in fs], **kw)
+        disco_module.asyncio = tasks
     xmpp.auto_authorize = None  # subscription requests wait for "approve"
     xmpp.auto_subscribe = False
     xmpp.ca_certs = args.ca_file
@@ -326,6 +388,8 @@ def main():
         elif name == "send":
             msg = xmpp.make_message(mto=cmd["to"], mbody=cmd["body"], mtype="chat")
             msg["id"] = cmd["id"]
+            if cmd.get("oob"):
+                msg["oob"]["url"] = cmd["oob"]  # xep_0066's stanza (--upload)
             msg.send()
         elif name == "block":
             await xmpp.plugin["xep_0191"].block([cmd["jid"]])
@@ -480,6 +544,39 @@ def main():
             return {"features": sorted(info["features"]),
                     "muc": {"count": int(count) if count not in (None, "") else -1,
                             "identities": ["%s/%s" % (i[0], i[1]) for i in info["identities"]]}}
+        elif name == "upload":
+            upload = xmpp.plugin["xep_0363"]
+            try:
+                with open(cmd["path"], "rb") as f:
+                    url = await upload.upload_file(cmd["name"], input_file=f, content_type=cmd["type"])
+            except FileUploadError as e:
+                return {"error": "%s: %s" % (type(e).__name__, e)}
+            size = upload.max_file_size
+            return {"url": url, "service": str(upload.upload_service),
+                    "max_file_size": int(size) if size != float("inf") else -1}
+        elif name == "upload-slot":
+            upload = xmpp.plugin["xep_0363"]
+            if upload.upload_service is None:
+                return {"error": "no service: upload first"}
+            try:
+                iq = await upload.request_slot(upload.upload_service, cmd["name"], cmd["size"], cmd["type"])
+            except IqError as e:
+                out = {"error": e.iq["error"]["condition"]}
+                ns = "{urn:xmpp:http:upload:0}"
+                big = e.iq.xml.find("{jabber:client}error/" + ns + "file-too-large")
+                if big is not None:
+                    out["app_error"] = "file-too-large"
+                    out["max_file_size"] = int(big.findtext(ns + "max-file-size") or -1)
+                return out
+            return {"url": iq["http_upload_slot"]["get"]["url"]}
+        elif name == "download":
+            # As a client fetches a shared file: a GET, trusting --ca-file.
+            context = ssl.create_default_context(cafile=args.ca_file)
+            async with aiohttp.ClientSession() as session:
+                async with session.get(cmd["url"], ssl=context) as response:
+                    data = await response.read()
+                    return {"http_status": response.status, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                            "content_type": response.headers.get("Content-Type", "")}
         elif name == "quit":
             finish(True)
         else:
@@ -539,6 +636,7 @@ def main():
     def message_fields(msg):
         return {"from": str(msg["from"]), "to": str(msg["to"]), "type": msg["type"],
                 "id": msg["id"], "body": msg["body"],
+                "oob": msg.xml.findtext("{jabber:x:oob}x/{jabber:x:oob}url") or "",
                 "stanza_ids": [{"by": el.get("by", ""), "id": el.get("id", "")}
                                for el in msg.xml.findall("{urn:xmpp:sid:0}stanza-id")]}
 
