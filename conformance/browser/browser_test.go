@@ -45,6 +45,17 @@
 // and bob sees her go. A screenshot, "-muc", shows the room. On an anchor
 // without a MUC service at conference.<domain> the subtest is skipped.
 //
+// Then a file shared (upload_test.go, the subtest "upload"; XEP-0363):
+// in the chat with bob, alice clicks the paperclip and chooses a file of
+// a few hundred KiB of random bytes with a non-ASCII name; Converse asks
+// the upload service (upload.<domain>, found among the server's
+// disco#items) for a slot, PUTs the file from the page, a cross-origin
+// request that the service's CORS headers must allow, and sends bob the
+// GET URL as body and jabber:x:oob URL; bob receives it, and the test
+// downloads it, trusting only the server's certificate, and compares the
+// bytes and the type. A screenshot, "-upload", shows the chat. On an
+// anchor without an upload service the subtest is skipped.
+//
 // `make check` installs chromium (Debian) and the npm packages into
 // testdata/node_modules (npm ci from testdata/package-lock.json).
 //
@@ -54,7 +65,8 @@
 //
 // Against Starling both checks run on the HTTPS listener ([http]
 // tls_listen, with the page's origin in allowed_origins): WebSocket at
-// /xmpp-websocket, BOSH at /http-bind.
+// /xmpp-websocket, BOSH at /http-bind, and the upload service's URLs
+// ([modules.upload]) under /upload/.
 //
 // TestWebClient (webclient_test.go) checks Starling's own chat page
 // ([http] web_client) the same way, logging in through the page's login
@@ -143,6 +155,10 @@ type event struct {
 	Affiliation string `json:"affiliation"`
 	OccupantID  string `json:"occupant_id"`
 	Count       int    `json:"count"`
+	// The file shared (with --upload-file; upload_test.go): the URL
+	// Converse sent, and the HTTP status of its PUT.
+	URL       string `json:"url"`
+	PutStatus int    `json:"put_status"`
 }
 
 // server is the server under test: Starling started by the test, or an
@@ -153,6 +169,10 @@ type server struct {
 	starttls  string            // host:port, for the TCP client
 	mech      string            // the TCP client's SASL mechanism
 	passwords map[string]string // alice, bob
+	ca        string            // the server's certificate (PEM), self-signed: what an HTTPS client trusts
+	// upload is the origin of Starling's upload service (its HTTPS
+	// listener, by the host's name), "" for an anchor.
+	upload string
 	// archive: the accounts have a message archive (XEP-0313) that
 	// Converse syncs from, so the history check after a reload runs.
 	archive bool
@@ -180,7 +200,7 @@ func TestBrowser(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a := anchorenv.FromEnv(t)
 			srv := &server{name: a.Name, domain: a.Domain, starttls: a.Addr("starttls"), mech: a.SCRAM(t, "starttls"),
-				passwords: a.Passwords, urls: map[string]string{"websocket": a.WebSocketURL, "bosh": a.BOSHURL}}
+				passwords: a.Passwords, ca: a.CA, urls: map[string]string{"websocket": a.WebSocketURL, "bosh": a.BOSHURL}}
 			runChecks(t, page, srv)
 		})
 		return
@@ -192,12 +212,13 @@ func TestBrowser(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		bin := testbin.Build(t)
 		httpAddr := testbin.FreeAddr(t)
-		setup := testbin.NewSetup(t, "[log]\nlevel = \"debug\"\n"+starlingHTTP(httpAddr, page))
+		setup := testbin.NewSetup(t, "[log]\nlevel = \"debug\"\n"+starlingHTTP(httpAddr, page)+starlingUpload)
 		if out, err := exec.Command(bin, "check-config", setup.Config).CombinedOutput(); err != nil {
 			testbin.Require(t, fmt.Sprintf("Starling has no WebSocket listener yet: its config does not take %q (check-config: %s)", starlingHTTP(httpAddr, page), bytes.TrimSpace(out)), false)
 		}
 		srv := &server{name: "Starling", domain: "localhost", starttls: setup.StartTLS, mech: "SCRAM-SHA-256",
-			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}, archive: true, profile: true}
+			passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}, archive: true, profile: true,
+			ca: filepath.Join(setup.DataDir, "certs", "localhost.crt"), upload: "https://localhost:" + strings.TrimPrefix(httpAddr, "127.0.0.1:")}
 		for _, user := range []string{"alice", "bob"} {
 			testbin.AddUser(t, bin, setup.Config, user+"@"+srv.domain, srv.passwords[user])
 		}
@@ -217,6 +238,10 @@ func starlingHTTP(addr, page string) string {
 	}
 	return fmt.Sprintf("[http]\ntls_listen = [%q]\nallowed_origins = [%q]\n", addr, u.Scheme+"://"+u.Host)
 }
+
+// starlingUpload is the TOML of Starling's upload service, on the HTTPS
+// listener: upload.localhost, with a limit well above the file shared.
+const starlingUpload = "[modules.upload]\nmax_file_size = 1048576\n"
 
 // servePage serves testdata (index.html and node_modules, with Converse's
 // dist files) on a loopback port for the browser, and returns the page's
@@ -279,8 +304,10 @@ func checkConverse(t *testing.T, page string, srv *server, bob, legacy *xmpptest
 	}
 	g := newGroupchat(t, srv, transport)
 	args = append(args, g.args()...)
+	u := newUpload(t, srv)
+	args = append(args, u.args()...)
 	d := startDriver(t, args...)
-	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply, srv.archive, p, g)
+	chat(t, d, alice, bob, transport, endpoint, tag, expect, reply, srv.archive, p, g, u)
 }
 
 // chat is the check once the driver d has started logging alice in: she
@@ -289,8 +316,10 @@ func checkConverse(t *testing.T, page string, srv *server, bob, legacy *xmpptest
 // screenshot; with history, the reload and the history from the archive
 // (see checkHistory); and the logout. With a profile p, bob's avatar in
 // her roster once she is online, and her bookmarks after the screenshot;
-// with a groupchat g, then the room (the subtest "muc", muc_test.go).
-func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string, history bool, p *profile, g *groupchat) {
+// with a groupchat g, then the room (the subtest "muc", muc_test.go);
+// with an upload u, then the file shared with bob (the subtest "upload",
+// upload_test.go).
+func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport, endpoint, tag, expect, reply string, history bool, p *profile, g *groupchat, u *upload) {
 	t.Helper()
 	// 1. Logged in over the transport asked for, at the URL given.
 	e := d.next(t, "online")
@@ -326,6 +355,9 @@ func chat(t *testing.T, d *driver, alice string, bob *xmpptest.Client, transport
 	}
 	if g != nil {
 		t.Run("muc", func(t *testing.T) { g.check(t, d) })
+	}
+	if u != nil {
+		t.Run("upload", func(t *testing.T) { u.check(t, d, bob, full) })
 	}
 
 	if history {

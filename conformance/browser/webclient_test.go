@@ -100,5 +100,5 @@ func TestWebClient(t *testing.T) {
 		t.Errorf("the login form asks for %q; want a user name alone (\"Username\")", e.Text)
 	}
 
-	chat(t, d, "alice@localhost", bob, "websocket", wsURL, tag, expect, reply, false, nil, nil)
+	chat(t, d, "alice@localhost", bob, "websocket", wsURL, tag, expect, reply, false, nil, nil, nil)
 }

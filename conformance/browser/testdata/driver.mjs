@@ -31,6 +31,11 @@
 //   {"event":"muc-left","node":"...","type":"result|error","answer":"..."}
 //                                                                 the room closed (left), and the server's answer to
 //                                                                 Converse's publish of its bookmark without autojoin
+//   {"event":"uploaded","url":"...","body":"...","put_status":N,"path":"..."}
+//                                                                 with --upload-file: the file attached in the chat
+//                                                                 with --peer, uploaded and sent: the URL of the
+//                                                                 message Converse sent (its oob_url) and its body,
+//                                                                 the status of Converse's PUT; its screenshot
 //   {"event":"reloaded","jid":"..."}                              with --history: logged in again after the reload
 //   {"event":"history","texts":[...],"bodies":[...],"mam":N}       with --history: the chat's texts shown, in order,
 //                                                                 the bodies of Converse's message models, in order,
@@ -78,6 +83,19 @@
 // wait until the server has answered the publish of its bookmark, which
 // Converse made with autojoin when it entered the room, now without.
 //
+// With --upload-file PATH, --upload-name NAME and --upload-type TYPE, after
+// the group chat: bring the chat with --peer to the front, click its
+// paperclip (shown once Converse has found an upload service,
+// urn:xmpp:http:upload:0, among its server's disco#items) and choose the
+// file at PATH, named NAME, of type TYPE, in the file chooser it opens.
+// Converse asks the service for a slot, PUTs the file from the page (an
+// XMLHttpRequest to the service's HTTPS origin: cross-origin, so CORS)
+// and sends the GET URL to --peer as the body and jabber:x:oob URL. Wait
+// until that message is sent and shows as a link, and report it; a
+// Converse error (no slot, a failed PUT) fails the run with its text.
+// The page may reach each --upload-origin (the upload service's URLs),
+// beside its own origin and the XMPP service.
+//
 // With --history, after the screenshot and a line "reload" on stdin (the
 // test has seen the reply arrive): log out, leave the page, clear
 // everything the browser keeps for the page's origin (IndexedDB, local
@@ -104,11 +122,12 @@
 //          [--history] [--avatar BASE64] [--bookmark-jid JID --bookmark-name NAME
 //          [--add-bookmark-jid JID --add-bookmark-name NAME]]
 //          [--muc-room JID --muc-nick NICK --muc-peer-nick NICK --muc-expect TEXT --muc-say TEXT]
+//          [--upload-file PATH --upload-name NAME --upload-type TYPE --upload-origin ORIGIN…]
 //    or:  node driver.mjs --page https://localhost:PORT/chat --login alice
 //          --transport websocket --url wss://… --password pw --peer … …
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -137,6 +156,10 @@ const { values: opt } = parseArgs({
     "muc-peer-nick": { type: "string" },
     "muc-expect": { type: "string" },
     "muc-say": { type: "string" },
+    "upload-file": { type: "string" },
+    "upload-name": { type: "string" },
+    "upload-type": { type: "string" },
+    "upload-origin": { type: "string", multiple: true, default: [] },
     chromium: { type: "string", default: "/usr/bin/chromium" },
     timeout: { type: "string", default: "30000" },
   },
@@ -187,6 +210,9 @@ async function main() {
   const allowed = new Set([new URL(opt.page).origin]);
   const service = new URL(opt.url);
   allowed.add(service.origin);
+  for (const origin of opt["upload-origin"]) {
+    allowed.add(new URL(origin).origin);
+  }
   const refused = [];
   await context.route("**/*", (route) => {
     const url = route.request().url();
@@ -378,6 +404,11 @@ async function main() {
   // 4c. With --muc-room: the group chat.
   if (opt["muc-room"] !== undefined) {
     await groupchat(page);
+  }
+
+  // 4d. With --upload-file: a file shared in the chat with the peer.
+  if (opt["upload-file"] !== undefined) {
+    await uploadFile(page);
   }
 
   if (refused.length > 0) {
@@ -623,6 +654,70 @@ async function groupchat(page) {
     throw new Error(`Converse's bookmark of ${jid} without autojoin was not answered within ${timeout} ms after leaving it (publishes: ${JSON.stringify(sent)})`);
   }
   report({ event: "muc-left", node: pub.node, type: pub.type, answer: pub.answer ?? "" });
+}
+
+// uploadFile is step 4d: the file --upload-file attached in the chat with
+// --peer as a user does (the paperclip, then the file chooser), uploaded
+// by Converse and its URL sent.
+async function uploadFile(page) {
+  // Converse's PUT, as the browser saw it: its response, or why it failed
+  // (a CORS refusal shows here as net::ERR_FAILED).
+  const puts = [];
+  page.on("response", (r) => r.request().method() === "PUT" && puts.push({ url: r.url(), status: r.status() }));
+  page.on("requestfailed", (r) => r.method() === "PUT" && puts.push({ url: r.url(), status: 0, error: r.failure()?.errorText ?? "" }));
+  await page.evaluate((peer) => window.starlingAPI.chats.open(peer, {}, true), opt.peer);
+  const chat = page.locator("converse-chat").filter({ has: page.locator(`converse-chat-heading[jid="${opt.peer}"]`) });
+  const paperclip = chat.locator("converse-chat-toolbar button", { has: page.locator("converse-icon.fa-paperclip") });
+  try {
+    await paperclip.waitFor({ state: "visible", timeout });
+  } catch {
+    throw new Error(`the chat with ${opt.peer} has no file upload button within ${timeout} ms (Converse shows it when its server lists an upload service)`);
+  }
+  // The chat's messages so far (with --history, those of an earlier run
+  // too, from the archive), which are not this upload's.
+  await page.evaluate(async (peer) => {
+    window.starling.before = new Set((await window.starlingAPI.chats.get(peer)).messages.models);
+  }, opt.peer);
+  const [chooser] = await Promise.all([page.waitForEvent("filechooser", { timeout }), paperclip.click({ timeout })]);
+  await chooser.setFiles({ name: opt["upload-name"], mimeType: opt["upload-type"], buffer: readFileSync(opt["upload-file"]) });
+  // The message Converse sends once the PUT succeeded (the file's own
+  // model is then replaced by it), or the error it shows instead, as
+  // Converse's messages change.
+  const sent = await page.evaluate(
+    async ({ peer, timeout }) => {
+      const box = await window.starlingAPI.chats.get(peer);
+      return new Promise((resolve) => {
+        const before = window.starling.before;
+        const check = () => {
+          const m = box.messages.find((m) => !before.has(m) && m.get("oob_url") && m.get("sender") === "me" && !m.get("file"));
+          const e = box.messages.find((m) => !before.has(m) && m.get("type") === "error" && m.get("is_ephemeral"));
+          if (m || e) {
+            box.messages.off("add change", check);
+            resolve(m ? { url: m.get("oob_url"), body: m.get("body") } : { error: e.get("message") });
+          }
+        };
+        box.messages.on("add change", check);
+        setTimeout(() => resolve({ timeout: true }), timeout);
+        check();
+      });
+    },
+    { peer: opt.peer, timeout },
+  );
+  if (sent.timeout) {
+    throw new Error(`Converse did not send the uploaded file's URL within ${timeout} ms (its PUTs: ${JSON.stringify(puts)})`);
+  }
+  if (sent.error) {
+    throw new Error(`Converse could not upload the file: "${sent.error}" (its PUTs: ${JSON.stringify(puts)})`);
+  }
+  try {
+    await chat.locator(".chat-msg__text a", { hasText: opt["upload-name"] }).or(chat.locator(`.chat-msg__text a[href="${sent.url}"]`)).first().waitFor({ state: "visible", timeout });
+  } catch {
+    throw new Error(`the chat with ${opt.peer} does not show a link to ${sent.url} within ${timeout} ms`);
+  }
+  const path = opt.screenshot.replace(/\.png$/, "") + "-upload.png";
+  await page.screenshot({ path, fullPage: true });
+  const put = puts.find((p) => p.status !== 0) ?? puts[0];
+  report({ event: "uploaded", url: sent.url, body: sent.body, put_status: put?.status ?? -1, path });
 }
 
 let code = 0;
