@@ -8,8 +8,9 @@
 // repository root documents every option with its default; a test keeps it
 // equal to Default.
 //
-// Relative paths (data_dir, certificate files) are relative to the working
-// directory of the process.
+// Relative paths in a file (data_dir, certificate files, ...) are relative
+// to the file's directory: Load resolves them (ResolvePaths). Those of the
+// embedded defaults stay relative to the working directory of the process.
 package config
 
 import (
@@ -47,6 +48,10 @@ type Config struct {
 	// configuration does not know the modules: the module list decodes
 	// each table with DecodeModule, as strictly as the rest.
 	Modules map[string]ModuleTable `toml:"modules"`
+	// Dir is the directory relative paths were resolved from
+	// (ResolvePaths): the configuration file's, or "" for the embedded
+	// defaults, whose paths stay relative to the working directory.
+	Dir string `toml:"-"`
 }
 
 // Server is the [server] table.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -78,14 +79,20 @@ func (p *Problems) err() error {
 	return p
 }
 
-// Load reads and parses the file at path (see Parse). Problems in the
-// file are returned as *Problems with File set.
+// Load reads and parses the file at path (see Parse). Relative paths in
+// the file, and in the defaults of the keys it leaves out, are resolved
+// from the file's directory (ResolvePaths), not from the working
+// directory. Problems in the file are returned as *Problems with File set.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := Parse(data)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := parse(data, filepath.Dir(abs))
 	if p, ok := errors.AsType[*Problems](err); ok {
 		p.File = path
 	}
@@ -95,9 +102,17 @@ func Load(path string) (*Config, error) {
 // Parse decodes TOML data on top of Default and validates the result.
 // Unknown keys (matched exactly, case-sensitively), values of the wrong
 // type and invalid values are all reported together as *Problems; the
-// returned Config is nil then.
-func Parse(data []byte) (*Config, error) {
+// returned Config is nil then. Relative paths stay relative to the
+// working directory.
+func Parse(data []byte) (*Config, error) { return parse(data, "") }
+
+// parse is Parse with relative paths resolved from dir, if not "", before
+// the configuration is validated.
+func parse(data []byte, dir string) (*Config, error) {
 	cfg, _, probs := decode(data)
+	if dir != "" {
+		cfg.ResolvePaths(dir)
+	}
 	if len(probs.List) == 0 {
 		if err := cfg.Validate(); err != nil {
 			return nil, err
