@@ -12,6 +12,8 @@ package router
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 
 	"mellium.im/xmpp/jid"
@@ -139,6 +141,9 @@ type Router interface {
 	// to a full JID, or nil.
 	Sessions(bare jid.JID) []Session
 	Session(full jid.JID) Session
+	// HostSessions returns every session bound to an account of host,
+	// sorted by full JID: who is online (XEP-0133 §4.20).
+	HostSessions(host string) []Session
 	// Bind and Unbind add and remove a session (RFC 6120 §7).
 	Bind(s Session, max int) error
 	Unbind(s Session)
@@ -269,6 +274,23 @@ func (r *Local) Session(full jid.JID) Session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.users[full.Bare().String()][full.Resourcepart()]
+}
+
+// HostSessions returns the sessions of host's accounts, sorted by full
+// JID.
+func (r *Local) HostSessions(host string) []Session {
+	r.mu.RLock()
+	var out []Session
+	for _, res := range r.users {
+		for _, s := range res {
+			if s.JID().Domainpart() == host {
+				out = append(out, s)
+			}
+		}
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Session) int { return strings.Compare(a.JID().String(), b.JID().String()) })
+	return out
 }
 
 // Route delivers s, whose 'from' the caller has already stamped, by its

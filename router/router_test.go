@@ -226,3 +226,26 @@ func (s *discard) Deliver([]byte) bool    { return true }
 func (s *discard) Available() (bool, int) { return true, 0 }
 func (s *discard) SetAvailable(bool, int) {}
 func (s *discard) Replace()               {}
+
+// TestHostSessions: the sessions of one host's accounts, by full JID.
+func TestHostSessions(t *testing.T) {
+	e := newEnv(t)
+	other := &fakeSession{full: jid.MustParse("dave@example.net/x")}
+	if err := e.r.Bind(other, 10); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range e.r.HostSessions("example.org") {
+		got = append(got, s.JID().String())
+	}
+	if want := "alice@example.org/laptop alice@example.org/phone bob@example.org/pc"; strings.Join(got, " ") != want {
+		t.Errorf("HostSessions = %v, want %s", got, want)
+	}
+	e.r.Unbind(e.bob)
+	if n := len(e.r.HostSessions("example.org")); n != 2 {
+		t.Errorf("after an unbind: %d sessions, want 2", n)
+	}
+	if n := len(e.r.HostSessions("example.com")); n != 0 {
+		t.Errorf("a host without sessions: %d", n)
+	}
+}
