@@ -66,7 +66,8 @@ type Options struct {
 	// URLs handed out, for a reverse proxy that forwards Path to the web
 	// listener ("" uses the HTTPS listener).
 	URL string `toml:"url"`
-	// Dir is where the files are kept ("" is data_dir/upload).
+	// Dir is where the files are kept ("" is data_dir/upload); a
+	// relative path is relative to the configuration file's directory.
 	Dir string `toml:"dir"`
 }
 
@@ -132,7 +133,7 @@ func (m *Module) Start(ctx context.Context, env *module.Env) error {
 		env.Log.Info("no upload service: it needs an HTTPS listener ([http] tls_listen) or [modules.upload] url")
 		return nil
 	}
-	dir := opts.Dir
+	dir := cfg.Path(opts.Dir) // relative to the configuration file
 	if dir == "" {
 		dir = filepath.Join(cfg.Server.DataDir, "upload")
 	}
