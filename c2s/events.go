@@ -1,6 +1,8 @@
 package c2s
 
 import (
+	"mellium.im/xmpp/jid"
+
 	"github.com/starling-xmpp/starling/router"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/stream"
@@ -63,4 +65,17 @@ type SessionDetached struct {
 // connection (XEP-0198 §5), before what waited for it is sent.
 type SessionResumed struct {
 	Session Client
+}
+
+// EndSessions is not fired by c2s but handled by it: whoever fires it
+// (event.Fire) on Server.Bus asks for client sessions to end, as an
+// administrator's command does (XEP-0133 §4.5). A full JID ends the
+// session bound to it, a bare JID every session of the account; a
+// resumable session waiting for its client ends too. Each gets the stream
+// error <policy-violation/> (RFC 6120 §4.9.3.14) with Text, as ejabberd's
+// kicked sessions do; c2s adds to Ended how many sessions it ended.
+type EndSessions struct {
+	JID   jid.JID
+	Text  string
+	Ended int
 }

@@ -326,21 +326,34 @@ func (s *Server) directTLSConfig() *tls.Config { return s.TLS.ServerConfig("xmpp
 
 // HandleEvents sets the bus sessions fire their events on, and handles
 // the events of others that end sessions: an account removed
-// (auth.AccountDeleted).
+// (auth.AccountDeleted), sessions an administrator ends (EndSessions).
 func (s *Server) HandleEvents(bus *event.Bus) {
 	s.Bus = bus
 	event.On(bus, event.Last, "c2s", func(_ context.Context, e *auth.AccountDeleted) bool {
 		s.EndSessions(e.JID, &stream.Error{Condition: stream.NotAuthorized, Text: "account removed"})
 		return false
 	})
+	event.On(bus, event.Last, "c2s", func(_ context.Context, e *EndSessions) bool {
+		err := &stream.Error{Condition: stream.PolicyViolation, Text: e.Text}
+		if e.JID.Resourcepart() == "" {
+			e.Ended += s.EndSessions(e.JID, err)
+		} else if cs, ok := s.Router.Session(e.JID).(*session); ok {
+			cs.end(err)
+			e.Ended++
+		}
+		return false
+	})
 }
 
 // EndSessions closes every bound session of the account bare with err
-// (used when the account is deleted).
-func (s *Server) EndSessions(bare jid.JID, err *stream.Error) {
+// (used when the account is deleted) and returns how many it closed.
+func (s *Server) EndSessions(bare jid.JID, err *stream.Error) int {
+	n := 0
 	for _, sess := range s.Router.Sessions(bare) {
 		if cs, ok := sess.(*session); ok {
 			cs.end(err)
+			n++
 		}
 	}
+	return n
 }
