@@ -83,6 +83,47 @@ type Mux struct {
 	accountIdentities []Identity
 	accountFeatures   []string
 	serverForms       []func() Form
+	nodes             []Nodes
+}
+
+// Nodes answers service discovery for nodes (XEP-0030 §3.2, §4.2) that a
+// module offers, such as the ad-hoc commands' (XEP-0050 §2). NodeInfo
+// returns the identities and features of node and NodeItems its items,
+// as req's sender may see them (req.To says which entity was asked); ok
+// is false for a node the module does not have, or will not show that
+// sender.
+type Nodes interface {
+	NodeInfo(ctx context.Context, req Request, node string) (ids []Identity, features []string, ok bool)
+	NodeItems(ctx context.Context, req Request, node string) (items []Item, ok bool)
+}
+
+// AddNodes makes n answer service discovery for its nodes.
+func (m *Mux) AddNodes(n Nodes) {
+	m.mu.Lock()
+	m.nodes = append(m.nodes, n)
+	m.mu.Unlock()
+}
+
+// NodeInfo is the disco#info of node for req, from the first Nodes that
+// has it; ok is false when none has.
+func (m *Mux) NodeInfo(ctx context.Context, req Request, node string) ([]Identity, []string, bool) {
+	for _, n := range snapshot(m, &m.nodes) {
+		if ids, features, ok := n.NodeInfo(ctx, req, node); ok {
+			return ids, features, true
+		}
+	}
+	return nil, nil, false
+}
+
+// NodeItems is the disco#items of node for req, from the first Nodes
+// that has it; ok is false when none has.
+func (m *Mux) NodeItems(ctx context.Context, req Request, node string) ([]Item, bool) {
+	for _, n := range snapshot(m, &m.nodes) {
+		if items, ok := n.NodeItems(ctx, req, node); ok {
+			return items, true
+		}
+	}
+	return nil, false
 }
 
 // Identity is a service discovery identity (XEP-0030 §3.1).

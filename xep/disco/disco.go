@@ -84,7 +84,7 @@ func Caps(m *dispatch.Mux) []byte {
 func Register(m *dispatch.Mux) {
 	m.AddFeatures(NSInfo, NSItems)
 	m.AddAccountFeatures(NSInfo, NSItems)
-	m.Handle(NSInfo, "query", func(_ context.Context, req dispatch.Request) ([]byte, error) {
+	m.Handle(NSInfo, "query", func(ctx context.Context, req dispatch.Request) ([]byte, error) {
 		if req.Set() {
 			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
 		}
@@ -97,21 +97,23 @@ func Register(m *dispatch.Mux) {
 			forms = m.ServerForms()
 		}
 		caps := req.ForServer() && node == CapsNode+"#"+Ver(m.Identities(), m.Features(), forms)
-		if node != "" && !caps {
-			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
-		}
-		var b bytes.Buffer
-		b.WriteString("<query xmlns='" + NSInfo + "'")
-		if caps {
-			b.WriteString(" node='")
-			stanza.EscapeAttr(&b, node)
-			b.WriteString("'")
-		}
-		b.WriteString(">")
 		ids, features := m.Identities(), m.Features()
 		if !req.ForServer() {
 			ids, features = m.AccountIdentities(), m.AccountFeatures()
 		}
+		if node != "" && !caps {
+			// A module's node (XEP-0030 §3.2), such as an ad-hoc
+			// command's: its own identities and features, no forms.
+			var ok bool
+			if ids, features, ok = m.NodeInfo(ctx, req, node); !ok {
+				return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
+			}
+			forms = nil
+		}
+		var b bytes.Buffer
+		b.WriteString("<query xmlns='" + NSInfo + "'")
+		writeAttr(&b, "node", node)
+		b.WriteString(">")
 		for _, id := range ids {
 			writeIdentity(&b, id)
 		}
@@ -126,24 +128,33 @@ func Register(m *dispatch.Mux) {
 		b.WriteString("</query>")
 		return b.Bytes(), nil
 	})
-	m.Handle(NSItems, "query", func(_ context.Context, req dispatch.Request) ([]byte, error) {
+	m.Handle(NSItems, "query", func(ctx context.Context, req dispatch.Request) ([]byte, error) {
 		if req.Set() {
 			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
 		}
-		if node := queryNode(req.Payload); node != "" {
-			return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
+		var items []dispatch.Item
+		node := queryNode(req.Payload)
+		if node != "" {
+			// A module's node (XEP-0030 §4.2), such as the list of
+			// ad-hoc commands (XEP-0050 §2.2).
+			var ok bool
+			if items, ok = m.NodeItems(ctx, req, node); !ok {
+				return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
+			}
+		} else if req.ForServer() {
+			items = m.Items()
 		}
 		var b bytes.Buffer
-		b.WriteString("<query xmlns='" + NSItems + "'>")
-		if req.ForServer() {
-			for _, it := range m.Items() {
-				b.WriteString("<item jid='")
-				stanza.EscapeAttr(&b, it.JID)
-				b.WriteString("'")
-				writeAttr(&b, "node", it.Node)
-				writeAttr(&b, "name", it.Name)
-				b.WriteString("/>")
-			}
+		b.WriteString("<query xmlns='" + NSItems + "'")
+		writeAttr(&b, "node", node)
+		b.WriteString(">")
+		for _, it := range items {
+			b.WriteString("<item jid='")
+			stanza.EscapeAttr(&b, it.JID)
+			b.WriteString("'")
+			writeAttr(&b, "node", it.Node)
+			writeAttr(&b, "name", it.Name)
+			b.WriteString("/>")
 		}
 		b.WriteString("</query>")
 		return b.Bytes(), nil

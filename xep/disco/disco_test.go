@@ -287,3 +287,46 @@ func TestServerForms(t *testing.T) {
 		t.Errorf("the answer hashes to %s (%v), the server advertises %s", v, err, ver)
 	}
 }
+
+// nodes is a module's nodes: "cmds" has an item, for alice only, and
+// "cmds/a" an identity and a feature.
+type nodes struct{}
+
+func (nodes) NodeInfo(_ context.Context, req dispatch.Request, node string) ([]Identity, []string, bool) {
+	if node != "cmds/a" {
+		return nil, nil, false
+	}
+	return []Identity{{Category: "automation", Type: "command-node", Name: "A"}}, []string{"jabber:x:data"}, true
+}
+
+func (nodes) NodeItems(_ context.Context, req dispatch.Request, node string) ([]dispatch.Item, bool) {
+	if node != "cmds" || req.Stanza.From.Localpart() != "alice" {
+		return nil, false
+	}
+	return []dispatch.Item{{JID: req.To.String(), Node: "cmds/a", Name: "A"}}, true
+}
+
+// TestNodes: disco#info and disco#items of a node (XEP-0030 §3.2, §4.2)
+// are the module's that has it, with the node in the answer, and
+// item-not-found for a node nobody has or shows the requester.
+func TestNodes(t *testing.T) {
+	m, out := newMux(t)
+	m.AddNodes(nodes{})
+	m.AddServerForm(func() Form { return Form{Type: "urn:x", Fields: []dispatch.Field{{Var: "a", Values: []string{"b"}}}} })
+	notFound := `<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>`
+	for _, tc := range []struct{ send, want string }{
+		{`<iq from='alice@example.org/a' to='example.org' type='get' id='1'><query xmlns='http://jabber.org/protocol/disco#items' node='cmds'/></iq>`,
+			`<iq from='example.org' to='alice@example.org/a' type='result' id='1'><query xmlns='http://jabber.org/protocol/disco#items' node='cmds'><item jid='example.org' node='cmds/a' name='A'/></query></iq>`},
+		{`<iq from='bob@example.org/a' to='example.org' type='get' id='2'><query xmlns='http://jabber.org/protocol/disco#items' node='cmds'/></iq>`,
+			`<iq from='example.org' to='bob@example.org/a' type='error' id='2'>` + notFound + `</iq>`},
+		{`<iq from='alice@example.org/a' to='example.org' type='get' id='3'><query xmlns='http://jabber.org/protocol/disco#info' node='cmds/a'/></iq>`,
+			`<iq from='example.org' to='alice@example.org/a' type='result' id='3'><query xmlns='http://jabber.org/protocol/disco#info' node='cmds/a'><identity category='automation' type='command-node' name='A'/><feature var='jabber:x:data'/></query></iq>`},
+		{`<iq from='alice@example.org/a' to='example.org' type='get' id='4'><query xmlns='http://jabber.org/protocol/disco#info' node='other'/></iq>`,
+			`<iq from='example.org' to='alice@example.org/a' type='error' id='4'>` + notFound + `</iq>`},
+	} {
+		got := ask(t, m, out, tc.send)
+		if err := xmlcmp.Equal([]byte(tc.want), got, "jabber:client"); err != nil {
+			t.Errorf("%s\nwant %s\n%v", got, tc.want, err)
+		}
+	}
+}
