@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// Upload is one file slot handed out by HTTP file upload (XEP-0363 §4):
-// recorded when the slot is requested, so that it counts against the
-// account's quota at once; the file itself lives outside the database,
+// Upload is one file uploaded by HTTP file upload (XEP-0363 §4, §6),
+// recorded once the file is complete, so that the account's quota and
+// daily volume are sums; the file itself lives outside the database,
 // under the ID.
 type Upload struct {
 	// ID is the slot's random identifier, unique across hosts: the
@@ -21,7 +21,8 @@ type Upload struct {
 	Size int64
 	// ContentType is the content type announced ("" when none was).
 	ContentType string
-	// Created is when the slot was handed out; stores keep milliseconds.
+	// Created is when the slot was handed out (the file came within
+	// minutes); stores keep milliseconds.
 	Created time.Time
 }
 

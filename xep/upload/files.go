@@ -16,13 +16,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/starling-xmpp/starling/storage"
 )
 
 // Files serves the uploaded files at Path (XEP-0363 §6): PUT with a
-// slot's token, GET and HEAD for anyone with the URL, OPTIONS for CORS.
+// slot's token, GET and HEAD for anyone with the URL, OPTIONS for CORS;
+// and keeps the slots handed out until their files come.
 // Each file is Dir/<host>/<account>/<id>; while it is being written,
 // <id>.part.
 type Files struct {
@@ -40,6 +42,71 @@ type Files struct {
 	// (slow loris) does not hold its connection and file forever.
 	IdleTimeout time.Duration
 	MinRate     int64
+
+	mu      sync.Mutex // guards pending and swept
+	pending map[string]pendingSlot
+	swept   int // len(pending) after the last sweep of expired slots
+}
+
+// pendingSlot is a slot handed out whose file has not come yet. Such
+// slots are kept in memory, not in storage.Uploads: their tokens are good
+// for this process only, and a slot request then costs no write to the
+// database; the row is written when the file is complete.
+type pendingSlot struct {
+	u       storage.Upload
+	expires time.Time
+}
+
+// maxPending is the most slots an account may hold whose files have not
+// come yet.
+const maxPending = 100
+
+// reserve records u as handed out until expires if the account holds
+// fewer than maxPending slots still pending at now and fits accepts the
+// bytes of those slots; it reports whether it did.
+func (f *Files) reserve(u storage.Upload, expires, now time.Time, fits func(pending int64) bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending == nil {
+		f.pending = make(map[string]pendingSlot)
+	}
+	// Expired slots go now and then: when the map has doubled since.
+	if len(f.pending) >= 2*f.swept+64 {
+		for id, p := range f.pending {
+			if now.After(p.expires) {
+				delete(f.pending, id)
+			}
+		}
+		f.swept = len(f.pending)
+	}
+	var bytes int64
+	n := 0
+	for _, p := range f.pending {
+		if p.u.Host == u.Host && p.u.Username == u.Username && !now.After(p.expires) {
+			bytes += p.u.Size
+			n++
+		}
+	}
+	if n >= maxPending || !fits(bytes) {
+		return false
+	}
+	f.pending[u.ID] = pendingSlot{u, expires}
+	return true
+}
+
+// slot returns the pending slot with id.
+func (f *Files) slot(id string) (storage.Upload, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.pending[id]
+	return p.u, ok
+}
+
+// used forgets the pending slot with id, whose file has come.
+func (f *Files) used(id string) {
+	f.mu.Lock()
+	delete(f.pending, id)
+	f.mu.Unlock()
 }
 
 func (f *Files) now() time.Time {
@@ -93,6 +160,14 @@ func (f *Files) RemoveAccount(host, username string) error {
 // Expire removes the files of the slots created before t, then the
 // slots, and returns how many it removed.
 func (f *Files) Expire(ctx context.Context, t time.Time) (int, error) {
+	f.mu.Lock()
+	for id, p := range f.pending {
+		if p.expires.Before(t) {
+			delete(f.pending, id)
+		}
+	}
+	f.swept = len(f.pending)
+	f.mu.Unlock()
 	n := 0
 	for {
 		us, err := f.Store.UploadsBefore(ctx, t, 500)
@@ -173,21 +248,24 @@ func (f *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	u, err := f.Store.Upload(r.Context(), id)
-	if errors.Is(err, storage.ErrNotFound) {
-		http.NotFound(w, r)
-		return
+	if r.Method == http.MethodPut {
+		if u, ok := f.slot(id); ok {
+			f.put(w, r, u)
+			return
+		}
 	}
-	if err != nil {
+	u, err := f.Store.Upload(r.Context(), id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		http.NotFound(w, r)
+	case err != nil:
 		f.Log.Error("reading an upload slot", "err", err)
 		http.Error(w, "internal server error", http.StatusInternalServerError)
-		return
+	case r.Method == http.MethodPut:
+		http.Error(w, "this slot has been used: request a new one", http.StatusConflict)
+	default:
+		f.get(w, r, u)
 	}
-	if r.Method == http.MethodPut {
-		f.put(w, r, u)
-		return
-	}
-	f.get(w, r, u)
 }
 
 // get serves a file with its content type, ranges and validators
@@ -302,12 +380,28 @@ func (f *Files) put(w http.ResponseWriter, r *http.Request, u storage.Upload) {
 		http.Error(w, "internal server error", http.StatusInternalServerError)
 		return
 	}
+	// The slot is recorded now that its file is complete, then the file
+	// put in place: a GET finds either nothing or all of it.
+	switch err := f.Store.AddUpload(r.Context(), u); {
+	case errors.Is(err, storage.ErrNotFound):
+		http.Error(w, "the account is gone", http.StatusNotFound)
+		return
+	case errors.Is(err, storage.ErrConflict):
+		http.Error(w, "this slot has been used: request a new one", http.StatusConflict)
+		return
+	case err != nil:
+		f.Log.Error("recording an upload", "err", err)
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	}
 	if err := os.Rename(part, final); err != nil {
 		f.Log.Error("writing an upload file", "err", err)
+		f.Store.DeleteUpload(context.WithoutCancel(r.Context()), u.ID)
 		http.Error(w, "internal server error", http.StatusInternalServerError)
 		return
 	}
 	done = true
+	f.used(u.ID)
 	w.WriteHeader(http.StatusCreated)
 }
 

@@ -54,12 +54,22 @@ func addSlot(t *testing.T, store storage.Store, user string, size int64, created
 	return u
 }
 
+// reserveSlot hands out a slot to user, as a slot request does.
+func reserveSlot(t testing.TB, f *Files, user string, size int64, now time.Time) storage.Upload {
+	t.Helper()
+	u := storage.Upload{ID: newID(), Host: "example.org", Username: user, Name: "f.bin", Size: size, Created: now}
+	if !f.reserve(u, now.Add(slotLifetime), now, func(int64) bool { return true }) {
+		t.Fatal("slot not reserved")
+	}
+	return u
+}
+
 // TestPutToken: a token is good for its slot only, until it expires.
 func TestPutToken(t *testing.T) {
-	f, store, srv := files(t)
+	f, _, srv := files(t)
 	now := time.Now()
-	u := addSlot(t, store, "alice", 3, now)
-	other := addSlot(t, store, "alice", 3, now)
+	u := reserveSlot(t, f, "alice", 3, now)
+	other := reserveSlot(t, f, "alice", 3, now)
 	put := func(u storage.Upload, token string) int {
 		req, _ := http.NewRequest(http.MethodPut, srv.URL+Path+u.ID+"/f.bin?token="+token, strings.NewReader("abc"))
 		resp, err := srv.Client().Do(req)
@@ -75,8 +85,7 @@ func TestPutToken(t *testing.T) {
 	if got := put(other, f.sign(u, now.Add(time.Minute))); got != http.StatusForbidden {
 		t.Errorf("another slot's token: %d", got)
 	}
-	f2 := *f
-	f2.Key = []byte("another key")
+	f2 := &Files{Key: []byte("another key")}
 	if got := put(u, f2.sign(u, now.Add(time.Minute))); got != http.StatusForbidden {
 		t.Errorf("token of another key (before a restart): %d", got)
 	}
@@ -89,10 +98,10 @@ func TestPutToken(t *testing.T) {
 // IdleTimeout, its partial file removed, while other requests are
 // served.
 func TestPutSlowLoris(t *testing.T) {
-	f, store, srv := files(t)
+	f, _, srv := files(t)
 	f.IdleTimeout = 300 * time.Millisecond
 	now := time.Now()
-	u := addSlot(t, store, "alice", 1000, now)
+	u := reserveSlot(t, f, "alice", 1000, now)
 	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +110,7 @@ func TestPutSlowLoris(t *testing.T) {
 	fmt.Fprintf(conn, "PUT %s%s/f.bin?token=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n%s", Path, u.ID, f.sign(u, now.Add(time.Minute)), strings.Repeat("a", 10))
 
 	// Meanwhile, another upload goes through.
-	v := addSlot(t, store, "bob", 3, now)
+	v := reserveSlot(t, f, "bob", 3, now)
 	req, _ := http.NewRequest(http.MethodPut, srv.URL+Path+v.ID+"/f.bin?token="+f.sign(v, now.Add(time.Minute)), strings.NewReader("abc"))
 	resp, err := srv.Client().Do(req)
 	if err != nil || resp.StatusCode != http.StatusCreated {
@@ -129,10 +138,10 @@ func TestPutSlowLoris(t *testing.T) {
 // TestPutTrickle: a body that keeps coming, but slower than MinRate,
 // is cut off at IdleTimeout + size/MinRate.
 func TestPutTrickle(t *testing.T) {
-	f, store, srv := files(t)
+	f, _, srv := files(t)
 	f.IdleTimeout, f.MinRate = 200*time.Millisecond, 1<<20
 	now := time.Now()
-	u := addSlot(t, store, "alice", 1000, now)
+	u := reserveSlot(t, f, "alice", 1000, now)
 	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -242,17 +251,14 @@ func TestCheckName(t *testing.T) {
 // BenchmarkPut1MiB and BenchmarkGet1MiB: one slot's file through the
 // handler over TLS on loopback, as a client does it.
 func BenchmarkPut1MiB(b *testing.B) {
-	f, store, srv := files(b)
+	f, _, srv := files(b)
 	data := make([]byte, 1<<20)
 	hc := srv.Client()
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		u := storage.Upload{ID: newID(), Host: "example.org", Username: "alice", Name: "f.bin", Size: int64(len(data)), Created: time.Now()}
-		if err := store.AddUpload(context.Background(), u); err != nil {
-			b.Fatal(err)
-		}
+		u := reserveSlot(b, f, "alice", int64(len(data)), time.Now())
 		req, _ := http.NewRequest(http.MethodPut, srv.URL+Path+u.ID+"/f.bin?token="+f.sign(u, time.Now().Add(time.Minute)), bytes.NewReader(data))
 		b.StartTimer()
 		resp, err := hc.Do(req)
@@ -286,5 +292,32 @@ func BenchmarkGet1MiB(b *testing.B) {
 			b.Fatal(n)
 		}
 		resp.Body.Close()
+	}
+}
+
+// TestReserve: an account holds at most maxPending slots whose files have
+// not come, each counted until it expires.
+func TestReserve(t *testing.T) {
+	f := &Files{}
+	now := time.Now()
+	var seen int64
+	for range maxPending {
+		reserveSlot(t, f, "alice", 10, now)
+	}
+	u := storage.Upload{ID: newID(), Host: "example.org", Username: "alice", Size: 10}
+	if f.reserve(u, now.Add(slotLifetime), now, func(int64) bool { return true }) {
+		t.Errorf("slot %d reserved", maxPending+1)
+	}
+	v := storage.Upload{ID: newID(), Host: "example.org", Username: "bob", Size: 10}
+	if !f.reserve(v, now.Add(slotLifetime), now, func(p int64) bool { seen = p; return true }) || seen != 0 {
+		t.Errorf("bob's slot: pending %d", seen)
+	}
+	later := now.Add(slotLifetime + time.Second)
+	if !f.reserve(u, later.Add(slotLifetime), later, func(p int64) bool { seen = p; return true }) || seen != 0 {
+		t.Errorf("alice's slot once the others expired: pending %d", seen)
+	}
+	w := storage.Upload{ID: newID(), Host: "example.org", Username: "alice", Size: 10}
+	if f.reserve(w, later.Add(slotLifetime), later, func(p int64) bool { seen = p; return false }) || seen != 10 {
+		t.Errorf("a refused slot: pending %d", seen)
 	}
 }

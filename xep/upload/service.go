@@ -51,8 +51,9 @@ type Service struct {
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 
-	// mu serializes the quota check and the recording of a slot, so that
-	// concurrent requests do not both fit in the same remaining quota.
+	// mu serializes the quota check and the reservation of a slot, so
+	// that concurrent requests do not both fit in the same remaining
+	// quota.
 	mu sync.Mutex
 }
 
@@ -148,6 +149,8 @@ func (s *Service) request(ctx context.Context, st *stanza.Stanza, payload []byte
 		ID: newID(), Host: s.Host, Username: from.Localpart(),
 		Name: filename, Size: size, ContentType: contentType, Created: now,
 	}
+	// The stored files' bytes, then those of the slots handed out and
+	// not used yet (Files.reserve), against the quotas, under s.mu.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total, recent, err := s.Store.UploadUsage(ctx, u.Host, u.Username, now.Add(-24*time.Hour))
@@ -155,23 +158,32 @@ func (s *Service) request(ctx context.Context, st *stanza.Stanza, payload []byte
 		s.Log.Error("reading upload usage", "jid", from.Bare().String(), "err", err)
 		return nil, &stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 	}
-	if opts.Quota > 0 && total+size > opts.Quota {
-		return nil, &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
-			Text: fmt.Sprintf("quota reached: your files take %d of %d bytes; old files expire", total, opts.Quota)}
-	}
-	if opts.DailyQuota > 0 && recent+size > opts.DailyQuota {
-		// The window slides: within a day the volume is free again.
-		retry := now.Add(24 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
-		return nil, &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
-			Text: fmt.Sprintf("daily quota reached: %d of %d bytes uploaded in the last 24 hours", recent, opts.DailyQuota),
-			App:  []byte("<retry xmlns='" + NS + "' stamp='" + retry + "'/>")}
-	}
-	if err := s.Store.AddUpload(ctx, u); err != nil {
-		s.Log.Error("recording an upload slot", "jid", from.Bare().String(), "err", err)
-		return nil, &stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
+	var refusal *stanza.Error
+	expires := now.Add(slotLifetime)
+	reserved := s.Files.reserve(u, expires, now, func(pending int64) bool {
+		total, recent := total+pending, recent+pending
+		switch {
+		case opts.Quota > 0 && total+size > opts.Quota:
+			refusal = &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+				Text: fmt.Sprintf("quota reached: your files take %d of %d bytes; old files expire", total, opts.Quota)}
+		case opts.DailyQuota > 0 && recent+size > opts.DailyQuota:
+			// The window slides: within a day the volume is free again.
+			retry := now.Add(24 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
+			refusal = &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+				Text: fmt.Sprintf("daily quota reached: %d of %d bytes uploaded in the last 24 hours", recent, opts.DailyQuota),
+				App:  []byte("<retry xmlns='" + NS + "' stamp='" + retry + "'/>")}
+		}
+		return refusal == nil
+	})
+	if !reserved {
+		if refusal == nil {
+			refusal = &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+				Text: fmt.Sprintf("too many uploads in progress: at most %d slots at once", maxPending)}
+		}
+		return nil, refusal
 	}
 	get := base + Path + u.ID + "/" + url.PathEscape(filename)
-	put := get + "?token=" + s.Files.sign(u, now.Add(slotLifetime))
+	put := get + "?token=" + s.Files.sign(u, expires)
 	var b bytes.Buffer
 	b.WriteString("<slot xmlns='" + NS + "'><put url='")
 	stanza.EscapeAttr(&b, put)

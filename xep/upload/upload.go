@@ -11,12 +11,14 @@
 //     max_file_size: <file-too-large/> with the limit, §5) and the
 //     content type checked, the account's stored bytes (quota) and the
 //     bytes of the last 24 hours (daily_quota) checked (<resource-
-//     constraint/>, type wait, §5), the slot recorded in storage.Uploads;
-//     a PUT URL carrying a signed token valid for a few minutes and a GET
+//     constraint/>, type wait, §5), the slots handed out and not used yet
+//     counted too (kept in memory: their tokens do not outlive the
+//     process, and a slot request writes nothing); a PUT URL carrying a signed token valid for a few minutes and a GET
 //     URL, both on the HTTPS listener ([http] tls_listen) or the url
 //     configured for a reverse proxy;
 //   - the PUT (§6, files.go): the token, the size and the content type
-//     enforced, one upload per slot, a body that stalls or crawls cut off;
+//     enforced, one upload per slot, a body that stalls or crawls cut off,
+//     the slot recorded in storage.Uploads once its file is complete;
 //     the GET: the stored content type, ranges and caching headers, CORS
 //     for web clients;
 //   - files under dir (data_dir/upload) by host and account, removed with
