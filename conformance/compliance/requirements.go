@@ -302,8 +302,21 @@ var requirements = []requirement{
 	},
 	{
 		category: "IM", level: server, feature: "File upload", spec: "XEP-0363 HTTP File Upload",
-		note:           "may be provided by a component",
-		notImplemented: "issue 16",
+		note: "may be provided by a component; Starling serves it on its own HTTPS listener",
+		checks: []string{
+			"./conformance TestTranscripts/xep-0363-upload",
+			"./conformance TestTranscripts/xep-0363-upload-daily",
+			"./xep/upload TestUploadDownload",
+			"./xep/upload TestUploadRefusals",
+			"./xep/upload TestUploadDeletedWithAccount",
+			"./xep/upload TestUploadOtherHost",
+			"./xep/upload TestPutToken",
+			"./xep/upload TestPutSlowLoris",
+			"./xep/upload TestPutTrickle",
+			"./xep/upload TestExpire",
+			"./conformance/imclients TestIMClients/*/*/upload",
+			"./conformance/browser TestBrowser/sqlite/websocket",
+		},
 	},
 	{
 		category: "IM", level: advanced, feature: "User avatar compatibility", spec: "XEP-0398 User Avatar to vCard-Based Avatars Conversion",
