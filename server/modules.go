@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/s2s"
+	"github.com/starling-xmpp/starling/xep/adhoc"
 	"github.com/starling-xmpp/starling/xep/blocking"
 	"github.com/starling-xmpp/starling/xep/carbons"
 	"github.com/starling-xmpp/starling/xep/contactinfo"
@@ -33,6 +34,7 @@ func Modules() []module.Module {
 		disco.Module{},
 		ping.Module{},
 		register.Module{},
+		adhoc.Module{},
 		blocking.Module{},
 		offline.Module{},
 		last.Module{},
