@@ -261,6 +261,9 @@ func (c *Conn) endCond() string {
 // LocalAddr implements net.Conn.
 func (c *Conn) LocalAddr() net.Addr { return c.local }
 
+// Transport implements c2s.Transporter.
+func (c *Conn) Transport() string { return "bosh" }
+
 // RemoteAddr is the address of the client's session creation request.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 

@@ -796,6 +796,8 @@ func (c *conn) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
 		return false, c.write(stanza.ErrorReply(st, jid.JID{}, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "invalid resource"}))
 	}
 	sess := newSession(c.srv, full)
+	// Set before Bind publishes the session: Info reads them.
+	sess.cur, sess.last = c, c
 	max := c.srv.config().Limits.MaxSessionsPerAccount
 	err = c.srv.Router.Bind(sess, max)
 	if err != nil && c.srv.endOldestDetached(full.Bare()) {
@@ -810,7 +812,6 @@ func (c *conn) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
 		errors.As(err, &se)
 		return false, c.write(stanza.ErrorReply(st, jid.JID{}, se))
 	}
-	sess.cur, sess.last = c, c
 	c.sess = sess
 	sess.DeliverNow(stanza.Result(st, jid.JID{}, []byte("<bind xmlns='"+nsBind+"'><jid>"+stanza.Escape(full.String())+"</jid></bind>")))
 	if !c.attach(nil) {

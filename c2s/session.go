@@ -20,8 +20,9 @@ import (
 // until it is resumed on a new connection or its resumption timeout
 // ends it.
 type session struct {
-	srv  *Server
-	full jid.JID // fixed at bind
+	srv   *Server
+	full  jid.JID   // fixed at bind
+	bound time.Time // when it was bound; read-only
 
 	// available and priority are the session's broadcast presence state
 	// (RFC 6121 §4.7.2.3), set by the presence module, read by the router.
@@ -86,7 +87,7 @@ const (
 
 func newSession(srv *Server, full jid.JID) *session {
 	cfg := srv.config()
-	return &session{srv: srv, full: full, out: newQueue(cfg.Limits.OutboundQueue, cfg.Limits.OutboundQueueBytes)}
+	return &session{srv: srv, full: full, bound: time.Now(), out: newQueue(cfg.Limits.OutboundQueue, cfg.Limits.OutboundQueueBytes)}
 }
 
 // JID implements router.Session.

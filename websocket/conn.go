@@ -312,6 +312,9 @@ func (c *Conn) end(close func() error) error {
 // LocalAddr implements net.Conn.
 func (c *Conn) LocalAddr() net.Addr { return c.local }
 
+// Transport implements c2s.Transporter.
+func (c *Conn) Transport() string { return "websocket" }
+
 // RemoteAddr is the client's address: the peer of the connection, or what
 // a trusted proxy reported.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
