@@ -184,7 +184,8 @@ func runTranscript(t *testing.T, path string) {
 
 // configEdit understands the server settings transcripts change:
 // "config registration enabled", "config tls optional", "config allowed
-// origin ORIGIN", "config host DOMAIN" (another host served), the
+// origin ORIGIN", "config host DOMAIN" (another host served), "config
+// admin NAME" (NAME@host administers the host, XEP-0133), the
 // federation settings ("config s2s enabled", "s2s trusts test ca", "s2s
 // require valid certificates", "s2s encryption optional", "s2s insecure
 // domain DOMAIN") and "config SETTING VALUE" for the limits below.
@@ -209,6 +210,10 @@ func (r *runner) configEdit(s step) func(*config.Config) {
 		return func(c *config.Config) { c.S2S.RequireValidCertificates = true }
 	case "s2s encryption optional":
 		return func(c *config.Config) { c.S2S.RequireEncryption = false }
+	}
+	if name, ok := strings.CutPrefix(s.verb, "admin "); ok {
+		// "config admin NAME": NAME@{domain} in server.admins.
+		return func(c *config.Config) { c.Server.Admins = append(c.Server.Admins, name+"@"+c.Server.Hosts[0]) }
 	}
 	if host, ok := strings.CutPrefix(s.verb, "host "); ok {
 		return func(c *config.Config) { c.Server.Hosts = append(c.Server.Hosts, host) }
