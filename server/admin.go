@@ -3,28 +3,47 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/starling-xmpp/starling/auth"
+	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/stanza"
 )
 
-// The admin socket lets `starling user del`, which changes storage
-// directly, tell a running server to end the sessions of the account it
-// removed (as prosodyctl does through Prosody's admin socket). It is a Unix
-// socket in the data directory, readable only by the server's user; the
-// protocol is one line, "end-sessions BAREJID", answered "ok" or
-// "error: TEXT".
+// The admin socket is how the starling command talks to a running server
+// (as prosodyctl does through Prosody's admin socket): `starling user del`,
+// which changes storage directly, tells it to end the removed account's
+// sessions, and `starling sessions`, `kick`, `announce`, `reload` and the
+// modules' commands (`s2s`) ask it. It is a Unix socket in the data
+// directory, readable only by the server's user. The protocol is one line,
+// "COMMAND ARGS", answered by text ending at EOF, "error: TEXT" for a
+// failure. Free text (a reason, a message) is an argument quoted as a Go
+// string (strconv.Quote), so that it stays on one line. The commands:
+//
+//	end-sessions BAREJID          ok
+//	sessions [HOST]               one line per session, tab-separated:
+//	                              JID, transport, address, tls|plain,
+//	                              since (RFC 3339), stream management
+//	                              state, active|inactive (CSI),
+//	                              available PRIORITY|unavailable
+//	kick JID [QUOTED-REASON]      ended N
+//	announce HOST|* QUOTED-TEXT   sent N (available sessions reached)
+//	reload                        ok
 
 // AdminSocket is the path of the admin socket for cfg.
 func AdminSocket(cfg *config.Config) string {
@@ -116,6 +135,14 @@ func (s *Server) adminCommand(line string) string {
 		s.log.Info("ending sessions of a removed account", "jid", j.String())
 		event.Fire(context.Background(), s.bus, &auth.AccountDeleted{JID: j})
 		return "ok"
+	case "sessions":
+		return s.adminSessions(arg)
+	case "kick":
+		return s.adminKick(arg)
+	case "announce":
+		return s.adminAnnounce(arg)
+	case "reload":
+		return s.adminReload()
 	}
 	if f, ok := s.modules.AdminCommand(cmd); ok {
 		return f(arg)
@@ -165,4 +192,134 @@ func Admin(ctx context.Context, cfg *config.Config, line string) (string, error)
 		return "", err
 	}
 	return strings.TrimRight(string(answer), "\n"), nil
+}
+
+// servedHosts returns the hosts arg names: every host served for "" (or
+// "*" when all is true), else arg if it is served.
+func (s *Server) servedHosts(arg string, all bool) ([]string, error) {
+	hosts := s.config().Server.Hosts
+	if arg == "" || (all && arg == "*") {
+		return hosts, nil
+	}
+	if !slices.Contains(hosts, arg) {
+		return nil, fmt.Errorf("%s is not served (server.hosts: %s)", arg, strings.Join(hosts, ", "))
+	}
+	return []string{arg}, nil
+}
+
+// adminSessions lists the client sessions of one host or all.
+func (s *Server) adminSessions(arg string) string {
+	hosts, err := s.servedHosts(arg, false)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, h := range hosts {
+		for _, sess := range s.c2s.Router.HostSessions(h) {
+			info, ok := c2s.Info(sess)
+			if !ok {
+				continue
+			}
+			sec, csi, pres := "plain", "active", "unavailable"
+			if info.TLS {
+				sec = "tls"
+			}
+			if info.Inactive {
+				csi = "inactive"
+			}
+			if info.Available {
+				pres = fmt.Sprintf("available %d", info.Priority)
+			}
+			sm := info.SM
+			if !info.DetachedUntil.IsZero() {
+				sm += " until " + info.DetachedUntil.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", info.JID, info.Transport, info.Addr, sec,
+				info.Since.UTC().Format(time.RFC3339), sm, csi, pres)
+		}
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// adminKick ends one session (a full JID) or all of an account's (a bare
+// JID) with <policy-violation/> and the reason as its text.
+func (s *Server) adminKick(arg string) string {
+	who, quoted, _ := strings.Cut(arg, " ")
+	j, err := jid.Parse(who)
+	if err != nil || j.Localpart() == "" {
+		return fmt.Sprintf("error: %q is not a user's JID (alice@example.org, or alice@example.org/phone for one session)", who)
+	}
+	if _, err := s.servedHosts(j.Domainpart(), false); err != nil {
+		return "error: " + err.Error()
+	}
+	reason := "ended by an administrator"
+	if quoted != "" {
+		if reason, err = strconv.Unquote(quoted); err != nil {
+			return "error: the reason is not a quoted string"
+		}
+	}
+	e := &c2s.EndSessions{JID: j, Text: reason}
+	event.Fire(context.Background(), s.bus, e)
+	s.log.Info("sessions ended by an administrator", "jid", j.String(), "sessions", e.Ended, "reason", reason)
+	return fmt.Sprintf("ended %d", e.Ended)
+}
+
+// adminAnnounce sends a headline message from the host to every available
+// session of its accounts (of every host for "*"), as Prosody's
+// mod_announce does: type headline, subject "Announcement", the text as
+// its body.
+func (s *Server) adminAnnounce(arg string) string {
+	host, quoted, _ := strings.Cut(arg, " ")
+	hosts, err := s.servedHosts(host, true)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	text, err := strconv.Unquote(quoted)
+	if err != nil || strings.TrimSpace(text) == "" {
+		return "error: no message (a quoted string)"
+	}
+	n := 0
+	for _, h := range hosts {
+		seen := map[string]bool{}
+		for _, sess := range s.c2s.Router.HostSessions(h) {
+			bare := sess.JID().Bare()
+			if seen[bare.String()] {
+				continue
+			}
+			seen[bare.String()] = true
+			raw := "<message type='headline' from='" + stanza.Escape(h) + "' to='" + stanza.Escape(bare.String()) +
+				"' id='" + announceID() + "'><subject>Announcement</subject><body>" + stanza.Escape(text) + "</body></message>"
+			n += s.c2s.Router.DeliverAvailable(bare, []byte(raw))
+		}
+	}
+	s.log.Info("announcement sent", "hosts", strings.Join(hosts, ","), "sessions", n)
+	return fmt.Sprintf("sent %d", n)
+}
+
+func announceID() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	return "announce-" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// SetReloader sets what `starling reload` runs: what SIGHUP does, reading
+// the configuration file again and applying it (Reload); its error is the
+// command's answer.
+func (s *Server) SetReloader(f func() error) {
+	s.mu.Lock()
+	s.reload = f
+	s.mu.Unlock()
+}
+
+func (s *Server) adminReload() string {
+	s.mu.Lock()
+	f := s.reload
+	s.mu.Unlock()
+	if f == nil {
+		return "error: this server cannot reload its configuration"
+	}
+	if err := f(); err != nil {
+		return "error: " + err.Error()
+	}
+	return "ok"
 }

@@ -54,8 +54,10 @@ type Server struct {
 	// modules are those of the list (modules.go), started.
 	modules *module.Set
 
-	mu  sync.Mutex // guards cfg
+	mu  sync.Mutex // guards cfg and reload
 	cfg *config.Config
+	// reload is what the admin command reload runs (SetReloader).
+	reload func() error
 
 	// Listeners, bound by New so that their addresses are known (port 0
 	// in tests) before Run.
