@@ -114,8 +114,14 @@ func (inv *invocation) notRunning(cfg *config.Config) error {
 	if inv.configPath != "" {
 		from = inv.configPath
 	}
-	return fmt.Errorf("the server is not running (no admin socket %s; data_dir from %s)", server.AdminSocket(cfg), from)
+	return &notRunningError{fmt.Sprintf("the server is not running (no admin socket %s; data_dir from %s)", server.AdminSocket(cfg), from)}
 }
+
+// notRunningError is admin's error when no server runs on the data
+// directory, as opposed to the server's answer to the command.
+type notRunningError struct{ msg string }
+
+func (e *notRunningError) Error() string { return e.msg }
 
 // checkHost returns an error unless cfg serves host.
 func checkHost(cfg *config.Config, host string) error {

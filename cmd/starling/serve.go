@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/starling-xmpp/starling/config"
@@ -67,22 +68,31 @@ Web clients (XMPP over WebSocket and BOSH) and the bundled web chat page need th
 `, strings.Join(cfg.Server.Hosts, ", "), cfg.Server.DataDir, prog, cfg.Server.Hosts[0], cfg.Server.Hosts[0])
 	}
 
-	// SIGHUP reloads the configuration and certificates.
+	// SIGHUP and `starling reload` read the configuration file again and
+	// apply it, certificates included; one at a time.
+	var reloading sync.Mutex
+	reload := func() error {
+		reloading.Lock()
+		defer reloading.Unlock()
+		next, err := loadConfig(inv.configPath)
+		if err == nil {
+			err = srv.Reload(next)
+		}
+		if err != nil {
+			log.Error("reload failed, keeping the running configuration", "err", err)
+			return err
+		}
+		setLevel(next, level)
+		log.Info("configuration reloaded")
+		return nil
+	}
+	srv.SetReloader(reload)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			next, err := loadConfig(inv.configPath)
-			if err == nil {
-				err = srv.Reload(next)
-			}
-			if err != nil {
-				log.Error("reload failed, keeping the running configuration", "err", err)
-				continue
-			}
-			setLevel(next, level)
-			log.Info("configuration reloaded")
+			reload()
 		}
 	}()
 	return srv.Run(ctx)
