@@ -197,16 +197,66 @@ type HTTP struct {
 	BOSHInactivity Duration `toml:"bosh_inactivity"`
 }
 
-// TLS is a certificate and its private key, both PEM files. Both empty
-// means a self-signed certificate generated per host under
-// DataDir/certs.
+// TLS is the [tls] table: the certificate and private key files of the
+// hosts without their own, and whether they come from an ACME certificate
+// authority instead. Files and ACME both off mean a self-signed
+// certificate generated per host under DataDir/certs.
 type TLS struct {
+	// Cert and Key are a certificate chain and its private key, both PEM
+	// files (see CertFiles).
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// ACME gets a certificate for every host without certificate files,
+	// covering the host and its services' subdomains (conference.host),
+	// from ACMEDirectory, and renews it ahead of expiry.
+	ACME bool `toml:"acme"`
+	// ACMEDirectory is the certificate authority's directory URL
+	// (RFC 8555 §7.1.1); the default is Let's Encrypt's production one.
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEEmail is the account's contact address, where the CA writes
+	// about expiring certificates and policy changes; "" for none.
+	ACMEEmail string `toml:"acme_email"`
+	// ACMECAFile is a PEM file of certificate authorities to trust for
+	// the HTTPS connection to ACMEDirectory, besides the system's (a test
+	// CA such as pebble's).
+	ACMECAFile string `toml:"acme_ca_file"`
+	// ACMEChallenge is how the CA checks that the server holds a name:
+	// "http-01" (RFC 8555 §8.3: an HTTP request on port 80, answered on
+	// ACMEHTTPListen or http.listen) or "tls-alpn-01" (RFC 8737: a TLS
+	// handshake on port 443, answered by any TLS listener of the server).
+	ACMEChallenge string `toml:"acme_challenge"`
+	// ACMEHTTPListen is the host:port of a plain HTTP listener that only
+	// answers http-01 challenges (the CA connects to port 80); "" leaves
+	// them to the web listener's plain side (http.listen), behind a proxy
+	// that forwards /.well-known/acme-challenge/ to it.
+	ACMEHTTPListen string `toml:"acme_http_listen"`
+}
+
+// LetsEncrypt is the default tls.acme_directory: Let's Encrypt's
+// production directory.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
+// The ACME challenge types (tls.acme_challenge).
+const (
+	ChallengeHTTP01    = "http-01"
+	ChallengeTLSALPN01 = "tls-alpn-01"
+)
+
+// IsZero reports whether neither file is set.
+func (t TLS) IsZero() bool { return t.Cert == "" && t.Key == "" }
+
+// Files returns the table's certificate files.
+func (t TLS) Files() CertFiles { return CertFiles{Cert: t.Cert, Key: t.Key} }
+
+// CertFiles is a certificate chain and its private key, both PEM files:
+// a host's [hosts."x".tls]. Both empty means the global [tls] applies.
+type CertFiles struct {
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
 }
 
 // IsZero reports whether neither file is set.
-func (t TLS) IsZero() bool { return t.Cert == "" && t.Key == "" }
+func (f CertFiles) IsZero() bool { return f.Cert == "" && f.Key == "" }
 
 // Storage is the [storage] table. It must stay comparable: the server
 // compares the old and new values on reload.
@@ -317,8 +367,9 @@ type Host struct {
 	// Admins replaces the global server.admins for this host when set
 	// (an empty list: nobody administers it from a client).
 	Admins []string `toml:"admins"`
-	// TLS replaces the global [tls] certificate for this host when set.
-	TLS TLS `toml:"tls"`
+	// TLS replaces the global [tls] certificate for this host when set
+	// (the host's certificate then comes from these files, not ACME).
+	TLS CertFiles `toml:"tls"`
 	// Registration replaces the global [registration] switch for this
 	// host when its Enabled is set.
 	Registration HostRegistration `toml:"registration"`
@@ -391,6 +442,11 @@ func Default() *Config {
 			WebSocketPingInterval: Duration{30 * time.Second},
 			BOSHMaxWait:           Duration{60 * time.Second},
 			BOSHInactivity:        Duration{60 * time.Second},
+		},
+		TLS: TLS{
+			ACMEDirectory:  LetsEncrypt,
+			ACMEChallenge:  ChallengeHTTP01,
+			ACMEHTTPListen: "0.0.0.0:80",
 		},
 		Storage: Storage{Driver: "sqlite"},
 		Auth:    Auth{SCRAMIterations: 10000},
@@ -479,12 +535,20 @@ func (c *Config) IsAdmin(host string, bare jid.JID) bool {
 
 // HostTLS returns the certificate files for host: its
 // [hosts."host".tls] override if set, else the global [tls]. A zero
-// result means a generated self-signed certificate.
-func (c *Config) HostTLS(host string) TLS {
+// result means a generated self-signed certificate, or an ACME one when
+// ACMEHost says so.
+func (c *Config) HostTLS(host string) CertFiles {
 	if h, ok := c.Hosts[host]; ok && !h.TLS.IsZero() {
 		return h.TLS
 	}
-	return c.TLS
+	return c.TLS.Files()
+}
+
+// ACMEHost reports whether host's certificate comes from the ACME
+// certificate authority: [tls] acme is on and the host has no certificate
+// files of its own.
+func (c *Config) ACMEHost(host string) bool {
+	return c.TLS.ACME && c.HostTLS(host).IsZero()
 }
 
 // ParseProxy parses one entry of http.trusted_proxies: an IP address, or

@@ -276,7 +276,7 @@ func TestValidationErrors(t *testing.T) {
 		{"override for unlisted host", func(c *Config) { c.Hosts["b.example"] = Host{Registration: HostRegistration{Enabled: ptr(true)}} }, `hosts."b.example": not listed in server.hosts`},
 		{"half override", func(c *Config) {
 			c.Server.Hosts = []string{"a.example"}
-			c.Hosts["a.example"] = Host{TLS: TLS{Key: key}}
+			c.Hosts["a.example"] = Host{TLS: CertFiles{Key: key}}
 		}, `hosts."a.example".tls.cert: required when hosts."a.example".tls.key is set`},
 		{"unknown driver", func(c *Config) { c.Storage.Driver = "mysql" }, `storage.driver: must be "sqlite" or "postgres", not "mysql"`},
 		{"postgres without dsn", func(c *Config) { c.Storage.Driver = "postgres" }, `storage.dsn: required when storage.driver is "postgres"`},
@@ -447,7 +447,7 @@ admins = ["boss@b.example"]
 			t.Errorf("RegistrationEnabled(%q) = %v, want %v", host, got, want)
 		}
 	}
-	if got := cfg.HostTLS("b.example"); got != (TLS{Cert: cert, Key: key}) {
+	if got := cfg.HostTLS("b.example"); got != (CertFiles{Cert: cert, Key: key}) {
 		t.Errorf("HostTLS(b.example) = %+v", got)
 	}
 	// Administrators: the global list unless a host has its own, even
@@ -479,7 +479,7 @@ admins = ["boss@b.example"]
 	// global switch off is overridden per host.
 	cfg.TLS = TLS{Cert: "global.pem", Key: "global.key"}
 	cfg.Registration.Enabled = false
-	if got := cfg.HostTLS("a.example"); got != cfg.TLS {
+	if got := cfg.HostTLS("a.example"); got != cfg.TLS.Files() {
 		t.Errorf("HostTLS(a.example) = %+v, want the global one", got)
 	}
 	if !cfg.RegistrationEnabled("c.example") || cfg.RegistrationEnabled("a.example") {

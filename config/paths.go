@@ -4,7 +4,7 @@ import "path/filepath"
 
 // ResolvePaths makes every relative file or directory path of c absolute
 // by joining it to dir, and records dir as c.Dir: server.data_dir,
-// tls.cert and tls.key (also per host), s2s.ca_file,
+// tls.cert and tls.key (also per host), tls.acme_ca_file, s2s.ca_file,
 // http.web_client_dir and a SQLite storage.dsn. The defaults of keys the
 // file leaves out are resolved too, so a file without data_dir keeps its
 // data in "data" beside it. Load calls it with the file's directory, so
@@ -16,6 +16,7 @@ func (c *Config) ResolvePaths(dir string) {
 	c.Server.DataDir = c.Path(c.Server.DataDir)
 	c.TLS.Cert = c.Path(c.TLS.Cert)
 	c.TLS.Key = c.Path(c.TLS.Key)
+	c.TLS.ACMECAFile = c.Path(c.TLS.ACMECAFile)
 	for name, h := range c.Hosts {
 		h.TLS.Cert = c.Path(h.TLS.Cert)
 		h.TLS.Key = c.Path(h.TLS.Key)

@@ -2,15 +2,19 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
 	"net"
+	"net/mail"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -102,7 +106,8 @@ func (c *Config) Validate() error {
 	durRange(p, "http.bosh_inactivity", c.HTTP.BOSHInactivity)
 
 	// [tls] and [hosts."x".tls]
-	checkTLS(p, "tls", c.TLS)
+	checkTLS(p, "tls", c.TLS.Files())
+	checkACME(p, c)
 	for _, h := range slices.Sorted(maps.Keys(c.Hosts)) {
 		if !slices.Contains(c.Server.Hosts, h) {
 			p.add(toml.Key{"hosts", h}.String(), "not listed in server.hosts")
@@ -286,7 +291,7 @@ func CheckWebClientDir(dir string) error {
 
 // checkTLS checks a cert/key pair at path ("tls" or `hosts."x".tls`):
 // both or neither set, both readable, and they load as a pair.
-func checkTLS(p *Problems, path string, t TLS) {
+func checkTLS(p *Problems, path string, t CertFiles) {
 	switch {
 	case t.IsZero():
 		return
@@ -304,6 +309,60 @@ func checkTLS(p *Problems, path string, t TLS) {
 	}
 	if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
 		p.add(path+".cert", "cannot load %s with key %s: %v", t.Cert, t.Key, err)
+	}
+}
+
+// checkACME checks the acme keys of [tls] when tls.acme is on: a
+// directory URL over HTTPS, a known challenge type with a listener where
+// the CA can reach it, hosts that a public CA can issue for, and no
+// certificate files beside it.
+func checkACME(p *Problems, c *Config) {
+	t := c.TLS
+	if !t.ACME {
+		return
+	}
+	if !t.IsZero() {
+		p.add("tls.acme", `cannot be combined with tls.cert and tls.key: ACME gets the certificates itself (a host may keep files of its own in [hosts."name".tls])`)
+	}
+	if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+		p.add("tls.acme_directory", "must be the https:// URL of the CA's ACME directory (Let's Encrypt's is %s), not %q", LetsEncrypt, t.ACMEDirectory)
+	}
+	if t.ACMEEmail != "" {
+		if a, err := mail.ParseAddress(t.ACMEEmail); err != nil || a.Address != t.ACMEEmail {
+			p.add("tls.acme_email", "must be a plain e-mail address such as admin@example.org, not %q", t.ACMEEmail)
+		}
+	}
+	if t.ACMECAFile != "" && checkFile(p, "tls.acme_ca_file", t.ACMECAFile) {
+		if pem, err := os.ReadFile(t.ACMECAFile); err != nil {
+			p.add("tls.acme_ca_file", "%v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			p.add("tls.acme_ca_file", "%s holds no PEM certificate", t.ACMECAFile)
+		}
+	}
+	switch t.ACMEChallenge {
+	case ChallengeHTTP01:
+		switch {
+		case t.ACMEHTTPListen == "":
+			if len(c.HTTP.Listen) == 0 {
+				p.add("tls.acme_http_listen", "empty, and there is no http.listen to answer http-01 challenges on: set one (the CA connects to port 80)")
+			}
+		case checkListen(t.ACMEHTTPListen) != nil:
+			p.add("tls.acme_http_listen", "%q: %v", t.ACMEHTTPListen, checkListen(t.ACMEHTTPListen))
+		case strings.HasSuffix(t.ACMEHTTPListen, ":0"):
+		case slices.Contains(c.HTTP.Listen, t.ACMEHTTPListen):
+			p.add("tls.acme_http_listen", `%q is an http.listen address too: set acme_http_listen = "" to answer challenges on the web listener`, t.ACMEHTTPListen)
+		}
+	case ChallengeTLSALPN01:
+		if len(c.C2S.DirectTLSListen)+len(c.HTTP.TLSListen)+len(c.S2S.DirectTLSListen) == 0 {
+			p.add("tls.acme_challenge", "tls-alpn-01 is answered on the TLS listeners, and there is none: set http.tls_listen or c2s.direct_tls_listen (the CA connects to port 443)")
+		}
+	default:
+		p.add("tls.acme_challenge", "must be %q or %q, not %q", ChallengeHTTP01, ChallengeTLSALPN01, t.ACMEChallenge)
+	}
+	for _, h := range c.Server.Hosts {
+		if c.ACMEHost(h) && (net.ParseIP(h) != nil || !strings.Contains(h, ".")) {
+			p.add("server.hosts", "%q: an ACME CA issues certificates for public DNS names only: give this host cert and key files in [hosts.%q.tls], or turn tls.acme off", h, h)
+		}
 	}
 }
 

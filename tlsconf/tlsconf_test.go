@@ -296,7 +296,7 @@ func TestPerHostCertificateFiles(t *testing.T) {
 	dir := t.TempDir()
 	crt, key := filepath.Join(dir, "b.crt"), filepath.Join(dir, "b.key")
 	writePair(t, crt, key, "b.example", time.Now())
-	cfg.Hosts["b.example"] = config.Host{TLS: config.TLS{Cert: crt, Key: key}}
+	cfg.Hosts["b.example"] = config.Host{TLS: config.CertFiles{Cert: crt, Key: key}}
 	s := newStore(t, cfg)
 
 	if got, want := s.Leaf("b.example").Raw, readLeaf(t, crt).Raw; !bytes.Equal(got, want) {
