@@ -12,6 +12,7 @@ package router
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -211,6 +212,14 @@ func (r *Local) Serves(domain string) bool {
 	_, ok := r.services[domain]
 	r.mu.RUnlock()
 	return ok
+}
+
+// Services returns the domains of the services added (AddService),
+// sorted: what the hosts' certificates must cover besides the hosts.
+func (r *Local) Services() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Sorted(maps.Keys(r.services))
 }
 
 // ErrTooManySessions is returned by Bind when the account has max sessions.
