@@ -10,6 +10,12 @@
 // certificate whose DNS-ID is the host name (RFC 6125 §6.4), kept in
 // data_dir/certs/<host>.crt and <host>.key and reused on later starts; it
 // is replaced when it has expired or is about to.
+//
+// With [tls] acme on, a host without certificate files gets its
+// certificate from an ACME certificate authority instead (RFC 8555, see
+// ACME): the one in data_dir/acme if there is one, else the self-signed
+// one until the CA has issued one, which then takes its place for new
+// handshakes.
 package tlsconf
 
 import (
@@ -22,6 +28,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -30,6 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/acme"
 	"golang.org/x/net/idna"
 
 	"github.com/starling-xmpp/starling/config"
@@ -47,15 +55,19 @@ const (
 // use: handshakes read the current set through an atomic pointer, and
 // Reload builds a whole new set before swapping it in.
 type Store struct {
-	mu  sync.Mutex // serializes Reload (writers); readers use cur
+	mu  sync.Mutex // serializes Reload and install (writers); readers use cur
 	cur atomic.Pointer[certSet]
 	now func() time.Time // for tests
+	// acme answers tls-alpn-01 challenges (RFC 8737) when set.
+	acme atomic.Pointer[ACME]
 }
 
 // certSet is an immutable snapshot of the certificates.
 type certSet struct {
 	byName map[string]*tls.Certificate // keyed by lowercase A-label host name
 	def    *tls.Certificate            // the first host's
+	// acme are the hosts (A-labels) whose certificate ACME provides.
+	acme map[string]bool
 }
 
 // New loads or generates the certificate of every host in
@@ -78,7 +90,7 @@ func (s *Store) Reload(cfg *config.Config) error {
 	if len(cfg.Server.Hosts) == 0 {
 		return errors.New("tlsconf: no hosts")
 	}
-	set := &certSet{byName: make(map[string]*tls.Certificate, len(cfg.Server.Hosts))}
+	set := &certSet{byName: make(map[string]*tls.Certificate, len(cfg.Server.Hosts)), acme: map[string]bool{}}
 	var errs []error
 	for _, host := range cfg.Server.Hosts {
 		c, err := s.load(cfg, host)
@@ -87,6 +99,9 @@ func (s *Store) Reload(cfg *config.Config) error {
 			continue
 		}
 		set.byName[normalize(host)] = c
+		if cfg.ACMEHost(host) {
+			set.acme[normalize(host)] = true
+		}
 		if set.def == nil {
 			set.def = c
 		}
@@ -98,9 +113,17 @@ func (s *Store) Reload(cfg *config.Config) error {
 	return nil
 }
 
-// load returns host's configured certificate, or its self-signed one.
+// load returns host's configured certificate, its ACME one, or its
+// self-signed one.
 func (s *Store) load(cfg *config.Config, host string) (*tls.Certificate, error) {
 	t := cfg.HostTLS(host)
+	if cfg.ACMEHost(host) {
+		if c := loadACME(ACMEDir(cfg), normalize(host), s.now()); c != nil {
+			return c, nil
+		}
+		// Until the CA issues one.
+		return s.selfSigned(filepath.Join(cfg.Server.DataDir, "certs"), host)
+	}
 	if t.IsZero() {
 		return s.selfSigned(filepath.Join(cfg.Server.DataDir, "certs"), host)
 	}
@@ -127,10 +150,31 @@ func withLeaf(c tls.Certificate) (*tls.Certificate, error) {
 	return &c, nil
 }
 
+// install makes c the certificate of the ACME host name (an A-label) for
+// the handshakes that start from now on, unless a Reload has given the
+// host certificate files of its own since.
+func (s *Store) install(name string, c *tls.Certificate) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.cur.Load()
+	if !old.acme[name] {
+		return
+	}
+	set := &certSet{byName: maps.Clone(old.byName), def: old.def, acme: old.acme}
+	if set.def == old.byName[name] {
+		set.def = c
+	}
+	set.byName[name] = c
+	s.cur.Store(set)
+}
+
 // ServerConfig returns a TLS configuration for a client listener: TLS 1.2
 // and 1.3 only, the certificate chosen by SNI at handshake time (so a
-// Reload applies to new handshakes), and ALPN protocols nextProtos (the
-// direct TLS listener passes "xmpp-client", XEP-0368 §3).
+// Reload or a renewal applies to new handshakes), and ALPN protocols
+// nextProtos (the direct TLS listener passes "xmpp-client", XEP-0368 §3).
+// With ACME's tls-alpn-01 challenge, a handshake that offers the ALPN
+// protocol "acme-tls/1" alone (the CA's, RFC 8737 §3) gets the challenge
+// certificate instead, on every listener alike.
 func (s *Store) ServerConfig(nextProtos ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -138,6 +182,16 @@ func (s *Store) ServerConfig(nextProtos ...string) *tls.Config {
 		NextProtos: append([]string(nil), nextProtos...),
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.cur.Load().pick(hello.ServerName), nil
+		},
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if len(hello.SupportedProtos) != 1 || hello.SupportedProtos[0] != acme.ALPNProto {
+				return nil, nil // the configuration above
+			}
+			m := s.acme.Load()
+			if m == nil {
+				return nil, errors.New("tlsconf: acme-tls/1 asked for, and ACME is off")
+			}
+			return m.challengeConfig(hello.ServerName)
 		},
 	}
 }
