@@ -3,7 +3,7 @@
 # prerequisite is missing fails instead of skipping.
 
 # Debian packages the tests drive; PostgreSQL is added below if absent.
-DEB_PACKAGES := python3-slixmpp python3-aiohttp python3-omemo python3-oldmemo python3-xmlschema go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux chromium
+DEB_PACKAGES := python3-slixmpp python3-aiohttp python3-omemo python3-oldmemo python3-xmlschema go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux chromium systemd
 # Servers the tests run themselves (internal/anchor: conformance/federation's
 # peers, the anchors; coturn: conformance/turn's TURN server): installed
 # without starting their system services.
