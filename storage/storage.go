@@ -50,6 +50,9 @@ type Account struct {
 	Username string // localpart, already PRECIS-prepared
 	Keys     map[Hash]SCRAMKeys
 	Created  time.Time
+	// Disabled: an administrator disabled the account (XEP-0133 §4.3);
+	// it is kept, but may not log in until enabled again.
+	Disabled bool
 }
 
 // Accounts stores user accounts and their credentials.
@@ -61,6 +64,9 @@ type Accounts interface {
 	// SetKeys replaces an account's credentials; ErrNotFound if there is no
 	// such account.
 	SetKeys(ctx context.Context, host, username string, keys map[Hash]SCRAMKeys) error
+	// SetDisabled disables an account or enables it again; ErrNotFound
+	// if there is no such account.
+	SetDisabled(ctx context.Context, host, username string, disabled bool) error
 	// DeleteAccount removes an account and everything stored for it;
 	// ErrNotFound if there is none.
 	DeleteAccount(ctx context.Context, host, username string) error
@@ -223,6 +229,10 @@ type Store interface {
 	Offline
 	Blocklist
 	Documents
+	// DocumentKeys returns the keys of an account's documents that
+	// begin with prefix, sorted byte-wise (PrivateKey's "private " for
+	// every private XML element: export).
+	DocumentKeys(ctx context.Context, host, username, prefix string) ([]string, error)
 	LastActivity
 	PushRegistrations
 	PubSub

@@ -30,6 +30,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Conflict", testConflict},
 		{"NotFound", testNotFound},
 		{"SetKeys", testSetKeys},
+		{"Disabled", testDisabled},
 		{"Delete", testDelete},
 		{"List", testList},
 		{"ConcurrentCreate", testConcurrentCreate},
@@ -153,6 +154,9 @@ func checkAccount(t *testing.T, s storage.Store, want storage.Account) {
 	if !sameKeys(got.Keys, want.Keys) {
 		t.Errorf("Keys = %+v, want %+v", got.Keys, want.Keys)
 	}
+	if got.Disabled != want.Disabled {
+		t.Errorf("Disabled = %v, want %v", got.Disabled, want.Disabled)
+	}
 }
 
 func checkList(t *testing.T, s storage.Store, host string, want []string) {
@@ -210,6 +214,9 @@ func testNotFound(t *testing.T, newDB NewDB) {
 		if err := s.SetKeys(ctx, host, user, keys(2)); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("SetKeys(%s, %s): %v, want ErrNotFound", host, user, err)
 		}
+		if err := s.SetDisabled(ctx, host, user, true); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("SetDisabled(%s, %s): %v, want ErrNotFound", host, user, err)
+		}
 		if err := s.DeleteAccount(ctx, host, user); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("DeleteAccount(%s, %s): %v, want ErrNotFound", host, user, err)
 		}
@@ -237,6 +244,41 @@ func testSetKeys(t *testing.T, newDB NewDB) {
 	}
 	checkAccount(t, s, a)
 	checkAccount(t, s, other)
+}
+
+// testDisabled: an account disabled stays, with its keys, until enabled
+// again; a new password leaves it disabled; its neighbours are not.
+func testDisabled(t *testing.T, newDB NewDB) {
+	s := open(t, newDB)
+	ctx := t.Context()
+	a := account("example.org", "alice", 1)
+	create(t, s, a)
+	other := account("example.org", "bob", 2)
+	create(t, s, other)
+	set := func(disabled bool) {
+		t.Helper()
+		if err := s.SetDisabled(ctx, a.Host, a.Username, disabled); err != nil {
+			t.Fatalf("SetDisabled(%v): %v", disabled, err)
+		}
+		a.Disabled = disabled
+		checkAccount(t, s, a)
+	}
+	set(true)
+	set(true) // again: no change, no error
+	checkAccount(t, s, other)
+	a.Keys = keys(3)
+	if err := s.SetKeys(ctx, a.Host, a.Username, a.Keys); err != nil {
+		t.Fatalf("SetKeys: %v", err)
+	}
+	checkAccount(t, s, a)
+	checkList(t, s, "example.org", []string{"alice", "bob"})
+	set(false)
+
+	// Created disabled (an import of a disabled account).
+	c := account("example.org", "carol", 4)
+	c.Disabled = true
+	create(t, s, c)
+	checkAccount(t, s, c)
 }
 
 func testDelete(t *testing.T, newDB NewDB) {

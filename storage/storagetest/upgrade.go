@@ -23,7 +23,7 @@ func CheckUpgraded(t *testing.T, s storage.Store) {
 		storage.SHA1:   {Salt: []byte{1}, Iterations: 4096, StoredKey: []byte{2}, ServerKey: []byte{3}},
 		storage.SHA256: {Salt: []byte{0x11}, Iterations: 5000, StoredKey: []byte{0x12}, ServerKey: []byte{0x13}},
 	}
-	if !a.Created.Equal(time.Unix(1700000000, 0)) || !sameKeys(a.Keys, wantKeys) {
+	if !a.Created.Equal(time.Unix(1700000000, 0)) || !sameKeys(a.Keys, wantKeys) || a.Disabled {
 		t.Errorf("alice = %+v", a)
 	}
 	checkList(t, s, host, []string{"alice", "bob"})

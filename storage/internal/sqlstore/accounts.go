@@ -27,8 +27,8 @@ func insertKeys(ctx context.Context, c conn, host, username string, keys map[sto
 // CreateAccount implements storage.Accounts. Created is kept to the second.
 func (s *Store) CreateAccount(ctx context.Context, a storage.Account) error {
 	err := s.write(ctx, func(c conn) error {
-		_, err := c.exec(ctx, `INSERT INTO accounts (host, username, created) VALUES (?, ?, ?)`,
-			a.Host, a.Username, s.d.Time(a.Created, time.Second))
+		_, err := c.exec(ctx, `INSERT INTO accounts (host, username, created, disabled) VALUES (?, ?, ?, ?)`,
+			a.Host, a.Username, s.d.Time(a.Created, time.Second), a.Disabled)
 		if err != nil {
 			return err
 		}
@@ -55,7 +55,7 @@ func (s *Store) Account(ctx context.Context, host, username string) (storage.Acc
 func (s *Store) account(ctx context.Context, host, username string) (storage.Account, error) {
 	// One statement, so account and keys come from one snapshot.
 	rows, err := s.reader().query(ctx,
-		`SELECT a.created, c.hash, c.salt, c.iterations, c.stored_key, c.server_key
+		`SELECT a.created, a.disabled, c.hash, c.salt, c.iterations, c.stored_key, c.server_key
 		FROM accounts a LEFT JOIN credentials c ON c.host = a.host AND c.username = a.username
 		WHERE a.host = ? AND a.username = ?`, host, username)
 	if err != nil {
@@ -70,7 +70,7 @@ func (s *Store) account(ctx context.Context, host, username string) (storage.Acc
 			iterations sql.NullInt64
 			k          storage.SCRAMKeys
 		)
-		if err := rows.Scan(s.d.ScanTime(&a.Created, time.Second), &hash, &k.Salt, &iterations, &k.StoredKey, &k.ServerKey); err != nil {
+		if err := rows.Scan(s.d.ScanTime(&a.Created, time.Second), &a.Disabled, &hash, &k.Salt, &iterations, &k.StoredKey, &k.ServerKey); err != nil {
 			return storage.Account{}, err
 		}
 		found = true
@@ -102,6 +102,21 @@ func (s *Store) SetKeys(ctx context.Context, host, username string, keys map[sto
 	})
 	if err != nil {
 		return fmt.Errorf("set keys of %s@%s: %w", username, host, err)
+	}
+	return nil
+}
+
+// SetDisabled implements storage.Accounts.
+func (s *Store) SetDisabled(ctx context.Context, host, username string, disabled bool) error {
+	err := s.write(ctx, func(c conn) error {
+		n, err := c.exec(ctx, `UPDATE accounts SET disabled = ? WHERE host = ? AND username = ?`, disabled, host, username)
+		if err == nil && n == 0 {
+			err = storage.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set disabled of %s@%s: %w", username, host, err)
 	}
 	return nil
 }

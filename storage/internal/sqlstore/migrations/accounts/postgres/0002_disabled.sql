@@ -1,0 +1,3 @@
+-- Accounts an administrator disabled (XEP-0133 §4.3): kept, but refused at
+-- login until re-enabled.
+ALTER TABLE accounts ADD COLUMN disabled boolean NOT NULL DEFAULT false;
