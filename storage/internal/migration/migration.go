@@ -14,6 +14,7 @@ import (
 // Migration is one schema change.
 type Migration struct {
 	Version int
+	Name    string // the file's name without .sql: 0002_disabled
 	SQL     string
 }
 
@@ -34,7 +35,7 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, Migration{Version: v, SQL: string(b)})
+		ms = append(ms, Migration{Version: v, Name: strings.TrimSuffix(path.Base(name), ".sql"), SQL: string(b)})
 	}
 	return ms, nil
 }

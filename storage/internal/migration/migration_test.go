@@ -11,7 +11,7 @@ func TestLoad(t *testing.T) {
 		"m/0002_b.sql": {Data: []byte("CREATE TABLE b (x INT);")},
 	}
 	ms, err := Load(ok, "m")
-	if err != nil || len(ms) != 2 || ms[0].Version != 1 || ms[1].Version != 2 || ms[1].SQL != "CREATE TABLE b (x INT);" {
+	if err != nil || len(ms) != 2 || ms[0].Version != 1 || ms[1].Version != 2 || ms[1].SQL != "CREATE TABLE b (x INT);" || ms[1].Name != "0002_b" {
 		t.Fatalf("Load = %+v, %v", ms, err)
 	}
 	for name, fsys := range map[string]fstest.MapFS{
