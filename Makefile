@@ -2,8 +2,9 @@
 # and runs all of it with STARLING_REQUIRE_ALL=1, under which a test whose
 # prerequisite is missing fails instead of skipping.
 
-# Debian packages the tests drive; PostgreSQL is added below if absent.
-DEB_PACKAGES := python3-slixmpp python3-aiohttp python3-omemo python3-oldmemo python3-xmlschema go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux chromium systemd
+# Debian packages the tests drive (pebble: the ACME CA of server's TestACME);
+# PostgreSQL is added below if absent.
+DEB_PACKAGES := python3-slixmpp python3-aiohttp python3-omemo python3-oldmemo python3-xmlschema go-sendxmpp python3-nbxmpp python3-gi gir1.2-glib-2.0 gir1.2-soup-3.0 glib-networking profanity tmux chromium systemd pebble
 # Servers the tests run themselves (internal/anchor: conformance/federation's
 # peers, the anchors; coturn: conformance/turn's TURN server): installed
 # without starting their system services.

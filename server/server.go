@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ type Server struct {
 	bosh  *bosh.Handler
 	chat  *webclient.Handler
 	bus   *event.Bus
+	// acme gets the certificates of the hosts that have them from an
+	// ACME CA ([tls] acme), nil when none does.
+	acme *tlsconf.ACME
 	// modules are those of the list (modules.go), started.
 	modules *module.Set
 
@@ -65,6 +69,7 @@ type Server struct {
 	directTLS []net.Listener
 	httpPlain []net.Listener
 	httpTLS   []net.Listener // raw TCP: TLS is added by Run
+	acmeHTTP  net.Listener   // tls.acme_http_listen, for http-01 challenges
 	admin     net.Listener   // see admin.go
 }
 
@@ -164,6 +169,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.web.HandleOther(s.chat)
+	// Certificates from an ACME CA ([tls] acme), for every host and the
+	// domains of its services, which the modules have added by now.
+	s.acme, err = tlsconf.NewACME(cfg, tlsStore, log.With("module", "acme"), func(host string) []string {
+		var names []string
+		for _, d := range r.Services() {
+			if strings.HasSuffix(d, "."+host) {
+				names = append(names, d)
+			}
+		}
+		return names
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if s.acme != nil && s.acme.Challenge() == config.ChallengeHTTP01 {
+		s.web.Handle(tlsconf.ACMEChallengePath, s.acme)
+	}
 
 	if err := s.listen(cfg); err != nil {
 		s.closeListeners()
@@ -207,12 +230,22 @@ func (s *Server) listen(cfg *config.Config) error {
 		}
 		s.httpTLS = append(s.httpTLS, ln)
 	}
+	if s.acme != nil && s.acme.Challenge() == config.ChallengeHTTP01 && cfg.TLS.ACMEHTTPListen != "" {
+		ln, err := net.Listen("tcp", cfg.TLS.ACMEHTTPListen)
+		if err != nil {
+			return fmt.Errorf("tls.acme_http_listen (port 80 needs root or CAP_NET_BIND_SERVICE): %w", err)
+		}
+		s.acmeHTTP = ln
+	}
 	return nil
 }
 
 func (s *Server) closeListeners() {
 	for _, ln := range slices.Concat(s.starttls, s.directTLS, s.httpPlain, s.httpTLS) {
 		ln.Close()
+	}
+	if s.acmeHTTP != nil {
+		s.acmeHTTP.Close()
 	}
 	if s.admin != nil {
 		s.admin.Close() // also removes the socket file
@@ -223,6 +256,19 @@ func (s *Server) config() *config.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg
+}
+
+// ACME is the manager of the certificates from an ACME CA, nil when no
+// host has one (for tests and the CLI).
+func (s *Server) ACME() *tlsconf.ACME { return s.acme }
+
+// ACMEHTTPAddr is the bound address of tls.acme_http_listen, nil when
+// there is none.
+func (s *Server) ACMEHTTPAddr() net.Addr {
+	if s.acmeHTTP == nil {
+		return nil
+	}
+	return s.acmeHTTP.Addr()
 }
 
 // Bus is the server's event bus (for tests that watch events).
@@ -325,7 +371,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, len(s.starttls)+len(s.directTLS)+len(s.httpPlain)+len(s.httpTLS))
+	errc := make(chan error, len(s.starttls)+len(s.directTLS)+len(s.httpPlain)+len(s.httpTLS)+1)
 	for _, ln := range s.starttls {
 		go func() { errc <- s.c2s.Serve(serveCtx, ln, false) }()
 	}
@@ -341,17 +387,33 @@ func (s *Server) Run(ctx context.Context) error {
 		// TLS handshake failures and the like, which clients cause.
 		ErrorLog: slog.NewLogLogger(s.log.With("module", "http").Handler(), slog.LevelDebug),
 	}
-	serveHTTP := func(ln net.Listener) {
-		if err := web.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	serveHTTP := func(srv *http.Server, ln net.Listener) {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}
 	for _, ln := range s.httpPlain {
-		go serveHTTP(ln)
+		go serveHTTP(web, ln)
 	}
 	for _, ln := range s.httpTLS {
 		// WebSocket needs HTTP/1.1 (RFC 6455 §4.1): no h2 in ALPN.
-		go serveHTTP(tls.NewListener(ln, s.tls.ServerConfig("http/1.1")))
+		go serveHTTP(web, tls.NewListener(ln, s.tls.ServerConfig("http/1.1")))
+	}
+	if s.acmeHTTP != nil {
+		s.log.Info("listening", "kind", "acme http-01", "addr", s.acmeHTTP.Addr().String())
+		challenges := &http.Server{
+			Handler:           s.acme,
+			ReadHeaderTimeout: cfg.Limits.ConnectTimeout.Duration,
+			IdleTimeout:       cfg.Limits.ConnectTimeout.Duration,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(s.log.With("module", "acme").Handler(), slog.LevelDebug),
+		}
+		defer challenges.Close()
+		go serveHTTP(challenges, s.acmeHTTP)
+	}
+	if s.acme != nil {
+		// Once the listeners serve, for the CA's validation requests.
+		go s.acme.Run(serveCtx)
 	}
 	go s.serveAdmin(s.admin)
 	var runErr error
@@ -385,6 +447,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 		!slices.Equal(old.HTTP.TLSListen, cfg.HTTP.TLSListen) || old.Storage != cfg.Storage || old.Server.DataDir != cfg.Server.DataDir {
 		return errors.New("hosts, listeners, data_dir and storage change only with a restart")
 	}
+	if acmeKeys(old.TLS) != acmeKeys(cfg.TLS) {
+		return errors.New("the acme keys of [tls] change only with a restart")
+	}
 	if err := webclient.Check(cfg); err != nil {
 		return err
 	}
@@ -414,6 +479,12 @@ func (s *Server) Reload(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// acmeKeys are the acme keys of a [tls] table, without its files.
+func acmeKeys(t config.TLS) config.TLS {
+	t.Cert, t.Key = "", ""
+	return t
 }
 
 // A WebSocket stream and a BOSH session are c2s sessions.
