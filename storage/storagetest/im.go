@@ -544,9 +544,15 @@ func testDocuments(t *testing.T, newDB NewDB) {
 	put("alice", notes, []byte{}) // empty, but there
 	checkDocument(t, s, "alice", notes, []byte{})
 
+	checkDocumentKeys(t, s, "alice", "", []string{bookmarks, notes, vcard})
+	checkDocumentKeys(t, s, "alice", "private ", []string{bookmarks, notes})
+	checkDocumentKeys(t, s, "bob", "private ", nil)
+	checkDocumentKeys(t, s, "carol", "", nil)
+
 	del("alice", vcard)
 	checkDocument(t, s, "alice", vcard, nil)
 	checkDocument(t, s, "alice", bookmarks, b1)
+	checkDocumentKeys(t, s, "alice", "", []string{bookmarks, notes})
 	checkDocument(t, s, "bob", vcard, v1)
 	del("alice", vcard) // none: no error
 	del("carol", vcard)
@@ -555,6 +561,17 @@ func testDocuments(t *testing.T, newDB NewDB) {
 		t.Errorf("PutDocument for a missing account: %v, want ErrNotFound", err)
 	}
 	checkDocument(t, s, "carol", vcard, nil)
+}
+
+func checkDocumentKeys(t *testing.T, s storage.Store, user, prefix string, want []string) {
+	t.Helper()
+	got, err := s.DocumentKeys(t.Context(), host, user, prefix)
+	if err != nil {
+		t.Fatalf("DocumentKeys(%s, %q): %v", user, prefix, err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("DocumentKeys(%s, %q) = %q, want %q", user, prefix, got, want)
+	}
 }
 
 func checkLastActivity(t *testing.T, s storage.Store, user string, wantAt time.Time, wantStatus string) {

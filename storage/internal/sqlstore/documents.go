@@ -8,6 +8,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/starling-xmpp/starling/storage"
 )
@@ -47,6 +49,31 @@ func (s *Store) PutDocument(ctx context.Context, host, username, key string, doc
 		return fmt.Errorf("put document %q of %s@%s: %w", key, username, host, err)
 	}
 	return nil
+}
+
+// DocumentKeys implements storage.Store.
+func (s *Store) DocumentKeys(ctx context.Context, host, username, prefix string) ([]string, error) {
+	rows, err := s.reader().query(ctx,
+		`SELECT key FROM documents WHERE host = ? AND username = ?`, host, username)
+	if err != nil {
+		return nil, fmt.Errorf("document keys of %s@%s: %w", username, host, err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("document keys of %s@%s: %w", username, host, err)
+		}
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("document keys of %s@%s: %w", username, host, err)
+	}
+	slices.Sort(keys) // byte-wise, whatever the database's collation
+	return keys, nil
 }
 
 // DeleteDocument implements storage.Documents.
