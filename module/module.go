@@ -58,6 +58,16 @@ type Optional interface {
 	Optional()
 }
 
+// Servicer is a Module that serves domains of its own beside the hosts
+// (router.AddService), such as conference.<host>: ServiceDomains returns
+// those it would add with cfg and its decoded options (the pointer its
+// Configurable.Options returns, filled in), without starting it, so that
+// what must know them beforehand can (`starling check`, for the names
+// the certificates and DNS must cover).
+type Servicer interface {
+	ServiceDomains(cfg *config.Config, options any) []string
+}
+
 // Env is what a started module may use. It is the module's own: Log and
 // Options are for this module.
 type Env struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -68,6 +69,24 @@ func (s *Set) decode(cfg *config.Config) (map[string]any, map[string]bool, error
 		enabled[m.Name()] = on
 	}
 	return opts, enabled, joinProblems(errs)
+}
+
+// ServiceDomains returns the domains the enabled modules would serve with
+// cfg besides the hosts (Servicer), sorted; an error if cfg's module
+// tables do not decode (Check).
+func (s *Set) ServiceDomains(cfg *config.Config) ([]string, error) {
+	opts, enabled, err := s.decode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var domains []string
+	for _, m := range s.list {
+		if sv, ok := m.(Servicer); ok && enabled[m.Name()] {
+			domains = append(domains, sv.ServiceDomains(cfg, opts[m.Name()])...)
+		}
+	}
+	slices.Sort(domains)
+	return slices.Compact(domains), nil
 }
 
 // joinProblems merges the *config.Problems in errs into one, so that the

@@ -155,3 +155,49 @@ func TestSetCheck(t *testing.T) {
 		t.Errorf("Check started modules: %v", steps)
 	}
 }
+
+// servicer serves sub.<host> for each host, sub from its options.
+type servicer struct{ optional }
+
+type subOptions struct {
+	Sub string `toml:"sub"`
+}
+
+func (servicer) Options() any { return &subOptions{Sub: "svc"} }
+func (servicer) ServiceDomains(cfg *config.Config, options any) []string {
+	var ds []string
+	for _, h := range cfg.Server.Hosts {
+		ds = append(ds, options.(*subOptions).Sub+"."+h)
+	}
+	return ds
+}
+
+// TestServiceDomains: the enabled Servicers' domains, with their
+// options, sorted; none from a module turned off.
+func TestServiceDomains(t *testing.T) {
+	var steps []string
+	set := NewSet([]Module{
+		servicer{optional{fake{"rooms", &steps, nil}}},
+		servicer{optional{fake{"files", &steps, nil}}},
+		fake{"plain", &steps, nil},
+	})
+	cfg := parse(t, "[server]\nhosts = [\"b.test\", \"a.test\"]\n[modules.rooms]\nsub = \"conference\"\n")
+	got, err := set.ServiceDomains(cfg)
+	want := []string{"conference.a.test", "conference.b.test", "svc.a.test", "svc.b.test"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("ServiceDomains = %q, %v; want %q", got, err, want)
+	}
+	cfg = parse(t, "[modules.files]\nenabled = false\n")
+	if got, err := set.ServiceDomains(cfg); err != nil || !slices.Equal(got, []string{"svc.localhost"}) {
+		t.Errorf("with files off: %q, %v", got, err)
+	}
+	if len(steps) != 0 {
+		t.Errorf("modules were started: %v", steps)
+	}
+	if _, err := set.ServiceDomains(parse(t, "[modules.rooms]\nsubb = \"x\"\n")); err == nil {
+		t.Error("a bad table: no error")
+	}
+	if _, err := set.ServiceDomains(parse(t, "[modules.nosuch]\n")); err == nil {
+		t.Error("an unknown module's table: no error")
+	}
+}

@@ -168,6 +168,16 @@ func (m *Module) Stop(ctx context.Context) error {
 	return first
 }
 
+// ServiceDomains implements module.Servicer: Subdomain.host for each host.
+func (*Module) ServiceDomains(cfg *config.Config, options any) []string {
+	opts := options.(*Options)
+	var ds []string
+	for _, host := range cfg.Server.Hosts {
+		ds = append(ds, opts.Subdomain+"."+host)
+	}
+	return ds
+}
+
 // Start implements module.Module: a service for each host.
 func (m *Module) Start(ctx context.Context, env *module.Env) error {
 	m.stop = make(chan struct{})

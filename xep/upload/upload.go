@@ -127,6 +127,20 @@ func (*Module) Options() any {
 // sweepInterval is how often expired files are looked for.
 const sweepInterval = time.Hour
 
+// ServiceDomains implements module.Servicer: Subdomain.host for each
+// host, when there is a service (see Start).
+func (*Module) ServiceDomains(cfg *config.Config, options any) []string {
+	opts := options.(*Options)
+	if opts.URL == "" && len(cfg.HTTP.TLSListen) == 0 {
+		return nil
+	}
+	var ds []string
+	for _, host := range cfg.Server.Hosts {
+		ds = append(ds, opts.Subdomain+"."+host)
+	}
+	return ds
+}
+
 // Start implements module.Module.
 func (m *Module) Start(ctx context.Context, env *module.Env) error {
 	opts := env.Options().(*Options)
