@@ -97,10 +97,15 @@ func startPebble(t *testing.T, dns *dnstest.Server, httpPort, tlsPort int) *pebb
 		TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"},
 	}}
 	p := &pebble{dir: fmt.Sprintf("https://localhost:%d/dir", listen), caPEM: caFile}
-	// Its root, made afresh at each start, once it answers.
+	// Its root, made afresh at each start, once both its listeners
+	// answer (the management one may start first).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		root, err := get(hc, fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt))
+		_, err := get(hc, p.dir)
+		var root []byte
+		if err == nil {
+			root, err = get(hc, fmt.Sprintf("https://localhost:%d/roots/0", mgmt))
+		}
 		if err == nil {
 			p.roots = x509.NewCertPool()
 			if !p.roots.AppendCertsFromPEM(root) {
