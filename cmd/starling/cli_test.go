@@ -279,6 +279,7 @@ func TestAdminCommands(t *testing.T) {
 		r := row(out, "alice@localhost/laptop")
 		return strings.Contains(r, "resumable") && strings.Contains(r, "available 0")
 	}, "sessions", "--config", cfg)
+	t.Logf("starling sessions:\n%s", out)
 	for _, want := range []string{"JID", "TRANSPORT", "4 sessions"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("sessions does not show %q:\n%s", want, out)
@@ -321,8 +322,20 @@ func TestAdminCommands(t *testing.T) {
 		break
 	}
 
+	// A session whose connection broke waits for its client to resume it.
+	tablet := xmpptest.Login(t, addr, "localhost", "alice", "alice-secret", "SCRAM-SHA-256", "tablet")
+	tablet.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	if el := tablet.MustNext(); el.Name.Local != "enabled" {
+		t.Fatalf("enable: %s", el.Raw)
+	}
+	tablet.Close()
+	poll(t, "the tablet detached", func(out string) bool {
+		return strings.Contains(row(out, "alice@localhost/tablet"), " detached until ")
+	}, "sessions", "--config", cfg)
+
 	// kick: one session by its full JID, with the reason in the stream
-	// error; a JID without sessions is an error.
+	// error; then the account's other one, detached; a JID without
+	// sessions is an error.
 	from := len(p.Log())
 	if out, stderr, code := run(t, t.TempDir(), "", "kick", "alice@localhost/laptop", "no", "spam", "--config", cfg); code != 0 || strings.TrimSpace(out) != "alice@localhost/laptop: 1 session ended" {
 		t.Fatalf("kick: exit %d: %q %s", code, out, stderr)
@@ -331,6 +344,9 @@ func TestAdminCommands(t *testing.T) {
 	p.WaitLog(t, from, 10*time.Second, "the kick", func(l string) bool {
 		return strings.Contains(l, "sessions ended by an administrator") && strings.Contains(l, "no spam")
 	})
+	if out, stderr, code := run(t, t.TempDir(), "", "kick", "alice@localhost", "--config", cfg); code != 0 || strings.TrimSpace(out) != "alice@localhost: 1 session ended" {
+		t.Fatalf("kick of the detached session: exit %d: %q %s", code, out, stderr)
+	}
 	if _, stderr, code := run(t, t.TempDir(), "", "kick", "alice@localhost", "--config", cfg); code != 1 || !strings.Contains(stderr, "alice@localhost has no session") {
 		t.Errorf("kick without sessions: exit %d: %s", code, stderr)
 	}
