@@ -73,8 +73,12 @@ key = "./other.example.key"
 	if cfg.Server.DataDir != "state" || cfg.Path("x") != "x" {
 		t.Errorf("Parse: data_dir %q, Path(x) %q; want both relative", cfg.Server.DataDir, cfg.Path("x"))
 	}
+	cfg.TLS.ACMECAFile = "ca/pebble.pem"
 	cfg.ResolvePaths(dir)
 	if cfg.Storage.DSN != "host=db user=starling" {
 		t.Errorf("a postgres DSN was resolved as a path: %q", cfg.Storage.DSN)
+	}
+	if want := filepath.Join(dir, "ca", "pebble.pem"); cfg.TLS.ACMECAFile != want {
+		t.Errorf("tls.acme_ca_file = %q, want %q", cfg.TLS.ACMECAFile, want)
 	}
 }
