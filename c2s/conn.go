@@ -69,6 +69,9 @@ type conn struct {
 	// authAccount is the account whose throttle the SASL exchange under
 	// way holds a place in, if any; the reader goroutine owns it.
 	authAccount string
+	// disabled: the account the SASL exchange under way looked up is
+	// disabled (storage.Account.Disabled); the reader goroutine owns it.
+	disabled bool
 
 	r         elementReader
 	host      string
@@ -665,6 +668,12 @@ func (c *conn) authenticate(ctx context.Context, el *stream.Element) (*auth.Fail
 					return fail(&auth.Failure{Condition: auth.InvalidAuthzid})
 				}
 			}
+			if c.disabled {
+				// An administrator disabled the account (XEP-0133
+				// §4.3). Said only once the credentials are right,
+				// so that nobody else learns it (RFC 6120 §6.5.2).
+				return fail(&auth.Failure{Condition: auth.AccountDisabled, Text: "this account is disabled"})
+			}
 			c.srv.known.Add(bare, c.addrKey)
 			c.leaveUnauthenticated()
 			c.username = user
@@ -715,6 +724,7 @@ func (c *conn) logFailure(mech, account string, f *auth.Failure, limit string) {
 // password plays any part (auth.Lookup).
 func (c *conn) lookup(ctx context.Context, username string) (map[storage.Hash]storage.SCRAMKeys, error) {
 	bare := username + "@" + c.host
+	c.disabled = false
 	if !c.srv.known.Known(bare, c.addrKey) {
 		if !c.srv.accountThrottle.Begin(bare) {
 			return nil, accountThrottled
@@ -725,6 +735,7 @@ func (c *conn) lookup(ctx context.Context, username string) (map[storage.Hash]st
 	if err != nil {
 		return nil, err
 	}
+	c.disabled = a.Disabled
 	return a.Keys, nil
 }
 
