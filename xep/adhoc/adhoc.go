@@ -1,8 +1,9 @@
 // Package adhoc implements Ad-Hoc Commands (XEP-0050) on the server's
 // domains, and with them the Service Administration commands of XEP-0133
 // for the administrators the configuration names ([server] admins): add,
-// delete and end the sessions of users, change their passwords, count and
-// list registered and online users, send announcements.
+// delete, disable and re-enable users, end their sessions, change their
+// passwords, count and list registered and online users, send
+// announcements.
 //
 // The commands are found with service discovery: disco#items of the node
 // http://jabber.org/protocol/commands lists those the requester may run

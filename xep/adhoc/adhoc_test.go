@@ -41,9 +41,11 @@ func newHarness(t *testing.T) *harness {
 	h.m = dispatch.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.m.SetSender(h.out)
 	s := &Service{
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		IsAdmin: func(host string, bare jid.JID) bool { return host == "example.org" && bare.String() == "root@example.org" },
-		Now:     func() time.Time { return h.now },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		IsAdmin: func(host string, bare jid.JID) bool {
+			return host == "example.org" && bare.String() == "root@example.org"
+		},
+		Now: func() time.Time { return h.now },
 	}
 	s.Add(&Command{Node: "pizza", Name: "Order a pizza", Stages: []Stage{
 		{Complete: true, Form: func(context.Context, *Call) *Form {

@@ -41,12 +41,13 @@ type Admin struct {
 }
 
 // Commands returns the commands of XEP-0133 that Starling has, in the
-// order of its §4. Disabling accounts (§4.3, §4.4) is not among them:
-// storage has no disabled accounts.
+// order of its §4.
 func (a *Admin) Commands() []*Command {
 	cmds := []*Command{
 		{Node: "add-user", Name: "Add User", Stages: one(a.addUserForm), Run: a.addUser},
 		{Node: "delete-user", Name: "Delete User", Stages: one(accountsForm("Deleting a User", "Fill out this form to delete a user.", "The Jabber ID(s) to delete")), Run: a.deleteUsers},
+		{Node: "disable-user", Name: "Disable User", Stages: one(accountsForm("Disabling a User", "Fill out this form to disable a user.", "The Jabber ID(s) to disable")), Run: a.disable(true)},
+		{Node: "reenable-user", Name: "Re-Enable User", Stages: one(accountsForm("Re-Enabling a User", "Fill out this form to re-enable a user.", "The Jabber ID(s) to re-enable")), Run: a.disable(false)},
 		{Node: "end-user-session", Name: "End User Session", Stages: one(accountsForm("Ending a User Session", "Fill out this form to end a user's session.", "The Jabber ID(s) for which to end sessions")), Run: a.endSessions},
 		{Node: "change-user-password", Name: "Change User Password", Stages: one(a.passwordForm), Run: a.changePassword},
 		{Node: "get-registered-users-num", Name: "Get Number of Registered Users", Run: a.registeredNum},
@@ -206,6 +207,36 @@ func (a *Admin) deleteUsers(ctx context.Context, c *Call) (*Outcome, error) {
 		c.AfterReply(func() { a.Deleted(j) })
 	}
 	return report("Deleted", done, "No such account", missing), nil
+}
+
+// disable returns the command that disables accounts (XEP-0133 §4.3:
+// kept with their data, their sessions ended, their logins refused) or
+// enables them again (§4.4).
+func (a *Admin) disable(disabled bool) func(context.Context, *Call) (*Outcome, error) {
+	done := map[bool]string{true: "Disabled", false: "Enabled"}[disabled]
+	return func(ctx context.Context, c *Call) (*Outcome, error) {
+		js, err := accounts(c, false)
+		if err != nil {
+			return nil, err
+		}
+		var ok, missing []string
+		for _, j := range js {
+			err := a.Accounts.SetDisabled(ctx, j.Domainpart(), j.Localpart(), disabled)
+			if errors.Is(err, storage.ErrNotFound) {
+				missing = append(missing, j.String())
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			a.Log.Info("account "+strings.ToLower(done)+" by an administrator", "jid", j.String(), "admin", c.From.String())
+			ok = append(ok, j.String())
+			if disabled {
+				c.AfterReply(func() { a.EndSessions(j, "account disabled by an administrator") })
+			}
+		}
+		return report(done, ok, "No such account", missing), nil
+	}
 }
 
 // endSessions ends the sessions of accounts, or single sessions by full
