@@ -519,6 +519,20 @@ func (r *runner) run(s step) {
 		// [password PW]": the server answers
 		// <failure><not-authorized/></failure>.
 		r.failLogin(s, words[4:], "not-authorized")
+	case strings.HasPrefix(s.verb, "is refused as disabled"):
+		// "dave is refused as disabled [with MECH] [user NAME]
+		// [password PW]": the right password (by default the one of
+		// "user NAME has password") is answered
+		// <failure><account-disabled/></failure> (RFC 6120 §6.5.2).
+		w := words[4:]
+		if !slices.Contains(w, "password") {
+			user := s.actor
+			if i := slices.Index(w, "user"); i >= 0 && i+1 < len(w) {
+				user = w[i+1]
+			}
+			w = append(slices.Clip(w), "password", r.passwords[user])
+		}
+		r.failLogin(s, w, "account-disabled")
 	case strings.HasPrefix(s.verb, "is throttled"):
 		// "eve is throttled [from ADDR] [with MECH] [user NAME]
 		// [password PW]": the server answers
