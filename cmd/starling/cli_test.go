@@ -103,7 +103,7 @@ func TestHelp(t *testing.T) {
 		t.Errorf("help kick: exit %d: %q", code, out)
 	}
 	// Wrong command lines exit 2 with a usage.
-	for _, args := range [][]string{{}, {"frobnicate"}, {"user"}, {"user", "frob"}, {"user", "add"}, {"serve", "extra"}, {"version", "--nope"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"user"}, {"user", "frob"}, {"user", "add"}, {"serve", "extra"}, {"version", "--nope"}, {"--config", "x.toml", "user", "list"}} {
 		dir := t.TempDir()
 		_, stderr, code := run(t, dir, "", args...)
 		if code != 2 || !strings.Contains(stderr, "usage: starling") {

@@ -151,6 +151,9 @@ func run(ctx context.Context, args []string) error {
 // name alone or with --help lists its commands; anything else is unknown.
 func groupOrUnknown(args []string) error {
 	group := args[0]
+	if strings.HasPrefix(group, "-") {
+		return &usageError{fmt.Sprintf("%s: the command comes first, its flags after it (starling user list --config FILE)", group), usage()}
+	}
 	if len(sortedCommands(group+" ")) == 0 {
 		return &usageError{fmt.Sprintf("unknown command %q", group), usage()}
 	}
