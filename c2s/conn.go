@@ -159,6 +159,7 @@ func (c *conn) refuse(ctx context.Context, directTLS bool) {
 		c.nc = tc
 		c.writeMu.Unlock()
 	}
+	c.srv.stats.closes.add(stream.PolicyViolation)
 	c.close(&stream.Error{Condition: stream.PolicyViolation, Text: "too many unauthenticated connections from your address"})
 	c.nc.SetReadDeadline(time.Now().Add(closeGrace))
 	io.Copy(io.Discard, io.LimitReader(c.nc, 4<<10))
@@ -339,6 +340,7 @@ func (c *conn) finish(log interface {
 		c.srv.Router.Unbind(c.sess)
 		event.Fire(context.Background(), c.srv.Bus, &SessionEnded{Session: c.sess})
 	}
+	reason := closeReason(se, clean)
 	switch {
 	case isStreamErr:
 		log.Info("stream error", "condition", se.Condition, "text", se.Text)
@@ -349,11 +351,17 @@ func (c *conn) finish(log interface {
 	default:
 		select {
 		case <-c.quit:
+			// Ended by the server (a timeout, a conflict, a full
+			// queue, shutdown), with the stream error it sent.
+			if c.quitErr != nil {
+				reason = c.quitErr.Condition
+			}
 		default:
 			log.Debug("connection ended", "err", err)
 		}
 		c.close(nil)
 	}
+	c.srv.stats.closes.add(reason)
 	if c.attached.Load() {
 		<-c.written
 	}
@@ -609,6 +617,7 @@ func (c *conn) authenticate(ctx context.Context, el *stream.Element) (*auth.Fail
 		return f, c.write(f.Bytes())
 	}
 	if !c.srv.addrThrottle.Begin(c.addrKey) {
+		c.srv.stats.loginFailures.add("throttled")
 		c.logFailure(mech, "", addressThrottled, "address")
 		return addressThrottled, c.write(addressThrottled.Bytes())
 	}
@@ -632,6 +641,11 @@ func (c *conn) authenticate(ctx context.Context, el *stream.Element) (*auth.Fail
 			c.logFailure(mech, account, f, "")
 		case f == accountThrottled:
 			c.logFailure(mech, account, f, "account")
+		}
+		if f == accountThrottled {
+			c.srv.stats.loginFailures.add("throttled")
+		} else {
+			c.srv.stats.loginFailures.add(f.Condition)
 		}
 		return f, c.write(f.Bytes())
 	}
@@ -678,6 +692,7 @@ func (c *conn) authenticate(ctx context.Context, el *stream.Element) (*auth.Fail
 			c.leaveUnauthenticated()
 			c.username = user
 			c.mechanism = mech
+			c.srv.stats.logins.add(mech)
 			return nil, c.write(saslElement("success", out))
 		}
 		if err := c.write(saslElement("challenge", out)); err != nil {
@@ -882,6 +897,7 @@ func (c *conn) writeLoop(nc net.Conn, first [][]byte) {
 	}
 	write := func() bool {
 		batch = sess.out.take(batch)
+		c.srv.stats.countOut(batch)
 		var over bool
 		units, over = sess.sent(batch, units[:0])
 		ok := len(units) == 0 || flush(units)
@@ -942,10 +958,12 @@ func (c *conn) serve(ctx context.Context) error {
 				continue
 			}
 		}
-		if el.Name.Space != nsClient || stanza.KindOf(el.Name.Local) == 0 {
+		kind := stanza.KindOf(el.Name.Local)
+		if el.Name.Space != nsClient || kind == 0 {
 			// RFC 6120 §4.9.3.24: not a stanza of jabber:client.
 			return &stream.Error{Condition: stream.UnsupportedStanzaType}
 		}
+		c.srv.stats.in[kind].Add(1)
 		st, perr := stanza.Parse(el.Raw, el.StartLen)
 		if perr != nil {
 			var se *stanza.Error

@@ -71,6 +71,7 @@ type Server struct {
 	// Streams not authenticated yet, per client address.
 	unauthenticated admission.Counter
 	closed          closeCounts
+	stats           stats // Stats
 
 	mu      sync.Mutex // guards conns and closing
 	conns   map[*conn]struct{}
@@ -93,6 +94,7 @@ func NewServer(cfg *config.Config, log *slog.Logger, tlsStore *tlsconf.Store, ac
 		known:           auth.NewKnownAddrs(knownRetention, time.Now),
 		failures:        rateLog{now: time.Now},
 		refusals:        rateLog{now: time.Now},
+		stats:           newStats(),
 		conns:           make(map[*conn]struct{}),
 		smSessions:      make(map[string]*session),
 		smGone:          make(map[string]goneSession),
