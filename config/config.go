@@ -39,6 +39,7 @@ type Config struct {
 	Auth         Auth         `toml:"auth"`
 	Limits       Limits       `toml:"limits"`
 	Log          Log          `toml:"log"`
+	Metrics      Metrics      `toml:"metrics"`
 	// Hosts holds per-host overrides, keyed by a name listed in
 	// Server.Hosts: [hosts."example.org".tls] and
 	// [hosts."example.org".registration]. A setting left out of an
@@ -360,6 +361,15 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is "text" or "json".
 	Format string `toml:"format"`
+}
+
+// Metrics is the [metrics] table: the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the host:port of the admin listener that serves the
+	// metrics at /metrics over plain HTTP, without authentication; ""
+	// (the default) serves none. Meant for loopback or a private
+	// network: whoever reaches it sees how busy the server is.
+	Listen string `toml:"listen"`
 }
 
 // Host is one [hosts."domain"] override table.

@@ -86,6 +86,15 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	// [metrics]
+	if a := c.Metrics.Listen; a != "" {
+		if err := checkListen(a); err != nil {
+			p.add("metrics.listen", "%q: %v", a, err)
+		} else if _, port, _ := net.SplitHostPort(a); port != "0" && seen[a] {
+			p.add("metrics.listen", "%q is another listener's address too", a)
+		}
+	}
+
 	// [s2s] (its listeners are checked with the others above)
 	checkS2S(p, &c.S2S)
 
