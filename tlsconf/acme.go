@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -66,10 +67,11 @@ type ACME struct {
 	client    *acme.Client
 	hosts     []string // A-labels
 	names     func(host string) []string
-	// now is the clock that dates renewals, issue what gets a
-	// certificate for names (obtain; tests set both).
-	now   func() time.Time
+	// clock dates renewals (SetClock), issue gets a certificate for
+	// names (obtain; tests set it).
+	clock atomic.Pointer[func() time.Time]
 	issue func(ctx context.Context, names []string) (*tls.Certificate, error)
+	wake  chan struct{} // a new clock
 
 	obtainMu   sync.Mutex // one issuance at a time
 	registered bool       // guarded by obtainMu
@@ -151,13 +153,15 @@ func NewACME(cfg *config.Config, store *Store, log *slog.Logger, names func(host
 		},
 		hosts:  hosts,
 		names:  names,
-		now:    time.Now,
+		wake:   make(chan struct{}, 1),
 		tokens: map[string]string{},
 		alpn:   map[string]*tls.Certificate{},
 		leaves: map[string]*x509.Certificate{},
 		state:  map[string]*acmeState{},
 	}
 	m.issue = m.obtain
+	now := time.Now
+	m.clock.Store(&now)
 	for _, h := range hosts {
 		if c := loadACME(m.dir, h, m.now()); c != nil {
 			m.leaves[h] = c.Leaf
@@ -167,6 +171,18 @@ func NewACME(cfg *config.Config, store *Store, log *slog.Logger, names func(host
 	store.acme.Store(m)
 	return m, nil
 }
+
+// SetClock makes now the clock that tells when certificates are due, and
+// looks at them again at once: for tests, which move it to a renewal.
+func (m *ACME) SetClock(now func() time.Time) {
+	m.clock.Store(&now)
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *ACME) now() time.Time { return (*m.clock.Load())() }
 
 // Challenge is the challenge type in use ("http-01" or "tls-alpn-01").
 func (m *ACME) Challenge() string { return m.challenge }
@@ -183,6 +199,8 @@ func (m *ACME) Run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-m.wake:
+			t.Stop()
 		}
 	}
 }

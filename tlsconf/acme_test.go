@@ -97,7 +97,8 @@ func TestACMESchedule(t *testing.T) {
 	}
 	clock := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	ca := &fakeCA{t: t, clock: clock}
-	m.now, m.issue = clock.Now, ca.issue
+	m.issue = ca.issue
+	m.SetClock(clock.Now)
 	ctx := context.Background()
 
 	// Before the CA answers: the self-signed certificate.
@@ -155,6 +156,53 @@ func TestACMESchedule(t *testing.T) {
 
 	if err := m.Renew(ctx, "b.example"); err == nil {
 		t.Error("Renew of a host with files of its own succeeded")
+	}
+}
+
+// TestACMERun: Run gets the missing certificate, then, told of a clock
+// past two thirds of its lifetime (SetClock), renews it, and stops with
+// its context.
+func TestACMERun(t *testing.T) {
+	cfg := testConfig(t, "a.example")
+	cfg.TLS.ACME = true
+	s := newStore(t, cfg)
+	m, err := NewACME(cfg, s, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	ca := &fakeCA{t: t, clock: clock}
+	m.issue = ca.issue
+	m.SetClock(clock.Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		m.Run(ctx)
+		close(done)
+	}()
+	// The certificate presented is the one issued at the clock's time.
+	waitPresented := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !s.Certificate("a.example").Leaf.NotBefore.Equal(clock.Now()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no certificate from %v presented in 10s (%d issued)", clock.Now(), ca.count())
+			}
+			time.Sleep(time.Millisecond) // polling the manager's goroutine
+		}
+	}
+	waitPresented()
+	clock.Advance(61 * 24 * time.Hour)
+	m.SetClock(clock.Now)
+	waitPresented()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if n := ca.count(); n != 2 {
+		t.Errorf("%d certificates issued, want 2", n)
 	}
 }
 
