@@ -315,7 +315,8 @@ var requirements = []requirement{
 			"./xep/upload TestPutTrickle",
 			"./xep/upload TestExpire",
 			"./conformance/imclients TestIMClients/*/*/upload",
-			"./conformance/browser TestBrowser/sqlite/websocket",
+			"./conformance/browser TestBrowser/sqlite/websocket/upload",
+			"./conformance/browser TestBrowser/sqlite/bosh/upload",
 		},
 	},
 	{
