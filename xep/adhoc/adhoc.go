@@ -21,7 +21,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -139,7 +138,6 @@ type session struct {
 
 // Service runs the commands.
 type Service struct {
-	Log *slog.Logger
 	// IsAdmin tells whether bare administers host.
 	IsAdmin func(host string, bare jid.JID) bool
 	// Now is the clock; nil is time.Now.
@@ -269,13 +267,24 @@ func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, err
 			return s.show(ctx, sess, req)
 		}
 		// A form with the first request: a client that knows the
-		// command fills it in at once (as a script does).
-	} else {
-		var err error
-		if sess, err = s.session(r.SessionID, cmd, from, host); err != nil {
-			return nil, err
+		// command fills it in at once (as a script does). If that
+		// fails, the requester never learnt the session's id.
+		out, err := s.step(ctx, sess, req, r)
+		if err != nil {
+			s.end(sess)
 		}
+		return out, err
 	}
+	sess, err := s.session(r.SessionID, cmd, from, host)
+	if err != nil {
+		return nil, err
+	}
+	return s.step(ctx, sess, req, r)
+}
+
+// step runs the action of r on sess.
+func (s *Service) step(ctx context.Context, sess *session, req dispatch.Request, r request) ([]byte, error) {
+	cmd := sess.cmd
 
 	last := sess.stage == len(cmd.Stages)-1
 	action := r.Action

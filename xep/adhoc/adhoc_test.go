@@ -34,6 +34,7 @@ type harness struct {
 	out *sender
 	now time.Time
 	ran []Values
+	s   *Service
 }
 
 func newHarness(t *testing.T) *harness {
@@ -41,7 +42,6 @@ func newHarness(t *testing.T) *harness {
 	h.m = dispatch.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.m.SetSender(h.out)
 	s := &Service{
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		IsAdmin: func(host string, bare jid.JID) bool {
 			return host == "example.org" && bare.String() == "root@example.org"
 		},
@@ -63,6 +63,7 @@ func newHarness(t *testing.T) *harness {
 		return &Outcome{Result: &Form{Fields: []Field{{Var: "n", Values: []string{"42"}}}}}, nil
 	}})
 	s.Register(h.m)
+	h.s = s
 	return h
 }
 
@@ -179,6 +180,13 @@ func TestErrors(t *testing.T) {
 	h.now = h.now.Add(Timeout + time.Second)
 	h.do(`<iq to='example.org' type='set' id='12'><command `+cmdNS+` node='pizza' sessionid='{sid}' action='complete'>`+submit(``)+`</command></iq>`, sid,
 		`<iq from='example.org' to='alice@example.org/a' type='error' id='12'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><session-expired `+cmdNS+`/></error></iq>`)
+	// A form with the first request that fails leaves no session behind:
+	// its requester never learnt the id.
+	before := len(h.s.sessions)
+	h.do(`<iq to='example.org' type='set' id='12b'><command `+cmdNS+` node='pizza' action='complete'>`+submit(``)+`</command></iq>`, "", badRequest("12b", "bad-payload"))
+	if n := len(h.s.sessions); n != before {
+		t.Errorf("%d sessions after a failed first request, want %d", n, before)
+	}
 	// Commands are the server's, not an account's.
 	h.do(`<iq to='alice@example.org' type='set' id='13'><command `+cmdNS+` node='pizza'/></iq>`, "",
 		`<iq from='alice@example.org' to='alice@example.org/a' type='error' id='13'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`)

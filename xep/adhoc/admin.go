@@ -397,7 +397,7 @@ func (Module) Optional() {}
 
 // Start implements module.Module.
 func (Module) Start(_ context.Context, env *module.Env) error {
-	s := &Service{Log: env.Log, IsAdmin: func(host string, bare jid.JID) bool { return env.Config().IsAdmin(host, bare) }}
+	s := &Service{IsAdmin: func(host string, bare jid.JID) bool { return env.Config().IsAdmin(host, bare) }}
 	a := &Admin{
 		Accounts:   env.Store,
 		Router:     env.Router,
