@@ -17,7 +17,6 @@ func (c *Config) ResolvePaths(dir string) {
 	c.TLS.Cert = c.Path(c.TLS.Cert)
 	c.TLS.Key = c.Path(c.TLS.Key)
 	c.TLS.ACMECAFile = c.Path(c.TLS.ACMECAFile)
-	c.TLS.ACMECAFile = c.Path(c.TLS.ACMECAFile)
 	for name, h := range c.Hosts {
 		h.TLS.Cert = c.Path(h.TLS.Cert)
 		h.TLS.Key = c.Path(h.TLS.Key)
