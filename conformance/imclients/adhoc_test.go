@@ -15,15 +15,24 @@ import (
 	"github.com/starling-xmpp/starling/internal/testbin"
 )
 
-// TestAdminFromClient: service administration (XEP-0133) from a real
-// client library, slixmpp's xep_0050 as a bot or a client built on it
-// runs ad-hoc commands (testdata/slixmpp_adhoc.py). An administrator
+// TestAdminFromClient: service administration (XEP-0133) from real
+// client libraries: slixmpp's xep_0050 as a bot or a client built on it
+// runs ad-hoc commands (testdata/slixmpp_adhoc.py), and nbxmpp's AdHoc as
+// Gajim's "Execute Command" window does (testdata/nbxmpp_adhoc.py). An administrator
 // ([server] admins) finds add-user among the server's commands, gets its
 // form and completes it, and the account it added then logs in; a user
 // who is not one sees no commands and is refused. Starling only: the
 // anchors' administrators are not configured here.
 func TestAdminFromClient(t *testing.T) {
-	requireLibrary(t, "slixmpp")
+	for _, lib := range libraries {
+		t.Run(lib, func(t *testing.T) {
+			requireLibrary(t, lib)
+			adminFromClient(t, lib)
+		})
+	}
+}
+
+func adminFromClient(t *testing.T, lib string) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	port := testbin.FreePort(t)
@@ -55,7 +64,7 @@ level = "debug"
 
 	run := func(args ...string) []map[string]any {
 		t.Helper()
-		args = append([]string{filepath.Join("testdata", "slixmpp_adhoc.py"), "--port", strconv.Itoa(port),
+		args = append([]string{filepath.Join("testdata", lib+"_adhoc.py"), "--port", strconv.Itoa(port),
 			"--mech", "SCRAM-SHA-256", "--ca-file", cert}, args...)
 		cmd := exec.Command(python, args...)
 		var stderr bytes.Buffer
@@ -69,11 +78,11 @@ level = "debug"
 				t.Errorf("not a JSON line: %q", sc.Text())
 				continue
 			}
-			t.Logf("slixmpp: %v", step)
+			t.Logf("%s: %v", lib, step)
 			steps = append(steps, step)
 		}
 		if err != nil {
-			t.Fatalf("slixmpp_adhoc.py %v: %v\n%s", args, err, stderr.String())
+			t.Fatalf("%s_adhoc.py %v: %v\n%s", lib, args, err, stderr.String())
 		}
 		return steps
 	}
@@ -89,7 +98,7 @@ level = "debug"
 	}
 
 	dave := "dave@" + starlingDomain
-	steps := run("--jid", "root@"+starlingDomain+"/slixmpp", "--password", rootPW, "--new-jid", dave, "--new-password", davePW)
+	steps := run("--jid", "root@"+starlingDomain+"/"+lib, "--password", rootPW, "--new-jid", dave, "--new-password", davePW)
 	nodes, _ := step(steps, "commands")["nodes"].([]any)
 	for _, want := range []string{"add-user", "delete-user", "end-user-session", "change-user-password", "get-online-users-list", "announce"} {
 		if !slices.Contains(nodes, any("http://jabber.org/protocol/admin#"+want)) {
@@ -107,7 +116,7 @@ level = "debug"
 		t.Errorf("the new account logged in as %v", got)
 	}
 
-	steps = run("--jid", "alice@"+starlingDomain+"/slixmpp", "--password", alicePW, "--expect-none")
+	steps = run("--jid", "alice@"+starlingDomain+"/"+lib, "--password", alicePW, "--expect-none")
 	if got := step(steps, "refused")["condition"]; got != "forbidden" {
 		t.Errorf("alice's add-user: %v, want forbidden", got)
 	}
