@@ -27,6 +27,7 @@ import (
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
+	"github.com/starling-xmpp/starling/metrics"
 	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/presence"
 	"github.com/starling-xmpp/starling/roster"
@@ -57,6 +58,9 @@ type Server struct {
 	acme *tlsconf.ACME
 	// modules are those of the list (modules.go), started.
 	modules *module.Set
+	// metrics is the Prometheus registry served on [metrics] listen,
+	// nil when it is off.
+	metrics *metrics.Metrics
 
 	mu  sync.Mutex // guards cfg and reload
 	cfg *config.Config
@@ -71,6 +75,7 @@ type Server struct {
 	httpTLS   []net.Listener // raw TCP: TLS is added by Run
 	acmeHTTP  net.Listener   // tls.acme_http_listen, for http-01 challenges
 	admin     net.Listener   // see admin.go
+	metricsLn net.Listener   // metrics.listen, nil when off
 }
 
 // CheckConfig checks what config.Load cannot: each module's
@@ -106,6 +111,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	s := &Server{log: log, store: store, tls: tlsStore, cfg: cfg}
+	if cfg.Metrics.Listen != "" {
+		// Everything uses the timed store; Close goes through to it.
+		s.metrics = metrics.New()
+		store = s.metrics.Store(store)
+		s.store = store
+	}
 
 	mux := dispatch.New(log.With("module", "dispatch"))
 	bus := &event.Bus{}
@@ -121,6 +132,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.bus = bus
 	s.c2s = c2s.NewServer(cfg, log, tlsStore, store, r, mux)
 	s.c2s.HandleEvents(bus)
+	if s.metrics != nil {
+		s.metrics.C2S(s.c2s.Stats)
+	}
 	// Instant messaging and presence (RFC 6121): the core that the
 	// modules build on. Presence depends on the roster, not the reverse.
 	rost := &roster.Service{
@@ -237,6 +251,13 @@ func (s *Server) listen(cfg *config.Config) error {
 		}
 		s.acmeHTTP = ln
 	}
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		s.metricsLn = ln
+	}
 	return nil
 }
 
@@ -246,6 +267,9 @@ func (s *Server) closeListeners() {
 	}
 	if s.acmeHTTP != nil {
 		s.acmeHTTP.Close()
+	}
+	if s.metricsLn != nil {
+		s.metricsLn.Close()
 	}
 	if s.admin != nil {
 		s.admin.Close() // also removes the socket file
@@ -269,6 +293,15 @@ func (s *Server) ACMEHTTPAddr() net.Addr {
 		return nil
 	}
 	return s.acmeHTTP.Addr()
+}
+
+// MetricsAddr is the bound address of metrics.listen, nil when it is
+// off.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
 }
 
 // Bus is the server's event bus (for tests that watch events).
@@ -371,7 +404,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, len(s.starttls)+len(s.directTLS)+len(s.httpPlain)+len(s.httpTLS)+1)
+	errc := make(chan error, len(s.starttls)+len(s.directTLS)+len(s.httpPlain)+len(s.httpTLS)+2)
 	for _, ln := range s.starttls {
 		go func() { errc <- s.c2s.Serve(serveCtx, ln, false) }()
 	}
@@ -415,6 +448,11 @@ func (s *Server) Run(ctx context.Context) error {
 		// Once the listeners serve, for the CA's validation requests.
 		go s.acme.Run(serveCtx)
 	}
+	var metricsHTTP *http.Server
+	if s.metricsLn != nil {
+		metricsHTTP = s.serveMetrics(cfg)
+		go serveHTTP(metricsHTTP, s.metricsLn)
+	}
 	go s.serveAdmin(s.admin)
 	var runErr error
 	select {
@@ -425,6 +463,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// Stop accepting; WebSocket streams, no longer HTTP's, end below with
 	// the other sessions.
 	web.Close()
+	if metricsHTTP != nil {
+		metricsHTTP.Close()
+	}
 	s.closeListeners()
 	cancel()
 	stopCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
@@ -446,6 +487,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 		!slices.Equal(old.C2S.DirectTLSListen, cfg.C2S.DirectTLSListen) || !slices.Equal(old.HTTP.Listen, cfg.HTTP.Listen) ||
 		!slices.Equal(old.HTTP.TLSListen, cfg.HTTP.TLSListen) || old.Storage != cfg.Storage || old.Server.DataDir != cfg.Server.DataDir {
 		return errors.New("hosts, listeners, data_dir and storage change only with a restart")
+	}
+	if old.Metrics != cfg.Metrics {
+		return errors.New("metrics.listen changes only with a restart")
 	}
 	if acmeKeys(old.TLS) != acmeKeys(cfg.TLS) {
 		return errors.New("the acme keys of [tls] change only with a restart")
@@ -479,6 +523,35 @@ func (s *Server) Reload(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// serveMetrics is the HTTP server of the metrics listener: the
+// Prometheus endpoint at metrics.Path, nothing else. It warns when the
+// listener is not on loopback, since it answers anyone who reaches it.
+func (s *Server) serveMetrics(cfg *config.Config) *http.Server {
+	addr := s.metricsLn.Addr().String()
+	s.log.Info("listening", "kind", "metrics", "addr", addr, "url", "http://"+addr+metrics.Path)
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
+		s.log.Warn("the metrics listener is not on loopback: anyone who reaches it sees the server's metrics; bind it to 127.0.0.1 or a private network", "addr", addr)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+metrics.Path, s.metrics.Handler())
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.Limits.ConnectTimeout.Duration,
+		IdleTimeout:       time.Minute, // scrapes every 15s or so reuse the connection
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.With("module", "metrics").Handler(), slog.LevelDebug),
+	}
+}
+
+// isLoopback reports whether host (an IP address or a name) is on the
+// loopback interface.
+func isLoopback(host string) bool {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	return host == "localhost"
 }
 
 // acmeKeys are the acme keys of a [tls] table, without its files.
