@@ -296,12 +296,15 @@ func TestPorts(t *testing.T) {
 	freeAddr := free.Addr().String()
 	free.Close()
 	cfg := parse(t, "[c2s]\nlisten = [\""+busy.Addr().String()+"\"]\ndirect_tls_listen = [\""+freeAddr+"\"]\n[s2s]\nenabled = false\n[http]\nlisten = [\"192.0.2.1:5280\"]\n")
+	cfg.Metrics.Listen = "192.0.2.1:9090"
 
 	r := &Report{}
 	Ports(context.Background(), Options{Config: cfg, Running: func(context.Context) bool { return false }}, r)
 	want(t, r, AreaPorts, Problem, "c2s.listen "+busy.Addr().String()+" is in use by another program")
 	want(t, r, AreaPorts, OK, "c2s.direct_tls_listen "+freeAddr+" can be bound")
 	want(t, r, AreaPorts, Problem, "http.listen 192.0.2.1:5280: this machine has no such address")
+	want(t, r, AreaPorts, Problem, "metrics.listen 192.0.2.1:9090: this machine has no such address")
+	want(t, r, AreaPorts, Warning, "metrics.listen 192.0.2.1:9090 is not a loopback address")
 
 	// The running server's: in use by it, and it accepts connections.
 	r = &Report{}

@@ -41,6 +41,9 @@ func listeners(cfg *config.Config) []listener {
 	if acmeHost && cfg.TLS.ACMEChallenge == config.ChallengeHTTP01 && cfg.TLS.ACMEHTTPListen != "" {
 		add("tls.acme_http_listen", []string{cfg.TLS.ACMEHTTPListen})
 	}
+	if cfg.Metrics.Listen != "" {
+		add("metrics.listen", []string{cfg.Metrics.Listen})
+	}
 	return ls
 }
 
@@ -57,6 +60,10 @@ func Ports(ctx context.Context, opts Options, r *Report) {
 	}
 	if running {
 		r.ok(AreaPorts, "a Starling runs on this data directory (its admin socket %s answers)", server.AdminSocket(opts.Config))
+	}
+	if m := opts.Config.Metrics.Listen; m != "" && !loopback(m) {
+		r.add(AreaPorts, Warning, "listen on 127.0.0.1 (or a private network) and let Prometheus scrape it there, or filter the port",
+			"metrics.listen %s is not a loopback address: whoever reaches it sees how busy the server is, without authentication", m)
 	}
 	for _, l := range listeners(opts.Config) {
 		ln, err := net.Listen("tcp", l.addr)
@@ -122,4 +129,18 @@ func connectTest(ctx context.Context, opts Options, l listener, r *Report) {
 	}
 	c.Close()
 	r.ok(AreaPorts, "%s %s accepts connections (tried %s)", l.key, l.addr, addr)
+}
+
+// loopback reports whether the listener address addr is on a loopback
+// address only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
