@@ -115,6 +115,52 @@ func (f *Federation) Status() string {
 	return strings.Join(lines, "\n")
 }
 
+// StreamCounts are how many server-to-server streams there are, by
+// direction and state, for metrics: outgoing ones being set up
+// (connecting), authenticated (up) or failed and waiting to be retried;
+// incoming ones that have authenticated a domain pair or not yet.
+type StreamCounts struct {
+	OutConnecting, OutUp, OutFailed    int
+	InAuthenticated, InUnauthenticated int
+}
+
+// Streams counts the server-to-server streams now.
+func (f *Federation) Streams() StreamCounts {
+	f.mu.Lock()
+	links := make([]*link, 0, len(f.links))
+	for _, l := range f.links {
+		links = append(links, l)
+	}
+	ins := make([]*inStream, 0, len(f.ins))
+	for s := range f.ins {
+		ins = append(ins, s)
+	}
+	f.mu.Unlock()
+	var n StreamCounts
+	for _, l := range links {
+		l.mu.Lock()
+		switch l.state {
+		case connecting:
+			n.OutConnecting++
+		case up:
+			n.OutUp++
+		case failed:
+			n.OutFailed++
+		}
+		l.mu.Unlock()
+	}
+	for _, s := range ins {
+		s.mu.Lock()
+		if len(s.authed) > 0 {
+			n.InAuthenticated++
+		} else {
+			n.InUnauthenticated++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
