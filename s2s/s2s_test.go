@@ -3,6 +3,8 @@ package s2s_test
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,7 +91,7 @@ func TestMessagesBothWays(t *testing.T) {
 		method  string
 	}{{"EXTERNAL", true, "method=EXTERNAL"}, {"dialback", false, "method=dialback"}} {
 		t.Run(mode.name, func(t *testing.T) {
-			w := newWorld(t, mode.trustCA, nil)
+			w := newWorld(t, mode.trustCA, func(c *config.Config) { c.Metrics.Listen = "127.0.0.1:0" })
 			alice := xmpptest.Login(t, w.a.Addr, "a.test", "alice", "alice-pw", "SCRAM-SHA-256", "phone")
 			bob := xmpptest.Login(t, w.b.Addr, "b.test", "bob", "bob-pw", "SCRAM-SHA-256", "laptop")
 			alice.Send("<presence/>")
@@ -130,6 +132,30 @@ func TestMessagesBothWays(t *testing.T) {
 				for _, want := range c.want {
 					if !strings.Contains(c.status, want) {
 						t.Errorf("starling s2s: want %q in:\n%s", want, c.status)
+					}
+				}
+			}
+			// The metrics endpoint counts the same streams.
+			inA := "0"
+			if !mode.trustCA {
+				inA = "1"
+			}
+			for _, c := range []struct {
+				srv  *testserver.Server
+				want []string
+			}{
+				{w.a, []string{`starling_s2s_streams{direction="out",state="up"} 1`, `starling_s2s_streams{direction="in",state="authenticated"} ` + inA}},
+				{w.b, []string{`starling_s2s_streams{direction="out",state="up"} 1`, `starling_s2s_streams{direction="in",state="authenticated"} 1`}},
+			} {
+				resp, err := http.Get("http://" + c.srv.MetricsAddr().String() + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				for _, want := range c.want {
+					if !strings.Contains(string(body), "\n"+want+"\n") {
+						t.Errorf("%s: no %q in the metrics", c.srv.Domain, want)
 					}
 				}
 			}

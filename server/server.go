@@ -32,6 +32,7 @@ import (
 	"github.com/starling-xmpp/starling/presence"
 	"github.com/starling-xmpp/starling/roster"
 	"github.com/starling-xmpp/starling/router"
+	"github.com/starling-xmpp/starling/s2s"
 	"github.com/starling-xmpp/starling/storage"
 	"github.com/starling-xmpp/starling/storage/postgres"
 	"github.com/starling-xmpp/starling/storage/sqlite"
@@ -150,13 +151,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	capsTracker := &caps.Tracker{Bus: bus, Log: log.With("module", "caps"), Router: r}
 	capsTracker.Register()
 	// The modules of the list (modules.go), in order.
-	s.modules = module.NewSet(Modules())
+	mods := Modules()
+	s.modules = module.NewSet(mods)
 	if err := s.modules.Start(ctx, module.Env{
 		Log: log, Router: r, Roster: rost, Caps: capsTracker, IQ: mux, Bus: bus, Store: store, Config: s.config, TLS: tlsStore,
 		WebURL: s.webURL,
 	}); err != nil {
 		store.Close()
 		return nil, err
+	}
+	if s.metrics != nil {
+		s.metrics.S2S(s2sStreams(mods))
 	}
 	// RFC 6121 §2.6.1 roster versioning, §3.4 subscription pre-approval,
 	// then what the modules offer (XEP-0115 §6.3 capabilities among them).
@@ -552,6 +557,27 @@ func isLoopback(host string) bool {
 		return ip.IsLoopback()
 	}
 	return host == "localhost"
+}
+
+// s2sStreams returns what metrics.S2S reads: the streams of the
+// federation module of mods, none while federation is off.
+func s2sStreams(mods []module.Module) func() map[[2]string]int {
+	var fed *s2s.Module
+	for _, m := range mods {
+		if f, ok := m.(*s2s.Module); ok {
+			fed = f
+		}
+	}
+	return func() map[[2]string]int {
+		var n s2s.StreamCounts
+		if fed != nil && fed.Federation() != nil {
+			n = fed.Federation().Streams()
+		}
+		return map[[2]string]int{
+			{"out", "connecting"}: n.OutConnecting, {"out", "up"}: n.OutUp, {"out", "failed"}: n.OutFailed,
+			{"in", "authenticated"}: n.InAuthenticated, {"in", "unauthenticated"}: n.InUnauthenticated,
+		}
+	}
 }
 
 // acmeKeys are the acme keys of a [tls] table, without its files.
