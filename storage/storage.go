@@ -72,6 +72,9 @@ type Accounts interface {
 	DeleteAccount(ctx context.Context, host, username string) error
 	// ListAccounts returns the usernames of a host, sorted.
 	ListAccounts(ctx context.Context, host string) ([]string, error)
+	// ListDisabled returns the usernames of a host's disabled accounts,
+	// sorted.
+	ListDisabled(ctx context.Context, host string) ([]string, error)
 }
 
 // Subscription is a roster item's subscription state (RFC 6121 §2.1.2.5).

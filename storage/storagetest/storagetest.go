@@ -263,9 +263,18 @@ func testDisabled(t *testing.T, newDB NewDB) {
 		a.Disabled = disabled
 		checkAccount(t, s, a)
 	}
+	disabled := func(want ...string) {
+		t.Helper()
+		got, err := s.ListDisabled(ctx, "example.org")
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("ListDisabled = %q, %v, want %q", got, err, want)
+		}
+	}
+	disabled()
 	set(true)
 	set(true) // again: no change, no error
 	checkAccount(t, s, other)
+	disabled("alice")
 	a.Keys = keys(3)
 	if err := s.SetKeys(ctx, a.Host, a.Username, a.Keys); err != nil {
 		t.Fatalf("SetKeys: %v", err)
@@ -273,12 +282,17 @@ func testDisabled(t *testing.T, newDB NewDB) {
 	checkAccount(t, s, a)
 	checkList(t, s, "example.org", []string{"alice", "bob"})
 	set(false)
+	disabled()
 
 	// Created disabled (an import of a disabled account).
 	c := account("example.org", "carol", 4)
 	c.Disabled = true
 	create(t, s, c)
 	checkAccount(t, s, c)
+	disabled("carol")
+	if got, err := s.ListDisabled(ctx, "example.net"); err != nil || len(got) != 0 {
+		t.Errorf("ListDisabled(example.net) = %q, %v", got, err)
+	}
 }
 
 func testDelete(t *testing.T, newDB NewDB) {

@@ -121,6 +121,15 @@ func (s *Store) SetDisabled(ctx context.Context, host, username string, disabled
 	return nil
 }
 
+// ListDisabled implements storage.Accounts.
+func (s *Store) ListDisabled(ctx context.Context, host string) ([]string, error) {
+	names, err := collectStrings(s.reader().query(ctx, `SELECT username FROM accounts WHERE host = ? AND disabled = ? ORDER BY username`, host, true))
+	if err != nil {
+		return nil, fmt.Errorf("list disabled accounts of %s: %w", host, err)
+	}
+	return names, nil
+}
+
 // ListAccounts implements storage.Accounts.
 func (s *Store) ListAccounts(ctx context.Context, host string) ([]string, error) {
 	names, err := collectStrings(s.reader().query(ctx, `SELECT username FROM accounts WHERE host = ? ORDER BY username`, host))
