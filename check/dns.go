@@ -255,7 +255,9 @@ func whose(name string, addrs, local []netip.Addr, localErr error, r *Report) {
 	public := slices.ContainsFunc(local, isPublic)
 	for _, a := range addrs {
 		switch {
-		case a.IsLoopback() || slices.Contains(local, a):
+		case a.IsLoopback():
+			r.ok(AreaDNS, "%s: %s is this machine's (loopback: for clients on this machine only)", name, a)
+		case slices.Contains(local, a):
 			r.ok(AreaDNS, "%s: %s is this machine's", name, a)
 		case !public:
 			r.add(AreaDNS, Warning, "make sure "+a.String()+" forwards the XMPP ports to this machine",
