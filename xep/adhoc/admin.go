@@ -51,8 +51,10 @@ func (a *Admin) Commands() []*Command {
 		{Node: "end-user-session", Name: "End User Session", Stages: one(accountsForm("Ending a User Session", "Fill out this form to end a user's session.", "The Jabber ID(s) for which to end sessions")), Run: a.endSessions},
 		{Node: "change-user-password", Name: "Change User Password", Stages: one(a.passwordForm), Run: a.changePassword},
 		{Node: "get-registered-users-num", Name: "Get Number of Registered Users", Run: a.registeredNum},
+		{Node: "get-disabled-users-num", Name: "Get Number of Disabled Users", Run: a.disabledNum},
 		{Node: "get-online-users-num", Name: "Get Number of Online Users", Run: a.onlineNum},
 		{Node: "get-registered-users-list", Name: "Get List of Registered Users", Stages: one(listForm("Getting List of Registered Users")), Run: a.registeredList},
+		{Node: "get-disabled-users-list", Name: "Get List of Disabled Users", Stages: one(listForm("Getting List of Disabled Users")), Run: a.disabledList},
 		{Node: "get-online-users-list", Name: "Get List of Online Users", Stages: one(listForm("Getting List of Online Users")), Run: a.onlineList},
 		{Node: "announce", Name: "Send Announcement to Online Users", Stages: one(announceForm), Run: a.announce},
 	}
@@ -307,8 +309,14 @@ func (a *Admin) online(host string) []string {
 	return out
 }
 
-func (a *Admin) registered(ctx context.Context, host string) ([]string, error) {
-	users, err := a.Accounts.ListAccounts(ctx, host)
+// registered returns the bare JIDs of host's accounts, or of its
+// disabled ones, sorted.
+func (a *Admin) registered(ctx context.Context, host string, disabled bool) ([]string, error) {
+	list := a.Accounts.ListAccounts
+	if disabled {
+		list = a.Accounts.ListDisabled
+	}
+	users, err := list(ctx, host)
 	if err != nil {
 		return nil, err
 	}
@@ -333,11 +341,19 @@ func list(c *Call, v, label string, jids []string) *Outcome {
 }
 
 func (a *Admin) registeredNum(ctx context.Context, c *Call) (*Outcome, error) {
-	users, err := a.registered(ctx, c.Host)
+	users, err := a.registered(ctx, c.Host, false)
 	if err != nil {
 		return nil, err
 	}
 	return number("registeredusersnum", "The number of registered users", len(users)), nil
+}
+
+func (a *Admin) disabledNum(ctx context.Context, c *Call) (*Outcome, error) {
+	users, err := a.registered(ctx, c.Host, true)
+	if err != nil {
+		return nil, err
+	}
+	return number("disabledusersnum", "The number of disabled users", len(users)), nil
 }
 
 func (a *Admin) onlineNum(_ context.Context, c *Call) (*Outcome, error) {
@@ -345,11 +361,19 @@ func (a *Admin) onlineNum(_ context.Context, c *Call) (*Outcome, error) {
 }
 
 func (a *Admin) registeredList(ctx context.Context, c *Call) (*Outcome, error) {
-	users, err := a.registered(ctx, c.Host)
+	users, err := a.registered(ctx, c.Host, false)
 	if err != nil {
 		return nil, err
 	}
 	return list(c, "registereduserjids", "The list of all users", users), nil
+}
+
+func (a *Admin) disabledList(ctx context.Context, c *Call) (*Outcome, error) {
+	users, err := a.registered(ctx, c.Host, true)
+	if err != nil {
+		return nil, err
+	}
+	return list(c, "disableduserjids", "The list of all disabled users", users), nil
 }
 
 func (a *Admin) onlineList(_ context.Context, c *Call) (*Outcome, error) {
