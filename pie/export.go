@@ -27,6 +27,10 @@ type ExportOptions struct {
 	// the first (ejabberd) or the one it is configured for (Prosody):
 	// put the target's first, or write it alone.
 	Hashes []storage.Hash
+	// Base64Twice writes the salts and keys base64-encoded twice, as
+	// ejabberd (23.01) writes and reads them: it keeps them encoded once
+	// and encodes them again for the file. Import reads both forms.
+	Base64Twice bool
 	// Warn is told about data left out (nil: nobody).
 	Warn func(string)
 }
@@ -41,18 +45,9 @@ const stampFormat = "2006-01-02T15:04:05.000000Z"
 // whole server at one; run it on a copy from starling backup for that).
 func Export(ctx context.Context, store storage.Store, w io.Writer, opts ExportOptions) (Stats, error) {
 	var st Stats
-	hashes := opts.Hashes
-	if hashes == nil {
-		hashes = DefaultHashes
-	}
-	for _, h := range hashes {
-		if mechanisms[h] == "" {
-			return st, fmt.Errorf("unknown SCRAM hash family %q", h)
-		}
-	}
-	e := &exporter{store: store, hashes: hashes, warn: opts.Warn, st: &st}
-	if e.warn == nil {
-		e.warn = func(string) {}
+	e, err := newExporter(store, opts, &st)
+	if err != nil {
+		return st, err
 	}
 	if _, err := io.WriteString(w, "<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='"+NS+"'>\n"); err != nil {
 		return st, err
@@ -82,13 +77,53 @@ func Export(ctx context.Context, store storage.Store, w io.Writer, opts ExportOp
 			return st, err
 		}
 	}
-	_, err := io.WriteString(w, "</server-data>\n")
+	_, err = io.WriteString(w, "</server-data>\n")
 	return st, err
+}
+
+// ExportAccount writes one account of store as a whole document
+// (<server-data/>, its <host/>, its <user/>): the layout of Prosody's
+// mod_storage_xep0227, which keeps a file per account, USER@HOST.xml.
+// opts.Hosts is not used.
+func ExportAccount(ctx context.Context, store storage.Store, w io.Writer, host, user string, opts ExportOptions) (Stats, error) {
+	var st Stats
+	e, err := newExporter(store, opts, &st)
+	if err != nil {
+		return st, err
+	}
+	var b bytes.Buffer
+	b.WriteString("<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='" + NS + "'><host jid='")
+	escapeAttr(&b, host)
+	b.WriteString("'>")
+	if err := e.user(ctx, &b, host, user); err != nil {
+		return st, fmt.Errorf("%s@%s: %w", user, host, err)
+	}
+	b.WriteString("</host></server-data>\n")
+	_, err = w.Write(b.Bytes())
+	return st, err
+}
+
+func newExporter(store storage.Store, opts ExportOptions, st *Stats) (*exporter, error) {
+	hashes := opts.Hashes
+	if hashes == nil {
+		hashes = DefaultHashes
+	}
+	for _, h := range hashes {
+		if mechanisms[h] == "" {
+			return nil, fmt.Errorf("unknown SCRAM hash family %q", h)
+		}
+	}
+	e := &exporter{store: store, hashes: hashes, twice: opts.Base64Twice, warn: opts.Warn, st: st}
+	if e.warn == nil {
+		e.warn = func(string) {}
+	}
+	return e, nil
 }
 
 type exporter struct {
 	store  storage.Store
 	hashes []storage.Hash
+	twice  bool // ExportOptions.Base64Twice
 	warn   func(string)
 	st     *Stats
 }
@@ -114,9 +149,9 @@ func (e *exporter) user(ctx context.Context, b *bytes.Buffer, host, user string)
 		wrote = true
 		b.WriteString("<scram-credentials xmlns='" + nsSCRAM + "' mechanism='" + mechanisms[h] + "'>")
 		b.WriteString("<iter-count>" + strconv.Itoa(k.Iterations) + "</iter-count>")
-		b.WriteString("<salt>" + base64.StdEncoding.EncodeToString(k.Salt) + "</salt>")
-		b.WriteString("<server-key>" + base64.StdEncoding.EncodeToString(k.ServerKey) + "</server-key>")
-		b.WriteString("<stored-key>" + base64.StdEncoding.EncodeToString(k.StoredKey) + "</stored-key>")
+		b.WriteString("<salt>" + e.b64(k.Salt) + "</salt>")
+		b.WriteString("<server-key>" + e.b64(k.ServerKey) + "</server-key>")
+		b.WriteString("<stored-key>" + e.b64(k.StoredKey) + "</stored-key>")
 		b.WriteString("</scram-credentials>")
 	}
 	if !wrote {
@@ -132,6 +167,15 @@ func (e *exporter) user(ctx context.Context, b *bytes.Buffer, host, user string)
 	}
 	b.WriteString("</user>\n")
 	return nil
+}
+
+// b64 encodes a SCRAM value for the file.
+func (e *exporter) b64(v []byte) string {
+	s := base64.StdEncoding.EncodeToString(v)
+	if e.twice {
+		s = base64.StdEncoding.EncodeToString([]byte(s))
+	}
+	return s
 }
 
 // stanza writes a stored stanza (which inherits jabber:client from its

@@ -395,20 +395,34 @@ func scramKeys(h storage.Hash, iter, salt, serverKey, storedKey string) (storage
 	if err != nil || n <= 0 {
 		return storage.SCRAMKeys{}, fmt.Errorf("iteration count %q", iter)
 	}
-	var k storage.SCRAMKeys
-	k.Iterations = n
+	k := storage.SCRAMKeys{Iterations: n}
+	// ejabberd (23.01) keeps the keys and the salt base64-encoded and
+	// writes them encoded once more: base64 twice, which the keys'
+	// lengths tell.
+	twice := false
 	for _, f := range []struct {
-		name string
-		in   string
-		out  *[]byte
-		size int
-	}{{"salt", salt, &k.Salt, 0}, {"server key", serverKey, &k.ServerKey, hashSize[h]}, {"stored key", storedKey, &k.StoredKey, hashSize[h]}} {
+		name, in string
+		out      *[]byte
+	}{{"server key", serverKey, &k.ServerKey}, {"stored key", storedKey, &k.StoredKey}} {
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(f.in))
-		if err != nil || len(b) == 0 || f.size > 0 && len(b) != f.size {
-			return storage.SCRAMKeys{}, fmt.Errorf("%s is not %s base64", f.name, map[bool]string{false: "a " + string(h) + " key in", true: "non-empty"}[f.size == 0])
+		if err == nil && len(b) != hashSize[h] {
+			if bb, err2 := base64.StdEncoding.DecodeString(string(b)); err2 == nil && len(bb) == hashSize[h] {
+				b, twice = bb, true
+			}
+		}
+		if err != nil || len(b) != hashSize[h] {
+			return storage.SCRAMKeys{}, fmt.Errorf("%s is not a %s key in base64", f.name, h)
 		}
 		*f.out = b
 	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(salt))
+	if err == nil && twice {
+		b, err = base64.StdEncoding.DecodeString(string(b))
+	}
+	if err != nil || len(b) == 0 {
+		return storage.SCRAMKeys{}, errors.New("salt is not non-empty base64")
+	}
+	k.Salt = b
 	return k, nil
 }
 

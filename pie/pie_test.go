@@ -282,9 +282,11 @@ func TestImportEjabberd(t *testing.T) {
 	k := keys[storage.SHA256]
 	old := keys[storage.SHA1]
 	b64 := func(b []byte) string { return encodeB64(b) }
+	// ejabberd 23.01 writes its SCRAM values base64-encoded twice.
+	b64twice := func(b []byte) string { return encodeB64([]byte(encodeB64(b))) }
 	write("20261207-120000.xml", `<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include href='20261207-120000_example_org.xml'/></server-data>`)
 	write("20261207-120000_example_org.xml", `<?xml version='1.0' encoding='UTF-8'?><host xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude' jid='example.org'>`+
-		`<user name='Juliet'><scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-256'><iter-count>4096</iter-count><salt>`+b64(k.Salt)+`</salt><server-key>`+b64(k.ServerKey)+`</server-key><stored-key>`+b64(k.StoredKey)+`</stored-key></scram-credentials>`+
+		`<user name='Juliet'><scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-256'><iter-count>4096</iter-count><salt>`+b64twice(k.Salt)+`</salt><server-key>`+b64twice(k.ServerKey)+`</server-key><stored-key>`+b64twice(k.StoredKey)+`</stored-key></scram-credentials>`+
 		`<offline-messages><message xmlns='jabber:client' from='romeo@montague.net/orchard' to='juliet@example.org' type='chat'><body>Neither, fair saint</body><delay xmlns='urn:xmpp:delay' from='example.org' stamp='2026-11-01T10:00:00.5Z'>Offline Storage</delay></message></offline-messages>`+
 		`<vCard xmlns='vcard-temp'><FN>Juliet Capulet</FN></vCard>`+
 		`<query xmlns='jabber:iq:roster'><item jid='romeo@montague.net' name='Romeo' subscription='both'><group>Friends</group></item><item jid='nurse@example.org' subscription='none' ask='subscribe'/></query>`+
@@ -410,3 +412,45 @@ func TestImportHosts(t *testing.T) {
 }
 
 func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestExportAccount writes one account as Prosody keeps it, a document
+// of its own, which imports back.
+func TestExportAccount(t *testing.T) {
+	src, dst := dbtest.Backends[0].Open(t)(), dbtest.Backends[0].Open(t)()
+	fill(t, src)
+	var b bytes.Buffer
+	st, err := ExportAccount(t.Context(), src, &b, host, "alice", ExportOptions{Hashes: []storage.Hash{storage.SHA1}})
+	if err != nil || st.Accounts != 1 || st.RosterItems != 3 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	if !bytes.HasPrefix(b.Bytes(), []byte("<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'><user name='alice'><scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>")) {
+		t.Errorf("not one server-data, host and user:\n%s", b.Bytes())
+	}
+	path := filepath.Join(t.TempDir(), "alice@example.org.xml")
+	os.WriteFile(path, b.Bytes(), 0o600)
+	if st, err := Import(t.Context(), dst, path, ImportOptions{}); err != nil || st.Accounts != 1 || st.Archived != 2 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	a, _ := dst.Account(t.Context(), host, "alice")
+	if len(a.Keys) != 1 || !auth.CheckPassword(a.Keys, "wonderland ☃") {
+		t.Errorf("keys: %d families", len(a.Keys))
+	}
+
+	// As ejabberd writes them: base64 twice, read back as they were.
+	b.Reset()
+	if _, err := ExportAccount(t.Context(), src, &b, host, "alice", ExportOptions{Hashes: []storage.Hash{storage.SHA256}, Base64Twice: true}); err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := src.Account(t.Context(), host, "alice")
+	if want := "<salt>" + encodeB64([]byte(encodeB64(orig.Keys[storage.SHA256].Salt))) + "</salt>"; !bytes.Contains(b.Bytes(), []byte(want)) {
+		t.Errorf("no %s in\n%s", want, b.Bytes())
+	}
+	os.WriteFile(path, b.Bytes(), 0o600)
+	third := dbtest.Backends[0].Open(t)()
+	if _, err := Import(t.Context(), third, path, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := third.Account(t.Context(), host, "alice"); !reflect.DeepEqual(a.Keys, map[storage.Hash]storage.SCRAMKeys{storage.SHA256: orig.Keys[storage.SHA256]}) {
+		t.Errorf("keys read from base64 twice: %+v", a.Keys)
+	}
+}
