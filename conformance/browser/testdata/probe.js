@@ -5,9 +5,9 @@
 // connection's state, the bound JID, the transport Strophe.js really used
 // (websocket or bosh) and its URL, the MAM queries Converse sends and
 // their answers, and the PEP publishes it sends (window.starling.
-// publishes: node, then the answer's type); it hands Converse's API to
-// the driver as window.starlingAPI. The page must list "starling-probe" in
-// whitelisted_plugins.
+// publishes: node, rooms bookmarked, then the answer's type); it hands
+// Converse's API to the driver as window.starlingAPI. The page must list
+// "starling-probe" in whitelisted_plugins.
 //
 // index.html registers it itself. On a page the driver does not control,
 // Starling's bundled chat page, the driver injects this file before the
@@ -17,7 +17,8 @@ window.starling = {
   connected: false, available: false, ready: false, jid: "", transport: "", service: "", events: [],
   // The MAM queries (XEP-0313) Converse sent, and how many were answered.
   mamQueries: 0, mamAnswered: 0,
-  // The pubsub publishes (PEP) Converse sent, in order: the node, and once
+  // The pubsub publishes (PEP) Converse sent, in order: the node, the
+  // bookmarked rooms the items carry (their JIDs and autojoin), and once
   // answered the answer's type and, for an error, the whole answer.
   publishes: [],
   // Content-Security-Policy violations on the page.
@@ -80,7 +81,14 @@ window.starlingProbe = function (converse) {
         const publish = el.tagName === "iq" && el.getAttribute("type") === "set" &&
           Array.from(el.children).filter((c) => c.localName === "pubsub").flatMap((c) => Array.from(c.children)).find((c) => c.localName === "publish");
         if (publish) {
-          window.starling.publishes.push({ id: el.getAttribute("id"), node: publish.getAttribute("node") });
+          // The rooms it bookmarks (XEP-0402: one item per room, its id
+          // the room's JID; XEP-0048: all of them in one item), so that a
+          // wait can tell the publish it needs from another.
+          const rooms = Array.from(publish.getElementsByTagNameNS("*", "conference")).map((c) => ({
+            jid: c.getAttribute("jid") || c.parentElement?.getAttribute("id") || "",
+            autojoin: ["1", "true"].includes(c.getAttribute("autojoin")),
+          }));
+          window.starling.publishes.push({ id: el.getAttribute("id"), node: publish.getAttribute("node"), rooms });
         }
         if (el.tagName === "presence" && !el.getAttribute("to") && !el.getAttribute("type") && !window.starling.available) {
           window.starling.available = true;
