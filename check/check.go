@@ -4,8 +4,8 @@
 // certificate (files, key, expiry, the names of the host and its
 // services' subdomains by RFC 6125 DNS-IDs, the chain to the system's
 // roots), DNS (the SRV records of RFC 6120 §3.2 and XEP-0368, addresses,
-// and whether they are this machine's), the listeners' ports, the
-// database and its migrations, and the web client's files.
+// and whether they are this machine's), the listeners' ports, the data
+// directory, the database and its migrations, and the web client's files.
 //
 // Each finding is a Result: ok, a warning (works, but something a user
 // or another server will notice) or a problem (something does not

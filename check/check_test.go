@@ -319,6 +319,7 @@ func TestDatabase(t *testing.T) {
 	r := &Report{}
 	Database(context.Background(), Options{Config: cfg}, r)
 	want(t, r, AreaDatabase, OK, "no database at", "yet")
+	want(t, r, AreaDatabase, OK, "data_dir", "does not exist yet")
 	if _, err := os.Stat(cfg.Server.DataDir); err == nil {
 		t.Error("the check created the data directory")
 	}
@@ -332,6 +333,7 @@ func TestDatabase(t *testing.T) {
 	r = &Report{}
 	Database(context.Background(), Options{Config: cfg}, r)
 	want(t, r, AreaDatabase, OK, "every migration applied")
+	want(t, r, AreaDatabase, OK, "data_dir "+cfg.Server.DataDir+" can be written")
 
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -351,6 +353,13 @@ func TestDatabase(t *testing.T) {
 	r = &Report{}
 	Database(context.Background(), Options{Config: cfg}, r)
 	want(t, r, AreaDatabase, Problem, "")
+
+	// A data_dir that is a file.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	r = &Report{}
+	dataDir(file, r)
+	want(t, r, AreaDatabase, Problem, "is not a directory")
 
 	cfg = parse(t, "[storage]\ndriver = \"postgres\"\ndsn = \"postgres://nobody@127.0.0.1:1/none?connect_timeout=2\"\n")
 	r = &Report{}

@@ -17,6 +17,7 @@ import (
 // migration applied, without applying any.
 func Database(ctx context.Context, opts Options, r *Report) {
 	cfg := opts.Config
+	dataDir(cfg.Server.DataDir, r)
 	ctx, cancel := context.WithTimeout(ctx, 2*opts.timeout())
 	defer cancel()
 	var (
@@ -96,4 +97,28 @@ func writable(dir string) bool {
 	f.Close()
 	os.Remove(f.Name())
 	return true
+}
+
+// dataDir checks that the server can keep its state in dir: generated
+// certificates, the SQLite database, uploads, the admin socket.
+func dataDir(dir string, r *Report) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if parent := existingParent(dir); !writable(parent) {
+			r.add(AreaDatabase, Problem, "create "+dir+" owned by the server's user (StateDirectory= in the systemd unit does), or run the check as that user",
+				"data_dir %s does not exist, and %s cannot be written by this user", dir, parent)
+			return
+		}
+		r.ok(AreaDatabase, "data_dir %s does not exist yet: the server creates it", dir)
+	case err != nil:
+		r.add(AreaDatabase, Problem, "check server.data_dir, and run the check as the server's user", "data_dir %s: %v", dir, err)
+	case !fi.IsDir():
+		r.add(AreaDatabase, Problem, "point server.data_dir at a directory", "data_dir %s is not a directory", dir)
+	case !writable(dir):
+		r.add(AreaDatabase, Problem, "chown -R the directory to the server's user, or run the check as that user",
+			"data_dir %s cannot be written by this user", dir)
+	default:
+		r.ok(AreaDatabase, "data_dir %s can be written", dir)
+	}
 }
