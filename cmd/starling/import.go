@@ -10,11 +10,12 @@ import (
 func init() {
 	register(&command{
 		name:    "import",
-		args:    "[--config FILE] FILE",
-		summary: "add the accounts and data of a XEP-0227 file",
-		help: `FILE is in the Portable Import/Export Format (XEP-0227), as written by
+		args:    "[--config FILE] FILE...",
+		summary: "add the accounts and data of XEP-0227 files",
+		help: `Each FILE is in the Portable Import/Export Format (XEP-0227), as written by
 starling export, ejabberdctl export_piefxis (give its main file: the host
-files it includes are read from beside it) or Prosody's migrator. Accounts
+files it includes are read from beside it) or Prosody's migrator (a file
+per account: give them all, USER@HOST.xml ...). Accounts
 keep their passwords: SCRAM keys are taken as they are; a plaintext
 password has keys derived with [auth] scram_iterations. With them come
 rosters, pending subscription requests, vCards, private XML, offline
@@ -33,7 +34,7 @@ password is set again.`,
 }
 
 func runImport(ctx context.Context, inv *invocation) error {
-	if err := inv.wantArgs(1, 1); err != nil {
+	if err := inv.wantArgs(1, -1); err != nil {
 		return err
 	}
 	cfg, err := inv.config()
@@ -45,11 +46,16 @@ func runImport(ctx context.Context, inv *invocation) error {
 		return err
 	}
 	defer store.Close()
-	st, err := pie.Import(ctx, store, inv.args[0], pie.ImportOptions{
-		Hosts:      cfg.Server.Hosts,
-		Iterations: cfg.Auth.SCRAMIterations,
-		Warn:       warn,
-	})
-	fmt.Printf("%s: %s\n", inv.args[0], statsLine(st))
-	return err
+	for _, file := range inv.args {
+		st, err := pie.Import(ctx, store, file, pie.ImportOptions{
+			Hosts:      cfg.Server.Hosts,
+			Iterations: cfg.Auth.SCRAMIterations,
+			Warn:       warn,
+		})
+		fmt.Printf("%s: %s\n", file, statsLine(st))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
