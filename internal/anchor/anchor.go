@@ -251,15 +251,16 @@ type Server struct {
 	S2S               *S2S // its federation settings; nil when it is none
 
 	cmd      *exec.Cmd
-	exited   chan struct{} // closed when cmd has been waited for
-	logFile  string        // its standard output and error
-	logs     []string      // its log files, logFile included
-	ports    []string      // every port it listens on
-	node     string        // ejabberd's Erlang node name
-	graceful func()        // asks the server to stop; nil: SIGTERM
-	archive  bool          // Options.Archive
-	upload   bool          // Options.Upload
-	after    func()        // runs once it has stopped
+	exited   chan struct{}                 // closed when cmd has been waited for
+	logFile  string                        // its standard output and error
+	logs     []string                      // its log files, logFile included
+	ports    []string                      // every port it listens on
+	node     string                        // ejabberd's Erlang node name
+	graceful func()                        // asks the server to stop; nil: SIGTERM
+	archive  bool                          // Options.Archive
+	upload   bool                          // Options.Upload
+	after    func()                        // runs once it has stopped
+	ctl      func(args ...string) []string // ejabberdctl's arguments for this node
 }
 
 // Start writes the anchor's certificate and configuration into o.Dir,
@@ -442,14 +443,34 @@ func (s *Server) Stop() {
 	}
 }
 
+// Ejabberdctl runs `ejabberdctl COMMAND ARGS...` on the running ejabberd
+// (its configuration directory, spool and node, as Stop does: as root,
+// which ejabberdctl turns into the ejabberd user, so that files it names
+// are read and written as that user) and returns its output.
+func (s *Server) Ejabberdctl(ctx context.Context, args ...string) (string, error) {
+	if s.Name != "ejabberd" || s.ctl == nil {
+		return "", errors.New("not a running ejabberd")
+	}
+	out, err := exec.CommandContext(ctx, "ejabberdctl", s.ctl(args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("ejabberdctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// ProsodyConfig and ProsodyData are the configuration file and the data
+// directory (data_path, internal storage) of a Prosody anchor.
+func (s *Server) ProsodyConfig() string { return filepath.Join(s.Dir, "prosody.cfg.lua") }
+func (s *Server) ProsodyData() string   { return filepath.Join(s.Dir, "data") }
+
 // --- Prosody ---
 
 func (a *Server) startProsody(ctx context.Context, passwords map[string]string, extra string) error {
 	a.Version = strings.TrimSpace(output("dpkg-query", "-W", "-f=${Version}", "prosody"))
 	a.logFile = filepath.Join(a.Dir, "prosody.out")
 	a.logs = []string{filepath.Join(a.Dir, "prosody.log"), a.logFile}
-	cfg := filepath.Join(a.Dir, "prosody.cfg.lua")
-	data := filepath.Join(a.Dir, "data")
+	cfg := a.ProsodyConfig()
+	data := a.ProsodyData()
 	if err := os.MkdirAll(data, 0o750); err != nil {
 		return err
 	}
@@ -712,6 +733,7 @@ modules:
 			"--logs", filepath.Join(a.Dir, "logs"), "--spool", filepath.Join(a.Dir, "spool"),
 			"--node", a.node}, args...)
 	}
+	a.ctl = ctl
 	// epmd (Erlang's port mapper) is started by the first Erlang node and
 	// outlives it: stop it afterwards unless it was already running.
 	epmdWasRunning := exec.Command("epmd", "-names").Run() == nil
