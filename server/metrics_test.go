@@ -141,3 +141,26 @@ func TestMetricsOffByDefault(t *testing.T) {
 		t.Errorf("metrics listening on %s by default", a)
 	}
 }
+
+// Sessions are counted by state: inactive once the client says so
+// (XEP-0352), detached while they wait for a resumption (XEP-0198), and
+// the lost connection is a stream close of its own.
+func TestMetricsSessionStates(t *testing.T) {
+	srv := testserver.Start(t, func(c *config.Config) { c.Metrics.Listen = "127.0.0.1:0" })
+	srv.AddUser(t, "alice", "alice-secret")
+	alice := xmpptest.Login(t, srv.Addr, srv.Domain, "alice", "alice-secret", "SCRAM-SHA-256", "phone")
+	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	if el := alice.MustNext(); el.Name.Local != "enabled" {
+		t.Fatalf("enable: %s", el.Raw)
+	}
+	const series = `starling_c2s_sessions{state="%s",transport="tcp"}`
+	state := func(s string) string { return strings.Replace(series, "%s", s, 1) }
+	waitMetric(t, srv, state("active"), 1)
+	alice.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	waitMetric(t, srv, state("inactive"), 1)
+	waitMetric(t, srv, state("active"), 0)
+	alice.Close() // no goodbye: the session waits for a resumption
+	waitMetric(t, srv, state("detached"), 1)
+	waitMetric(t, srv, state("inactive"), 0)
+	waitMetric(t, srv, `starling_c2s_stream_closes_total{reason="connection-lost"}`, 1)
+}
