@@ -53,15 +53,18 @@ func runBackup(ctx context.Context, inv *invocation) error {
 	if cfg.Storage.Driver == "postgres" {
 		return errors.New(pgDumpAdvice(cfg.Storage.DSN, dest))
 	}
+	db := cfg.Storage.DSN
+	if db == "" {
+		db = filepath.Join(cfg.Server.DataDir, "starling.db")
+	}
+	if _, err := os.Stat(db); err != nil {
+		return fmt.Errorf("no database to back up: %w", err)
+	}
 	if err := os.Mkdir(dest, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s exists: give a new directory", dest)
 		}
 		return err
-	}
-	db := cfg.Storage.DSN
-	if db == "" {
-		db = filepath.Join(cfg.Server.DataDir, "starling.db")
 	}
 	if err := sqlite.Backup(ctx, db, filepath.Join(dest, "starling.db")); err != nil {
 		return err

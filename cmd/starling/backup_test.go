@@ -47,6 +47,13 @@ func checkRosterAndVCard(t *testing.T, addr, password string) {
 // to another server with her password, roster and vCard (issue 17 part 5).
 func TestBackupExportImport(t *testing.T) {
 	a := testbin.NewSetup(t, "")
+	dest := filepath.Join(t.TempDir(), "backup")
+	if out, ok := starling(t, "", "backup", "--config", a.Config, dest); ok || !strings.Contains(out, "no database to back up") {
+		t.Errorf("backup with no database: %s", out)
+	}
+	if _, err := os.Stat(dest); err == nil {
+		t.Error("backup with no database created its directory")
+	}
 	if out, ok := starling(t, "alice-secret\n", "user", "add", "--config", a.Config, "alice@localhost"); !ok {
 		t.Fatalf("user add: %s", out)
 	}
@@ -58,7 +65,6 @@ func TestBackupExportImport(t *testing.T) {
 	setRosterAndVCard(t, alice)
 
 	// Backup, while the server runs.
-	dest := filepath.Join(t.TempDir(), "backup")
 	out, ok := starling(t, "", "backup", "--config", a.Config, dest)
 	if !ok {
 		t.Fatalf("backup: %s", out)
