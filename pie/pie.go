@@ -13,7 +13,9 @@
 //     keep their passwords without the server ever knowing them; on
 //     import, a plaintext password attribute (older exports, ejabberd with
 //     plaintext storage) has every family derived from it, and ejabberd's
-//     old password='scram:…' form is read too;
+//     old password='scram:…' form is read too; ejabberd (23.01) writes
+//     and reads the salts and keys base64-encoded twice: Import
+//     recognises that form, Export writes it on request;
 //   - the roster (jabber:iq:roster, RFC 6121 items with groups,
 //     subscription, ask and approved) and the pending inbound
 //     subscription requests (<presence type='subscribe'/> children of
@@ -23,15 +25,16 @@
 //     delay of when it was stored, which import takes back);
 //   - personal eventing nodes: configuration forms, whitelists (member
 //     affiliations) and subscriptions under pubsub#owner, items under
-//     pubsub (XEP-0227 v1.1 §4.7);
+//     pubsub (the shape of Prosody's mod_storage_xep0227);
 //   - the message archive (<archive xmlns='urn:xmpp:pie:0#mam'/> of
-//     XEP-0313 results with the time of each message, v1.1 §4.8);
+//     XEP-0313 results with the time of each message);
 //   - the blocklist (XEP-0191), as an extension (<blocklist
 //     xmlns='urn:xmpp:blocking'/>) that other servers ignore.
 //
 // Not carried: MUC rooms, push registrations, uploaded files, last
-// activity, archive preferences and the disabled flag. XInclude (§5) is
-// followed on import; export writes one file.
+// activity, archive preferences and the disabled flag. XIncludes are
+// followed on import; Export writes one file, ExportAccount one per
+// account.
 package pie
 
 import (
