@@ -51,6 +51,18 @@ func Mechanisms(cb ChannelBinding, encrypted bool) []string {
 	return m
 }
 
+// MechanismHash returns the hash family of a SCRAM mechanism, with or
+// without -PLUS; false for any other mechanism.
+func MechanismHash(mechanism string) (storage.Hash, bool) {
+	name, _ := strings.CutSuffix(mechanism, plusSuffix)
+	for _, f := range families {
+		if f.mech == name {
+			return f.id, true
+		}
+	}
+	return "", false
+}
+
 // Server is the server side of one SASL exchange (RFC 4422 §3, RFC 6120
 // §6.4). It is not safe for concurrent use; a stream runs one at a time.
 type Server struct {

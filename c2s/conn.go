@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/starling-xmpp/starling/admission"
 	"github.com/starling-xmpp/starling/auth"
+	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/stanza"
 	"github.com/starling-xmpp/starling/storage"
@@ -536,7 +538,7 @@ func (c *conn) features() []byte {
 		}
 		if c.tls || !cfg.C2S.RequireTLS {
 			b.WriteString("<mechanisms xmlns='" + nsSASL + "'>")
-			for _, m := range auth.Mechanisms(c.cb, c.tls) {
+			for _, m := range c.mechanisms(cfg) {
 				b.WriteString("<mechanism>" + m + "</mechanism>")
 			}
 			b.WriteString("</mechanisms>")
@@ -554,6 +556,22 @@ func (c *conn) features() []byte {
 	}
 	b.WriteString("</stream:features>")
 	return b.Bytes()
+}
+
+// mechanisms are the SASL mechanisms the connection offers: auth's, less
+// the SCRAM families [auth] scram_hashes leaves out.
+func (c *conn) mechanisms(cfg *config.Config) []string {
+	all := auth.Mechanisms(c.cb, c.tls)
+	if len(cfg.Auth.SCRAMHashes) == len(storage.Hashes) {
+		return all
+	}
+	offered := all[:0]
+	for _, m := range all {
+		if h, ok := auth.MechanismHash(m); !ok || slices.Contains(cfg.Auth.SCRAMHashes, string(h)) {
+			offered = append(offered, m)
+		}
+	}
+	return offered
 }
 
 // startTLS runs the server side of a TLS handshake on the connection
@@ -648,6 +666,9 @@ func (c *conn) authenticate(ctx context.Context, el *stream.Element) (*auth.Fail
 			c.srv.stats.loginFailures.add(f.Condition)
 		}
 		return f, c.write(f.Bytes())
+	}
+	if !slices.Contains(c.mechanisms(c.srv.config()), mech) {
+		return fail(&auth.Failure{Condition: auth.InvalidMechanism}) // RFC 6120 §6.5.7
 	}
 	server, err := auth.NewServer(mech, c.cb, c.tls, c.lookup)
 	if err != nil {

@@ -285,6 +285,12 @@ type Auth struct {
 	// MinSCRAMIterations to MaxSCRAMIterations; docs/scram-iterations.md
 	// explains the default.
 	SCRAMIterations int `toml:"scram_iterations"`
+	// SCRAMHashes are the SCRAM hash families offered to clients ("SHA-1",
+	// "SHA-256", "SHA-512"), for accounts imported with keys of one
+	// family only (XEP-0227 files from ejabberd or Prosody): a client
+	// picks the strongest mechanism offered, and an account without its
+	// keys cannot log in with it. New passwords get keys of every family.
+	SCRAMHashes []string `toml:"scram_hashes"`
 }
 
 // Range of auth.scram_iterations accepted by Validate.
@@ -459,7 +465,7 @@ func Default() *Config {
 			ACMEHTTPListen: "0.0.0.0:80",
 		},
 		Storage: Storage{Driver: "sqlite"},
-		Auth:    Auth{SCRAMIterations: 10000},
+		Auth:    Auth{SCRAMIterations: 10000, SCRAMHashes: []string{"SHA-1", "SHA-256", "SHA-512"}},
 		Limits: Limits{
 			MaxStanzaBytes:               262144,
 			ConnectTimeout:               Duration{30 * time.Second},
@@ -488,6 +494,7 @@ func (c *Config) Clone() *Config {
 	n := *c
 	n.Server.Hosts = append([]string(nil), c.Server.Hosts...)
 	n.Server.Admins = slices.Clone(c.Server.Admins)
+	n.Auth.SCRAMHashes = slices.Clone(c.Auth.SCRAMHashes)
 	n.C2S.Listen = append([]string(nil), c.C2S.Listen...)
 	n.C2S.DirectTLSListen = append([]string(nil), c.C2S.DirectTLSListen...)
 	n.S2S.Listen = slices.Clone(c.S2S.Listen)

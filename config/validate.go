@@ -139,6 +139,17 @@ func (c *Config) Validate() error {
 
 	// [auth]
 	intRange(p, "auth.scram_iterations", c.Auth.SCRAMIterations, MinSCRAMIterations, MaxSCRAMIterations)
+	if len(c.Auth.SCRAMHashes) == 0 {
+		p.add("auth.scram_hashes", `must name at least one of "SHA-1", "SHA-256", "SHA-512"`)
+	}
+	for i, h := range c.Auth.SCRAMHashes {
+		switch {
+		case h != "SHA-1" && h != "SHA-256" && h != "SHA-512":
+			p.add("auth.scram_hashes", `must be "SHA-1", "SHA-256" or "SHA-512", not %q`, h)
+		case slices.Contains(c.Auth.SCRAMHashes[:i], h):
+			p.add("auth.scram_hashes", "%q is listed twice", h)
+		}
+	}
 
 	// [c2s] stream management (XEP-0198 §5)
 	if d := c.C2S.ResumeTimeout.Duration; d < 0 || d > maxResume {

@@ -37,3 +37,23 @@ func TestSCRAMIterations(t *testing.T) {
 		}
 	}
 }
+
+// TestSCRAMHashes: with [auth] scram_hashes naming SHA-1 only (accounts
+// imported with SHA-1 keys), only SCRAM-SHA-1 (and PLAIN) is offered, a
+// client asking for another SCRAM family gets invalid-mechanism (RFC 6120
+// §6.5.7), and SCRAM-SHA-1 logs in.
+func TestSCRAMHashes(t *testing.T) {
+	srv := testserver.Start(t, func(c *config.Config) { c.Auth.SCRAMHashes = []string{"SHA-1"} })
+	srv.AddUser(t, "dave", "dave-secret")
+	c := xmpptest.Dial(t, srv.Addr, srv.Domain)
+	c.OpenStream()
+	c.StartTLS(0)
+	if got, want := strings.Join(c.Mechanisms(), " "), "SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN"; got != want {
+		t.Errorf("mechanisms %q, want %q", got, want)
+	}
+	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>" + base64.StdEncoding.EncodeToString([]byte("n,,n=dave,r=fyko+d2lbbFgONRv9qkxdawL")) + "</auth>")
+	if el := c.MustNext(); !strings.Contains(string(el.Raw), "<invalid-mechanism/>") {
+		t.Errorf("SCRAM-SHA-256: %s", el.Raw)
+	}
+	xmpptest.Login(t, srv.Addr, srv.Domain, "dave", "dave-secret", "SCRAM-SHA-1", "phone")
+}
