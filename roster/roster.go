@@ -391,16 +391,21 @@ func (s *Service) state(ctx context.Context, r storage.Roster, user, contact jid
 // --- pushes ---
 
 // pushAll sends a roster push for it to every interested resource of user
-// (§2.1.6).
+// (§2.1.6): those interested now, chosen before any push goes out, so
+// that a resource asking for the roster meanwhile, which gets this
+// version in its answer, gets no push of it too.
 func (s *Service) pushAll(user jid.JID, it storage.RosterItem) {
-	for _, sess := range s.Router.Sessions(user) {
-		full := sess.JID()
-		s.mu.Lock()
-		ok := s.interested[full.String()] == sess
-		s.mu.Unlock()
-		if ok {
-			sess.Deliver(push(full, it, it.Version))
+	sessions := s.Router.Sessions(user)
+	to := sessions[:0]
+	s.mu.Lock()
+	for _, sess := range sessions {
+		if s.interested[sess.JID().String()] == sess {
+			to = append(to, sess)
 		}
+	}
+	s.mu.Unlock()
+	for _, sess := range to {
+		sess.Deliver(push(sess.JID(), it, it.Version))
 	}
 }
 
