@@ -186,6 +186,16 @@ func (p *Service) broadcast(ctx context.Context, sess router.Session, st *stanza
 	wasAvailable := s.last != nil
 	var directed []jid.JID
 	var siblings []*stanza.Stanza
+	// The user's own resources that get this presence: the available
+	// ones as recorded here, under the same lock as the sibling presences
+	// a new resource is shown, so that each resource sees another's
+	// presence once, not also from a broadcast that reaches it late.
+	own := []router.Session{sess}
+	for _, o := range p.sessions[user.String()] {
+		if o.sess != sess && o.last != nil {
+			own = append(own, o.sess)
+		}
+	}
 	_, prio := sess.Available()
 	nowNonNegative := wasAvailable && s.priority < 0 && prio >= 0 && st.Type == ""
 	s.priority = prio
@@ -218,10 +228,8 @@ func (p *Service) broadcast(ctx context.Context, sess router.Session, st *stanza
 	}
 	// §4.2.2, §4.4.2, §4.5.2: and to each of the user's own available
 	// resources, the sender included.
-	for _, other := range p.Router.Sessions(user) {
-		if ok, _ := other.Available(); ok || other == sess {
-			other.Deliver(st.WithAddresses(full, other.JID()).Raw)
-		}
+	for _, other := range own {
+		other.Deliver(st.WithAddresses(full, other.JID()).Raw)
 	}
 	if initial {
 		p.initial(ctx, sess, user, siblings)
