@@ -465,10 +465,11 @@ var requirements = []requirement{
 			"./conformance TestTranscripts/xep-0215-extdisco",
 			"./xep/extdisco TestRequests",
 			"./xep/extdisco TestCredentials",
+			"./xep/extdisco TestStaticCredentials",
 			"./xep/extdisco TestValidate",
 			"./conformance/turn TestCoturn",
 		},
-		partial: "STUN and TURN services only, with shared-secret credentials (no static ones); no pushed updates (§3.4)",
+		partial: "STUN and TURN services only; no pushed updates of changed services (§3.2)",
 	},
 
 	// Specifications of note for public IM networks (§2.3), not required.

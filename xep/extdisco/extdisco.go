@@ -18,6 +18,14 @@
 // mod_turn_external and ejabberd's mod_stun_disco give them, since
 // clients use them from there.
 //
+// A TURN service may instead have static credentials, a 'username' and a
+// 'password' (TURN long-term credentials: coturn's user=, eturnal's
+// credentials), given as they are to every user who asks, without
+// 'expires', as Prosody's mod_external_services and ejabberd's
+// mod_stun_disco allow; it is restricted='1' too. Anyone who may ask
+// learns them, so a shared secret is the better choice where the TURN
+// server supports it.
+//
 // Only the host's own users get an answer: a request from another
 // server's user, or from a user of another host served here, is refused
 // with <forbidden/> (type auth), as Prosody and ejabberd (its default
@@ -68,7 +76,7 @@ type Service struct {
 	Name string `toml:"name"`
 	// Restricted marks the service as needing credentials (restricted='1')
 	// though it has no secret here, for credentials given out otherwise.
-	// A service with a secret is restricted anyway.
+	// A service with a secret or static credentials is restricted anyway.
 	Restricted bool `toml:"restricted"`
 	// Secret is the TURN server's shared secret (coturn's
 	// static-auth-secret, eturnal's secret), from which credentials are
@@ -77,6 +85,12 @@ type Service struct {
 	// TTL is how long credentials are valid; 0: DefaultTTL. Only with a
 	// secret.
 	TTL config.Duration `toml:"ttl"`
+	// Username and Password are static credentials (TURN long-term
+	// credentials, coturn's user=, eturnal's credentials), given as they
+	// are to every user instead of computed from a secret; turn and turns
+	// only, both or neither, never with a secret.
+	Username string `toml:"username"`
+	Password string `toml:"password"`
 }
 
 // port is the service's port, its default when none is set.
@@ -144,8 +158,24 @@ func (o *Options) Validate() []config.OptionsProblem {
 		case s.Transport == "udp" && s.tls():
 			problem(i, "transport", "%s is over TLS: tcp, not udp", s.Type)
 		}
-		if s.Secret != "" && s.Type != "turn" && s.Type != "turns" {
+		turn := s.Type == "turn" || s.Type == "turns"
+		if s.Secret != "" && !turn {
 			problem(i, "secret", "only a turn or turns service has credentials")
+		}
+		switch {
+		case (s.Username != "" || s.Password != "") && !turn:
+			if s.Username != "" {
+				problem(i, "username", "only a turn or turns service has credentials")
+			}
+			if s.Password != "" {
+				problem(i, "password", "only a turn or turns service has credentials")
+			}
+		case (s.Username != "" || s.Password != "") && s.Secret != "":
+			problem(i, "secret", "credentials are computed from a secret or given by username and password, not both: remove one")
+		case s.Username != "" && s.Password == "":
+			problem(i, "password", "missing: static credentials are a username and a password")
+		case s.Password != "" && s.Username == "":
+			problem(i, "username", "missing: static credentials are a username and a password")
 		}
 		switch d := s.TTL.Duration; {
 		case d != 0 && s.Secret == "":
@@ -316,8 +346,9 @@ func (d *Discovery) credentials(_ context.Context, req dispatch.Request) ([]byte
 	return b.Bytes(), nil
 }
 
-// writeService writes s as a <service/> (XEP-0215 §5), with credentials
-// for user computed at now when it has a secret.
+// writeService writes s as a <service/> (XEP-0215 §5), with its static
+// credentials, or credentials for user computed at now when it has a
+// secret.
 func writeService(b *bytes.Buffer, s *Service, user jid.JID, now time.Time) {
 	b.WriteString("<service")
 	writeAttr(b, "type", s.Type)
@@ -325,8 +356,12 @@ func writeService(b *bytes.Buffer, s *Service, user jid.JID, now time.Time) {
 	writeAttr(b, "port", strconv.Itoa(s.port()))
 	writeAttr(b, "transport", s.transport())
 	writeAttr(b, "name", s.Name)
-	if s.Restricted || s.Secret != "" {
+	if s.Restricted || s.Secret != "" || s.Username != "" {
 		writeAttr(b, "restricted", "1")
+	}
+	if s.Username != "" {
+		writeAttr(b, "username", s.Username)
+		writeAttr(b, "password", s.Password)
 	}
 	if s.Secret != "" {
 		expires := now.Add(s.ttl()).Truncate(time.Second)

@@ -104,6 +104,43 @@ transport = "udp"`, problems: []string{
 		{toml: `[[modules.extdisco.services]]
 type = "turn"
 host = "turn.example.org"
+username = "calls"
+password = "north"
+[[modules.extdisco.services]]
+type = "turns"
+host = "turn.example.org"
+username = "calls"
+password = "north"`},
+		{toml: `[[modules.extdisco.services]]
+type = "stun"
+host = "stun.example.org"
+username = "calls"
+password = "north"
+[[modules.extdisco.services]]
+type = "turn"
+host = "turn.example.org"
+username = "calls"
+password = "north"
+secret = "north"
+[[modules.extdisco.services]]
+type = "turn"
+host = "turn2.example.org"
+username = "calls"
+[[modules.extdisco.services]]
+type = "turn"
+host = "turn3.example.org"
+password = "north"
+ttl = "1h"`, problems: []string{
+			`modules.extdisco.services.1.password: only a turn or turns service has credentials`,
+			`modules.extdisco.services.1.username: only a turn or turns service has credentials`,
+			`modules.extdisco.services.2.secret: credentials are computed from a secret or given by username and password, not both: remove one`,
+			`modules.extdisco.services.3.password: missing: static credentials are a username and a password`,
+			`modules.extdisco.services.4.ttl: is the lifetime of credentials computed from a secret: set secret, or remove ttl`,
+			`modules.extdisco.services.4.username: missing: static credentials are a username and a password`,
+		}},
+		{toml: `[[modules.extdisco.services]]
+type = "turn"
+host = "turn.example.org"
 secert = "north"`, problems: []string{`modules.extdisco.services.1.secert: unknown key (did you mean secret?)`}},
 	} {
 		cfg, err := config.Parse([]byte("[modules.extdisco]\n" + tc.toml + "\n"))
@@ -216,6 +253,45 @@ func TestRequests(t *testing.T) {
 	if len(out.replies) != 1 || !bytes.Contains(out.replies[0], []byte(`username='1765116000:bob@example.org'`)) ||
 		!bytes.Contains(out.replies[0], []byte(`expires='2025-12-07T14:00:00Z'`)) {
 		t.Errorf("an hour later: %s", out.replies)
+	}
+}
+
+// TestStaticCredentials: a service with a username and a password gives
+// them as they are, to every user, in <services/> and <credentials/>,
+// restricted and without 'expires'.
+func TestStaticCredentials(t *testing.T) {
+	opts := &Options{Services: []Service{
+		{Type: "turn", Host: "turn.example.org", Username: "calls", Password: "n'orth&"},
+		{Type: "turns", Host: "turn.example.org", Secret: "north"},
+	}}
+	now := time.Date(2025, 12, 7, 12, 0, 0, 0, time.UTC)
+	m := dispatch.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := &sender{}
+	m.SetSender(out)
+	(&Discovery{Options: func() *Options { return opts }, Now: func() time.Time { return now }}).Register(m)
+	const static = `<service type='turn' host='turn.example.org' port='3478' transport='udp' restricted='1' username='calls' password='n&apos;orth&amp;'/>`
+	for _, tc := range []struct{ from, send, want string }{
+		{"alice@example.org/phone", `<services xmlns='urn:xmpp:extdisco:2' type='turn'/>`,
+			`<services xmlns='urn:xmpp:extdisco:2' type='turn'>` + static + `</services>`},
+		{"bob@example.org/x", `<services xmlns='urn:xmpp:extdisco:2' type='turn'/>`,
+			`<services xmlns='urn:xmpp:extdisco:2' type='turn'>` + static + `</services>`},
+		{"bob@example.org/x", `<credentials xmlns='urn:xmpp:extdisco:2'><service type='turn' host='turn.example.org'/></credentials>`,
+			`<credentials xmlns='urn:xmpp:extdisco:2'>` + static + `</credentials>`},
+	} {
+		raw := []byte(`<iq from='` + tc.from + `' to='example.org' type='get' id='1'>` + tc.send + `</iq>`)
+		s, err := stanza.Parse(raw, bytes.IndexByte(raw, '>')+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.replies = nil
+		m.HandleServer(context.Background(), s)
+		want := `<iq from='example.org' to='` + tc.from + `' type='result' id='1'>` + tc.want + `</iq>`
+		if len(out.replies) != 1 {
+			t.Fatalf("%s: %d replies", tc.send, len(out.replies))
+		}
+		if err := xmlcmp.Equal([]byte(want), out.replies[0], "jabber:client"); err != nil {
+			t.Errorf("got %s\nwant %s\n%v", out.replies[0], want, err)
+		}
 	}
 }
 
