@@ -41,6 +41,14 @@ type Stopper interface {
 	Stop(ctx context.Context) error
 }
 
+// Reloader is a Module told of reloads: Reloaded is called, for the
+// started modules in list order, once a new configuration's options are
+// in force (Env.Options returns them), so that it may act on what
+// changed, such as telling clients.
+type Reloader interface {
+	Reloaded()
+}
+
 // Configurable is a Module with options of its own: Options returns a new
 // pointer to a struct holding their defaults, with `toml` tags; the
 // [modules.<name>] table is decoded into it as strictly as the rest of the

@@ -152,6 +152,11 @@ func (s *Set) Reload(cfg *config.Config) error {
 		}
 	}
 	s.options.Store(&opts)
+	for _, m := range s.started {
+		if r, ok := m.(Reloader); ok {
+			r.Reloaded()
+		}
+	}
 	return nil
 }
 

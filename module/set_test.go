@@ -46,6 +46,9 @@ type configurable struct {
 }
 
 func (configurable) Options() any { return &options{Max: 5} }
+
+// Reloaded records the call, for Reloader.
+func (c configurable) Reloaded() { *c.log = append(*c.log, "reloaded "+c.name) }
 func (c configurable) Start(ctx context.Context, env *Env) error {
 	*c.got = append(*c.got, env.Options())
 	return c.fake.Start(ctx, env)
@@ -93,9 +96,14 @@ func TestSet(t *testing.T) {
 		t.Errorf("HTTP handlers %v, want %v", patterns, want)
 	}
 
-	// A reload changes the options the modules read, not which run.
+	// A reload changes the options the modules read, not which run, and
+	// tells the started Reloaders once they are in force.
+	steps = nil
 	if err := set.Reload(parse(t, "[modules.b]\nenabled = false\n[modules.c]\nmax = 9\n")); err != nil {
 		t.Fatal(err)
+	}
+	if want := []string{"reloaded c"}; !slices.Equal(steps, want) {
+		t.Errorf("steps of a reload %v, want %v", steps, want)
 	}
 	if o := (*set.options.Load())["c"].(*options); o.Max != 9 {
 		t.Errorf("c's options after reload: %+v", o)

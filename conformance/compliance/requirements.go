@@ -466,10 +466,12 @@ var requirements = []requirement{
 			"./xep/extdisco TestRequests",
 			"./xep/extdisco TestCredentials",
 			"./xep/extdisco TestStaticCredentials",
+			"./xep/extdisco TestDiff",
+			"./xep/extdisco TestPush",
+			"./conformance TestExtdiscoPushOnReload",
 			"./xep/extdisco TestValidate",
 			"./conformance/turn TestCoturn",
 		},
-		partial: "STUN and TURN services only; no pushed updates of changed services (§3.2)",
 	},
 
 	// Specifications of note for public IM networks (§2.3), not required.

@@ -5,7 +5,16 @@
 // calls through NATs. It answers <services/> (§3.1), filtered by 'type'
 // when one is asked for (§3.2), and <credentials/> for named services
 // (§3.3), both IQ gets to the server's domain, and lists the namespace in
-// the server's disco#info (§4) when services are configured at start.
+// the server's disco#info (§4), services or not, since a reload may add
+// them.
+//
+// When a reload (SIGHUP) changes the services, the changes (Diff) are
+// pushed to every session that asked for <services/> and is still
+// connected, as §3.2 allows ("pushing" the list to an entity that asked
+// for it, whose presence the server knows): an IQ set of <services/> with
+// each service added (action='add'), modified ('modify', with fresh
+// credentials) or removed ('delete'), those of the type it asked for when
+// it asked for one.
 //
 // A TURN service with a shared 'secret' gets time-limited credentials,
 // computed for each answer by the "TURN REST API" scheme that coturn
@@ -40,16 +49,20 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
+	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/module"
 	"github.com/starling-xmpp/starling/stanza"
 )
@@ -228,12 +241,179 @@ func Credentials(secret, user string, expires time.Time) (username, password str
 	return username, base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// Discovery answers the requests. Set Options (and Now), then Register.
+// Sender delivers the stanzas the server builds to a session: the
+// router's DeliverTo, false when no session has that full JID.
+type Sender interface {
+	DeliverTo(full jid.JID, raw []byte) bool
+}
+
+// Discovery answers the requests and pushes changes. Set Options (and
+// Now, Sender), then Register.
 type Discovery struct {
 	// Options returns the options in force.
 	Options func() *Options
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Sender delivers pushes; nil: none are sent.
+	Sender Sender
+
+	mu sync.Mutex
+	// askers are the sessions that asked for <services/>, by full JID,
+	// with the types they asked for ("": every type).
+	askers map[string]*asker
+	ids    uint64
+}
+
+type asker struct {
+	jid   jid.JID
+	types map[string]bool
+}
+
+// remember records that full asked for services of type typ: every type
+// or one a service may have (no other can change, and a client's made-up
+// types take no memory).
+func (d *Discovery) remember(full jid.JID, typ string) {
+	switch typ {
+	case "", "stun", "stuns", "turn", "turns":
+	default:
+		return
+	}
+	if full.Resourcepart() == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.askers == nil {
+		d.askers = make(map[string]*asker)
+	}
+	a := d.askers[full.String()]
+	if a == nil {
+		a = &asker{jid: full, types: make(map[string]bool)}
+		d.askers[full.String()] = a
+	}
+	a.types[typ] = true
+}
+
+// Forget drops a session that ended: it gets no more pushes.
+func (d *Discovery) Forget(full jid.JID) {
+	d.mu.Lock()
+	delete(d.askers, full.String())
+	d.mu.Unlock()
+}
+
+// Change is one service of a push (XEP-0215 §3.2): added, modified or
+// deleted.
+type Change struct {
+	Action  string // add, modify or delete
+	Service Service
+}
+
+// Diff returns what changed from old to new, services identified by
+// type, host, port and transport: those only in new are added, those only
+// in old deleted, and those in both but configured otherwise (name,
+// restricted, credentials) modified; in new's order, then the deleted in
+// old's.
+func Diff(old, new []Service) []Change {
+	var out []Change
+	for _, n := range new {
+		i := slices.IndexFunc(old, n.same)
+		switch {
+		case i < 0:
+			out = append(out, Change{"add", n})
+		case old[i].norm() != n.norm():
+			out = append(out, Change{"modify", n})
+		}
+	}
+	for _, o := range old {
+		if !slices.ContainsFunc(new, o.same) {
+			out = append(out, Change{"delete", o})
+		}
+	}
+	return out
+}
+
+// norm is s with its defaults filled in, to compare configurations.
+func (s Service) norm() Service {
+	s.Host = strings.ToLower(s.Host)
+	s.Port, s.Transport, s.TTL.Duration = s.port(), s.transport(), s.ttl()
+	return s
+}
+
+// same reports whether s and t are the same service: type, host, port
+// and transport.
+func (s Service) same(t Service) bool {
+	return s.Type == t.Type && strings.EqualFold(s.Host, t.Host) && s.port() == t.port() && s.transport() == t.transport()
+}
+
+// Push sends changes to every session that asked for services and is
+// still connected (XEP-0215 §3.2: pushes only to an entity that asked,
+// and whose presence the server knows), as an IQ set from its host:
+// those of the type it asked for, or every change to one that asked for
+// every type, with fresh credentials for added and modified services. A
+// session that is gone is forgotten. It returns how many pushes went
+// out.
+func (d *Discovery) Push(changes []Change) int {
+	if d.Sender == nil || len(changes) == 0 {
+		return 0
+	}
+	d.mu.Lock()
+	askers := make([]*asker, 0, len(d.askers))
+	for _, a := range d.askers {
+		askers = append(askers, &asker{jid: a.jid, types: maps.Clone(a.types)})
+	}
+	d.mu.Unlock()
+	slices.SortFunc(askers, func(a, b *asker) int { return strings.Compare(a.jid.String(), b.jid.String()) })
+	now := d.now()
+	sent := 0
+	for _, a := range askers {
+		types := slices.Sorted(maps.Keys(a.types))
+		if a.types[""] {
+			types = []string{""}
+		}
+		for _, typ := range types {
+			var b bytes.Buffer
+			n := 0
+			for _, c := range changes {
+				if typ != "" && c.Service.Type != typ {
+					continue
+				}
+				if n == 0 {
+					d.mu.Lock()
+					d.ids++
+					id := "extdisco-" + strconv.FormatUint(d.ids, 10)
+					d.mu.Unlock()
+					b.WriteString("<iq type='set'")
+					writeAttr(&b, "from", a.jid.Domainpart())
+					writeAttr(&b, "to", a.jid.String())
+					writeAttr(&b, "id", id)
+					b.WriteString("><services xmlns='" + NS + "'")
+					writeAttr(&b, "type", typ)
+					b.WriteString(">")
+				}
+				n++
+				if c.Action == "delete" {
+					b.WriteString("<service action='delete'")
+					writeAttr(&b, "type", c.Service.Type)
+					writeAttr(&b, "host", c.Service.Host)
+					writeAttr(&b, "port", strconv.Itoa(c.Service.port()))
+					writeAttr(&b, "transport", c.Service.transport())
+					b.WriteString("/>")
+					continue
+				}
+				writeService(&b, &c.Service, c.Action, a.jid.Bare(), now)
+			}
+			if n == 0 {
+				continue
+			}
+			b.WriteString("</services></iq>")
+			if !d.Sender.DeliverTo(a.jid, b.Bytes()) {
+				d.Forget(a.jid)
+				break
+			}
+			sent++
+		}
+	}
+	return sent
 }
 
 func (d *Discovery) now() time.Time {
@@ -244,11 +424,10 @@ func (d *Discovery) now() time.Time {
 }
 
 // Register adds the handlers of <services/> and <credentials/> to m, and
-// the feature when there are services.
+// the feature: the server supports the protocol (§4) whether or not
+// services are configured now, as a reload may add them.
 func (d *Discovery) Register(m *dispatch.Mux) {
-	if len(d.Options().Services) > 0 {
-		m.AddFeatures(NS)
-	}
+	m.AddFeatures(NS)
 	m.Handle(NS, "services", d.services)
 	m.Handle(NS, "credentials", d.credentials)
 }
@@ -288,10 +467,11 @@ func (d *Discovery) services(_ context.Context, req dispatch.Request) ([]byte, e
 	now := d.now()
 	for _, s := range d.Options().Services {
 		if q.Type == "" || q.Type == s.Type {
-			writeService(&b, &s, req.Stanza.From.Bare(), now)
+			writeService(&b, &s, "", req.Stanza.From.Bare(), now)
 		}
 	}
 	b.WriteString("</services>")
+	d.remember(req.Stanza.From, q.Type)
 	return b.Bytes(), nil
 }
 
@@ -340,7 +520,7 @@ func (d *Discovery) credentials(_ context.Context, req dispatch.Request) ([]byte
 	b.WriteString("<credentials xmlns='" + NS + "'>")
 	now := d.now()
 	for _, s := range matched {
-		writeService(&b, s, req.Stanza.From.Bare(), now)
+		writeService(&b, s, "", req.Stanza.From.Bare(), now)
 	}
 	b.WriteString("</credentials>")
 	return b.Bytes(), nil
@@ -348,9 +528,10 @@ func (d *Discovery) credentials(_ context.Context, req dispatch.Request) ([]byte
 
 // writeService writes s as a <service/> (XEP-0215 §5), with its static
 // credentials, or credentials for user computed at now when it has a
-// secret.
-func writeService(b *bytes.Buffer, s *Service, user jid.JID, now time.Time) {
+// secret; action, when not empty, is a push's (§3.2).
+func writeService(b *bytes.Buffer, s *Service, action string, user jid.JID, now time.Time) {
 	b.WriteString("<service")
+	writeAttr(b, "action", action)
 	writeAttr(b, "type", s.Type)
 	writeAttr(b, "host", s.Host)
 	writeAttr(b, "port", strconv.Itoa(s.port()))
@@ -384,10 +565,16 @@ func writeAttr(b *bytes.Buffer, name, value string) {
 }
 
 // Module is XEP-0215 as a module. The operator may turn it off; without
-// services it lists no feature and answers an empty list.
+// services it answers an empty list. On reload, the sessions that asked
+// for services get the changes pushed.
 type Module struct {
 	// Now is the clock; nil: time.Now. For tests.
 	Now func() time.Time
+
+	mu   sync.Mutex
+	d    *Discovery
+	env  *module.Env
+	last []Service
 }
 
 // Name implements module.Module.
@@ -401,7 +588,30 @@ func (*Module) Options() any { return DefaultOptions() }
 
 // Start implements module.Module.
 func (m *Module) Start(_ context.Context, env *module.Env) error {
-	d := &Discovery{Options: func() *Options { return env.Options().(*Options) }, Now: m.Now}
+	d := &Discovery{Options: func() *Options { return env.Options().(*Options) }, Now: m.Now, Sender: env.Router}
 	d.Register(env.IQ)
+	event.On(env.Bus, event.Normal, "extdisco", func(_ context.Context, e *c2s.SessionEnded) bool {
+		d.Forget(e.Session.JID())
+		return false
+	})
+	m.mu.Lock()
+	m.d, m.env, m.last = d, env, d.Options().Services
+	m.mu.Unlock()
 	return nil
+}
+
+// Reloaded implements module.Reloader: the services that changed are
+// pushed to the sessions that asked for them.
+func (m *Module) Reloaded() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.d == nil {
+		return
+	}
+	services := m.d.Options().Services
+	changes := Diff(m.last, services)
+	m.last = services
+	if n := m.d.Push(changes); n > 0 && m.env.Log != nil {
+		m.env.Log.Info("services pushed", "changes", len(changes), "pushes", n)
+	}
 }

@@ -295,11 +295,131 @@ func TestStaticCredentials(t *testing.T) {
 	}
 }
 
-// TestNoServices: without services, no feature, and an empty list.
+// TestNoServices: without services the feature is listed all the same
+// (XEP-0215 §4: the server supports the protocol; a reload may add
+// services, pushed to those who asked).
 func TestNoServices(t *testing.T) {
 	m := dispatch.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	(&Discovery{Options: DefaultOptions}).Register(m)
-	if f := m.Features(); len(f) != 0 {
+	if f := m.Features(); len(f) != 1 || f[0] != NS {
 		t.Errorf("features %v", f)
+	}
+}
+
+// TestDiff: services are the same by type, host, port and transport
+// (defaults filled in); those only in the new list are added, those in
+// both but configured otherwise modified, those only in the old deleted.
+func TestDiff(t *testing.T) {
+	stun := Service{Type: "stun", Host: "stun.example.org"}
+	turn := Service{Type: "turn", Host: "turn.example.org", Secret: "north"}
+	turnTCP := Service{Type: "turn", Host: "turn.example.org", Transport: "tcp", Secret: "north"}
+	old := []Service{stun, turn, turnTCP}
+	stunPort := Service{Type: "stun", Host: "STUN.example.org", Port: 3478, Transport: "udp"}
+	turnNew := turn
+	turnNew.Secret = "south"
+	static := Service{Type: "turn", Host: "relay.example.org", Username: "calls", Password: "south"}
+	got := Diff(old, []Service{stunPort, turnNew, static})
+	want := []Change{{"modify", turnNew}, {"add", static}, {"delete", turnTCP}}
+	if !slices.Equal(got, want) {
+		t.Errorf("Diff = %+v\nwant %+v", got, want)
+	}
+	if got := Diff(old, old); len(got) != 0 {
+		t.Errorf("no change: %+v", got)
+	}
+}
+
+// pushes records what a push delivers, and which sessions are online.
+type pushes struct {
+	online map[string]bool
+	sent   []string
+}
+
+func (p *pushes) DeliverTo(to jid.JID, raw []byte) bool {
+	if !p.online[to.String()] {
+		return false
+	}
+	p.sent = append(p.sent, string(raw))
+	return true
+}
+
+// TestPush: the changes go, as IQ sets from the host, to the sessions
+// that asked for services — all of them to one that asked for every
+// type, those of its type to one that asked for a type, none to one that
+// only asked for credentials or asked for a type that did not change —,
+// with credentials computed at the injected clock; a session gone is
+// forgotten.
+func TestPush(t *testing.T) {
+	opts := &Options{Services: []Service{
+		{Type: "stun", Host: "stun.example.org"},
+		{Type: "turn", Host: "turn.example.org", Secret: "north", TTL: config.Duration{Duration: time.Hour}},
+	}}
+	now := time.Date(2025, 12, 7, 12, 0, 0, 0, time.UTC)
+	p := &pushes{online: map[string]bool{
+		"alice@example.org/phone": true, "alice@example.org/laptop": true, "bob@example.org/x": true, "carol@example.org/y": true,
+	}}
+	m := dispatch.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.SetSender(&sender{})
+	d := &Discovery{Options: func() *Options { return opts }, Now: func() time.Time { return now }, Sender: p}
+	d.Register(m)
+	if got := m.Features(); len(got) != 1 || got[0] != NS {
+		t.Errorf("features %v", got)
+	}
+	ask := func(from, payload string) {
+		raw := []byte(`<iq from='` + from + `' to='example.org' type='get' id='q'>` + payload + `</iq>`)
+		s, err := stanza.Parse(raw, bytes.IndexByte(raw, '>')+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.HandleServer(context.Background(), s)
+	}
+	ask("alice@example.org/phone", `<services xmlns='urn:xmpp:extdisco:2'/>`)
+	ask("alice@example.org/phone", `<services xmlns='urn:xmpp:extdisco:2' type='stun'/>`)
+	ask("bob@example.org/x", `<services xmlns='urn:xmpp:extdisco:2' type='turn'/>`)
+	ask("carol@example.org/y", `<services xmlns='urn:xmpp:extdisco:2' type='stuns'/>`)
+	ask("alice@example.org/laptop", `<credentials xmlns='urn:xmpp:extdisco:2'><service type='turn' host='turn.example.org'/></credentials>`)
+	ask("dave@example.org/gone", `<services xmlns='urn:xmpp:extdisco:2'/>`)
+
+	now = now.Add(time.Hour)
+	old := opts.Services
+	opts = &Options{Services: []Service{
+		{Type: "turn", Host: "turn.example.org", Secret: "south", TTL: config.Duration{Duration: time.Hour}},
+		{Type: "turn", Host: "relay.example.org", Username: "calls", Password: "south"},
+	}}
+	if n := d.Push(Diff(old, opts.Services)); n != 2 {
+		t.Errorf("%d pushes", n)
+	}
+	u, pw := Credentials("south", "alice@example.org", now.Add(time.Hour))
+	turn := `<service action='modify' type='turn' host='turn.example.org' port='3478' transport='udp' restricted='1' username='` + u + `' password='` + pw + `' expires='2025-12-07T14:00:00Z'/>`
+	relay := `<service action='add' type='turn' host='relay.example.org' port='3478' transport='udp' restricted='1' username='calls' password='south'/>`
+	del := `<service action='delete' type='stun' host='stun.example.org' port='3478' transport='udp'/>`
+	bu, bpw := Credentials("south", "bob@example.org", now.Add(time.Hour))
+	bobTurn := strings.Replace(strings.Replace(turn, u, bu, 1), pw, bpw, 1)
+	want := []string{
+		`<iq type='set' from='example.org' to='alice@example.org/phone' id='extdisco-1'><services xmlns='urn:xmpp:extdisco:2'>` + turn + relay + del + `</services></iq>`,
+		`<iq type='set' from='example.org' to='bob@example.org/x' id='extdisco-2'><services xmlns='urn:xmpp:extdisco:2' type='turn'>` + bobTurn + relay + `</services></iq>`,
+	}
+	if len(p.sent) != len(want) {
+		t.Fatalf("pushes:\n%s", strings.Join(p.sent, "\n"))
+	}
+	for i := range want {
+		if err := xmlcmp.Equal([]byte(want[i]), []byte(p.sent[i]), "jabber:client"); err != nil {
+			t.Errorf("push %d: got %s\nwant %s\n%v", i, p.sent[i], want[i], err)
+		}
+	}
+	d.mu.Lock()
+	_, dave := d.askers["dave@example.org/gone"]
+	d.mu.Unlock()
+	if dave {
+		t.Error("a session gone is still remembered")
+	}
+
+	// A session that ended gets no more pushes; no change, no push.
+	d.Forget(jid.MustParse("bob@example.org/x"))
+	p.sent = nil
+	if n := d.Push(Diff(opts.Services, opts.Services[:1])); n != 1 || len(p.sent) != 1 || !strings.Contains(p.sent[0], "alice@example.org/phone") {
+		t.Errorf("after bob left: %d pushes %s", n, p.sent)
+	}
+	if n := d.Push(nil); n != 0 {
+		t.Errorf("no change: %d pushes", n)
 	}
 }
