@@ -109,34 +109,8 @@ func (s *Store) migrateStep(ctx context.Context, names []string, ms map[string][
 		return false, err
 	}
 
-	rows, err := c.query(ctx, `SELECT aggregate, version FROM schema_versions`)
-	if err != nil {
-		return false, fmt.Errorf("read schema_versions: %w", err)
-	}
 	done := make(map[string]map[int]bool)
-	for rows.Next() {
-		var (
-			name string
-			v    int
-		)
-		if err := rows.Scan(&name, &v); err != nil {
-			rows.Close()
-			return false, err
-		}
-		if v < 1 || v > len(ms[name]) {
-			rows.Close()
-			if len(ms[name]) == 0 {
-				return false, fmt.Errorf("database has schema version %d of %s, an aggregate this build of Starling does not know", v, name)
-			}
-			return false, fmt.Errorf("database has %s schema version %d, newer than this build of Starling knows (1..%d)", name, v, len(ms[name]))
-		}
-		if done[name] == nil {
-			done[name] = make(map[int]bool)
-		}
-		done[name][v] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := readVersions(ctx, c, ms, done); err != nil {
 		return false, err
 	}
 
@@ -164,27 +138,9 @@ func (s *Store) migrateStep(ctx context.Context, names []string, ms map[string][
 // readLegacy records the migrations schema_migrations names in
 // schema_versions, once, and then legacyDone in schema_migrations.
 func (s *Store) readLegacy(ctx context.Context, c conn) error {
-	rows, err := c.query(ctx, `SELECT version FROM schema_migrations`)
+	versions, err := legacyVersions(ctx, c)
 	if err != nil {
-		return fmt.Errorf("read schema_migrations: %w", err)
-	}
-	var versions []int
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return err
-		}
-		versions = append(versions, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
-	}
-	for _, v := range versions {
-		if v < 1 || v > legacyDone {
-			return fmt.Errorf("database has schema version %d, newer than this build of Starling knows (1..%d)", v, legacyDone)
-		}
 	}
 	if slices.Contains(versions, legacyDone) {
 		return nil
@@ -200,6 +156,70 @@ func (s *Store) readLegacy(ctx context.Context, c conn) error {
 		return fmt.Errorf("record schema version %d: %w", legacyDone, err)
 	}
 	return nil
+}
+
+// legacyVersions reads the versions the single schema of earlier builds
+// recorded in schema_migrations, each of which must be one this build
+// knows.
+func legacyVersions(ctx context.Context, c conn) ([]int, error) {
+	rows, err := c.query(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	var versions []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		versions = append(versions, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, v := range versions {
+		if v < 1 || v > legacyDone {
+			return nil, fmt.Errorf("database has schema version %d, newer than this build of Starling knows (1..%d)", v, legacyDone)
+		}
+	}
+	return versions, nil
+}
+
+// readVersions adds the migrations schema_versions records to done (by
+// aggregate, then version), each of which must be one of ms.
+func readVersions(ctx context.Context, c conn, ms map[string][]migration.Migration, done map[string]map[int]bool) error {
+	rows, err := c.query(ctx, `SELECT aggregate, version FROM schema_versions`)
+	if err != nil {
+		return fmt.Errorf("read schema_versions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			name string
+			v    int
+		)
+		if err := rows.Scan(&name, &v); err != nil {
+			return err
+		}
+		if v < 1 || v > len(ms[name]) {
+			if len(ms[name]) == 0 {
+				return fmt.Errorf("database has schema version %d of %s, an aggregate this build of Starling does not know", v, name)
+			}
+			return fmt.Errorf("database has %s schema version %d, newer than this build of Starling knows (1..%d)", name, v, len(ms[name]))
+		}
+		markDone(done, name, v)
+	}
+	return rows.Err()
+}
+
+// markDone records version v of aggregate name in done.
+func markDone(done map[string]map[int]bool, name string, v int) {
+	if done[name] == nil {
+		done[name] = make(map[int]bool)
+	}
+	done[name][v] = true
 }
 
 // Latest returns the newest migration of each aggregate in the dialect, as

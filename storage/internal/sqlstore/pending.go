@@ -22,65 +22,20 @@ func (s *Store) Pending(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("read the schema tables: %w", err)
 	}
 	done := make(map[string]map[int]bool)
-	mark := func(name string, v int) {
-		if done[name] == nil {
-			done[name] = make(map[int]bool)
-		}
-		done[name][v] = true
-	}
 	if tables["schema_migrations"] {
 		// What Migrate's readLegacy would record, unless it did already.
-		rows, err := c.query(ctx, `SELECT version FROM schema_migrations`)
+		versions, err := legacyVersions(ctx, c)
 		if err != nil {
-			return nil, fmt.Errorf("read schema_migrations: %w", err)
-		}
-		var versions []int
-		for rows.Next() {
-			var v int
-			if err := rows.Scan(&v); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			versions = append(versions, v)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return nil, err
 		}
 		for _, v := range versions {
-			if v < 1 || v > legacyDone {
-				return nil, fmt.Errorf("database has schema version %d, newer than this build of Starling knows (1..%d)", v, legacyDone)
-			}
 			for _, name := range legacy[v] {
-				mark(name, 1)
+				markDone(done, name, 1)
 			}
 		}
 	}
 	if tables["schema_versions"] {
-		rows, err := c.query(ctx, `SELECT aggregate, version FROM schema_versions`)
-		if err != nil {
-			return nil, fmt.Errorf("read schema_versions: %w", err)
-		}
-		for rows.Next() {
-			var (
-				name string
-				v    int
-			)
-			if err := rows.Scan(&name, &v); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if v < 1 || v > len(ms[name]) {
-				rows.Close()
-				if len(ms[name]) == 0 {
-					return nil, fmt.Errorf("database has schema version %d of %s, an aggregate this build of Starling does not know", v, name)
-				}
-				return nil, fmt.Errorf("database has %s schema version %d, newer than this build of Starling knows (1..%d)", name, v, len(ms[name]))
-			}
-			mark(name, v)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := readVersions(ctx, c, ms, done); err != nil {
 			return nil, err
 		}
 	}
