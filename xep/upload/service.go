@@ -247,19 +247,12 @@ func validID(id string) bool {
 	return true
 }
 
-func (s *Service) send(ctx context.Context, raw []byte) {
-	st, err := stanza.ParseElement(raw)
-	if err != nil {
-		s.Log.Error("built a stanza that does not parse", "err", err)
-		return
-	}
-	s.Router.Route(ctx, st)
-}
-
+// fail answers st with e from the service (router.Bounce: never an error
+// to an error).
 func (s *Service) fail(ctx context.Context, st *stanza.Stanza, e *stanza.Error) {
-	s.send(ctx, stanza.ErrorReply(st, st.To, e))
+	s.Router.Bounce(ctx, st, e)
 }
 
 func (s *Service) result(ctx context.Context, st *stanza.Stanza, payload []byte) {
-	s.send(ctx, stanza.Result(st, st.To, payload))
+	s.Router.Reply(ctx, st, stanza.Result(st, st.To, payload))
 }
