@@ -42,3 +42,23 @@ func TestSCRAMIterationsMatchAuth(t *testing.T) {
 		t.Errorf("MinSCRAMIterations %d, auth.MinIterations %d", MinSCRAMIterations, auth.MinIterations)
 	}
 }
+
+// TestSCRAMHashes: auth.scram_hashes names at least one of the three
+// families, each once; anything else is a problem at that key.
+func TestSCRAMHashes(t *testing.T) {
+	for _, hs := range [][]string{{"SHA-1"}, {"SHA-512", "SHA-1"}, {"SHA-1", "SHA-256", "SHA-512"}} {
+		c := Default()
+		c.Auth.SCRAMHashes = hs
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", hs, err)
+		}
+	}
+	for _, hs := range [][]string{nil, {}, {"SHA1"}, {"sha-256"}, {"SHA-1", "SHA-1"}, {"MD5"}} {
+		c := Default()
+		c.Auth.SCRAMHashes = hs
+		p, ok := errors.AsType[*Problems](c.Validate())
+		if !ok || len(p.List) != 1 || p.List[0].Path != "auth.scram_hashes" {
+			t.Errorf("%q: Validate() = %v, want one problem at auth.scram_hashes", hs, p)
+		}
+	}
+}
