@@ -207,6 +207,10 @@ type TLS struct {
 	// files (see CertFiles).
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
+	// ECDSACert and ECDSAKey are a second certificate with an ECDSA key,
+	// beside an RSA one in Cert and Key (see CertFiles).
+	ECDSACert string `toml:"ecdsa_cert"`
+	ECDSAKey  string `toml:"ecdsa_key"`
 	// ACME gets a certificate for every host without certificate files,
 	// covering the host and its services' subdomains (conference.host),
 	// from ACMEDirectory, and renews it ahead of expiry.
@@ -243,21 +247,33 @@ const (
 	ChallengeTLSALPN01 = "tls-alpn-01"
 )
 
-// IsZero reports whether neither file is set.
-func (t TLS) IsZero() bool { return t.Cert == "" && t.Key == "" }
+// IsZero reports whether no certificate file is set.
+func (t TLS) IsZero() bool { return t.Files().IsZero() }
 
 // Files returns the table's certificate files.
-func (t TLS) Files() CertFiles { return CertFiles{Cert: t.Cert, Key: t.Key} }
-
-// CertFiles is a certificate chain and its private key, both PEM files:
-// a host's [hosts."x".tls]. Both empty means the global [tls] applies.
-type CertFiles struct {
-	Cert string `toml:"cert"`
-	Key  string `toml:"key"`
+func (t TLS) Files() CertFiles {
+	return CertFiles{Cert: t.Cert, Key: t.Key, ECDSACert: t.ECDSACert, ECDSAKey: t.ECDSAKey}
 }
 
-// IsZero reports whether neither file is set.
-func (f CertFiles) IsZero() bool { return f.Cert == "" && f.Key == "" }
+// CertFiles is a certificate chain and its private key, both PEM files:
+// a host's [hosts."x".tls]. All empty means the global [tls] applies.
+//
+// ECDSACert and ECDSAKey, when set, are a second certificate for the same
+// names with an ECDSA key, Cert and Key then being the RSA one: each
+// handshake gets the ECDSA certificate when the client supports it, else
+// the RSA one, as nginx's two ssl_certificate lines do (see Load).
+type CertFiles struct {
+	Cert      string `toml:"cert"`
+	Key       string `toml:"key"`
+	ECDSACert string `toml:"ecdsa_cert"`
+	ECDSAKey  string `toml:"ecdsa_key"`
+}
+
+// IsZero reports whether no file is set.
+func (f CertFiles) IsZero() bool { return f == CertFiles{} }
+
+// Dual reports whether a second, ECDSA certificate is set.
+func (f CertFiles) Dual() bool { return f.ECDSACert != "" || f.ECDSAKey != "" }
 
 // Storage is the [storage] table. It must stay comparable: the server
 // compares the old and new values on reload.
@@ -376,6 +392,10 @@ type Metrics struct {
 	// (the default) serves none. Meant for loopback or a private
 	// network: whoever reaches it sees how busy the server is.
 	Listen string `toml:"listen"`
+	// Pprof also serves Go's profiles (net/http/pprof) at /debug/pprof/
+	// on that listener: CPU, heap, goroutines, for finding where time and
+	// memory go on a live server. Off by default.
+	Pprof bool `toml:"pprof"`
 }
 
 // Host is one [hosts."domain"] override table.

@@ -240,6 +240,7 @@ func TestValidationErrors(t *testing.T) {
 		{"HTTP listener on a client listener's address", func(c *Config) { c.HTTP.TLSListen = []string{"0.0.0.0:5223"} }, `http.tls_listen: "0.0.0.0:5223" is listed twice`},
 		{"bad HTTP listener", func(c *Config) { c.HTTP.Listen = []string{"localhost"} }, ""},
 		{"metrics listener without a port", func(c *Config) { c.Metrics.Listen = "127.0.0.1" }, ""},
+		{"pprof without the metrics listener", func(c *Config) { c.Metrics.Pprof = true }, "metrics.pprof: needs metrics.listen, the listener it is served on"},
 		{"metrics listener on a client listener's address", func(c *Config) { c.Metrics.Listen = "0.0.0.0:5222" }, `metrics.listen: "0.0.0.0:5222" is another listener's address too`},
 		{"trusted proxy not an address", func(c *Config) { c.HTTP.TrustedProxies = []string{"proxy.example"} }, `http.trusted_proxies: "proxy.example": not an IP address or CIDR prefix`},
 		{"trusted proxy bad prefix", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/33"} }, `http.trusted_proxies: "10.0.0.0/33": not an IP address or CIDR prefix`},

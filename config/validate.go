@@ -93,6 +93,8 @@ func (c *Config) Validate() error {
 		} else if _, port, _ := net.SplitHostPort(a); port != "0" && seen[a] {
 			p.add("metrics.listen", "%q is another listener's address too", a)
 		}
+	} else if c.Metrics.Pprof {
+		p.add("metrics.pprof", "needs metrics.listen, the listener it is served on")
 	}
 
 	// [s2s] (its listeners are checked with the others above)
@@ -309,26 +311,48 @@ func CheckWebClientDir(dir string) error {
 	return nil
 }
 
-// checkTLS checks a cert/key pair at path ("tls" or `hosts."x".tls`):
-// both or neither set, both readable, and they load as a pair.
+// checkTLS checks the certificate files at path ("tls" or
+// `hosts."x".tls`): each pair both or neither set, the ECDSA pair only
+// beside cert and key, the files readable, and then what
+// CertFiles.Load checks (each key matches its certificate; with two, an
+// RSA and an ECDSA certificate for the same names).
 func checkTLS(p *Problems, path string, t CertFiles) {
-	switch {
-	case t.IsZero():
-		return
-	case t.Cert == "":
-		p.add(path+".cert", "required when %s.key is set", path)
-		return
-	case t.Key == "":
-		p.add(path+".key", "required when %s.cert is set", path)
+	if t.IsZero() {
 		return
 	}
-	ok := checkFile(p, path+".cert", t.Cert)
-	ok = checkFile(p, path+".key", t.Key) && ok
+	ok := true
+	for _, pair := range [][2]string{{"cert", "key"}, {"ecdsa_cert", "ecdsa_key"}} {
+		c, k := t.Cert, t.Key
+		if pair[0] == "ecdsa_cert" {
+			c, k = t.ECDSACert, t.ECDSAKey
+		}
+		switch {
+		case c == "" && k == "":
+		case c == "":
+			p.add(path+"."+pair[0], "required when %s.%s is set", path, pair[1])
+			ok = false
+		case k == "":
+			p.add(path+"."+pair[1], "required when %s.%s is set", path, pair[0])
+			ok = false
+		default:
+			ok = checkFile(p, path+"."+pair[0], c) && ok
+			ok = checkFile(p, path+"."+pair[1], k) && ok
+		}
+	}
+	if t.Dual() && t.Cert == "" && t.Key == "" {
+		p.add(path+".cert", "required when %s.ecdsa_cert is set: the RSA certificate that clients without ECDSA get (with one certificate, of any key type, set cert and key alone)", path)
+		ok = false
+	}
 	if !ok {
 		return
 	}
-	if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
-		p.add(path+".cert", "cannot load %s with key %s: %v", t.Cert, t.Key, err)
+	if _, err := t.Load(); err != nil {
+		var ce *CertError
+		if errors.As(err, &ce) {
+			p.add(path+"."+ce.Key, "%s", ce.Msg)
+		} else {
+			p.add(path+".cert", "%v", err)
+		}
 	}
 }
 

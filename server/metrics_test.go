@@ -164,3 +164,30 @@ func TestMetricsSessionStates(t *testing.T) {
 	waitMetric(t, srv, state("inactive"), 0)
 	waitMetric(t, srv, `starling_c2s_stream_closes_total{reason="connection-lost"}`, 1)
 }
+
+// Go's profiles are served on the metrics listener only with [metrics]
+// pprof on.
+func TestMetricsPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := testserver.Start(t, func(c *config.Config) {
+			c.Metrics.Listen = "127.0.0.1:0"
+			c.Metrics.Pprof = on
+		})
+		resp, err := http.Get("http://" + srv.MetricsAddr().String() + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		if resp.StatusCode != want {
+			t.Errorf("pprof %v: %s, want %d", on, resp.Status, want)
+		}
+		if on && !strings.Contains(string(b), "heap profile") {
+			t.Errorf("pprof on: not a heap profile: %.200s", b)
+		}
+	}
+}

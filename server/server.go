@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -531,7 +532,8 @@ func (s *Server) Reload(cfg *config.Config) error {
 }
 
 // serveMetrics is the HTTP server of the metrics listener: the
-// Prometheus endpoint at metrics.Path, nothing else. It warns when the
+// Prometheus endpoint at metrics.Path and, with [metrics] pprof, Go's
+// profiles at /debug/pprof/, nothing else. It warns when the
 // listener is not on loopback, since it answers anyone who reaches it.
 func (s *Server) serveMetrics(cfg *config.Config) *http.Server {
 	addr := s.metricsLn.Addr().String()
@@ -541,6 +543,13 @@ func (s *Server) serveMetrics(cfg *config.Config) *http.Server {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+metrics.Path, s.metrics.Handler())
+	if cfg.Metrics.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.Limits.ConnectTimeout.Duration,
