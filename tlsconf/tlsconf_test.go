@@ -19,7 +19,7 @@ import (
 	"github.com/starling-xmpp/starling/config"
 )
 
-func testConfig(t *testing.T, hosts ...string) *config.Config {
+func testConfig(t testing.TB, hosts ...string) *config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Hosts = hosts
