@@ -588,7 +588,7 @@ func (c *conn) startTLS(ctx context.Context, cfg *tls.Config) error {
 	cs := tc.ConnectionState()
 	c.nc = tc
 	c.tls = true
-	c.cb = auth.ChannelBindingFromTLS(cs, c.srv.TLS.Leaf(cs.ServerName))
+	c.cb = auth.ChannelBindingFromTLS(cs, c.srv.TLS.PresentedLeaf(tc))
 	if c.host == "" && c.srv.Router.IsLocal(cs.ServerName) {
 		c.host = cs.ServerName
 	}

@@ -1,0 +1,4 @@
+package tlsconf
+
+// WriteDual is writeDual for the tests of package tlsconf_test.
+var WriteDual = writeDual
