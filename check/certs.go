@@ -25,7 +25,9 @@ const ExpiryWarning = 14 * 24 * time.Hour
 
 // Certificates checks each host's certificate: files, key, expiry, the
 // names of the host and of its services (RFC 6125 DNS-IDs, wildcards
-// included) and the chain to opts.Roots.
+// included) and the chain to opts.Roots. A host with an RSA and an ECDSA
+// certificate (ecdsa_cert) gets each checked so, and the two checked
+// together as config.CertFiles.Load does: the key types, the same names.
 func Certificates(opts Options, services []string, r *Report) {
 	cfg := opts.Config
 	for _, host := range cfg.Server.Hosts {
@@ -55,6 +57,18 @@ func Certificates(opts Options, services []string, r *Report) {
 					expiry(opts, host, leaf, "the server generates a new one at its next start or reload", r)
 				}
 			}
+		case files.Dual():
+			ok := checkPair(opts, host+" (RSA)", names, files.Cert, files.Key, "", r)
+			ok = checkPair(opts, host+" (ECDSA)", names, files.ECDSACert, files.ECDSAKey, "", r) && ok
+			if !ok {
+				continue
+			}
+			if _, err := files.Load(); err != nil {
+				r.add(AreaCerts, Problem, "give an RSA certificate in cert and key and an ECDSA one for the same names in ecdsa_cert and ecdsa_key (certbot: --key-type rsa and --key-type ecdsa, with the same -d names)",
+					"%s: %v", host, err)
+				continue
+			}
+			r.ok(AreaCerts, "%s: an RSA and an ECDSA certificate for the same names: ECDSA to the clients that support it, RSA to the others", host)
 		default:
 			checkPair(opts, host, names, files.Cert, files.Key, "", r)
 		}
@@ -68,23 +82,24 @@ func acmeFix(cfg *config.Config) string {
 	return "the CA must reach port 80 of each name's address (tls.acme_http_listen, or a proxy forwarding /.well-known/acme-challenge/ to http.listen); see the server's log (module=acme)"
 }
 
-// checkPair checks a certificate chain file and its key for host.
-func checkPair(opts Options, host string, names []string, certPath, keyPath, renew string, r *Report) {
+// checkPair checks a certificate chain file and its key for host, and
+// reports whether they load as a pair.
+func checkPair(opts Options, host string, names []string, certPath, keyPath, renew string, r *Report) bool {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
 		r.add(AreaCerts, Problem, fileFix(err, "the certificate chain (PEM)"), "%s: certificate %s", host, why(err))
-		return
+		return false
 	}
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
 		r.add(AreaCerts, Problem, fileFix(err, "the private key (PEM)"), "%s: key %s", host, why(err))
-		return
+		return false
 	}
 	chain, err := parseChain(certPEM)
 	if err != nil {
 		r.add(AreaCerts, Problem, "the file must hold PEM blocks \"-----BEGIN CERTIFICATE-----\", the server's certificate first, then the intermediates (fullchain.pem)",
 			"%s: %s: %v", host, certPath, err)
-		return
+		return false
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		fix := "give the key that was generated with this certificate (privkey.pem beside fullchain.pem)"
@@ -92,7 +107,7 @@ func checkPair(opts Options, host string, names []string, certPath, keyPath, ren
 			fix = "the key file must hold a PEM block \"-----BEGIN PRIVATE KEY-----\" (or RSA/EC PRIVATE KEY)"
 		}
 		r.add(AreaCerts, Problem, fix, "%s: %s does not go with %s: %v", host, keyPath, certPath, trimTLS(err))
-		return
+		return false
 	}
 	if fi, err := os.Stat(keyPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		r.add(AreaCerts, Warning, fmt.Sprintf("chmod 600 %s (owned by the server's user)", keyPath),
@@ -114,6 +129,7 @@ func checkPair(opts Options, host string, names []string, certPath, keyPath, ren
 		r.ok(AreaCerts, "%s: the certificate names %s", host, name)
 	}
 	chainCheck(opts, host, chain, r)
+	return true
 }
 
 // expiry checks the validity period of leaf.
