@@ -144,9 +144,9 @@ func asciiName(d string) string {
 func (f *Federation) serverTLS(direct bool) *tls.Config {
 	var cfg *tls.Config
 	if direct {
-		cfg = f.certs.ServerConfig("xmpp-server")
+		cfg = f.certs.ServerConfig("xmpp-server").Clone()
 	} else {
-		cfg = f.certs.ServerConfig()
+		cfg = f.certs.ServerConfig().Clone()
 	}
 	cfg.ClientAuth = tls.RequestClientCert
 	return cfg

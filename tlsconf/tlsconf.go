@@ -235,10 +235,10 @@ func (s *Store) install(name string, c *tls.Certificate) {
 // RFC 8737 §3) gets the challenge certificate instead, on every listener
 // alike.
 //
-// The configuration is built once per set of nextProtos; each call
-// returns a shallow copy of it (tls.Config.Clone), which the caller may
-// change (s2s sets ClientAuth). Copies share the certificates and the
-// ticket keys, which live in the Store.
+// The configuration is built once per set of nextProtos and shared by
+// every connection, which keeps it alive: a caller must not change it,
+// but may change a copy (tls.Config.Clone; s2s sets ClientAuth). Copies
+// share the certificates and the ticket keys, which live in the Store.
 func (s *Store) ServerConfig(nextProtos ...string) *tls.Config {
 	key := strings.Join(nextProtos, "\x00")
 	s.cfgMu.Lock()
@@ -248,7 +248,7 @@ func (s *Store) ServerConfig(nextProtos ...string) *tls.Config {
 		s.configs[key] = base
 	}
 	s.cfgMu.Unlock()
-	return base.Clone()
+	return base
 }
 
 func (s *Store) newServerConfig(nextProtos []string) *tls.Config {
