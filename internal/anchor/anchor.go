@@ -3,7 +3,8 @@
 // directory: conformance/anchors runs the real-client suite against them
 // and bench/compare runs cmd/starling-bench against them.
 //
-// Each server gets a self-signed certificate for Domain, a configuration
+// Each server gets a self-signed ECDSA P-256 certificate for Domain (or the
+// chain of Options.Chain: NewChain makes one with an RSA or ECDSA key), a configuration
 // close to its Debian default (the modules a client expects at login, no
 // rate limits, no archive unless Options.Archive), the given accounts,
 // and listens on Addr:5222 (STARTTLS, required) and Addr:5223 (direct
@@ -165,6 +166,12 @@ type Options struct {
 	// Names are more names of the certificate from CA (components'
 	// domains), beside Domain.
 	Names []string
+	// Chain, if not nil and CA is nil, is the server's certificate chain
+	// instead of a self-signed certificate (NewChain): the same one for
+	// every server of a comparison, so that each signs its handshakes
+	// with the same key type and sends the same certificates.
+	// Server.CAFile is then the chain's CA.
+	Chain *Chain
 	// Upload turns HTTP file upload on (XEP-0363) at UploadService(Domain),
 	// listed in Domain's disco#items, its URLs on HTTPSPort: Prosody's
 	// mod_http_file_share (a component), ejabberd's mod_http_upload
@@ -290,7 +297,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := s.writeCert(o.CA, o.ClientAuth, o.Names); err != nil {
+	if err := s.writeCert(o.CA, o.ClientAuth, o.Names, o.Chain); err != nil {
 		return nil, err
 	}
 	if o.S2S != nil {
@@ -918,9 +925,10 @@ halt(case Bad of [] -> 0; _ -> 1 end).`, a.node, startTimeout/(100*time.Millisec
 // directory, DOMAIN.crt (the chain from the leaf on) and DOMAIN.key, and
 // both in DOMAIN.pem (ejabberd's certfiles): issued by ca (with
 // clientAuth, also for that extended key usage), whose certificate is
-// then ca.crt, the CA clients trust; or, with no ca, a self-signed one,
-// which is its own CA.
-func (a *Server) writeCert(ca *testca.CA, clientAuth bool, names []string) error {
+// then ca.crt, the CA clients trust; or, with no ca, chain's (then CAFile
+// is the chain's CA); or, with neither, a self-signed one, which is its
+// own CA.
+func (a *Server) writeCert(ca *testca.CA, clientAuth bool, names []string, chain *Chain) error {
 	var certPEM, keyPEM []byte
 	if ca != nil {
 		usages := testca.ServerAuth
@@ -941,6 +949,12 @@ func (a *Server) writeCert(ca *testca.CA, clientAuth bool, names []string) error
 		if keyPEM, err = os.ReadFile(keyFile); err != nil {
 			return err
 		}
+	} else if chain != nil {
+		var err error
+		if certPEM, keyPEM, err = chain.read(); err != nil {
+			return err
+		}
+		a.CAFile = chain.CAFile
 	} else {
 		var err error
 		if certPEM, keyPEM, err = selfSigned(a.Domain); err != nil {
