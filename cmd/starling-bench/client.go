@@ -69,6 +69,7 @@ func (cfg *config) tlsConfig() *tls.Config {
 	if cfg.directTLS {
 		tc.NextProtos = []string{"xmpp-client"}
 	}
+	tc.ClientSessionCache = cfg.sessionCache // --resume: this worker's
 	return tc
 }
 
@@ -89,6 +90,9 @@ func connect(ctx context.Context, cfg *config) (*conn, error) {
 	}
 	nc.SetDeadline(time.Now().Add(cfg.timeout))
 	rw := nc // what the stream is read from and written to
+	if cfg.rec != nil && !cfg.directTLS {
+		rw = &countingConn{Conn: nc, x: cfg.rec}
+	}
 	var st *tls.ConnectionState
 	if cfg.directTLS {
 		tc := tls.Client(nc, cfg.tlsConfig())
@@ -97,6 +101,9 @@ func connect(ctx context.Context, cfg *config) (*conn, error) {
 			return nil, fmt.Errorf("TLS handshake: %w", err)
 		}
 		rw, st = tc, tlsState(tc)
+		if cfg.rec != nil {
+			rw = &countingConn{Conn: tc, x: cfg.rec, inTLS: true}
+		}
 	}
 	sc := newScanner(rw)
 	c := &conn{cfg: cfg, c: rw, raw: nc, sc: sc, tls: st}
@@ -123,8 +130,12 @@ func connect(ctx context.Context, cfg *config) (*conn, error) {
 			nc.Close()
 			return nil, fmt.Errorf("TLS handshake: %w", err)
 		}
-		c.c, c.tls = tc, tlsState(tc)
-		sc.reset(tc)
+		var trw net.Conn = tc
+		if cfg.rec != nil {
+			trw = &countingConn{Conn: tc, x: cfg.rec, inTLS: true}
+		}
+		c.c, c.tls = trw, tlsState(tc)
+		sc.reset(trw)
 		if err := c.openStream(); err != nil {
 			c.c.Close()
 			return nil, err

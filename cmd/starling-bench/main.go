@@ -62,6 +62,12 @@
 //	          the files of another and checks every byte; uploads and
 //	          downloads/s, MiB/s each way, latency, server CPU per MiB
 //
+// --resume makes login resume TLS sessions (a session cache per worker)
+// and report how many did. --relay points login (with --script, a login's
+// recorded byte counts) or messages at `starling-bench relay --listen ADDR
+// --cert F --key F`, a bare TLS relay that parses nothing: the floor of
+// syscalls and crypto for the same bytes (relay.go).
+//
 // --url wss://HOST:PORT/xmpp-websocket runs any scenario over WebSocket
 // (subprotocol xmpp, <open/> and <close/> framing, one element per
 // message, no STARTTLS: the TLS is wss's); --scenario websocket is
@@ -94,6 +100,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -148,6 +155,15 @@ type config struct {
 	rooms             int           // groupchat: rooms, each with --n occupants
 	muc               string        // groupchat: the MUC service's domain
 	size              int64         // upload: bytes per file
+	resume            bool          // login: each worker resumes its TLS session after its first login
+	relay             bool          // login, messages: --addr is `starling-bench relay`
+	scriptPlain       []turn        // login --relay: the exchange played, plaintext turns
+	scriptTLS         []turn        // and those inside TLS
+
+	// Per login, on copies of the configuration: the worker's TLS session
+	// cache (--resume), and where a login's byte counts are recorded.
+	sessionCache tls.ClientSessionCache
+	rec          *exchange
 
 	// federation: server B, where the receivers log in (the fields above
 	// are server A's, where the senders do).
@@ -171,6 +187,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "relay" {
+		return runRelay(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -244,6 +263,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fmt.Fprintln(stderr, "usage: starling-bench --addr HOST:PORT --domain DOMAIN [--insecure] --scenario login|idle|messages|presence|pep|groupchat|churn|mam|upload [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --url wss://HOST:PORT/xmpp-websocket --domain DOMAIN [--insecure] --scenario websocket|login|idle|presence [flags]")
 		fmt.Fprintln(stderr, "       starling-bench --addr HOST:PORT --domain DOMAIN --peer-addr HOST:PORT --peer-domain DOMAIN [--insecure] --scenario federation [flags]")
+		fmt.Fprintln(stderr, "       starling-bench --relay --addr HOST:PORT [--insecure] --scenario login --script EXCHANGE | --scenario messages [flags]")
+		fmt.Fprintln(stderr, "       starling-bench relay --listen HOST:PORT --cert FILE --key FILE   (the bare TLS relay those drive)")
 		fmt.Fprintln(stderr, "\nAccounts PREFIX1..PREFIXk must exist (or use --create for XEP-0077 registration). Otherwise:")
 		fmt.Fprintln(stderr, "  printf 'pw\\n' | starling user add --config F user1@DOMAIN")
 		fmt.Fprintln(stderr, "  prosodyctl --config F register user1 DOMAIN pw")
@@ -276,6 +297,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.rooms, "rooms", 10, "groupchat: rooms, each with --n occupants")
 	fs.StringVar(&cfg.muc, "muc", "", "groupchat: the multi-user chat service's `domain` (default conference.DOMAIN)")
 	size := fs.String("size", "1MiB", "upload: `bytes` per file, optionally with K, M or G (KiB, MiB, GiB)")
+	fs.BoolVar(&cfg.resume, "resume", false, "login: each of the --concurrency workers keeps a TLS session cache; its first login is a full handshake, the rest offer to resume (the result says how many did)")
+	fs.BoolVar(&cfg.relay, "relay", false, "login, messages: --addr is a `starling-bench relay`, which parses nothing: the floor of syscalls and crypto for the same bytes (login needs --script)")
+	script := fs.String("script", "", "login --relay: the `exchange` to play, byte counts C/S per turn, plaintext turns|TLS turns, as a login's JSON result records it (\"exchange\")")
 	fs.IntVar(&cfg.concurrency, "concurrency", 10, "logins in progress at once")
 	fs.IntVar(&cfg.window, "window", 16, "messages: messages in flight per sender; presence, pep: updates (items) in flight from each user to each contact; groupchat: messages in flight from each occupant to each other occupant")
 	fs.IntVar(&cfg.batch, "batch", 1, "messages, presence, pep, groupchat: write up to this many stanzas at once when the window allows (1: one stanza per write, like a real client)")
@@ -325,6 +349,25 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if cfg.n == 0 {
 		cfg.n = def
+	}
+	if cfg.resume && cfg.scenario != "login" {
+		return nil, errors.New("--resume: only for --scenario login")
+	}
+	if cfg.relay {
+		if cfg.scenario != "login" && cfg.scenario != "messages" {
+			return nil, errors.New("--relay: only for --scenario login or messages")
+		}
+		if cfg.url != "" || cfg.directTLS || cfg.create {
+			return nil, errors.New("--relay: over TCP, without --url, --directtls or --create")
+		}
+		if cfg.scenario == "login" {
+			var err error
+			if cfg.scriptPlain, cfg.scriptTLS, err = parseScript(*script); err != nil {
+				return nil, err
+			}
+		}
+	} else if *script != "" {
+		return nil, errors.New("--script: only with --relay")
 	}
 	if cfg.n < 0 || cfg.count < 1 || cfg.concurrency < 1 || cfg.window < 1 || cfg.batch < 1 || cfg.accounts < 0 {
 		return nil, errors.New("--n, --count, --concurrency, --window, --batch and --accounts must be positive")

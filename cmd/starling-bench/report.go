@@ -49,6 +49,16 @@ type result struct {
 
 	RosterErrors int64 `json:"roster_errors,omitempty"`
 
+	// Exchange is a login's byte counts turn by turn (application data:
+	// what the client wrote, then what the server wrote back), before
+	// STARTTLS and inside TLS, as --script takes them: recorded from the
+	// first login over TCP, or the script a --relay login played.
+	Exchange string `json:"exchange,omitempty"`
+	// Resume is --resume's count of resumed TLS sessions.
+	*Resume `json:",omitempty"`
+	// Relay says the figures are the relay's (--relay), not a server's.
+	Relay bool `json:"relay,omitempty"`
+
 	// Federation: server B, where the receivers are logged in (the
 	// fields above are server A's, the senders'), and its CPU per message.
 	PeerAddr       string  `json:"peer_addr,omitempty"`
@@ -103,6 +113,16 @@ type Delivery struct {
 	ExactlyOnce bool  `json:"exactly_once"`
 }
 
+// Resume counts the logins of --resume whose TLS handshake resumed a
+// session (ConnectionState().DidResume) and those that made a full one:
+// at least one per worker, its first. A server that does not resume shows
+// 0 %.
+type Resume struct {
+	Resumed    int64   `json:"resumed"`
+	Full       int64   `json:"full_handshakes"`
+	ResumedPct float64 `json:"resumed_pct"`
+}
+
 // PEP is what the pep scenario adds: the node published to, the caps
 // ver every session advertised, the disco#info queries the server sent
 // (for that ver: once per server if it caches, as XEP-0115 says) and the
@@ -153,6 +173,7 @@ func newResult(cfg *config) *result {
 	if cfg.directTLS {
 		r.TLS = "direct"
 	}
+	r.Relay = cfg.relay
 	if u, err := url.Parse(cfg.url); err == nil && cfg.url != "" {
 		r.Addr, r.TLS = cfg.url, u.Scheme // XMPP over WebSocket: ws or wss
 	}
@@ -261,10 +282,19 @@ func (r *result) writeTable(w io.Writer) {
 			row("login latency", "p50 %.2f ms  p99 %.2f ms  max %.2f ms", r.LatP50Ms, r.LatP99Ms, r.LatMaxMs)
 		}
 	}
+	if r.Resume != nil {
+		row("TLS resumed", "%d of %d logins (%.1f %%), %d full handshakes", r.Resumed, r.Resumed+r.Full, r.ResumedPct, r.Full)
+	}
+	if r.Exchange != "" {
+		row("exchange", "%s (bytes client/server per turn: plaintext|TLS)", r.Exchange)
+	}
 	if r.ServerPID > 0 {
 		who := ""
 		if r.PeerDomain != "" {
 			who = ", " + r.Domain
+		}
+		if r.Relay {
+			who += ", the relay"
 		}
 		row("server CPU", "%.3f s = %.1f µs per op (pid %d%s)", r.ServerCPUS, r.ServerCPUUsPerOp, r.ServerPID, who)
 		if r.ServerCPUUsPerUpdate > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -85,25 +86,67 @@ func runLogin(ctx context.Context, cfg *config) (*result, error) {
 		n = 1 << 40
 		deadline = time.Now().Add(cfg.duration)
 	}
+	// With --resume, each worker has a configuration of its own with its
+	// TLS session cache (and, over WebSocket, its HTTP client): its first
+	// login is a full handshake, the next ones offer the session.
+	var workers chan *config
+	if cfg.resume {
+		r.Resume = &Resume{}
+		workers = make(chan *config, cfg.concurrency)
+		for range cfg.concurrency {
+			w := *cfg
+			w.sessionCache = tls.NewLRUClientSessionCache(1)
+			if w.url != "" {
+				w.http = w.httpClient()
+			}
+			workers <- &w
+		}
+	}
+	// The first login's byte counts, turn by turn (--relay replays them).
+	rec := &exchange{}
+	var resumed, full atomic.Int64
 	stop := progress(cfg, func() string { return fmt.Sprintf("logins: %d", ok.Load()) })
 	a := sample(cfg.pid)
 	parallel(ctx, n, cfg.concurrency, func(i int) error {
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			return errStop
 		}
+		wcfg := cfg
+		if workers != nil {
+			w := <-workers
+			defer func() { workers <- w }()
+			wcfg = w
+		}
+		if i == 0 && !cfg.relay && cfg.url == "" {
+			w := *wcfg
+			w.rec = rec
+			wcfg = &w
+		}
 		t0 := time.Now()
-		c, err := login(ctx, cfg, cfg.account(i%cfg.accounts+1), "b"+strconv.Itoa(i))
-		if err == nil {
-			var rerr bool
-			rerr, err = c.presenceAndRoster()
-			if rerr {
-				rosterErrs.Add(1)
+		var d time.Duration
+		var didResume bool
+		var err error
+		if cfg.relay {
+			d, didResume, err = relayLogin(ctx, wcfg, cfg.scriptPlain, cfg.scriptTLS)
+		} else {
+			var c *conn
+			c, err = login(ctx, wcfg, cfg.account(i%cfg.accounts+1), "b"+strconv.Itoa(i))
+			if err == nil {
+				var rerr bool
+				rerr, err = c.presenceAndRoster()
+				if rerr {
+					rosterErrs.Add(1)
+				}
+				if err != nil {
+					c.c.Close()
+				}
 			}
-			if err != nil {
-				c.c.Close()
+			d = time.Since(t0)
+			if err == nil {
+				didResume = c.tls != nil && c.tls.DidResume
+				c.close()
 			}
 		}
-		d := time.Since(t0)
 		if err != nil {
 			mu.Lock()
 			r.fail(err)
@@ -111,10 +154,14 @@ func runLogin(ctx context.Context, cfg *config) (*result, error) {
 			return err
 		}
 		ok.Add(1)
+		if didResume {
+			resumed.Add(1)
+		} else {
+			full.Add(1)
+		}
 		mu.Lock()
 		lat = append(lat, int64(d))
 		mu.Unlock()
-		c.close()
 		return nil
 	})
 	b := sample(cfg.pid)
@@ -122,6 +169,18 @@ func runLogin(ctx context.Context, cfg *config) (*result, error) {
 	r.measured(a, b, ok.Load())
 	r.latencies(lat)
 	r.RosterErrors = rosterErrs.Load()
+	if !cfg.relay && cfg.url == "" && ok.Load() > 0 {
+		r.Exchange = rec.String()
+	}
+	if cfg.relay {
+		r.Exchange = formatTurns(cfg.scriptPlain) + "|" + formatTurns(cfg.scriptTLS)
+	}
+	if r.Resume != nil {
+		r.Resume.Resumed, r.Resume.Full = resumed.Load(), full.Load()
+		if t := resumed.Load() + full.Load(); t > 0 {
+			r.Resume.ResumedPct = 100 * float64(resumed.Load()) / float64(t)
+		}
+	}
 	return r, r.err()
 }
 
@@ -521,10 +580,15 @@ func runMessages(ctx context.Context, cfg *config) (*result, error) {
 	for i := 0; i < np; i += 2 {
 		peers[i].partner, peers[i+1].partner = peers[i+1], peers[i]
 	}
-	sess, _ := openSessions(ctx, cfg, r, np,
-		func(i int) string { return cfg.account(i + 1) },
-		func(i int) string { return "bench" },
-		func(i int, _ *session) func([]byte) bool { return x.receive(peers[i]) })
+	handler := func(i int, _ *session) func([]byte) bool { return x.receive(peers[i]) }
+	var sess []*session
+	if cfg.relay {
+		sess = relayPairs(ctx, cfg, r, np, handler)
+	} else {
+		sess, _ = openSessions(ctx, cfg, r, np,
+			func(i int) string { return cfg.account(i + 1) },
+			func(i int) string { return "bench" }, handler)
+	}
 	defer closeAll(sess, 5*time.Second)
 	for i, s := range sess {
 		if s == nil {
