@@ -19,8 +19,11 @@
 //     (and, for group chat, its multi-user chat service: groupchat.go),
 //     runs every case with
 //     `starling-bench --json --pid`, and stops it before the next one
-//     starts, so no two servers ever share the CPUs. Starling runs on
-//     SQLite with a generated certificate; Prosody and ejabberd with
+//     starts, so no two servers ever share the CPUs. Every server serves
+//     one certificate chain made for the run (internal/anchor.NewChain: a
+//     CA and a leaf with RSA 2048 keys), and the case login-ecdsa runs on
+//     each started afresh with an ECDSA P-256 one. Starling runs on
+//     SQLite; Prosody and ejabberd with
 //     internal/anchor's configuration (no archive, no rate limits). The
 //     suite ends with churn (receivers that drop their connections and
 //     resume, XEP-0198), then the HTTP file upload cases (XEP-0363) on each
@@ -31,14 +34,19 @@
 //     messages case with every message archived and MAM query latency on
 //     archives of 1,000 to 1,000,000 messages (as far as each server fills
 //     them within a case's five minutes).
-//  4. Then the federation runs (federation.go), one pair of servers at a
+//  4. Then the floor (relay.go): `starling-bench relay` with the RSA chain
+//     on Starling's address, a process that parses nothing, driven by the
+//     relay cases with the bytes of Starling's login of this run and the
+//     messages case's stanzas; its CPU per login and per message beside
+//     each server's, as ratios.
+//  5. Then the federation runs (federation.go), one pair of servers at a
 //     time: starling-bench's federation scenario with the senders on the
 //     first server and the receivers on the second, each server on a
 //     domain of its own (NAME.test) and federating with the other — Starling
 //     → Prosody, and Prosody → ejabberd for reference, by default
 //     (-federation; a server paired with itself runs twice, the second
 //     instance on NAME-2.test) — server CPU per message measured on both.
-//  5. Prints the table case × server and the federation table and writes
+//  6. Prints the table case × server and the federation table and writes
 //     them, with the date, the machine, the commit, the versions and the
 //     exact commands, between the markers of -doc (text outside them, such
 //     as hand-written notes, is kept).
@@ -191,6 +199,16 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 		return err
 	}
 
+	// One certificate chain per key type for every server (a CA and a
+	// leaf, as a server with a public CA's certificate sends): RSA 2048
+	// for every case but those made to show ECDSA's cost (cert).
+	chains := map[anchor.KeyType]*anchor.Chain{}
+	for _, k := range []anchor.KeyType{anchor.RSA2048, anchor.ECDSAP256} {
+		if chains[k], err = anchor.NewChain(filepath.Join(dir, "certs"), k, certNames...); err != nil {
+			return err
+		}
+	}
+
 	bin := filepath.Join(dir, "bin")
 	for _, pkg := range []string{"starling", "starling-bench"} {
 		log.Printf("go build ./cmd/%s", pkg)
@@ -213,7 +231,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 		}
 	}
 	rep := &report{
-		date: began.UTC(), quick: quick, cases: cases, servers: chosen, fedCase: fedCase(quick),
+		date: began.UTC(), quick: quick, cases: cases, servers: chosen, fedCase: fedCase(quick), chains: chains,
 		machine: machine(), commit: commit(),
 		versions: map[string]string{}, cells: map[string]map[string]*cell{},
 	}
@@ -227,14 +245,15 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 		}
 	}
 
-	// Each server runs up to three times: the cases without the archive;
+	// Each server runs up to four times: the cases without the archive;
+	// then, started afresh with an ECDSA certificate, the logins with it;
 	// then, started afresh with HTTP file upload on, the upload cases;
 	// then, started afresh with its message archive on, those with it.
 	for _, s := range chosen {
-		for _, ph := range []phase{plain, uploads, archived} {
+		for _, ph := range []phase{plain, ecdsa, uploads, archived} {
 			var phaseCases []benchCase
 			for _, c := range cases {
-				if phaseOf(c) == ph {
+				if phaseOf(c) == ph && !c.relay {
 					phaseCases = append(phaseCases, c)
 				}
 			}
@@ -250,10 +269,16 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 				with, sub = ", HTTP file upload on", s.name+"-upload"
 			case archived:
 				with, sub = ", the archive on", s.name+"-archive"
+			case ecdsa:
+				with, sub = ", an ECDSA P-256 certificate", s.name+"-ecdsa"
 			}
 			log.Printf("%s: starting on %s with %d accounts%s", s.title, s.addr, len(accounts), with)
 			t0 := time.Now()
-			srv, err := startServer(ctx, s, filepath.Join(dir, sub), filepath.Join(bin, "starling"), logDir, accounts, ph, needsMUC(phaseCases))
+			chain := chains[anchor.RSA2048]
+			if ph == ecdsa {
+				chain = chains[anchor.ECDSAP256]
+			}
+			srv, err := startServer(ctx, s, filepath.Join(dir, sub), filepath.Join(bin, "starling"), logDir, accounts, ph, needsMUC(phaseCases), chain)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -283,6 +308,13 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 			stopSrv()
 		}
 	}
+	// The floor: the relay cases, on a bare TLS relay with the RSA chain,
+	// once every server has stopped (relay.go).
+	if slices.ContainsFunc(cases, func(c benchCase) bool { return c.relay }) {
+		if err := runRelayCases(ctx, rep, filepath.Join(bin, "starling-bench"), logDir, chains[anchor.RSA2048], quick); err != nil {
+			return err
+		}
+	}
 	if len(pairs) > 0 {
 		fedAccts := map[string]string{}
 		for i := 1; i <= fedAccounts(rep.fedCase); i++ {
@@ -298,6 +330,9 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 	fmt.Println()
 	if len(chosen) > 0 {
 		fmt.Println(rep.table())
+	}
+	if f := rep.floor(); f != "" {
+		fmt.Println(f)
 	}
 	if len(rep.fed) > 0 {
 		fmt.Println(rep.fedTable())
@@ -323,17 +358,22 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 
 // benchCase is one starling-bench command of the suite.
 type benchCase struct {
-	name      string        // short name: log file names, footnotes
-	scenario  string        // login, messages, idle, presence, pep, groupchat, websocket, churn or mam
-	title     string        // what it is, for the table's row labels
-	mech      string        // SASL mechanism; "" for the server's own SCRAM
-	websocket bool          // over XMPP over WebSocket: --url of the server's endpoint
-	args      []string      // starling-bench arguments after the common ones
-	archive   bool          // run on the servers started with their message archive on
-	upload    bool          // run on the servers started with HTTP file upload on
-	servers   []string      // the servers it runs on; nil: all
-	why       string        // why it does not run on the others
-	timeout   time.Duration // how long it may run; 0: five minutes
+	name      string         // short name: log file names, footnotes
+	scenario  string         // login, messages, idle, presence, pep, groupchat, websocket, churn or mam
+	title     string         // what it is, for the table's row labels
+	mech      string         // SASL mechanism; "" for the server's own SCRAM
+	websocket bool           // over XMPP over WebSocket: --url of the server's endpoint
+	args      []string       // starling-bench arguments after the common ones
+	archive   bool           // run on the servers started with their message archive on
+	upload    bool           // run on the servers started with HTTP file upload on
+	servers   []string       // the servers it runs on; nil: all
+	why       string         // why it does not run on the others
+	timeout   time.Duration  // how long it may run; 0: five minutes
+	cert      anchor.KeyType // the servers' certificate's key; "": RSA 2048
+	resume    bool           // logins resuming TLS sessions (--resume): the row of how many did
+	relay     bool           // on the relay (relay.go), not on the servers: the floor
+	ref       string         // relay: the servers' case it is the floor of (the ratios; login: its exchange)
+	altRef    string         // relay: the case for a server that does not run ref (another mechanism)
 }
 
 // phase is how the servers are started for a case: as they are, with
@@ -343,6 +383,7 @@ type phase int
 
 const (
 	plain phase = iota
+	ecdsa
 	uploads
 	archived
 )
@@ -353,9 +394,15 @@ func phaseOf(c benchCase) phase {
 		return archived
 	case c.upload:
 		return uploads
+	case c.cert == anchor.ECDSAP256:
+		return ecdsa
 	}
 	return plain
 }
+
+// certNames are the names of the servers' certificates: the domain and
+// its services.
+var certNames = []string{anchor.Domain, mucDomain, anchor.UploadService(anchor.Domain)}
 
 // skipped reports whether c does not run on s: a mechanism s does not
 // offer, or a case for other servers.
@@ -366,7 +413,8 @@ func skipped(c benchCase, s serverInfo) bool {
 // pick keeps the cases named in only (comma-separated; "" keeps all),
 // in the suite's order: a case by its name or, for a name no case has,
 // every case of the scenario of that name (upload: upload-1m and
-// upload-50m).
+// upload-50m), or "relay": the relay cases. A relay case brings the case
+// it is the floor of (relay-login: login-sha-1).
 func pick(cases []benchCase, only string) ([]benchCase, error) {
 	if strings.TrimSpace(only) == "" {
 		return cases, nil
@@ -382,16 +430,25 @@ func pick(cases []benchCase, only string) ([]benchCase, error) {
 			}
 		}
 		for _, c := range cases {
-			if n == 0 && c.scenario == name {
+			if n == 0 && (c.scenario == name || name == "relay" && c.relay) {
 				want[c.name] = true
 			}
 		}
-		if !slices.ContainsFunc(cases, func(c benchCase) bool { return c.name == name || c.scenario == name }) {
+		if !slices.ContainsFunc(cases, func(c benchCase) bool { return c.name == name || c.scenario == name || name == "relay" && c.relay }) {
 			var names []string
 			for _, c := range cases {
 				names = append(names, c.name)
 			}
 			return nil, fmt.Errorf("-cases: no case or scenario %q (the suite has %s)", name, strings.Join(names, ", "))
+		}
+	}
+	// A relay case brings the servers' case it is the floor of.
+	for _, c := range cases {
+		if want[c.name] && c.ref != "" {
+			want[c.ref] = true
+			if c.altRef != "" {
+				want[c.altRef] = true
+			}
 		}
 	}
 	var out []benchCase
@@ -434,7 +491,7 @@ func suite(quick bool) []benchCase {
 		drop                                                                                  string
 		uploaders, smallFiles, bigFiles                                                       int
 	}
-	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 2000, idleAccounts: 200, accounts: 20, concurrency: 20,
+	z := sizes{logins: 2000, pairs: 10, count: 10000, manyPairs: 50, manyCount: 2000, idle: 10000, idleAccounts: 1000, accounts: 20, concurrency: 20,
 		users: 200, contacts: 20, updates: 50, items: 50, hold: "3s", rooms: 10, occupants: 20, gcCount: 50,
 		churnPairs: 20, churnCount: 2000, drop: "1s", archiveCount: 1000, archives: [4]int{1000, 10000, 100000, 1000000},
 		uploaders: 4, smallFiles: 50, bigFiles: 4}
@@ -461,6 +518,21 @@ func suite(quick bool) []benchCase {
 	}
 	logins(false)
 	logins(true)
+	// The same logins with an ECDSA P-256 certificate (each server
+	// started afresh with it), and resuming TLS sessions with the RSA
+	// one, each server on its own SCRAM.
+	cases = append(cases,
+		benchCase{
+			name: "login-ecdsa", scenario: "login", cert: anchor.ECDSAP256,
+			title: fmt.Sprintf("%d logins, %d at a time, ECDSA P-256 certificate", z.logins, z.concurrency),
+			args:  f("--scenario login --n %d --concurrency %d --accounts %d", z.logins, z.concurrency, z.accounts),
+		},
+		benchCase{
+			name: "login-resume", scenario: "login", resume: true,
+			title: fmt.Sprintf("%d logins, %d at a time, TLS resumption", z.logins, z.concurrency),
+			args:  f("--scenario login --n %d --concurrency %d --accounts %d --resume", z.logins, z.concurrency, z.accounts),
+		},
+	)
 	return append(cases,
 		benchCase{
 			name: "messages", scenario: "messages",
@@ -510,8 +582,13 @@ func suite(quick bool) []benchCase {
 				z.rooms, z.occupants, z.gcCount, z.concurrency),
 		},
 		benchCase{
-			name: "idle", scenario: "idle",
-			title: fmt.Sprintf("%d sessions on %d accounts", z.idle, z.idleAccounts),
+			name: "idle", scenario: "idle", timeout: 10 * time.Minute,
+			title: fmt.Sprintf("%s sessions on %s accounts", thousands(float64(z.idle)), thousands(float64(z.idleAccounts))),
+			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
+		},
+		benchCase{
+			name: "websocket-idle", scenario: "idle", websocket: true, timeout: 10 * time.Minute,
+			title: fmt.Sprintf("%s sessions on %s accounts, over WebSocket", thousands(float64(z.idle)), thousands(float64(z.idleAccounts))),
 			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
 		},
 		// HTTP file upload (XEP-0363), on each server started with it
@@ -542,6 +619,19 @@ func suite(quick bool) []benchCase {
 			"it archives into one account ever slower as the archive grows (about 50 messages/s and 26 ms of CPU each on the way to 10,000), so 100,000 would take hours"),
 		mamCase("mam-1m", "muser", z.archives[3], []string{"starling"},
 			"at the rates they archive into one account (Prosody about 200 messages/s on the way to 100,000, ejabberd about 50 on the way to 10,000, both slowing as it grows), a million would take Prosody well over an hour and ejabberd days"),
+		// The floor (relay.go): the first login case's exchange, byte for
+		// byte and turn for turn, and the first messages case, through a
+		// bare TLS relay.
+		benchCase{
+			name: "relay-login", scenario: "login", relay: true, ref: "login-sha-1", altRef: "login-sha-256",
+			title: fmt.Sprintf("%d logins, %d at a time", z.logins, z.concurrency),
+			args:  f("--scenario login --n %d --concurrency %d", z.logins, z.concurrency),
+		},
+		benchCase{
+			name: "relay-messages", scenario: "messages", relay: true, ref: "messages",
+			title: fmt.Sprintf("%d pairs, %d messages each, window 16", z.pairs, z.count),
+			args:  f("--scenario messages --n %d --count %d --window 16", z.pairs, z.count),
+		},
 	)
 }
 
@@ -685,6 +775,12 @@ type result struct {
 	DownloadP99Ms       float64 `json:"download_p99_ms"`
 	DownloadCPUUsPerMiB float64 `json:"download_server_cpu_us_per_mib"`
 	Verified            int64   `json:"verified"`
+	// login: the byte counts of the first login (relay.go replays them),
+	// and with --resume the TLS sessions resumed
+	Exchange   string  `json:"exchange"`
+	Resumed    int64   `json:"resumed"`
+	Full       int64   `json:"full_handshakes"`
+	ResumedPct float64 `json:"resumed_pct"`
 }
 
 // cell is one case on one server: a result, a failure, or not applicable.
@@ -801,12 +897,12 @@ type server struct {
 // (groupchat.go): Starling has it anyway, Prosody gets a MUC component,
 // ejabberd mod_muc. The phase turns the archive or HTTP file upload on
 // (upload.go).
-func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string, ph phase, muc bool) (*server, error) {
+func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string, ph phase, muc bool, chain *anchor.Chain) (*server, error) {
 	if s.name == "starling" {
-		return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true, archive: ph == archived, upload: ph == uploads,
-			log: map[phase]string{plain: "starling.log", uploads: "starling-upload.log", archived: "starling-archive.log"}[ph]}, dir, starlingBin, logDir, accounts)
+		return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true, archive: ph == archived, upload: ph == uploads, chain: chain,
+			log: map[phase]string{plain: "starling.log", ecdsa: "starling-ecdsa.log", uploads: "starling-upload.log", archived: "starling-archive.log"}[ph]}, dir, starlingBin, logDir, accounts)
 	}
-	o := anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts, Archive: ph == archived, Upload: ph == uploads}
+	o := anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts, Archive: ph == archived, Upload: ph == uploads, Chain: chain}
 	if muc && s.name == "prosody" {
 		o.Prosody = prosodyMUC
 	}
@@ -839,11 +935,12 @@ func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir str
 // starlingSetup is where and how startStarlingWith runs Starling.
 type starlingSetup struct {
 	addr, domain string
-	https        bool         // the HTTPS listener, for WebSocket
-	archive      bool         // the message archive ([modules.mam]) on
-	upload       bool         // HTTP file upload ([modules.upload]) on, with https
-	s2s          *starlingS2S // federation; nil: [s2s] enabled = false
-	log          string       // the log file's name in logDir; "" is starling.log
+	https        bool          // the HTTPS listener, for WebSocket
+	archive      bool          // the message archive ([modules.mam]) on
+	upload       bool          // HTTP file upload ([modules.upload]) on, with https
+	s2s          *starlingS2S  // federation; nil: [s2s] enabled = false
+	chain        *anchor.Chain // the certificate without s2s; nil: Starling's own, generated
+	log          string        // the log file's name in logDir; "" is starling.log
 }
 
 // starlingS2S is federation for startStarlingWith: a certificate for the
@@ -886,6 +983,9 @@ func startStarlingWith(ctx context.Context, st starlingSetup, dir, bin, logDir s
 	}
 	cfg := filepath.Join(dir, "starling.toml")
 	s2s := "[s2s]\nenabled = false\n"
+	if st.chain != nil {
+		s2s = fmt.Sprintf("[tls]\ncert = %q\nkey = %q\n", st.chain.CertFile, st.chain.KeyFile) + s2s
+	}
 	if f := st.s2s; f != nil {
 		s2s = fmt.Sprintf("[tls]\ncert = %q\nkey = %q\n[s2s]\nenabled = true\nlisten = [%q]\nca_file = %q\nresolver = %q\n",
 			f.cert, f.key, net.JoinHostPort(st.addr, anchor.S2SPort), f.caFile, f.resolver)

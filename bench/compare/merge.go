@@ -132,10 +132,7 @@ func (r *report) merge(region string) (string, error) {
 	mark := r.runMark()
 	newRows := map[string][]string{} // case name → its rows, marked
 	for _, c := range r.cases {
-		for _, m := range metrics {
-			if m.scenario != c.scenario {
-				continue
-			}
+		for _, m := range metricsFor(c) {
 			label := "| " + fmt.Sprintf(m.label, c.title) + " |"
 			for _, l := range newTable[2:] {
 				if strings.HasPrefix(l, label) {
@@ -150,10 +147,11 @@ func (r *report) merge(region string) (string, error) {
 	// longer in the suite.
 	caseOf := map[string]string{} // row label → case name
 	for _, c := range suite(false) {
-		for _, m := range metrics {
-			if m.scenario == c.scenario {
-				caseOf[fmt.Sprintf(m.label, c.title)] = c.name
-			}
+		if c.relay {
+			continue // not in the table
+		}
+		for _, m := range metricsFor(c) {
+			caseOf[fmt.Sprintf(m.label, c.title)] = c.name
 		}
 	}
 	oldRows := map[string][]string{}
@@ -187,6 +185,15 @@ func (r *report) merge(region string) (string, error) {
 		r.date.Format("2006-01-02 15:04 MST"), strings.Join(names, ","), r.date.Format("2006-01-02 15:04 MST"), r.took.Round(time.Second))
 	fmt.Fprintf(&sec, "on %s. Commit: %s.\n\n", r.machine, r.commit)
 	sec.WriteString(r.setup())
+	if s := strings.TrimSpace(r.floor()); s != "" {
+		fl := strings.Split(s, "\n")
+		for i, l := range fl {
+			if strings.HasPrefix(l, "|") {
+				fl[i] = shift(l)
+			}
+		}
+		sec.WriteString(strings.Join(fl, "\n") + "\n\n")
+	}
 	if s := strings.TrimSpace(r.archiveNotes() + r.checks()); s != "" {
 		sec.WriteString(s + "\n\n")
 	}
@@ -197,7 +204,7 @@ func (r *report) merge(region string) (string, error) {
 	// are dropped and the rest numbered again.
 	notes := append(slices.Clone(oldNotes), r.notes...)
 	body := append(append(slices.Clone(head), table...), "")
-	body = append(body, strings.Join(sections, "\n\n"))
+	body = append(body, strings.Split(strings.Join(sections, "\n\n"), "\n")...) // the floor rows in them refer to notes
 	body = append(body, tail...)
 	used := map[int]bool{}
 	for _, l := range body {

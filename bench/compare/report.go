@@ -30,6 +30,7 @@ type report struct {
 	cells    map[string]map[string]*cell // case name → server → cell
 	fedCase  benchCase                   // the federation runs' case
 	fed      []*fedRun                   // the federation runs, in order
+	chains   map[anchor.KeyType]*anchor.Chain
 
 	notes []string // failure footnotes, numbered from 1 in table order
 }
@@ -41,6 +42,18 @@ type metric struct {
 	values   func(*result) []float64
 	format   func([]float64) string
 	text     func(*result) string // instead of values: a verdict, no ratio
+	only     func(benchCase) bool // if not nil, the cases of the scenario it is for
+}
+
+// metricsFor are the rows of case c.
+func metricsFor(c benchCase) []metric {
+	var out []metric
+	for _, m := range metrics {
+		if m.scenario == c.scenario && (m.only == nil || m.only(c)) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 var metrics = []metric{
@@ -50,6 +63,7 @@ var metrics = []metric{
 		values: func(r *result) []float64 { return []float64{r.LatP50Ms, r.LatP99Ms} }, format: millis},
 	{scenario: "login", label: "server CPU per login (%s)",
 		values: func(r *result) []float64 { return []float64{r.ServerCPUUs} }, format: micros},
+	{scenario: "login", label: "TLS sessions resumed (%s)", text: resumed, only: func(c benchCase) bool { return c.resume }},
 	{scenario: "messages", label: "messages/s (%s)",
 		values: func(r *result) []float64 { return []float64{r.RatePerS} }, format: perSecond},
 	{scenario: "messages", label: "message latency p50 / p99 (%s)",
@@ -177,6 +191,12 @@ func exactlyOnce(r *result) string {
 	return s
 }
 
+// resumed is how many logins resumed their TLS session: all but each
+// worker's first can.
+func resumed(r *result) string {
+	return fmt.Sprintf("%.0f %% (%s of %s)", r.ResumedPct, thousands(float64(r.Resumed)), thousands(float64(r.Resumed+r.Full)))
+}
+
 // churnLoss is the churn case's verdict: lost and duplicated messages.
 func churnLoss(r *result) string {
 	return fmt.Sprintf("%s / %s of %s", thousands(float64(r.Lost)), thousands(float64(r.Duplicates)), thousands(float64(r.Sent)))
@@ -269,10 +289,10 @@ func (r *report) table() string {
 	b.WriteString(strings.Repeat("---|", len(r.servers)+len(r.others())))
 	b.WriteString("\n")
 	for _, c := range r.cases {
-		for _, m := range metrics {
-			if m.scenario != c.scenario {
-				continue
-			}
+		if c.relay {
+			continue // the floor section's
+		}
+		for _, m := range metricsFor(c) {
 			fmt.Fprintf(&b, "| %s |", fmt.Sprintf(m.label, c.title))
 			for _, s := range r.servers {
 				b.WriteString(" " + escape(r.cellText(c, s, m)) + " |")
@@ -298,7 +318,7 @@ func (r *report) cellText(c benchCase, s serverInfo, m metric) string {
 		return "not run"
 	case cl.skipped:
 		return "—"
-	case m.text != nil && cl.res != nil && cl.res.Sent > 0:
+	case m.text != nil && cl.res != nil && (cl.res.Sent > 0 || c.resume):
 		if cl.err != "" {
 			return fmt.Sprintf("%s [%d]", m.text(cl.res), r.note(c, s, cl.err))
 		}
@@ -317,6 +337,12 @@ func escape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 func (r *report) failures() int {
 	n := 0
 	for _, c := range r.cases {
+		if c.relay {
+			if !r.cells[c.name][relayInfo.name].ok() {
+				n++
+			}
+			continue
+		}
 		for _, s := range r.servers {
 			if cl := r.cells[c.name][s.name]; cl == nil || (!cl.skipped && !cl.ok()) {
 				n++
@@ -413,6 +439,7 @@ func (r *report) generated() string {
 		g.WriteString(r.setup())
 		g.WriteString(r.table())
 		g.WriteString(r.archiveNotes())
+		g.WriteString(r.floor())
 	}
 	g.WriteString(r.fedSection())
 	g.WriteString(r.checks())
@@ -460,8 +487,11 @@ func (r *report) setup() string {
 	}
 	fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
 		"the next one started.%s The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
-		"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, ", "), archived, "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
+		"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, ", "), archived+certText(r.cases), "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
 	for _, c := range r.cases {
+		if c.relay {
+			continue // in the floor section
+		}
 		mech := "MECH"
 		if c.mech != "" {
 			mech = c.mech
@@ -473,6 +503,9 @@ func (r *report) setup() string {
 		}
 		if c.upload {
 			notes = append(notes, "upload on")
+		}
+		if c.cert == anchor.ECDSAP256 {
+			notes = append(notes, "ECDSA certificate")
 		}
 		if c.mech != "" || c.servers != nil {
 			var names []string
@@ -491,6 +524,15 @@ func (r *report) setup() string {
 	}
 	g.WriteString("```\n\n")
 	return g.String()
+}
+
+// certText says which certificate the servers served.
+func certText(cases []benchCase) string {
+	s := " Every server served the same certificate chain, made for the run: a CA and a leaf with 2048-bit RSA keys"
+	if slices.ContainsFunc(cases, func(c benchCase) bool { return c.cert == anchor.ECDSAP256 }) {
+		s += " (the cases marked `# ECDSA certificate`, on each server started fresh again with it: the same with ECDSA P-256 keys)"
+	}
+	return s + "; starling-bench offers X25519 (then P-256) as TLS 1.3 key share, no post-quantum hybrid."
 }
 
 // checks says whether every message, presence and notification of the
@@ -618,11 +660,36 @@ const pageHowToRead = `
   its close 100 ms after the client's (ejabberd_c2s waits that long for stanzas still on their way to the
   session, to bounce them), so with 20 logins in flight its logins/s is bounded by that wait, not by its
   CPU: compare its server CPU per login.
-- Idle sessions are ten per account. Each login's presence goes to the account's other resources, and
+- Idle sessions: 10,000 on 1,000 accounts, ten per account, over TCP (STARTTLS) and again over WebSocket,
+  each server started fresh for the run (Prosody and ejabberd inherit the open-file limit bench-compare
+  raises, starling-bench raises its own). Each login's presence goes to the account's other resources, and
   theirs to it (RFC 6121 §4.2.2), so with many sessions per account the idle case measures that fan-out.
+- Certificates and TLS: every server serves the same certificate chain, made for the run by
+  ` + "`internal/anchor`" + ` (a CA and a leaf, both with 2048-bit RSA keys, so each server sends two certificates and
+  signs each full handshake with RSA-PSS), for every row: the logins and idle sessions do the same
+  cryptographic work on each server, and the other rows, measured on sessions already logged in, are
+  unchanged in meaning. The rows "ECDSA P-256 certificate" are the first login case again on each server
+  started fresh with the same kind of chain with ECDSA P-256 keys. starling-bench offers TLS 1.3 with X25519
+  as its key share (then P-256; no post-quantum hybrid, as the clients people run) and no session
+  resumption, except in the rows "TLS resumption": there each of the 20 workers keeps a TLS session cache,
+  its first login makes a full handshake and the next ones offer the session ticket the server gave it;
+  "TLS sessions resumed" is the fraction of logins whose handshake did resume (a server that issues no
+  ticket, or refuses it, shows 0 %, and its logins are then full handshakes). Prosody and ejabberd run with
+  their default TLS settings: Prosody 0.12 sets OpenSSL's no_ticket by default (core/certmanager.lua), and in
+  trial runs neither it nor ejabberd 23.01 resumed a session.
+- The floor: ` + "`starling-bench relay`" + `, a process that parses nothing, serves the same RSA chain on Starling's
+  address after every server has stopped, and the relay cases drive it with the same traffic. A login there
+  replays, turn by turn, the byte counts of Starling's first login of the run (application data: before
+  STARTTLS the stream header and features, starttls and proceed; then a full TLS handshake; then inside TLS
+  the stream, SASL's round trips, the restarted stream, bind, presence and roster, the close), the relay
+  answering each turn with as many bytes as Starling did; messages go between pairs of connections the
+  relay copies between, the same stanzas as the messages case with the same window. The relay's CPU per
+  login and per message (from /proc, as a server's) is the floor of syscalls, TCP and crypto for that
+  traffic on this machine, and "÷ relay" is how many times that floor a server needs: what parsing,
+  routing and storage cost on top.
 - "delivered exactly once": starling-bench numbers every message and checks it off at its receiver; a lost,
   duplicated, misrouted or bounced message fails the case.
-- WebSocket: the rows "over WebSocket" are the first login cases and the first messages case again
+- WebSocket: the rows "over WebSocket" are the first login cases, the first messages case and the idle case again
   (` + "`--scenario websocket`" + ` is messages over it), with every session on XMPP over WebSocket (RFC 7395) at
   the server's wss endpoint, ADDR:5281 at /xmpp-websocket (Starling's ` + "`[http] tls_listen`" + `, Prosody's
   mod_websocket, ejabberd's ejabberd_http_ws), instead of STARTTLS on 5222. A login is then an HTTP upgrade
