@@ -245,12 +245,15 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 		}
 	}
 
-	// Each server runs up to four times: the cases without the archive;
+	// Each server runs up to five times: the cases without the archive;
 	// then, started afresh with an ECDSA certificate, the logins with it;
+	// then, started afresh, the cases that need a server of their own
+	// (idle sessions over WebSocket: after the TCP ones, the server's RSS
+	// holds memory it would reuse);
 	// then, started afresh with HTTP file upload on, the upload cases;
 	// then, started afresh with its message archive on, those with it.
 	for _, s := range chosen {
-		for _, ph := range []phase{plain, ecdsa, uploads, archived} {
+		for _, ph := range []phase{plain, ecdsa, fresh, uploads, archived} {
 			var phaseCases []benchCase
 			for _, c := range cases {
 				if phaseOf(c) == ph && !c.relay {
@@ -271,6 +274,8 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 				with, sub = ", the archive on", s.name+"-archive"
 			case ecdsa:
 				with, sub = ", an ECDSA P-256 certificate", s.name+"-ecdsa"
+			case fresh:
+				with, sub = " afresh", s.name+"-fresh"
 			}
 			log.Printf("%s: starting on %s with %d accounts%s", s.title, s.addr, len(accounts), with)
 			t0 := time.Now()
@@ -370,6 +375,7 @@ type benchCase struct {
 	why       string         // why it does not run on the others
 	timeout   time.Duration  // how long it may run; 0: five minutes
 	cert      anchor.KeyType // the servers' certificate's key; "": RSA 2048
+	fresh     bool           // on each server started afresh for it (and the other such cases)
 	resume    bool           // logins resuming TLS sessions (--resume): the row of how many did
 	relay     bool           // on the relay (relay.go), not on the servers: the floor
 	ref       string         // relay: the servers' case it is the floor of (the ratios; login: its exchange)
@@ -384,6 +390,7 @@ type phase int
 const (
 	plain phase = iota
 	ecdsa
+	fresh
 	uploads
 	archived
 )
@@ -396,6 +403,8 @@ func phaseOf(c benchCase) phase {
 		return uploads
 	case c.cert == anchor.ECDSAP256:
 		return ecdsa
+	case c.fresh:
+		return fresh
 	}
 	return plain
 }
@@ -587,7 +596,7 @@ func suite(quick bool) []benchCase {
 			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
 		},
 		benchCase{
-			name: "websocket-idle", scenario: "idle", websocket: true, timeout: 10 * time.Minute,
+			name: "websocket-idle", scenario: "idle", websocket: true, fresh: true, timeout: 10 * time.Minute,
 			title: fmt.Sprintf("%s sessions on %s accounts, over WebSocket", thousands(float64(z.idle)), thousands(float64(z.idleAccounts))),
 			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
 		},
@@ -900,7 +909,7 @@ type server struct {
 func startServer(ctx context.Context, s serverInfo, dir, starlingBin, logDir string, accounts map[string]string, ph phase, muc bool, chain *anchor.Chain) (*server, error) {
 	if s.name == "starling" {
 		return startStarlingWith(ctx, starlingSetup{addr: s.addr, domain: anchor.Domain, https: true, archive: ph == archived, upload: ph == uploads, chain: chain,
-			log: map[phase]string{plain: "starling.log", ecdsa: "starling-ecdsa.log", uploads: "starling-upload.log", archived: "starling-archive.log"}[ph]}, dir, starlingBin, logDir, accounts)
+			log: map[phase]string{plain: "starling.log", ecdsa: "starling-ecdsa.log", fresh: "starling-fresh.log", uploads: "starling-upload.log", archived: "starling-archive.log"}[ph]}, dir, starlingBin, logDir, accounts)
 	}
 	o := anchor.Options{Name: s.name, Addr: s.addr, Dir: dir, Accounts: accounts, Archive: ph == archived, Upload: ph == uploads, Chain: chain}
 	if muc && s.name == "prosody" {

@@ -103,6 +103,9 @@ func TestSuiteIssue18(t *testing.T) {
 			if !strings.Contains(args, "--n 10000 --accounts 1000") || c.websocket != strings.Contains(args, "--url wss://127.0.0.1:5281/xmpp-websocket") {
 				t.Errorf("%s: %s", c.name, args)
 			}
+			if c.name == "websocket-idle" && phaseOf(c) != fresh {
+				t.Errorf("websocket-idle runs in phase %d, not on a server of its own", phaseOf(c))
+			}
 		case "login-ecdsa":
 			if phaseOf(c) != ecdsa {
 				t.Errorf("login-ecdsa runs in phase %d", phaseOf(c))

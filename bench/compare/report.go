@@ -507,6 +507,9 @@ func (r *report) setup() string {
 		if c.cert == anchor.ECDSAP256 {
 			notes = append(notes, "ECDSA certificate")
 		}
+		if c.fresh {
+			notes = append(notes, "on each server started fresh again")
+		}
 		if c.mech != "" || c.servers != nil {
 			var names []string
 			for _, s := range r.servers {
@@ -660,9 +663,10 @@ const pageHowToRead = `
   its close 100 ms after the client's (ejabberd_c2s waits that long for stanzas still on their way to the
   session, to bounce them), so with 20 logins in flight its logins/s is bounded by that wait, not by its
   CPU: compare its server CPU per login.
-- Idle sessions: 10,000 on 1,000 accounts, ten per account, over TCP (STARTTLS) and again over WebSocket,
-  each server started fresh for the run (Prosody and ejabberd inherit the open-file limit bench-compare
-  raises, starling-bench raises its own). Each login's presence goes to the account's other resources, and
+- Idle sessions: 10,000 on 1,000 accounts, ten per account, over TCP (STARTTLS) after the logins and
+  messages, and again over WebSocket on each server started fresh again for it (after 10,000 sessions a
+  server's RSS keeps memory it reuses, which would hide the growth). Prosody and ejabberd inherit the
+  open-file limit bench-compare raises, starling-bench raises its own. Each login's presence goes to the account's other resources, and
   theirs to it (RFC 6121 §4.2.2), so with many sessions per account the idle case measures that fan-out.
 - Certificates and TLS: every server serves the same certificate chain, made for the run by
   ` + "`internal/anchor`" + ` (a CA and a leaf, both with 2048-bit RSA keys, so each server sends two certificates and
