@@ -4,7 +4,7 @@
 // docs/benchmarks.md (issue 3 part 5). `make bench-compare` runs it from the
 // repository root, as root:
 //
-//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-cases NAME,…] [-federation starling-prosody,prosody-starling,prosody-ejabberd] [-quick] [-doc docs/benchmarks.md]
+//	go run ./bench/compare [-servers starling,prosody,ejabberd] [-cases NAME,…] [-federation starling-prosody,prosody-starling,prosody-ejabberd] [-cert rsa2048|ecdsa-p256] [-quick] [-doc docs/benchmarks.md]
 //
 // Steps:
 //  1. Raises the open-file limit, which the servers inherit, and apt-get
@@ -21,7 +21,7 @@
 //     `starling-bench --json --pid`, and stops it before the next one
 //     starts, so no two servers ever share the CPUs. Every server serves
 //     one certificate chain made for the run (internal/anchor.NewChain: a
-//     CA and a leaf with RSA 2048 keys), and the case login-ecdsa runs on
+//     CA and a leaf with RSA 2048 keys, or -cert's), and the case login-ecdsa runs on
 //     each started afresh with an ECDSA P-256 one. Starling runs on
 //     SQLite; Prosody and ejabberd with
 //     internal/anchor's configuration (no archive, no rate limits). The
@@ -121,6 +121,7 @@ func main() {
 	list := flag.String("servers", "starling,prosody,ejabberd", "comma-separated servers to measure, in this order")
 	quick := flag.Bool("quick", false, "tiny sizes, to try the command out (not a benchmark); writes no -doc unless given")
 	only := flag.String("cases", "", "comma-separated cases to run (default: the whole suite), by name or by scenario (all its cases), e.g. churn,mam-1k or upload; with -doc, only their rows of the page are replaced")
+	certKey := flag.String("cert", string(anchor.RSA2048), "key type of the certificate chain every server serves, but for login-ecdsa: rsa2048 or ecdsa-p256")
 	fed := flag.String("federation", defaultFederation, "comma-separated federation runs after the servers alone, FROM-TO: users on FROM message users on TO (\"\": none)")
 	flag.Parse()
 	if *quick {
@@ -150,9 +151,13 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	key, err := anchor.ParseKeyType(*certKey)
+	if err != nil {
+		log.Fatal("-cert: ", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *doc, *logs, chosen, pairs, *quick, *only); err != nil {
+	if err := run(ctx, *doc, *logs, chosen, pairs, *quick, *only, key); err != nil {
 		if ctx.Err() != nil {
 			log.Fatal("interrupted; every server was stopped")
 		}
@@ -170,7 +175,7 @@ func (c cleanups) run() {
 	}
 }
 
-func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs []fedPair, quick bool, only string) error {
+func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs []fedPair, quick bool, only string, key anchor.KeyType) error {
 	began := time.Now()
 	if _, err := os.Stat("go.mod"); err != nil {
 		return errors.New("run from the repository root (go.mod not found)")
@@ -231,7 +236,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 		}
 	}
 	rep := &report{
-		date: began.UTC(), quick: quick, cases: cases, servers: chosen, fedCase: fedCase(quick), chains: chains,
+		date: began.UTC(), quick: quick, cases: cases, servers: chosen, fedCase: fedCase(quick), key: key,
 		machine: machine(), commit: commit(),
 		versions: map[string]string{}, cells: map[string]map[string]*cell{},
 	}
@@ -279,7 +284,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 			}
 			log.Printf("%s: starting on %s with %d accounts%s", s.title, s.addr, len(accounts), with)
 			t0 := time.Now()
-			chain := chains[anchor.RSA2048]
+			chain := chains[key]
 			if ph == ecdsa {
 				chain = chains[anchor.ECDSAP256]
 			}
@@ -316,7 +321,7 @@ func run(ctx context.Context, docPath, logDir string, chosen []serverInfo, pairs
 	// The floor: the relay cases, on a bare TLS relay with the RSA chain,
 	// once every server has stopped (relay.go).
 	if slices.ContainsFunc(cases, func(c benchCase) bool { return c.relay }) {
-		if err := runRelayCases(ctx, rep, filepath.Join(bin, "starling-bench"), logDir, chains[anchor.RSA2048], quick); err != nil {
+		if err := runRelayCases(ctx, rep, filepath.Join(bin, "starling-bench"), logDir, chains[key], quick); err != nil {
 			return err
 		}
 	}

@@ -157,7 +157,7 @@ func (r *report) floor() string {
 	}
 	var g strings.Builder
 	g.WriteString("\n### The floor: a bare TLS relay\n\n")
-	g.WriteString("The same bytes and round trips through `starling-bench relay`, which parses nothing (the same RSA\n" +
+	g.WriteString("The same bytes and round trips through `starling-bench relay`, which parses nothing (the servers'\n" +
 		"certificate chain; a login's exchange recorded from Starling's first login of `" + refOf(r.cases, "login") + "` in this run and replayed\n" +
 		"turn by turn, plaintext, then a full TLS handshake, then the turns inside TLS; messages copied from one TLS\n" +
 		"connection to its pair's). \"÷ relay\" is the server's figure divided by the relay's: for CPU, how many\n" +

@@ -30,7 +30,7 @@ type report struct {
 	cells    map[string]map[string]*cell // case name → server → cell
 	fedCase  benchCase                   // the federation runs' case
 	fed      []*fedRun                   // the federation runs, in order
-	chains   map[anchor.KeyType]*anchor.Chain
+	key      anchor.KeyType              // the certificate chain's key, but for the ECDSA cases
 
 	notes []string // failure footnotes, numbered from 1 in table order
 }
@@ -487,7 +487,7 @@ func (r *report) setup() string {
 	}
 	fmt.Fprintf(&g, "\nEach server was started fresh with the accounts %s,\nmeasured alone and stopped before "+
 		"the next one started.%s The commands, ADDR, PID and SERVER being those of\nthe server under test and MECH its "+
-		"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, ", "), archived+certText(r.cases), "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
+		"mechanism above:\n\n```\nB=\"%s\"\n", strings.Join(accts, ", "), archived+r.certText(), "starling-bench "+strings.Join(benchArgs("ADDR", "PID", "SERVER"), " "))
 	for _, c := range r.cases {
 		if c.relay {
 			continue // in the floor section
@@ -530,9 +530,13 @@ func (r *report) setup() string {
 }
 
 // certText says which certificate the servers served.
-func certText(cases []benchCase) string {
-	s := " Every server served the same certificate chain, made for the run: a CA and a leaf with 2048-bit RSA keys"
-	if slices.ContainsFunc(cases, func(c benchCase) bool { return c.cert == anchor.ECDSAP256 }) {
+func (r *report) certText() string {
+	keys := "2048-bit RSA keys"
+	if r.key == anchor.ECDSAP256 {
+		keys = "ECDSA P-256 keys (-cert ecdsa-p256)"
+	}
+	s := " Every server served the same certificate chain, made for the run: a CA and a leaf with " + keys
+	if slices.ContainsFunc(r.cases, func(c benchCase) bool { return c.cert == anchor.ECDSAP256 }) {
 		s += " (the cases marked `# ECDSA certificate`, on each server started fresh again with it: the same with ECDSA P-256 keys)"
 	}
 	return s + "; starling-bench offers X25519 (then P-256) as TLS 1.3 key share, no post-quantum hybrid."
