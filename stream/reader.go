@@ -5,12 +5,13 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"sync"
 )
 
 const (
 	xmlURI      = "http://www.w3.org/XML/1998/namespace"
 	xmlnsURI    = "http://www.w3.org/2000/xmlns/"
-	initialBuf  = 4096     // read buffer of an idle stream
+	initialBuf  = 4096     // read buffer of a stream, pooled with ReleaseIdle
 	shrinkAbove = 64 << 10 // a buffer grown beyond this is given back once drained
 	minRead     = 4096     // slack beyond MaxElementBytes, so one read always fits
 )
@@ -102,8 +103,13 @@ type Reader struct {
 	// element being read once its '<' is seen); w is the end of the data.
 	start, w int
 	rerr     error // read error seen with data, returned by the next fill
-	err      error // sticky result: stream error, close or end of input
-	fresh    bool  // nothing consumed since NewReader or Reset: a BOM may follow
+	// releaseIdle: buf is borrowed from buffers while input is pending
+	// (ReleaseIdle); pooled is it, nil when none is held.
+	releaseIdle bool
+	pooled      *[initialBuf]byte
+	small       [smallRead]byte
+	err         error // sticky result: stream error, close or end of input
+	fresh       bool  // nothing consumed since NewReader or Reset: a BOM may follow
 
 	// The stream header's context (RFC 6120 §4.8).
 	root      []byte   // qualified name of the root, to match its end tag
@@ -171,7 +177,12 @@ func (r *Reader) fill() error {
 		return err
 	}
 	pending := r.w - r.start
+	if r.releaseIdle && pending == 0 {
+		return r.fillIdle()
+	}
 	switch {
+	case r.buf == nil:
+		r.borrow()
 	case len(r.buf) > shrinkAbove && pending <= initialBuf/2:
 		nb := make([]byte, initialBuf)
 		copy(nb, r.buf[r.start:r.w])
@@ -200,6 +211,59 @@ func (r *Reader) fill() error {
 		}
 		if n > 0 {
 			return nil
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// Buffered is how many bytes the Reader holds that it has not returned:
+// with none, the next Next reads from the source, and may wait there.
+func (r *Reader) Buffered() int { return r.w - r.start }
+
+// ReleaseIdle has the Reader give its read buffer back to a pool whenever
+// it has handed out everything it read, and wait for the next bytes
+// holding none: tens of thousands of idle streams then hold no read
+// buffers. It costs a pool round trip and one more Read per burst of
+// input, so it is for network streams that are idle most of the time.
+func (r *Reader) ReleaseIdle() { r.releaseIdle = true }
+
+// buffers are the read buffers of Readers with ReleaseIdle.
+var buffers = sync.Pool{New: func() any { return new([initialBuf]byte) }}
+
+// borrow takes a buffer from the pool; the Reader holds nothing.
+func (r *Reader) borrow() {
+	r.pooled = buffers.Get().(*[initialBuf]byte)
+	r.buf, r.start, r.w = r.pooled[:], 0, 0
+}
+
+// smallRead is what a Reader with ReleaseIdle reads while it holds no
+// buffer: most stanzas fit, so that one Read brings them whole.
+const smallRead = 512
+
+// fillIdle is fill with nothing pending and ReleaseIdle on: the buffer
+// goes back to the pool, the Reader waits for input with a read into its
+// small array, and copies what came into a buffer taken from the pool.
+func (r *Reader) fillIdle() error {
+	if r.pooled != nil {
+		buffers.Put(r.pooled)
+		r.pooled = nil
+	}
+	r.buf, r.start, r.w = nil, 0, 0
+	for range 100 {
+		n, err := r.src.Read(r.small[:])
+		if n > 0 {
+			r.borrow()
+			r.w = copy(r.buf, r.small[:n])
+			if err != nil {
+				r.rerr = err
+			}
+			return nil
+		}
+		if err != nil {
+			if err == io.EOF {
+				r.rerr = err
+			}
+			return err
 		}
 	}
 	return io.ErrNoProgress
