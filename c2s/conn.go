@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -86,8 +87,15 @@ type conn struct {
 	// bind or resumption, before attached; read-only afterwards.
 	sess    *session
 	resumed bool // sess was resumed (XEP-0198 §5), not bound
-	// attached: the writer goroutine owns nc (set under writeMu).
+	// attached: the writer owns nc (set under writeMu).
 	attached atomic.Bool
+	// The writer (attach, kick, writeLoop): its state, the connection it
+	// writes to and what it writes first, set by attach.
+	wstate atomic.Uint32
+	wnc    net.Conn
+	wfirst [][]byte
+	// idleTimer pings a silent client (startIdleTimer); stopped by close.
+	idleTimer atomic.Pointer[time.Timer]
 
 	lastRead atomic.Int64 // unix nanoseconds of the last byte received
 
@@ -212,8 +220,13 @@ func (c *conn) close(err *stream.Error) {
 		c.writeMu.Lock()
 		defer c.writeMu.Unlock()
 		close(c.quit)
+		if t := c.idleTimer.Load(); t != nil {
+			t.Stop()
+		}
 		if !c.attached.Load() {
 			c.writeEnd(c.nc)
+		} else {
+			c.kick() // the writer writes the end
 		}
 	})
 }
@@ -283,9 +296,44 @@ func (c *conn) writeUnits(w net.Conn, units ...[]byte) error {
 
 // run is the reader goroutine: negotiation, then the stanza loop.
 func (c *conn) run(ctx context.Context, directTLS bool) {
-	defer close(c.done)
-	defer c.srv.forget(c)
-	defer c.nc.Close()
+	log, err := c.negotiated(ctx, directTLS)
+	if err != nil {
+		c.end(log, err)
+		return
+	}
+	// The stanza loop goes on in a new goroutine: this one's stack grew
+	// through the TLS handshake, SASL and storage, and would stay that
+	// large for the session's life; a new one starts at the size
+	// goroutines use on average.
+	go c.serveFresh(ctx, log)
+}
+
+// serveFresh runs the stanza loop until the connection ends; when the
+// loop stops to shed its stack (errFresh), it goes on in a new goroutine.
+// A goroutine's stack grows to the deepest call it made — here storage,
+// whose calls go deep — and the runtime gives back at most half of it at
+// each garbage collection, and only while less than a quarter is in use:
+// a session waiting for input would keep 8 KiB or more for good.
+func (c *conn) serveFresh(ctx context.Context, log *slog.Logger) {
+	err := c.serve(ctx)
+	if err == errFresh {
+		go c.serveFresh(ctx, log)
+		return
+	}
+	c.end(log, err)
+}
+
+// errFresh: serve stopped, with nothing left to read, after stanzas that
+// may have gone deep (IQs, presence), so that a new goroutine waits for
+// the next ones.
+var errFresh = errors.New("c2s: go on in a new goroutine")
+
+// buffered is an elementReader that tells what it holds (stream.Reader).
+type buffered interface{ Buffered() int }
+
+// negotiated runs the negotiation up to a bound resource, and returns the
+// logger of the connection.
+func (c *conn) negotiated(ctx context.Context, directTLS bool) (*slog.Logger, error) {
 	cfg := c.srv.config()
 	log := c.srv.Log.With("conn", c.raw.RemoteAddr().String())
 
@@ -300,21 +348,33 @@ func (c *conn) run(ctx context.Context, directTLS bool) {
 	if directTLS {
 		if err := c.startTLS(ctx, c.srv.directTLSConfig()); err != nil {
 			log.Debug("direct TLS handshake failed", "err", err)
-			return
+			return log, errHandshake
 		}
 	}
 	if !c.framed {
-		c.r = stream.NewReader(c.nc, stream.Limits{MaxElementBytes: cfg.Limits.MaxStanzaBytes, MaxDepth: stream.DefaultLimits().MaxDepth})
+		r := stream.NewReader(c.nc, stream.Limits{MaxElementBytes: cfg.Limits.MaxStanzaBytes, MaxDepth: stream.DefaultLimits().MaxDepth})
+		r.ReleaseIdle() // most sessions are idle most of the time
+		c.r = r
 	}
+	if err := c.negotiate(ctx); err != nil {
+		return log, err
+	}
+	log = log.With("jid", c.sess.full.String())
+	log.Info("session bound", "tls", c.tls, "direct_tls", directTLS, "framed", c.framed, "mechanism", c.mechanism, "resumed", c.resumed)
+	return log, nil
+}
 
-	err := c.negotiate(ctx)
-	if err == nil {
-		log = log.With("jid", c.sess.full.String())
-		log.Info("session bound", "tls", c.tls, "direct_tls", directTLS, "framed", c.framed, "mechanism", c.mechanism, "resumed", c.resumed)
-		authTimer.Stop()
-		err = c.serve(ctx)
+// errHandshake: a direct TLS handshake failed; there was no stream.
+var errHandshake = errors.New("c2s: TLS handshake failed")
+
+// end finishes the connection and lets go of it.
+func (c *conn) end(log *slog.Logger, err error) {
+	defer close(c.done)
+	defer c.srv.forget(c)
+	defer c.nc.Close()
+	if err != errHandshake {
+		c.finish(log, err)
 	}
-	c.finish(log, err)
 }
 
 // finish reports why the connection ended, tears it down, and ends or
@@ -868,9 +928,9 @@ func (c *conn) bind(ctx context.Context, st *stanza.Stanza) (bool, error) {
 	return true, nil
 }
 
-// attach hands nc to the writer goroutine, which writes first (a
-// resumption's <resumed/> and the stanzas sent again) and then what the
-// session queues; false when the connection has closed already.
+// attach hands nc to the writer, which writes first (a resumption's
+// <resumed/> and the stanzas sent again) and then what the session
+// queues; false when the connection has closed already.
 func (c *conn) attach(first [][]byte) bool {
 	c.writeMu.Lock()
 	select {
@@ -880,24 +940,63 @@ func (c *conn) attach(first [][]byte) bool {
 	default:
 	}
 	c.attached.Store(true)
-	nc := c.nc
+	c.wnc, c.wfirst = c.nc, first
+	c.wstate.Store(writerRunning)
 	c.writeMu.Unlock()
-	go c.writeLoop(nc, first)
+	c.sess.writer.Store(c)
+	// A previous connection's writer may have been woken for what waits
+	// in the queue: this one looks at once.
+	go c.writeLoop()
 	c.startIdleTimer()
 	return true
 }
 
-// writeLoop is the connection's single writer: it takes everything its
-// session queued, writes it through a buffer borrowed for the batch (so
-// that an idle session holds none) and flushes. When the connection
-// closes it sends what is left, unless stream management keeps it for the
-// session's next connection or for offline storage, and the end of the
-// stream.
-func (c *conn) writeLoop(nc net.Conn, first [][]byte) {
-	defer close(c.written)
-	sess := c.sess
-	var batch []item
-	var units [][]byte
+// The writer's states (conn.wstate). It runs only while there is
+// something to write: an idle session holds no goroutine, and no stack,
+// for it.
+const (
+	writerOff     uint32 = iota // not attached yet: the reader writes
+	writerIdle                  // attached, nothing to write, no goroutine
+	writerRunning               // a writeLoop goroutine is running
+	writerAgain                 // running, and woken again meanwhile
+	writerDone                  // finished: the end of the stream is written
+)
+
+// kick wakes the writer: it starts a writeLoop when none is running, or
+// has the running one look at the queue again before it stops.
+func (c *conn) kick() {
+	for {
+		switch c.wstate.Load() {
+		case writerIdle:
+			if c.wstate.CompareAndSwap(writerIdle, writerRunning) {
+				go c.writeLoop()
+				return
+			}
+		case writerRunning:
+			if c.wstate.CompareAndSwap(writerRunning, writerAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// writeLoop is the connection's single writer while it runs: it takes
+// everything its session queued, writes it through a buffer borrowed for
+// the batch (so that an idle session holds none) and flushes, until the
+// queue is empty; then it stops, and the next push starts it again
+// (kick). When the connection closes it sends what is left, unless
+// stream management keeps it for the session's next connection or for
+// offline storage, and the end of the stream.
+func (c *conn) writeLoop() {
+	nc, sess := c.wnc, c.sess
+	wb := writeBatches.Get().(*writeBatch)
+	defer writeBatches.Put(wb)
+	finish := func() {
+		c.wstate.Store(writerDone)
+		close(c.written)
+	}
 	flush := func(units [][]byte) bool {
 		// Before the first byte: a large batch reaches nc before Flush.
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -917,42 +1016,60 @@ func (c *conn) writeLoop(nc net.Conn, first [][]byte) {
 		return err == nil
 	}
 	write := func() bool {
-		batch = sess.out.take(batch)
-		c.srv.stats.countOut(batch)
+		wb.items = sess.out.take(wb.items)
+		c.srv.stats.countOut(wb.items)
 		var over bool
-		units, over = sess.sent(batch, units[:0])
-		ok := len(units) == 0 || flush(units)
-		clear(batch)
-		clear(units)
+		wb.units, over = sess.sent(wb.items, wb.units[:0])
+		ok := len(wb.units) == 0 || flush(wb.units)
+		clear(wb.items)
+		clear(wb.units)
+		wb.items, wb.units = wb.items[:0], wb.units[:0]
 		if over {
 			sess.end(&stream.Error{Condition: stream.PolicyViolation, Text: "too many unacknowledged stanzas"})
 		}
 		return ok
 	}
-	// A previous connection's writer may have taken the wake-up of what
-	// waits in the queue: look at once.
-	if (len(first) > 0 && !flush(first)) || !write() {
-		c.close(nil)
-		nc.Close()
-		return
+	if first := c.wfirst; first != nil {
+		c.wfirst = nil
+		if !flush(first) {
+			c.close(nil)
+			nc.Close()
+			finish()
+			return
+		}
 	}
 	for {
 		select {
-		case <-sess.out.ready:
-			if !write() {
-				c.close(nil)
-				nc.Close()
-				return
-			}
 		case <-c.quit:
 			if !sess.smOn.Load() {
 				write()
 			}
 			c.writeEnd(nc)
+			finish()
+			return
+		default:
+		}
+		if !write() {
+			c.close(nil)
+			nc.Close()
+			finish()
 			return
 		}
+		if c.wstate.CompareAndSwap(writerRunning, writerIdle) {
+			return
+		}
+		c.wstate.Store(writerRunning) // woken meanwhile: look again
 	}
 }
+
+// writeBatch is a writer's scratch for one run, borrowed from
+// writeBatches so that a stopped writer holds none.
+type writeBatch struct {
+	items []item
+	units [][]byte
+}
+
+var writeBatches = sync.Pool{New: func() any { return new(writeBatch) }}
 
 // writers are the write buffers sessions borrow for one batch.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) }}
@@ -960,7 +1077,12 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) 
 // serve is the stanza loop of a bound session.
 func (c *conn) serve(ctx context.Context) error {
 	sess := c.sess
+	br, _ := c.r.(buffered)
+	deep := false // an IQ or presence was handled since this goroutine started
 	for {
+		if deep && br.Buffered() == 0 {
+			return errFresh
+		}
 		el, err := c.r.Next()
 		if err != nil {
 			return err
@@ -985,6 +1107,7 @@ func (c *conn) serve(ctx context.Context) error {
 			return &stream.Error{Condition: stream.UnsupportedStanzaType}
 		}
 		c.srv.stats.in[kind].Add(1)
+		deep = deep || (br != nil && kind != stanza.Message)
 		st, perr := stanza.Parse(el.Raw, el.StartLen)
 		if perr != nil {
 			var se *stanza.Error
@@ -1039,38 +1162,43 @@ func (c *conn) handle(ctx context.Context, st *stanza.Stanza) {
 // startIdleTimer pings a client that has been silent for the idle timeout
 // and closes the connection when the ping goes unanswered (XEP-0199
 // §4.1): a resumable session is detached then, as when the connection
-// breaks.
+// breaks. It is a timer, not a goroutine: an idle session holds none.
 func (c *conn) startIdleTimer() {
-	go func() {
-		t := time.NewTimer(c.srv.config().Limits.IdleTimeout.Duration)
-		defer t.Stop()
-		var pingSent int64 // unix nanoseconds, 0 when no ping is pending
-		for {
-			select {
-			case <-c.quit:
-				return
-			case <-t.C:
-			}
-			cfg := c.srv.config()
-			idle, wait := cfg.Limits.IdleTimeout.Duration, cfg.Limits.PingTimeout.Duration
-			last := c.lastRead.Load()
-			now := time.Now().UnixNano()
-			switch {
-			case pingSent != 0 && last > pingSent:
-				pingSent = 0
-				t.Reset(idle - time.Duration(now-last))
-			case pingSent != 0:
-				c.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "no answer to ping"})
-				return
-			case time.Duration(now-last) >= idle:
-				pingSent = now
-				c.sess.DeliverNow([]byte("<iq type='get' id='" + newID() + "' from='" + stanza.Escape(c.host) + "' to='" + stanza.Escape(c.sess.full.String()) + "'><ping xmlns='urn:xmpp:ping'/></iq>"))
-				t.Reset(wait)
-			default:
-				t.Reset(idle - time.Duration(now-last))
-			}
+	var pingSent int64 // unix nanoseconds, 0 when no ping is pending; the timer's
+	var t *time.Timer
+	t = time.AfterFunc(c.srv.config().Limits.IdleTimeout.Duration, func() {
+		select {
+		case <-c.quit:
+			return
+		default:
 		}
-	}()
+		cfg := c.srv.config()
+		idle, wait := cfg.Limits.IdleTimeout.Duration, cfg.Limits.PingTimeout.Duration
+		last := c.lastRead.Load()
+		now := time.Now().UnixNano()
+		var next time.Duration // the timer's last act: it runs again then
+		switch {
+		case pingSent != 0 && last > pingSent:
+			pingSent = 0
+			next = idle - time.Duration(now-last)
+		case pingSent != 0:
+			c.close(&stream.Error{Condition: stream.ConnectionTimeout, Text: "no answer to ping"})
+			return
+		case time.Duration(now-last) >= idle:
+			pingSent = now
+			c.sess.DeliverNow([]byte("<iq type='get' id='" + newID() + "' from='" + stanza.Escape(c.host) + "' to='" + stanza.Escape(c.sess.full.String()) + "'><ping xmlns='urn:xmpp:ping'/></iq>"))
+			next = wait
+		default:
+			next = idle - time.Duration(now-last)
+		}
+		t.Reset(next)
+	})
+	c.idleTimer.Store(t)
+	select {
+	case <-c.quit: // closed before the timer was stored
+		t.Stop()
+	default:
+	}
 }
 
 func hostOf(a net.Addr) string {

@@ -11,7 +11,9 @@ import "sync"
 // answers) are not counted against the bounds.
 type queue struct {
 	maxItems, maxBytes int
-	ready              chan struct{} // a token whenever something was pushed
+	// wake is called after each push, without the lock held: it starts
+	// the writer of the session's connection if none is running.
+	wake func()
 
 	mu     sync.Mutex // guards the fields below
 	items  []item
@@ -39,8 +41,8 @@ const (
 	ackItem
 )
 
-func newQueue(maxItems, maxBytes int) *queue {
-	return &queue{maxItems: maxItems, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
+func newQueue(maxItems, maxBytes int, wake func()) *queue {
+	return &queue{maxItems: maxItems, maxBytes: maxBytes, wake: wake}
 }
 
 // push adds the stanza b, or refuses it with the reason: CloseQueueItems
@@ -73,29 +75,25 @@ func (q *queue) push(b []byte) (reason CloseReason, ok bool) {
 // allows without reading them (a flood of requests): it is refused.
 func (q *queue) pushNonza(b []byte, k itemKind) bool {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	switch {
 	case q.closed:
+		q.mu.Unlock()
 		return true
 	case k == ackItem && q.ackAt > 0:
 		q.items[q.ackAt-1].b = b
+		q.mu.Unlock()
 		return true
 	case len(q.items) >= 2*q.maxItems:
+		q.mu.Unlock()
 		return false
 	}
 	q.items = append(q.items, item{b: b, kind: k})
 	if k == ackItem {
 		q.ackAt = len(q.items)
 	}
+	q.mu.Unlock()
 	q.wake()
 	return true
-}
-
-func (q *queue) wake() {
-	select {
-	case q.ready <- struct{}{}:
-	default: // a token is already waiting for the writer
-	}
 }
 
 // take moves everything queued into buf[:0] and returns it.

@@ -12,8 +12,20 @@ import (
 	"github.com/starling-xmpp/starling/router"
 )
 
+// testQueue is a queue whose pushes put a token in ready, as a writer
+// would be woken.
+func testQueue(maxItems, maxBytes int) (*queue, chan struct{}) {
+	ready := make(chan struct{}, 1)
+	return newQueue(maxItems, maxBytes, func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}), ready
+}
+
 func TestQueue(t *testing.T) {
-	q := newQueue(3, 1<<20)
+	q, ready := testQueue(3, 1<<20)
 	for i := range 3 {
 		if _, ok := q.push([]byte{byte(i)}); !ok {
 			t.Fatalf("push %d refused", i)
@@ -22,7 +34,7 @@ func TestQueue(t *testing.T) {
 	if r, ok := q.push([]byte{3}); ok || r != CloseQueueItems {
 		t.Fatalf("push beyond max items: %v, %v", r, ok)
 	}
-	<-q.ready
+	<-ready
 	got := q.take(nil)
 	if len(got) != 3 || got[0].b[0] != 0 || got[2].b[0] != 2 {
 		t.Fatalf("take = %v", got)
@@ -36,7 +48,7 @@ func TestQueue(t *testing.T) {
 // arrives exactly once and in order per pusher, and no wake-up is lost.
 func TestQueueConcurrent(t *testing.T) {
 	const pushers, each = 4, 2000
-	q := newQueue(pushers*each, 1<<30)
+	q, ready := testQueue(pushers*each, 1<<30)
 	var wg sync.WaitGroup
 	for p := range pushers {
 		wg.Go(func() {
@@ -50,7 +62,7 @@ func TestQueueConcurrent(t *testing.T) {
 	next := make([]int, pushers)
 	var buf []item
 	for n := 0; n < pushers*each; {
-		<-q.ready
+		<-ready
 		buf = q.take(buf)
 		for _, it := range buf {
 			b := it.b
@@ -68,7 +80,7 @@ func TestQueueConcurrent(t *testing.T) {
 // TestQueueBytes: the queue is bounded in bytes too; what is taken frees
 // its bytes.
 func TestQueueBytes(t *testing.T) {
-	q := newQueue(100, 10)
+	q := newQueue(100, 10, func() {})
 	for _, n := range []int{4, 4, 2} {
 		if _, ok := q.push(make([]byte, n)); !ok {
 			t.Fatalf("push of %d bytes refused", n)
@@ -88,7 +100,7 @@ func TestQueueBytes(t *testing.T) {
 func TestDeliverCountsCloses(t *testing.T) {
 	srv := NewServer(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, router.New(nil, nil, nil, nil), nil)
 	s := newSession(srv, jid.MustParse("alice@example.org/phone"))
-	s.out = newQueue(100, 10)
+	s.out = newQueue(100, 10, func() {})
 	if !s.Deliver(make([]byte, 8)) {
 		t.Fatal("first stanza refused")
 	}
@@ -107,7 +119,7 @@ func TestDeliverCountsCloses(t *testing.T) {
 // client flooding <r/> without reading costs one element; other nonzas
 // are refused beyond twice the stanza bound.
 func TestQueueNonzas(t *testing.T) {
-	q := newQueue(2, 1<<20)
+	q := newQueue(2, 1<<20, func() {})
 	for _, h := range []string{"1", "2", "3"} {
 		if !q.pushNonza([]byte("<a h='"+h+"'/>"), ackItem) {
 			t.Fatalf("ack %s refused", h)

@@ -31,6 +31,9 @@ type session struct {
 
 	holder atomic.Pointer[holderBox] // SetHolder
 	out    *queue                    // drained by the writer of the current connection
+	// writer is the connection whose writer drains out: the last one
+	// attached. A push wakes it (conn.kick); one that has ended ignores it.
+	writer atomic.Pointer[conn]
 
 	// smOn: stream management is enabled (XEP-0198 §3), set once by the
 	// reader before <enabled/> is queued.
@@ -87,7 +90,17 @@ const (
 
 func newSession(srv *Server, full jid.JID) *session {
 	cfg := srv.config()
-	return &session{srv: srv, full: full, bound: time.Now(), out: newQueue(cfg.Limits.OutboundQueue, cfg.Limits.OutboundQueueBytes)}
+	s := &session{srv: srv, full: full, bound: time.Now()}
+	s.out = newQueue(cfg.Limits.OutboundQueue, cfg.Limits.OutboundQueueBytes, s.wakeWriter)
+	return s
+}
+
+// wakeWriter has the writer of the session's connection write what was
+// queued, starting it if it is not running.
+func (s *session) wakeWriter() {
+	if c := s.writer.Load(); c != nil {
+		c.kick()
+	}
 }
 
 // JID implements router.Session.

@@ -45,7 +45,7 @@ func TestAckWraps(t *testing.T) {
 // TestSentCountsAfterEnabled: only stanzas written after <enabled/> are
 // kept for resending, and an ack is requested once a few wait.
 func TestSentCountsAfterEnabled(t *testing.T) {
-	s := &session{out: newQueue(100, 1<<20)}
+	s := &session{out: newQueue(100, 1<<20, func() {})}
 	s.smOn.Store(true)
 	batch := []item{{b: []byte("<iq/>")}, {b: []byte("<enabled/>"), kind: enabledItem}}
 	for range ackRequestAfter {
@@ -83,7 +83,7 @@ func (r *undeliveredRouter) Undelivered(_ context.Context, s *stanza.Stanza) {
 func TestSettleOnce(t *testing.T) {
 	r := &undeliveredRouter{}
 	srv := &Server{Router: r, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	s := &session{srv: srv, full: jid.MustParse("alice@example.org/phone"), out: newQueue(100, 1<<20)}
+	s := &session{srv: srv, full: jid.MustParse("alice@example.org/phone"), out: newQueue(100, 1<<20, func() {})}
 	s.smOn.Store(true)
 	s.unacked = [][]byte{
 		[]byte("<message from='bob@example.org/x' to='alice@example.org/phone' id='m1'><body>1</body></message>"),
@@ -103,7 +103,7 @@ func TestSettleOnce(t *testing.T) {
 	// A client that closed its stream read what was written before: only
 	// what was still queued comes back.
 	r.got = nil
-	s = &session{srv: srv, full: jid.MustParse("alice@example.org/phone"), out: newQueue(100, 1<<20)}
+	s = &session{srv: srv, full: jid.MustParse("alice@example.org/phone"), out: newQueue(100, 1<<20, func() {})}
 	s.smOn.Store(true)
 	s.closedByClient.Store(true)
 	s.unacked = [][]byte{[]byte("<message from='bob@example.org/x' to='alice@example.org/phone' id='m1'><body>1</body></message>")}
