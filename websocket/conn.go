@@ -28,7 +28,7 @@ const keepBuffer = 64 << 10
 // Flush (batch.go).
 //
 // Reading belongs to the session's reader goroutine; c2s serializes
-// writes and flushes. A ping goroutine keeps the connection alive
+// writes and flushes. A timer pings the connection to keep it alive
 // (RFC 6455 §5.5.2).
 type Conn struct {
 	ws            *websocket.Conn
@@ -46,10 +46,13 @@ type Conn struct {
 	// Owned by the writer (c2s writes one unit at a time).
 	headers headerParser
 
-	mu        sync.Mutex // guards readTimer
-	readTimer *time.Timer
+	pingInterval, pingTimeout time.Duration
 
-	stopPing  context.CancelFunc
+	mu        sync.Mutex  // guards the fields below
+	readTimer *time.Timer // SetReadDeadline's
+	pingTimer *time.Timer // the next ping, or the one being sent
+	ended     bool        // Close or CloseNow was called: no more pings
+
 	closeOnce sync.Once
 }
 
@@ -57,36 +60,34 @@ type Conn struct {
 // starts pinging it.
 func newConn(ws *websocket.Conn, out *batchWriter, remote, local net.Addr, maxBytes int, pingInterval, pingTimeout time.Duration) *Conn {
 	ws.SetReadLimit(-1) // Conn enforces maxBytes itself, to answer with a stream error
-	c := &Conn{ws: ws, out: out, remote: remote, local: local, maxBytes: maxBytes, frames: newFrameParser(maxBytes)}
-	pingCtx, stopPing := context.WithCancel(context.Background())
-	c.stopPing = stopPing
-	go c.ping(pingCtx, pingInterval, pingTimeout)
+	c := &Conn{
+		ws: ws, out: out, remote: remote, local: local, maxBytes: maxBytes, frames: newFrameParser(maxBytes),
+		pingInterval: pingInterval, pingTimeout: pingTimeout,
+	}
+	c.mu.Lock()
+	c.pingTimer = time.AfterFunc(pingInterval, c.ping)
+	c.mu.Unlock()
 	return c
 }
 
-// ping sends a WebSocket ping every interval and closes the connection
-// when one is not answered within timeout (RFC 7395 §3.8 allows WebSocket
-// pings; they also keep proxies from closing an idle stream). Pongs are
-// read by the session's reader, which always waits for the next message.
-func (c *Conn) ping(ctx context.Context, interval, timeout time.Duration) {
-	t := time.NewTimer(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, timeout)
-		err := c.ws.Ping(pctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				c.ws.CloseNow() // the reader sees the end of the connection
-			}
-			return
-		}
-		t.Reset(interval)
+// ping sends a WebSocket ping, every pingInterval, from the timer's own
+// goroutine, which lives while the ping is unanswered: no goroutine waits
+// for the next one. A ping not answered within pingTimeout closes the
+// connection (RFC 7395 §3.8 allows WebSocket pings; they also keep proxies
+// from closing an idle stream). Pongs are read by the session's reader,
+// which always waits for the next message.
+func (c *Conn) ping() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.pingTimeout)
+	err := c.ws.Ping(ctx)
+	cancel()
+	c.mu.Lock()
+	ended := c.ended
+	if !ended && err == nil {
+		c.pingTimer.Reset(c.pingInterval)
+	}
+	c.mu.Unlock()
+	if !ended && err != nil {
+		c.ws.CloseNow() // the reader sees the end of the connection
 	}
 }
 
@@ -294,12 +295,14 @@ func (c *Conn) Close() error {
 func (c *Conn) CloseNow() error { return c.end(c.ws.CloseNow) }
 
 // end stops the pings and the read timer and closes the WebSocket with
-// close, once, whichever of Close and CloseNow comes first.
+// close, once, whichever of Close and CloseNow comes first. A ping being
+// sent ends with the connection.
 func (c *Conn) end(close func() error) error {
 	var err error
 	c.closeOnce.Do(func() {
-		c.stopPing()
 		c.mu.Lock()
+		c.ended = true
+		c.pingTimer.Stop()
 		if c.readTimer != nil {
 			c.readTimer.Stop()
 		}
