@@ -169,9 +169,22 @@ func textHeader(dst []byte, n int) []byte {
 	}
 }
 
+// The buffers of the bufio.ReadWriter coder/websocket reads and writes
+// the connection through, for the stream's life. It reads a frame's
+// header through the reader and the payload straight into Conn's message
+// buffer when that is larger than the reader's; the TLS connection
+// buffers a record anyway. It writes control frames only (batchWriter),
+// each whole into the writer (2 header bytes, at most 125 of payload)
+// and flushed at once.
+const (
+	readBuffer  = 64
+	writeBuffer = 128
+)
+
 // hijacker is the ResponseWriter given to coder/websocket's Accept: its
 // Hijack hands over the connection with out underneath the buffered
-// writer coder/websocket writes its frames to.
+// writer coder/websocket writes its frames to, and buffers far smaller
+// than net/http's (4 KiB each), which an idle stream would hold.
 type hijacker struct {
 	http.ResponseWriter
 	out *batchWriter
@@ -188,6 +201,11 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.out.conn = conn
-	rw.Writer.Reset(h.out)
-	return conn, rw, nil
+	br := rw.Reader
+	if br.Buffered() == 0 {
+		// Else the client sent frames before our 101: coder/websocket
+		// reads them from net/http's reader, which it keeps.
+		br = bufio.NewReaderSize(conn, readBuffer)
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.out, writeBuffer)), nil
 }

@@ -58,7 +58,9 @@ const (
 // Handler is the HTTP handler of the web listener.
 type Handler struct {
 	// Serve runs the session of an accepted stream until it ends:
-	// c2s.Server.ServeFramed, given the request's context.
+	// c2s.Server.ServeFramed, in a goroutine of its own, given the
+	// request's context without its cancellation (the handler has
+	// returned).
 	Serve func(ctx context.Context, conn *Conn, secure bool)
 	Log   *slog.Logger
 
@@ -211,7 +213,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	conn := newConn(ws, out, p.netAddr(), local, set.maxBytes, set.pingInterval, set.pingTimeout)
 	log.Debug("WebSocket stream", "secure", p.secure)
-	h.Serve(r.Context(), conn, p.secure)
+	// The session runs in a goroutine of its own, and this handler
+	// returns: net/http's goroutine, with the request, its headers and
+	// its buffers on its stack, would otherwise stay for the stream's
+	// life. The server's shutdown ends the session
+	// (c2s.Server.Shutdown), as it ends BOSH's.
+	go h.Serve(context.WithoutCancel(r.Context()), conn, p.secure)
 }
 
 // allowOrigin reports whether a page of origin may open a stream: any
