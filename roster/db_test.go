@@ -1,9 +1,11 @@
 package roster
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/internal/dbtest"
@@ -369,5 +372,173 @@ func TestCacheCoherent(t *testing.T) {
 	p.afterItems = nil
 	if got := sees(); len(got) != 0 {
 		t.Errorf("after the revocation: %v see alice's presence, want none (stale cache)", got)
+	}
+}
+
+// counting counts a Store's full roster reads.
+type counting struct {
+	storage.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *counting) RosterItems(ctx context.Context, host, username string) ([]storage.RosterItem, int64, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.Store.RosterItems(ctx, host, username)
+}
+
+func (c *counting) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+// pushed is a bound session that records what is delivered to it.
+type pushed struct {
+	session
+	mu  sync.Mutex
+	got []string
+}
+
+func (p *pushed) Deliver(raw []byte) bool {
+	p.mu.Lock()
+	p.got = append(p.got, string(raw))
+	p.mu.Unlock()
+	return true
+}
+
+// TestCacheInStep: while alice is online her roster is read from storage
+// once; roster sets, removals, subscription changes and pre-approvals
+// keep the cached copy in step (RFC 6121 §2.1.6: the pushes carry what a
+// later roster get answers), with the version of storage (XEP-0237), and
+// it goes with her last session and with the account.
+func TestCacheInStep(t *testing.T) {
+	st := backends[0].Open(t)()
+	addAccounts(t, st, "alice")
+	ctx := context.Background()
+	laptop := jid.MustParse("alice@example.org/laptop")
+	sess := &pushed{session: session{j: laptop}}
+	r := &fakeRouter{online: map[string][]router.Session{"alice@example.org": {sess}}}
+	c := &counting{Store: st}
+	s := node(c, r)
+	s.Bus = &event.Bus{}
+	m := dispatch.New(s.Log)
+	rep := &replies{}
+	m.SetSender(rep)
+	s.Register(m)
+	iq := func(body string) string {
+		t.Helper()
+		raw := `<iq type='` + body
+		st, err := stanza.Parse([]byte(raw), strings.IndexByte(raw, '>')+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.mu.Lock()
+		rep.got = nil
+		rep.mu.Unlock()
+		m.HandleServer(ctx, st)
+		rep.mu.Lock()
+		defer rep.mu.Unlock()
+		if len(rep.got) != 1 {
+			t.Fatalf("%d answers, want 1", len(rep.got))
+		}
+		return rep.got[0]
+	}
+	get := func() string {
+		return iq(`get' id='g' from='alice@example.org/laptop'><query xmlns='jabber:iq:roster' ver=''/></iq>`)
+	}
+	// check compares the roster get's answer with storage's roster.
+	check := func(step string) {
+		t.Helper()
+		got := get()
+		items, ver, err := st.RosterItems(ctx, "example.org", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		b.WriteString("ver='" + strconv.FormatInt(ver, 10) + "'>")
+		for _, it := range items {
+			var w bytes.Buffer
+			writeItem(&w, it)
+			b.WriteString(w.String())
+		}
+		if !strings.Contains(got, b.String()) {
+			t.Errorf("%s: roster get answered %s\nwant the stored %s", step, got, b.String())
+		}
+	}
+
+	check("first get")
+	carol, dave := jid.MustParse("carol@example.net"), jid.MustParse("dave@example.net")
+	iq(`set' id='s1' from='alice@example.org/laptop'><query xmlns='jabber:iq:roster'><item jid='bob@example.org' name='Bob'><group>G</group></item></query></iq>`)
+	check("after a roster set")
+	iq(`set' id='s2' from='alice@example.org/laptop'><query xmlns='jabber:iq:roster'><item jid='bob@example.org' name='Robert'/></query></iq>`)
+	check("after an update")
+	s.Inbound(ctx, presence(res(carol, "x"), alice, "subscribe"))
+	s.Outbound(ctx, presence(laptop, carol, "subscribed"))
+	s.Outbound(ctx, presence(laptop, carol, "subscribe"))
+	check("after subscription changes")
+	s.Outbound(ctx, presence(laptop, dave, "subscribed")) // pre-approval, §3.4
+	check("after a pre-approval")
+	if sub, _ := s.Subscription(ctx, alice, carol); sub != storage.SubFrom {
+		t.Errorf("carol's subscription from the cache: %s, want from", sub)
+	}
+	if got := s.Contacts(ctx, alice, SeesPresence); len(got) != 1 || !got[0].Equal(carol) {
+		t.Errorf("contacts seeing alice's presence: %v, want carol", got)
+	}
+	iq(`set' id='s3' from='alice@example.org/laptop'><query xmlns='jabber:iq:roster'><item jid='bob@example.org' subscription='remove'/></query></iq>`)
+	check("after a removal")
+	if n := c.count(); n != 1 {
+		t.Errorf("%d roster reads from storage while online, want 1", n)
+	}
+	sess.mu.Lock()
+	pushes := len(sess.got)
+	sess.mu.Unlock()
+	if pushes < 6 {
+		t.Errorf("%d roster pushes, want one per change (6 or more)", pushes)
+	}
+	// The client's version is current: an empty result, nothing read.
+	_, ver, _ := st.RosterItems(ctx, "example.org", "alice")
+	if got := iq(`get' id='v' from='alice@example.org/laptop'><query xmlns='jabber:iq:roster' ver='` + strconv.FormatInt(ver, 10) + `'/></iq>`); strings.Contains(got, "<item") || strings.Contains(got, "error") {
+		t.Errorf("roster get with the current version: %s, want an empty result", got)
+	}
+	if n := c.count(); n != 1 {
+		t.Errorf("%d roster reads, want 1", n)
+	}
+
+	// A version the cache does not follow from (another server's write):
+	// dropped, read again.
+	if _, err := st.PutRosterItem(ctx, "example.org", "alice", storage.RosterItem{Contact: "eve@example.net", Subscription: storage.SubNone}); err != nil {
+		t.Fatal(err)
+	}
+	s.Outbound(ctx, presence(laptop, jid.MustParse("frank@example.net"), "subscribe"))
+	check("after a write of another server")
+	if n := c.count(); n != 2 {
+		t.Errorf("%d roster reads, want 2", n)
+	}
+
+	// The last session ends: the cache goes.
+	r.mu.Lock()
+	r.online = nil
+	r.mu.Unlock()
+	s.SessionEnded(sess)
+	s.mu.Lock()
+	_, cachedStill := s.online["alice@example.org"]
+	s.mu.Unlock()
+	if cachedStill {
+		t.Error("roster still cached after the last session ended")
+	}
+	// And with the account.
+	r.mu.Lock()
+	r.online = map[string][]router.Session{"alice@example.org": {sess}}
+	r.mu.Unlock()
+	get()
+	event.Fire(ctx, s.Bus, &auth.AccountDeleted{JID: alice})
+	s.mu.Lock()
+	_, cachedStill = s.online["alice@example.org"]
+	s.mu.Unlock()
+	if cachedStill {
+		t.Error("roster still cached after the account was deleted")
 	}
 }

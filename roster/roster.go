@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/c2s"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
@@ -82,25 +84,42 @@ type Service struct {
 	// roster (§2.2); keeping the session tells a session that replaced
 	// another on the same full JID from the one it replaced.
 	interested map[string]router.Session
-	// online caches, by bare JID, the roster of accounts with a session,
-	// which every presence broadcast reads; a change of an item drops it
-	// once committed, and so does the end of the account's last session.
-	// An entry is put before storage is read and filled after: a change
-	// committed meanwhile drops it, so that what was read before the
-	// change is not cached (items).
+	// online caches, by bare JID, the roster of accounts with a session
+	// (as Prosody and ejabberd keep an online user's roster in memory),
+	// with its version (XEP-0237): one storage read per login serves
+	// presence's broadcast and probes (RFC 6121 §4.2.2) and the roster
+	// get (§2.2). Every roster write goes through the service, which
+	// keeps the entry in step once the write is committed (changed), or
+	// drops it when it cannot (a version it does not follow from, a
+	// write that failed); the entry goes with the account's last session
+	// and at auth.AccountDeleted. An entry is put before storage is read
+	// and filled after: a change committed meanwhile drops it, so that
+	// what was read before the change is not cached (items).
+	//
+	// Rows written behind the service's back cannot make it stale: pie's
+	// import writes only accounts that did not exist (so had no
+	// session), and storage.DeleteAccount is followed by
+	// auth.AccountDeleted. Another server sharing the database writes a
+	// version this one does not follow from, seen at the next change
+	// here; until then its changes are not seen (a cluster needs the
+	// router's help to tell the nodes, as for sessions).
 	online map[string]*cached
 }
 
-// cached is an account's roster in Service.online; items is nil until
-// the reader that put the entry has filled it (ready).
+// cached is an account's roster in Service.online; items (sorted by
+// contact, as storage returns them, and never changed in place: readers
+// hold them without the lock) and ver are unset until the reader that
+// put the entry has filled it (ready).
 type cached struct {
 	items []storage.RosterItem
+	ver   int64
 	ready bool
 }
 
 // Register adds the roster IQ handler to m, and hooks the service to the
 // events it handles: subscription stanzas addressed to local accounts
-// (router.AccountPresence) and the end of sessions (c2s.SessionEnded).
+// (router.AccountPresence), the end of sessions (c2s.SessionEnded) and
+// the removal of accounts (auth.AccountDeleted).
 func (s *Service) Register(m *dispatch.Mux) {
 	s.interested = make(map[string]router.Session)
 	s.online = make(map[string]*cached)
@@ -116,9 +135,14 @@ func (s *Service) Register(m *dispatch.Mux) {
 		s.SessionEnded(e.Session)
 		return false
 	})
+	event.On(s.Bus, event.Normal, "roster", func(_ context.Context, e *auth.AccountDeleted) bool {
+		s.forget(e.JID.Bare())
+		return false
+	})
 }
 
-// SessionEnded forgets that a session was interested in pushes.
+// SessionEnded forgets that a session was interested in pushes, and the
+// account's cached roster with its last session.
 func (s *Service) SessionEnded(sess router.Session) {
 	key := sess.JID().String()
 	s.mu.Lock()
@@ -131,18 +155,19 @@ func (s *Service) SessionEnded(sess router.Session) {
 	}
 }
 
-// items returns user's roster, from the cache when the account is online.
-// What it reads from storage is cached only if no change was committed
-// (forget) since it put its entry, so that a change cannot be overwritten
-// by what was read before it; while one reader fills the entry, others
-// read storage themselves.
-func (s *Service) items(ctx context.Context, user jid.JID) ([]storage.RosterItem, error) {
+// items returns user's roster and its version, from the cache when the
+// account is online. What it reads from storage is cached only if no
+// change was committed (changed, forget) since it put its entry, so that
+// a change cannot be overwritten by what was read before it; while one
+// reader fills the entry, others read storage themselves. The items
+// returned must not be modified.
+func (s *Service) items(ctx context.Context, user jid.JID) ([]storage.RosterItem, int64, error) {
 	key := user.String()
 	s.mu.Lock()
 	c, ok := s.online[key]
 	if ok && c.ready {
 		s.mu.Unlock()
-		return c.items, nil
+		return c.items, c.ver, nil
 	}
 	var mine *cached
 	if !ok {
@@ -150,25 +175,84 @@ func (s *Service) items(ctx context.Context, user jid.JID) ([]storage.RosterItem
 		s.online[key] = mine
 	}
 	s.mu.Unlock()
-	items, _, err := s.Store.RosterItems(ctx, user.Domainpart(), user.Localpart())
+	items, ver, err := s.Store.RosterItems(ctx, user.Domainpart(), user.Localpart())
 	if mine == nil {
-		return items, err
+		return items, ver, err
 	}
 	online := err == nil && len(s.Router.Sessions(user)) > 0
 	s.mu.Lock()
 	if s.online[key] == mine {
 		if online {
-			mine.items, mine.ready = items, true
+			mine.items, mine.ver, mine.ready = items, ver, true
 		} else {
 			delete(s.online, key)
 		}
 	}
 	s.mu.Unlock()
-	return items, err
+	return items, ver, err
 }
 
-// forget drops user's cached roster, and any being filled; a change calls
-// it once committed.
+// cachedItem returns contact's item in user's cached roster; known is
+// false when the roster is not cached (then storage must be asked).
+func (s *Service) cachedItem(user jid.JID, contact string) (it storage.RosterItem, found, known bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.online[user.String()]
+	if !ok || !c.ready {
+		return it, false, false
+	}
+	i, found := slices.BinarySearchFunc(c.items, contact, func(it storage.RosterItem, contact string) int {
+		return strings.Compare(it.Contact, contact)
+	})
+	if found {
+		it = c.items[i]
+	}
+	return it, found, true
+}
+
+// changed keeps user's cached roster in step with a change committed at
+// version ver: it, replacing the item of its contact or added, or, when
+// removed, the removal of contact it.Contact. A version the cache
+// already holds changes nothing; one that does not follow the cached one
+// (changes committed in one order and reported in another, or by another
+// server) drops the entry, as does a change while the entry is being
+// filled, so that the next read goes to storage.
+func (s *Service) changed(user jid.JID, it storage.RosterItem, removed bool, ver int64) {
+	key := user.String()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.online[key]
+	switch {
+	case !ok:
+		return
+	case !c.ready || ver > c.ver+1:
+		delete(s.online, key)
+		return
+	case ver <= c.ver:
+		// Read after the change was committed: already in the items.
+		return
+	}
+	i, found := slices.BinarySearchFunc(c.items, it.Contact, func(it storage.RosterItem, contact string) int {
+		return strings.Compare(it.Contact, contact)
+	})
+	// A new slice, never the old one changed: readers may hold it.
+	var items []storage.RosterItem
+	switch {
+	case removed && found:
+		items = slices.Concat(c.items[:i], c.items[i+1:])
+	case removed:
+		items = c.items
+	case found:
+		items = slices.Clone(c.items)
+		items[i] = it
+	default:
+		items = slices.Insert(slices.Clone(c.items), i, it)
+	}
+	c.items, c.ver = items, ver
+}
+
+// forget drops user's cached roster, and any being filled: after a change
+// whose outcome is unknown, a session's end, an account's removal.
 func (s *Service) forget(user jid.JID) {
 	s.mu.Lock()
 	delete(s.online, user.String())
@@ -217,8 +301,17 @@ func (s *Service) get(ctx context.Context, req dispatch.Request, user jid.JID, q
 		s.interested[full.String()] = sess
 		s.mu.Unlock()
 	}
+	items, ver, err := s.items(ctx, user)
+	if err != nil {
+		return nil, err
+	}
 	if q.Ver != nil && *q.Ver != "" {
-		if since, err := strconv.ParseInt(*q.Ver, 10, 64); err == nil {
+		if since, err := strconv.ParseInt(*q.Ver, 10, 64); err == nil && since == ver {
+			// XEP-0237 §4.1 (RFC 6121 §2.6.3): the client's version is
+			// current: an empty result, no pushes, no storage read when
+			// the roster is cached.
+			return nil, nil
+		} else if err == nil {
 			changed, removed, _, ok, err := s.Store.RosterChanges(ctx, user.Domainpart(), user.Localpart(), since)
 			if err != nil {
 				return nil, err
@@ -234,10 +327,6 @@ func (s *Service) get(ctx context.Context, req dispatch.Request, user jid.JID, q
 				return nil, nil
 			}
 		}
-	}
-	items, ver, err := s.Store.RosterItems(ctx, user.Domainpart(), user.Localpart())
-	if err != nil {
-		return nil, err
 	}
 	var b bytes.Buffer
 	b.WriteString("<query xmlns='" + NS + "'")
@@ -317,10 +406,11 @@ func (s *Service) set(ctx context.Context, req dispatch.Request, user jid.JID, q
 		it.Version, err = tx.PutRosterItem(ctx, host, name, it)
 		return err
 	})
-	s.forget(user)
 	if err != nil {
+		s.forget(user) // committed or not: forgetting costs a read
 		return err
 	}
+	s.changed(user, it, false, it.Version)
 	req.AfterReply(func() { s.pushAll(user, it) })
 	return nil
 }
@@ -353,10 +443,11 @@ func (s *Service) remove(ctx context.Context, req dispatch.Request, user, contac
 		}
 		return nil
 	})
-	s.forget(user)
 	if err != nil {
+		s.forget(user)
 		return err
 	}
+	s.changed(user, storage.RosterItem{Contact: contact.String()}, true, ver)
 	req.AfterReply(func() {
 		if st.to() || st.out {
 			s.Router.Route(ctx, stanza.NewPresence(user, contact, "unsubscribe"))

@@ -76,11 +76,12 @@ func (s *Service) apply(ctx context.Context, user, contact jid.JID, request []by
 		c.item, c.pushed = item, true
 		return nil
 	})
-	if c.pushed {
-		s.forget(user) // once committed (or not: then forgetting costs a read)
-	}
 	if err != nil {
+		s.forget(user) // committed or not: forgetting costs a read
 		return change{}, err
+	}
+	if c.pushed {
+		s.changed(user, *c.item, false, c.item.Version)
 	}
 	return c, nil
 }
@@ -199,7 +200,7 @@ func (s *Service) DeliverPending(ctx context.Context, user jid.JID, deliver func
 // Contacts returns user's contacts whose subscription state satisfies
 // keep, for presence broadcast (from/both) and probes (to/both).
 func (s *Service) Contacts(ctx context.Context, user jid.JID, keep func(storage.Subscription) bool) []jid.JID {
-	items, err := s.items(ctx, user)
+	items, _, err := s.items(ctx, user)
 	if err != nil {
 		s.Log.Error("reading roster failed", "jid", user.String(), "err", err)
 		return nil
@@ -217,8 +218,15 @@ func (s *Service) Contacts(ctx context.Context, user jid.JID, keep func(storage.
 }
 
 // Subscription returns contact's subscription state in user's roster
-// (none when the contact is not in it).
+// (none when the contact is not in it), from the cache while user is
+// online.
 func (s *Service) Subscription(ctx context.Context, user, contact jid.JID) (storage.Subscription, error) {
+	if it, found, known := s.cachedItem(user, contact.Bare().String()); known {
+		if !found {
+			return storage.SubNone, nil
+		}
+		return it.Subscription, nil
+	}
 	it, err := s.Store.RosterItem(ctx, user.Domainpart(), user.Localpart(), contact.Bare().String())
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.SubNone, nil
