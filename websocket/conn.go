@@ -16,9 +16,22 @@ import (
 	"github.com/starling-xmpp/starling/stream"
 )
 
-// keepBuffer is the largest message buffer kept between messages; a
-// larger one, grown for a large stanza, is dropped once used.
+// keepBuffer is the largest buffer given back to its pool; a larger one,
+// grown for a large stanza, is dropped once used.
 const keepBuffer = 64 << 10
+
+// msgBufs are the buffers of the messages being read (*[]byte): each is
+// taken for one message and given back once the message is parsed, so
+// that an idle stream holds none.
+var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// putMsgBuf gives b back to msgBufs, unless a large stanza grew it.
+func putMsgBuf(b *[]byte) {
+	if cap(*b) <= keepBuffer {
+		*b = (*b)[:0]
+		msgBufs.Put(b)
+	}
+}
 
 // Conn is one XMPP over WebSocket stream as c2s sees it: a c2s.Framed. It
 // reads the client's messages as <open/>, elements and <close/>
@@ -29,7 +42,9 @@ const keepBuffer = 64 << 10
 //
 // Reading belongs to the session's reader goroutine; c2s serializes
 // writes and flushes. A timer pings the connection to keep it alive
-// (RFC 6455 §5.5.2).
+// (RFC 6455 §5.5.2). Between messages a Conn holds no buffer of its own:
+// the message being read and the parser's document are borrowed for it
+// (msgBufs, docs).
 type Conn struct {
 	ws            *websocket.Conn
 	out           *batchWriter // under ws: the connection, written by ws and by Write
@@ -37,8 +52,7 @@ type Conn struct {
 	maxBytes      int // limits.max_stanza_bytes: the largest message read
 
 	// Owned by the reader goroutine.
-	frames     *frameParser
-	buf        []byte    // the last message read
+	frames     frameParser
 	cur        io.Reader // a message not read to its end
 	peerClosed bool      // the client sent <close/>
 	err        error     // what ended the stream, returned again
@@ -61,7 +75,8 @@ type Conn struct {
 func newConn(ws *websocket.Conn, out *batchWriter, remote, local net.Addr, maxBytes int, pingInterval, pingTimeout time.Duration) *Conn {
 	ws.SetReadLimit(-1) // Conn enforces maxBytes itself, to answer with a stream error
 	c := &Conn{
-		ws: ws, out: out, remote: remote, local: local, maxBytes: maxBytes, frames: newFrameParser(maxBytes),
+		ws: ws, out: out, remote: remote, local: local, maxBytes: maxBytes,
+		frames:       frameParser{limits: stream.Limits{MaxElementBytes: maxBytes}},
 		pingInterval: pingInterval, pingTimeout: pingTimeout,
 	}
 	c.mu.Lock()
@@ -91,10 +106,11 @@ func (c *Conn) ping() {
 	}
 }
 
-// readMessage reads the next message whole. A message that is binary
-// (§3.2 requires text) or larger than maxBytes is a stream error; what is
-// left of it is read by the next call of Read.
-func (c *Conn) readMessage() ([]byte, error) {
+// readMessage reads the next message whole, into a buffer from msgBufs
+// that the caller gives back (putMsgBuf) once done with the message. A
+// message that is binary (§3.2 requires text) or larger than maxBytes is
+// a stream error; what is left of it is read by the next call of Read.
+func (c *Conn) readMessage() (*[]byte, error) {
 	if c.cur != nil {
 		// The rest of a message refused before it was read whole.
 		if _, err := io.Copy(io.Discard, c.cur); err != nil {
@@ -113,10 +129,8 @@ func (c *Conn) readMessage() ([]byte, error) {
 	if typ != websocket.MessageText {
 		return nil, &stream.Error{Condition: stream.UnsupportedEncoding, Text: "a binary WebSocket message: RFC 7395 §3.2 requires text messages"}
 	}
-	if cap(c.buf) > keepBuffer {
-		c.buf = nil
-	}
-	b := c.buf[:0]
+	buf := msgBufs.Get().(*[]byte)
+	b := (*buf)[:0]
 	limit := c.maxBytes + 1 // one byte more tells a message too large
 	for {
 		if len(b) == cap(b) {
@@ -124,18 +138,32 @@ func (c *Conn) readMessage() ([]byte, error) {
 		}
 		n, err := r.Read(b[len(b):min(cap(b), limit)])
 		b = b[:len(b)+n]
+		*buf = b
 		if len(b) > c.maxBytes {
+			putMsgBuf(buf)
 			// RFC 6120 §13.12, as for an element too large on TCP.
 			return nil, &stream.Error{Condition: stream.PolicyViolation, Text: "element too large"}
 		}
 		if err == io.EOF {
-			c.cur, c.buf = nil, b
-			return b, nil
+			c.cur = nil
+			return buf, nil
 		}
 		if err != nil {
+			putMsgBuf(buf)
 			return nil, err
 		}
 	}
+}
+
+// parseMessage reads the next message and parses it.
+func (c *Conn) parseMessage() (*stream.Element, error) {
+	buf, err := c.readMessage()
+	if err != nil {
+		return nil, err
+	}
+	el, err := c.frames.parse(*buf)
+	putMsgBuf(buf)
+	return el, err
 }
 
 // ReadHeader reads the client's <open/> (RFC 7395 §3.4) as the header of
@@ -151,11 +179,7 @@ func (c *Conn) ReadHeader() (stream.Header, error) {
 }
 
 func (c *Conn) readHeader() (stream.Header, error) {
-	msg, err := c.readMessage()
-	if err != nil {
-		return stream.Header{}, err
-	}
-	el, err := c.frames.parse(msg)
+	el, err := c.parseMessage()
 	if err != nil {
 		return stream.Header{}, err
 	}
@@ -213,11 +237,7 @@ func (c *Conn) Next() (*stream.Element, error) {
 }
 
 func (c *Conn) next() (*stream.Element, error) {
-	msg, err := c.readMessage()
-	if err != nil {
-		return nil, err
-	}
-	el, err := c.frames.parse(msg)
+	el, err := c.parseMessage()
 	if err != nil {
 		return nil, err
 	}
@@ -234,17 +254,21 @@ func (c *Conn) next() (*stream.Element, error) {
 // io.EOF; the error that ended the connection, if it ends first.
 func (c *Conn) Read(p []byte) (int, error) {
 	for !c.peerClosed {
-		msg, err := c.readMessage()
+		buf, err := c.readMessage()
 		if _, ok := errors.AsType[*stream.Error](err); ok {
 			continue // binary or oversized: discarded
 		} else if err != nil {
 			return 0, err
 		}
-		if el, err := c.frames.parse(msg); err == nil && el.Name.Space == NSFraming && el.Name.Local == "close" {
+		el, err := c.frames.parse(*buf)
+		if err == nil && el.Name.Space == NSFraming && el.Name.Local == "close" {
 			c.peerClosed = true
+			putMsgBuf(buf)
 			continue
 		}
-		return copy(p, msg), nil
+		n := copy(p, *buf)
+		putMsgBuf(buf)
+		return n, nil
 	}
 	return 0, io.EOF
 }

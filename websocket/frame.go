@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/starling-xmpp/starling/stream"
 )
@@ -43,19 +44,53 @@ func errFraming(cond, what string) error {
 // by. That costs one element's parse per message. A message that does not
 // pass this way — an XML declaration, any error — is parsed again as a
 // document of its own (alone), which says what is wrong exactly as it
-// always has, and the long document starts afresh with the next message.
+// always has, and the long document starts afresh.
+//
+// The long document is not the stream's own: every stream's wrapper is
+// the same, so the documents, each a stream.Reader with its 4 KiB buffer,
+// are shared by all the streams with the same limits (docs), each taken
+// for one message and given back after it. An idle stream holds none.
 type frameParser struct {
 	limits stream.Limits
-	r      *stream.Reader // the long document
-	src    parts          // what r reads: the current message, then endOfMessage
-	opened bool           // r has read the wrapper's header: false at first and after a failure
-
-	alone    *stream.Reader // made at the first message that needs it
-	aloneSrc parts
 }
 
 func newFrameParser(maxBytes int) *frameParser {
 	return &frameParser{limits: stream.Limits{MaxElementBytes: maxBytes}}
+}
+
+// A doc is a stream.Reader and what it reads, kept in docs between
+// messages.
+type doc struct {
+	r      *stream.Reader
+	src    parts
+	opened bool // r has read the wrapper's header, then only whole elements and whitespace
+}
+
+// docs holds a *sync.Pool of *doc per stream.Limits: the configuration's
+// (limits.max_stanza_bytes; a reload may change it), and the default ones
+// of headerParser.
+var docs sync.Map
+
+// getDoc takes a doc with the limits l from its pool, or makes one.
+func getDoc(l stream.Limits) *doc {
+	pool, ok := docs.Load(l)
+	if !ok {
+		pool, _ = docs.LoadOrStore(l, &sync.Pool{})
+	}
+	if d, _ := pool.(*sync.Pool).Get().(*doc); d != nil {
+		return d
+	}
+	d := &doc{}
+	d.r = stream.NewReader(&d.src, l)
+	return d
+}
+
+// putDoc gives d back to the pool of the limits l, reading nothing.
+func putDoc(l stream.Limits, d *doc) {
+	d.src = parts{}
+	if pool, ok := docs.Load(l); ok {
+		pool.(*sync.Pool).Put(d)
+	}
 }
 
 // endOfMessage is what the long document's source returns once the
@@ -74,30 +109,32 @@ func (p *frameParser) parse(msg []byte) (*stream.Element, error) {
 		// Allowed (§3.3.3), but only at the start of a document.
 		return p.parseAlone(msg)
 	}
-	if el := p.next(msg); el != nil {
+	d := getDoc(p.limits)
+	el := d.next(msg)
+	if el == nil {
+		d.opened = false // what r has read of msg must not be read again
+	}
+	putDoc(p.limits, d)
+	if el != nil {
 		return el, nil
 	}
-	p.opened = false // what r has read of msg must not be read again
 	return p.parseAlone(msg)
 }
 
 // next reads msg, which starts with '<' and is no XML declaration, from
 // the long document, and returns its element, or nil when msg must be
 // parsed alone.
-func (p *frameParser) next(msg []byte) *stream.Element {
-	p.src = parts{p: [4][]byte{msg}, end: endOfMessage}
-	if !p.opened {
-		p.src.p = [4][]byte{wrapOpen, msg}
-		if p.r == nil {
-			p.r = stream.NewReader(&p.src, p.limits)
-		}
-		p.r.Reset(&p.src)
-		if _, err := p.r.ReadHeader(); err != nil {
+func (d *doc) next(msg []byte) *stream.Element {
+	d.src = parts{p: [4][]byte{msg}, end: endOfMessage}
+	if !d.opened {
+		d.src.p = [4][]byte{wrapOpen, msg}
+		d.r.Reset(&d.src)
+		if _, err := d.r.ReadHeader(); err != nil {
 			return nil
 		}
-		p.opened = true
+		d.opened = true
 	}
-	el, err := p.r.Next()
+	el, err := d.r.Next()
 	if err != nil {
 		return nil
 	}
@@ -126,22 +163,22 @@ func (p *frameParser) parseAlone(msg []byte) (*stream.Element, error) {
 			decl, msg = msg[:i+2], msg[i+2:]
 		}
 	}
-	p.aloneSrc = parts{p: [4][]byte{decl, wrapOpen, msg, wrapClose}, end: io.EOF}
-	if p.alone == nil {
-		p.alone = stream.NewReader(&p.aloneSrc, p.limits)
-	}
-	p.alone.Reset(&p.aloneSrc)
-	if _, err := p.alone.ReadHeader(); err != nil {
+	d := getDoc(p.limits)
+	defer putDoc(p.limits, d)
+	d.opened = false
+	d.src = parts{p: [4][]byte{decl, wrapOpen, msg, wrapClose}, end: io.EOF}
+	d.r.Reset(&d.src)
+	if _, err := d.r.ReadHeader(); err != nil {
 		return nil, asStreamError(err)
 	}
-	el, err := p.alone.Next()
+	el, err := d.r.Next()
 	switch {
 	case errors.Is(err, stream.ErrClosed):
 		return nil, errFraming(stream.NotWellFormed, "no element")
 	case err != nil:
 		return nil, asStreamError(err)
 	}
-	switch _, err := p.alone.Next(); {
+	switch _, err := d.r.Next(); {
 	case err == nil:
 		return nil, errFraming(stream.BadFormat, "more than one element")
 	case !errors.Is(err, stream.ErrClosed):
@@ -176,21 +213,19 @@ func (p *parts) Read(b []byte) (int, error) {
 	return 0, p.end
 }
 
-// headerParser reads the stream headers c2s writes.
-type headerParser struct {
-	r   *stream.Reader
-	src bytes.Reader
-}
+// headerParser reads the stream headers c2s writes, with a doc of the
+// pool taken for each.
+type headerParser struct{}
 
 // openFrame translates our stream header, as stream.AppendHeader writes
 // it, to <open/> (RFC 7395 §3.4).
-func (h *headerParser) openFrame(dst, header []byte) ([]byte, error) {
-	if h.r == nil {
-		h.r = stream.NewReader(&h.src, stream.Limits{})
-	}
-	h.src.Reset(header)
-	h.r.Reset(&h.src)
-	hdr, err := h.r.ReadHeader()
+func (headerParser) openFrame(dst, header []byte) ([]byte, error) {
+	d := getDoc(stream.Limits{})
+	d.opened = false
+	d.src = parts{p: [4][]byte{header}, end: io.EOF}
+	d.r.Reset(&d.src)
+	hdr, err := d.r.ReadHeader()
+	putDoc(stream.Limits{}, d)
 	if err != nil {
 		return nil, err
 	}
