@@ -48,6 +48,32 @@ type batchWriter struct {
 	set      time.Time     // the write deadline in force on conn
 	closed   bool          // a close frame went out: no data message may follow (RFC 6455 §5.5.1)
 	err      error         // a write to conn failed: every later one fails with it
+
+	// The client sent <close/>: a batch that ends with our <close/> waits
+	// for the close frame, which Close sends next (Conn.Flush).
+	peerClosed bool
+	endsClosed bool // the open batch ends with our <close/>
+}
+
+// closeMessage is closeFrame's bytes.
+var closeMessage = []byte(closeFrame)
+
+// holdClose records that the client has sent <close/>.
+func (w *batchWriter) holdClose() {
+	w.mu.Lock()
+	w.peerClosed = true
+	w.mu.Unlock()
+}
+
+// closeMessage adds our <close/> to the batch.
+func (w *batchWriter) closeMessage() error {
+	if err := w.message(closeMessage); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.endsClosed = w.batch != nil
+	w.mu.Unlock()
+	return nil
 }
 
 // Write is how coder/websocket writes, one complete control frame per
@@ -93,6 +119,7 @@ func (w *batchWriter) message(parts ...[]byte) error {
 	if w.batch == nil {
 		w.batch = batches.Get().(*bytes.Buffer)
 	}
+	w.endsClosed = false
 	var hdr [10]byte
 	w.batch.Write(textHeader(hdr[:0], n))
 	for _, p := range parts {
@@ -104,8 +131,20 @@ func (w *batchWriter) message(parts ...[]byte) error {
 	return w.flushLocked()
 }
 
-// flush writes the open batch, if any, within the write deadline.
+// flush writes the open batch, if any, within the write deadline; one
+// that ends with our <close/> answering the client's is held for the
+// close frame.
 func (w *batchWriter) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.peerClosed && w.endsClosed {
+		return w.err
+	}
+	return w.flushLocked()
+}
+
+// flushHeld writes the open batch, if any, held or not.
+func (w *batchWriter) flushHeld() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.flushLocked()
@@ -145,6 +184,7 @@ func (w *batchWriter) write(p []byte, deadline time.Time) error {
 // release ends the open batch, if any, and gives back its buffer (unless
 // a large stanza grew it).
 func (w *batchWriter) release() {
+	w.endsClosed = false
 	if w.batch == nil {
 		return
 	}

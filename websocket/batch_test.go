@@ -205,3 +205,81 @@ func TestTextHeader(t *testing.T) {
 		}
 	}
 }
+
+// Our <close/> answering the client's (RFC 7395 §3.6) waits for the close
+// frame, which Close sends next, and both go out in one write; CloseNow
+// sends it too, without the close frame.
+func TestCloseAnswer(t *testing.T) {
+	for _, now := range []bool{false, true} {
+		name := "Close"
+		if now {
+			name = "CloseNow"
+		}
+		t.Run(name, func(t *testing.T) {
+			const timeout = 10 * time.Second
+			conns := make(chan *Conn)
+			done := make(chan struct{})
+			defer close(done)
+			h := NewHandler(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), func(ctx context.Context, c *Conn, _ bool) {
+				conns <- c
+				<-done
+			})
+			var writes atomic.Int32
+			srv := httptest.NewUnstartedServer(h)
+			srv.Listener = writeCounter{srv.Listener, &writes}
+			srv.Start()
+			defer srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			client, _, err := websocket.Dial(ctx, "ws://"+srv.Listener.Addr().String()+Path, &websocket.DialOptions{Subprotocols: []string{Subprotocol}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.CloseNow()
+			c := <-conns
+
+			if err := client.Write(ctx, websocket.MessageText, []byte(closeFrame)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Next(); !errors.Is(err, stream.ErrClosed) {
+				t.Fatalf("the client's <close/> read as %v", err)
+			}
+			before := writes.Load()
+			if _, err := c.Write([]byte(stream.Close)); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if n := writes.Load() - before; n != 0 {
+				t.Fatalf("%d writes before the close frame", n)
+			}
+			closed := make(chan error, 1)
+			go func() {
+				if now {
+					closed <- c.CloseNow()
+				} else {
+					closed <- c.Close()
+				}
+			}()
+			typ, msg, err := client.Read(ctx)
+			if err != nil || typ != websocket.MessageText || string(msg) != closeFrame {
+				t.Fatalf("the client read %v %q %v, want <close/>", typ, msg, err)
+			}
+			_, _, err = client.Read(ctx)
+			if now {
+				if err == nil || websocket.CloseStatus(err) != -1 {
+					t.Fatalf("after <close/> and CloseNow, the client read %v, want the connection's end", err)
+				}
+			} else if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+				t.Fatalf("after <close/>, the client read %v, want the close frame", err)
+			}
+			if err := <-closed; err != nil {
+				t.Fatal(err)
+			}
+			if n := writes.Load() - before; n != 1 {
+				t.Fatalf("<close/> and the close frame took %d writes", n)
+			}
+		})
+	}
+}

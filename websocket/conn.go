@@ -166,6 +166,14 @@ func (c *Conn) parseMessage() (*stream.Element, error) {
 	return el, err
 }
 
+// setPeerClosed records that the client sent <close/> (RFC 7395 §3.6):
+// our <close/> will be the last message, and the close frame follows it
+// (batchWriter.holdClose).
+func (c *Conn) setPeerClosed() {
+	c.peerClosed = true
+	c.out.holdClose()
+}
+
 // ReadHeader reads the client's <open/> (RFC 7395 §3.4) as the header of
 // a stream of jabber:client: the first message of the connection and of
 // each stream restart (§3.7).
@@ -185,7 +193,7 @@ func (c *Conn) readHeader() (stream.Header, error) {
 	}
 	switch {
 	case el.Name.Space == NSFraming && el.Name.Local == "close":
-		c.peerClosed = true
+		c.setPeerClosed()
 		return stream.Header{}, stream.ErrClosed
 	case el.Name.Local != "open":
 		return stream.Header{}, &stream.Error{Condition: stream.BadFormat, Text: "the stream must open with <open xmlns='" + NSFraming + "'/> (RFC 7395 §3.4)"}
@@ -242,7 +250,7 @@ func (c *Conn) next() (*stream.Element, error) {
 		return nil, err
 	}
 	if el.Name.Space == NSFraming && el.Name.Local == "close" {
-		c.peerClosed = true
+		c.setPeerClosed()
 		return nil, stream.ErrClosed
 	}
 	return el, nil
@@ -262,7 +270,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		el, err := c.frames.parse(*buf)
 		if err == nil && el.Name.Space == NSFraming && el.Name.Local == "close" {
-			c.peerClosed = true
+			c.setPeerClosed()
 			putMsgBuf(buf)
 			continue
 		}
@@ -282,7 +290,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	var err error
 	switch {
 	case bytes.Equal(b, []byte(stream.Close)):
-		err = c.out.message(closeMessage)
+		err = c.out.closeMessage()
 	case bytes.HasPrefix(b, []byte("<?xml")): // stream.AppendHeader's
 		var open []byte
 		if open, err = c.headers.openFrame(nil, b); err == nil {
@@ -298,12 +306,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// closeMessage is closeFrame's bytes.
-var closeMessage = []byte(closeFrame)
-
 // Flush sends the messages written since the last Flush, in one write to
 // the connection, within the write deadline: c2s calls it once it has
-// written everything it had queued.
+// written everything it had queued. Our <close/> answering the client's
+// is the exception: nothing can follow it but the close frame (Close),
+// which takes it along, in the same write.
 func (c *Conn) Flush() error { return c.out.flush() }
 
 // Close ends the WebSocket connection with the closing handshake
@@ -315,8 +322,14 @@ func (c *Conn) Close() error {
 
 // CloseNow ends the connection at once, without the closing handshake:
 // for a client known to have left it (c2s: a stream management
-// resumption took its session elsewhere, XEP-0198 §5).
-func (c *Conn) CloseNow() error { return c.end(c.ws.CloseNow) }
+// resumption took its session elsewhere, XEP-0198 §5). A <close/> held
+// for the close frame is sent first.
+func (c *Conn) CloseNow() error {
+	return c.end(func() error {
+		c.out.flushHeld()
+		return c.ws.CloseNow()
+	})
+}
 
 // end stops the pings and the read timer and closes the WebSocket with
 // close, once, whichever of Close and CloseNow comes first. A ping being
