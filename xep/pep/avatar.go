@@ -2,6 +2,7 @@ package pep
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -241,46 +242,101 @@ func (s *Service) vcardToAvatar(ctx context.Context, owner jid.JID, typ string, 
 	return nil
 }
 
-// photoCache holds the avatar hash of accounts with available sessions,
-// for their presence (§4): "" for none. Entries go at the account's last
-// unavailable presence.
+// maxPhotos bounds photoCache: the accounts whose avatar hash is kept.
+const maxPhotos = 10000
+
+// photoCache holds accounts' avatar hashes, for their presence (XEP-0398
+// §4, XEP-0153 §3.2): "" for none. It outlives the accounts' sessions, so
+// that a login does not read the metadata node again (Prosody keeps the
+// hash with the user's vCard too); it is kept right by this module's own
+// changes of the avatar — a metadata publish, retraction, purge or node
+// deletion (avatarToVCard), a vCard set (dispatch's AfterSet,
+// vcardToAvatar) — and goes with the account (auth.AccountDeleted). At
+// most maxPhotos accounts, the least recently used out first. Safe for
+// concurrent use.
 type photoCache struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string]*list.Element // of photoEntry, in lru
+	// lru orders the entries, most recently used first.
+	lru list.List
+	// changes counts set and forget calls, so that load can tell a hash
+	// read from storage before one of them from a current one.
+	changes uint64
+	max     int // 0: maxPhotos
 }
+
+type photoEntry struct{ bare, hash string }
 
 func (c *photoCache) get(bare string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h, ok := c.m[bare]
-	return h, ok
+	e, ok := c.m[bare]
+	if !ok {
+		return "", false
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*photoEntry).hash, true
 }
 
+// put stores hash for bare; c.mu is held.
+func (c *photoCache) put(bare, hash string) {
+	if c.m == nil {
+		c.m = make(map[string]*list.Element)
+	}
+	if e, ok := c.m[bare]; ok {
+		e.Value.(*photoEntry).hash = hash
+		c.lru.MoveToFront(e)
+		return
+	}
+	c.m[bare] = c.lru.PushFront(&photoEntry{bare, hash})
+	limit := c.max
+	if limit <= 0 {
+		limit = maxPhotos
+	}
+	for c.lru.Len() > limit {
+		old := c.lru.Back()
+		delete(c.m, old.Value.(*photoEntry).bare)
+		c.lru.Remove(old)
+	}
+}
+
+// set records the hash a change of the avatar made current.
 func (c *photoCache) set(bare, hash string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[string]string)
-	}
-	c.m[bare] = hash
+	c.changes++
+	c.put(bare, hash)
 }
 
-// load stores hash unless an entry came first (a conversion's is newer).
-func (c *photoCache) load(bare, hash string) {
+// version is to be taken before storage is read for load.
+func (c *photoCache) version() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[string]string)
+	return c.changes
+}
+
+// load stores hash, read from storage after version returned v, unless
+// an entry is there already or a change came since (what was read may
+// be older than it).
+func (c *photoCache) load(bare, hash string, v uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.changes != v {
+		return
 	}
 	if _, ok := c.m[bare]; !ok {
-		c.m[bare] = hash
+		c.put(bare, hash)
 	}
 }
 
 func (c *photoCache) forget(bare string) {
 	c.mu.Lock()
-	delete(c.m, bare)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.changes++
+	if e, ok := c.m[bare]; ok {
+		delete(c.m, bare)
+		c.lru.Remove(e)
+	}
 }
 
 // photoHash returns owner's avatar hash, "" for none.
@@ -289,6 +345,7 @@ func (s *Service) photoHash(ctx context.Context, owner jid.JID) string {
 	if h, ok := s.photos.get(key); ok {
 		return h
 	}
+	v := s.photos.version()
 	in, ok, err := s.avatar(ctx, owner)
 	if err != nil {
 		return ""
@@ -297,7 +354,7 @@ func (s *Service) photoHash(ctx context.Context, owner jid.JID) string {
 	if ok {
 		h = strings.ToLower(in.ID)
 	}
-	s.photos.load(key, h)
+	s.photos.load(key, h, v)
 	return h
 }
 

@@ -2,12 +2,14 @@ package pep
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"image"
 	"image/color"
 	"image/png"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -185,5 +187,102 @@ func BenchmarkPresenceHash(b *testing.B) {
 				s.presenceHash(b.Context(), e)
 			}
 		})
+	}
+}
+
+// itemReads counts the reads of the avatar metadata node.
+type itemReads struct {
+	storage.Store
+	n atomic.Int64
+}
+
+func (r *itemReads) PubSubItems(ctx context.Context, host, user, node string, q storage.PubSubItemsQuery) ([]storage.PubSubItem, error) {
+	if node == NSAvatarMetadata {
+		r.n.Add(1)
+	}
+	return r.Store.PubSubItems(ctx, host, user, node, q)
+}
+
+// TestAvatarHashCached: the avatar hash added to presence (XEP-0398 §4,
+// XEP-0153 §3.2) is read from storage once and kept across logins, none
+// included; each change of the avatar this module sees (a publish, a
+// vCard set, a retraction) puts the new hash in presence at the next
+// login without reading storage for it.
+func TestAvatarHashCached(t *testing.T) {
+	f := newFixture(t)
+	f.s.Options().MaxNodes = 10
+	ctx := t.Context()
+	reads := &itemReads{Store: f.s.Store.(storage.Store)}
+	f.s.Store = reads
+	const bare = "<presence from='alice@localhost/phone'/>"
+	login := func(want string) {
+		t.Helper()
+		before := reads.n.Load()
+		got := sendPresence(t, f, bare)
+		if want == "" && got != bare || want != "" && !strings.Contains(got, "<photo>"+want+"</photo>") {
+			t.Errorf("presence %s, want the hash %q", got, want)
+		}
+		if n := reads.n.Load() - before; n != 0 {
+			t.Errorf("%d reads of the metadata node at presence, want 0 (cached)", n)
+		}
+	}
+	if got := sendPresence(t, f, bare); got != bare {
+		t.Errorf("no avatar: %s", got)
+	}
+	if n := reads.n.Load(); n != 1 {
+		t.Errorf("%d reads at the first presence, want 1", n)
+	}
+	login("") // a later login: "none" was kept
+
+	img := testPNG(t, 1)
+	id := sha1Hex(img)
+	publishAvatar(t, f, img, id)
+	login(id)
+
+	img2 := testPNG(t, 2)
+	id2 := sha1Hex(img2)
+	vc := "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>" + base64.StdEncoding.EncodeToString(img2) + "</BINVAL></PHOTO></vCard>"
+	if err := f.s.Store.PutDocument(ctx, "localhost", "alice", storage.VCardKey, []byte(vc)); err != nil {
+		t.Fatal(err)
+	}
+	f.s.vcardSet(ctx, request(t, "alice@localhost/phone", vc))
+	login(id2)
+
+	for _, it := range []string{id2} { // the last item, the only one kept
+		if _, err := f.iq(t, f.s.handle, "alice@localhost/phone", "alice@localhost", "set",
+			"<pubsub xmlns='"+NS+"'><retract node='urn:xmpp:avatar:metadata'><item id='"+it+"'/></retract></pubsub>"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login("")
+}
+
+// TestPhotoCacheBounded: the least recently used account goes first, and
+// a hash read before a change is not cached over it.
+func TestPhotoCacheBounded(t *testing.T) {
+	c := &photoCache{max: 2}
+	c.set("a", "1")
+	c.set("b", "2")
+	c.get("a")
+	c.set("c", "3")
+	if _, ok := c.get("b"); ok {
+		t.Error("b kept: the least recently used should have gone")
+	}
+	if h, ok := c.get("a"); !ok || h != "1" {
+		t.Errorf("a: %q %v", h, ok)
+	}
+	if len(c.m) != 2 || c.lru.Len() != 2 {
+		t.Errorf("%d entries, %d in order; want 2", len(c.m), c.lru.Len())
+	}
+	v := c.version()
+	c.set("d", "4")
+	c.forget("d")
+	c.load("d", "old", v)
+	if _, ok := c.get("d"); ok {
+		t.Error("a hash read before a change was cached")
+	}
+	c.load("d", "new", c.version())
+	if h, _ := c.get("d"); h != "new" {
+		t.Errorf("d: %q, want new", h)
 	}
 }

@@ -107,6 +107,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/caps"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
@@ -829,7 +830,13 @@ func (s *Service) configure(ctx context.Context, owner jid.JID, c *withForm) err
 	if err := applyForm(&cfg, f, true); err != nil {
 		return err
 	}
-	return storeErr(s.Store.ConfigurePubSubNode(ctx, host, user, c.Node, cfg, s.Options().limits()))
+	err = s.Store.ConfigurePubSubNode(ctx, host, user, c.Node, cfg, s.Options().limits())
+	if c.Node == NSAvatarMetadata {
+		// A new max_items or persist_items may have taken the last
+		// item: the hash is read again at the next presence.
+		s.photos.forget(owner.String())
+	}
+	return storeErr(err)
 }
 
 func (s *Service) deleteNode(ctx context.Context, owner jid.JID, name string) error {
@@ -1318,8 +1325,10 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 	})
 	// Before presence (Normal), which broadcasts what this leaves.
 	event.On(env.Bus, event.Normal+20, "pep", s.presenceHash)
-	event.On(env.Bus, event.Normal, "pep", func(_ context.Context, e *presence.AccountUnavailable) bool {
-		s.photos.forget(e.User.Bare().String())
+	// The avatar hash outlives the account's sessions (photoCache), not
+	// the account.
+	event.On(env.Bus, event.Normal, "pep", func(_ context.Context, e *auth.AccountDeleted) bool {
+		s.photos.forget(e.JID.Bare().String())
 		return false
 	})
 	event.On(env.Bus, event.Normal, "pep", func(ctx context.Context, e *presence.Available) bool {
