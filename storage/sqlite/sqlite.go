@@ -61,6 +61,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	// Keep the readers open: database/sql keeps 2 idle by default, and
+	// a login burst then opened and closed a connection for most reads —
+	// files opened, schema parsed, page cache empty (a dozen syscalls and
+	// page reads per login).
+	r.SetMaxIdleConns(readersIdle)
 	// A read transaction on the readers sees one snapshot: WAL's.
 	core := sqlstore.New(dialect{}, sqlstore.SQLDB(r, &sql.TxOptions{ReadOnly: true}), sqlstore.SQLDB(w, nil))
 	s := &Store{Store: core, w: w, r: r}
@@ -70,6 +75,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// readersIdle is how many reader connections stay open between queries:
+// enough for the logins and queries in flight at once on a busy server;
+// each holds its page cache (up to 2 MB, SQLite's default).
+const readersIdle = 16
 
 // useWAL switches a new database to write-ahead logging (readers never
 // wait for the writer; the setting stays with the file). The switch needs
