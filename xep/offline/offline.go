@@ -38,10 +38,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/config"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
@@ -101,6 +103,73 @@ type Service struct {
 	// delivered.
 	Stopped func(ctx context.Context, m *stanza.Stanza) bool
 	Log     *slog.Logger
+
+	// empty remembers the accounts whose offline store is empty (empty).
+	empty emptySet
+}
+
+// maxEmpty bounds emptySet: the accounts remembered as having no
+// offline message.
+const maxEmpty = 100000
+
+// emptySet is the accounts known, in this process, to have no offline
+// message: found so by Deliver, with no message stored for them since.
+// Deliver skips reading storage for them at available presence (XEP-0160
+// §2: most logins find nothing), as a cache of what every store here
+// changes: unknown (after a start, beyond the bound, or for an account
+// another server sharing the database stores for) means read. At most
+// maxEmpty accounts, an arbitrary one forgotten to make room. Safe for
+// concurrent use.
+type emptySet struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+	// stored counts the stores that ended, so that Deliver does not mark
+	// an account empty from a read that one of them may have missed.
+	stored uint64
+	max    int // 0: maxEmpty
+}
+
+// known reports whether user is known to have no message; otherwise it
+// returns the version to give mark after reading storage.
+func (e *emptySet) known(user string) (bool, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.m[user]
+	return ok, e.stored
+}
+
+// mark records that user had no message at a read that started at
+// version v, unless a store ended since (it may have been missed; one
+// that ends later unmarks).
+func (e *emptySet) mark(user string, v uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stored != v {
+		return
+	}
+	if e.m == nil {
+		e.m = make(map[string]struct{})
+	}
+	limit := e.max
+	if limit <= 0 {
+		limit = maxEmpty
+	}
+	for k := range e.m {
+		if len(e.m) < limit {
+			break
+		}
+		delete(e.m, k)
+	}
+	e.m[user] = struct{}{}
+}
+
+// unmark forgets that user had no message: after a store for it has
+// ended (committed or not), or the account's removal.
+func (e *emptySet) unmark(user string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stored++
+	delete(e.m, user)
 }
 
 // Register advertises offline storage (XEP-0160 §4).
@@ -123,6 +192,7 @@ func (s *Service) Store(ctx context.Context, m *stanza.Stanza) *stanza.Error {
 		limit = s.Max(user.Domainpart())
 	}
 	err := s.Storage.StoreOffline(ctx, user.Domainpart(), user.Localpart(), m.Raw, s.now().UTC(), limit)
+	s.empty.unmark(user.String()) // once committed, so that Deliver reads it
 	switch {
 	case err == nil:
 		return nil
@@ -162,13 +232,24 @@ func (s *Service) Store(ctx context.Context, m *stanza.Stanza) *stanza.Error {
 // which a transaction must do only through itself). A message stored
 // after that first read is left for the next available presence, as is
 // one stored while a resource was coming online just after Deliver read.
+//
+// An account that had none when Deliver last looked, and has had none
+// stored here since, costs no read at all (emptySet): the messages of a
+// store that ends after the read are delivered at the next available
+// presence, as before.
 func (s *Service) Deliver(ctx context.Context, user jid.JID, deliver func(raw []byte) bool) error {
 	host, name := user.Domainpart(), user.Localpart()
+	key := user.String()
+	empty, v := s.empty.known(key)
+	if empty {
+		return nil
+	}
 	seen, err := s.Storage.OfflineMessages(ctx, host, name)
 	if err != nil {
 		return fmt.Errorf("reading offline messages of %s: %w", user, err)
 	}
 	if len(seen) == 0 {
+		s.empty.mark(key, v)
 		return nil
 	}
 	blocked := make([]bool, len(seen))
@@ -216,8 +297,17 @@ func (s *Service) Deliver(ctx context.Context, user jid.JID, deliver func(raw []
 	}
 	if left > 0 {
 		s.Log.Debug("offline delivery stopped", "jid", user.String(), "delivered", n, "kept", left)
+		return nil
 	}
+	// Everything stored when the transaction read was handed over and
+	// deleted with it.
+	s.empty.mark(key, v)
 	return nil
+}
+
+// AccountDeleted forgets what is known of a removed account.
+func (s *Service) AccountDeleted(user jid.JID) {
+	s.empty.unmark(user.Bare().String())
 }
 
 // fromBlocked reports whether the stored message raw for user would now
@@ -359,6 +449,10 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 	event.On(env.Bus, event.Last, "offline", func(ctx context.Context, e *router.NoResource) bool {
 		e.Err = s.Store(ctx, e.Stanza)
 		return true
+	})
+	event.On(env.Bus, event.Normal, "offline", func(_ context.Context, e *auth.AccountDeleted) bool {
+		s.AccountDeleted(e.JID)
+		return false
 	})
 	event.On(env.Bus, event.Normal, "offline", func(ctx context.Context, e *presence.Available) bool {
 		if e.Priority < 0 {

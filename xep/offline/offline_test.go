@@ -33,6 +33,10 @@ type fakeStore struct {
 	storeErr, readErr, deleteErr error
 	// beforeTx, if set, runs as InTx is entered.
 	beforeTx func()
+	// reads counts OfflineMessages outside transactions; afterRead, if
+	// set, runs after each such read.
+	reads     atomic.Int64
+	afterRead func()
 
 	locks map[string]*sync.Mutex // LockAccount's, by account; guarded by mu
 
@@ -94,7 +98,7 @@ func (t *fakeTx) OfflineMessages(ctx context.Context, host, username string) ([]
 		t.f.rmu.Unlock()
 	}()
 	runtime.Gosched() // give a concurrent Deliver the chance to overlap
-	return t.f.OfflineMessages(ctx, host, username)
+	return t.f.read(key)
 }
 
 func (t *fakeTx) DeleteOffline(ctx context.Context, host, username string, through int64) error {
@@ -119,7 +123,14 @@ func (f *fakeStore) StoreOffline(_ context.Context, host, username string, raw [
 }
 
 func (f *fakeStore) OfflineMessages(_ context.Context, host, username string) ([]storage.OfflineMessage, error) {
-	key := username + "@" + host
+	f.reads.Add(1)
+	if f.afterRead != nil {
+		defer f.afterRead()
+	}
+	return f.read(username + "@" + host)
+}
+
+func (f *fakeStore) read(key string) ([]storage.OfflineMessage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.readErr != nil {
@@ -561,5 +572,86 @@ func TestDeliverAccountRemoved(t *testing.T) {
 	n := 0
 	if err := s.Deliver(ctx, bob, func([]byte) bool { n++; return true }); err != nil || n != 0 {
 		t.Errorf("Deliver: %d delivered, %v; want none, nil", n, err)
+	}
+}
+
+// TestDeliverKnownEmpty: an account found with no offline message is not
+// read again at its next available presence (XEP-0160 §2) until a
+// message is stored for it; a message stored while it was offline is
+// still delivered, and one whose store ends during the read that found
+// none is not lost to the next login.
+func TestDeliverKnownEmpty(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeStore("bob@example.org")
+	s := newService(f)
+	var ids []string
+	take := func(raw []byte) bool { ids = append(ids, parse(t, string(raw)).ID); return true }
+	login := func(wantReads int64, want ...string) {
+		t.Helper()
+		ids = nil
+		before := f.reads.Load()
+		if err := s.Deliver(ctx, bob, take); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("delivered %v, want %v", ids, want)
+		}
+		if n := f.reads.Load() - before; n != wantReads {
+			t.Errorf("%d reads, want %d", n, wantReads)
+		}
+	}
+	login(1) // unknown at start: read, none
+	login(0) // known empty
+	store := func(id string) {
+		t.Helper()
+		if e := s.Store(ctx, parse(t, `<message to='bob@example.org' id='`+id+`'><body>x</body></message>`)); e != nil {
+			t.Fatal(e)
+		}
+	}
+	store("1") // while bob is offline
+	login(1, "1")
+	login(0) // everything handed over: empty again
+
+	// A store that ends after the read that found none, before Deliver
+	// decides: not marked, so the next login reads and delivers it.
+	s.empty.unmark("bob@example.org")
+	f.afterRead = func() { f.afterRead = nil; store("2") }
+	login(1)
+	login(1, "2")
+	login(0)
+
+	// A message that stays (the session's queue is full) keeps the
+	// account unknown.
+	store("4")
+	ids = nil
+	if err := s.Deliver(ctx, bob, func([]byte) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	login(1, "4")
+
+	// The account's removal forgets it.
+	s.AccountDeleted(bob)
+	login(1)
+}
+
+// TestEmptySetBounded: at most max accounts are remembered, and a read
+// that a store ended during marks nothing.
+func TestEmptySetBounded(t *testing.T) {
+	e := &emptySet{max: 3}
+	for _, u := range []string{"a", "b", "c", "d", "e"} {
+		_, v := e.known(u)
+		e.mark(u, v)
+	}
+	if len(e.m) != 3 {
+		t.Errorf("%d remembered, want 3", len(e.m))
+	}
+	if ok, _ := e.known("e"); !ok {
+		t.Error("the last marked is not remembered")
+	}
+	_, v := e.known("x")
+	e.unmark("y") // a store for anyone ended meanwhile
+	e.mark("x", v)
+	if ok, _ := e.known("x"); ok {
+		t.Error("marked from a read a store ended during")
 	}
 }
