@@ -116,10 +116,13 @@ const maxEmpty = 100000
 // message: found so by Deliver, with no message stored for them since.
 // Deliver skips reading storage for them at available presence (XEP-0160
 // §2: most logins find nothing), as a cache of what every store here
-// changes: unknown (after a start, beyond the bound, or for an account
-// another server sharing the database stores for) means read. At most
-// maxEmpty accounts, an arbitrary one forgotten to make room. Safe for
-// concurrent use.
+// changes: unknown (after a start, or beyond the bound) means read. A
+// message another server sharing the database stores is not seen here
+// until the account is unknown again: several servers on one database
+// need their router to tell each other's offline modules (there is no
+// such router yet: router.Local serves one process). At most maxEmpty
+// accounts, an arbitrary one forgotten to make room. Safe for concurrent
+// use.
 type emptySet struct {
 	mu sync.Mutex
 	m  map[string]struct{}
