@@ -37,7 +37,7 @@ func Modules() []module.Module {
 		adhoc.Module{},
 		blocking.Module{},
 		offline.Module{},
-		last.Module{},
+		&last.Module{},
 		carbons.Module{},
 		&mam.Module{},
 		csi.Module{},

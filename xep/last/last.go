@@ -14,7 +14,11 @@
 //     ejabberd);
 //   - nothing recorded yet: <service-unavailable/> (ejabberd; Prosody
 //     answers seconds='0', which would claim the user just left);
-//   - a set: <service-unavailable/>, as for other get-only queries here.
+//   - a set: <service-unavailable/>, as for other get-only queries here;
+//   - the end of a session is recorded off its path (Writer): the times
+//     are written in batches every second, answered from memory until
+//     then, and written at the module's Stop; a crash loses at most the
+//     times still waiting, never messages.
 package last
 
 import (
@@ -26,6 +30,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/starling-xmpp/starling/auth"
 	"github.com/starling-xmpp/starling/dispatch"
 	"github.com/starling-xmpp/starling/event"
 	"github.com/starling-xmpp/starling/module"
@@ -53,6 +58,9 @@ type Service struct {
 	// Online reports whether the account has an available resource. nil:
 	// never.
 	Online func(bare jid.JID) bool
+	// Writer, if set, records the ends of sessions instead of Store, and
+	// answers for those it has not written yet.
+	Writer *Writer
 }
 
 // Register adds the last activity handler to m, for the server, the
@@ -65,7 +73,18 @@ func (s *Service) Register(m *dispatch.Mux) {
 // SessionEnded records that the last session of the account bare ended at
 // at, with the status text of its last unavailable presence (may be "").
 func (s *Service) SessionEnded(ctx context.Context, bare jid.JID, status string, at time.Time) error {
+	if s.Writer != nil {
+		return s.Writer.Set(ctx, bare, at, status)
+	}
 	return s.Store.SetLastActivity(ctx, bare.Domainpart(), bare.Localpart(), at, status)
+}
+
+// lastActivity is what was recorded for bare.
+func (s *Service) lastActivity(ctx context.Context, bare jid.JID) (time.Time, string, error) {
+	if s.Writer != nil {
+		return s.Writer.Get(ctx, bare)
+	}
+	return s.Store.LastActivity(ctx, bare.Domainpart(), bare.Localpart())
 }
 
 func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, error) {
@@ -83,7 +102,7 @@ func (s *Service) handle(ctx context.Context, req dispatch.Request) ([]byte, err
 	if s.Online != nil && s.Online(contact) {
 		return query(0, ""), nil
 	}
-	at, status, err := s.Store.LastActivity(ctx, contact.Domainpart(), contact.Localpart())
+	at, status, err := s.lastActivity(ctx, contact)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
@@ -120,19 +139,23 @@ func query(elapsed time.Duration, status string) []byte {
 // Module is XEP-0012 as a module: it answers last activity queries (the
 // server's uptime, an account's time since it was last available to those
 // who see its presence) and records when an account's last resource goes
-// unavailable (presence.AccountUnavailable).
-type Module struct{}
+// unavailable (presence.AccountUnavailable), through a Writer that its
+// Stop flushes.
+type Module struct {
+	w *Writer // set by Start
+}
 
 // Name implements module.Module.
-func (Module) Name() string { return "last" }
+func (*Module) Name() string { return "last" }
 
 // Optional implements module.Optional.
-func (Module) Optional() {}
+func (*Module) Optional() {}
 
 // Start implements module.Module.
-func (Module) Start(_ context.Context, env *module.Env) error {
+func (m *Module) Start(_ context.Context, env *module.Env) error {
+	m.w = NewWriter(env.Store, DefaultInterval, env.Log)
 	s := &Service{
-		Store: env.Store, Start: time.Now(),
+		Store: env.Store, Start: time.Now(), Writer: m.w,
 		Subscribed: func(ctx context.Context, contact, requester jid.JID) bool {
 			sub, err := env.Roster.Subscription(ctx, contact, requester)
 			return err == nil && roster.SeesPresence(sub)
@@ -153,5 +176,17 @@ func (Module) Start(_ context.Context, env *module.Env) error {
 		}
 		return false
 	})
+	event.On(env.Bus, event.Normal, "last", func(_ context.Context, e *auth.AccountDeleted) bool {
+		m.w.Forget(e.JID.Bare())
+		return false
+	})
 	return nil
+}
+
+// Stop implements module.Stopper: the times waiting are written.
+func (m *Module) Stop(ctx context.Context) error {
+	if m.w == nil {
+		return nil
+	}
+	return m.w.Stop(ctx)
 }
