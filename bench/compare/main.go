@@ -595,15 +595,18 @@ func suite(quick bool) []benchCase {
 			args: f("--scenario groupchat --users guser --rooms %d --n %d --count %d --window 16 --concurrency %d --timeout 60s",
 				z.rooms, z.occupants, z.gcCount, z.concurrency),
 		},
+		// 10,000 sessions: a login may wait for longer than the default
+		// --timeout of 30 s behind the others when a server slows down as
+		// they add up (Prosody over WebSocket, on a busy machine).
 		benchCase{
 			name: "idle", scenario: "idle", timeout: 10 * time.Minute,
 			title: fmt.Sprintf("%s sessions on %s accounts", thousands(float64(z.idle)), thousands(float64(z.idleAccounts))),
-			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
+			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s --timeout 60s", z.idle, z.idleAccounts, z.concurrency, z.hold),
 		},
 		benchCase{
 			name: "websocket-idle", scenario: "idle", websocket: true, fresh: true, timeout: 10 * time.Minute,
 			title: fmt.Sprintf("%s sessions on %s accounts, over WebSocket", thousands(float64(z.idle)), thousands(float64(z.idleAccounts))),
-			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s", z.idle, z.idleAccounts, z.concurrency, z.hold),
+			args:  f("--scenario idle --n %d --accounts %d --concurrency %d --duration %s --timeout 60s", z.idle, z.idleAccounts, z.concurrency, z.hold),
 		},
 		// HTTP file upload (XEP-0363), on each server started with it
 		// (upload.go): a picture's size and a video's.
