@@ -227,10 +227,13 @@ const (
 // than net/http's (4 KiB each), which an idle stream would hold.
 type hijacker struct {
 	http.ResponseWriter
-	out *batchWriter
+	out  *batchWriter
+	conn net.Conn      // the hijacked connection
+	br   *bufio.Reader // the reader coder/websocket reads it through
+	own  bool          // br is ours, not net/http's
 }
 
-func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -240,12 +243,22 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	h.out.conn = conn
-	br := rw.Reader
-	if br.Buffered() == 0 {
+	h.out.conn, h.conn = conn, conn
+	h.br = rw.Reader
+	if h.br.Buffered() == 0 {
 		// Else the client sent frames before our 101: coder/websocket
 		// reads them from net/http's reader, which it keeps.
-		br = bufio.NewReaderSize(conn, readBuffer)
+		h.br, h.own = bufio.NewReaderSize(conn, readBuffer), true
 	}
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.out, writeBuffer)), nil
+	return conn, bufio.NewReadWriter(h.br, bufio.NewWriterSize(h.out, writeBuffer)), nil
+}
+
+// readDirect has our reader read the connection itself, once Accept has
+// returned: Accept puts what the reader held (nothing, for ours) before
+// the connection in an io.MultiReader, a frame more on the stack of the
+// session's reader, which waits there while the stream is idle.
+func (h *hijacker) readDirect() {
+	if h.own && h.br.Buffered() == 0 {
+		h.br.Reset(h.conn)
+	}
 }

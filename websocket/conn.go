@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -52,10 +53,12 @@ type Conn struct {
 	maxBytes      int // limits.max_stanza_bytes: the largest message read
 
 	// Owned by the reader goroutine.
+	br         *bufio.Reader // what ws reads the connection through
 	frames     frameParser
-	cur        io.Reader // a message not read to its end
-	peerClosed bool      // the client sent <close/>
-	err        error     // what ended the stream, returned again
+	cur        io.Reader // the message being read, or one refused before it was read whole
+	curType    websocket.MessageType
+	peerClosed bool  // the client sent <close/>
+	err        error // what ended the stream, returned again
 
 	// Owned by the writer (c2s writes one unit at a time).
 	headers headerParser
@@ -72,10 +75,10 @@ type Conn struct {
 
 // newConn wraps an accepted WebSocket connection, which writes to out, and
 // starts pinging it.
-func newConn(ws *websocket.Conn, out *batchWriter, remote, local net.Addr, maxBytes int, pingInterval, pingTimeout time.Duration) *Conn {
+func newConn(ws *websocket.Conn, out *batchWriter, br *bufio.Reader, remote, local net.Addr, maxBytes int, pingInterval, pingTimeout time.Duration) *Conn {
 	ws.SetReadLimit(-1) // Conn enforces maxBytes itself, to answer with a stream error
 	c := &Conn{
-		ws: ws, out: out, remote: remote, local: local, maxBytes: maxBytes,
+		ws: ws, out: out, br: br, remote: remote, local: local, maxBytes: maxBytes,
 		frames:       frameParser{limits: stream.Limits{MaxElementBytes: maxBytes}},
 		pingInterval: pingInterval, pingTimeout: pingTimeout,
 	}
@@ -106,29 +109,49 @@ func (c *Conn) ping() {
 	}
 }
 
-// readMessage reads the next message whole, into a buffer from msgBufs
-// that the caller gives back (putMsgBuf) once done with the message. A
-// message that is binary (§3.2 requires text) or larger than maxBytes is
-// a stream error; what is left of it is read by the next call of Read.
-func (c *Conn) readMessage() (*[]byte, error) {
+// await waits for the next message and keeps its reader (cur). An idle
+// stream's reader goroutine spends its life here, under as few frames of
+// ours as can be: the stack they take is what an idle stream keeps.
+func (c *Conn) await() error {
 	if c.cur != nil {
 		// The rest of a message refused before it was read whole.
-		if _, err := io.Copy(io.Discard, c.cur); err != nil {
-			return nil, err
+		if err := c.discard(); err != nil {
+			return err
 		}
-		c.cur = nil
 	}
 	// No deadline here: one passed closes the connection (SetReadDeadline),
 	// and a context that can end costs coder/websocket a timer for every
 	// frame.
 	typ, r, err := c.ws.Reader(context.Background())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.cur = r
-	if typ != websocket.MessageText {
+	c.cur, c.curType = r, typ
+	return nil
+}
+
+// discard reads what is left of a refused message.
+func (c *Conn) discard() error {
+	_, err := io.Copy(io.Discard, c.cur)
+	c.cur = nil
+	return err
+}
+
+// Buffered is how many bytes have been read from the connection and not
+// yet returned: with none, Next waits for the client. (The TLS connection
+// may hold some more, of a record read whole.)
+func (c *Conn) Buffered() int { return c.br.Buffered() }
+
+// readMessage reads the message await found whole, into a buffer from
+// msgBufs that the caller gives back (putMsgBuf) once done with the
+// message. A message that is binary (§3.2 requires text) or larger than
+// maxBytes is a stream error; what is left of it is read by the next
+// call of await.
+func (c *Conn) readMessage() (*[]byte, error) {
+	if c.curType != websocket.MessageText {
 		return nil, &stream.Error{Condition: stream.UnsupportedEncoding, Text: "a binary WebSocket message: RFC 7395 §3.2 requires text messages"}
 	}
+	r := c.cur
 	buf := msgBufs.Get().(*[]byte)
 	b := (*buf)[:0]
 	limit := c.maxBytes + 1 // one byte more tells a message too large
@@ -155,7 +178,7 @@ func (c *Conn) readMessage() (*[]byte, error) {
 	}
 }
 
-// parseMessage reads the next message and parses it.
+// parseMessage reads the message await found and parses it.
 func (c *Conn) parseMessage() (*stream.Element, error) {
 	buf, err := c.readMessage()
 	if err != nil {
@@ -178,6 +201,9 @@ func (c *Conn) setPeerClosed() {
 // a stream of jabber:client: the first message of the connection and of
 // each stream restart (§3.7).
 func (c *Conn) ReadHeader() (stream.Header, error) {
+	if c.err == nil {
+		c.err = c.await()
+	}
 	if c.err != nil {
 		return stream.Header{}, c.err
 	}
@@ -236,6 +262,9 @@ func supportedVersion(v string) bool {
 // (RFC 7395 §3.6). An <open/> here is returned as an element, which c2s
 // refuses as it refuses any element it does not expect.
 func (c *Conn) Next() (*stream.Element, error) {
+	if c.err == nil {
+		c.err = c.await()
+	}
 	if c.err != nil {
 		return nil, c.err
 	}
@@ -262,6 +291,9 @@ func (c *Conn) next() (*stream.Element, error) {
 // io.EOF; the error that ended the connection, if it ends first.
 func (c *Conn) Read(p []byte) (int, error) {
 	for !c.peerClosed {
+		if err := c.await(); err != nil {
+			return 0, err
+		}
 		buf, err := c.readMessage()
 		if _, ok := errors.AsType[*stream.Error](err); ok {
 			continue // binary or oversized: discarded

@@ -199,7 +199,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := &batchWriter{}
-	ws, err := websocket.Accept(hijacker{w, out}, r, &websocket.AcceptOptions{
+	hj := &hijacker{ResponseWriter: w, out: out}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// The Origin was checked above, against http.allowed_origins.
 		InsecureSkipVerify: true,
@@ -210,8 +211,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		log.Debug("WebSocket handshake failed", "err", err)
 		return
 	}
+	hj.readDirect()
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	conn := newConn(ws, out, p.netAddr(), local, set.maxBytes, set.pingInterval, set.pingTimeout)
+	conn := newConn(ws, out, hj.br, p.netAddr(), local, set.maxBytes, set.pingInterval, set.pingTimeout)
 	log.Debug("WebSocket stream", "secure", p.secure)
 	// The session runs in a goroutine of its own, and this handler
 	// returns: net/http's goroutine, with the request, its headers and
