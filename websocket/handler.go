@@ -58,9 +58,8 @@ const (
 // Handler is the HTTP handler of the web listener.
 type Handler struct {
 	// Serve runs the session of an accepted stream until it ends:
-	// c2s.Server.ServeFramed, in a goroutine of its own, given the
-	// request's context without its cancellation (the handler has
-	// returned).
+	// c2s.Server.ServeFramed, in a goroutine of its own (the handler has
+	// returned), with a context of its own.
 	Serve func(ctx context.Context, conn *Conn, secure bool)
 	Log   *slog.Logger
 
@@ -185,42 +184,55 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	set := h.set.Load()
 	p := peerOf(r, set.proxies)
-	log := h.Log.With("conn", p.netAddr().String())
+	addr := p.netAddr()
 	if hasToken(r.Header, "Upgrade", "websocket") {
 		if origin := r.Header.Get("Origin"); origin != "" && !set.allowOrigin(origin, p) {
-			log.Debug("WebSocket refused: origin not allowed", "origin", origin)
+			h.debug(addr, "WebSocket refused: origin not allowed", "origin", origin)
 			http.Error(w, "origin not allowed: see http.allowed_origins", http.StatusForbidden)
 			return
 		}
 		if !hasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) {
-			log.Debug("WebSocket refused: no xmpp subprotocol", "protocols", r.Header.Values("Sec-WebSocket-Protocol"))
+			h.debug(addr, "WebSocket refused: no xmpp subprotocol", "protocols", r.Header.Values("Sec-WebSocket-Protocol"))
 			http.Error(w, "the WebSocket subprotocol \"xmpp\" is required (RFC 7395 §3.1)", http.StatusBadRequest)
 			return
 		}
 	}
 	out := &batchWriter{}
 	hj := &hijacker{ResponseWriter: w, out: out}
-	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
-		Subprotocols: []string{Subprotocol},
-		// The Origin was checked above, against http.allowed_origins.
-		InsecureSkipVerify: true,
-		// Conn writes its data messages uncompressed itself (batch.go).
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	ws, err := websocket.Accept(hj, r, acceptOptions)
 	if err != nil {
-		log.Debug("WebSocket handshake failed", "err", err)
+		h.debug(addr, "WebSocket handshake failed", "err", err)
 		return
 	}
 	hj.readDirect()
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	conn := newConn(ws, out, hj.br, p.netAddr(), local, set.maxBytes, set.pingInterval, set.pingTimeout)
-	log.Debug("WebSocket stream", "secure", p.secure)
+	conn := newConn(ws, out, hj.br, addr, local, set.maxBytes, set.pingInterval, set.pingTimeout)
+	h.debug(addr, "WebSocket stream", "secure", p.secure)
 	// The session runs in a goroutine of its own, and this handler
 	// returns: net/http's goroutine, with the request, its headers and
 	// its buffers on its stack, would otherwise stay for the stream's
-	// life. The server's shutdown ends the session
-	// (c2s.Server.Shutdown), as it ends BOSH's.
-	go h.Serve(context.WithoutCancel(r.Context()), conn, p.secure)
+	// life. Nor does the session keep the request's context: it needs
+	// none of its values (the local address is Conn's), and its
+	// cancellation comes when the handler returns. The server's shutdown
+	// ends the session (c2s.Server.Shutdown), as it ends BOSH's.
+	go h.Serve(context.Background(), conn, p.secure)
+}
+
+// acceptOptions are the same for every upgrade (Accept copies them).
+var acceptOptions = &websocket.AcceptOptions{
+	Subprotocols: []string{Subprotocol},
+	// The Origin was checked before, against http.allowed_origins.
+	InsecureSkipVerify: true,
+	// Conn writes its data messages uncompressed itself (batch.go).
+	CompressionMode: websocket.CompressionDisabled,
+}
+
+// debug logs at the debug level for the client at addr, making nothing
+// when the level is off.
+func (h *Handler) debug(addr net.Addr, msg string, args ...any) {
+	if h.Log.Enabled(context.Background(), slog.LevelDebug) {
+		h.Log.Debug(msg, append([]any{"conn", addr.String()}, args...)...)
+	}
 }
 
 // allowOrigin reports whether a page of origin may open a stream: any
