@@ -207,6 +207,17 @@ func NewPresence(from, to jid.JID, typ string) *Stanza {
 // its name with the namespace resolved (for an IQ, the element that
 // qualifies the request, RFC 6120 §8.2.3). ok is false if there is none.
 func (s *Stanza) Payload() (name xml.Name, raw []byte, ok bool) {
+	// Scanned, not decoded (Children), unless its namespace is escaped.
+	escaped := false
+	for c := range Children(s.Raw) {
+		if escaped = bytes.IndexByte(c.Space, '&') >= 0; !escaped {
+			return xml.Name{Space: string(c.Space), Local: string(c.Local)}, c.Raw, true
+		}
+		break
+	}
+	if !escaped {
+		return xml.Name{}, nil, false
+	}
 	d := xml.NewDecoder(bytes.NewReader(s.Raw))
 	depth := 0
 	for {

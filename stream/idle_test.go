@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"encoding/xml"
 	"io"
 	"strings"
 	"testing"
@@ -121,4 +122,34 @@ func (s *repeatOne) Read(p []byte) (int, error) {
 	n := copy(p, s.msg[s.off:])
 	s.off = (s.off + n) % len(s.msg)
 	return n, nil
+}
+
+// Text reads the bytes between the tags when there is nothing to
+// unescape, and agrees with encoding/xml everywhere.
+func TestText(t *testing.T) {
+	for _, raw := range []string{
+		"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>",
+		"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/>",
+		"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'></response>",
+		"<response>=</response>",
+		"<resource>a &amp; b</resource>",
+		"<resource>a&#x20;b</resource>",
+		"<resource><![CDATA[x<y]]></resource>",
+		"<resource>line\r\nnext</resource>",
+		"<resource>a<b/>c</resource>",
+	} {
+		r := NewReader(strings.NewReader(hdr+raw), Limits{})
+		if _, err := r.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		el, err := r.Next()
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		var want string
+		xml.Unmarshal(el.Raw, &want)
+		if got := el.Text(); got != want {
+			t.Errorf("%s: Text %q, encoding/xml %q", raw, got, want)
+		}
+	}
 }

@@ -56,6 +56,18 @@ func (e *Element) AttrValue(local string) string {
 // Text returns the character data of a simple element such as
 // <auth>…</auth>, unescaped.
 func (e *Element) Text() string {
+	// Most are base64 or names, with nothing to unescape: the bytes
+	// between the tags are the text.
+	raw, n := e.Raw, e.StartLen
+	if n >= 2 && n <= len(raw) && raw[n-2] == '/' {
+		return "" // <auth/>
+	}
+	if end := bytes.LastIndexByte(raw, '<'); n > 0 && end >= n {
+		body := raw[n:end]
+		if bytes.IndexByte(body, '<') < 0 && bytes.IndexByte(body, '&') < 0 && bytes.IndexByte(body, '\r') < 0 {
+			return string(body)
+		}
+	}
 	var v string
 	xml.Unmarshal(e.Raw, &v)
 	return v
@@ -1101,6 +1113,7 @@ func (r *Reader) endTag(b []byte, t0, t1 int) (bool, error) {
 // namespace declarations it uses.
 func (r *Reader) finish(raw []byte) (*Element, error) {
 	e := r.cur
+	r.cur = nil // the caller's now: an idle stream keeps no element
 	extra := 0
 	for i, used := range r.usedHdr {
 		if used {
