@@ -307,7 +307,7 @@ func (s *Service) get(ctx context.Context, req dispatch.Request, user jid.JID, q
 	}
 	if q.Ver != nil && *q.Ver != "" {
 		if since, err := strconv.ParseInt(*q.Ver, 10, 64); err == nil && since == ver {
-			// XEP-0237 §4.1 (RFC 6121 §2.6.3): the client's version is
+			// RFC 6121 §2.6.3 (XEP-0237): the client's version is
 			// current: an empty result, no pushes, no storage read when
 			// the roster is cached.
 			return nil, nil
