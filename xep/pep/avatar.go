@@ -246,7 +246,7 @@ func (s *Service) vcardToAvatar(ctx context.Context, owner jid.JID, typ string, 
 const maxPhotos = 10000
 
 // photoCache holds accounts' avatar hashes, for their presence (XEP-0398
-// §4, XEP-0153 §3.2): "" for none. It outlives the accounts' sessions, so
+// §4, XEP-0153 §3.1): "" for none. It outlives the accounts' sessions, so
 // that a login does not read the metadata node again (Prosody keeps the
 // hash with the user's vCard too); it is kept right by this module's own
 // changes of the avatar — a metadata publish, retraction, purge or node

@@ -204,7 +204,7 @@ func (r *itemReads) PubSubItems(ctx context.Context, host, user, node string, q 
 }
 
 // TestAvatarHashCached: the avatar hash added to presence (XEP-0398 §4,
-// XEP-0153 §3.2) is read from storage once and kept across logins, none
+// XEP-0153 §3.1) is read from storage once and kept across logins, none
 // included; each change of the avatar this module sees (a publish, a
 // vCard set, a retraction) puts the new hash in presence at the next
 // login without reading storage for it.
