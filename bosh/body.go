@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/starling-xmpp/starling/stream"
 )
@@ -121,8 +122,12 @@ func parseBody(b []byte, maxElement int) (*body, error) {
 	if len(bytes.TrimSpace(inner)) == 0 {
 		return req, nil
 	}
-	src := io.MultiReader(bytes.NewReader(wrapOpen), bytes.NewReader(inner), bytes.NewReader(wrapClose))
-	r := stream.NewReader(src, stream.Limits{MaxElementBytes: maxElement, MaxDepth: stream.DefaultLimits().MaxDepth})
+	lim := stream.Limits{MaxElementBytes: maxElement, MaxDepth: stream.DefaultLimits().MaxDepth}
+	pr := getPayloadReader(lim)
+	defer putPayloadReader(lim, pr)
+	pr.src = parts{wrapOpen, inner, wrapClose}
+	r := pr.r
+	r.Reset(&pr.src)
 	if _, err := r.ReadHeader(); err != nil {
 		return nil, errBadRequest
 	}
@@ -140,6 +145,52 @@ func parseBody(b []byte, maxElement int) (*body, error) {
 		req.payload = append(req.payload, el)
 		req.size += len(el.Raw)
 	}
+}
+
+// A payloadReader is a stream.Reader, with its 4 KiB buffer, and its
+// source: taken from payloadReaders for one body's payload and given
+// back after it, instead of a new one per request.
+type payloadReader struct {
+	r   *stream.Reader
+	src parts
+}
+
+// payloadReaders holds a *sync.Pool of *payloadReader per stream.Limits
+// (limits.max_stanza_bytes; a reload may change it).
+var payloadReaders sync.Map
+
+func getPayloadReader(l stream.Limits) *payloadReader {
+	pool, ok := payloadReaders.Load(l)
+	if !ok {
+		pool, _ = payloadReaders.LoadOrStore(l, &sync.Pool{})
+	}
+	if pr, _ := pool.(*sync.Pool).Get().(*payloadReader); pr != nil {
+		return pr
+	}
+	pr := &payloadReader{}
+	pr.r = stream.NewReader(&pr.src, l)
+	return pr
+}
+
+func putPayloadReader(l stream.Limits, pr *payloadReader) {
+	pr.src = parts{}
+	if pool, ok := payloadReaders.Load(l); ok {
+		pool.(*sync.Pool).Put(pr)
+	}
+}
+
+// parts reads byte slices one after the other, then io.EOF.
+type parts [3][]byte
+
+func (p *parts) Read(b []byte) (int, error) {
+	for i := range p {
+		if len(p[i]) > 0 {
+			n := copy(b, p[i])
+			p[i] = p[i][n:]
+			return n, nil
+		}
+	}
+	return 0, io.EOF
 }
 
 // sidOf returns the 'sid' of the start tag of the first element of raw,

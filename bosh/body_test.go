@@ -98,3 +98,14 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseBody parses a request carrying two stanzas.
+func BenchmarkParseBody(b *testing.B) {
+	body := []byte("<body rid='1' sid='abc' xmlns='http://jabber.org/protocol/httpbind'><message to='a@b' type='chat'><body>hello there</body></message><presence/></body>")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseBody(body, 1<<16); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -222,7 +222,12 @@ func (c *Conn) Write(b []byte) (int, error) {
 		if c.created != nil {
 			// The id of the first stream is the session's 'authid'
 			// (XEP-0206 §3).
-			if h, err := stream.NewReader(bytes.NewReader(b), stream.Limits{}).ReadHeader(); err == nil && h.ID != "" {
+			pr := getPayloadReader(stream.Limits{})
+			pr.src = parts{b}
+			pr.r.Reset(&pr.src)
+			h, err := pr.r.ReadHeader()
+			putPayloadReader(stream.Limits{}, pr)
+			if err == nil && h.ID != "" {
 				c.created = appendAttr(c.created, "authid", h.ID)
 			}
 		}
