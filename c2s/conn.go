@@ -202,6 +202,16 @@ type framedActivity struct {
 	last *atomic.Int64
 }
 
+// Buffered passes on what the Framed connection holds, if it says
+// (websocket.Conn does); unknown counts as something, so that serve
+// does not move to a new goroutine on a guess.
+func (f framedActivity) Buffered() int {
+	if b, ok := f.Framed.(buffered); ok {
+		return b.Buffered()
+	}
+	return 1
+}
+
 func (f framedActivity) Next() (*stream.Element, error) {
 	el, err := f.Framed.Next()
 	f.last.Store(time.Now().UnixNano())
@@ -296,16 +306,15 @@ func (c *conn) writeUnits(w net.Conn, units ...[]byte) error {
 
 // run is the reader goroutine: negotiation, then the stanza loop.
 func (c *conn) run(ctx context.Context, directTLS bool) {
-	log, err := c.negotiated(ctx, directTLS)
-	if err != nil {
-		c.end(log, err)
+	if err := c.negotiated(ctx, directTLS); err != nil {
+		c.end(err)
 		return
 	}
 	// The stanza loop goes on in a new goroutine: this one's stack grew
 	// through the TLS handshake, SASL and storage, and would stay that
 	// large for the session's life; a new one starts at the size
 	// goroutines use on average.
-	go c.serveFresh(ctx, log)
+	go c.serveFresh(ctx)
 }
 
 // serveFresh runs the stanza loop until the connection ends; when the
@@ -314,13 +323,13 @@ func (c *conn) run(ctx context.Context, directTLS bool) {
 // whose calls go deep — and the runtime gives back at most half of it at
 // each garbage collection, and only while less than a quarter is in use:
 // a session waiting for input would keep 8 KiB or more for good.
-func (c *conn) serveFresh(ctx context.Context, log *slog.Logger) {
+func (c *conn) serveFresh(ctx context.Context) {
 	err := c.serve(ctx)
 	if err == errFresh {
-		go c.serveFresh(ctx, log)
+		go c.serveFresh(ctx)
 		return
 	}
-	c.end(log, err)
+	c.end(err)
 }
 
 // errFresh: serve stopped, with nothing left to read, after stanzas that
@@ -331,11 +340,19 @@ var errFresh = errors.New("c2s: go on in a new goroutine")
 // buffered is an elementReader that tells what it holds (stream.Reader).
 type buffered interface{ Buffered() int }
 
-// negotiated runs the negotiation up to a bound resource, and returns the
-// logger of the connection.
-func (c *conn) negotiated(ctx context.Context, directTLS bool) (*slog.Logger, error) {
+// log is the connection's logger, made when there is something to log:
+// an idle session holds none.
+func (c *conn) log() *slog.Logger {
+	l := c.srv.Log.With("conn", c.raw.RemoteAddr().String())
+	if c.sess != nil {
+		l = l.With("jid", c.sess.full.String())
+	}
+	return l
+}
+
+// negotiated runs the negotiation up to a bound resource.
+func (c *conn) negotiated(ctx context.Context, directTLS bool) error {
 	cfg := c.srv.config()
-	log := c.srv.Log.With("conn", c.raw.RemoteAddr().String())
 
 	// Connect and auth timeouts (RFC 6120 §4.6 leaves their values to policy).
 	authTimer := time.AfterFunc(cfg.Limits.AuthTimeout.Duration, func() {
@@ -347,8 +364,8 @@ func (c *conn) negotiated(ctx context.Context, directTLS bool) (*slog.Logger, er
 
 	if directTLS {
 		if err := c.startTLS(ctx, c.srv.directTLSConfig()); err != nil {
-			log.Debug("direct TLS handshake failed", "err", err)
-			return log, errHandshake
+			c.log().Debug("direct TLS handshake failed", "err", err)
+			return errHandshake
 		}
 	}
 	if !c.framed {
@@ -357,23 +374,22 @@ func (c *conn) negotiated(ctx context.Context, directTLS bool) (*slog.Logger, er
 		c.r = r
 	}
 	if err := c.negotiate(ctx); err != nil {
-		return log, err
+		return err
 	}
-	log = log.With("jid", c.sess.full.String())
-	log.Info("session bound", "tls", c.tls, "direct_tls", directTLS, "framed", c.framed, "mechanism", c.mechanism, "resumed", c.resumed)
-	return log, nil
+	c.log().Info("session bound", "tls", c.tls, "direct_tls", directTLS, "framed", c.framed, "mechanism", c.mechanism, "resumed", c.resumed)
+	return nil
 }
 
 // errHandshake: a direct TLS handshake failed; there was no stream.
 var errHandshake = errors.New("c2s: TLS handshake failed")
 
 // end finishes the connection and lets go of it.
-func (c *conn) end(log *slog.Logger, err error) {
+func (c *conn) end(err error) {
 	defer close(c.done)
 	defer c.srv.forget(c)
 	defer c.nc.Close()
 	if err != errHandshake {
-		c.finish(log, err)
+		c.finish(c.log(), err)
 	}
 }
 
@@ -773,6 +789,7 @@ func (c *conn) authenticate(ctx context.Context, el *stream.Element) (*auth.Fail
 			c.leaveUnauthenticated()
 			c.username = user
 			c.mechanism = mech
+			c.cb = auth.ChannelBinding{} // spent: no SASL after success (RFC 6120 §6.4.6)
 			c.srv.stats.logins.add(mech)
 			return nil, c.write(saslElement("success", out))
 		}
