@@ -180,6 +180,9 @@ func (c *conn) refuse(ctx context.Context, directTLS bool) {
 type elementReader interface {
 	ReadHeader() (stream.Header, error)
 	Next() (*stream.Element, error)
+	// Buffered is how much it holds that Next has not returned: with
+	// nothing, Next waits for the client.
+	Buffered() int
 }
 
 // activityConn records when bytes last arrived (for the idle ping).
@@ -337,7 +340,8 @@ func (c *conn) serveFresh(ctx context.Context) {
 // the next ones.
 var errFresh = errors.New("c2s: go on in a new goroutine")
 
-// buffered is an elementReader that tells what it holds (stream.Reader).
+// buffered is a Framed connection that tells what it holds
+// (websocket.Conn).
 type buffered interface{ Buffered() int }
 
 // log is the connection's logger, made when there is something to log:
@@ -1014,6 +1018,11 @@ func (c *conn) writeLoop() {
 		c.wstate.Store(writerDone)
 		close(c.written)
 	}
+	fail := func() { // a write failed: the connection is over
+		c.close(nil)
+		nc.Close()
+		finish()
+	}
 	flush := func(units [][]byte) bool {
 		// Before the first byte: a large batch reaches nc before Flush.
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -1040,7 +1049,6 @@ func (c *conn) writeLoop() {
 		ok := len(wb.units) == 0 || flush(wb.units)
 		clear(wb.items)
 		clear(wb.units)
-		wb.items, wb.units = wb.items[:0], wb.units[:0]
 		if over {
 			sess.end(&stream.Error{Condition: stream.PolicyViolation, Text: "too many unacknowledged stanzas"})
 		}
@@ -1049,9 +1057,7 @@ func (c *conn) writeLoop() {
 	if first := c.wfirst; first != nil {
 		c.wfirst = nil
 		if !flush(first) {
-			c.close(nil)
-			nc.Close()
-			finish()
+			fail()
 			return
 		}
 	}
@@ -1067,9 +1073,7 @@ func (c *conn) writeLoop() {
 		default:
 		}
 		if !write() {
-			c.close(nil)
-			nc.Close()
-			finish()
+			fail()
 			return
 		}
 		if c.wstate.CompareAndSwap(writerRunning, writerIdle) {
@@ -1094,10 +1098,9 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) 
 // serve is the stanza loop of a bound session.
 func (c *conn) serve(ctx context.Context) error {
 	sess := c.sess
-	br, _ := c.r.(buffered)
 	deep := false // an IQ or presence was handled since this goroutine started
 	for {
-		if deep && br.Buffered() == 0 {
+		if deep && c.r.Buffered() == 0 {
 			return errFresh
 		}
 		el, err := c.r.Next()
@@ -1124,7 +1127,7 @@ func (c *conn) serve(ctx context.Context) error {
 			return &stream.Error{Condition: stream.UnsupportedStanzaType}
 		}
 		c.srv.stats.in[kind].Add(1)
-		deep = deep || (br != nil && kind != stanza.Message)
+		deep = deep || kind != stanza.Message
 		st, perr := stanza.Parse(el.Raw, el.StartLen)
 		if perr != nil {
 			var se *stanza.Error
