@@ -188,13 +188,11 @@ func (r *Reader) fill() error {
 		}
 		return err
 	}
-	pending := r.w - r.start
+	pending := r.Buffered()
 	if r.releaseIdle && pending == 0 {
 		return r.fillIdle()
 	}
 	switch {
-	case r.buf == nil:
-		r.borrow()
 	case len(r.buf) > shrinkAbove && pending <= initialBuf/2:
 		nb := make([]byte, initialBuf)
 		copy(nb, r.buf[r.start:r.w])
@@ -208,24 +206,31 @@ func (r *Reader) fill() error {
 		copy(nb, r.buf[:r.w])
 		r.buf = nb
 	}
+	n, err := r.read(r.buf[r.w:])
+	r.w += n
+	return err
+}
+
+// read reads from the source into p until something comes: n > 0 and no
+// error (an error that came with data is kept for the next fill), or an
+// error (io.EOF kept too; io.ErrNoProgress after 100 empty reads).
+func (r *Reader) read(p []byte) (int, error) {
 	for range 100 {
-		n, err := r.src.Read(r.buf[r.w:])
-		r.w += n
-		if err != nil {
-			if n > 0 {
+		n, err := r.src.Read(p)
+		switch {
+		case n > 0:
+			if err != nil {
 				r.rerr = err
-				return nil
 			}
+			return n, nil
+		case err != nil:
 			if err == io.EOF {
 				r.rerr = err
 			}
-			return err
-		}
-		if n > 0 {
-			return nil
+			return 0, err
 		}
 	}
-	return io.ErrNoProgress
+	return 0, io.ErrNoProgress
 }
 
 // Buffered is how many bytes the Reader holds that it has not returned:
@@ -235,8 +240,9 @@ func (r *Reader) Buffered() int { return r.w - r.start }
 // ReleaseIdle has the Reader give its read buffer back to a pool whenever
 // it has handed out everything it read, and wait for the next bytes
 // holding none: tens of thousands of idle streams then hold no read
-// buffers. It costs a pool round trip and one more Read per burst of
-// input, so it is for network streams that are idle most of the time.
+// buffers. It costs a pool round trip and a copy of up to 512 bytes per
+// burst of input, and a second Read for a burst larger than that, so it
+// is for network streams that are idle most of the time.
 func (r *Reader) ReleaseIdle() { r.releaseIdle = true }
 
 // buffers are the read buffers of Readers with ReleaseIdle.
@@ -261,24 +267,12 @@ func (r *Reader) fillIdle() error {
 		r.pooled = nil
 	}
 	r.buf, r.start, r.w = nil, 0, 0
-	for range 100 {
-		n, err := r.src.Read(r.small[:])
-		if n > 0 {
-			r.borrow()
-			r.w = copy(r.buf, r.small[:n])
-			if err != nil {
-				r.rerr = err
-			}
-			return nil
-		}
-		if err != nil {
-			if err == io.EOF {
-				r.rerr = err
-			}
-			return err
-		}
+	n, err := r.read(r.small[:])
+	if n > 0 {
+		r.borrow()
+		r.w = copy(r.buf, r.small[:n])
 	}
-	return io.ErrNoProgress
+	return err
 }
 
 // skipSpace consumes whitespace before a top-level element or the header,
