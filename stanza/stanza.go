@@ -208,17 +208,18 @@ func NewPresence(from, to jid.JID, typ string) *Stanza {
 // qualifies the request, RFC 6120 §8.2.3). ok is false if there is none.
 func (s *Stanza) Payload() (name xml.Name, raw []byte, ok bool) {
 	// Scanned, not decoded (Children), unless its namespace is escaped.
-	escaped := false
 	for c := range Children(s.Raw) {
-		if escaped = bytes.IndexByte(c.Space, '&') >= 0; !escaped {
-			return xml.Name{Space: string(c.Space), Local: string(c.Local)}, c.Raw, true
+		if bytes.IndexByte(c.Space, '&') >= 0 {
+			return decodePayload(s.Raw)
 		}
-		break
+		return xml.Name{Space: string(c.Space), Local: string(c.Local)}, c.Raw, true
 	}
-	if !escaped {
-		return xml.Name{}, nil, false
-	}
-	d := xml.NewDecoder(bytes.NewReader(s.Raw))
+	return xml.Name{}, nil, false
+}
+
+// decodePayload is Payload by encoding/xml, which unescapes.
+func decodePayload(raw []byte) (xml.Name, []byte, bool) {
+	d := xml.NewDecoder(bytes.NewReader(raw))
 	depth := 0
 	for {
 		off := d.InputOffset()
@@ -233,7 +234,7 @@ func (s *Stanza) Payload() (name xml.Name, raw []byte, ok bool) {
 				if err := d.Skip(); err != nil {
 					return xml.Name{}, nil, false
 				}
-				return t.Name, s.Raw[off:d.InputOffset()], true
+				return t.Name, raw[off:d.InputOffset()], true
 			}
 		case xml.EndElement:
 			depth--
