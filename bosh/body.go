@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/starling-xmpp/starling/stream"
 )
@@ -155,28 +154,19 @@ type payloadReader struct {
 	src parts
 }
 
-// payloadReaders holds a *sync.Pool of *payloadReader per stream.Limits
+// payloadReaders lends payloadReaders, per stream.Limits
 // (limits.max_stanza_bytes; a reload may change it).
-var payloadReaders sync.Map
-
-func getPayloadReader(l stream.Limits) *payloadReader {
-	pool, ok := payloadReaders.Load(l)
-	if !ok {
-		pool, _ = payloadReaders.LoadOrStore(l, &sync.Pool{})
-	}
-	if pr, _ := pool.(*sync.Pool).Get().(*payloadReader); pr != nil {
-		return pr
-	}
+var payloadReaders = stream.Pools[payloadReader]{New: func(l stream.Limits) *payloadReader {
 	pr := &payloadReader{}
 	pr.r = stream.NewReader(&pr.src, l)
 	return pr
-}
+}}
+
+func getPayloadReader(l stream.Limits) *payloadReader { return payloadReaders.Get(l) }
 
 func putPayloadReader(l stream.Limits, pr *payloadReader) {
 	pr.src = parts{}
-	if pool, ok := payloadReaders.Load(l); ok {
-		pool.(*sync.Pool).Put(pr)
-	}
+	payloadReaders.Put(l, pr)
 }
 
 // parts reads byte slices one after the other, then io.EOF.

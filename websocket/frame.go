@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"sync"
 
 	"github.com/starling-xmpp/starling/stream"
 )
@@ -66,31 +65,22 @@ type doc struct {
 	opened bool // r has read the wrapper's header, then only whole elements and whitespace
 }
 
-// docs holds a *sync.Pool of *doc per stream.Limits: the configuration's
+// docs lends docs per stream.Limits: the configuration's
 // (limits.max_stanza_bytes; a reload may change it), and the default ones
 // of headerParser.
-var docs sync.Map
-
-// getDoc takes a doc with the limits l from its pool, or makes one.
-func getDoc(l stream.Limits) *doc {
-	pool, ok := docs.Load(l)
-	if !ok {
-		pool, _ = docs.LoadOrStore(l, &sync.Pool{})
-	}
-	if d, _ := pool.(*sync.Pool).Get().(*doc); d != nil {
-		return d
-	}
+var docs = stream.Pools[doc]{New: func(l stream.Limits) *doc {
 	d := &doc{}
 	d.r = stream.NewReader(&d.src, l)
 	return d
-}
+}}
+
+// getDoc takes a doc with the limits l from its pool, or makes one.
+func getDoc(l stream.Limits) *doc { return docs.Get(l) }
 
 // putDoc gives d back to the pool of the limits l, reading nothing.
 func putDoc(l stream.Limits, d *doc) {
 	d.src = parts{}
-	if pool, ok := docs.Load(l); ok {
-		pool.(*sync.Pool).Put(d)
-	}
+	docs.Put(l, d)
 }
 
 // endOfMessage is what the long document's source returns once the
